@@ -1,0 +1,46 @@
+using System.CommandLine;
+
+namespace Rlft.Host.Commands;
+
+/// <summary>The `rlft` command line: builds the command tree and turns parse errors into one line.</summary>
+public static class Cli
+{
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("RLFT: reinforcement learning from feedback for language models, on Akka.NET and TorchSharp.");
+        root.Subcommands.Add(InfoCommand.Create());
+        return root;
+    }
+
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    {
+        stdout ??= Console.Out;
+        stderr ??= Console.Error;
+        var root = Build();
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // One line naming the problem; the full help is one `--help` away.
+            // Prefer the error that names what the user typed over a generic "command missing".
+            var error = parsed.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parsed.Errors[0];
+            stderr.WriteLine($"rlft: {error.Message} (see 'rlft --help')");
+            return 2;
+        }
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr };
+        try
+        {
+            return parsed.Invoke(config);
+        }
+        catch (CliException e)
+        {
+            stderr.WriteLine($"rlft: {e.Message}");
+            return e.ExitCode;
+        }
+    }
+}
+
+/// <summary>A user error with a message that names the problem; printed as one line.</summary>
+public sealed class CliException(string message, int exitCode = 1) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}

@@ -1,0 +1,3 @@
+using Rlft.Host.Commands;
+
+return Cli.Run(args);
