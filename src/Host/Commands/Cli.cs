@@ -8,7 +8,12 @@ public static class Cli
     public static RootCommand Build()
     {
         var root = new RootCommand("RLFT: reinforcement learning from feedback for language models, on Akka.NET and TorchSharp.");
-        root.Subcommands.Add(InfoCommand.Create());
+        // One line per command; each command lives in its own file under Commands/.
+        Command[] commands =
+        [
+            InfoCommand.Create(),
+        ];
+        foreach (var command in commands) root.Subcommands.Add(command);
         return root;
     }
 
