@@ -1,0 +1,129 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Training;
+
+/// <summary>What one call to <see cref="TrainingOptimizer.Step"/> did.</summary>
+public sealed record StepReport(bool Applied, bool Skipped, double GradNorm, double LearningRate, int OptimizerStep)
+{
+    public IReadOnlyDictionary<string, double> Stats => new Dictionary<string, double>
+    {
+        ["optim/grad_norm"] = GradNorm,
+        ["optim/lr"] = LearningRate,
+        ["optim/skipped"] = Skipped ? 1 : 0,
+    };
+}
+
+/// <summary>
+/// AdamW with warmup + linear/cosine decay, gradient accumulation, gradient-norm clipping and a
+/// guard that drops an update whose loss or gradients are not finite (weights and optimizer state
+/// untouched). The schedule is a pure function of the optimizer step, so resuming restores it exactly.
+/// Usage per micro-batch: <c>Backward(loss)</c>, then <c>Step()</c>; the update happens on every
+/// <see cref="OptimizerOptions.GradientAccumulationSteps"/>-th call.
+/// </summary>
+public sealed class TrainingOptimizer : IDisposable
+{
+    readonly IReadOnlyList<Parameter> _parameters;
+    readonly OptimizerOptions _options;
+    readonly AdamW _adam;
+    int _microSteps;
+    bool _nonFiniteLoss;
+
+    public int OptimizerStep { get; private set; }
+    public int SkippedSteps { get; private set; }
+    public OptimizerOptions Options => _options;
+
+    public TrainingOptimizer(IEnumerable<Parameter> parameters, OptimizerOptions options)
+    {
+        _options = options.Validate();
+        _parameters = parameters.Where(p => p.requires_grad).ToList();
+        if (_parameters.Count == 0) throw new ArgumentException("no trainable parameters");
+        _adam = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+        SetLearningRate(LearningRateAt(0));
+    }
+
+    /// <summary>The scheduled learning rate before optimizer step <paramref name="step"/> (0-based).</summary>
+    public double LearningRateAt(int step)
+    {
+        var o = _options;
+        if (o.WarmupSteps > 0 && step < o.WarmupSteps) return o.LearningRate * (step + 1) / o.WarmupSteps;
+        double span = Math.Max(1, o.TotalSteps - o.WarmupSteps);
+        double progress = Math.Clamp((step - o.WarmupSteps) / span, 0, 1);
+        double factor = o.Schedule switch
+        {
+            LrSchedule.Constant => 1.0,
+            LrSchedule.Linear => 1.0 - progress,
+            LrSchedule.Cosine => 0.5 * (1 + Math.Cos(Math.PI * progress)),
+            _ => 1.0,
+        };
+        return o.LearningRate * (o.MinLrRatio + (1 - o.MinLrRatio) * factor);
+    }
+
+    /// <summary>Backpropagates one micro-batch loss, scaled by 1/accumulation so gradients average.</summary>
+    public void Backward(Tensor loss)
+    {
+        using var scope = NewDisposeScope();
+        if (!float.IsFinite(loss.detach().cpu().item<float>())) _nonFiniteLoss = true;
+        (loss / _options.GradientAccumulationSteps).backward();
+    }
+
+    /// <summary>Ends a micro-batch; on the last of an accumulation window clips, checks and applies the update.</summary>
+    public StepReport Step()
+    {
+        _microSteps++;
+        double lr = LearningRateAt(OptimizerStep);
+        if (_microSteps % _options.GradientAccumulationSteps != 0)
+            return new StepReport(false, false, double.NaN, lr, OptimizerStep);
+
+        using var scope = NewDisposeScope();
+        double norm = _options.MaxGradNorm > 0
+            ? nn.utils.clip_grad_norm_(_parameters, _options.MaxGradNorm)
+            : TotalNorm();
+        bool finite = !_nonFiniteLoss && double.IsFinite(norm);
+        _nonFiniteLoss = false;
+        if (!finite && _options.SkipNonFinite)
+        {
+            // Drop the update: gradients are poisoned, the weights and Adam moments stay as they were.
+            _adam.zero_grad();
+            SkippedSteps++;
+            return new StepReport(false, true, norm, lr, OptimizerStep);
+        }
+        SetLearningRate(lr);
+        _adam.step();
+        _adam.zero_grad();
+        OptimizerStep++;
+        return new StepReport(true, false, norm, lr, OptimizerStep);
+    }
+
+    double TotalNorm()
+    {
+        double sum = 0;
+        foreach (var p in _parameters)
+            if (p.grad is { } g) sum += g.detach().square().sum().item<float>();
+        return Math.Sqrt(sum);
+    }
+
+    void SetLearningRate(double lr)
+    {
+        foreach (var group in _adam.ParamGroups) group.LearningRate = lr;
+    }
+
+    /// <summary>Saves Adam's moments and the step counters (training state for exact resume).</summary>
+    public void Save(string path)
+    {
+        _adam.save_state_dict(path);
+        File.WriteAllText(path + ".steps", $"{OptimizerStep} {SkippedSteps} {_microSteps}");
+    }
+
+    public void Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"optimizer state not found: {path}", path);
+        _adam.load_state_dict(path);
+        var parts = File.ReadAllText(path + ".steps").Split(' ');
+        (OptimizerStep, SkippedSteps, _microSteps) = (int.Parse(parts[0]), int.Parse(parts[1]), int.Parse(parts[2]));
+        SetLearningRate(LearningRateAt(OptimizerStep));
+    }
+
+    public void Dispose() => _adam.Dispose();
+}
