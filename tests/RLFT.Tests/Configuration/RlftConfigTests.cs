@@ -9,7 +9,7 @@ public class RlftConfigTests
     {
         var c = RlftConfig.BaseAkka();
         Assert.Equal("cluster", c.GetString("akka.actor.provider"));
-        Assert.False(c.GetBool("akka.actor.allow-unregistered-types"));
+        Assert.False(c.GetBool("akka.actor.serialization-settings.allow-unregistered-types"));
         Assert.Equal("PinnedDispatcher", c.GetString("rlft.compute-dispatcher.type"));
     }
 

@@ -1,0 +1,27 @@
+namespace Rlft.Actors.Protocol;
+
+/// <summary>Registers a worker (rollout or reward) with the coordinator.</summary>
+public sealed record RegisterWorker(string WorkerId, string Role) : IRlftMessage;
+
+/// <summary>The job has finished: the path of summary.json and the final figures.</summary>
+public sealed record JobFinished(bool Succeeded, string Message, Dictionary<string, double> Summary) : IRlftMessage;
+
+/// <summary>Ask the coordinator how the job stands (for progress displays and tests).</summary>
+public sealed record QueryJobStatus : IRlftMessage
+{
+    public static readonly QueryJobStatus Instance = new();
+}
+
+/// <summary>The job's state: stage, step, batch accounting.</summary>
+public sealed record JobStatus(
+    int Stage,
+    string StageKind,
+    int Step,
+    int TotalSteps,
+    long PolicyVersion,
+    bool Finished,
+    long BatchesTrained,
+    long BatchesReissued,
+    long DuplicateBatchesIgnored,
+    Dictionary<string, long> BatchesPerWorker,
+    Dictionary<string, double> LastMetrics) : IRlftMessage;

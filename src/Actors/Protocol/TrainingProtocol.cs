@@ -1,0 +1,31 @@
+namespace Rlft.Actors.Protocol;
+
+/// <summary>Experience for one learner update: a scored rollout batch.</summary>
+public sealed record TrainOn(long BatchId, int Stage, RolloutBatch Batch, ScoredBatch Scores) : IRlftMessage;
+
+/// <summary>Run an offline stage (sft, reward-model, dpo on a dataset, distill) to completion.</summary>
+public sealed record RunOfflineStage(int Stage) : IRlftMessage;
+
+/// <summary>Progress of a learner stage; metrics are slash-named.</summary>
+public sealed record StageProgress(int Stage, int Step, int TotalSteps, Dictionary<string, double> Metrics) : IRlftMessage;
+
+/// <summary>The learner finished an update: the policy is now <see cref="PolicyVersion"/>.</summary>
+public sealed record PolicyUpdated(long BatchId, int Stage, int Step, long PolicyVersion, Dictionary<string, double> Metrics) : IRlftMessage;
+
+/// <summary>The learner finished an offline stage.</summary>
+public sealed record StageCompleted(int Stage, long PolicyVersion, long RewardModelVersion, Dictionary<string, double> Metrics) : IRlftMessage;
+
+/// <summary>A learner operation failed; the job stops with this reason.</summary>
+public sealed record LearnerFailed(int Stage, string Reason) : IRlftMessage;
+
+/// <summary>Ask the learner to evaluate the current policy on held-out prompts.</summary>
+public sealed record Evaluate(int Stage, string Label) : IRlftMessage;
+
+/// <summary>Evaluation figures (eval/* metrics) and a few sample completions.</summary>
+public sealed record EvaluationDone(int Stage, string Label, Dictionary<string, double> Metrics, string[] Prompts, string[] Completions) : IRlftMessage;
+
+/// <summary>Write a checkpoint of everything needed to resume.</summary>
+public sealed record SaveCheckpoint(string Directory) : IRlftMessage;
+
+/// <summary>The checkpoint is on disk.</summary>
+public sealed record CheckpointSaved(string Directory) : IRlftMessage;

@@ -1,0 +1,22 @@
+namespace Rlft.Actors.Protocol;
+
+/// <summary>Which weights a version refers to: the policy replica or the reward model.</summary>
+public enum WeightKind { Policy = 0, RewardModel = 1 }
+
+/// <summary>
+/// A published weight version: a small control message; the bytes move separately in chunks.
+/// <see cref="Sha256"/> covers the whole blob, each chunk carries its own digest.
+/// </summary>
+public sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCount, long TotalBytes, string Sha256, bool AdapterOnly) : IRlftMessage;
+
+/// <summary>Ask the weight server which version of <paramref name="Kind"/> is current.</summary>
+public sealed record QueryWeights(WeightKind Kind) : IRlftMessage;
+
+/// <summary>Ask the weight server for one chunk of a published version.</summary>
+public sealed record FetchChunk(WeightKind Kind, long Version, int Index) : IRlftMessage;
+
+/// <summary>One chunk of a weight blob with the SHA-256 of its bytes.</summary>
+public sealed record WeightChunk(WeightKind Kind, long Version, int Index, int Count, byte[] Data, byte[] Sha256) : IRlftMessage;
+
+/// <summary>The requested version is no longer (or not yet) served; ask for the current one.</summary>
+public sealed record WeightsUnavailable(WeightKind Kind, long Version, long CurrentVersion) : IRlftMessage;

@@ -1,0 +1,79 @@
+using System.Runtime.Serialization;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Configuration;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Protocol;
+using Rlft.Actors.Serialization;
+
+namespace Rlft.Tests.Actors;
+
+public sealed class SerializationTests : IDisposable
+{
+    readonly ActorSystem _system = ActorSystem.Create("ser",
+        ConfigurationFactory.ParseString("akka.actor.provider = local").WithFallback(RlftConfig.BaseAkka().Config));
+
+    public void Dispose() => _system.Terminate().Wait(TimeSpan.FromSeconds(10));
+
+    object RoundTrip(object message)
+    {
+        var serializer = _system.Serialization.FindSerializerFor(message);
+        Assert.IsType<RlftSerializer>(serializer);
+        var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+        return _system.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
+    }
+
+    static string Canonical(object o) => JsonSerializer.Serialize(o, o.GetType(), new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
+
+    static RolloutBatch Batch() => new(42, 2, 7, "worker-a",
+        [
+            new RolloutSample("review the movie:", null, 0, " the movie was great.", [1, 2, 3], [4, 5], [-0.5f, -1.25f], true),
+            new RolloutSample("add 1 and 2:", "3", 1, " 3.", [9], [10, 11, 12], [-0.1f, float.NegativeInfinity, -2f], false),
+        ], 1.5);
+
+    public static TheoryData<IRlftMessage> Messages() =>
+    [
+        Batch(),
+        new GenerateRollouts(3, 1, 9, [new PromptItem("p", "a", 0), new PromptItem("q", null, 0)], new SamplingSettings(16, 1.0, 0, 1.0), 1234),
+        new ScoredBatch(42, [0.5f, 1f], ["task", "length"], [[0.5f, 1f], [0f, 0f]], [1], ["nan"], 0.01),
+        new ScoreBatch(42, 3, Batch()),
+        new TrainOn(42, 2, Batch(), new ScoredBatch(42, [0.5f, 1f], ["task"], [[0.5f, 1f]], [], [], 0)),
+        new WeightChunk(WeightKind.Policy, 5, 1, 3, [1, 2, 3, 255], [9, 9]),
+        new RequestWork("w", 3),
+        new WeightsPublished(WeightKind.RewardModel, 2, 4, 4_000_000, "ABCD", true),
+        new PolicyUpdated(42, 2, 10, 8, new Dictionary<string, double> { ["loss/policy"] = 0.25 }),
+        new JobStatus(1, "ppo", 3, 10, 4, false, 3, 1, 0, new Dictionary<string, long> { ["a"] = 2 }, new Dictionary<string, double>()),
+        QueryJobStatus.Instance,
+    ];
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void Every_message_round_trips_through_the_bound_serializer(IRlftMessage message)
+    {
+        var back = RoundTrip(message);
+        Assert.Equal(message.GetType(), back.GetType());
+        Assert.Equal(Canonical(message), Canonical(back));
+    }
+
+    [Fact]
+    public void An_unknown_manifest_is_a_serialization_exception()
+    {
+        var s = new RlftSerializer((ExtendedActorSystem)_system);
+        Assert.Throws<SerializationException>(() => s.FromBinary([1, 2, 3], "NoSuchMessage"));
+    }
+
+    [Fact]
+    public void A_truncated_bulk_payload_is_refused_not_misread()
+    {
+        var s = new RlftSerializer((ExtendedActorSystem)_system);
+        var bytes = s.ToBinary(Batch());
+        Assert.Throws<FormatException>(() => s.FromBinary(bytes[..^3], nameof(RolloutBatch)));
+        Assert.Throws<FormatException>(() => s.FromBinary([.. bytes, 0], nameof(RolloutBatch)));
+    }
+
+    [Fact]
+    public void A_type_without_the_marker_cannot_be_sent_with_strict_serialization()
+    {
+        Assert.ThrowsAny<Exception>(() => _system.Serialization.FindSerializerFor(new Uri("http://x")).ToBinary(new Uri("http://x")));
+    }
+}
