@@ -132,6 +132,7 @@ public sealed class RlftConfig
     {
         var v = Value(path);
         if (v is null) return fallback ?? throw Bad(path, "missing required key");
+        if (IsEmptyList(v)) return [];
         if (!v.IsArray()) throw Bad(path, "expected a list");
         return v.GetArray().Select((e, i) => e.IsString() ? e.GetString() : throw Bad($"{path}[{i}]", "expected a string")).ToList();
     }
@@ -140,7 +141,7 @@ public sealed class RlftConfig
     public IReadOnlyList<RlftConfig> GetObjectList(string path)
     {
         var v = Value(path);
-        if (v is null) return [];
+        if (v is null || IsEmptyList(v)) return [];
         if (!v.IsArray()) throw Bad(path, "expected a list of objects");
         var items = new List<RlftConfig>();
         foreach (var (e, i) in v.GetArray().Select((e, i) => (e, i)))
@@ -173,6 +174,9 @@ public sealed class RlftConfig
                 throw Bad(full, $"unknown key (expected one of: {string.Join(", ", allowed.OrderBy(k => k))})");
             }
     }
+
+    // Akka's parser reports `[]` as neither a list nor an object, with no values.
+    static bool IsEmptyList(HoconValue v) => !v.IsObject() && (v.Values.Count == 0 || (v.Values[0] is HoconArray { Count: 0 } && v.Values.Skip(1).All(x => x is HoconLiteral l && string.IsNullOrWhiteSpace(l.Value))));
 
     static string Describe(HoconValue v) => v.IsObject() ? "{...}" : v.IsArray() ? "[...]" : v.GetString();
 }

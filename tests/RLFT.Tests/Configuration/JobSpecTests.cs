@@ -1,0 +1,73 @@
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Jobs;
+
+namespace Rlft.Tests.Configuration;
+
+public class JobSpecTests
+{
+    static JobSpec Parse(string hocon) => JobSpec.Parse(RlftConfig.ParseText(hocon, "job.conf"));
+
+    const string Minimal = """
+        rlft.job {
+          name = t
+          stages = [ { kind = sft, data = "builtin:sft", steps = 5 } ]
+        }
+        """;
+
+    [Fact]
+    public void The_shipped_presets_parse()
+    {
+        foreach (var file in Directory.GetFiles(RlftConfig.HoconDirectory, "*.conf").Where(f => File.ReadAllText(f).Contains("rlft.job")))
+        {
+            var job = JobSpec.Load(file);
+            Assert.NotEmpty(job.Stages);
+        }
+        var quick = JobSpec.Load(Path.Combine(RlftConfig.HoconDirectory, "quickstart.conf"));
+        Assert.Equal([StageKind.Sft, StageKind.RewardModel, StageKind.Ppo], quick.Stages.Select(s => s.Kind));
+    }
+
+    [Fact]
+    public void Defaults_come_from_the_documented_sources()
+    {
+        var job = Parse(Minimal);
+        Assert.Equal("auto", job.Device);
+        Assert.Equal(1, job.MaxPolicyLag);
+        var s = job.Stages[0];
+        Assert.Equal(16, s.BatchSize);
+        Assert.Equal(0.2, s.Ppo.ClipRange);
+        Assert.Equal(0.1, s.Dpo.Beta);
+        Assert.Equal(5, s.Optimizer.TotalSteps);
+    }
+
+    [Theory]
+    [InlineData("rlft.job { name = t, sed = 1, stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.sed: unknown key")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1, stepz = 2 } ] }", "rlft.job.stages[0].stepz: unknown key")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1 }, { kind = ppo, data = x, steps = 1, ppo { gamma = 2 } } ] }", "rlft.job.stages[1].ppo.gamma: 2 is outside [0, 1]")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1, ppo { gama = 1 } } ] }", "rlft.job.stages[0].ppo.gama: unknown key")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 0 } ] }", "rlft.job.stages[0].steps: 0 is outside [1,")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = rl, data = x, steps = 1 } ] }", "rlft.job.stages[0].kind: 'rl' is not one of")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = sft, steps = 1 } ] }", "rlft.job.stages[0].data: missing required key")]
+    [InlineData("rlft.job { name = t, device = tpu, stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.device: 'tpu' is not one of")]
+    [InlineData("rlft.job { name = t, stages = [] }", "rlft.job.stages: a job needs at least one stage")]
+    [InlineData("rlft.job { name = \"../x\", stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.name: '../x' is not usable")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1, optimizer { lr = -1 } } ] }", "rlft.job.stages[0].optimizer.lr:")]
+    [InlineData("other { }", "rlft.job: missing")]
+    public void Bad_jobs_are_refused_naming_the_key_path(string hocon, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => Parse(hocon));
+        Assert.StartsWith(expected, e.Message);
+    }
+
+    [Fact]
+    public void Overrides_set_keys_under_the_job()
+    {
+        string dir = Directory.CreateTempSubdirectory("rlft-job").FullName;
+        string path = Path.Combine(dir, "job.conf");
+        File.WriteAllText(path, Minimal);
+        var job = JobSpec.Load(path, ["seed=9", "output-dir=/tmp/x"]);
+        Assert.Equal(9, job.Seed);
+        Assert.Equal("/tmp/x", job.OutputRoot);
+        Assert.StartsWith("--set seed: expected key=value", Assert.Throws<ConfigException>(() => JobSpec.Load(path, ["seed"])).Message);
+        Directory.Delete(dir, true);
+    }
+}
