@@ -1,0 +1,46 @@
+using Rlft.Actors.Jobs;
+using Rlft.Actors.Protocol;
+
+namespace Rlft.Actors.Compute;
+
+/// <summary>
+/// The compute behind a rollout actor: a policy replica that switches weight versions atomically and
+/// completes prompts. Called only from the rollout actor's own (pinned) thread.
+/// </summary>
+public interface IRolloutEngine : IDisposable
+{
+    long PolicyVersion { get; }
+    void ApplyWeights(long version, byte[] blob);
+    RolloutSample[] Generate(PromptItem[] prompts, SamplingSettings sampling, long seed);
+}
+
+/// <summary>The compute behind a reward actor: the reward pipeline (and its reward model, if any).</summary>
+public interface IRewardEngine : IDisposable
+{
+    long RewardModelVersion { get; }
+    /// <summary>True when the pipeline scores with a reward model trained by the job.</summary>
+    bool NeedsRewardModel { get; }
+    void ApplyRewardModel(long version, byte[] blob);
+    Task<ScoredBatch> ScoreAsync(RolloutBatch batch, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The compute behind the learner actor: policy, value head, reference, reward model, optimizers.
+/// Everything here runs on the learner's pinned thread.
+/// </summary>
+public interface ILearnerEngine : IDisposable
+{
+    long PolicyVersion { get; }
+    long RewardModelVersion { get; }
+    /// <summary>Runs an offline stage (sft, reward-model, dpo, distill) to the end, reporting progress.</summary>
+    StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken cancellationToken);
+    /// <summary>Prepares an online stage (value head, reference, optimizer).</summary>
+    void BeginOnlineStage(StageSpec stage);
+    /// <summary>One update on scored experience; returns the new policy version and metrics.</summary>
+    PolicyUpdated Train(StageSpec stage, TrainOn experience);
+    /// <summary>Serialized weights of the current version (policy or reward model).</summary>
+    byte[] ExportWeights(WeightKind kind);
+    bool ExportsAdapterOnly { get; }
+    EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts);
+    void SaveCheckpoint(string directory);
+}

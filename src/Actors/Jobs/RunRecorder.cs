@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using TorchSharp;
+
+namespace Rlft.Actors.Jobs;
+
+/// <summary>
+/// Writes a run directory: <c>metrics.jsonl</c> (one object per step, slash-named keys), TensorBoard
+/// event files, <c>samples.jsonl</c>, <c>summary.json</c> and a reward/KL curve PNG. Every line is
+/// flushed as it is written, so a killed run keeps what it logged.
+/// </summary>
+public sealed class RunRecorder : IDisposable
+{
+    static readonly JsonSerializerOptions Json = new()
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    readonly StreamWriter _metrics;
+    readonly StreamWriter _samples;
+    readonly TorchSharp.Modules.SummaryWriter _tensorboard;
+    readonly List<(int Step, Dictionary<string, double> Metrics)> _history = new();
+
+    public string Directory { get; }
+    public IReadOnlyList<(int Step, Dictionary<string, double> Metrics)> History => _history;
+
+    public RunRecorder(string directory, bool append = false)
+    {
+        Directory = Path.GetFullPath(directory);
+        System.IO.Directory.CreateDirectory(Directory);
+        _metrics = new StreamWriter(Path.Combine(Directory, "metrics.jsonl"), append, new UTF8Encoding(false)) { AutoFlush = true };
+        _samples = new StreamWriter(Path.Combine(Directory, "samples.jsonl"), append, new UTF8Encoding(false)) { AutoFlush = true };
+        _tensorboard = torch.utils.tensorboard.SummaryWriter(Path.Combine(Directory, "tensorboard"), createRunName: false);
+    }
+
+    /// <summary>Appends one step's metrics (global step across stages) to every sink.</summary>
+    public void Record(int globalStep, string stage, IReadOnlyDictionary<string, double> metrics)
+    {
+        var copy = new Dictionary<string, double>(metrics);
+        _history.Add((globalStep, copy));
+        var line = new Dictionary<string, object> { ["step"] = globalStep, ["stage"] = stage };
+        foreach (var (k, v) in copy) line[k] = v;
+        _metrics.WriteLine(JsonSerializer.Serialize(line, Json));
+        foreach (var (k, v) in copy)
+            if (double.IsFinite(v)) _tensorboard.add_scalar(k, (float)v, globalStep);
+    }
+
+    /// <summary>Appends completions (e.g. before/after a stage) to samples.jsonl.</summary>
+    public void Samples(string label, IReadOnlyList<string> prompts, IReadOnlyList<string> completions, IReadOnlyList<double>? rewards = null)
+    {
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            var line = new Dictionary<string, object?> { ["label"] = label, ["prompt"] = prompts[i], ["completion"] = completions[i] };
+            if (rewards is not null) line["reward"] = rewards[i];
+            _samples.WriteLine(JsonSerializer.Serialize(line, Json));
+        }
+    }
+
+    /// <summary>Writes summary.json atomically and the reward/KL curve.</summary>
+    public void Finish(IReadOnlyDictionary<string, object> summary, string rewardKey = "reward/mean", string klKey = "objective/kl")
+    {
+        string path = Path.Combine(Directory, "summary.json");
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(summary, new JsonSerializerOptions(Json) { WriteIndented = true }));
+        File.Move(path + ".tmp", path, overwrite: true);
+        PlotCurves(Path.Combine(Directory, "reward_kl.png"), rewardKey, klKey);
+    }
+
+    /// <summary>Reward (left axis) and KL (right axis) per step, for the steps that report them.</summary>
+    public void PlotCurves(string path, string rewardKey, string klKey)
+    {
+        var plot = new ScottPlot.Plot();
+        plot.Title("RLFT: reward and KL per step");
+        plot.XLabel("step");
+        var rewards = _history.Where(h => h.Metrics.ContainsKey(rewardKey)).ToList();
+        var kls = _history.Where(h => h.Metrics.ContainsKey(klKey)).ToList();
+        if (rewards.Count > 0)
+        {
+            var s = plot.Add.Scatter(rewards.Select(h => (double)h.Step).ToArray(), rewards.Select(h => h.Metrics[rewardKey]).ToArray());
+            s.LegendText = rewardKey;
+            plot.Axes.Left.Label.Text = rewardKey;
+        }
+        if (kls.Count > 0)
+        {
+            var s = plot.Add.Scatter(kls.Select(h => (double)h.Step).ToArray(), kls.Select(h => h.Metrics[klKey]).ToArray());
+            s.LegendText = klKey;
+            s.Axes.YAxis = plot.Axes.Right;
+            plot.Axes.Right.Label.Text = klKey;
+        }
+        plot.ShowLegend();
+        plot.SavePng(path, 900, 500);
+    }
+
+    public static string Format(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
+
+    public void Dispose()
+    {
+        _metrics.Dispose();
+        _samples.Dispose();
+    }
+}

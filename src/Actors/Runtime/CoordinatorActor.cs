@@ -1,0 +1,301 @@
+using Akka.Actor;
+using Akka.Event;
+using Rlft.Actors.Coordination;
+using Rlft.Actors.Jobs;
+using Rlft.Actors.Protocol;
+using Rlft.Rollout.Data;
+
+namespace Rlft.Actors.Runtime;
+
+/// <summary>
+/// Walks the job's stages. Offline stages run inside the learner; online stages (PPO, GRPO) are driven
+/// by work pulling: idle rollout workers ask for a batch, the coordinator tracks it in a
+/// <see cref="WorkLedger{T}"/> (re-issued if the worker dies or times out), sends finished batches to
+/// a reward actor, and feeds scored batches to the learner one at a time. At most
+/// <c>max-policy-lag + 1</c> batches are ahead of the learner, so generation of batch k+1 overlaps
+/// training on batch k; a batch older than the lag when it reaches the learner is dropped and
+/// generated again with the current policy.
+/// </summary>
+public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
+{
+    readonly JobSpec _job;
+    readonly IActorRef _learner;
+    readonly IActorRef _weightServer;
+    readonly RunRecorder _recorder;
+    readonly IActorRef _jobWatcher;
+    readonly ILoggingAdapter _log = Context.GetLogger();
+    readonly TimeSpan _workTimeout;
+
+    readonly Dictionary<IActorRef, string> _rolloutWorkers = new();
+    readonly Queue<IActorRef> _idle = new();
+    readonly List<IActorRef> _rewardActors = new();
+    readonly Dictionary<long, (RolloutBatch Batch, IActorRef Scorer)> _scoring = new();
+    readonly Queue<TrainOn> _ready = new();
+    WorkLedger<GenerateRollouts> _ledger = new();
+    // Totals over finished stages (each stage has its own ledger).
+    long _reissuedBefore, _duplicatesBefore;
+    readonly Dictionary<string, long> _perWorkerBefore = new();
+
+    int _stageIndex = -1;
+    StageSpec? _stage;
+    int _step, _globalStep, _issued;
+    long _policyVersion, _rewardModelVersion, _nextBatchId = 1, _trained, _staleDropped;
+    bool _learnerBusy, _finished, _online;
+    List<PromptItem> _prompts = new();
+    PromptItem[] _evalPrompts = [];
+    int _promptCursor;
+    Dictionary<string, double> _lastMetrics = new();
+    readonly Dictionary<string, double> _summary = new();
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(JobSpec job, Func<IUntypedActorContext, (IActorRef Learner, IActorRef WeightServer)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan? workTimeout = null) =>
+        Akka.Actor.Props.Create(() => new CoordinatorActor(job, learnerFactory, recorder, jobWatcher, workTimeout ?? TimeSpan.FromMinutes(2)));
+
+    public CoordinatorActor(JobSpec job, Func<IUntypedActorContext, (IActorRef, IActorRef)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan workTimeout)
+    {
+        (_job, _recorder, _jobWatcher, _workTimeout) = (job, recorder, jobWatcher, workTimeout);
+        (_learner, _weightServer) = learnerFactory(Context);
+        Context.Watch(_learner);
+
+        Receive<StartNextStage>(_ => StartStage(_stageIndex + 1));
+        Receive<RequestWork>(OnRequestWork);
+        Receive<RegisterWorker>(OnRegister);
+        Receive<QueryWeights>(q => _weightServer.Forward(q));
+        Receive<RolloutBatch>(OnRolloutBatch);
+        Receive<RolloutFailed>(f => { _ledger.Fail(f.BatchId); Dispatch(); });
+        Receive<ScoredBatch>(OnScored);
+        Receive<ScoreFailed>(f => { if (_scoring.Remove(f.BatchId, out var s)) SendToScorer(s.Batch); });
+        Receive<StageProgress>(p => Record(p.Metrics, p.Step, p.TotalSteps));
+        Receive<StageCompleted>(OnOfflineStageCompleted);
+        Receive<OnlineReady>(r => { _policyVersion = r.PolicyVersion; Evaluate("before"); });
+        Receive<EvaluationDone>(OnEvaluated);
+        Receive<PolicyUpdated>(OnPolicyUpdated);
+        Receive<LearnerFailed>(f => Finish(false, $"learner failed in stage {f.Stage}: {f.Reason}"));
+        Receive<Tick>(_ => { if (_ledger.Expire(DateTime.UtcNow).Count > 0) Dispatch(); });
+        Receive<QueryJobStatus>(_ => Sender.Tell(Status()));
+        Receive<Terminated>(OnTerminated);
+    }
+
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
+        Self.Tell(StartNextStage.Instance);
+    }
+
+    // ---- stages ---------------------------------------------------------------------------------
+
+    void StartStage(int index)
+    {
+        if (index >= _job.Stages.Count) { Finish(true, "job completed"); return; }
+        (_stageIndex, _stage, _step, _issued, _online) = (index, _job.Stages[index], 0, 0, false);
+        FoldLedger();
+        _ledger = new WorkLedger<GenerateRollouts>();
+        _log.Info("stage {0} ({1}) starts", _stage.Name, _stage.Kind);
+        if (!_stage.IsOnline) { _learner.Tell(new RunOfflineStage(index)); return; }
+        try
+        {
+            string keyPath = $"rlft.job.stages[{index}]";
+            var prompts = Jsonl.ReadPrompts(DataResolver.Resolve(_stage.Data, _job.RunDirectory, _job.Seed, keyPath + ".data"));
+            var evalPrompts = _stage.EvalData is { } e ? Jsonl.ReadPrompts(DataResolver.Resolve(e, _job.RunDirectory, _job.Seed, keyPath + ".eval-data")) : prompts;
+            _prompts = prompts.Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToList();
+            _evalPrompts = evalPrompts.Take(_job.EvalPrompts).Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToArray();
+        }
+        catch (Exception ex) { Finish(false, ex.Message); return; }
+        _promptCursor = 0;
+        _learner.Tell(new BeginOnline(index));
+    }
+
+    void OnOfflineStageCompleted(StageCompleted done)
+    {
+        (_policyVersion, _rewardModelVersion) = (done.PolicyVersion, done.RewardModelVersion);
+        foreach (var (k, v) in done.Metrics) _summary[$"{_stage!.Name}/{k}"] = v;
+        Self.Tell(StartNextStage.Instance);
+    }
+
+    void Evaluate(string label) => _learner.Tell(new EvaluateWith(_stageIndex, label, _evalPrompts));
+
+    void OnEvaluated(EvaluationDone e)
+    {
+        _recorder.Samples($"{_stage?.Name}/{e.Label}", e.Prompts, e.Completions);
+        foreach (var (k, v) in e.Metrics) _summary[$"{_stage?.Name}/{e.Label}/{k}"] = v;
+        _log.Info("evaluation {0}/{1}: {2}", _stage?.Name, e.Label, string.Join(", ", e.Metrics.Select(kv => $"{kv.Key}={RunRecorder.Format(kv.Value)}")));
+        if (e.Label == "before") { _online = true; Dispatch(); }
+        else Self.Tell(StartNextStage.Instance);
+    }
+
+    // ---- online loop --------------------------------------------------------------------------
+
+    void OnRequestWork(RequestWork r)
+    {
+        if (!_rolloutWorkers.ContainsKey(Sender))
+        {
+            _rolloutWorkers[Sender] = r.WorkerId;
+            Context.Watch(Sender);
+            _log.Info("rollout worker {0} joined ({1})", r.WorkerId, Sender.Path);
+        }
+        if (_finished) { Sender.Tell(new NoMoreWork("job finished")); return; }
+        if (!_idle.Contains(Sender)) _idle.Enqueue(Sender);
+        Dispatch();
+    }
+
+    void OnRegister(RegisterWorker r)
+    {
+        if (r.Role != "reward" || _rewardActors.Contains(Sender)) return;
+        _rewardActors.Add(Sender);
+        Context.Watch(Sender);
+        _log.Info("reward worker {0} joined ({1})", r.WorkerId, Sender.Path);
+        foreach (var (id, entry) in _scoring.Where(s => s.Value.Scorer.IsNobody()).ToList()) SendToScorer(entry.Batch);
+    }
+
+    /// <summary>Batches generated or being generated but not yet trained on.</summary>
+    int Ahead => _ledger.InFlight + _ledger.Pending + _scoring.Count + _ready.Count + (_learnerBusy ? 1 : 0);
+
+    void Dispatch()
+    {
+        if (!_online || _stage is null) return;
+        while (_idle.Count > 0)
+        {
+            // New work only while fewer than lag + 1 batches are ahead of the learner and steps remain.
+            if (_ledger.Pending == 0 && Ahead < _job.MaxPolicyLag + 1 && _issued < _stage.Steps) EnqueueNewBatch();
+            var worker = _idle.Peek();
+            if (!_rolloutWorkers.TryGetValue(worker, out var id)) { _idle.Dequeue(); continue; }
+            var item = _ledger.Assign(id, DateTime.UtcNow, _workTimeout);
+            if (item is null) return;
+            _idle.Dequeue();
+            worker.Tell(item.Payload with { PolicyVersion = _policyVersion });
+        }
+    }
+
+    void EnqueueNewBatch()
+    {
+        var s = _stage!;
+        int group = s.Kind == StageKind.Grpo ? s.Grpo.GroupSize : 1;
+        int perBatch = Math.Max(1, s.BatchSize / group);
+        var prompts = new List<PromptItem>(perBatch * group);
+        for (int i = 0; i < perBatch; i++)
+        {
+            var p = _prompts[_promptCursor++ % _prompts.Count];
+            for (int g = 0; g < group; g++) prompts.Add(p with { Group = i });
+        }
+        long id = _nextBatchId++;
+        var sampling = new SamplingSettings(s.Sampling.MaxNewTokens, s.Sampling.Temperature, s.Sampling.TopK, s.Sampling.TopP);
+        _ledger.Enqueue(new WorkItem<GenerateRollouts>(id, new GenerateRollouts(id, _stageIndex, _policyVersion, prompts.ToArray(), sampling, _job.Seed * 1_000_003L + id)));
+        _issued++;
+    }
+
+    void OnRolloutBatch(RolloutBatch batch)
+    {
+        if (batch.Stage != _stageIndex || !_ledger.Complete(batch.BatchId, batch.WorkerId)) return;   // duplicate or old stage
+        SendToScorer(batch);
+        Dispatch();
+    }
+
+    void SendToScorer(RolloutBatch batch)
+    {
+        if (_rewardActors.Count == 0) { _scoring[batch.BatchId] = (batch, ActorRefs.Nobody); return; }
+        var scorer = _rewardActors[(int)(batch.BatchId % _rewardActors.Count)];
+        _scoring[batch.BatchId] = (batch, scorer);
+        scorer.Tell(new ScoreBatch(batch.BatchId, _rewardModelVersion, batch));
+    }
+
+    void OnScored(ScoredBatch scored)
+    {
+        if (!_scoring.Remove(scored.BatchId, out var entry)) return;
+        _ready.Enqueue(new TrainOn(scored.BatchId, _stageIndex, entry.Batch, scored));
+        TryTrain();
+    }
+
+    void TryTrain()
+    {
+        while (!_learnerBusy && _ready.Count > 0)
+        {
+            var next = _ready.Dequeue();
+            if (_policyVersion - next.Batch.PolicyVersion > _job.MaxPolicyLag)
+            {
+                // Too old for the staleness bound: generate these prompts again with the current policy.
+                _staleDropped++;
+                _issued--;
+                continue;
+            }
+            _learnerBusy = true;
+            _learner.Tell(next);
+        }
+        Dispatch();
+    }
+
+    void OnPolicyUpdated(PolicyUpdated u)
+    {
+        _learnerBusy = false;
+        _policyVersion = u.PolicyVersion;
+        _trained++;
+        var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = _staleDropped, ["rollout/reissued"] = Reissued };
+        Record(metrics, ++_step, _stage!.Steps);
+        if (_step >= _stage.Steps)
+        {
+            _online = false;
+            _ledger.Clear();
+            _ready.Clear();
+            _scoring.Clear();
+            Evaluate("after");
+            return;
+        }
+        TryTrain();
+    }
+
+    void Record(Dictionary<string, double> metrics, int step, int total)
+    {
+        _lastMetrics = metrics;
+        _recorder.Record(++_globalStep, _stage?.Name ?? "", metrics);
+        _jobWatcher.Tell(Status());
+    }
+
+    void OnTerminated(Terminated t)
+    {
+        if (t.ActorRef.Equals(_learner)) { Finish(false, "the learner stopped"); return; }
+        if (_rolloutWorkers.Remove(t.ActorRef, out var id))
+        {
+            var reissued = _ledger.WorkerLost(id);
+            _log.Warning("rollout worker {0} left; re-issuing batches [{1}]", id, string.Join(", ", reissued));
+            Dispatch();
+        }
+        if (_rewardActors.Remove(t.ActorRef))
+            foreach (var entry in _scoring.Values.Where(s => s.Scorer.Equals(t.ActorRef)).ToList()) SendToScorer(entry.Batch);
+    }
+
+    void Finish(bool ok, string message)
+    {
+        if (_finished) return;
+        _finished = true;
+        _log.Info("job {0}: {1}", ok ? "finished" : "failed", message);
+        foreach (var w in _rolloutWorkers.Keys) w.Tell(new NoMoreWork(message));
+        var summary = new Dictionary<string, double>(_summary)
+        {
+            ["job/batches_trained"] = _trained,
+            ["job/batches_reissued"] = Reissued,
+            ["job/stale_dropped"] = _staleDropped,
+            ["job/policy_version"] = _policyVersion,
+        };
+        _jobWatcher.Tell(new JobFinished(ok, message, summary));
+    }
+
+    void FoldLedger()
+    {
+        _reissuedBefore += _ledger.Reissued;
+        _duplicatesBefore += _ledger.Duplicates;
+        foreach (var (w, n) in _ledger.CompletedPerWorker) _perWorkerBefore[w] = _perWorkerBefore.GetValueOrDefault(w) + n;
+    }
+
+    long Reissued => _reissuedBefore + _ledger.Reissued;
+
+    JobStatus Status()
+    {
+        var perWorker = new Dictionary<string, long>(_perWorkerBefore);
+        foreach (var (w, n) in _ledger.CompletedPerWorker) perWorker[w] = perWorker.GetValueOrDefault(w) + n;
+        return new JobStatus(_stageIndex, _stage?.Kind.ToString() ?? "", _step, _stage?.Steps ?? 0, _policyVersion, _finished,
+            _trained, Reissued, _duplicatesBefore + _ledger.Duplicates, perWorker, _lastMetrics);
+    }
+
+    sealed record StartNextStage : INoSerializationVerificationNeeded { public static readonly StartNextStage Instance = new(); }
+    sealed record Tick : INoSerializationVerificationNeeded { public static readonly Tick Instance = new(); }
+}

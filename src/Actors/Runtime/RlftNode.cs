@@ -1,0 +1,122 @@
+using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Rlft.Actors.Compute;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Jobs;
+using Rlft.Actors.Protocol;
+
+namespace Rlft.Actors.Runtime;
+
+/// <summary>Creates the compute engines for a node (the composition root supplies the real ones).</summary>
+public interface IEngineFactory
+{
+    ILearnerEngine CreateLearner(JobSpec job);
+    IRolloutEngine CreateRollout(JobSpec job, int index);
+    IRewardEngine CreateReward(JobSpec job, int index);
+}
+
+/// <summary>How one node joins the cluster and what it hosts.</summary>
+public sealed record NodeOptions
+{
+    public required JobSpec Job { get; init; }
+    /// <summary>Any of learner, rollout, reward (feedback is hosted by its own command).</summary>
+    public required IReadOnlyList<string> Roles { get; init; }
+    public string Hostname { get; init; } = "127.0.0.1";
+    /// <summary>TCP port; 0 picks a free one (then the node can only be its own seed).</summary>
+    public int Port { get; init; }
+    /// <summary>Seed node addresses (akka.tcp://rlft@host:port); empty: this node seeds itself.</summary>
+    public IReadOnlyList<string> SeedNodes { get; init; } = [];
+    /// <summary>Extra HOCON laid over hocon/akka.conf (e.g. serialize-messages = on in tests).</summary>
+    public string ExtraHocon { get; init; } = "";
+    public int RolloutWorkers { get; init; } = 1;
+    public TimeSpan WorkTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    public Action<JobStatus>? OnStatus { get; init; }
+    public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
+}
+
+/// <summary>Marker for the coordinator singleton (proxy) in the actor registry.</summary>
+public sealed class CoordinatorKey;
+
+/// <summary>
+/// One RLFT node: an Akka.Cluster member inside a Microsoft.Extensions.Hosting host. `rlft run` is a
+/// node with every role (a one-member cluster); `rlft node` starts members with chosen roles. The same
+/// actors and messages serve both.
+/// </summary>
+public sealed class RlftNode : IAsyncDisposable
+{
+    public const string SystemName = "rlft";
+    public IHost Host { get; }
+    public Task<JobFinished> Finished { get; }
+
+    RlftNode(IHost host, Task<JobFinished> finished) => (Host, Finished) = (host, finished);
+
+    public ActorSystem System => Host.Services.GetRequiredService<ActorSystem>();
+
+    public static RlftNode Create(NodeOptions options, IEngineFactory engines)
+    {
+        var roles = options.Roles.Select(r => r.Trim().ToLowerInvariant()).ToArray();
+        foreach (var r in roles)
+            if (r is not ("learner" or "rollout" or "reward"))
+                throw new ConfigException($"--roles: unknown role '{r}' (expected learner, rollout, reward)");
+        var finished = new TaskCompletionSource<JobFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var job = options.Job;
+        var baseConfig = RlftConfig.BaseAkka().Config;
+        var extra = Akka.Configuration.ConfigurationFactory.ParseString(options.ExtraHocon);
+
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
+        builder.Services.AddAkka(SystemName, (akka, sp) =>
+        {
+            akka.AddHocon(extra.WithFallback(baseConfig), HoconAddMode.Prepend)
+                .ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); })
+                .WithRemoting(options.Hostname, options.Port)
+                .WithClustering(new ClusterOptions { Roles = roles, SeedNodes = options.SeedNodes.ToArray() });
+
+            if (roles.Contains("learner"))
+            {
+                akka.WithActors((system, registry) =>
+                    registry.Register<JobWatcherActor>(system.ActorOf(JobWatcherActor.Props(finished, options.OnStatus), "job-watcher")));
+                akka.WithSingleton<CoordinatorKey>("coordinator", (system, registry, _) =>
+                {
+                    var recorder = new RunRecorder(job.RunDirectory);
+                    return CoordinatorActor.Props(job, ctx =>
+                    {
+                        var server = ctx.ActorOf(WeightServerActor.Props(), "weights");
+                        var learner = ctx.ActorOf(LearnerActor.Props(engines.CreateLearner(job), job, server), "learner");
+                        return (learner, server);
+                    }, recorder, registry.Get<JobWatcherActor>(), options.WorkTimeout);
+                }, new ClusterSingletonOptions { Role = "learner" });
+            }
+            else
+            {
+                akka.WithSingletonProxy<CoordinatorKey>("coordinator", new ClusterSingletonOptions { Role = "learner" });
+            }
+
+            akka.WithActors((system, registry) =>
+            {
+                var coordinator = registry.Get<CoordinatorKey>();
+                if (roles.Contains("reward"))
+                    system.ActorOf(RewardActor.Props(engines.CreateReward(job, 0), coordinator, $"reward-{Guid.NewGuid():N}"[..15]), "reward");
+                if (roles.Contains("rollout"))
+                    for (int i = 0; i < options.RolloutWorkers; i++)
+                        system.ActorOf(RolloutActor.Props(engines.CreateRollout(job, i), coordinator, $"rollout-{Guid.NewGuid():N}"[..16]), $"rollout-{i}");
+            });
+        });
+        return new RlftNode(builder.Build(), finished.Task);
+    }
+
+    public Task StartAsync(CancellationToken ct = default) => Host.StartAsync(ct);
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await Host.StopAsync(TimeSpan.FromSeconds(20)); } catch (OperationCanceledException) { }
+        Host.Dispose();
+    }
+}

@@ -1,0 +1,95 @@
+using Akka.Actor;
+using Akka.Event;
+using Rlft.Actors.Compute;
+using Rlft.Actors.Protocol;
+
+namespace Rlft.Actors.Runtime;
+
+/// <summary>
+/// A rollout worker: pulls work from the coordinator, makes sure its policy replica holds the version
+/// the work asks for (fetching chunks from the weight server when it does not), generates, and reports
+/// the batch. Runs on a pinned dispatcher, so generation blocks only its own thread. Weights switch
+/// between batches, never during one.
+/// </summary>
+public sealed class RolloutActor : ReceiveActor, IWithStash
+{
+    readonly IRolloutEngine _engine;
+    readonly IActorRef _coordinator;
+    readonly string _workerId;
+    readonly ILoggingAdapter _log = Context.GetLogger();
+    WeightFetcher? _fetcher;
+    IActorRef _weightServer = ActorRefs.Nobody;
+    long _wanted;
+
+    public IStash Stash { get; set; } = null!;
+
+    public static Props Props(IRolloutEngine engine, IActorRef coordinator, string workerId) =>
+        Akka.Actor.Props.Create(() => new RolloutActor(engine, coordinator, workerId)).WithDispatcher("rlft.compute-dispatcher");
+
+    public RolloutActor(IRolloutEngine engine, IActorRef coordinator, string workerId)
+    {
+        (_engine, _coordinator, _workerId) = (engine, coordinator, workerId);
+        Ready();
+    }
+
+    protected override void PreStart() => AskForWork();
+
+    void AskForWork() => _coordinator.Tell(new RequestWork(_workerId, _engine.PolicyVersion));
+
+    void Ready()
+    {
+        Receive<GenerateRollouts>(work =>
+        {
+            if (_engine.PolicyVersion >= work.PolicyVersion) { Generate(work); return; }
+            // A newer policy exists: fetch it first, then do this work.
+            Stash.Stash();
+            _wanted = work.PolicyVersion;
+            _coordinator.Tell(new QueryWeights(WeightKind.Policy));
+            Become(Fetching);
+        });
+        Receive<NoMoreWork>(_ => { });
+        Receive<WeightsPublished>(_ => { });
+        Receive<WeightChunk>(_ => { });
+    }
+
+    void Fetching()
+    {
+        Receive<WeightsPublished>(a =>
+        {
+            if (a.Version < _wanted) { Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(200), _coordinator, new QueryWeights(WeightKind.Policy), Self); return; }
+            _weightServer = Sender;
+            _fetcher = new WeightFetcher(a);
+            _fetcher.Pump(_weightServer, Self);
+        });
+        Receive<WeightChunk>(c =>
+        {
+            if (_fetcher?.Accept(c, _weightServer, Self) is not { } blob) return;
+            _engine.ApplyWeights(_fetcher.Announcement.Version, blob);
+            _fetcher = null;
+            Become(Ready);
+            Stash.UnstashAll();
+        });
+        Receive<WeightsUnavailable>(_ =>
+            Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(200), _coordinator, new QueryWeights(WeightKind.Policy), Self));
+        Receive<GenerateRollouts>(_ => Stash.Stash());
+        Receive<NoMoreWork>(_ => { });
+    }
+
+    void Generate(GenerateRollouts work)
+    {
+        var started = DateTime.UtcNow;
+        try
+        {
+            var samples = _engine.Generate(work.Prompts, work.Sampling, work.Seed);
+            _coordinator.Tell(new RolloutBatch(work.BatchId, work.Stage, _engine.PolicyVersion, _workerId, samples, (DateTime.UtcNow - started).TotalSeconds));
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "rollout batch {0} failed", work.BatchId);
+            _coordinator.Tell(new RolloutFailed(work.BatchId, _workerId, e.Message));
+        }
+        AskForWork();
+    }
+
+    protected override void PostStop() => _engine.Dispose();
+}
