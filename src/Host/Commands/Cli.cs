@@ -12,6 +12,10 @@ public static class Cli
         Command[] commands =
         [
             InfoCommand.Create(),
+            InitModelCommand.Create(),
+            GenerateCommand.Create(),
+            LogprobsCommand.Create(),
+            BenchCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);
         return root;
