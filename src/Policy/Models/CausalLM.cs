@@ -40,26 +40,27 @@ public abstract class CausalLM : nn.Module
         long b = inputIds.shape[0], t = inputIds.shape[1];
         // Padding is only inspected when a mask is given (one host sync); decoding steps pass null.
         bool newPadding = attentionMask is not null && !attentionMask.all().item<bool>();
-        var mask = attentionMask ?? ones(b, t, dtype: ScalarType.Int64, device: inputIds.device);
+        var realMask = newPadding ? attentionMask : null;                          // null: every new token is real
         Tensor positions;
         Tensor keyValid;
         long history = 0;
         if (cache is not null)
         {
             history = cache.Length;
-            positions = cache.PositionsFor(mask);
-            cache.Advance(mask, newPadding);
+            positions = cache.PositionsFor(realMask, t);
+            cache.Advance(realMask, t, newPadding);
             keyValid = cache.KeyMask(t);
         }
         else
         {
-            positions = newPadding ? (mask.cumsum(1) - 1).clamp_min(0)
+            positions = newPadding ? (attentionMask!.cumsum(1) - 1).clamp_min(0)
                                    : arange(t, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0).expand(b, t);
-            keyValid = mask.to(ScalarType.Bool);
+            keyValid = newPadding ? attentionMask!.to(ScalarType.Bool) : ones(b, t, dtype: ScalarType.Bool, device: inputIds.device);
         }
         bool anyPadding = newPadding || (cache?.HasPadding ?? false);
         var attn = AttentionMask.Build(keyValid, t, history, anyPadding, Config.SlidingWindow);
-        var hidden = Body(inputIds, positions, attn, cache);                       // (B, T, H)
+        // Positions never exceed the slot index, so history + t bounds the rotary table without a host sync.
+        var hidden = Body(inputIds, positions, history + t, attn, cache);          // (B, T, H)
         cache?.Commit();
         Tensor logits;
         if (logitsToKeep < 0) logits = zeros(b, 0, Config.VocabSize, device: inputIds.device);
@@ -71,8 +72,8 @@ public abstract class CausalLM : nn.Module
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Embeddings → blocks → final norm. positions: (B, T) → hidden (B, T, H).</summary>
-    protected abstract Tensor Body(Tensor inputIds, Tensor positions, AttentionMask mask, KvCache? cache);
+    /// <summary>Embeddings → blocks → final norm. positions: (B, T), all below <paramref name="positionBound"/> → hidden (B, T, H).</summary>
+    protected abstract Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache);
 
     /// <summary>hidden (B, T, H) → logits (B, T, V).</summary>
     protected abstract Tensor LmHead(Tensor hidden);

@@ -31,22 +31,31 @@ public sealed class KvCache : IDisposable
         NextPositions = zeros(batch, dtype: ScalarType.Int64, device: device);
     }
 
-    /// <summary>Position ids for new tokens (B, T) given their mask, continuing each sequence.</summary>
-    internal Tensor PositionsFor(Tensor mask)
+    /// <summary>Position ids for new tokens (B, T) given their mask (null = all real), continuing each sequence.</summary>
+    internal Tensor PositionsFor(Tensor? mask, long t)
     {
+        if (mask is null)
+            return t == 1 ? NextPositions.unsqueeze(1).clone()                         // (B, 1), a copy: Advance adds in place
+                          : NextPositions.unsqueeze(1) + arange(t, dtype: ScalarType.Int64, device: NextPositions.device);
         var pos = mask.cumsum(1) - 1 + NextPositions.unsqueeze(1);                    // (B, T)
         return pos.clamp_min(0);
     }
 
-    /// <summary>Records the new tokens' mask; call once per forward, before the layers append.</summary>
-    internal void Advance(Tensor mask, bool maskHasPadding)
+    /// <summary>Records the new tokens' mask (null = all real); call once per forward, before the layers append.</summary>
+    internal void Advance(Tensor? mask, long t, bool maskHasPadding)
     {
-        long t = mask.shape[1];
         if (Length + t > Capacity) throw new InvalidOperationException($"KV cache full: {Length} + {t} > capacity {Capacity}");
-        valid.narrow(1, Length, t).copy_(mask.to(ScalarType.Bool));
-        var np = NextPositions + mask.sum(1);
-        NextPositions.Dispose();
-        NextPositions = np.DetachFromDisposeScope();
+        if (mask is null)
+        {
+            // Decoding step: every new token is real, so no mask arithmetic is needed.
+            valid.narrow(1, Length, t).fill_(true);
+            NextPositions.add_(t);
+        }
+        else
+        {
+            valid.narrow(1, Length, t).copy_(mask.to(ScalarType.Bool));
+            NextPositions.add_(mask.sum(1));
+        }
         HasPadding |= maskHasPadding;
         pendingLength = Length + (int)t;
     }

@@ -22,11 +22,11 @@ public sealed class LlamaModel : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor inputIds, Tensor positions, AttentionMask mask, KvCache? cache)
+    public Tensor Forward(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache)
     {
         using var scope = NewDisposeScope();
         Rotary.To(inputIds.device);
-        var (cos, sin) = Rotary.For(positions);                     // (B, 1, T, D) each
+        var (cos, sin) = Rotary.For(positions, positionBound);                     // (B, 1, T, D) each
         var ctx = new LayerContext(mask, cache, cos, sin);
         var x = embed_tokens.forward(inputIds);                      // (B, T, H)
         foreach (var layer in layers) x = layer.Forward(x, ctx);
@@ -52,8 +52,8 @@ public sealed class LlamaForCausalLM : CausalLM
 
     public override Tensor WordEmbeddings => model.embed_tokens.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, AttentionMask mask, KvCache? cache) =>
-        model.Forward(inputIds, positions, mask, cache);
+    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache) =>
+        model.Forward(inputIds, positions, positionBound, mask, cache);
 
     protected override Tensor LmHead(Tensor hidden) =>
         lm_head is null ? F.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);

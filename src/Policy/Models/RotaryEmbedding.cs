@@ -76,10 +76,10 @@ public sealed class RotaryEmbedding
         sinTable = emb.sin().DetachFromDisposeScope();
     }
 
-    /// <summary>cos and sin for the given positions: (B, T) → two (B, 1, T, D) tensors.</summary>
-    public (Tensor Cos, Tensor Sin) For(Tensor positionIds)
+    /// <summary>cos and sin for the given positions: (B, T) → two (B, 1, T, D) tensors. <paramref name="bound"/> exceeds every position (default: computed, one host sync).</summary>
+    public (Tensor Cos, Tensor Sin) For(Tensor positionIds, long? bound = null)
     {
-        long needed = positionIds.max().item<long>() + 1;
+        long needed = bound is long bd ? Math.Min(bd, maxPositions) : positionIds.max().item<long>() + 1;
         if (needed > cosTable.shape[0])
         {
             if (needed > maxPositions) throw new ArgumentException($"position {needed - 1} exceeds max_position_embeddings ({maxPositions})");
