@@ -12,6 +12,10 @@ public static class Cli
         Command[] commands =
         [
             InfoCommand.Create(),
+            InitModelCommand.Create(),
+            GenerateCommand.Create(),
+            LogprobsCommand.Create(),
+            BenchCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);
         return root;
@@ -31,7 +35,8 @@ public static class Cli
             stderr.WriteLine($"rlft: {error.Message} (see 'rlft --help')");
             return 2;
         }
-        var config = new InvocationConfiguration { Output = stdout, Error = stderr };
+        // The default handler would print a stack trace; CliException must reach the catch below as one line.
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try
         {
             return parsed.Invoke(config);

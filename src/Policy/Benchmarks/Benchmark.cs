@@ -1,0 +1,50 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace Rlft.Policy.Benchmarks;
+
+/// <summary>Settings every benchmark receives: quick mode trims repetitions and sizes for a smoke run.</summary>
+public sealed record BenchOptions(bool Quick);
+
+/// <summary>
+/// A named group of measurements for <c>rlft bench</c>. Each yielded object is one JSON line and carries a
+/// <c>name</c>; figures that are meant to be compared are measured in the same process and reported as ratios.
+/// </summary>
+public interface IBenchmark
+{
+    string Name { get; }
+    IEnumerable<JsonObject> Run(BenchOptions options);
+}
+
+/// <summary>Small timing helpers shared by benchmarks.</summary>
+public static class BenchTiming
+{
+    /// <summary>Best (minimum) wall time in seconds over <paramref name="repeats"/> runs after one warm-up; 0 = one timed run, no warm-up.</summary>
+    public static double Best(int repeats, Action action)
+    {
+        if (repeats <= 0) repeats = 1; else action();
+        double best = double.MaxValue;
+        for (int i = 0; i < repeats; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            action();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+
+    /// <summary>Resident set size of this process in MiB (Linux /proc; falls back to the working set).</summary>
+    public static double ResidentMiB()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                    return double.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
+        }
+        catch (IOException) { }
+        return Environment.WorkingSet / (1024.0 * 1024.0);
+    }
+
+    public static double Round(double x, int digits = 2) => Math.Round(x, digits);
+}

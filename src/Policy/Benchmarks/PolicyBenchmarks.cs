@@ -1,0 +1,128 @@
+using System.Text.Json.Nodes;
+using Rlft.Policy.Generation;
+using Rlft.Policy.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using static Rlft.Policy.Benchmarks.BenchTiming;
+
+namespace Rlft.Policy.Benchmarks;
+
+/// <summary>
+/// The policy's figures: fp32 matmul roofline, KV-cached vs recomputed generation, teacher-forced log-probs,
+/// one training step, and resident memory over many generation calls. Model: GPT-2 shape, 4 layers × d256,
+/// 8 heads, vocab 4096; batch 16, 64-token prompts, 64 new tokens.
+/// </summary>
+public sealed class PolicyBenchmarks : IBenchmark
+{
+    public string Name => "policy";
+    const int Batch = 16, Prompt = 64, NewTokens = 64, TrainLength = 128;
+
+    public IEnumerable<JsonObject> Run(BenchOptions options)
+    {
+        int repeats = options.Quick ? 1 : 3;
+        double roofline = MatmulGflops(options.Quick ? 1024 : 2048, repeats + 1);
+        yield return new JsonObject
+        {
+            ["name"] = "matmul/fp32", ["size"] = options.Quick ? 1024 : 2048, ["gflops"] = Round(roofline, 1), ["threads"] = get_num_threads(),
+        };
+
+        var config = ModelPresets.Config("gpt2", "small", 4096, 0, 1);
+        using var model = ModelFactory.CreateInitialized(config, seed: 0);
+        var prompts = RandomPrompts(Batch, Prompt, config.VocabSize, seed: 1);
+        // Decode FLOPs per new token: 2 per matmul weight (blocks + LM head) + attention over the context (q·k and p·v).
+        long blockWeights = config.NumLayers * 12L * config.HiddenSize * config.HiddenSize;
+        long headWeights = (long)config.VocabSize * config.HiddenSize;
+        double avgContext = Prompt + NewTokens / 2.0;
+        double decodeFlopsPerToken = 2.0 * (blockWeights + headWeights) + 4.0 * config.NumLayers * avgContext * config.HiddenSize;
+
+        var sampling = new GenerationOptions { MaxNewTokens = NewTokens, Temperature = 1.0, Seed = 5, StopTokenIds = [-1] };
+        double cached = Best(repeats, () => TextGenerator.Generate(model, prompts, sampling, 0, 0));
+        double cachedTps = Batch * NewTokens / cached;
+        double recomputed = Best(0, () => TextGenerator.Generate(model, prompts, sampling with { UseKvCache = false }, 0, 0));
+        double recomputeTps = Batch * NewTokens / recomputed;
+        double decodeGflops = cachedTps * decodeFlopsPerToken / 1e9;
+        yield return new JsonObject
+        {
+            ["name"] = "generate/kv-cache", ["batch"] = Batch, ["prompt_tokens"] = Prompt, ["new_tokens"] = NewTokens,
+            ["tokens_per_s"] = Round(cachedTps, 0), ["ms_per_step"] = Round(cached * 1000 / NewTokens, 2),
+            ["gflops"] = Round(decodeGflops, 2), ["fraction_of_matmul"] = Round(decodeGflops / roofline, 3),
+        };
+        yield return new JsonObject
+        {
+            ["name"] = "generate/recompute", ["batch"] = Batch, ["prompt_tokens"] = Prompt, ["new_tokens"] = NewTokens,
+            ["tokens_per_s"] = Round(recomputeTps, 0), ["kv_cache_speedup"] = Round(cachedTps / recomputeTps, 1),
+        };
+
+        var sequences = RandomPrompts(Batch, TrainLength, config.VocabSize, seed: 2);
+        using var batch = TokenBatch.LeftPad(sequences, 0);
+        double forced = Best(repeats, () =>
+        {
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            LogProbs.OfSequences(model, batch.InputIds, batch.AttentionMask).sum().item<float>();
+        });
+        yield return new JsonObject
+        {
+            ["name"] = "logprobs/teacher-forced", ["batch"] = Batch, ["length"] = TrainLength,
+            ["tokens_per_s"] = Round(Batch * TrainLength / forced, 0),
+        };
+
+        // Training FLOPs per token: 6 × matmul weights (forward 2, backward 4) + 12 · layers · T · d for attention.
+        double trainFlopsPerToken = 6.0 * (blockWeights + headWeights) + 12.0 * config.NumLayers * TrainLength * config.HiddenSize;
+        model.train();
+        var optimizer = optim.AdamW(model.parameters(), lr: 1e-4);
+        double step = Best(repeats, () =>
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            var loss = -LogProbs.OfSequences(model, batch.InputIds, null).mean();
+            loss.backward();
+            optimizer.step();
+            loss.item<float>();
+        });
+        model.eval();
+        double trainTps = Batch * (TrainLength - 1) / step;
+        double trainGflops = trainTps * trainFlopsPerToken / 1e9;
+        yield return new JsonObject
+        {
+            ["name"] = "train/step", ["batch"] = Batch, ["length"] = TrainLength, ["tokens_per_s"] = Round(trainTps, 0),
+            ["gflops"] = Round(trainGflops, 1), ["fraction_of_matmul"] = Round(trainGflops / roofline, 3),
+        };
+
+        yield return MemoryOverGenerations(options.Quick ? 300 : 1000);
+    }
+
+    static double MatmulGflops(int n, int repeats)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(n, n); var b = randn(n, n);
+        double s = Best(repeats, () => { using var c = a.matmul(b); c.sum().item<float>(); });
+        return 2.0 * n * n * n / s / 1e9;
+    }
+
+    /// <summary>Resident memory before and after many small generation calls: native memory must not leak per call.</summary>
+    static JsonObject MemoryOverGenerations(int calls)
+    {
+        var config = ModelPresets.Config("llama", "tiny", 512, 0, 1);
+        using var model = ModelFactory.CreateInitialized(config, seed: 0);
+        var prompts = RandomPrompts(4, 12, config.VocabSize, seed: 3);
+        var o = new GenerationOptions { MaxNewTokens = 8, Temperature = 1.0, Seed = 1, StopTokenIds = [-1] };
+        for (int i = 0; i < 50; i++) TextGenerator.Generate(model, prompts, o, 0, 0);
+        GC.Collect(); GC.WaitForPendingFinalizers();
+        double before = ResidentMiB();
+        for (int i = 0; i < calls; i++) TextGenerator.Generate(model, prompts, o with { Seed = i }, 0, 0);
+        GC.Collect(); GC.WaitForPendingFinalizers();
+        double after = ResidentMiB();
+        return new JsonObject
+        {
+            ["name"] = "generate/memory", ["calls"] = calls, ["rss_before_mib"] = Round(before, 1), ["rss_after_mib"] = Round(after, 1),
+            ["growth_mib"] = Round(after - before, 1), ["growth_kib_per_call"] = Round((after - before) * 1024 / calls, 2),
+        };
+    }
+
+    static int[][] RandomPrompts(int count, int length, int vocab, int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, length).Select(_ => rng.Next(2, vocab)).ToArray()).ToArray();
+    }
+}

@@ -1,0 +1,118 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rlft.Policy.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Checkpoints;
+
+/// <summary>
+/// Hugging Face checkpoint directories: <c>config.json</c> + <c>model.safetensors</c> (or a sharded
+/// <c>model.safetensors.index.json</c>) + tokenizer files. Loading accepts keys with or without the
+/// <c>transformer.</c> / <c>model.</c> prefix, any of fp32/fp16/bf16 (converted to the model's dtype), and
+/// ignores GPT-2's attention-mask buffers; anything missing, unexpected or of the wrong shape is an error
+/// listing every such tensor.
+/// </summary>
+public static class Checkpoint
+{
+    public const string ConfigFile = "config.json";
+    public const string WeightsFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
+    public static readonly string[] TokenizerFiles =
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt"];
+
+    /// <summary>Loads config and weights from <paramref name="dir"/> onto <paramref name="device"/> (CPU when null), in eval mode.</summary>
+    public static CausalLM Load(string dir, Device? device = null)
+    {
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory not found: {dir}");
+        var config = ModelConfig.Load(Path.Combine(dir, ConfigFile));
+        var model = ModelFactory.Create(config);
+        LoadWeights(model, dir);
+        model.eval();
+        if (device is not null && device.type != DeviceType.CPU) model.MoveTo(device);
+        return model;
+    }
+
+    /// <summary>Reads every tensor of a checkpoint directory (single file or shards).</summary>
+    public static Dictionary<string, Tensor> ReadTensors(string dir)
+    {
+        string single = Path.Combine(dir, WeightsFile), index = Path.Combine(dir, IndexFile);
+        if (File.Exists(single)) return SafetensorsFile.Load(single);
+        if (!File.Exists(index)) throw new FileNotFoundException($"no {WeightsFile} or {IndexFile} in {dir}", single);
+        JsonObject map;
+        try { map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject ?? throw new InvalidDataException("'weight_map' missing"); }
+        catch (JsonException e) { throw new InvalidDataException($"{index}: invalid JSON ({e.Message})", e); }
+        var all = new Dictionary<string, Tensor>();
+        foreach (var shard in map.Select(kv => kv.Value!.GetValue<string>()).Distinct())
+            foreach (var kv in SafetensorsFile.Load(Path.Combine(dir, shard))) all[kv.Key] = kv.Value;
+        return all;
+    }
+
+    public static void LoadWeights(CausalLM model, string dir)
+    {
+        var tensors = ReadTensors(dir);
+        try { CopyInto(model, tensors, dir, key => IsIgnorable(key, model.Config)); }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+
+    /// <summary>Buffers and duplicates real checkpoints carry that are not parameters here.</summary>
+    static bool IsIgnorable(string key, ModelConfig config) =>
+        key.EndsWith(".attn.bias", StringComparison.Ordinal) && config.Family == ModelFamily.Gpt2
+        || key.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
+        || key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)
+        || key == "lm_head.weight" && config.TieWordEmbeddings;
+
+    /// <summary>
+    /// Copies <paramref name="tensors"/> into <paramref name="module"/>'s parameters by name. Adapter tensors
+    /// (<c>.lora_</c>) on the module are not expected. Throws listing missing, unexpected and mis-shaped names.
+    /// </summary>
+    public static void CopyInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source, Func<string, bool>? ignore = null)
+    {
+        var expected = module.state_dict().Where(kv => !kv.Key.Contains(".lora_")).ToDictionary(kv => kv.Key, kv => kv.Value);
+        var matched = new Dictionary<string, Tensor>();
+        var unexpected = new List<string>();
+        foreach (var (key, t) in tensors)
+        {
+            if (ignore?.Invoke(key) == true) continue;
+            string? name = expected.ContainsKey(key) ? key
+                : expected.ContainsKey("transformer." + key) ? "transformer." + key
+                : expected.ContainsKey("model." + key) ? "model." + key
+                : null;
+            if (name is null) unexpected.Add(key); else matched[name] = t;
+        }
+        var missing = expected.Keys.Where(k => !matched.ContainsKey(k)).ToList();
+        var badShape = matched.Where(kv => !kv.Value.shape.SequenceEqual(expected[kv.Key].shape))
+            .Select(kv => $"{kv.Key} (checkpoint [{string.Join(", ", kv.Value.shape)}], model [{string.Join(", ", expected[kv.Key].shape)}])").ToList();
+        var problems = new List<string>();
+        if (missing.Count > 0) problems.Add($"missing tensors: {string.Join(", ", missing)}");
+        if (unexpected.Count > 0) problems.Add($"unexpected tensors: {string.Join(", ", unexpected)}");
+        if (badShape.Count > 0) problems.Add($"wrong shapes: {string.Join(", ", badShape)}");
+        if (problems.Count > 0) throw new InvalidDataException($"{source}: {string.Join("; ", problems)}");
+        using var _ = no_grad();
+        foreach (var (name, t) in matched) expected[name].copy_(t);
+    }
+
+    /// <summary>
+    /// Writes config.json and model.safetensors (fp32 unless <paramref name="dtype"/> says otherwise, adapter
+    /// tensors excluded) and copies tokenizer files from <paramref name="tokenizerDir"/> when given.
+    /// </summary>
+    public static void Save(CausalLM model, string dir, string? tokenizerDir = null, ScalarType dtype = ScalarType.Float32)
+    {
+        Directory.CreateDirectory(dir);
+        using (var scope = NewDisposeScope())
+        {
+            var tensors = model.state_dict()
+                .Where(kv => !kv.Key.Contains(".lora_"))
+                .ToDictionary(kv => kv.Key, kv => kv.Value.detach().to(dtype).cpu().contiguous());
+            SafetensorsFile.Save(Path.Combine(dir, WeightsFile), tensors);
+        }
+        string dtypeName = dtype switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
+        var cfg = model.Config.ToJson();
+        cfg["torch_dtype"] = dtypeName;
+        File.WriteAllText(Path.Combine(dir, ConfigFile), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        if (File.Exists(Path.Combine(dir, IndexFile))) File.Delete(Path.Combine(dir, IndexFile));
+        if (tokenizerDir is not null && Path.GetFullPath(tokenizerDir) != Path.GetFullPath(dir))
+            foreach (var f in TokenizerFiles)
+                if (File.Exists(Path.Combine(tokenizerDir, f))) File.Copy(Path.Combine(tokenizerDir, f), Path.Combine(dir, f), overwrite: true);
+    }
+}

@@ -1,0 +1,143 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Lora;
+
+/// <summary>
+/// LoRA adapters attached to a model's projections: y = W x + (α/r)·B A dropout(x). The base weights are frozen,
+/// A is Kaiming-uniform and B zero, so the adapted model starts equal to the base. <see cref="Disabled"/> gives the
+/// frozen reference policy from the same weights; <see cref="Merge"/> folds B A into W for fast inference.
+/// Files use PEFT's layout: adapter_config.json and adapter_model.safetensors with keys
+/// <c>base_model.model.{module}.lora_A.weight</c>.
+/// </summary>
+public sealed class LoraAdapters
+{
+    public const string ConfigFile = "adapter_config.json";
+    public const string WeightsFile = "adapter_model.safetensors";
+    const string PeftPrefix = "base_model.model.";
+
+    public CausalLM Model { get; }
+    public LoraConfig Config { get; }
+    public IReadOnlyList<(string Name, Dense Layer)> Layers { get; }
+    public bool Merged { get; private set; }
+
+    LoraAdapters(CausalLM model, LoraConfig config, IReadOnlyList<(string, Dense)> layers)
+    {
+        Model = model; Config = config; Layers = layers;
+    }
+
+    /// <summary>Attaches adapters to every projection whose name ends with a target and freezes everything else.</summary>
+    public static LoraAdapters Apply(CausalLM model, LoraConfig config, long seed = 0)
+    {
+        config.Validate();
+        var layers = model.DenseLayers()
+            .Where(d => config.TargetModules.Any(t => d.Name == t || d.Name.EndsWith("." + t, StringComparison.Ordinal)))
+            .ToList();
+        if (layers.Count == 0)
+            throw new ArgumentException($"lora target_modules [{string.Join(", ", config.TargetModules)}] match no projection of this {model.Config.ModelType} model");
+        if (layers.Any(l => l.Layer.HasAdapter)) throw new InvalidOperationException("the model already carries LoRA adapters");
+        foreach (var p in model.parameters()) p.requires_grad = false;
+        using var gen = new Generator((ulong)seed);
+        using var _ = no_grad();
+        foreach (var (_, layer) in layers)
+        {
+            var device = layer.weight.device;
+            var a = nn.Linear(layer.InFeatures, config.Rank, hasBias: false, device: device);  // (r, in)
+            var b = nn.Linear(config.Rank, layer.OutFeatures, hasBias: false, device: device); // (out, r)
+            // PEFT: kaiming_uniform_(a=√5) for A, i.e. U(−1/√in, 1/√in); zeros for B.
+            double bound = 1.0 / Math.Sqrt(layer.InFeatures);
+            var init = rand(new long[] { config.Rank, layer.InFeatures }, generator: gen) * (2 * bound) - bound;
+            a.weight!.copy_(init);
+            init.Dispose();
+            b.weight!.zero_();
+            layer.lora_A = a; layer.lora_B = b;
+            layer.register_module("lora_A", a);
+            layer.register_module("lora_B", b);
+            layer.LoraScale = config.Scale; layer.LoraDropout = config.Dropout;
+            a.weight.requires_grad = true; b.weight.requires_grad = true;
+            a.train(model.training); b.train(model.training);
+        }
+        return new LoraAdapters(model, config, layers);
+    }
+
+    /// <summary>The trainable tensors (every lora_A and lora_B weight), for the optimizer.</summary>
+    public IEnumerable<Parameter> Parameters() => Layers.SelectMany(l => new[] { l.Layer.lora_A!.weight!, l.Layer.lora_B!.weight! });
+
+    /// <summary>Adapter tensors by their model state-dict names (…q_proj.lora_A.weight).</summary>
+    public Dictionary<string, Tensor> StateDict() => Layers
+        .SelectMany(l => new[] { ($"{l.Name}.lora_A.weight", (Tensor)l.Layer.lora_A!.weight!), ($"{l.Name}.lora_B.weight", (Tensor)l.Layer.lora_B!.weight!) })
+        .ToDictionary(x => x.Item1, x => x.Item2);
+
+    /// <summary>Within the returned scope the model computes as the base (the frozen reference), with no copy of the weights.</summary>
+    public IDisposable Disabled()
+    {
+        if (Merged) throw new InvalidOperationException("adapters are merged into the base weights; unmerge before disabling them");
+        foreach (var (_, l) in Layers) l.LoraDisabled = true;
+        return new Restore(() => { foreach (var (_, l) in Layers) l.LoraDisabled = false; });
+    }
+
+    /// <summary>W += (α/r)·B A in place; forward then skips the adapter branch.</summary>
+    public void Merge()
+    {
+        if (Merged) return;
+        using var _ = no_grad();
+        foreach (var (_, l) in Layers) { using var d = l.AdapterDelta(); l.weight.add_(d); l.LoraMerged = true; }
+        Merged = true;
+    }
+
+    /// <summary>Undoes <see cref="Merge"/> (W −= (α/r)·B A); equal to the original up to float rounding.</summary>
+    public void Unmerge()
+    {
+        if (!Merged) return;
+        using var _ = no_grad();
+        foreach (var (_, l) in Layers) { using var d = l.AdapterDelta(); l.weight.sub_(d); l.LoraMerged = false; }
+        Merged = false;
+    }
+
+    /// <summary>Writes adapter_config.json and adapter_model.safetensors (PEFT key names).</summary>
+    public void Save(string dir, string? baseModel = null)
+    {
+        Directory.CreateDirectory(dir);
+        bool fanInFanOut = Layers.Any(l => l.Layer.Transposed);
+        File.WriteAllText(Path.Combine(dir, ConfigFile), Config.ToPeftJson(fanInFanOut, baseModel).ToJsonString(LoraConfig.Indented) + "\n");
+        SafetensorsFile.Save(Path.Combine(dir, WeightsFile), StateDict().ToDictionary(kv => PeftPrefix + kv.Key, kv => kv.Value));
+    }
+
+    /// <summary>Attaches adapters from a PEFT directory to <paramref name="model"/> (which must not carry any yet).</summary>
+    public static LoraAdapters Load(CausalLM model, string dir)
+    {
+        string cfgPath = Path.Combine(dir, ConfigFile);
+        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"adapter config not found: {cfgPath}", cfgPath);
+        JsonObject json;
+        try { json = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject ?? throw new InvalidDataException($"{cfgPath}: expected a JSON object"); }
+        catch (JsonException e) { throw new InvalidDataException($"{cfgPath}: invalid JSON ({e.Message})", e); }
+        var adapters = Apply(model, LoraConfig.FromPeftJson(json, cfgPath));
+        string weights = Path.Combine(dir, WeightsFile);
+        var tensors = SafetensorsFile.Load(weights);
+        try
+        {
+            var expected = adapters.StateDict();
+            var byName = tensors.ToDictionary(kv => kv.Key.StartsWith(PeftPrefix, StringComparison.Ordinal) ? kv.Key[PeftPrefix.Length..] : kv.Key, kv => kv.Value);
+            var missing = expected.Keys.Where(k => !byName.ContainsKey(k)).ToList();
+            var unexpected = byName.Keys.Where(k => !expected.ContainsKey(k)).ToList();
+            var wrong = expected.Where(kv => byName.TryGetValue(kv.Key, out var t) && !t.shape.SequenceEqual(kv.Value.shape)).Select(kv => kv.Key).ToList();
+            if (missing.Count + unexpected.Count + wrong.Count > 0)
+                throw new InvalidDataException($"{weights}: missing [{string.Join(", ", missing)}] unexpected [{string.Join(", ", unexpected)}] wrong shape [{string.Join(", ", wrong)}]");
+            using var _ = no_grad();
+            foreach (var (k, t) in expected) t.copy_(byName[k]);
+        }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        return adapters;
+    }
+
+    sealed class Restore(Action undo) : IDisposable
+    {
+        bool done;
+        public void Dispose() { if (!done) { done = true; undo(); } }
+    }
+}

@@ -1,0 +1,123 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Models;
+
+/// <summary>
+/// What one forward pass returns. <see cref="Logits"/> covers the last <c>logitsToKeep</c> positions (all when 0);
+/// <see cref="HiddenStates"/> is the final-norm output at every position, what value and reward heads read.
+/// </summary>
+/// <param name="Logits">(B, T', V) float32, T' = T or logitsToKeep; empty (B, 0, V) when logits were skipped.</param>
+/// <param name="HiddenStates">(B, T, H).</param>
+public sealed record CausalLMOutput(Tensor Logits, Tensor HiddenStates) : IDisposable
+{
+    public void Dispose() { Logits.Dispose(); HiddenStates.Dispose(); }
+}
+
+/// <summary>Per-forward state every layer reads: the attention mask, the cache, rotary cos/sin.</summary>
+public sealed record LayerContext(AttentionMask Mask, KvCache? Cache, Tensor? Cos, Tensor? Sin);
+
+/// <summary>
+/// A decoder-only language model: the one interface generation, log-probs, heads, LoRA and the trainers use.
+/// Inputs are token ids (B, T) and an attention mask (B, T) with 1 for real tokens; left padding is allowed and
+/// position ids come from the mask (cumsum − 1), so a left-padded row computes exactly what it would alone.
+/// </summary>
+public abstract class CausalLM : nn.Module
+{
+    public ModelConfig Config { get; }
+
+    protected CausalLM(string name, ModelConfig config) : base(name) => Config = config;
+
+    /// <summary>
+    /// One forward pass. <paramref name="attentionMask"/> null means every token is real. With a
+    /// <paramref name="cache"/>, the tokens are appended after what it holds (prefill, then one token per step).
+    /// <paramref name="logitsToKeep"/> > 0 computes logits only for the last that many positions (decoding needs
+    /// 1; completion log-probs need the completion's length + 1); negative skips the LM head entirely.
+    /// </summary>
+    public CausalLMOutput Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, int logitsToKeep = 0)
+    {
+        using var scope = NewDisposeScope();
+        long b = inputIds.shape[0], t = inputIds.shape[1];
+        // Padding is only inspected when a mask is given (one host sync); decoding steps pass null.
+        bool newPadding = attentionMask is not null && !attentionMask.all().item<bool>();
+        var realMask = newPadding ? attentionMask : null;                          // null: every new token is real
+        Tensor positions;
+        Tensor keyValid;
+        long history = 0;
+        if (cache is not null)
+        {
+            history = cache.Length;
+            positions = cache.PositionsFor(realMask, t);
+            cache.Advance(realMask, t, newPadding);
+            keyValid = cache.KeyMask(t);
+        }
+        else
+        {
+            positions = newPadding ? (attentionMask!.cumsum(1) - 1).clamp_min(0)
+                                   : arange(t, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0).expand(b, t);
+            keyValid = newPadding ? attentionMask!.to(ScalarType.Bool) : ones(b, t, dtype: ScalarType.Bool, device: inputIds.device);
+        }
+        bool anyPadding = newPadding || (cache?.HasPadding ?? false);
+        var attn = AttentionMask.Build(keyValid, t, history, anyPadding, Config.SlidingWindow);
+        // Positions never exceed the slot index, so history + t bounds the rotary table without a host sync.
+        var hidden = Body(inputIds, positions, history + t, attn, cache);          // (B, T, H)
+        cache?.Commit();
+        Tensor logits;
+        if (logitsToKeep < 0) logits = zeros(b, 0, Config.VocabSize, device: inputIds.device);
+        else
+        {
+            var h = logitsToKeep > 0 && logitsToKeep < t ? hidden.narrow(1, t - logitsToKeep, logitsToKeep) : hidden;
+            logits = LmHead(h);                                                      // (B, T', V)
+        }
+        return new CausalLMOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Embeddings → blocks → final norm. positions: (B, T), all below <paramref name="positionBound"/> → hidden (B, T, H).</summary>
+    protected abstract Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache);
+
+    /// <summary>hidden (B, T, H) → logits (B, T, V).</summary>
+    protected abstract Tensor LmHead(Tensor hidden);
+
+    /// <summary>The token embedding matrix (V, H), shared with the LM head when tied.</summary>
+    public abstract Tensor WordEmbeddings { get; }
+
+    /// <summary>A cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> tokens, on this model's device.</summary>
+    public KvCache CreateCache(int batch, int capacity)
+    {
+        var p = WordEmbeddings;
+        return new KvCache(Config.NumLayers, batch, Config.NumKeyValueHeads, capacity, Config.HeadDim, p.device, p.dtype);
+    }
+
+    /// <summary>Every projection that can carry a LoRA adapter, by its state-dict name (e.g. model.layers.0.self_attn.q_proj).</summary>
+    public IEnumerable<(string Name, Dense Layer)> DenseLayers() =>
+        named_modules().Where(m => m.module is Dense).Select(m => (m.name, (Dense)m.module));
+
+    /// <summary>Parameter count (tied weights once).</summary>
+    public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <summary>Moves the model and its non-parameter tables to <paramref name="device"/>.</summary>
+    public virtual CausalLM MoveTo(Device device)
+    {
+        this.to(device);
+        return this;
+    }
+
+    /// <summary>HF-style initialisation: normal(0, 0.02) weights, zero biases, unit norms; seeded.</summary>
+    public void InitWeights(long seed, double std = 0.02)
+    {
+        using var _ = no_grad();
+        var gen = new Generator((ulong)seed, WordEmbeddings.device);
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.Contains(".lora_")) continue;
+            if (name.EndsWith("bias")) p.zero_();
+            else if (p.dim() == 1) p.fill_(1.0);   // LayerNorm / RMSNorm scales
+            else
+            {
+                // GPT-2 scales residual output projections by 1/sqrt(2·layers) (the paper's modified init).
+                double s = Config.Family == ModelFamily.Gpt2 && name.EndsWith("c_proj.weight") ? std / Math.Sqrt(2.0 * Config.NumLayers) : std;
+                p.normal_(0, s, gen);
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Models;
+
+/// <summary>
+/// Preallocated keys and values for every layer, (B, KV, capacity, D), plus which slots hold real tokens and the
+/// next position id of each sequence. Writing a step is a copy into a slice; nothing grows or reallocates.
+/// </summary>
+public sealed class KvCache : IDisposable
+{
+    readonly Tensor[] keys, values;    // per layer (B, KV, S, D)
+    readonly Tensor valid;             // (B, S) bool: slot holds a real (non-padding) token
+    public int Length { get; private set; }
+    public int Capacity { get; }
+    public int Batch { get; }
+    /// <summary>(B,) position id the next token of each sequence takes.</summary>
+    public Tensor NextPositions { get; private set; }
+    /// <summary>True once any filled slot is padding; decoding then needs an explicit mask.</summary>
+    public bool HasPadding { get; private set; }
+
+    public KvCache(int layers, int batch, int kvHeads, int capacity, int headDim, Device device, ScalarType dtype = ScalarType.Float32)
+    {
+        Capacity = capacity; Batch = batch;
+        keys = new Tensor[layers]; values = new Tensor[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            keys[i] = zeros(batch, kvHeads, capacity, headDim, dtype: dtype, device: device);
+            values[i] = zeros(batch, kvHeads, capacity, headDim, dtype: dtype, device: device);
+        }
+        valid = zeros(batch, capacity, dtype: ScalarType.Bool, device: device);
+        NextPositions = zeros(batch, dtype: ScalarType.Int64, device: device);
+    }
+
+    /// <summary>Position ids for new tokens (B, T) given their mask (null = all real), continuing each sequence.</summary>
+    internal Tensor PositionsFor(Tensor? mask, long t)
+    {
+        if (mask is null)
+            return t == 1 ? NextPositions.unsqueeze(1).clone()                         // (B, 1), a copy: Advance adds in place
+                          : NextPositions.unsqueeze(1) + arange(t, dtype: ScalarType.Int64, device: NextPositions.device);
+        var pos = mask.cumsum(1) - 1 + NextPositions.unsqueeze(1);                    // (B, T)
+        return pos.clamp_min(0);
+    }
+
+    /// <summary>Records the new tokens' mask (null = all real); call once per forward, before the layers append.</summary>
+    internal void Advance(Tensor? mask, long t, bool maskHasPadding)
+    {
+        if (Length + t > Capacity) throw new InvalidOperationException($"KV cache full: {Length} + {t} > capacity {Capacity}");
+        if (mask is null)
+        {
+            // Decoding step: every new token is real, so no mask arithmetic is needed.
+            valid.narrow(1, Length, t).fill_(true);
+            NextPositions.add_(t);
+        }
+        else
+        {
+            valid.narrow(1, Length, t).copy_(mask.to(ScalarType.Bool));
+            NextPositions.add_(mask.sum(1));
+        }
+        HasPadding |= maskHasPadding;
+        pendingLength = Length + (int)t;
+    }
+
+    int pendingLength;
+
+    /// <summary>Writes a layer's new keys/values (B, KV, T, D) and returns views over all filled slots.</summary>
+    internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v)
+    {
+        long t = k.shape[2];
+        keys[layer].narrow(2, Length, t).copy_(k);
+        values[layer].narrow(2, Length, t).copy_(v);
+        return (keys[layer].narrow(2, 0, Length + t), values[layer].narrow(2, 0, Length + t));
+    }
+
+    /// <summary>Call after the last layer: the new tokens become part of the history.</summary>
+    internal void Commit() => Length = pendingLength;
+
+    /// <summary>(B, Length + T) bool: which key slots are real, for the tokens being added.</summary>
+    internal Tensor KeyMask(long newTokens) => valid.narrow(1, 0, Length + newTokens);
+
+    public void Dispose()
+    {
+        foreach (var t in keys) t.Dispose();
+        foreach (var t in values) t.Dispose();
+        valid.Dispose();
+        NextPositions.Dispose();
+    }
+}

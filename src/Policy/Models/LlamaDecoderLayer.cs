@@ -1,0 +1,30 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Models;
+
+/// <summary>Pre-norm decoder layer: x + self_attn(input_layernorm(x)), then + mlp(post_attention_layernorm(x)).</summary>
+public sealed class LlamaDecoderLayer : nn.Module
+{
+    public LlamaAttention self_attn;
+    public LlamaMlp mlp;
+    public RmsNorm input_layernorm;
+    public RmsNorm post_attention_layernorm;
+
+    public LlamaDecoderLayer(ModelConfig c, int layer) : base(nameof(LlamaDecoderLayer))
+    {
+        self_attn = new LlamaAttention(c, layer);
+        mlp = new LlamaMlp(c);
+        input_layernorm = new RmsNorm(c.HiddenSize, c.NormEps);
+        post_attention_layernorm = new RmsNorm(c.HiddenSize, c.NormEps);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, LayerContext ctx)
+    {
+        using var scope = NewDisposeScope();
+        x = x + self_attn.Forward(input_layernorm.forward(x), ctx);    // (B, T, H)
+        x = x + mlp.forward(post_attention_layernorm.forward(x));      // (B, T, H)
+        return x.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,60 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Rlft.Policy.Models;
+
+/// <summary>LlamaModel (also Mistral's and Qwen2's): embed_tokens, layers.N, final RMSNorm.</summary>
+public sealed class LlamaModel : nn.Module
+{
+    public Embedding embed_tokens;   // (V, H)
+    public ModuleList<LlamaDecoderLayer> layers;
+    public RmsNorm norm;
+    internal readonly RotaryEmbedding Rotary;
+
+    public LlamaModel(ModelConfig c) : base(nameof(LlamaModel))
+    {
+        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize);
+        layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i)).ToArray());
+        norm = new RmsNorm(c.HiddenSize, c.NormEps);
+        Rotary = new RotaryEmbedding(c.HeadDim, c.RopeTheta, c.MaxPositions, c.RopeScaling, CPU);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache)
+    {
+        using var scope = NewDisposeScope();
+        Rotary.To(inputIds.device);
+        var (cos, sin) = Rotary.For(positions, positionBound);                     // (B, 1, T, D) each
+        var ctx = new LayerContext(mask, cache, cos, sin);
+        var x = embed_tokens.forward(inputIds);                      // (B, T, H)
+        foreach (var layer in layers) x = layer.Forward(x, ctx);
+        return norm.forward(x).MoveToOuterDisposeScope();            // (B, T, H)
+    }
+}
+
+/// <summary>
+/// LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM. Keys match transformers'
+/// (<c>model.layers.0.self_attn.q_proj.weight</c>); <c>lm_head</c> exists unless tie_word_embeddings.
+/// </summary>
+public sealed class LlamaForCausalLM : CausalLM
+{
+    public LlamaModel model;
+    public Dense? lm_head;   // (V, H)
+
+    public LlamaForCausalLM(ModelConfig c) : base(nameof(LlamaForCausalLM), c)
+    {
+        model = new LlamaModel(c);
+        lm_head = c.TieWordEmbeddings ? null : new Dense(c.HiddenSize, c.VocabSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    public override Tensor WordEmbeddings => model.embed_tokens.weight!;
+
+    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache) =>
+        model.Forward(inputIds, positions, positionBound, mask, cache);
+
+    protected override Tensor LmHead(Tensor hidden) =>
+        lm_head is null ? F.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);
+}

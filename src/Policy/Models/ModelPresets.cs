@@ -1,0 +1,76 @@
+using System.Text.Json.Nodes;
+using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Tokenization;
+
+namespace Rlft.Policy.Models;
+
+/// <summary>
+/// Randomly initialised checkpoints the project makes itself (no model hub): a byte-level BPE trained on a
+/// built-in corpus (or a given one) and a config of a known size. <c>tiny</c> trains in seconds on two cores;
+/// <c>small</c> is the benchmark shape (4 layers × d256).
+/// </summary>
+public static class ModelPresets
+{
+    public static readonly string[] Architectures = ["gpt2", "llama", "qwen2"];
+    public static readonly string[] Presets = ["tiny", "small"];
+
+    /// <summary>The corpus shipped with RLFT for tokenizer training.</summary>
+    public static string BuiltInCorpus()
+    {
+        using var stream = typeof(ModelPresets).Assembly.GetManifestResourceStream("Rlft.Policy.Corpus.txt")
+                           ?? throw new InvalidOperationException("built-in corpus resource is missing from the assembly");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    public static int DefaultVocabSize(string preset) => preset == "tiny" ? 512 : 2048;
+
+    /// <summary>A config.json for an architecture and preset with the given vocabulary and special token ids.</summary>
+    public static ModelConfig Config(string arch, string preset, int vocabSize, int eosId, int padId)
+    {
+        if (!Presets.Contains(preset)) throw new ArgumentException($"unknown preset '{preset}': expected {string.Join(", ", Presets)}");
+        bool tiny = preset == "tiny";
+        int hidden = tiny ? 64 : 256, layers = tiny ? 2 : 4, heads = tiny ? 4 : 8, positions = tiny ? 256 : 512;
+        JsonObject o = arch switch
+        {
+            "gpt2" => new JsonObject
+            {
+                ["model_type"] = "gpt2", ["vocab_size"] = vocabSize, ["n_embd"] = hidden, ["n_layer"] = layers, ["n_head"] = heads,
+                ["n_positions"] = positions, ["n_ctx"] = positions, ["layer_norm_epsilon"] = 1e-5, ["activation_function"] = "gelu_new",
+                ["resid_pdrop"] = 0.0, ["embd_pdrop"] = 0.0, ["attn_pdrop"] = 0.0, ["initializer_range"] = 0.02,
+            },
+            "llama" or "qwen2" => new JsonObject
+            {
+                ["model_type"] = arch, ["vocab_size"] = vocabSize, ["hidden_size"] = hidden, ["num_hidden_layers"] = layers,
+                ["num_attention_heads"] = heads, ["num_key_value_heads"] = heads / 2, ["intermediate_size"] = hidden * 11 / 4,
+                ["max_position_embeddings"] = positions, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0, ["hidden_act"] = "silu",
+                ["tie_word_embeddings"] = arch == "qwen2", ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
+            },
+            _ => throw new ArgumentException($"unknown architecture '{arch}': expected {string.Join(", ", Architectures)}"),
+        };
+        o["bos_token_id"] = eosId; o["eos_token_id"] = eosId; o["pad_token_id"] = padId;
+        return ModelConfig.Parse(o);
+    }
+
+    /// <summary>
+    /// Trains a tokenizer, builds and seeds a model, and writes a complete HF directory to <paramref name="outDir"/>.
+    /// Returns the model (eval mode). Nothing is written when an argument is invalid.
+    /// </summary>
+    public static CausalLM InitModel(string arch, string preset, string outDir, long seed = 0, string? corpus = null, int? vocabSize = null)
+    {
+        _ = Config(arch, preset, 300, 0, 1);   // validates arch and preset before anything is written
+        var tokenizerJson = BpeTrainer.Train(corpus ?? BuiltInCorpus(), vocabSize ?? DefaultVocabSize(preset));
+        string tmpTok = Path.Combine(Path.GetTempPath(), $"rlft-tok-{Guid.NewGuid():N}");
+        try
+        {
+            BpeTrainer.Save(tokenizerJson, tmpTok);
+            int eos, pad, vocab;
+            using (var tok = HfTokenizer.Load(tmpTok)) { eos = tok.EosId; pad = tok.PadId; vocab = tok.VocabSize; }
+            var config = Config(arch, preset, vocab, eos, pad);
+            var model = ModelFactory.CreateInitialized(config, seed);
+            Checkpoint.Save(model, outDir, tmpTok);
+            return model;
+        }
+        finally { if (Directory.Exists(tmpTok)) Directory.Delete(tmpTok, true); }
+    }
+}

@@ -1,0 +1,87 @@
+using Rlft.Policy.Generation;
+using Rlft.Policy.Lora;
+using Rlft.Policy.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rlft.Tests.Policy;
+
+public class LoraTests
+{
+    static readonly Tensor Ids = tensor(new long[] { 4, 8, 15, 16, 23, 42, 7, 1 }).unsqueeze(0);
+
+    static Tensor Logits(CausalLM model)
+    {
+        using var _ = no_grad();
+        using var o = model.Forward(Ids);
+        return o.Logits.clone();
+    }
+
+    static void Train(CausalLM model, LoraAdapters adapters, int steps)
+    {
+        model.train();
+        var opt = optim.AdamW(adapters.Parameters(), lr: 0.05);
+        for (int i = 0; i < steps; i++)
+        {
+            using var scope = NewDisposeScope();
+            opt.zero_grad();
+            var loss = -LogProbs.OfSequences(model, Ids, null).mean();
+            loss.backward();
+            opt.step();
+        }
+        model.eval();
+    }
+
+    [Theory]
+    [InlineData("llama", new[] { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" })]
+    [InlineData("gpt2", new[] { "c_attn", "c_proj", "c_fc" })]
+    public void Adapters_start_at_the_base_train_alone_and_merge_disable_consistently(string arch, string[] targets)
+    {
+        using var model = TinyModels.Create(arch, std: 0.05);
+        var baseLogits = Logits(model);
+        var baseParams = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        var adapters = LoraAdapters.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, Dropout = 0.1, TargetModules = targets }, seed: 2);
+        Assert.Equal(arch == "llama" ? 14 : 8, adapters.Layers.Count);
+        Assert.True(baseLogits.Equals(Logits(model)));   // B = 0: identical at initialisation
+
+        Train(model, adapters, 3);
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (name.Contains(".lora_")) Assert.False(p.detach().Equals(name.Contains("lora_B") ? zeros_like(p) : p.detach() + 1), name);
+            else Assert.True(p.detach().Equals(baseParams[name]), $"{name} changed");
+        }
+        foreach (var (name, layer) in adapters.Layers) Assert.True(layer.lora_B!.weight!.abs().sum().item<float>() > 0, $"{name}.lora_B did not train");
+
+        var adapted = Logits(model);
+        Assert.False(adapted.allclose(baseLogits, 1e-4, 1e-4));
+        using (adapters.Disabled()) Assert.True(baseLogits.Equals(Logits(model)));
+        Assert.True(adapted.Equals(Logits(model)));
+        adapters.Merge();
+        Assert.True(adapted.allclose(Logits(model), 1e-5, 1e-5));
+        Assert.Throws<InvalidOperationException>(() => adapters.Disabled());
+        adapters.Unmerge();
+        Assert.True(adapted.allclose(Logits(model), 1e-5, 1e-5));
+    }
+
+    [Fact]
+    public void Adapters_save_and_load_in_peft_layout()
+    {
+        using var model = TinyModels.Create("llama", std: 0.05);
+        var adapters = LoraAdapters.Apply(model, new LoraConfig { Rank = 2, TargetModules = ["q_proj", "v_proj"] });
+        Train(model, adapters, 2);
+        var adapted = Logits(model);
+        string dir = TinyModels.TempDir();
+        adapters.Save(dir);
+        var header = Rlft.Policy.Checkpoints.SafetensorsFile.ReadHeader(Path.Combine(dir, LoraAdapters.WeightsFile));
+        Assert.Contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", header.Select(kv => kv.Key));
+        Assert.Contains("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight", header.Select(kv => kv.Key));
+        Assert.Equal(9, header.Count);   // 2 layers × 2 targets × (A, B) + __metadata__
+        var cfg = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, LoraAdapters.ConfigFile)))!;
+        Assert.Equal("LORA", cfg["peft_type"]!.GetValue<string>());
+        Assert.Equal(2, cfg["r"]!.GetValue<int>());
+
+        using var fresh = TinyModels.Create("llama", std: 0.05);
+        LoraAdapters.Load(fresh, dir);
+        Assert.True(adapted.Equals(Logits(fresh)));
+    }
+}
