@@ -99,7 +99,7 @@ public static partial class RewardSpecReader
         "numeric-match" => new NumericMatchSpec(OptionalRegex(c, "extract"), c.GetDouble("abs-tolerance", 1e-9, min: 0), c.GetDouble("rel-tolerance", 1e-9, min: 0)),
         "regex" => new RegexSpec(Regex(c, "pattern"), c.GetDouble("match-score", 1, min: -1e300, max: 1e300), c.GetDouble("miss-score", 0, min: -1e300, max: 1e300)),
         "length" => new LengthSpec(c.GetInt("target", min: 1), c.GetEnum("unit", ["words", "characters"], "words") == "words" ? LengthUnit.Words : LengthUnit.Characters),
-        "json" => new JsonSpec(c.GetStringList("required-keys", [])),
+        "json" => new JsonSpec(StringList(c, "required-keys")),
         "sections" => new SectionsSpec(NonEmpty(c, "sections"), c.GetBool("in-order", true)),
         "repetition" => new RepetitionSpec(c.GetInt("n", 3, min: 1, max: 64)),
         "function" => new FunctionSpec(c.GetString("function")),
@@ -131,8 +131,19 @@ public static partial class RewardSpecReader
 
     static IReadOnlyList<string> NonEmpty(RlftConfig c, string key)
     {
-        var list = c.GetStringList(key);
+        var list = StringList(c, key);
         return list.Count > 0 && list.All(s => s.Length > 0) ? list : throw Bad(key, "needs at least one non-empty entry");
+    }
+
+    /// <summary>A list of strings, absent or <c>[]</c> meaning empty (the HOCON parser gives <c>[]</c> no array type).</summary>
+    static IReadOnlyList<string> StringList(RlftConfig c, string key)
+    {
+        if (!c.Has(key)) return [];
+        var v = c.Config.GetValue(key);
+        // Akka's parser stores `[]` as an empty array plus, before a ',' or '}', a whitespace literal.
+        bool empty = v is null || v.Values.All(e => e is Akka.Configuration.Hocon.HoconArray { Count: 0 }
+            || (e is Akka.Configuration.Hocon.HoconLiteral l && string.IsNullOrWhiteSpace(l.Value)));
+        return empty ? [] : c.GetStringList(key);
     }
 
     static string? OptionalRegex(RlftConfig c, string key) => c.Has(key) ? Regex(c, key) : null;
