@@ -54,7 +54,7 @@ public static partial class RewardSpecReader
         var root = config.Section(path);
         root.RejectUnknownKeys("", ["components", "clip"], path);
         var clip = ReadClip(root, "clip", path, config.Source);
-        var items = root.GetObjectList("components");
+        var items = IsEmptyList(root, "components") ? [] : Prefixed(path, config.Source, () => root.GetObjectList("components"));
         if (items.Count == 0) throw new ConfigException($"{path}.components: at least one component is required (in {config.Source})");
         var components = new List<RewardComponentSpec>();
         for (int i = 0; i < items.Count; i++)
@@ -138,12 +138,16 @@ public static partial class RewardSpecReader
     /// <summary>A list of strings, absent or <c>[]</c> meaning empty (the HOCON parser gives <c>[]</c> no array type).</summary>
     static IReadOnlyList<string> StringList(RlftConfig c, string key)
     {
-        if (!c.Has(key)) return [];
+        return IsEmptyList(c, key) ? [] : c.GetStringList(key);
+    }
+
+    static bool IsEmptyList(RlftConfig c, string key)
+    {
+        if (!c.Has(key)) return true;
         var v = c.Config.GetValue(key);
         // Akka's parser stores `[]` as an empty array plus, before a ',' or '}', a whitespace literal.
-        bool empty = v is null || v.Values.All(e => e is Akka.Configuration.Hocon.HoconArray { Count: 0 }
+        return v is null || v.Values.All(e => e is Akka.Configuration.Hocon.HoconArray { Count: 0 }
             || (e is Akka.Configuration.Hocon.HoconLiteral l && string.IsNullOrWhiteSpace(l.Value)));
-        return empty ? [] : c.GetStringList(key);
     }
 
     static string? OptionalRegex(RlftConfig c, string key) => c.Has(key) ? Regex(c, key) : null;
