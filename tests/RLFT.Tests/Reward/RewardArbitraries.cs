@@ -60,11 +60,24 @@ public sealed record Comparisons(PairwiseChoice[] Choices)
     public override string ToString() => $"Comparisons [{string.Join(", ", Choices.Select(c => $"{c.RaterId}:{c.A}v{c.B}→{c.Winner}"))}]";
 }
 
-/// <summary>An answer as words and numbers, rendered two ways that differ only in the normalisations exact match claims.</summary>
-public sealed record AnswerPair(string Written, string Reference, decimal[] Numbers)
+/// <summary>One word or number of an answer, spelled two ways.</summary>
+public sealed record AnswerToken(string Written, string Reference, decimal? Number);
+
+/// <summary>
+/// An answer as words and numbers, rendered two ways that differ only in the normalisations exact match
+/// claims. Separators have one entry more than tokens (the first and last pad the ends).
+/// </summary>
+public sealed record AnswerPair(AnswerToken[] Tokens, string[] WrittenSeparators, string[] ReferenceSeparators)
 {
+    public string Written => Join(Tokens.Select(t => t.Written), WrittenSeparators);
+    public string Reference => Join(Tokens.Select(t => t.Reference), ReferenceSeparators);
+    public decimal[] Numbers => Tokens.Where(t => t.Number.HasValue).Select(t => t.Number!.Value).ToArray();
+
+    static string Join(IEnumerable<string> parts, string[] separators) =>
+        separators[0] + string.Concat(parts.Select((p, i) => (i == 0 ? "" : separators[i]) + p)) + separators[^1];
+
     public override string ToString() => $"AnswerPair written \"{Escape(Written)}\" reference \"{Escape(Reference)}\"";
-    static string Escape(string s) => s.Replace("\n", "\\n", StringComparison.Ordinal).Replace("\t", "\\t", StringComparison.Ordinal);
+    static string Escape(string s) => s.Replace("\n", "\\n", StringComparison.Ordinal).Replace("\t", "\\t", StringComparison.Ordinal).Replace("\r", "\\r", StringComparison.Ordinal);
 }
 
 static class Show
@@ -199,23 +212,50 @@ public static class RewardArbitraries
         select new PairwiseChoice($"r{rater}", $"i{a}", $"i{b}", firstWins ? $"i{a}" : $"i{b}");
 
     public static Arbitrary<AnswerPair> AnswerPair() => Arb.From(
-        from tokens in Gen.Choose(1, 6).SelectMany(n => Gen.ArrayOf(Token, n))
-        from written in Render(tokens)
-        from reference in Render(tokens)
-        select new AnswerPair(written, reference, tokens.OfType<decimal>().ToArray()));
+        from n in Gen.Choose(1, 6)
+        from tokens in Gen.ArrayOf(Token, n)
+        from written in Gen.ArrayOf(Separator, n + 1)
+        from reference in Gen.ArrayOf(Separator, n + 1)
+        from padWritten in Gen.Elements(true, false)
+        from padReference in Gen.Elements(true, false)
+        select new AnswerPair(tokens, Pad(written, padWritten), Pad(reference, padReference)),
+        ShrinkAnswer);
 
-    // A token is a word (string) or a number (decimal with 0–2 decimals).
-    static readonly Gen<object> Token = Gen.OneOf(
-        Gen.Choose(1, 6).SelectMany(n => Gen.ArrayOf(Gen.Elements("abcdefghxyz".ToCharArray()), n)).Select(cs => (object)new string(cs)),
+    static string[] Pad(string[] separators, bool pad) => pad ? separators : ["", .. separators[1..^1], ""];
+
+    static readonly Gen<string> Separator = Gen.Elements(" ", "  ", "\t", "\n ", " \r\n");
+
+    // A token is a word (random case) or a number (0–2 decimals, spelled in any of its forms).
+    static readonly Gen<AnswerToken> Token = Gen.OneOf(
+        from w in Gen.Choose(1, 6).SelectMany(n => Gen.ArrayOf(Gen.Elements("abcdefghxyz".ToCharArray()), n)).Select(cs => new string(cs))
+        from a in RenderWord(w)
+        from b in RenderWord(w)
+        select new AnswerToken(a, b, null),
         from m in Gen.Choose(-2_000_000, 2_000_000)
         from scale in Gen.Choose(0, 2)
-        select (object)(m / (decimal)Math.Pow(10, scale)));
+        let d = m / (decimal)Math.Pow(10, scale)
+        from a in RenderNumber(d)
+        from b in RenderNumber(d)
+        select new AnswerToken(a, b, d));
 
-    static Gen<string> Render(object[] tokens) =>
-        from parts in Gen.CollectToArray(tokens, t => t is decimal d ? RenderNumber(d) : RenderWord((string)t))
-        from separators in Gen.ArrayOf(Gen.Elements(" ", "  ", "\t", "\n ", " \r\n"), tokens.Length + 1)
-        from pad in Gen.Elements(true, false)
-        select (pad ? separators[0] : "") + string.Concat(parts.Select((p, i) => i == 0 ? p : separators[i] + p)) + (pad ? separators[^1] : "");
+    /// <summary>Fewer tokens, then single spaces and no padding, then plain spellings on one side.</summary>
+    static IEnumerable<AnswerPair> ShrinkAnswer(AnswerPair p)
+    {
+        int n = p.Tokens.Length;
+        for (int i = 0; n > 1 && i < n; i++)
+            yield return new AnswerPair([.. p.Tokens[..i], .. p.Tokens[(i + 1)..]],
+                [.. p.WrittenSeparators[..(i + 1)], .. p.WrittenSeparators[(i + 2)..]], [.. p.ReferenceSeparators[..(i + 1)], .. p.ReferenceSeparators[(i + 2)..]]);
+        string[] plain = ["", .. Enumerable.Repeat(" ", n - 1), ""];
+        if (!p.WrittenSeparators.SequenceEqual(plain)) yield return p with { WrittenSeparators = plain };
+        if (!p.ReferenceSeparators.SequenceEqual(plain)) yield return p with { ReferenceSeparators = plain };
+        for (int i = 0; i < n; i++)
+        {
+            var t = p.Tokens[i];
+            string simple = t.Number is { } d ? d.ToString("0.##", CultureInfo.InvariantCulture) : t.Written.ToLowerInvariant();
+            if (t.Written != simple) yield return p with { Tokens = p.Tokens.Select((x, j) => j == i ? x with { Written = simple } : x).ToArray() };
+            if (t.Reference != simple) yield return p with { Tokens = p.Tokens.Select((x, j) => j == i ? x with { Reference = simple } : x).ToArray() };
+        }
+    }
 
     static Gen<string> RenderWord(string w) =>
         Gen.ArrayOf(Gen.Elements(true, false), w.Length).Select(upper => new string(w.Select((c, i) => upper[i] ? char.ToUpperInvariant(c) : c).ToArray()));
