@@ -27,10 +27,10 @@ public class RatingProperties
     }
 
     [Property]
-    public bool A_repeated_rating_by_the_same_rater_counts_once(RatingSet s, int seed)
+    public bool A_repeated_rating_by_the_same_rater_counts_once(RatingSet s, NonNegativeInt pick, int seed)
     {
-        var rng = new Random(seed);
-        var repeated = RatingProperties.Shuffled(s.Ratings.Concat(s.Ratings.Where(_ => rng.Next(2) == 0)).ToArray(), seed);
+        if (s.Ratings.Length == 0) return true;
+        var repeated = Shuffled([.. s.Ratings, s.Ratings[pick.Get % s.Ratings.Length]], seed);
         return Enum.GetValues<ScoreAggregate>().All(agg => SameScores(RatingAggregation.Scores(s.Ratings, agg), RatingAggregation.Scores(repeated, agg)))
             && Nullable.Equals(Agreement.KrippendorffAlpha(s.Ratings, AlphaMetric.Ordinal), Agreement.KrippendorffAlpha(repeated, AlphaMetric.Ordinal));
     }
