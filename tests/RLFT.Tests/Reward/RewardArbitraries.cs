@@ -162,9 +162,30 @@ public static class RewardArbitraries
         from values in Gen.ArrayOf(Gen.ArrayOf(Corrupt, n), k)
         from options in Gen.ArrayOf(ComponentGen, k)
         select new CorruptScores(values, options.Select((o, i) => o with { Name = $"c{i}" }).ToArray()),
-        s => s.Values[0].Length > 1
-            ? Enumerable.Range(0, s.Values[0].Length).Select(i => new CorruptScores(s.Values.Select(v => (double[])[.. v[..i], .. v[(i + 1)..]]).ToArray(), s.Options))
-            : []);
+        ShrinkCorrupt);
+
+    /// <summary>Fewer components, fewer samples, then values towards 0 and options towards the defaults.</summary>
+    static IEnumerable<CorruptScores> ShrinkCorrupt(CorruptScores s)
+    {
+        int k = s.Values.Length, n = s.Values[0].Length;
+        for (int c = 0; k > 1 && c < k; c++)
+            yield return new CorruptScores([.. s.Values[..c], .. s.Values[(c + 1)..]], [.. s.Options[..c], .. s.Options[(c + 1)..]]);
+        for (int i = 0; n > 1 && i < n; i++)
+            yield return s with { Values = s.Values.Select(v => (double[])[.. v[..i], .. v[(i + 1)..]]).ToArray() };
+        for (int c = 0; c < k; c++)
+            for (int i = 0; i < n; i++)
+                if (s.Values[c][i] != 0 && double.IsFinite(s.Values[c][i]) && Math.Abs(s.Values[c][i]) < 1e300)
+                    yield return s with { Values = s.Values.Select((v, j) => j == c ? v.Select((x, m) => m == i ? 0 : x).ToArray() : v).ToArray() };
+        for (int c = 0; c < k; c++)
+        {
+            var o = s.Options[c];
+            if (o.Normalization != Normalization.None) yield return Replace(s, c, o with { Normalization = Normalization.None });
+            if (o.Clip != ClipRange.Unbounded) yield return Replace(s, c, o with { Clip = ClipRange.Unbounded });
+            if (o.Weight != 1 && o.Weight < 1e300) yield return Replace(s, c, o with { Weight = 1 });
+        }
+    }
+
+    static CorruptScores Replace(CorruptScores s, int c, ComponentOptions o) => s with { Options = s.Options.Select((x, j) => j == c ? o : x).ToArray() };
 
     static readonly Gen<ComponentOptions> ComponentGen =
         from weight in Gen.Frequency((3, Gen.Choose(0, 20).Select(i => i / 4.0)), (1, Gen.Constant(1e300)))
