@@ -38,7 +38,7 @@ public sealed record ScoreMatrix(double[][] Values, double[] Weights)
 public sealed record CorruptScores(double[][] Values, ComponentOptions[] Options)
 {
     public override string ToString() => $"CorruptScores {string.Join(" ", Values.Select((v, c) =>
-        $"{Options[c].Name}(w={Show.D(Options[c].Weight)},{Options[c].Normalization},{Options[c].Missing.Action},clip=[{Show.D(Options[c].Clip.Min)},{Show.D(Options[c].Clip.Max)}])=[{Show.Doubles(v)}]"))}";
+        $"{Options[c].Name}(w={Show.D(Options[c].Weight)},{Options[c].Normalization},{(Options[c].Missing.Action == MissingAction.Drop ? "Drop" : $"Substitute({Show.D(Options[c].Missing.Value)})")},clip=[{Show.D(Options[c].Clip.Min)},{Show.D(Options[c].Clip.Max)}])=[{Show.Doubles(v)}]"))}";
 }
 
 /// <summary>Policy and reference log-probabilities of one response, β and a score.</summary>
