@@ -35,7 +35,7 @@ public static class ScoreCommand
             }
             catch (Exception e) when (e is CliException or ConfigException)
             {
-                // Reported here as well as in Cli.Run, since the command line's default handler sees async actions first.
+                // Reported here: System.CommandLine's default exception handler catches what an action throws before Cli.Run can.
                 stderr.WriteLine($"rlft: {e.Message}");
                 return e is CliException c ? c.ExitCode : 1;
             }
