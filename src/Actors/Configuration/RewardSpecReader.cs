@@ -60,7 +60,7 @@ public static partial class RewardSpecReader
         for (int i = 0; i < items.Count; i++)
         {
             string at = $"{path}.components[{i}]";
-            var c = Prefixed(at, config.Source, () => ReadComponent(items[i], at, config.Source));
+            var c = Prefixed(at, config.Source, () => ReadComponent(items[i]));
             int clash = components.FindIndex(x => x.Options.Name == c.Options.Name);
             if (clash >= 0)
                 throw new ConfigException($"{at}.name: '{c.Options.Name}' is already the name of {path}.components[{clash}] (set a distinct name) (in {config.Source})");
@@ -69,7 +69,7 @@ public static partial class RewardSpecReader
         return new RewardSpec(components, clip);
     }
 
-    static RewardComponentSpec ReadComponent(RlftConfig c, string at, string file)
+    static RewardComponentSpec ReadComponent(RlftConfig c)
     {
         string kind = c.GetEnum("source", SourceKinds);
         c.RejectUnknownKeys("", [.. CommonKeys, .. SourceKeys[kind]]);

@@ -5,6 +5,7 @@ namespace Rlft.Reward.Pipeline;
 /// missing policy → normalisation → clipping → <c>Σ weight · value</c> → total clipping.
 /// Holds the running moments of <see cref="Normalization.Running"/> components; everything else is
 /// a pure function of the batch. The output never holds NaN or ∞: such samples are dropped or substituted.
+/// Not thread-safe: one owner (a reward actor) calls it, and ships <see cref="Moments"/> to others to merge.
 /// </summary>
 public sealed class RewardCombiner
 {
