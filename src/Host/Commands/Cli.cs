@@ -16,6 +16,7 @@ public static class Cli
             GenerateCommand.Create(),
             LogprobsCommand.Create(),
             BenchCommand.Create(),
+            ScoreCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);
         return root;

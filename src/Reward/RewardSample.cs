@@ -1,0 +1,50 @@
+namespace Rlft.Reward;
+
+/// <summary>One prompt/completion pair to score; <paramref name="Reference"/> is the verifiable answer when the task has one.</summary>
+public sealed record RewardSample(
+    string Prompt,
+    string Completion,
+    string? Reference = null,
+    IReadOnlyDictionary<string, string>? Metadata = null);
+
+/// <summary>A source's verdict on one sample: a finite score, or a failure with its reason (never both).</summary>
+public readonly record struct SampleScore
+{
+    public double? Value { get; }
+    public string? Failure { get; }
+
+    SampleScore(double? value, string? failure)
+    {
+        Value = value;
+        Failure = failure;
+    }
+
+    /// <summary>A score; NaN and infinities become failures so no caller has to check twice.</summary>
+    public static SampleScore Ok(double value) =>
+        double.IsFinite(value) ? new(value, null) : new(null, double.IsNaN(value) ? "score is NaN" : "score is infinite");
+
+    public static SampleScore Fail(string reason) => new(null, reason);
+
+    public bool IsOk => Value.HasValue;
+
+    public override string ToString() => Value is { } v ? v.ToString("R", System.Globalization.CultureInfo.InvariantCulture) : $"failed: {Failure}";
+}
+
+/// <summary>A source's scores for a batch, one per sample, in batch order.</summary>
+public sealed record SourceScores(string Source, IReadOnlyList<SampleScore> Scores)
+{
+    /// <summary>Every sample failed for the same reason (a timeout, a refused request).</summary>
+    public static SourceScores AllFailed(string source, int count, string reason) =>
+        new(source, Enumerable.Repeat(SampleScore.Fail(reason), count).ToArray());
+}
+
+/// <summary>
+/// Anything that scores completions: rules, a reward model, a remote scorer, human raters.
+/// Batched and asynchronous because the expensive ones (models, HTTP, people) are; a source reports
+/// per-sample failures in its result and throws only when <paramref name="ct"/> is cancelled.
+/// </summary>
+public interface IRewardSource
+{
+    string Name { get; }
+    Task<SourceScores> ScoreAsync(IReadOnlyList<RewardSample> batch, CancellationToken ct);
+}
