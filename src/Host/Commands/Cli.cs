@@ -12,6 +12,7 @@ public static class Cli
         Command[] commands =
         [
             InfoCommand.Create(),
+            RunCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);
         return root;
