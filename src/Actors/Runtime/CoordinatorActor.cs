@@ -63,9 +63,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<RegisterWorker>(OnRegister);
         Receive<QueryWeights>(q => _weightServer.Forward(q));
         Receive<RolloutBatch>(OnRolloutBatch);
-        Receive<RolloutFailed>(f => { _ledger.Fail(f.BatchId); Dispatch(); });
+        Receive<RolloutFailed>(OnRolloutFailed);
         Receive<ScoredBatch>(OnScored);
-        Receive<ScoreFailed>(f => { if (_scoring.Remove(f.BatchId, out var s)) SendToScorer(s.Batch); });
+        Receive<ScoreFailed>(OnScoreFailed);
         Receive<StageProgress>(p => Record(p.Metrics, p.Step, p.TotalSteps));
         Receive<StageCompleted>(OnOfflineStageCompleted);
         Receive<OnlineReady>(r => { _policyVersion = r.PolicyVersion; Evaluate("before"); });
@@ -199,6 +199,25 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         scorer.Tell(new ScoreBatch(batch.BatchId, _rewardModelVersion, batch));
     }
 
+    readonly Dictionary<long, int> _scoreFailures = new();
+    readonly Dictionary<long, int> _rolloutFailures = new();
+
+    void OnRolloutFailed(RolloutFailed f)
+    {
+        if (!_ledger.Fail(f.BatchId)) return;
+        int failures = _rolloutFailures[f.BatchId] = _rolloutFailures.GetValueOrDefault(f.BatchId) + 1;
+        if (failures >= 3) { Finish(false, $"rollout batch {f.BatchId} failed {failures} times: {f.Reason}"); return; }
+        Dispatch();
+    }
+
+    void OnScoreFailed(ScoreFailed f)
+    {
+        if (!_scoring.Remove(f.BatchId, out var s)) return;
+        int failures = _scoreFailures[f.BatchId] = _scoreFailures.GetValueOrDefault(f.BatchId) + 1;
+        if (failures >= 3) { Finish(false, $"scoring batch {f.BatchId} failed {failures} times: {f.Reason}"); return; }
+        SendToScorer(s.Batch);
+    }
+
     void OnScored(ScoredBatch scored)
     {
         if (!_scoring.Remove(scored.BatchId, out var entry)) return;
@@ -230,7 +249,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _policyVersion = u.PolicyVersion;
         _trained++;
         var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = _staleDropped, ["rollout/reissued"] = Reissued };
-        Record(metrics, ++_step, _stage!.Steps);
+        Record(metrics, _step + 1, _stage!.Steps);
         if (_step >= _stage.Steps)
         {
             _online = false;
@@ -246,6 +265,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     void Record(Dictionary<string, double> metrics, int step, int total)
     {
         _lastMetrics = metrics;
+        _step = step;
         _recorder.Record(++_globalStep, _stage?.Name ?? "", metrics);
         _jobWatcher.Tell(Status());
     }
@@ -267,6 +287,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (_finished) return;
         _finished = true;
+        _online = false;
         _log.Info("job {0}: {1}", ok ? "finished" : "failed", message);
         foreach (var w in _rolloutWorkers.Keys) w.Tell(new NoMoreWork(message));
         var summary = new Dictionary<string, double>(_summary)

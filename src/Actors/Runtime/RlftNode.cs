@@ -78,6 +78,15 @@ public sealed class RlftNode : IAsyncDisposable
                 .ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); })
                 .WithRemoting(options.Hostname, options.Port)
                 .WithClustering(new ClusterOptions { Roles = roles, SeedNodes = options.SeedNodes.ToArray() });
+            if (options.SeedNodes.Count == 0)
+            {
+                // No seeds: this node founds the cluster by joining itself (a one-member cluster for `rlft run`).
+                akka.AddStartup((system, _) =>
+                {
+                    var cluster = Akka.Cluster.Cluster.Get(system);
+                    cluster.Join(cluster.SelfAddress);
+                });
+            }
 
             if (roles.Contains("learner"))
             {

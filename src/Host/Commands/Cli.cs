@@ -17,6 +17,7 @@ public static class Cli
             LogprobsCommand.Create(),
             BenchCommand.Create(),
             ScoreCommand.Create(),
+            RunCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);
         return root;

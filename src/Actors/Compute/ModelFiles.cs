@@ -1,0 +1,43 @@
+using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Models;
+using Rlft.Policy.Tokenization;
+using Rlft.Policy.Training;
+using Rlft.Policy.Training.Trainers;
+
+namespace Rlft.Actors.Compute;
+
+/// <summary>The small text files that describe a model (config, tokenizer), carried inside weight blobs.</summary>
+public static class ModelFiles
+{
+    static readonly string[] Names = [Checkpoint.ConfigFile, .. Checkpoint.TokenizerFiles];
+
+    public static Dictionary<string, string> Read(string directory) =>
+        Names.Where(n => File.Exists(Path.Combine(directory, n))).ToDictionary(n => n, n => File.ReadAllText(Path.Combine(directory, n)));
+
+    /// <summary>Writes the files into a fresh directory and returns it.</summary>
+    public static string Materialize(IReadOnlyDictionary<string, string> files, string purpose)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"rlft-{purpose}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        foreach (var (name, text) in files)
+        {
+            if (!Names.Contains(name)) throw new InvalidDataException($"unexpected file '{name}' in a weight blob");
+            File.WriteAllText(Path.Combine(dir, name), text);
+        }
+        return dir;
+    }
+
+    /// <summary>Builds an (untrained) model and tokenizer from blob files, on <paramref name="device"/>.</summary>
+    public static PolicyModel Build(IReadOnlyDictionary<string, string> files, TorchSharp.torch.Device device, string purpose)
+    {
+        string dir = Materialize(files, purpose);
+        try
+        {
+            var model = ModelFactory.Create(ModelConfig.Load(Path.Combine(dir, Checkpoint.ConfigFile)));
+            model.MoveTo(device);
+            model.eval();
+            return new PolicyModel(model, HfTokenizer.Load(dir));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

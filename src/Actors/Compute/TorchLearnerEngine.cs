@@ -1,0 +1,246 @@
+using System.Diagnostics;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Jobs;
+using Rlft.Actors.Protocol;
+using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Generation;
+using Rlft.Policy.Heads;
+using Rlft.Policy.Models;
+using Rlft.Policy.Runtime;
+using Rlft.Policy.Tokenization;
+using Rlft.Policy.Training;
+using Rlft.Policy.Training.Trainers;
+using Rlft.Rollout.Data;
+using Rlft.Rollout.Tasks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rlft.Actors.Compute;
+
+/// <summary>
+/// The learner's compute: the policy (and, per online stage, its value head and frozen reference), the
+/// reward model, and the trainers of each stage kind. Offline stages run to completion here; online
+/// stages take one scored batch per <see cref="Train"/>.
+/// </summary>
+public sealed class TorchLearnerEngine : ILearnerEngine
+{
+    readonly JobSpec _job;
+    readonly Device _device;
+    readonly string _modelDir;
+    readonly PolicyModel _policy;
+    RewardModel? _rm;
+    PolicyModel? _reference;
+    ValueHead? _value;
+    PpoTrainer? _ppo;
+    GrpoTrainer? _grpo;
+
+    public long PolicyVersion { get; private set; }
+    public long RewardModelVersion { get; private set; } = -1;
+    public bool ExportsAdapterOnly => false;
+
+    public TorchLearnerEngine(JobSpec job)
+    {
+        _job = job;
+        _device = TorchRuntime.ResolveDevice(job.Device);
+        manual_seed(job.Seed);
+        if (job.Model.Path is { } path)
+        {
+            if (!File.Exists(Path.Combine(path, Checkpoint.ConfigFile))) throw new ConfigException($"rlft.job.model.path: no config.json in {path}");
+            _modelDir = path;
+        }
+        else
+        {
+            _modelDir = Path.Combine(job.RunDirectory, "init-model");
+            if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
+                ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed)).Dispose();
+        }
+        _policy = new PolicyModel(Checkpoint.Load(_modelDir, _device), HfTokenizer.Load(_modelDir));
+    }
+
+    string DataPath(StageSpec stage, string data, string key) =>
+        DataResolver.Resolve(data, _job.RunDirectory, _job.Seed, $"rlft.job.stages[{stage.Index}].{key}");
+
+    static IEnumerable<List<T>> Batches<T>(IReadOnlyList<T> data, int size, int steps)
+    {
+        for (int s = 0; s < steps; s++) yield return Enumerable.Range(0, size).Select(i => data[(s * size + i) % data.Count]).ToList();
+    }
+
+    public StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken cancellationToken)
+    {
+        var final = new Dictionary<string, double>();
+        void Loop<T>(IReadOnlyList<T> data, Func<List<T>, Dictionary<string, double>> step)
+        {
+            int i = 0;
+            foreach (var batch in Batches(data, stage.BatchSize, stage.Steps))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var sw = Stopwatch.StartNew();
+                var m = step(batch);
+                m["timing/step"] = sw.Elapsed.TotalSeconds;
+                progress(new StageProgress(stage.Index, ++i, stage.Steps, m));
+            }
+        }
+
+        switch (stage.Kind)
+        {
+            case StageKind.Sft:
+            {
+                var all = Jsonl.ReadSft(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Completion)).ToList();
+                var (train, heldOut) = Split(all);
+                using var t = new SftTrainer(_policy, stage.Optimizer);
+                final["sft/heldout_loss_before"] = t.Loss(heldOut);
+                Loop(train, t.Step);
+                final["sft/heldout_loss_after"] = t.Loss(heldOut);
+                PolicyVersion++;
+                break;
+            }
+            case StageKind.RewardModel:
+            {
+                var all = Jsonl.ReadPreferences(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Chosen, e.Rejected)).ToList();
+                var (train, heldOut) = Split(all);
+                var trunk = _policy.FrozenCopy();
+                foreach (var p in trunk.Model.parameters()) p.requires_grad = true;
+                var head = new RewardHead(trunk.Model.Config.HiddenSize, _job.Seed);
+                head.to(_device);
+                _rm = new RewardModel(trunk, head);
+                using var t = new RewardModelTrainer(_rm, stage.RewardModel, stage.Optimizer);
+                final["rm/heldout_accuracy_before"] = t.Accuracy(heldOut);
+                Loop(train, t.Step);
+                final["rm/heldout_accuracy"] = t.Accuracy(heldOut);
+                RewardModelVersion = RewardModelVersion < 0 ? 1 : RewardModelVersion + 1;
+                break;
+            }
+            case StageKind.Dpo:
+            {
+                var all = Jsonl.ReadPreferences(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Chosen, e.Rejected)).ToList();
+                var reference = new FrozenReference(_policy.FrozenCopy());
+                using var t = new DpoTrainer(_policy, reference, stage.Dpo, stage.Optimizer);
+                if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(all);
+                Loop(all, t.Step);
+                PolicyVersion++;
+                break;
+            }
+            case StageKind.Distill:
+            {
+                var teacherPath = stage.Teacher?.Path ?? throw new ConfigException($"rlft.job.stages[{stage.Index}].teacher.path: distillation needs a teacher checkpoint");
+                var teacher = new PolicyModel(Checkpoint.Load(teacherPath, _device), HfTokenizer.Load(teacherPath));
+                var all = Jsonl.ReadSft(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Completion)).ToList();
+                var (train, heldOut) = Split(all);
+                using var t = new DistillTrainer(_policy, teacher, stage.Distill, stage.Optimizer);
+                final["distill/heldout_kl_before"] = t.Kl(heldOut);
+                Loop(train, t.Step);
+                final["distill/heldout_kl_after"] = t.Kl(heldOut);
+                teacher.Model.Dispose();
+                PolicyVersion++;
+                break;
+            }
+            default:
+                throw new InvalidOperationException($"stage {stage.Name} ({stage.Kind}) is not an offline stage");
+        }
+        return new StageCompleted(stage.Index, PolicyVersion, RewardModelVersion, final);
+    }
+
+    /// <summary>Holds out the last 5% (at least 8 items) for before/after figures.</summary>
+    static (List<T> Train, List<T> HeldOut) Split<T>(List<T> all)
+    {
+        int held = Math.Clamp(all.Count / 20, Math.Min(8, all.Count / 2), 256);
+        return held == 0 ? (all, all) : (all.Take(all.Count - held).ToList(), all.Skip(all.Count - held).ToList());
+    }
+
+    public void BeginOnlineStage(StageSpec stage)
+    {
+        _ppo?.Dispose(); _grpo?.Dispose();
+        (_ppo, _grpo) = (null, null);
+        _reference?.Model.Dispose();
+        _reference = _policy.FrozenCopy();
+        if (stage.Kind == StageKind.Ppo)
+        {
+            _value = new ValueHead(_policy.Model.Config.HiddenSize, _job.Seed);
+            _value.to(_device);
+            _ppo = new PpoTrainer(_policy, _value, new FrozenReference(_reference), stage.Ppo, stage.Optimizer, seed: _job.Seed);
+        }
+        else
+            _grpo = new GrpoTrainer(_policy, new FrozenReference(_reference), stage.Grpo, stage.Optimizer);
+    }
+
+    public PolicyUpdated Train(StageSpec stage, TrainOn experience)
+    {
+        var batch = experience.Batch;
+        var dropped = experience.Scores.Dropped.ToHashSet();
+        // GRPO advantages are relative to the group: a dropped sample takes its whole group with it.
+        var droppedGroups = stage.Kind == StageKind.Grpo ? dropped.Select(i => batch.Samples[i].Group).ToHashSet() : [];
+        var samples = batch.Samples.Select((s, i) => (s, i))
+            .Where(x => !dropped.Contains(x.i) && !droppedGroups.Contains(x.s.Group))
+            .Select(x => new Experience(x.s.PromptTokens, x.s.CompletionTokens, x.s.Logprobs, experience.Scores.Scores[x.i], x.s.Group))
+            .ToList();
+        if (samples.Count == 0) throw new InvalidOperationException($"batch {batch.BatchId}: every sample was dropped by the reward pipeline");
+        var sw = Stopwatch.StartNew();
+        var metrics = stage.Kind == StageKind.Ppo
+            ? (_ppo ?? throw new InvalidOperationException("online stage not begun")).Step(samples)
+            : (_grpo ?? throw new InvalidOperationException("online stage not begun")).Step(samples);
+        double train = sw.Elapsed.TotalSeconds;
+        long generated = batch.Samples.Sum(s => (long)s.CompletionTokens.Length);
+        metrics["timing/train"] = train;
+        metrics["timing/generate"] = batch.Seconds;
+        metrics["timing/score"] = experience.Scores.Seconds;
+        metrics["rollout/tokens_per_second"] = batch.Seconds > 0 ? generated / batch.Seconds : 0;
+        metrics["rollout/policy_lag"] = PolicyVersion - batch.PolicyVersion;
+        metrics["rollout/dropped"] = batch.Samples.Length - samples.Count;
+        for (int k = 0; k < experience.Scores.ComponentNames.Length; k++)
+            metrics[$"reward/{experience.Scores.ComponentNames[k]}"] = experience.Scores.Components[k].Average();
+        PolicyVersion++;
+        return new PolicyUpdated(batch.BatchId, stage.Index, 0, PolicyVersion, metrics);
+    }
+
+    public byte[] ExportWeights(WeightKind kind)
+    {
+        using var scope = NewDisposeScope();
+        var files = ModelFiles.Read(_modelDir);
+        if (kind == WeightKind.Policy) return ModelBlob.Pack(_policy.Model.state_dict(), files);
+        var rm = _rm ?? throw new InvalidOperationException("no reward model has been trained");
+        var tensors = rm.Trunk.Model.state_dict().Select(kv => KeyValuePair.Create("trunk." + kv.Key, kv.Value))
+            .Concat(rm.Head.state_dict().Select(kv => KeyValuePair.Create("head." + kv.Key, kv.Value)));
+        return ModelBlob.Pack(tensors, files);
+    }
+
+    public EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts)
+    {
+        var sampling = stage?.Sampling ?? new SamplingSpec(16, 1.0, 0, 1.0);
+        var options = new GenerationOptions { MaxNewTokens = sampling.MaxNewTokens, Temperature = 1.0, Seed = _job.Seed + 7919 };
+        var result = Evaluator.Run(_policy, prompts.Select(p => (p.Prompt, p.Answer)).ToList(),
+            (p, c, a) => ReviewTask.Score(p, c, a), options,
+            _reference is null ? null : new FrozenReference(_reference), _reference,
+            _rm is null ? null : items => _rm.ScoreTexts(items));
+        int n = Math.Min(16, prompts.Length);
+        return new EvaluationDone(stage?.Index ?? -1, label, result.Metrics, result.Prompts[..n], result.Completions[..n]);
+    }
+
+    public void SaveCheckpoint(string directory)
+    {
+        Checkpoint.Save(_policy.Model, Path.Combine(directory, "policy"), _modelDir);
+        _value?.Save(Path.Combine(directory, "value_head.safetensors"));
+        if (_rm is not null)
+        {
+            Checkpoint.Save(_rm.Trunk.Model, Path.Combine(directory, "reward-model"), _modelDir);
+            _rm.Head.Save(Path.Combine(directory, "reward-model", "reward_head.safetensors"));
+        }
+        File.WriteAllText(Path.Combine(directory, "trainer_state.json"),
+            $"{{\"policy_version\": {PolicyVersion}, \"reward_model_version\": {RewardModelVersion}}}\n");
+    }
+
+    public void Dispose()
+    {
+        _ppo?.Dispose(); _grpo?.Dispose();
+        _policy.Model.Dispose();
+        _reference?.Model.Dispose();
+        _rm?.Trunk.Model.Dispose();
+    }
+}
+
+/// <summary>The engines RLFT runs with: TorchSharp models on the job's device.</summary>
+public sealed class TorchEngineFactory : Runtime.IEngineFactory
+{
+    public ILearnerEngine CreateLearner(JobSpec job) => new TorchLearnerEngine(job);
+    public IRolloutEngine CreateRollout(JobSpec job, int index) => new TorchRolloutEngine(job);
+    public IRewardEngine CreateReward(JobSpec job, int index) => new TorchRewardEngine(job);
+}

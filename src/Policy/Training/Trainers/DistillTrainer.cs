@@ -1,0 +1,67 @@
+using Rlft.Policy.Generation;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Training.Trainers;
+
+/// <summary>
+/// Knowledge distillation: token-level forward KL(teacher ‖ student) over completion positions
+/// (Hinton et al., 2015; GKD, Agarwal et al., 2024). Teacher and student share a tokenizer; the teacher
+/// may be larger. Sequences come from a dataset or from the student's own samples.
+/// </summary>
+public sealed class DistillTrainer : IDisposable
+{
+    readonly PolicyModel _student;
+    readonly PolicyModel _teacher;
+    readonly DistillOptions _o;
+    public TrainingOptimizer Optimizer { get; }
+
+    public DistillTrainer(PolicyModel student, PolicyModel teacher, DistillOptions options, OptimizerOptions optimizer)
+    {
+        if (student.Model.Config.VocabSize != teacher.Model.Config.VocabSize)
+            throw new ArgumentException($"teacher vocabulary ({teacher.Model.Config.VocabSize}) differs from the student's ({student.Model.Config.VocabSize}): token-level distillation needs a shared tokenizer");
+        (_student, _teacher, _o) = (student, teacher, options.Validate());
+        foreach (var p in teacher.Model.parameters()) p.requires_grad = false;
+        Optimizer = new TrainingOptimizer(student.Model.parameters(), optimizer);
+    }
+
+    /// <summary>(B, C, V) logits predicting each end-aligned completion token, and the (B, C) mask.</summary>
+    static (Tensor Logits, Tensor Mask) CompletionLogits(PolicyModel m, IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions)
+    {
+        int c = completions.Max(x => x.Length);
+        using var batch = TokenBatch.LeftPad(prompts.Zip(completions, (p, q) => p.Concat(q).ToArray()).ToList(), m.Tokenizer.PadId, m.Device);
+        using var output = m.Model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: c + 1);
+        var mask = new float[prompts.Count * c];
+        for (int b = 0; b < prompts.Count; b++)
+            for (int j = c - completions[b].Length; j < c; j++) mask[b * c + j] = 1;
+        return (output.Logits.narrow(1, 0, c).clone(), tensor(mask, [prompts.Count, c], device: m.Device));
+    }
+
+    /// <summary>Forward KL per completion token, averaged; no update.</summary>
+    public double Kl(IReadOnlyList<(string Prompt, string Completion)> batch)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var (prompts, completions) = Encode(batch);
+        var (s, mask) = CompletionLogits(_student, prompts, completions);
+        var (t, _) = CompletionLogits(_teacher, prompts, completions);
+        return Losses.ForwardKl(s, t, mask, _o.Temperature).Stats["distill/kl"];
+    }
+
+    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch)
+    {
+        using var scope = NewDisposeScope();
+        var (prompts, completions) = Encode(batch);
+        Tensor teacher;
+        using (no_grad()) { _teacher.Model.eval(); teacher = CompletionLogits(_teacher, prompts, completions).Logits; }
+        _student.Model.train();
+        var (student, mask) = CompletionLogits(_student, prompts, completions);
+        var r = Losses.ForwardKl(student, teacher, mask, _o.Temperature);
+        Optimizer.Backward(r.Loss);
+        return SftTrainer.Merge(r.Stats, Optimizer.Step().Stats);
+    }
+
+    (List<int[]>, List<int[]>) Encode(IReadOnlyList<(string Prompt, string Completion)> batch) =>
+        (batch.Select(b => _student.EncodePrompt(b.Prompt)).ToList(), batch.Select(b => _student.EncodeCompletion(b.Completion)).ToList());
+
+    public void Dispose() => Optimizer.Dispose();
+}

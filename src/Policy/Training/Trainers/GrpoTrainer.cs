@@ -1,0 +1,59 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Training.Trainers;
+
+/// <summary>
+/// GRPO (Shao et al., 2024): G samples per prompt, advantages normalised within each group, the clipped
+/// surrogate, and a k3 KL penalty to the reference inside the loss. No value model.
+/// Experience must come grouped: consecutive runs of <see cref="GrpoOptions.GroupSize"/> samples.
+/// </summary>
+public sealed class GrpoTrainer : IDisposable
+{
+    readonly PolicyModel _policy;
+    readonly IReferencePolicy _reference;
+    readonly GrpoOptions _o;
+    public TrainingOptimizer Optimizer { get; }
+
+    public GrpoTrainer(PolicyModel policy, IReferencePolicy reference, GrpoOptions options, OptimizerOptions optimizer,
+        IEnumerable<TorchSharp.Modules.Parameter>? parameters = null)
+    {
+        (_policy, _reference, _o) = (policy, reference, options.Validate());
+        Optimizer = new TrainingOptimizer(parameters ?? policy.Model.parameters(), optimizer);
+    }
+
+    public Dictionary<string, double> Step(IReadOnlyList<Experience> batch)
+    {
+        using var scope = NewDisposeScope();
+        int eos = _policy.Tokenizer.EosId;
+        var prompts = batch.Select(e => e.PromptTokens).ToList();
+        var completions = batch.Select(e => ExperienceTensors.NonEmpty(e.CompletionTokens, eos)).ToList();
+        var scores = tensor(batch.Select(e => e.Score).ToArray());
+        var adv = Advantages.GroupNormalized(scores, _o.GroupSize);                      // (B)
+        Tensor logpOld, logRef;
+        using (no_grad())
+        {
+            _policy.Model.eval();
+            using var lp = _policy.LogProbsOf(prompts, completions);
+            logpOld = lp.LogProbs.detach().clone();
+            logRef = _reference.LogProbs(prompts, completions);
+        }
+        adv = adv.to(logpOld.device);
+        _policy.Model.train();
+        var sums = new Dictionary<string, double>();
+        for (int epoch = 0; epoch < _o.Epochs; epoch++)
+        {
+            using var epochScope = NewDisposeScope();
+            using var lp = _policy.LogProbsOf(prompts, completions);
+            var r = Losses.GrpoLoss(lp.LogProbs, logpOld, logRef, adv, lp.Mask, _o.ClipLow, _o.ClipHigh, _o.KlCoef);
+            Optimizer.Backward(r.Loss);
+            foreach (var (k, v) in r.Stats.Concat(Optimizer.Step().Stats)) sums[k] = sums.GetValueOrDefault(k) + v / _o.Epochs;
+        }
+        sums["reward/mean"] = scores.mean().ToDouble();
+        sums["reward/std"] = scores.std().ToDouble();
+        sums["response/length"] = completions.Average(c => c.Length);
+        return sums;
+    }
+
+    public void Dispose() => Optimizer.Dispose();
+}

@@ -1,0 +1,85 @@
+using Rlft.Policy.Generation;
+using Rlft.Policy.Heads;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Training.Trainers;
+
+/// <summary>
+/// A reward model: a causal-LM trunk with a scalar head read at the last real token
+/// (transformers' *ForSequenceClassification), trained with the Bradley–Terry loss on preference pairs.
+/// </summary>
+public sealed class RewardModel
+{
+    public PolicyModel Trunk { get; }
+    public RewardHead Head { get; }
+
+    public RewardModel(PolicyModel trunk, RewardHead head) => (Trunk, Head) = (trunk, head);
+
+    public IEnumerable<TorchSharp.Modules.Parameter> Parameters() => Trunk.Model.parameters().Concat(Head.parameters());
+
+    /// <summary>Scores (B,) for prompt+completion texts; differentiable.</summary>
+    public Tensor Score(IReadOnlyList<(string Prompt, string Completion)> items)
+    {
+        using var scope = NewDisposeScope();
+        var seqs = items.Select(i => Trunk.EncodePrompt(i.Prompt).Concat(Trunk.EncodeCompletion(i.Completion)).ToArray()).ToList();
+        using var batch = TokenBatch.LeftPad(seqs, Trunk.Tokenizer.PadId, Trunk.Device);
+        using var output = Trunk.Model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: -1);
+        return Head.forward(output.HiddenStates, batch.AttentionMask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Scores as floats, without gradients, in batches of <paramref name="batchSize"/>.</summary>
+    public float[] ScoreTexts(IReadOnlyList<(string Prompt, string Completion)> items, int batchSize = 64)
+    {
+        using var _ = no_grad();
+        Trunk.Model.eval();
+        var scores = new List<float>(items.Count);
+        for (int i = 0; i < items.Count; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            scores.AddRange(Score(items.Skip(i).Take(batchSize).ToList()).cpu().data<float>().ToArray());
+        }
+        return scores.ToArray();
+    }
+}
+
+/// <summary>Bradley–Terry training of a <see cref="RewardModel"/> on (prompt, chosen, rejected) triples.</summary>
+public sealed class RewardModelTrainer : IDisposable
+{
+    readonly RewardModel _model;
+    readonly RewardModelOptions _options;
+    public TrainingOptimizer Optimizer { get; }
+
+    public RewardModelTrainer(RewardModel model, RewardModelOptions options, OptimizerOptions optimizer)
+    {
+        (_model, _options) = (model, options.Validate());
+        Optimizer = new TrainingOptimizer(model.Parameters(), optimizer);
+    }
+
+    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> batch)
+    {
+        using var scope = NewDisposeScope();
+        _model.Trunk.Model.train();
+        // Chosen and rejected in one forward: [c0..cn, r0..rn].
+        var items = batch.Select(b => (b.Prompt, b.Chosen)).Concat(batch.Select(b => (b.Prompt, b.Rejected))).ToList();
+        var scores = _model.Score(items);
+        var chosen = scores.narrow(0, 0, batch.Count);
+        var rejected = scores.narrow(0, batch.Count, batch.Count);
+        var margin = _options.Margin > 0 ? full(batch.Count, _options.Margin, device: scores.device) : null;
+        var result = Losses.RewardModelLoss(chosen, rejected, margin);
+        var loss = result.Loss;
+        if (_options.CenterRewardsCoef > 0) loss = loss + _options.CenterRewardsCoef * (chosen + rejected).square().mean();
+        Optimizer.Backward(loss);
+        return SftTrainer.Merge(result.Stats, Optimizer.Step().Stats);
+    }
+
+    /// <summary>Share of held-out pairs where the chosen completion scores higher.</summary>
+    public double Accuracy(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs)
+    {
+        var c = _model.ScoreTexts(pairs.Select(p => (p.Prompt, p.Chosen)).ToList());
+        var r = _model.ScoreTexts(pairs.Select(p => (p.Prompt, p.Rejected)).ToList());
+        return c.Zip(r).Count(x => x.First > x.Second) / (double)pairs.Count;
+    }
+
+    public void Dispose() => Optimizer.Dispose();
+}

@@ -1,0 +1,130 @@
+using Rlft.Policy.Generation;
+using Rlft.Policy.Heads;
+using Rlft.Policy.Lora;
+using Rlft.Policy.Training;
+using Rlft.Policy.Training.Trainers;
+using Rlft.Rollout.Tasks;
+using Parameter = TorchSharp.Modules.Parameter;
+using static TorchSharp.torch;
+
+namespace Rlft.Tests.Training;
+
+/// <summary>One step of each objective must move every trainable parameter (a detached graph would not).</summary>
+public class TrainerStepTests
+{
+    static readonly OptimizerOptions Opt = new() { LearningRate = 1e-2, MaxGradNorm = 0, Schedule = LrSchedule.Constant };
+
+    static List<(string Name, Tensor Before, Parameter P)> Snapshot(IEnumerable<(string, Parameter)> ps) =>
+        ps.Select(x => (x.Item1, x.Item2.detach().clone(), x.Item2)).ToList();
+
+    static void AssertAllChanged(List<(string Name, Tensor Before, Parameter P)> snap)
+    {
+        var unchanged = snap.Where(s => s.P.Equals(s.Before)).Select(s => s.Name).ToList();
+        Assert.True(unchanged.Count == 0, "unchanged after a step: " + string.Join(", ", unchanged));
+    }
+
+    static List<Experience> Rollouts(PolicyModel policy, int n, int group = 1)
+    {
+        var prompts = ReviewTask.ReviewPrompts(n / group, 5).SelectMany(p => Enumerable.Repeat((p.Prompt, p.Answer), group)).ToList();
+        var (texts, tokens, logps) = Evaluator.Sample(policy, prompts, new GenerationOptions { MaxNewTokens = 8, Seed = 1 });
+        // Distinct scores so group-normalised advantages are never all zero.
+        return prompts.Select((p, i) => new Experience(policy.EncodePrompt(p.Prompt), tokens[i], logps[i], i % 3 * 0.5f, i / group)).ToList();
+    }
+
+    [Fact]
+    public void Sft_step_changes_every_parameter()
+    {
+        var policy = TinyTask.Load();
+        var snap = Snapshot(policy.Model.named_parameters());
+        using var t = new SftTrainer(policy, Opt);
+        t.Step(TinyTask.Sft(8, 1));
+        AssertAllChanged(snap);
+    }
+
+    [Fact]
+    public void Reward_model_step_changes_every_parameter()
+    {
+        var trunk = TinyTask.Load();
+        var rm = new RewardModel(trunk, new RewardHead(trunk.Model.Config.HiddenSize));
+        // The final LayerNorm bias shifts chosen and rejected scores by the same amount, and the
+        // Bradley–Terry loss depends only on their difference: its gradient is exactly zero.
+        const string shiftOnly = "transformer.ln_f.bias";
+        var snap = Snapshot(trunk.Model.named_parameters().Where(p => p.name != shiftOnly).Concat(rm.Head.named_parameters()));
+        var shift = Snapshot(trunk.Model.named_parameters().Where(p => p.name == shiftOnly));
+        using var t = new RewardModelTrainer(rm, new RewardModelOptions(), Opt);
+        t.Step(TinyTask.Prefs(8, 1));
+        AssertAllChanged(snap);
+        Assert.True(shift[0].P.Equals(shift[0].Before));
+    }
+
+    [Fact]
+    public void Ppo_step_changes_every_policy_and_value_parameter()
+    {
+        var policy = TinyTask.Load();
+        var value = new ValueHead(policy.Model.Config.HiddenSize);
+        var experience = Rollouts(policy, 8);
+        var snap = Snapshot(policy.Model.named_parameters().Concat(value.named_parameters()));
+        using var t = new PpoTrainer(policy, value, new FrozenReference(policy.FrozenCopy()), new PpoOptions { Epochs = 1 }, Opt);
+        t.Step(experience);
+        AssertAllChanged(snap);
+    }
+
+    [Fact]
+    public void Dpo_step_changes_every_parameter()
+    {
+        var policy = TinyTask.Load();
+        using var t = new DpoTrainer(policy, new FrozenReference(policy.FrozenCopy()), new DpoOptions(), Opt);
+        var snap = Snapshot(policy.Model.named_parameters());
+        t.Step(TinyTask.Prefs(8, 2));
+        AssertAllChanged(snap);
+    }
+
+    [Fact]
+    public void Grpo_step_changes_every_parameter()
+    {
+        var policy = TinyTask.Load();
+        var experience = Rollouts(policy, 8, group: 4);
+        using var t = new GrpoTrainer(policy, new FrozenReference(policy.FrozenCopy()), new GrpoOptions { GroupSize = 4 }, Opt);
+        var snap = Snapshot(policy.Model.named_parameters());
+        t.Step(experience);
+        AssertAllChanged(snap);
+    }
+
+    [Fact]
+    public void Distill_step_changes_every_student_parameter_and_no_teacher_parameter()
+    {
+        var student = TinyTask.Load();
+        var teacher = TinyTask.Load();
+        using (no_grad()) foreach (var p in teacher.Model.parameters()) p.add_(randn_like(p) * 0.1);
+        var snap = Snapshot(student.Model.named_parameters());
+        var teacherSnap = Snapshot(teacher.Model.named_parameters());
+        using var t = new DistillTrainer(student, teacher, new DistillOptions(), Opt);
+        t.Step(TinyTask.Sft(8, 3));
+        AssertAllChanged(snap);
+        Assert.All(teacherSnap, s => Assert.True(s.P.Equals(s.Before), $"teacher parameter {s.Name} changed"));
+    }
+
+    [Fact]
+    public void With_lora_only_adapters_change_and_the_reference_is_the_base()
+    {
+        var policy = TinyTask.Load();
+        var adapters = LoraAdapters.Apply(policy.Model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["c_attn", "c_proj", "c_fc"] });
+        foreach (var (name, p) in policy.Model.named_parameters()) if (!name.Contains(".lora_")) p.requires_grad = false;
+        var baseSnap = Snapshot(policy.Model.named_parameters().Where(p => !p.name.Contains(".lora_")));
+        var loraSnap = Snapshot(policy.Model.named_parameters().Where(p => p.name.Contains(".lora_")));
+        var reference = new AdapterReference(policy, adapters);
+        using var t = new DpoTrainer(policy, reference, new DpoOptions(), Opt, adapters.Parameters());
+        var data = TinyTask.Prefs(8, 4);
+        t.Step(data);
+        t.Step(data);   // lora_A first moves on the second step: B starts at zero, so A's first gradient is zero
+        AssertAllChanged(loraSnap);
+        Assert.All(baseSnap, s => Assert.True(s.P.Equals(s.Before), $"base parameter {s.Name} changed"));
+
+        // Adapters disabled computes the base model: equal to a frozen copy without adapters.
+        var prompts = data.Select(d => policy.EncodePrompt(d.Item1)).ToList();
+        var completions = data.Select(d => policy.EncodeCompletion(d.Item2)).ToList();
+        var viaAdapters = reference.LogProbs(prompts, completions);
+        using var plain = TinyTask.Load().LogProbsOf(prompts, completions);
+        Assert.True(viaAdapters.allclose(plain.LogProbs, atol: 1e-5));
+    }
+}
