@@ -19,6 +19,9 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
 
     public long PolicyVersion { get; private set; } = -1;
 
+    /// <summary>The replica (null until the first weights arrive); tests compare it with the learner's.</summary>
+    internal PolicyModel? Replica => _policy;
+
     public void ApplyWeights(long version, byte[] blob)
     {
         // The replica is built outside the dispose scope: its parameters must outlive this call.

@@ -71,10 +71,15 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<OnlineReady>(r => { _policyVersion = r.PolicyVersion; Evaluate("before"); });
         Receive<EvaluationDone>(OnEvaluated);
         Receive<PolicyUpdated>(OnPolicyUpdated);
-        Receive<LearnerFailed>(f => Finish(false, $"learner failed in stage {f.Stage}: {f.Reason}"));
+        Receive<LearnerFailed>(f =>
+        {
+            if (_finished) Complete(false, $"the final checkpoint failed: {f.Reason}");
+            else Finish(false, $"learner failed in stage {f.Stage}: {f.Reason}");
+        });
         Receive<Tick>(_ => { if (_ledger.Expire(DateTime.UtcNow).Count > 0) Dispatch(); });
         Receive<QueryJobStatus>(_ => Sender.Tell(Status()));
         Receive<Terminated>(OnTerminated);
+        Receive<CheckpointSaved>(c => Complete(true, $"job completed; checkpoint in {c.Directory}"));
     }
 
     protected override void PreStart()
@@ -283,6 +288,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             foreach (var entry in _scoring.Values.Where(s => s.Scorer.Equals(t.ActorRef)).ToList()) SendToScorer(entry.Batch);
     }
 
+    /// <summary>Ends the job: a successful one first writes its final checkpoint (HF layout).</summary>
     void Finish(bool ok, string message)
     {
         if (_finished) return;
@@ -290,6 +296,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _online = false;
         _log.Info("job {0}: {1}", ok ? "finished" : "failed", message);
         foreach (var w in _rolloutWorkers.Keys) w.Tell(new NoMoreWork(message));
+        if (ok) _learner.Tell(new SaveCheckpoint(Path.Combine(_recorder.Directory, "checkpoints", $"step-{_globalStep}")));
+        else Complete(false, message);
+    }
+
+    void Complete(bool ok, string message)
+    {
         var summary = new Dictionary<string, double>(_summary)
         {
             ["job/batches_trained"] = _trained,
@@ -297,6 +309,13 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             ["job/stale_dropped"] = _staleDropped,
             ["job/policy_version"] = _policyVersion,
         };
+        try
+        {
+            var written = new Dictionary<string, object> { ["job"] = _job.Name, ["succeeded"] = ok, ["message"] = message };
+            foreach (var (k, v) in summary) written[k] = v;
+            _recorder.Finish(written);
+        }
+        catch (Exception e) { _log.Error(e, "could not write the run summary"); }
         _jobWatcher.Tell(new JobFinished(ok, message, summary));
     }
 

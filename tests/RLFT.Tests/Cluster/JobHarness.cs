@@ -1,0 +1,62 @@
+using System.Net;
+using System.Net.Sockets;
+using Rlft.Actors.Compute;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Jobs;
+using Rlft.Actors.Runtime;
+
+namespace Rlft.Tests.Cluster;
+
+/// <summary>Short jobs on the tiny model, and the plumbing to run them on real (loopback) clusters.</summary>
+public static class JobHarness
+{
+    /// <summary>Akka settings for tests: every message serialized, quick failure detection.</summary>
+    public const string TestHocon = """
+        akka.actor.serialize-messages = on
+        akka.cluster.split-brain-resolver.stable-after = 3s
+        akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
+        """;
+
+    public static JobSpec Job(string stages, string extra = "")
+    {
+        string dir = Directory.CreateTempSubdirectory("rlft-job").FullName;
+        string text = $$"""
+            rlft.job {
+              name = test
+              seed = 3
+              device = cpu
+              output-dir = "{{dir.Replace("\\", "/")}}"
+              model { arch = gpt2, preset = tiny }
+              eval-prompts = 8
+              {{extra}}
+              stages = [ {{stages}} ]
+            }
+            """;
+        return JobSpec.Parse(RlftConfig.ParseText(text, "test-job.conf"));
+    }
+
+    public const string Sft = """{ kind = sft, data = "builtin:sft", steps = 15, batch-size = 16, optimizer { lr = 2e-3 } }""";
+    public const string RewardModel = """{ kind = reward-model, data = "builtin:preferences", steps = 10, batch-size = 16, optimizer { lr = 1e-3 } }""";
+    public static string Ppo(int steps, string rewards = "task") => $$"""{ kind = ppo, data = "builtin:prompts", eval-data = "builtin:eval-prompts", steps = {{steps}}, batch-size = 8, sampling { max-new-tokens = 8 }, ppo { epochs = 1 }, rewards { sources = [ { type = {{rewards}} } ] } }""";
+
+    public static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    /// <summary>Remembers the engines it makes so tests can look inside them.</summary>
+    public sealed class RecordingFactory : IEngineFactory
+    {
+        readonly TorchEngineFactory _inner = new();
+        public List<TorchRolloutEngine> Rollouts { get; } = new();
+        public List<TorchLearnerEngine> Learners { get; } = new();
+
+        public ILearnerEngine CreateLearner(JobSpec job) { var e = (TorchLearnerEngine)_inner.CreateLearner(job); lock (Learners) Learners.Add(e); return e; }
+        public IRolloutEngine CreateRollout(JobSpec job, int index) { var e = (TorchRolloutEngine)_inner.CreateRollout(job, index); lock (Rollouts) Rollouts.Add(e); return e; }
+        public IRewardEngine CreateReward(JobSpec job, int index) => _inner.CreateReward(job, index);
+    }
+}

@@ -1,0 +1,65 @@
+using Rlft.Actors.Compute;
+using Rlft.Actors.Protocol;
+using Rlft.Actors.Runtime;
+
+namespace Rlft.Tests.Cluster;
+
+/// <summary>Whole jobs through the actors, with every message serialized (serialize-messages = on).</summary>
+public class JobThroughActorsTests(ITestOutputHelper output)
+{
+    static async Task<JobFinished> RunSingleNode(Rlft.Actors.Jobs.JobSpec job, IEngineFactory? engines = null)
+    {
+        await using var node = RlftNode.Create(new NodeOptions
+        {
+            Job = job,
+            Roles = ["learner", "rollout", "reward"],
+            ExtraHocon = JobHarness.TestHocon,
+        }, engines ?? new TorchEngineFactory());
+        await node.StartAsync(TestContext.Current.CancellationToken);
+        return await node.Finished.WaitAsync(TimeSpan.FromMinutes(4), TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task Sft_reward_model_and_ppo_complete_and_write_the_run_directory()
+    {
+        var job = JobHarness.Job(string.Join(",", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(4, "reward-model")));
+        var finished = await RunSingleNode(job);
+        output.WriteLine(finished.Message);
+        Assert.True(finished.Succeeded, finished.Message);
+        Assert.Equal(4, finished.Summary["job/batches_trained"]);
+
+        string run = job.RunDirectory;
+        var metrics = File.ReadAllLines(Path.Combine(run, "metrics.jsonl"));
+        Assert.Equal(15 + 10 + 4, metrics.Length);
+        Assert.Contains("\"objective/kl\"", metrics[^1]);
+        Assert.True(File.Exists(Path.Combine(run, "summary.json")));
+        Assert.True(new FileInfo(Path.Combine(run, "reward_kl.png")).Length > 1000);
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(run, "tensorboard"), "events.out.tfevents.*"));
+        Assert.Contains("2-ppo/before", File.ReadAllText(Path.Combine(run, "samples.jsonl")));
+        var checkpoint = Directory.GetDirectories(Path.Combine(run, "checkpoints")).Single();
+        Assert.EndsWith("step-29", checkpoint);
+        foreach (var f in new[] { "config.json", "model.safetensors", "tokenizer.json" })
+            Assert.True(File.Exists(Path.Combine(checkpoint, "policy", f)), f);
+    }
+
+    [Fact]
+    public async Task Dpo_and_grpo_stages_complete_through_the_actors()
+    {
+        var job = JobHarness.Job(string.Join(",",
+            """{ kind = dpo, data = "builtin:preferences", steps = 5, batch-size = 8, optimizer { lr = 1e-3 } }""",
+            """{ kind = grpo, data = "builtin:prompts", steps = 3, batch-size = 8, grpo { group-size = 4 }, sampling { max-new-tokens = 8 } }"""));
+        var finished = await RunSingleNode(job);
+        Assert.True(finished.Succeeded, finished.Message);
+        Assert.Equal(3, finished.Summary["job/batches_trained"]);
+        Assert.True(finished.Summary.ContainsKey("1-grpo/after/eval/reward"));
+    }
+
+    [Fact]
+    public async Task A_bad_dataset_fails_the_job_with_a_message_naming_the_key()
+    {
+        var job = JobHarness.Job("""{ kind = sft, data = "/nonexistent/data.jsonl", steps = 2 }""");
+        var finished = await RunSingleNode(job);
+        Assert.False(finished.Succeeded);
+        Assert.Contains("rlft.job.stages[0].data", finished.Message);
+    }
+}

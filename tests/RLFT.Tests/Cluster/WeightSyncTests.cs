@@ -1,0 +1,83 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Rlft.Actors.Compute;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Protocol;
+using Rlft.Actors.Runtime;
+using Rlft.Actors.WeightSync;
+using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Training;
+using Rlft.Tests.Training;
+
+namespace Rlft.Tests.Cluster;
+
+public sealed class WeightSyncTests : IAsyncDisposable
+{
+    readonly ActorSystem _system = ActorSystem.Create("sync",
+        ConfigurationFactory.ParseString("akka.actor.provider = local\nakka.actor.serialize-messages = on").WithFallback(RlftConfig.BaseAkka().Config));
+
+    public async ValueTask DisposeAsync() => await _system.Terminate();
+
+    /// <summary>Stands in for the coordinator: hands one batch of work to a rollout actor and routes weight queries.</summary>
+    sealed class Driver : ReceiveActor
+    {
+        public Driver(IActorRef weights, GenerateRollouts work, TaskCompletionSource<RolloutBatch> done)
+        {
+            bool sent = false;
+            Receive<RequestWork>(_ => { if (!sent) { sent = true; Sender.Tell(work); } });
+            Receive<QueryWeights>(q => weights.Forward(q));
+            Receive<RolloutBatch>(b => done.TrySetResult(b));
+            Receive<RolloutFailed>(f => done.TrySetException(new Exception(f.Reason)));
+        }
+    }
+
+    /// <summary>A weight server link that corrupts the first chunk it relays.</summary>
+    sealed class CorruptOnce : ReceiveActor
+    {
+        public int Corrupted;
+        public CorruptOnce(IActorRef server, Action onCorrupt)
+        {
+            var waiting = new Dictionary<(long, int), IActorRef>();
+            Receive<FetchChunk>(f => { waiting[(f.Version, f.Index)] = Sender; server.Tell(f); });
+            Receive<WeightChunk>(c =>
+            {
+                var to = waiting[(c.Version, c.Index)];
+                if (Corrupted++ == 0) { onCorrupt(); var bad = (byte[])c.Data.Clone(); bad[^1] ^= 0x5a; to.Tell(c with { Data = bad }); }
+                else to.Tell(c);
+            });
+            // Answer queries as ourselves, so the fetching side sends its chunk requests through this link.
+            IActorRef? asker = null;
+            Receive<QueryWeights>(q => { asker = Sender; server.Tell(q); });
+            Receive<WeightsPublished>(a => asker?.Tell(a));
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_replica_matches_the_published_weights_bit_for_bit_even_after_a_corrupt_chunk(bool corrupt)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var source = TinyTask.Load();
+        using (TorchSharp.torch.no_grad()) foreach (var p in source.Model.parameters()) p.add_(TorchSharp.torch.randn_like(p) * 0.01);
+        var blob = ModelBlob.Pack(source.Model.state_dict(), ModelFiles.Read(TinyTask.ModelDirectory));
+        var server = _system.ActorOf(WeightServerActor.Props());
+        server.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, 5, blob, chunkSize: 64 * 1024)));
+        int corrupted = 0;
+        var link = corrupt ? _system.ActorOf(Props.Create(() => new CorruptOnce(server, () => Interlocked.Increment(ref corrupted)))) : server;
+
+        var done = new TaskCompletionSource<RolloutBatch>();
+        var work = new GenerateRollouts(1, 0, 5, [new PromptItem("review the book:", null, 0)], new SamplingSettings(4, 1.0, 0, 1.0), 9);
+        var driver = _system.ActorOf(Props.Create(() => new Driver(link, work, done)));
+        var job = JobHarness.Job(JobHarness.Sft);
+        var engine = new TorchRolloutEngine(job);
+        _system.ActorOf(RolloutActor.Props(engine, driver, "w1"));
+
+        var batch = await done.Task.WaitAsync(TimeSpan.FromMinutes(1), ct);
+        Assert.Equal(5, batch.PolicyVersion);
+        Assert.Equal(corrupt ? 1 : 0, corrupted);
+        var replica = engine.Replica!.Model.state_dict();
+        foreach (var (name, t) in source.Model.state_dict())
+            Assert.True(t.Equals(replica[name]), $"{name} differs from the learner's");
+    }
+}
