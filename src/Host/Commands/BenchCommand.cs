@@ -10,6 +10,7 @@ public static class BenchCommand
     public static IBenchmark[] Benchmarks() =>
     [
         new PolicyBenchmarks(),
+        new PolicyBenchmarks.Memory(),
     ];
 
     public static Command Create()
