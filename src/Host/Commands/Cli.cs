@@ -12,6 +12,7 @@ public static class Cli
         Command[] commands =
         [
             InfoCommand.Create(),
+            FeedbackCommand.Create(), FeedbackTokenCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);
         return root;
