@@ -32,7 +32,8 @@ public static class Cli
             stderr.WriteLine($"rlft: {error.Message} (see 'rlft --help')");
             return 2;
         }
-        var config = new InvocationConfiguration { Output = stdout, Error = stderr };
+        // Without the default handler a CliException reaches the catch below instead of printing a stack trace.
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try
         {
             return parsed.Invoke(config);
