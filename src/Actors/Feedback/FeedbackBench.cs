@@ -32,8 +32,9 @@ public static class FeedbackBench
         {
             using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = raters * 2 }) { BaseAddress = new Uri(app.Urls.First()) };
             var adminClient = new FeedbackClient(http, admin);
-            for (int start = 0; start < items; start += 1000)
-                await adminClient.EnqueueAsync(Enumerable.Range(start, Math.Min(1000, items - start)).Select(i => (object)(i % 2 == 0
+            // Batches of 200 stay under the 64 KiB request limit.
+            for (int start = 0; start < items; start += 200)
+                await adminClient.EnqueueAsync(Enumerable.Range(start, Math.Min(200, items - start)).Select(i => (object)(i % 2 == 0
                     ? new { kind = "compare", prompt = $"prompt {i}", completions = new[] { $"a tidy answer {i}", $"a tidy tidy answer {i}" } }
                     : new { kind = "score", prompt = $"prompt {i}", completions = new[] { $"answer {i} tidy" } })), ct);
 

@@ -15,6 +15,7 @@ public sealed class FeedbackTestNode : IAsyncDisposable
     public FeedbackOptions Options { get; private set; } = null!;
     public Uri Url { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
+    public IServiceProvider Services => _app.Services;
     WebApplication _app = null!;
 
     FeedbackTestNode(string directory) => Directory = directory;
