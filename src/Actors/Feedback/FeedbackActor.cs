@@ -77,6 +77,7 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
         });
 
         Command<GetStats>(_ => Reply(_state.Stats()));
+        Command<GetRaterStats>(q => Reply(new RaterStats(q.Rater, _state.RatedBy(q.Rater), _state.OpenCount)));
         Command<GetExport>(_ => Reply(_state.Export()));
 
         Command<SubscribeResolutions>(cmd =>
@@ -115,5 +116,15 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
     {
         _log.Error(cause, "feedback: journal write failed at {0}; restarting from the journal", sequenceNr);
         base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    /// <summary>
+    /// A rejected event was already applied to the in-memory state, which now differs from the journal: stop, so
+    /// the supervisor restarts the actor from the journal (the senders waiting on that event get no answer).
+    /// </summary>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "feedback: journal rejected event {0} at {1}; restarting from the journal", @event.GetType().Name, sequenceNr);
+        Context.Stop(Self);
     }
 }

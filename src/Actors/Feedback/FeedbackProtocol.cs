@@ -133,6 +133,11 @@ public sealed record FeedbackStats(
     double? CompareAgreement,
     double? ScoreAgreement) : IFeedbackMessage;
 
+/// <summary>A cheap per-rater count (the page asks after every rating; <see cref="GetStats"/> computes agreement).</summary>
+public sealed record GetRaterStats(string Rater) : IFeedbackMessage;
+
+public sealed record RaterStats(string Rater, int Rated, int Pending) : IFeedbackMessage;
+
 /// <summary>Every item and every durable rating, for export.</summary>
 public sealed record GetExport : IFeedbackMessage
 {

@@ -31,7 +31,7 @@ public static class FeedbackEndpoints
         });
 
         app.MapGet("/healthz", async (IRequiredActor<FeedbackActor> actor) =>
-            await Ask<FeedbackStats>(actor, GetStats.Instance) is not null
+            await Ask<RaterStats>(actor, new GetRaterStats("")) is not null
                 ? Results.Json(new { status = "ok" })
                 : Results.Json(new { status = "unavailable" }, statusCode: 503));
 
@@ -84,8 +84,8 @@ public static class FeedbackEndpoints
                 : Unavailable());
 
         api.MapGet("/me", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
-            await Ask<FeedbackStats>(actor, GetStats.Instance) is { } s
-                ? Results.Json(new { rater = Rater(ctx), rated = s.PerRater.GetValueOrDefault(Rater(ctx)) })
+            await Ask<RaterStats>(actor, new GetRaterStats(Rater(ctx))) is { } s
+                ? Results.Json(new { rater = s.Rater, rated = s.Rated, pending = s.Pending })
                 : Unavailable());
 
         api.MapGet("/export", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
