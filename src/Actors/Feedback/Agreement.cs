@@ -13,7 +13,10 @@ public static class Agreement
     /// <summary>δ² for interval data: the squared difference (1..7 scores).</summary>
     public static double Interval(double a, double b) => (a - b) * (a - b);
 
-    /// <summary>Null when nothing is pairable or every pairable value is the same (D_e = 0: alpha is undefined).</summary>
+    /// <summary>
+    /// 1 when every pairable value agrees (D_o = 0); null when nothing is pairable or the values cannot disagree
+    /// (D_e = 0 ≠ D_o). The same conventions as the reward pipeline's rating aggregation.
+    /// </summary>
     public static double? KrippendorffAlpha(IEnumerable<IReadOnlyList<double>> units, Func<double, double, double> delta2)
     {
         // o[(c,k)]: coincidences of value c with value k within units, each unit weighted 1/(m_u − 1).
@@ -37,6 +40,7 @@ public static class Agreement
             foreach (var (k, b) in nc)
                 expected += a * b * delta2(c, k);
         expected /= n * (n - 1);
+        if (observed == 0) return 1;
         return expected == 0 ? null : 1 - observed / expected;
     }
 }

@@ -79,6 +79,7 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
         Command<GetStats>(_ => Reply(_state.Stats()));
         Command<GetRaterStats>(q => Reply(new RaterStats(q.Rater, _state.RatedBy(q.Rater), _state.OpenCount)));
         Command<GetExport>(_ => Reply(_state.Export()));
+        Command<GetItemRatings>(q => Reply(_state.RatingsOf(q.ItemIds)));
 
         Command<SubscribeResolutions>(cmd =>
         {

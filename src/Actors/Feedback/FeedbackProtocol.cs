@@ -138,6 +138,11 @@ public sealed record GetRaterStats(string Rater) : IFeedbackMessage;
 
 public sealed record RaterStats(string Rater, int Rated, int Pending) : IFeedbackMessage;
 
+/// <summary>The durable ratings of the given items so far (a producer polls this while it waits).</summary>
+public sealed record GetItemRatings(IReadOnlyList<string> ItemIds) : IFeedbackMessage;
+
+public sealed record ItemRatings(IReadOnlyList<RatingRecord> Ratings, IReadOnlyList<string> Closed) : IFeedbackMessage;
+
 /// <summary>Every item and every durable rating, for export.</summary>
 public sealed record GetExport : IFeedbackMessage
 {

@@ -30,7 +30,8 @@ public sealed class FeedbackSerializer : SerializerWithStringManifest
         typeof(EnqueueItems), typeof(ItemsEnqueued), typeof(EnqueueRejected),
         typeof(NextTask), typeof(TaskOffer), typeof(NoTask),
         typeof(SubmitRating), typeof(RatingAccepted), typeof(RatingRejected),
-        typeof(GetStats), typeof(FeedbackStats), typeof(GetRaterStats), typeof(RaterStats), typeof(GetExport), typeof(ExportData),
+        typeof(GetStats), typeof(FeedbackStats), typeof(GetRaterStats), typeof(RaterStats),
+        typeof(GetItemRatings), typeof(ItemRatings), typeof(GetExport), typeof(ExportData),
         typeof(SubscribeResolutions), typeof(ItemResolved), typeof(FeedbackTick),
         typeof(ItemEnqueued), typeof(LeaseGranted), typeof(RatingRecorded), typeof(ItemClosed),
     ];

@@ -171,6 +171,12 @@ public sealed class FeedbackState
             Agreement.KrippendorffAlpha(score, Agreement.Interval));
     }
 
+    public ItemRatings RatingsOf(IReadOnlyList<string> ids)
+    {
+        var known = ids.Where(_items.ContainsKey).Select(id => _items[id]).ToList();
+        return new ItemRatings(known.SelectMany(e => e.Ratings).ToList(), known.Where(e => e.Outcome is not null).Select(e => e.Item.Id).ToList());
+    }
+
     public ExportData Export() =>
         new(_items.Values.OrderBy(e => e.Order).Select(e => e.Item).ToList(), _ratings.ToList(),
             _items.Values.Where(e => e.Outcome is not null).ToDictionary(e => e.Item.Id, e => e.Outcome!.Value, StringComparer.Ordinal));

@@ -36,8 +36,9 @@ public class FeedbackHttpTests
         Assert.Equal(4, s.GetProperty("ratings").GetInt32());
         Assert.Equal(2, s.GetProperty("raters").GetProperty("alice").GetInt32());
         Assert.Equal(2, s.GetProperty("raters").GetProperty("bob").GetInt32());
-        // Both raters picked b: perfect agreement is undefined (no variation), reported as null.
-        Assert.Equal(JsonValueKind.Null, s.GetProperty("agreement").GetProperty("compare").ValueKind);
+        // Both raters picked b: perfect agreement. Scores 6 and 5 on the only unit: all variation is disagreement.
+        Assert.Equal(1.0, s.GetProperty("agreement").GetProperty("compare").GetDouble());
+        Assert.Equal(0.0, s.GetProperty("agreement").GetProperty("score").GetDouble(), 9);
 
         var prefs = (await node.Client("alice").GetTextAsync("/api/v1/export?format=preferences", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, prefs.Length);

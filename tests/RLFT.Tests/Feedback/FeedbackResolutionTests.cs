@@ -15,7 +15,6 @@ public class FeedbackResolutionTests
     {
         await using var node = await FeedbackTestNode.StartAsync(o => o with { Fallback = "source:reward-model" });
         var system = node.Services.GetRequiredService<ActorSystem>();
-        Assert.True(system.Settings.SerializeAllMessages);
         var feedback = node.Services.GetRequiredService<IRequiredActor<FeedbackActor>>().ActorRef;
         var inbox = Inbox.Create(system);
         feedback.Tell(new SubscribeResolutions(inbox.Receiver, 0));

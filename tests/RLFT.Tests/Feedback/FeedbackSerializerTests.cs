@@ -19,6 +19,7 @@ public class FeedbackSerializerTests
         new EnqueueItems([Item]), new ItemsEnqueued(["i1"], 1), new EnqueueRejected("x"), new NextTask("alice"),
         new TaskOffer(Item, 99), NoTask.Instance, new SubmitRating("alice", "i1", null, Rating.Scores), new RatingAccepted("r1", true),
         new RatingRejected(RejectionCode.Conflict, "c"), GetStats.Instance, new GetRaterStats("alice"), new RaterStats("alice", 3, 4),
+        new GetItemRatings(["i1"]), new ItemRatings([Rating], ["i1"]),
         new FeedbackStats(1, 2, 3, 4, new Dictionary<string, int> { ["alice"] = 4 }, 0.5, null), GetExport.Instance,
         new ExportData([Item], [Rating], new Dictionary<string, ResolutionOutcome> { ["i1"] = ResolutionOutcome.TimedOut }),
         new SubscribeResolutions(probe, 3), new ItemResolved(1, "i1", "o", ResolutionOutcome.TimedOut, "drop", "timed out", [Rating], 5),

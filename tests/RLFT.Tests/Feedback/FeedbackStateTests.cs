@@ -127,6 +127,7 @@ public class FeedbackStateTests
     public void Krippendorff_alpha_is_one_for_perfect_agreement_and_undefined_without_pairs()
     {
         Assert.Equal(1.0, Agreement.KrippendorffAlpha([[1, 1], [2, 2], [3, 3]], Agreement.Interval));
+        Assert.Equal(1.0, Agreement.KrippendorffAlpha([[4, 4]], Agreement.Interval));
         Assert.Null(Agreement.KrippendorffAlpha([[1], [2]], Agreement.Nominal));
         Assert.True(Agreement.KrippendorffAlpha([[1, 2], [2, 1]], Agreement.Nominal) < 0);
     }

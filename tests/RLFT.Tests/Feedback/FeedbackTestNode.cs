@@ -33,8 +33,9 @@ public sealed class FeedbackTestNode : IAsyncDisposable
             Tick = TimeSpan.FromMilliseconds(50),
         };
         node.Options = configure?.Invoke(options) ?? options;
-        // Every message between the endpoint and the actor goes through the serializer, as it would across nodes.
-        node._app = FeedbackNode.Build(node.Options, ["http://127.0.0.1:0"], akkaHocon: "akka.actor.serialize-messages = on");
+        // Not with serialize-messages = on: Akka.Persistence.Sql's internal WriteFinished (it carries a Task) cannot
+        // be serialized, is dropped, and the journal then stalls. FeedbackSerializerTests round-trips every message.
+        node._app = FeedbackNode.Build(node.Options, ["http://127.0.0.1:0"]);
         await node._app.StartAsync(TestContext.Current.CancellationToken);
         node.Url = new Uri(node._app.Urls.First());
         node.Http = new HttpClient { BaseAddress = node.Url };
