@@ -47,6 +47,10 @@ public class FeedbackHttpTests
         Assert.Equal(("Say hi", "hello hello", "hello"), (p.RootElement.GetProperty("prompt").GetString(), p.RootElement.GetProperty("chosen").GetString(), p.RootElement.GetProperty("rejected").GetString()));
         Assert.True(DateTimeOffset.TryParse(p.RootElement.GetProperty("time").GetString(), out _));
 
+        var c1 = (await node.Admin.GetTextAsync("/api/v1/admin/ratings?items=c1", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, c1.Length);
+        Assert.All(c1, l => Assert.Contains("\"taskId\":\"c1\"", l));
+
         var scores = (await node.Client("alice").GetTextAsync("/api/v1/export?format=scores", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, scores.Length);
         using var sc = JsonDocument.Parse(scores[0]);

@@ -108,10 +108,18 @@ public static class FeedbackEndpoints
                 _ => Unavailable(),
             };
         });
-        admin.MapGet("/ratings", async (IRequiredActor<FeedbackActor> actor) =>
-            await Ask<ExportData>(actor, GetExport.Instance) is { } data
-                ? Results.Text(string.Join("", FeedbackExport.Ratings(data).Select(l => l + "\n")), "application/x-ndjson; charset=utf-8", Encoding.UTF8)
-                : Unavailable());
+        // Every rating with its ids; ?items=a,b narrows to those items (a producer polling for its batch).
+        admin.MapGet("/ratings", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
+        {
+            string filter = ctx.Request.Query["items"].ToString();
+            var ids = filter.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (ids.FirstOrDefault(id => !FeedbackItem.IsValidId(id)) is { } bad) return Error(400, $"items: '{bad}' is not an item id");
+            var data = ids.Length == 0
+                ? await Ask<ExportData>(actor, GetExport.Instance)
+                : await Ask<ItemRatings>(actor, new GetItemRatings(ids)) is { } found ? new ExportData([], found.Ratings, new Dictionary<string, ResolutionOutcome>()) : null;
+            return data is null ? Unavailable()
+                : Results.Text(string.Join("", FeedbackExport.Ratings(data).Select(l => l + "\n")), "application/x-ndjson; charset=utf-8", Encoding.UTF8);
+        });
     }
 
     static string Rater(HttpContext ctx) => (string)ctx.Items[RaterItem]!;
