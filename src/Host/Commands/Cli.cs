@@ -32,7 +32,7 @@ public static class Cli
             stderr.WriteLine($"rlft: {error.Message} (see 'rlft --help')");
             return 2;
         }
-        // Without the default handler a CliException reaches the catch below instead of printing a stack trace.
+        // The default handler would print a stack trace; CliException must reach the catch below as one line.
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try
         {
