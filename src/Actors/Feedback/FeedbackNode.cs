@@ -65,6 +65,8 @@ public static class FeedbackNode
         builder.Services.AddAkka("rlft-feedback", (akka, _) =>
         {
             akka.ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.WarningLevel);
+            // An unbound type is an error, never a silent Newtonsoft fallback (journal payloads included).
+            akka.WithStrictSerialization();
             akka.WithFeedback(options);
             if (akkaHocon is not null) akka.AddHocon(akkaHocon, HoconAddMode.Prepend);
         });

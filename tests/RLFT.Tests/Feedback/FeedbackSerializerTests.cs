@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 using Rlft.Actors.Feedback;
 
 namespace Rlft.Tests.Feedback;
@@ -60,5 +61,16 @@ public class FeedbackSerializerTests
         await using var reader = await command.ExecuteReaderAsync(Ct);
         Assert.True(await reader.ReadAsync(Ct));
         Assert.Equal((FeedbackSerializer.Id, "ItemEnqueued"), (reader.GetInt32(0), reader.GetString(1)));
+    }
+
+    sealed record Unbound(string X);
+
+    [Fact]
+    public async Task The_node_refuses_to_serialize_an_unbound_type()
+    {
+        await using var node = await FeedbackTestNode.StartAsync();
+        var system = node.Services.GetRequiredService<ActorSystem>();
+        Assert.IsType<FeedbackSerializer>(system.Serialization.FindSerializerFor(GetStats.Instance));
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() => system.Serialization.FindSerializerFor(new Unbound("x")));
     }
 }
