@@ -12,7 +12,7 @@ namespace Rlft.Actors.Feedback;
 /// </summary>
 public static class FeedbackBench
 {
-    public static async Task<string> RunAsync(int raters = 50, int items = 5000, TimeSpan? duration = null, string? workDirectory = null, CancellationToken ct = default)
+    public static async Task<string> RunAsync(int raters = 50, int items = 20_000, TimeSpan? duration = null, string? workDirectory = null, CancellationToken ct = default)
     {
         string dir = workDirectory ?? Path.Combine(Path.GetTempPath(), "rlft-feedback-bench-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
