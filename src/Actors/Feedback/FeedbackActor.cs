@@ -6,7 +6,8 @@ using Akka.Persistence;
 namespace Rlft.Actors.Feedback;
 
 /// <summary>Actor settings: the journal id, how long a rater may hold an item, how often timeouts are checked.</summary>
-public sealed record FeedbackActorSettings(string PersistenceId, TimeSpan Lease, TimeSpan TickInterval)
+/// <summary><paramref name="SnapshotEvery"/>: events between snapshots (0: never), which bounds recovery time.</summary>
+public sealed record FeedbackActorSettings(string PersistenceId, TimeSpan Lease, TimeSpan TickInterval, int SnapshotEvery = 10_000)
 {
     public static readonly FeedbackActorSettings Default = new("rlft-feedback", TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(1));
 }
@@ -22,7 +23,9 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
 {
     readonly FeedbackActorSettings _settings;
     readonly TimeProvider _clock;
-    readonly FeedbackState _state = new();
+    FeedbackState _state = new();
+    int _inFlight;          // events recorded and not yet confirmed by the journal
+    long _sinceSnapshot;    // events since the last snapshot (or since recovery started)
     readonly HashSet<IActorRef> _subscribers = [];
     readonly ILoggingAdapter _log = Context.GetLogger();
 
@@ -40,7 +43,15 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
         _settings = settings;
         _clock = clock;
 
-        Recover<IFeedbackEvent>(e => _state.Apply(e));
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is FeedbackSnapshot snapshot) _state = FeedbackState.FromSnapshot(snapshot);
+        });
+        Recover<IFeedbackEvent>(e =>
+        {
+            _state.Apply(e);
+            _sinceSnapshot++;
+        });
         Recover<RecoveryCompleted>(_ =>
         {
             _log.Info("feedback: recovered {0} open items, {1} ratings", _state.OpenCount, _state.RatingCount);
@@ -74,7 +85,11 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
         Command<FeedbackTick>(_ =>
         {
             foreach (var e in _state.DecideTimeouts(Now)) Record(e);
+            MaybeSnapshot();
         });
+
+        Command<SaveSnapshotSuccess>(_ => { });
+        Command<SaveSnapshotFailure>(f => _log.Warning("feedback: snapshot failed ({0}); recovery replays more events", f.Cause.Message));
 
         Command<GetStats>(_ => Reply(_state.Stats()));
         Command<GetRaterStats>(q => Reply(new RaterStats(q.Rater, _state.RatedBy(q.Rater), _state.OpenCount)));
@@ -99,11 +114,26 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
     void Record(IFeedbackEvent e)
     {
         var resolved = _state.Apply(e);
+        _inFlight++;
+        _sinceSnapshot++;
         PersistAsync(e, _ =>
         {
-            if (resolved is null) return;
-            foreach (var s in _subscribers) s.Tell(resolved);
+            _inFlight--;
+            if (resolved is not null)
+                foreach (var s in _subscribers) s.Tell(resolved);
+            MaybeSnapshot();
         });
+    }
+
+    /// <summary>
+    /// Snapshots only when no write is in flight: the state then holds exactly the durable events, so a snapshot
+    /// never contains an event the journal might still refuse. Under constant load the tick retries.
+    /// </summary>
+    void MaybeSnapshot()
+    {
+        if (_settings.SnapshotEvery <= 0 || _inFlight > 0 || _sinceSnapshot < _settings.SnapshotEvery) return;
+        SaveSnapshot(_state.ToSnapshot());
+        _sinceSnapshot = 0;
     }
 
     /// <summary>Replies after every event recorded so far is durable (DeferAsync runs after pending PersistAsync callbacks).</summary>

@@ -83,7 +83,7 @@ public static class FeedbackNode
     public static AkkaConfigurationBuilder WithFeedback(this AkkaConfigurationBuilder akka, FeedbackOptions options)
     {
         PrepareJournal(options.Journal);
-        var settings = FeedbackActorSettings.Default with { Lease = options.Lease, TickInterval = options.Tick };
+        var settings = FeedbackActorSettings.Default with { Lease = options.Lease, TickInterval = options.Tick, SnapshotEvery = options.SnapshotEvery };
         return akka
             .AddHocon(FeedbackSerializer.Hocon, HoconAddMode.Prepend)
             .WithSqlPersistence(

@@ -28,12 +28,14 @@ public sealed record FeedbackOptions
     public int RatePerSecond { get; init; } = 10;
     public int RateBurst { get; init; } = 40;
     public TimeSpan Tick { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>Journal events between state snapshots (0: never); bounds the replay on restart.</summary>
+    public int SnapshotEvery { get; init; } = 10_000;
     public string? AdminTokenSha256 { get; init; }
     public IReadOnlyList<RaterEntry> Raters { get; init; } = [];
 
     static readonly string[] Keys =
         ["journal", "raters-per-item", "item-timeout-seconds", "lease-seconds", "fallback", "max-request-bytes",
-         "rate-per-second", "rate-burst", "tick-ms", "admin-token-sha256", "raters"];
+         "rate-per-second", "rate-burst", "tick-ms", "snapshot-every", "admin-token-sha256", "raters"];
     static readonly string[] RaterKeys = ["name", "token-sha256", "revoked"];
 
     /// <summary>Reads and validates <paramref name="path"/>; a relative journal path is resolved against the config file's folder.</summary>
@@ -71,6 +73,7 @@ public sealed record FeedbackOptions
             RatePerSecond = config.GetInt($"{path}.rate-per-second", d.RatePerSecond, 1, 1_000_000),
             RateBurst = config.GetInt($"{path}.rate-burst", d.RateBurst, 1, 1_000_000),
             Tick = TimeSpan.FromMilliseconds(config.GetInt($"{path}.tick-ms", (int)d.Tick.TotalMilliseconds, 10, 60_000)),
+            SnapshotEvery = config.GetInt($"{path}.snapshot-every", d.SnapshotEvery, 0, 10_000_000),
             AdminTokenSha256 = admin,
             Raters = raters,
         };

@@ -178,6 +178,15 @@ public sealed record RatingRecorded(RatingRecord Rating) : IFeedbackEvent;
 
 public sealed record ItemClosed(string ItemId, ResolutionOutcome Outcome, string Reason, long AtMs) : IFeedbackEvent;
 
+/// <summary>The feedback state at a sequence number, so recovery replays only the events after it.</summary>
+public sealed record FeedbackSnapshot(
+    IReadOnlyList<SnapshotItem> Items,
+    IReadOnlyList<RatingRecord> Ratings,
+    IReadOnlyList<ItemResolved> Resolutions,
+    IReadOnlyDictionary<string, string> CurrentLeases) : IFeedbackMessage;
+
+public sealed record SnapshotItem(FeedbackItem Item, long EnqueuedAtMs, IReadOnlyDictionary<string, long> Leases, IReadOnlyList<string> EverLeased);
+
 /// <summary>Internal tick that expires leases and times out items.</summary>
 public sealed record FeedbackTick : IFeedbackMessage
 {

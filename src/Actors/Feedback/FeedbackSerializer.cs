@@ -34,6 +34,7 @@ public sealed class FeedbackSerializer : SerializerWithStringManifest
         typeof(GetItemRatings), typeof(ItemRatings), typeof(GetExport), typeof(ExportData),
         typeof(SubscribeResolutions), typeof(ItemResolved), typeof(FeedbackTick),
         typeof(ItemEnqueued), typeof(LeaseGranted), typeof(RatingRecorded), typeof(ItemClosed),
+        typeof(FeedbackSnapshot),
     ];
 
     static readonly Dictionary<string, Type> ByManifest = Types.ToDictionary(t => t.Name, StringComparer.Ordinal);

@@ -10,6 +10,7 @@ public sealed class FeedbackState
     sealed class Entry(FeedbackItem item, long enqueuedAt, long order)
     {
         public FeedbackItem Item { get; } = item;
+        public long EnqueuedAt { get; } = enqueuedAt;
         public long Deadline { get; } = enqueuedAt + item.TimeoutMs;
         public long Order { get; } = order;
         public List<RatingRecord> Ratings { get; } = [];
@@ -175,6 +176,43 @@ public sealed class FeedbackState
     {
         var known = ids.Where(_items.ContainsKey).Select(id => _items[id]).ToList();
         return new ItemRatings(known.SelectMany(e => e.Ratings).ToList(), known.Where(e => e.Outcome is not null).Select(e => e.Item.Id).ToList());
+    }
+
+    /// <summary>The whole state as plain data; <see cref="FromSnapshot"/> rebuilds an identical state.</summary>
+    public FeedbackSnapshot ToSnapshot() =>
+        new(_items.Values.OrderBy(e => e.Order)
+                .Select(e => new SnapshotItem(e.Item, e.EnqueuedAt, new Dictionary<string, long>(e.Leases, StringComparer.Ordinal), e.EverLeased.Order(StringComparer.Ordinal).ToList()))
+                .ToList(),
+            _ratings.ToList(),
+            _resolutions.ToList(),
+            new Dictionary<string, string>(_currentLease, StringComparer.Ordinal));
+
+    public static FeedbackState FromSnapshot(FeedbackSnapshot snapshot)
+    {
+        var s = new FeedbackState();
+        foreach (var i in snapshot.Items)
+        {
+            var e = new Entry(i.Item, i.EnqueuedAtMs, s._items.Count);
+            foreach (var (rater, expiry) in i.Leases) e.Leases[rater] = expiry;
+            e.EverLeased.UnionWith(i.EverLeased);
+            s._items[i.Item.Id] = e;
+            s._open[e.Order] = e;
+        }
+        foreach (var r in snapshot.Ratings)
+        {
+            s._items[r.TaskId].Ratings.Add(r);
+            s._ratings.Add(r);
+            s._perRater[r.Rater] = s.RatedBy(r.Rater) + 1;
+        }
+        foreach (var r in snapshot.Resolutions)
+        {
+            var e = s._items[r.ItemId];
+            e.Outcome = r.Outcome;
+            s._open.Remove(e.Order);
+            s._resolutions.Add(r);
+        }
+        foreach (var (rater, item) in snapshot.CurrentLeases) s._currentLease[rater] = item;
+        return s;
     }
 
     public ExportData Export() =>

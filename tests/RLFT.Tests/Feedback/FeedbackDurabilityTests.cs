@@ -64,6 +64,8 @@ public class FeedbackDurabilityTests
             rlft.feedback {
               journal = "journal/feedback.db"
               raters-per-item = 2
+              # Snapshots while ratings stream in: recovery after the kill starts from one.
+              snapshot-every = 50
               rate-per-second = 100000
               rate-burst = 100000
               admin-token-sha256 = "{{RaterTokens.Hash(admin)}}"
@@ -109,6 +111,13 @@ public class FeedbackDurabilityTests
                 await Task.WhenAll(workers);
             }
             Assert.True(confirmed.Count >= 150, $"only {confirmed.Count} ratings were confirmed before the kill");
+            await using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dir, "journal", "feedback.db")};Pooling=False"))
+            {
+                await db.OpenAsync(Ct);
+                await using var count = db.CreateCommand();
+                count.CommandText = "SELECT COUNT(*) FROM snapshot";
+                Assert.True((long)(await count.ExecuteScalarAsync(Ct))! > 0, "no snapshot was taken before the kill");
+            }
 
             using var second = await NodeProcess.StartAsync(config);
             using var http2 = new HttpClient { BaseAddress = second.Url };

@@ -26,6 +26,8 @@ public class FeedbackSerializerTests
         new SubscribeResolutions(probe, 3), new ItemResolved(1, "i1", "o", ResolutionOutcome.TimedOut, "drop", "timed out", [Rating], 5),
         FeedbackTick.Instance, new ItemEnqueued(Item, 1), new LeaseGranted("i1", "alice", 1, 2), new RatingRecorded(Rating),
         new ItemClosed("i1", ResolutionOutcome.Rated, "2 of 2", 3),
+        new FeedbackSnapshot([new SnapshotItem(Item, 1, new Dictionary<string, long> { ["alice"] = 9 }, ["alice"])], [Rating],
+            [new ItemResolved(1, "i1", null, ResolutionOutcome.Rated, null, "2 of 2", [Rating], 5)], new Dictionary<string, string> { ["alice"] = "i1" }),
     ];
 
     [Fact]
