@@ -7,7 +7,7 @@ namespace Rlft.Actors.Feedback;
 
 /// <summary>Actor settings: the journal id, how long a rater may hold an item, how often timeouts are checked.</summary>
 /// <summary><paramref name="SnapshotEvery"/>: events between snapshots (0: never), which bounds recovery time.</summary>
-public sealed record FeedbackActorSettings(string PersistenceId, TimeSpan Lease, TimeSpan TickInterval, int SnapshotEvery = 10_000)
+public sealed record FeedbackActorSettings(string PersistenceId, TimeSpan Lease, TimeSpan TickInterval, int SnapshotEvery = 100_000)
 {
     public static readonly FeedbackActorSettings Default = new("rlft-feedback", TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(1));
 }

@@ -28,8 +28,11 @@ public sealed record FeedbackOptions
     public int RatePerSecond { get; init; } = 10;
     public int RateBurst { get; init; } = 40;
     public TimeSpan Tick { get; init; } = TimeSpan.FromSeconds(1);
-    /// <summary>Journal events between state snapshots (0: never); bounds the replay on restart.</summary>
-    public int SnapshotEvery { get; init; } = 10_000;
+    /// <summary>
+    /// Journal events between state snapshots (0: never); bounds the replay on restart. A snapshot is the whole
+    /// state, so it grows with the history: frequent snapshots of a large history cost more than they save.
+    /// </summary>
+    public int SnapshotEvery { get; init; } = 100_000;
     public string? AdminTokenSha256 { get; init; }
     public IReadOnlyList<RaterEntry> Raters { get; init; } = [];
 
