@@ -165,15 +165,14 @@ public class FeedbackSnapshotTests
     public async Task A_restarted_node_recovers_from_a_snapshot_plus_the_events_after_it()
     {
         string dir = FeedbackTestNode.TempDirectory();
-        string before;
-        await using (var node = await FeedbackTestNode.StartAsync(o => o with { SnapshotEvery = 5 }, dir))
-        {
-            await node.Admin.EnqueueAsync(Enumerable.Range(0, 6).Select(i => FeedbackTestNode.Score($"s{i}", "p", $"t{i}")), Ct);
-            foreach (var rater in new[] { "alice", "bob", "carol" })
-                await new Rlft.Actors.Feedback.SimulatedRater(node.Client(rater), "t").RunAsync(2, ct: Ct);
-            before = await node.Client("alice").GetTextAsync("/api/v1/export?format=scores", Ct);
-            await node.StopAsync();
-        }
+        // Stopped, not disposed: disposing would delete the folder holding the journal.
+        var node = await FeedbackTestNode.StartAsync(o => o with { SnapshotEvery = 5 }, dir);
+        await node.Admin.EnqueueAsync(Enumerable.Range(0, 6).Select(i => FeedbackTestNode.Score($"s{i}", "p", $"t{i}")), Ct);
+        foreach (var rater in new[] { "alice", "bob", "carol" })
+            await new Rlft.Actors.Feedback.SimulatedRater(node.Client(rater), "t").RunAsync(2, ct: Ct);
+        string before = await node.Client("alice").GetTextAsync("/api/v1/export?format=scores", Ct);
+        await node.StopAsync();
+
         await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dir, "feedback.db")}");
         await connection.OpenAsync(Ct);
         await using var command = connection.CreateCommand();
