@@ -16,7 +16,7 @@ public class ElfVersionPatcherTests
         Assert.Equal(0, elf[flags[0]]);
         Assert.Equal(0, elf[flags[2]]);
         // Exactly one byte changed.
-        Assert.Equal(1, elf.Zip(before).Count(p => p.First != p.Second));
+        Assert.Equal(1, elf.Zip(before).Count(p => p.Item1 != p.Item2));
     }
 
     [Fact]

@@ -1,0 +1,119 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Rlft.Actors.Feedback;
+
+/// <summary>A task as a rater receives it from <c>GET /api/v1/tasks/next</c>.</summary>
+public sealed record RaterTask(string TaskId, string Kind, string Prompt, IReadOnlyList<Completion> Completions);
+
+/// <summary>The outcome of <c>POST /api/v1/ratings</c>: the status, the rating id on 201, the error text otherwise.</summary>
+public sealed record RatingResult(HttpStatusCode Status, string? RatingId, string? Error);
+
+/// <summary>A small typed client of the feedback API, for simulated raters, the benchmark and producers of items.</summary>
+public sealed class FeedbackClient(HttpClient http, string token)
+{
+    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    HttpRequestMessage Request(HttpMethod method, string path, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        if (body is not null) request.Content = JsonContent.Create(body, options: Json);
+        return request;
+    }
+
+    /// <summary>The next task, or null when nothing waits (204). Throws on any other status.</summary>
+    public async Task<RaterTask?> NextAsync(CancellationToken ct = default)
+    {
+        using var response = await http.SendAsync(Request(HttpMethod.Get, "/api/v1/tasks/next"), ct);
+        if (response.StatusCode == HttpStatusCode.NoContent) return null;
+        await EnsureSuccess(response, ct);
+        return await response.Content.ReadFromJsonAsync<RaterTask>(Json, ct);
+    }
+
+    public async Task<RatingResult> RateAsync(string taskId, string? choice, IReadOnlyDictionary<string, int>? scores, CancellationToken ct = default)
+    {
+        object body = choice is not null ? new { taskId, choice } : new { taskId, scores };
+        using var response = await http.SendAsync(Request(HttpMethod.Post, "/api/v1/ratings", body), ct);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        return response.StatusCode == HttpStatusCode.Created
+            ? new RatingResult(response.StatusCode, doc.RootElement.GetProperty("ratingId").GetString(), null)
+            : new RatingResult(response.StatusCode, null, doc.RootElement.TryGetProperty("error", out var e) ? e.GetString() : null);
+    }
+
+    /// <summary>Admin: enqueue items (<c>POST /api/v1/admin/items</c>, body <c>{"items": [...]}</c>); returns their ids.</summary>
+    public async Task<IReadOnlyList<string>> EnqueueAsync(IEnumerable<object> items, CancellationToken ct = default)
+    {
+        using var response = await http.SendAsync(Request(HttpMethod.Post, "/api/v1/admin/items", new { items }), ct);
+        await EnsureSuccess(response, ct);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        return doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetString()!).ToList();
+    }
+
+    public async Task<string> GetTextAsync(string path, CancellationToken ct = default)
+    {
+        using var response = await http.SendAsync(Request(HttpMethod.Get, path), ct);
+        await EnsureSuccess(response, ct);
+        return await response.Content.ReadAsStringAsync(ct);
+    }
+
+    static async Task EnsureSuccess(HttpResponseMessage response, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode) return;
+        string body = await response.Content.ReadAsStringAsync(ct);
+        throw new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}: {body}", null, response.StatusCode);
+    }
+}
+
+/// <summary>
+/// A stand-in for a person: rates every task it is given by a hidden rule — prefer the completion with more
+/// occurrences of <see cref="Word"/>, and score a completion 1 + 2 per occurrence (capped at 7) — so a training loop
+/// fed by it should move toward using the word.
+/// </summary>
+public sealed class SimulatedRater(FeedbackClient client, string word)
+{
+    public string Word { get; } = word;
+
+    public static int Count(string text, string word)
+    {
+        int n = 0;
+        for (int i = text.IndexOf(word, StringComparison.OrdinalIgnoreCase); i >= 0; i = text.IndexOf(word, i + word.Length, StringComparison.OrdinalIgnoreCase)) n++;
+        return n;
+    }
+
+    public string Choose(RaterTask task) =>
+        task.Completions.OrderByDescending(c => Count(c.Text, Word)).ThenBy(c => c.Id, StringComparer.Ordinal).First().Id;
+
+    public int Score(string text) => Math.Min(7, 1 + 2 * Count(text, Word));
+
+    /// <summary>
+    /// Rates until <paramref name="maxRatings"/> ratings are stored or nothing waits (or, with
+    /// <paramref name="pollWhenIdle"/>, until cancelled). <paramref name="onRated"/> sees each result and the POST latency.
+    /// </summary>
+    public async Task<int> RunAsync(int maxRatings, TimeSpan? pollWhenIdle = null, Action<RatingResult, TimeSpan>? onRated = null, CancellationToken ct = default)
+    {
+        int stored = 0;
+        while (stored < maxRatings && !ct.IsCancellationRequested)
+        {
+            RaterTask? task;
+            try { task = await client.NextAsync(ct); }
+            catch (HttpRequestException e) when (e.StatusCode == HttpStatusCode.TooManyRequests) { await Task.Delay(200, ct); continue; }
+            if (task is null)
+            {
+                if (pollWhenIdle is not { } wait) break;
+                await Task.Delay(wait, ct);
+                continue;
+            }
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            var result = task.Kind == "compare"
+                ? await client.RateAsync(task.TaskId, Choose(task), null, ct)
+                : await client.RateAsync(task.TaskId, null, task.Completions.ToDictionary(c => c.Id, c => Score(c.Text)), ct);
+            onRated?.Invoke(result, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            if (result.Status == HttpStatusCode.Created) stored++;
+            else if (result.Status == HttpStatusCode.TooManyRequests) await Task.Delay(200, ct);
+        }
+        return stored;
+    }
+}

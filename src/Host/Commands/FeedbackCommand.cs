@@ -1,0 +1,84 @@
+using System.CommandLine;
+using Microsoft.AspNetCore.Builder;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Feedback;
+
+namespace Rlft.Host.Commands;
+
+/// <summary>
+/// `rlft feedback --config FILE [--db PATH] [--urls URLS]`: a feedback node (the persistent feedback actor, the
+/// rater page and the API) until Ctrl+C or SIGTERM. Prints one line with the bound address once it is serving.
+/// </summary>
+public static class FeedbackCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<FileInfo>("--config") { Description = "HOCON file with an rlft.feedback section (see hocon/feedback.conf).", Required = true };
+        var db = new Option<string?>("--db") { Description = "SQLite journal file (overrides rlft.feedback.journal)." };
+        var urls = new Option<string>("--urls") { Description = "Addresses to listen on, separated by ';' (port 0 picks a free port).", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+        var command = new Command("feedback", "Run a feedback node: human raters rate items through a web page and an HTTP API.") { config, db, urls };
+        command.SetAction(async (result, ct) =>
+        {
+            var o = result.InvocationConfiguration.Output;
+            FeedbackOptions options;
+            try
+            {
+                options = FeedbackOptions.FromConfig(RlftConfig.LoadFile(result.GetValue(config)!.FullName));
+            }
+            catch (ConfigException e)
+            {
+                throw new CliException(e.Message);
+            }
+            if (result.GetValue(db) is { } path) options = options with { Journal = Path.GetFullPath(path) };
+            if (options.Raters.Count == 0)
+                throw new CliException("rlft.feedback.raters: no raters configured (issue a token with 'rlft feedback-token --rater NAME')");
+            await using var app = FeedbackNode.Build(options, result.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            try
+            {
+                await app.StartAsync(ct);
+            }
+            catch (IOException e)
+            {
+                throw new CliException($"--urls: cannot listen ({e.Message})");
+            }
+            int active = options.Raters.Count(r => !r.Revoked);
+            o.WriteLine($"feedback node listening on {string.Join(", ", app.Urls)} (journal {options.Journal}, {active} rater{(active == 1 ? "" : "s")})");
+            o.Flush();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException) { }
+            await app.StopAsync(CancellationToken.None);
+            return 0;
+        });
+        return command;
+    }
+}
+
+/// <summary>`rlft feedback-token --rater NAME | --admin`: a new bearer token and the config line holding only its hash.</summary>
+public static class FeedbackTokenCommand
+{
+    public static Command Create()
+    {
+        var rater = new Option<string?>("--rater") { Description = "The rater the token identifies (ratings are stored under this name)." };
+        var admin = new Option<bool>("--admin") { Description = "Issue the admin token (enqueues items through /api/v1/admin)." };
+        var command = new Command("feedback-token", "Issue a bearer token for a rater (or the admin) and print the line for the feedback config.") { rater, admin };
+        command.SetAction(result =>
+        {
+            var o = result.InvocationConfiguration.Output;
+            string? name = result.GetValue(rater);
+            bool isAdmin = result.GetValue(admin);
+            if ((name is null) == !isAdmin) throw new CliException("give exactly one of --rater NAME or --admin");
+            if (name is not null && !FeedbackItem.IsValidId(name)) throw new CliException($"--rater: '{name}' is not a valid name (1-128 characters of A-Z a-z 0-9 . _ : -)");
+            string token = RaterTokens.NewToken();
+            o.WriteLine($"token: {token}");
+            o.WriteLine(isAdmin
+                ? $"config: admin-token-sha256 = \"{RaterTokens.Hash(token)}\""
+                : $"config: {RaterTokens.ConfigLine(name!, token)}");
+            o.WriteLine("The token is shown only now; the config keeps only its SHA-256.");
+            return 0;
+        });
+        return command;
+    }
+}

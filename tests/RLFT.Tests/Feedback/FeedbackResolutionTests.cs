@@ -1,0 +1,54 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Rlft.Actors.Feedback;
+
+namespace Rlft.Tests.Feedback;
+
+/// <summary>What the reward pipeline's human source sees: resolutions pushed to a subscriber, and a catch-up from a cursor.</summary>
+public class FeedbackResolutionTests
+{
+    static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Subscribers_receive_rated_and_timed_out_items_with_origin_and_fallback_and_can_catch_up()
+    {
+        await using var node = await FeedbackTestNode.StartAsync(o => o with { Fallback = "source:reward-model" });
+        var system = node.Services.GetRequiredService<ActorSystem>();
+        var feedback = node.Services.GetRequiredService<IRequiredActor<FeedbackActor>>().ActorRef;
+        var inbox = Inbox.Create(system);
+        feedback.Tell(new SubscribeResolutions(inbox.Receiver, 0));
+
+        // Enqueued through the actor protocol, as the human reward source would.
+        var enqueued = await feedback.Ask<object>(new EnqueueItems([
+            new FeedbackItem("r1", FeedbackKind.Score, "p", [new("a", "x")], 1, 60_000, "source:reward-model", "batch-3/0"),
+            new FeedbackItem("t1", FeedbackKind.Score, "p", [new("a", "y")], 2, 1_000, "source:reward-model", "batch-3/1"),
+        ]), TimeSpan.FromSeconds(10), Ct);
+        Assert.Equal(2, Assert.IsType<ItemsEnqueued>(enqueued).Added);
+
+        var alice = node.Client("alice");
+        Assert.Equal("r1", (await alice.NextAsync(Ct))!.TaskId);
+        await alice.RateAsync("r1", null, new Dictionary<string, int> { ["a"] = 6 }, Ct);
+
+        // The timeout may fire before or after the rating lands: collect both, in whatever order.
+        var got = new Dictionary<string, ItemResolved>();
+        for (int i = 0; i < 2; i++)
+        {
+            var r = Assert.IsType<ItemResolved>(await inbox.ReceiveAsync(TimeSpan.FromSeconds(10)));
+            got[r.ItemId] = r;
+        }
+        var rated = got["r1"];
+        Assert.Equal(("batch-3/0", ResolutionOutcome.Rated, (string?)null), (rated.Origin, rated.Outcome, rated.Fallback));
+        Assert.Equal(6, Assert.Single(rated.Ratings).Scores!["a"]);
+        var timedOut = got["t1"];
+        Assert.Equal(("batch-3/1", ResolutionOutcome.TimedOut, "source:reward-model"), (timedOut.Origin, timedOut.Outcome, timedOut.Fallback));
+        Assert.Empty(timedOut.Ratings);
+        Assert.Equal([1L, 2L], got.Values.Select(r => r.Sequence).Order());
+
+        // A consumer that restarts resubscribes from its last sequence number and gets only what it missed.
+        var late = Inbox.Create(system);
+        var first = got.Values.MinBy(r => r.Sequence)!;
+        feedback.Tell(new SubscribeResolutions(late.Receiver, first.Sequence));
+        Assert.Equal(got.Values.MaxBy(r => r.Sequence)!.ItemId, Assert.IsType<ItemResolved>(await late.ReceiveAsync(TimeSpan.FromSeconds(10))).ItemId);
+    }
+}
