@@ -29,15 +29,19 @@ public static class JobHarness
               model { arch = gpt2, preset = tiny }
               eval-prompts = 8
               {{extra}}
-              stages = [ {{stages}} ]
+              stages = [
+                {{stages}}
+              ]
             }
             """;
         return JobSpec.Parse(RlftConfig.ParseText(text, "test-job.conf"));
     }
 
-    public const string Sft = """{ kind = sft, data = "builtin:sft", steps = 15, batch-size = 16, optimizer { lr = 2e-3 } }""";
-    public const string RewardModel = """{ kind = reward-model, data = "builtin:preferences", steps = 10, batch-size = 16, optimizer { lr = 1e-3 } }""";
-    public static string Ppo(int steps, string rewards = "task") => $$"""{ kind = ppo, data = "builtin:prompts", eval-data = "builtin:eval-prompts", steps = {{steps}}, batch-size = 8, sampling { max-new-tokens = 8 }, ppo { epochs = 1 }, rewards { sources = [ { type = {{rewards}} } ] } }""";
+    // Akka's HOCON parser refuses a comma after an object value, so object-valued keys go on their own lines.
+    public const string Sft = "{ kind = sft, data = \"builtin:sft\", steps = 15, batch-size = 16\n optimizer { lr = 2e-3 }\n}";
+    public const string RewardModel = "{ kind = reward-model, data = \"builtin:preferences\", steps = 10, batch-size = 16\n optimizer { lr = 1e-3 }\n}";
+    public static string Ppo(int steps, string rewards = "task") =>
+        $"{{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = {steps}, batch-size = 8\n sampling {{ max-new-tokens = 8 }}\n ppo {{ epochs = 1 }}\n rewards {{ sources = [ {{ type = {rewards} }} ] }}\n}}";
 
     public static int FreePort()
     {

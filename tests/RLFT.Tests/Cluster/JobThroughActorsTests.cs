@@ -22,7 +22,7 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     [Fact]
     public async Task Sft_reward_model_and_ppo_complete_and_write_the_run_directory()
     {
-        var job = JobHarness.Job(string.Join(",", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(4, "reward-model")));
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(4, "reward-model")));
         var finished = await RunSingleNode(job);
         output.WriteLine(finished.Message);
         Assert.True(finished.Succeeded, finished.Message);
@@ -45,9 +45,9 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     [Fact]
     public async Task Dpo_and_grpo_stages_complete_through_the_actors()
     {
-        var job = JobHarness.Job(string.Join(",",
-            """{ kind = dpo, data = "builtin:preferences", steps = 5, batch-size = 8, optimizer { lr = 1e-3 } }""",
-            """{ kind = grpo, data = "builtin:prompts", steps = 3, batch-size = 8, grpo { group-size = 4 }, sampling { max-new-tokens = 8 } }"""));
+        var job = JobHarness.Job(string.Join("\n",
+            "{ kind = dpo, data = \"builtin:preferences\", steps = 5, batch-size = 8\n optimizer { lr = 1e-3 }\n}",
+            "{ kind = grpo, data = \"builtin:prompts\", steps = 3, batch-size = 8\n grpo { group-size = 4 }\n sampling { max-new-tokens = 8 }\n}"));
         var finished = await RunSingleNode(job);
         Assert.True(finished.Succeeded, finished.Message);
         Assert.Equal(3, finished.Summary["job/batches_trained"]);

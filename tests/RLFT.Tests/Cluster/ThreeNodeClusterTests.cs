@@ -13,7 +13,7 @@ public class ThreeNodeClusterTests(ITestOutputHelper output)
     public async Task Two_rollout_nodes_share_a_ppo_job_and_every_batch_is_trained_once()
     {
         var ct = TestContext.Current.CancellationToken;
-        var job = JobHarness.Job(string.Join(",", JobHarness.Sft, JobHarness.Ppo(8)), extra: "max-policy-lag = 1");
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(8)), extra: "max-policy-lag = 1");
         int seedPort = JobHarness.FreePort();
         string seed = $"akka.tcp://{RlftNode.SystemName}@127.0.0.1:{seedPort}";
         var engines = new JobHarness.RecordingFactory();
