@@ -82,7 +82,7 @@ public static class SpecHocon
 
     public static bool SameSpec(RewardSpec a, RewardSpec b) =>
         a.TotalClip == b.TotalClip && a.Components.Count == b.Components.Count
-        && a.Components.Zip(b.Components).All(p => p.First.Options == p.Second.Options && SameSource(p.First.Source, p.Second.Source));
+        && a.Components.Zip(b.Components).All(p => p.Item1.Options == p.Item2.Options && SameSource(p.Item1.Source, p.Item2.Source));
 
     static bool SameSource(SourceSpec a, SourceSpec b) => (a, b) switch
     {
