@@ -10,9 +10,15 @@ namespace Rlft.Tests.Cluster;
 /// <summary>Short jobs on the tiny model, and the plumbing to run them on real (loopback) clusters.</summary>
 public static class JobHarness
 {
-    /// <summary>Akka settings for tests: every message serialized, quick failure detection.</summary>
+    /// <summary>
+    /// Akka settings for tests: every message serialized (ours through RlftSerializer, which they are bound
+    /// to), quick failure detection. Akka's own local cluster messages carry no serializer binding, so
+    /// verifying them needs the fallback that strict mode removes; strict mode itself is covered by
+    /// SerializationTests.
+    /// </summary>
     public const string TestHocon = """
         akka.actor.serialize-messages = on
+        akka.actor.serialization-settings.allow-unregistered-types = on
         akka.cluster.split-brain-resolver.stable-after = 3s
         akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
         """;

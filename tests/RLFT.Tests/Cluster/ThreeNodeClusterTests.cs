@@ -32,7 +32,7 @@ public class ThreeNodeClusterTests(ITestOutputHelper output)
         var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(4), ct);
         Assert.True(finished.Succeeded, finished.Message);
 
-        var status = await learner.System.ActorSelection("/user/coordinator/singleton").Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
+        var status = await learner.System.ActorSelection("/user/coordinator/coordinator").Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
         output.WriteLine($"per worker: {string.Join(", ", status.BatchesPerWorker.Select(kv => $"{kv.Key}={kv.Value}"))}; duplicates {status.DuplicateBatchesIgnored}");
         Assert.Equal(8, status.BatchesTrained);
         Assert.Equal(8, status.BatchesPerWorker.Values.Sum());
