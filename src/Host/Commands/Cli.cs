@@ -18,6 +18,7 @@ public static class Cli
             BenchCommand.Create(),
             ScoreCommand.Create(),
             RunCommand.Create(),
+            NodeCommand.Create(),
             FeedbackCommand.Create(), FeedbackTokenCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);

@@ -1,0 +1,76 @@
+using System.CommandLine;
+using Rlft.Actors.Compute;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Jobs;
+using Rlft.Actors.Runtime;
+
+namespace Rlft.Host.Commands;
+
+/// <summary>
+/// `rlft node --config JOB.conf --roles rollout,reward [--port P] [--seed-nodes URI,…]`: one member of
+/// a cluster. The node with role learner hosts the coordinator, runs the job and exits when it ends;
+/// other nodes serve until stopped (Ctrl-C leaves the cluster gracefully).
+/// </summary>
+public static class NodeCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string>("--config") { Description = "Job file (HOCON); every node of a cluster uses the same one", Required = true };
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: learner, rollout, reward", Required = true };
+        var host = new Option<string>("--host") { Description = "Address to bind and advertise", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 0 };
+        var seeds = new Option<string?>("--seed-nodes") { Description = "Comma-separated seed addresses, e.g. akka.tcp://rlft@10.0.0.1:4053" };
+        var workers = new Option<int>("--rollout-workers") { Description = "Rollout actors on this node", DefaultValueFactory = _ => 1 };
+        var set = new Option<string[]>("--set") { Description = "Override a job key: --set seed=3 (repeatable)" };
+        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, host, port, seeds, workers, set };
+        command.SetAction((r, ct) => RunAsync(r.GetValue(config)!, r.GetValue(roles)!, r.GetValue(host)!, r.GetValue(port),
+            r.GetValue(seeds), r.GetValue(workers), r.GetValue(set) ?? [], r.InvocationConfiguration.Output, ct));
+        return command;
+    }
+
+    static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, TextWriter output, CancellationToken ct)
+    {
+        JobSpec job;
+        try { job = JobSpec.Load(configPath, overrides); }
+        catch (ConfigException e) { throw new CliException(e.Message); }
+        if (port is < 0 or > 65535) throw new CliException($"--port: {port} is not a TCP port");
+        if (workers < 1) throw new CliException($"--rollout-workers: must be at least 1, got {workers}");
+        var roles = roleList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var seedNodes = (seedList ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var s in seedNodes)
+            if (!s.StartsWith($"akka.tcp://{RlftNode.SystemName}@", StringComparison.Ordinal))
+                throw new CliException($"--seed-nodes: '{s}' is not an address like akka.tcp://{RlftNode.SystemName}@HOST:PORT");
+        if (seedNodes.Length == 0 && !roles.Contains("learner"))
+            throw new CliException("--seed-nodes: a node without the learner role must join an existing cluster");
+        if (seedNodes.Length == 0 && port == 0)
+            throw new CliException("--port: the founding node needs a fixed port so others can name it as a seed");
+
+        RlftNode node;
+        try
+        {
+            node = RlftNode.Create(new NodeOptions
+            {
+                Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers,
+                OnStatus = roles.Contains("learner") ? new ProgressLine(output).Update : null,
+            }, new TorchEngineFactory());
+        }
+        catch (ConfigException e) { throw new CliException(e.Message); }
+        await using (node)
+        {
+            await node.StartAsync(ct);
+            output.WriteLine($"rlft: node {host}:{port} up with roles {string.Join(",", roles)}");
+            try
+            {
+                if (!roles.Contains("learner")) { await Task.Delay(Timeout.Infinite, ct); return 0; }
+                var finished = await node.Finished.WaitAsync(ct);
+                output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message}");
+                return finished.Succeeded ? 0 : 1;
+            }
+            catch (OperationCanceledException)
+            {
+                output.WriteLine("rlft: leaving the cluster");
+                return 130;
+            }
+        }
+    }
+}
