@@ -47,7 +47,7 @@ public static class ScoreCommand
     {
         if (batchSize < 1) throw new CliException($"--batch-size: {batchSize} must be at least 1");
         using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
-        var pipeline = RewardSpecReader.Build(RlftConfig.LoadFile(specPath), new RewardEnvironment { Http = http });
+        var pipeline = RewardSpecReader.Build(RlftConfig.LoadFile(specPath), new RewardEnvironment { Http = http, Functions = BuiltinTaskFunctions() });
         var samples = ReadSamples(inputPath);
 
         var lines = new List<string>(samples.Count);
@@ -122,4 +122,8 @@ public static class ScoreCommand
         return result.ToJsonString();
     }
 
+    /// <summary>The registry with the built-in task's reward (<c>function = review-task</c>) added.</summary>
+    internal static Rlft.Reward.Sources.RewardFunctionRegistry BuiltinTaskFunctions() =>
+        Rlft.Reward.Sources.RewardFunctionRegistry.WithBuiltIns()
+            .Register("review-task", s => Rlft.Rollout.Tasks.ReviewTask.Score(s.Prompt, s.Completion, s.Reference));
 }
