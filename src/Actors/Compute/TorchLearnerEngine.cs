@@ -28,6 +28,9 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     readonly Device _device;
     readonly string _modelDir;
     readonly PolicyModel _policy;
+    // With bf16 compute the trainers run on the bf16 copy and update the fp32 master (_policy).
+    readonly MixedPrecisionModel? _mixed;
+    readonly PolicyModel _trainable;
     RewardModel? _rm;
     PolicyModel? _reference;
     ValueHead? _value;
@@ -55,6 +58,8 @@ public sealed class TorchLearnerEngine : ILearnerEngine
                 ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed)).Dispose();
         }
         _policy = new PolicyModel(Checkpoint.Load(_modelDir, _device), HfTokenizer.Load(_modelDir));
+        _mixed = MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
+        _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer);
     }
 
     string DataPath(StageSpec stage, string data, string key) =>
@@ -87,7 +92,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             {
                 var all = Jsonl.ReadSft(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Completion)).ToList();
                 var (train, heldOut) = Split(all);
-                using var t = new SftTrainer(_policy, stage.Optimizer);
+                using var t = new SftTrainer(_trainable, stage.Optimizer, mixedPrecision: _mixed);
                 final["sft/heldout_loss_before"] = t.Loss(heldOut);
                 Loop(train, t.Step);
                 final["sft/heldout_loss_after"] = t.Loss(heldOut);
@@ -114,7 +119,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             {
                 var all = Jsonl.ReadPreferences(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Chosen, e.Rejected)).ToList();
                 var reference = new FrozenReference(_policy.FrozenCopy());
-                using var t = new DpoTrainer(_policy, reference, stage.Dpo, stage.Optimizer);
+                using var t = new DpoTrainer(_trainable, reference, stage.Dpo, stage.Optimizer, mixedPrecision: _mixed);
                 if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(all);
                 Loop(all, t.Step);
                 PolicyVersion++;
@@ -157,10 +162,10 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         {
             _value = new ValueHead(_policy.Model.Config.HiddenSize, _job.Seed);
             _value.to(_device);
-            _ppo = new PpoTrainer(_policy, _value, new FrozenReference(_reference), stage.Ppo, stage.Optimizer, seed: _job.Seed);
+            _ppo = new PpoTrainer(_trainable, _value, new FrozenReference(_reference), stage.Ppo, stage.Optimizer, seed: _job.Seed, mixedPrecision: _mixed);
         }
         else
-            _grpo = new GrpoTrainer(_policy, new FrozenReference(_reference), stage.Grpo, stage.Optimizer);
+            _grpo = new GrpoTrainer(_trainable, new FrozenReference(_reference), stage.Grpo, stage.Optimizer, mixedPrecision: _mixed);
     }
 
     public PolicyUpdated Train(StageSpec stage, TrainOn experience)
@@ -231,6 +236,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     public void Dispose()
     {
         _ppo?.Dispose(); _grpo?.Dispose();
+        _mixed?.Dispose();
         _policy.Model.Dispose();
         _reference?.Model.Dispose();
         _rm?.Trunk.Model.Dispose();

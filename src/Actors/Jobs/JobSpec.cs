@@ -43,6 +43,8 @@ public sealed record JobSpec
     public required string Name { get; init; }
     public required int Seed { get; init; }
     public required string Device { get; init; }
+    /// <summary>auto (bf16 compute with fp32 masters on CUDA, fp32 on CPU), fp32 or bf16.</summary>
+    public Precision Precision { get; init; } = Precision.Auto;
     public required string OutputRoot { get; init; }
     public required ModelSpec Model { get; init; }
     public required int MaxPolicyLag { get; init; }
@@ -54,7 +56,7 @@ public sealed record JobSpec
 
     public string RunDirectory => System.IO.Path.Combine(OutputRoot, Name);
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "eval-prompts", "stages"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "eval-prompts", "stages"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher"];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
     static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
@@ -99,6 +101,7 @@ public sealed record JobSpec
             Name = name,
             Seed = c.GetInt($"{Root}.seed", 0, min: 0),
             Device = c.GetEnum($"{Root}.device", ["auto", "cpu", "cuda"], "auto"),
+            Precision = c.GetEnum($"{Root}.precision", ["auto", "fp32", "bf16"], "auto") switch { "fp32" => Precision.Fp32, "bf16" => Precision.Bf16, _ => Precision.Auto },
             OutputRoot = c.GetString($"{Root}.output-dir", "runs"),
             Model = ParseModel(c, $"{Root}.model"),
             MaxPolicyLag = c.GetInt($"{Root}.max-policy-lag", 1, min: 0, max: 16),

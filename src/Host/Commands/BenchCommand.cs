@@ -11,6 +11,7 @@ public static class BenchCommand
     [
         new PolicyBenchmarks(),
         new PolicyBenchmarks.Memory(),
+        new Bench.ActorOverheadBenchmark(),
     ];
 
     public static Command Create()

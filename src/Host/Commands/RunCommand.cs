@@ -16,9 +16,28 @@ public static class RunCommand
         var job = new Argument<string>("job") { Description = "Job file (HOCON), e.g. hocon/quickstart.conf" };
         var set = new Option<string[]>("--set") { Description = "Override a job key: --set seed=3 (repeatable)", AllowMultipleArgumentsPerToken = false };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in RUN_DIR from its last checkpoint" };
-        var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume };
-        command.SetAction((result, ct) => RunAsync(result.GetValue(job)!, result.GetValue(set) ?? [], result.GetValue(resume), result.InvocationConfiguration.Output, ct));
+        var plain = new Option<bool>("--plain-loop") { Description = "Run the stages as one plain in-process loop, without actors (the baseline the actor runtime is measured against)" };
+        var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume, plain };
+        command.SetAction((result, ct) => result.GetValue(plain)
+            ? Task.FromResult(RunPlain(result.GetValue(job)!, result.GetValue(set) ?? [], result.InvocationConfiguration.Output))
+            : RunAsync(result.GetValue(job)!, result.GetValue(set) ?? [], result.GetValue(resume), result.InvocationConfiguration.Output, ct));
         return command;
+    }
+
+    static int RunPlain(string jobPath, string[] overrides, TextWriter output)
+    {
+        JobSpec spec;
+        try { spec = JobSpec.Load(jobPath, overrides); }
+        catch (ConfigException e) { throw new CliException(e.Message); }
+        output.WriteLine($"rlft: job '{spec.Name}' as a plain loop → {Path.GetFullPath(spec.RunDirectory)}");
+        var started = DateTime.UtcNow;
+        var display = new ProgressLine(output);
+        var result = PlainLoop.Run(spec, new TorchEngineFactory(), (stage, step, total, m) =>
+            display.Update(new JobStatus(0, stage, step, total, 0, false, 0, 0, 0, new Dictionary<string, long>(), new Dictionary<string, double>(m))));
+        output.WriteLine($"rlft: finished in {(DateTime.UtcNow - started).TotalSeconds:F0}s ({result.OnlineSamples / Math.Max(1e-9, result.OnlineSeconds):F1} online samples/s)");
+        foreach (var (k, v) in result.Summary.OrderBy(kv => kv.Key))
+            output.WriteLine($"  {k,-44} {v.ToString("0.####", CultureInfo.InvariantCulture)}");
+        return 0;
     }
 
     static async Task<int> RunAsync(string jobPath, string[] overrides, string? resume, TextWriter output, CancellationToken ct)

@@ -27,6 +27,7 @@ public sealed class TrainingOptimizer : IDisposable
     readonly IReadOnlyList<Parameter> _parameters;
     readonly OptimizerOptions _options;
     readonly AdamW _adam;
+    readonly MixedPrecisionModel? _mixed;
     int _microSteps;
     bool _nonFiniteLoss;
 
@@ -34,8 +35,11 @@ public sealed class TrainingOptimizer : IDisposable
     public int SkippedSteps { get; private set; }
     public OptimizerOptions Options => _options;
 
-    public TrainingOptimizer(IEnumerable<Parameter> parameters, OptimizerOptions options)
+    /// <param name="mixedPrecision">With bf16 compute: the parameters are the fp32 master weights, and
+    /// gradients come from the bf16 copy the loss was computed with.</param>
+    public TrainingOptimizer(IEnumerable<Parameter> parameters, OptimizerOptions options, MixedPrecisionModel? mixedPrecision = null)
     {
+        _mixed = mixedPrecision;
         _options = options.Validate();
         _parameters = parameters.Where(p => p.requires_grad).ToList();
         if (_parameters.Count == 0) throw new ArgumentException("no trainable parameters");
@@ -66,6 +70,7 @@ public sealed class TrainingOptimizer : IDisposable
         using var scope = NewDisposeScope();
         if (!float.IsFinite(loss.detach().cpu().item<float>())) _nonFiniteLoss = true;
         (loss / _options.GradientAccumulationSteps).backward();
+        _mixed?.SyncGradients();
     }
 
     /// <summary>Ends a micro-batch; on the last of an accumulation window clips, checks and applies the update.</summary>
@@ -92,6 +97,7 @@ public sealed class TrainingOptimizer : IDisposable
         SetLearningRate(lr);
         _adam.step();
         _adam.zero_grad();
+        _mixed?.SyncWeights();
         OptimizerStep++;
         return new StepReport(true, false, norm, lr, OptimizerStep);
     }

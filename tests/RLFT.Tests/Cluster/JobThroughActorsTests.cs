@@ -43,11 +43,12 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Dpo_and_grpo_stages_complete_through_the_actors()
+    public async Task Dpo_and_grpo_stages_complete_through_the_actors_with_bf16_compute()
     {
         var job = JobHarness.Job(string.Join("\n",
             "{ kind = dpo, data = \"builtin:preferences\", steps = 5, batch-size = 8\n optimizer { lr = 1e-3 }\n}",
-            "{ kind = grpo, data = \"builtin:prompts\", steps = 3, batch-size = 8\n grpo { group-size = 4 }\n sampling { max-new-tokens = 8 }\n}"));
+            "{ kind = grpo, data = \"builtin:prompts\", steps = 3, batch-size = 8\n grpo { group-size = 4 }\n sampling { max-new-tokens = 8 }\n}"),
+            extra: "precision = bf16");
         var finished = await RunSingleNode(job);
         Assert.True(finished.Succeeded, finished.Message);
         Assert.Equal(3, finished.Summary["job/batches_trained"]);

@@ -16,10 +16,10 @@ public sealed class DpoTrainer : IDisposable
     public TrainingOptimizer Optimizer { get; }
 
     public DpoTrainer(PolicyModel policy, IReferencePolicy reference, DpoOptions options, OptimizerOptions optimizer,
-        IEnumerable<TorchSharp.Modules.Parameter>? parameters = null)
+        IEnumerable<TorchSharp.Modules.Parameter>? parameters = null, MixedPrecisionModel? mixedPrecision = null)
     {
         (_policy, _reference, _o) = (policy, reference, options.Validate());
-        Optimizer = new TrainingOptimizer(parameters ?? policy.Model.parameters(), optimizer);
+        Optimizer = new TrainingOptimizer(parameters ?? mixedPrecision?.Master.parameters() ?? policy.Model.parameters(), optimizer, mixedPrecision);
     }
 
     /// <summary>Computes Σ log π_ref for every (prompt, completion) of the dataset once.</summary>

@@ -16,10 +16,10 @@ public sealed class GrpoTrainer : IDisposable
     public TrainingOptimizer Optimizer { get; }
 
     public GrpoTrainer(PolicyModel policy, IReferencePolicy reference, GrpoOptions options, OptimizerOptions optimizer,
-        IEnumerable<TorchSharp.Modules.Parameter>? parameters = null)
+        IEnumerable<TorchSharp.Modules.Parameter>? parameters = null, MixedPrecisionModel? mixedPrecision = null)
     {
         (_policy, _reference, _o) = (policy, reference, options.Validate());
-        Optimizer = new TrainingOptimizer(parameters ?? policy.Model.parameters(), optimizer);
+        Optimizer = new TrainingOptimizer(parameters ?? mixedPrecision?.Master.parameters() ?? policy.Model.parameters(), optimizer, mixedPrecision);
     }
 
     public Dictionary<string, double> Step(IReadOnlyList<Experience> batch)

@@ -21,10 +21,10 @@ public sealed class PpoTrainer : IDisposable
     public IKlController Kl { get; }
 
     public PpoTrainer(PolicyModel policy, ValueHead value, IReferencePolicy reference, PpoOptions options, OptimizerOptions optimizer,
-        IEnumerable<TorchSharp.Modules.Parameter>? policyParameters = null, long seed = 0)
+        IEnumerable<TorchSharp.Modules.Parameter>? policyParameters = null, long seed = 0, MixedPrecisionModel? mixedPrecision = null)
     {
         (_policy, _value, _reference, _o) = (policy, value, reference, options.Validate());
-        Optimizer = new TrainingOptimizer((policyParameters ?? policy.Model.parameters()).Concat(value.parameters()), optimizer);
+        Optimizer = new TrainingOptimizer((policyParameters ?? mixedPrecision?.Master.parameters() ?? policy.Model.parameters()).Concat(value.parameters()), optimizer, mixedPrecision);
         Kl = options.AdaptiveKl ? new AdaptiveKlController(options.KlCoef, options.KlTarget, options.KlHorizon) : new FixedKlController(options.KlCoef);
         _shuffle = new Generator((ulong)seed);
     }
@@ -47,7 +47,7 @@ public sealed class PpoTrainer : IDisposable
             using var lp = _policy.LogProbsOf(prompts, completions);
             logpOld = lp.LogProbs.detach().clone();                                        // (B, C)
             mask = lp.Mask.detach().clone();                                               // (B, C)
-            valuesOld = (_value.forward(PolicyModel.CompletionHidden(lp)) * mask).detach(); // (B, C)
+            valuesOld = (_value.forward(PolicyModel.CompletionHidden(lp).to(ScalarType.Float32)) * mask).detach(); // (B, C)
             logRef = _reference.LogProbs(prompts, completions) * mask;                     // (B, C)
             var sampler = tensor(ExperienceTensors.EndAligned(batch.Select(e => e.SamplerLogprobs).ToList(), C), [B, C], device: mask.device);
             stats["rollout/logprob_mismatch"] = Masked.Mean((sampler - logpOld).abs(), mask).ToDouble();
@@ -83,7 +83,7 @@ public sealed class PpoTrainer : IDisposable
                 Tensor Cut(Tensor full) => full.index_select(0, rows).narrow(1, C - c, c);   // end-aligned columns
                 using var lp = _policy.LogProbsOf(idx.Select(i => prompts[i]).ToList(), mbCompletions);
                 var mbMask = Cut(mask);
-                var values = _value.forward(PolicyModel.CompletionHidden(lp));               // (b, c)
+                var values = _value.forward(PolicyModel.CompletionHidden(lp).to(ScalarType.Float32));               // (b, c)
                 var pl = Losses.PolicyLoss(lp.LogProbs, Cut(logpOld), Cut(advantages), mbMask, _o.ClipRange, _o.ClipRange);
                 var vl = Losses.ValueLoss(values, Cut(valuesOld), Cut(returns), mbMask, _o.ValueClipRange);
                 var loss = pl.Loss + _o.ValueCoef * vl.Loss;

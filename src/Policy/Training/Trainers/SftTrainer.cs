@@ -8,10 +8,11 @@ public sealed class SftTrainer : IDisposable
     readonly PolicyModel _policy;
     public TrainingOptimizer Optimizer { get; }
 
-    public SftTrainer(PolicyModel policy, OptimizerOptions options, IEnumerable<TorchSharp.Modules.Parameter>? trainable = null)
+    /// <param name="mixedPrecision">bf16 compute: <paramref name="policy"/> wraps its compute copy; the master weights train.</param>
+    public SftTrainer(PolicyModel policy, OptimizerOptions options, IEnumerable<TorchSharp.Modules.Parameter>? trainable = null, MixedPrecisionModel? mixedPrecision = null)
     {
         _policy = policy;
-        Optimizer = new TrainingOptimizer(trainable ?? policy.Model.parameters(), options);
+        Optimizer = new TrainingOptimizer(trainable ?? mixedPrecision?.Master.parameters() ?? policy.Model.parameters(), options, mixedPrecision);
     }
 
     /// <summary>One micro-batch: forward, backward, and an optimizer step when the accumulation window closes.</summary>

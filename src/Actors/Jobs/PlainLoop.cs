@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using Rlft.Actors.Protocol;
+using Rlft.Actors.Runtime;
+using Rlft.Rollout.Data;
+
+namespace Rlft.Actors.Jobs;
+
+/// <summary>
+/// The same job as the actor runtime, as one plain loop in the calling thread (no actors, no messages):
+/// generate → score → train, stage after stage, with the same engines and the same run directory.
+/// It is the in-process example of the pipeline and the baseline the actor runtime is benchmarked against.
+/// </summary>
+public static class PlainLoop
+{
+    public sealed record Result(Dictionary<string, double> Summary, double OnlineSeconds, long OnlineSamples);
+
+    public static Result Run(JobSpec job, IEngineFactory engines, Action<string, int, int, IReadOnlyDictionary<string, double>>? onStep = null)
+    {
+        using var recorder = new RunRecorder(job.RunDirectory);
+        using var learner = engines.CreateLearner(job);
+        using var rollout = engines.CreateRollout(job, 0);
+        using var reward = engines.CreateReward(job, 0);
+        var summary = new Dictionary<string, double>();
+        int globalStep = 0;
+        double onlineSeconds = 0;
+        long onlineSamples = 0, batchId = 0;
+
+        void Record(StageSpec s, int step, IReadOnlyDictionary<string, double> m)
+        {
+            recorder.Record(++globalStep, s.Name, m);
+            onStep?.Invoke(s.Name, step, s.Steps, m);
+        }
+
+        foreach (var stage in job.Stages)
+        {
+            if (!stage.IsOnline)
+            {
+                var done = learner.RunOfflineStage(stage, p => Record(stage, p.Step, p.Metrics), CancellationToken.None);
+                foreach (var (k, v) in done.Metrics) summary[$"{stage.Name}/{k}"] = v;
+                if (stage.Kind == StageKind.RewardModel && reward.NeedsRewardModel)
+                    reward.ApplyRewardModel(done.RewardModelVersion, learner.ExportWeights(WeightKind.RewardModel));
+                continue;
+            }
+            string key = $"rlft.job.stages[{stage.Index}]";
+            var prompts = Jsonl.ReadPrompts(DataResolver.Resolve(stage.Data, job.RunDirectory, job.Seed, key + ".data"));
+            var evalPrompts = (stage.EvalData is { } e ? Jsonl.ReadPrompts(DataResolver.Resolve(e, job.RunDirectory, job.Seed, key + ".eval-data")) : prompts)
+                .Take(job.EvalPrompts).Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToArray();
+            learner.BeginOnlineStage(stage);
+            foreach (var (k, v) in learner.Evaluate(stage, "before", evalPrompts).Metrics) summary[$"{stage.Name}/before/{k}"] = v;
+            int group = stage.Kind == StageKind.Grpo ? stage.Grpo.GroupSize : 1;
+            int perBatch = Math.Max(1, stage.BatchSize / group), cursor = 0;
+            var sampling = new SamplingSettings(stage.Sampling.MaxNewTokens, stage.Sampling.Temperature, stage.Sampling.TopK, stage.Sampling.TopP);
+            var sw = Stopwatch.StartNew();
+            for (int step = 1; step <= stage.Steps; step++)
+            {
+                if (rollout.PolicyVersion != learner.PolicyVersion) rollout.ApplyWeights(learner.PolicyVersion, learner.ExportWeights(WeightKind.Policy));
+                var items = new List<PromptItem>();
+                for (int i = 0; i < perBatch; i++)
+                {
+                    var p = prompts[cursor++ % prompts.Count];
+                    for (int g = 0; g < group; g++) items.Add(new PromptItem(p.Prompt, p.Answer, i));
+                }
+                long id = ++batchId;
+                var gen = Stopwatch.StartNew();
+                var samples = rollout.Generate(items.ToArray(), sampling, job.Seed * 1_000_003L + id);
+                var batch = new RolloutBatch(id, stage.Index, rollout.PolicyVersion, "plain", samples, gen.Elapsed.TotalSeconds);
+                var scored = reward.ScoreAsync(batch, CancellationToken.None).GetAwaiter().GetResult();
+                var updated = learner.Train(stage, new TrainOn(id, stage.Index, batch, scored));
+                onlineSamples += samples.Length;
+                Record(stage, step, updated.Metrics);
+            }
+            onlineSeconds += sw.Elapsed.TotalSeconds;
+            var after = learner.Evaluate(stage, "after", evalPrompts);
+            foreach (var (k, v) in after.Metrics) summary[$"{stage.Name}/after/{k}"] = v;
+            recorder.Samples($"{stage.Name}/after", after.Prompts, after.Completions);
+        }
+        var written = summary.ToDictionary(kv => kv.Key, kv => (object)kv.Value);
+        written["job"] = job.Name;
+        recorder.Finish(written);
+        return new Result(summary, onlineSeconds, onlineSamples);
+    }
+}
