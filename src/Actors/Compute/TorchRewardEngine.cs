@@ -6,6 +6,9 @@ using Rlft.Policy.Heads;
 using Rlft.Policy.Runtime;
 using Rlft.Policy.Training;
 using Rlft.Policy.Training.Trainers;
+using Rlft.Reward;
+using RewardPipeline = Rlft.Reward.Pipeline.RewardPipeline;
+using Rlft.Reward.Sources;
 using Rlft.Rollout.Tasks;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,16 +16,50 @@ using static TorchSharp.torch;
 namespace Rlft.Actors.Compute;
 
 /// <summary>
-/// Scores rollouts with the stage's reward sources: the job's reward model (fetched from the learner)
-/// and/or the built-in task's rule, weighted. Non-finite scores are replaced by 0 and reported dropped.
+/// Scores rollouts for the stage being trained. A stage's <c>rewards</c> takes either the full reward
+/// pipeline (<c>components = [...]</c>, see hocon/rewards/example.conf: rules, remote HTTP scorers,
+/// the job's reward model as <c>source = reward-model, model = job</c>, normalisation, clipping) or the
+/// short form <c>sources = [{ type = reward-model | task, weight }]</c>. The reward model is fetched
+/// from the learner. Dropped or non-finite samples are reported with their reasons.
 /// </summary>
 public sealed class TorchRewardEngine(JobSpec job) : IRewardEngine
 {
+    /// <summary>The name under which a pipeline spec refers to the reward model the job trains.</summary>
+    public const string JobRewardModel = "job";
+
     readonly Device _device = TorchRuntime.ResolveDevice(job.Device);
+    readonly Dictionary<int, RewardPipeline> _pipelines = new();
+    readonly HttpClient _http = new();
     RewardModel? _rm;
 
     public long RewardModelVersion { get; private set; } = -1;
-    public bool NeedsRewardModel => job.Stages.Any(s => s.IsOnline && Sources(s).Any(x => x.Type == "reward-model"));
+    public bool NeedsRewardModel => job.Stages.Any(s => s.IsOnline && (UsesPipeline(s)
+        ? RewardSpecReader.Read(s.Config!).Components.Any(c => c.Source is RewardModelSpec)
+        : Sources(s).Any(x => x.Type == "reward-model")));
+
+    static bool UsesPipeline(StageSpec s) => s.Rewards?.Has("components") == true && s.Config is not null;
+
+    RewardPipeline Pipeline(StageSpec stage)
+    {
+        if (_pipelines.TryGetValue(stage.Index, out var p)) return p;
+        var env = new RewardEnvironment
+        {
+            Http = _http,
+            Functions = RewardFunctionRegistry.WithBuiltIns().Register("review-task", s => ReviewTask.Score(s.Prompt, s.Completion, s.Reference)),
+            RewardModels = name => name == JobRewardModel
+                ? new JobRewardModelScorer(this)
+                : throw new ArgumentException($"unknown reward model '{name}': a job's stages can use the reward model it trains, model = {JobRewardModel}"),
+        };
+        try { return _pipelines[stage.Index] = RewardSpecReader.Build(stage.Config!, env); }
+        catch (ConfigException e) { throw new ConfigException($"rlft.job.stages[{stage.Index}].{e.Message}"); }
+    }
+
+    /// <summary>The job's reward model as a pipeline source.</summary>
+    sealed class JobRewardModelScorer(TorchRewardEngine engine) : ISequenceScorer
+    {
+        public Task<float[]> ScoreAsync(IReadOnlyList<(string Prompt, string Completion)> items, CancellationToken ct) =>
+            Task.FromResult((engine._rm ?? throw new InvalidOperationException("the reward model has not been trained or received yet")).ScoreTexts(items));
+    }
 
     public void ApplyRewardModel(long version, byte[] blob)
     {
@@ -39,10 +76,20 @@ public sealed class TorchRewardEngine(JobSpec job) : IRewardEngine
         RewardModelVersion = version;
     }
 
-    public Task<ScoredBatch> ScoreAsync(RolloutBatch batch, CancellationToken cancellationToken)
+    public async Task<ScoredBatch> ScoreAsync(RolloutBatch batch, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
         var stage = job.Stages[batch.Stage];
+        if (UsesPipeline(stage))
+        {
+            var samples = batch.Samples.Select(x => new RewardSample(x.Prompt, x.Completion, x.Answer)).ToList();
+            var scored = await Pipeline(stage).ScoreAsync(samples, cancellationToken);
+            var componentNames = scored.Samples.FirstOrDefault()?.Components.Select(c => c.Name).ToArray() ?? [];
+            var componentValues = componentNames.Select((_, k) => scored.Samples.Select(s => (float)(s.Components[k].Weighted ?? double.NaN)).ToArray()).ToArray();
+            var droppedIdx = scored.Samples.Select((s, i) => (s, i)).Where(x => x.s.Dropped).ToList();
+            return new ScoredBatch(batch.BatchId, scored.Samples.Select(s => (float)(s.Total ?? 0)).ToArray(), componentNames, componentValues,
+                droppedIdx.Select(x => x.i).ToArray(), droppedIdx.Select(x => x.s.DroppedReason ?? "dropped").ToArray(), sw.Elapsed.TotalSeconds);
+        }
         var sources = Sources(stage);
         var items = batch.Samples.Select(s => (s.Prompt, s.Completion)).ToList();
         var names = sources.Select(s => s.Type).ToArray();
@@ -58,8 +105,8 @@ public sealed class TorchRewardEngine(JobSpec job) : IRewardEngine
             totals[i] = (float)sources.Select((s, k) => s.Weight * components[k][i]).Sum();
             if (!float.IsFinite(totals[i])) { totals[i] = 0; dropped.Add(i); }
         }
-        return Task.FromResult(new ScoredBatch(batch.BatchId, totals, names, components, dropped.ToArray(),
-            dropped.Select(_ => "non-finite score").ToArray(), sw.Elapsed.TotalSeconds));
+        return new ScoredBatch(batch.BatchId, totals, names, components, dropped.ToArray(),
+            dropped.Select(_ => "non-finite score").ToArray(), sw.Elapsed.TotalSeconds);
     }
 
     /// <summary>The stage's reward sources: <c>rewards.sources = [{ type = reward-model | task, weight = w }]</c>.</summary>
@@ -81,5 +128,9 @@ public sealed class TorchRewardEngine(JobSpec job) : IRewardEngine
         }).ToList();
     }
 
-    public void Dispose() => _rm?.Trunk.Model.Dispose();
+    public void Dispose()
+    {
+        _rm?.Trunk.Model.Dispose();
+        _http.Dispose();
+    }
 }

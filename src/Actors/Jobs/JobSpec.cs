@@ -32,6 +32,8 @@ public sealed record StageSpec
     public SamplingSpec Sampling { get; init; } = new(16, 1.0, 0, 1.0);
     /// <summary>The reward spec section (sources, weights, normalisation) for online stages.</summary>
     public RlftConfig? Rewards { get; init; }
+    /// <summary>The stage's own configuration object (its <c>rewards</c> key is read by the reward pipeline).</summary>
+    public RlftConfig? Config { get; init; }
     /// <summary>Teacher checkpoint for distillation.</summary>
     public ModelSpec? Teacher { get; init; }
     public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo;
@@ -168,6 +170,7 @@ public sealed record JobSpec
                 s.GetInt("sampling.top-k", 0, min: 0),
                 s.GetDouble("sampling.top-p", 1.0, min: 0, max: 1)),
             Rewards = s.Has("rewards") ? s.Section("rewards") : null,
+            Config = s,
             Teacher = s.Has("teacher") ? ParseModel(s, "teacher") : null,
         });
     }

@@ -46,8 +46,11 @@ public static class JobHarness
     // Akka's HOCON parser refuses a comma after an object value, so object-valued keys go on their own lines.
     public const string Sft = "{ kind = sft, data = \"builtin:sft\", steps = 15, batch-size = 16\n optimizer { lr = 2e-3 }\n}";
     public const string RewardModel = "{ kind = reward-model, data = \"builtin:preferences\", steps = 10, batch-size = 16\n optimizer { lr = 1e-3 }\n}";
-    public static string Ppo(int steps, string rewards = "task") =>
-        $"{{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = {steps}, batch-size = 8\n sampling {{ max-new-tokens = 8 }}\n ppo {{ epochs = 1 }}\n rewards {{ sources = [ {{ type = {rewards} }} ] }}\n}}";
+    public static string Ppo(int steps, string rewards = "sources = [ { type = task } ]") =>
+        $"{{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = {steps}, batch-size = 8\n sampling {{ max-new-tokens = 8 }}\n ppo {{ epochs = 1 }}\n rewards {{ {rewards} }}\n}}";
+
+    /// <summary>The full reward pipeline: the job's reward model plus the task rule, a repetition penalty and batch whitening.</summary>
+    public const string PipelineRewards = "components = [ { name = rm, source = reward-model, model = job }\n { name = task, source = function, function = review-task, weight = 0.5 }\n { name = repetition, source = repetition, n = 2, weight = 0.1, normalize = batch } ]";
 
     public static int FreePort()
     {

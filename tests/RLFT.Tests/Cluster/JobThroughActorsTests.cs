@@ -22,7 +22,7 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     [Fact]
     public async Task Sft_reward_model_and_ppo_complete_and_write_the_run_directory()
     {
-        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(4, "reward-model")));
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(4, JobHarness.PipelineRewards)));
         var finished = await RunSingleNode(job);
         output.WriteLine(finished.Message);
         Assert.True(finished.Succeeded, finished.Message);
@@ -32,6 +32,8 @@ public class JobThroughActorsTests(ITestOutputHelper output)
         var metrics = File.ReadAllLines(Path.Combine(run, "metrics.jsonl"));
         Assert.Equal(15 + 10 + 4, metrics.Length);
         Assert.Contains("\"objective/kl\"", metrics[^1]);
+        Assert.Contains("\"reward/rm\"", metrics[^1]);
+        Assert.Contains("\"reward/repetition\"", metrics[^1]);
         Assert.True(File.Exists(Path.Combine(run, "summary.json")));
         Assert.True(new FileInfo(Path.Combine(run, "reward_kl.png")).Length > 1000);
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(run, "tensorboard"), "events.out.tfevents.*"));
