@@ -11,22 +11,17 @@ namespace Rlft.Actors.Runtime;
 /// the batch. Runs on a pinned dispatcher, so generation blocks only its own thread. Weights switch
 /// between batches, never during one.
 /// </summary>
-public sealed class RolloutActor : ReceiveActor, IWithStash
+public sealed class RolloutActor : WeightFetchingActor
 {
     readonly IRolloutEngine _engine;
     readonly IActorRef _coordinator;
     readonly string _workerId;
     readonly ILoggingAdapter _log = Context.GetLogger();
-    WeightFetcher? _fetcher;
-    IActorRef _weightServer = ActorRefs.Nobody;
-    long _wanted;
-
-    public IStash Stash { get; set; } = null!;
 
     public static Props Props(IRolloutEngine engine, IActorRef coordinator, string workerId) =>
         Akka.Actor.Props.Create(() => new RolloutActor(engine, coordinator, workerId)).WithDispatcher("rlft.compute-dispatcher");
 
-    public RolloutActor(IRolloutEngine engine, IActorRef coordinator, string workerId)
+    public RolloutActor(IRolloutEngine engine, IActorRef coordinator, string workerId) : base(coordinator)
     {
         (_engine, _coordinator, _workerId) = (engine, coordinator, workerId);
         Ready();
@@ -36,43 +31,16 @@ public sealed class RolloutActor : ReceiveActor, IWithStash
 
     void AskForWork() => _coordinator.Tell(new RequestWork(_workerId, _engine.PolicyVersion));
 
-    void Ready()
+    protected override void Ready()
     {
         Receive<GenerateRollouts>(work =>
         {
-            if (_engine.PolicyVersion >= work.PolicyVersion) { Generate(work); return; }
-            // A newer policy exists: fetch it first, then do this work.
-            Stash.Stash();
-            _wanted = work.PolicyVersion;
-            _coordinator.Tell(new QueryWeights(WeightKind.Policy));
-            Become(Fetching);
+            if (_engine.PolicyVersion >= work.PolicyVersion) Generate(work);
+            else FetchThenRetry(WeightKind.Policy, work.PolicyVersion, _engine.ApplyWeights);   // a newer policy exists
         });
         Receive<NoMoreWork>(_ => { });
         Receive<WeightsPublished>(_ => { });
         Receive<WeightChunk>(_ => { });
-    }
-
-    void Fetching()
-    {
-        Receive<WeightsPublished>(a =>
-        {
-            if (a.Version < _wanted) { Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(200), _coordinator, new QueryWeights(WeightKind.Policy), Self); return; }
-            _weightServer = Sender;
-            _fetcher = new WeightFetcher(a);
-            _fetcher.Pump(_weightServer, Self);
-        });
-        Receive<WeightChunk>(c =>
-        {
-            if (_fetcher?.Accept(c, _weightServer, Self) is not { } blob) return;
-            _engine.ApplyWeights(_fetcher.Announcement.Version, blob);
-            _fetcher = null;
-            Become(Ready);
-            Stash.UnstashAll();
-        });
-        Receive<WeightsUnavailable>(_ =>
-            Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(200), _coordinator, new QueryWeights(WeightKind.Policy), Self));
-        Receive<GenerateRollouts>(_ => Stash.Stash());
-        Receive<NoMoreWork>(_ => { });
     }
 
     void Generate(GenerateRollouts work)

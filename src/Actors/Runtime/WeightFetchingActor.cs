@@ -1,0 +1,61 @@
+using Akka.Actor;
+using Rlft.Actors.Protocol;
+
+namespace Rlft.Actors.Runtime;
+
+/// <summary>
+/// Base of the actors that hold a replica (rollout, reward): while a newer weight version is fetched,
+/// work is stashed; once every chunk has arrived intact the weights are applied and the work replayed.
+/// Queries go through the coordinator, which forwards them to the weight server; chunk requests then
+/// go to the server directly.
+/// </summary>
+public abstract class WeightFetchingActor : ReceiveActor, IWithStash
+{
+    readonly IActorRef _coordinator;
+    WeightFetcher? _fetcher;
+    IActorRef _weightServer = ActorRefs.Nobody;
+    WeightKind _kind;
+    long _wanted;
+    Action<long, byte[]> _apply = (_, _) => { };
+
+    public IStash Stash { get; set; } = null!;
+
+    protected WeightFetchingActor(IActorRef coordinator) => _coordinator = coordinator;
+
+    /// <summary>The behaviour to return to after a fetch.</summary>
+    protected abstract void Ready();
+
+    /// <summary>Stashes the current message and fetches <paramref name="kind"/> weights of at least <paramref name="version"/>.</summary>
+    protected void FetchThenRetry(WeightKind kind, long version, Action<long, byte[]> apply)
+    {
+        Stash.Stash();
+        (_kind, _wanted, _apply) = (kind, version, apply);
+        _coordinator.Tell(new QueryWeights(kind));
+        Become(Fetching);
+    }
+
+    void Fetching()
+    {
+        Receive<WeightsPublished>(a =>
+        {
+            if (a.Kind != _kind) return;
+            if (a.Version < _wanted) { AskAgainSoon(); return; }
+            _weightServer = Sender;
+            _fetcher = new WeightFetcher(a);
+            _fetcher.Pump(_weightServer, Self);
+        });
+        Receive<WeightChunk>(c =>
+        {
+            if (_fetcher?.Accept(c, _weightServer, Self) is not { } blob) return;
+            _apply(_fetcher.Announcement.Version, blob);
+            _fetcher = null;
+            Become(Ready);
+            Stash.UnstashAll();
+        });
+        Receive<WeightsUnavailable>(_ => AskAgainSoon());
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    void AskAgainSoon() =>
+        Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(200), _coordinator, new QueryWeights(_kind), Self);
+}
