@@ -36,6 +36,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     ValueHead? _value;
     PpoTrainer? _ppo;
     GrpoTrainer? _grpo;
+    DpoTrainer? _onlineDpo;
 
     public long PolicyVersion { get; private set; }
     public long RewardModelVersion { get; private set; } = -1;
@@ -154,8 +155,8 @@ public sealed class TorchLearnerEngine : ILearnerEngine
 
     public void BeginOnlineStage(StageSpec stage)
     {
-        _ppo?.Dispose(); _grpo?.Dispose();
-        (_ppo, _grpo) = (null, null);
+        _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
+        (_ppo, _grpo, _onlineDpo) = (null, null, null);
         _reference?.Model.Dispose();
         _reference = _policy.FrozenCopy();
         if (stage.Kind == StageKind.Ppo)
@@ -164,6 +165,8 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             _value.to(_device);
             _ppo = new PpoTrainer(_trainable, _value, new FrozenReference(_reference), stage.Ppo, stage.Optimizer, seed: _job.Seed, mixedPrecision: _mixed);
         }
+        else if (stage.Kind == StageKind.OnlineDpo)
+            _onlineDpo = new DpoTrainer(_trainable, new FrozenReference(_reference), stage.Dpo, stage.Optimizer, mixedPrecision: _mixed);
         else
             _grpo = new GrpoTrainer(_trainable, new FrozenReference(_reference), stage.Grpo, stage.Optimizer, mixedPrecision: _mixed);
     }
@@ -173,16 +176,19 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         var batch = experience.Batch;
         var dropped = experience.Scores.Dropped.ToHashSet();
         // GRPO advantages are relative to the group: a dropped sample takes its whole group with it.
-        var droppedGroups = stage.Kind == StageKind.Grpo ? dropped.Select(i => batch.Samples[i].Group).ToHashSet() : [];
+        var droppedGroups = stage.SamplesPerPrompt > 1 ? dropped.Select(i => batch.Samples[i].Group).ToHashSet() : [];
         var samples = batch.Samples.Select((s, i) => (s, i))
             .Where(x => !dropped.Contains(x.i) && !droppedGroups.Contains(x.s.Group))
             .Select(x => new Experience(x.s.PromptTokens, x.s.CompletionTokens, x.s.Logprobs, experience.Scores.Scores[x.i], x.s.Group))
             .ToList();
         if (samples.Count == 0) throw new InvalidOperationException($"batch {batch.BatchId}: every sample was dropped by the reward pipeline");
         var sw = Stopwatch.StartNew();
-        var metrics = stage.Kind == StageKind.Ppo
-            ? (_ppo ?? throw new InvalidOperationException("online stage not begun")).Step(samples)
-            : (_grpo ?? throw new InvalidOperationException("online stage not begun")).Step(samples);
+        var metrics = stage.Kind switch
+        {
+            StageKind.Ppo => (_ppo ?? throw new InvalidOperationException("online stage not begun")).Step(samples),
+            StageKind.OnlineDpo => OnlineDpoStep(batch, experience.Scores, dropped),
+            _ => (_grpo ?? throw new InvalidOperationException("online stage not begun")).Step(samples),
+        };
         double train = sw.Elapsed.TotalSeconds;
         long generated = batch.Samples.Sum(s => (long)s.CompletionTokens.Length);
         metrics["timing/train"] = train;
@@ -195,6 +201,25 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             metrics[$"reward/{experience.Scores.ComponentNames[k]}"] = experience.Scores.Components[k].Average();
         PolicyVersion++;
         return new PolicyUpdated(batch.BatchId, stage.Index, 0, PolicyVersion, metrics);
+    }
+
+    /// <summary>
+    /// Online DPO (Guo et al., 2024): two samples per prompt, judged by the reward pipeline; the higher
+    /// scored is chosen. Pairs with equal scores carry no preference and are skipped.
+    /// </summary>
+    Dictionary<string, double> OnlineDpoStep(RolloutBatch batch, ScoredBatch scores, HashSet<int> dropped)
+    {
+        var trainer = _onlineDpo ?? throw new InvalidOperationException("online stage not begun");
+        var pairs = batch.Samples.Select((s, i) => (s, i)).Where(x => !dropped.Contains(x.i)).GroupBy(x => x.s.Group)
+            .Where(g => g.Count() == 2)
+            .Select(g => g.OrderByDescending(x => scores.Scores[x.i]).ToList())
+            .Where(p => scores.Scores[p[0].i] > scores.Scores[p[1].i])
+            .Select(p => (p[0].s.Prompt, p[0].s.Completion, p[1].s.Completion))
+            .ToList();
+        var metrics = pairs.Count > 0 ? trainer.Step(pairs) : new Dictionary<string, double>();
+        metrics["dpo/pairs"] = pairs.Count;
+        metrics["reward/mean"] = scores.Scores.Where((_, i) => !dropped.Contains(i)).DefaultIfEmpty(0).Average();
+        return metrics;
     }
 
     public byte[] ExportWeights(WeightKind kind)
@@ -235,7 +260,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
 
     public void Dispose()
     {
-        _ppo?.Dispose(); _grpo?.Dispose();
+        _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
         _mixed?.Dispose();
         _policy.Model.Dispose();
         _reference?.Model.Dispose();

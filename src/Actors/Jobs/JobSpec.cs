@@ -4,7 +4,7 @@ using Rlft.Policy.Training;
 namespace Rlft.Actors.Jobs;
 
 /// <summary>The kinds of stage a job walks through, in order.</summary>
-public enum StageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill }
+public enum StageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo }
 
 /// <summary>Where the model comes from: a checkpoint directory, or a fresh random init.</summary>
 public sealed record ModelSpec(string? Path, string Arch, string Preset);
@@ -36,7 +36,10 @@ public sealed record StageSpec
     public RlftConfig? Config { get; init; }
     /// <summary>Teacher checkpoint for distillation.</summary>
     public ModelSpec? Teacher { get; init; }
-    public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo;
+    public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
+
+    /// <summary>Samples generated per prompt: GRPO's group, two for online DPO's pairs, else one.</summary>
+    public int SamplesPerPrompt => Kind switch { StageKind.Grpo => Grpo.GroupSize, StageKind.OnlineDpo => 2, _ => 1 };
 }
 
 /// <summary>A validated job: everything <c>rlft run</c> needs, read from HOCON under <c>rlft.job</c>.</summary>
@@ -127,13 +130,14 @@ public sealed record JobSpec
     {
         string at = $"{Root}.stages[{index}]";
         Reject(s, "", StageKeys, at);
-        var kind = Wrap(at, () => s.GetEnum("kind", ["sft", "reward-model", "ppo", "dpo", "grpo", "distill"])) switch
+        var kind = Wrap(at, () => s.GetEnum("kind", ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo"])) switch
         {
             "sft" => StageKind.Sft,
             "reward-model" => StageKind.RewardModel,
             "ppo" => StageKind.Ppo,
             "dpo" => StageKind.Dpo,
             "grpo" => StageKind.Grpo,
+            "online-dpo" => StageKind.OnlineDpo,
             _ => StageKind.Distill,
         };
         Wrap(at, () =>

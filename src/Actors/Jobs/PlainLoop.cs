@@ -47,7 +47,7 @@ public static class PlainLoop
                 .Take(job.EvalPrompts).Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToArray();
             learner.BeginOnlineStage(stage);
             foreach (var (k, v) in learner.Evaluate(stage, "before", evalPrompts).Metrics) summary[$"{stage.Name}/before/{k}"] = v;
-            int group = stage.Kind == StageKind.Grpo ? stage.Grpo.GroupSize : 1;
+            int group = stage.SamplesPerPrompt;
             int perBatch = Math.Max(1, stage.BatchSize / group), cursor = 0;
             var sampling = new SamplingSettings(stage.Sampling.MaxNewTokens, stage.Sampling.Temperature, stage.Sampling.TopK, stage.Sampling.TopP);
             var sw = Stopwatch.StartNew();

@@ -25,3 +25,6 @@ public sealed record JobStatus(
     long DuplicateBatchesIgnored,
     Dictionary<string, long> BatchesPerWorker,
     Dictionary<string, double> LastMetrics) : IRlftMessage;
+
+/// <summary>Stop the job where it stands and write a checkpoint there (Ctrl-C); answered with CheckpointSaved.</summary>
+public sealed record InterruptJob(string Reason) : IRlftMessage;

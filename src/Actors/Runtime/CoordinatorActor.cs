@@ -49,13 +49,16 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(JobSpec job, Func<IUntypedActorContext, (IActorRef Learner, IActorRef WeightServer)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan? workTimeout = null) =>
+    public static Props Props(JobSpec job, Func<IUntypedActorContext, CancellationToken, (IActorRef Learner, IActorRef WeightServer)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan? workTimeout = null) =>
         Akka.Actor.Props.Create(() => new CoordinatorActor(job, learnerFactory, recorder, jobWatcher, workTimeout ?? TimeSpan.FromMinutes(2)));
 
-    public CoordinatorActor(JobSpec job, Func<IUntypedActorContext, (IActorRef, IActorRef)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan workTimeout)
+    // Cancels the learner's running offline stage from outside its (blocked) thread on interrupt.
+    readonly CancellationTokenSource _interrupt = new();
+
+    public CoordinatorActor(JobSpec job, Func<IUntypedActorContext, CancellationToken, (IActorRef, IActorRef)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan workTimeout)
     {
         (_job, _recorder, _jobWatcher, _workTimeout) = (job, recorder, jobWatcher, workTimeout);
-        (_learner, _weightServer) = learnerFactory(Context);
+        (_learner, _weightServer) = learnerFactory(Context, _interrupt.Token);
         Context.Watch(_learner);
 
         Receive<StartNextStage>(_ => StartStage(_stageIndex + 1));
@@ -73,6 +76,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<PolicyUpdated>(OnPolicyUpdated);
         Receive<LearnerFailed>(f =>
         {
+            if (_interrupt.IsCancellationRequested) return;   // the interrupted stage; the checkpoint follows
             if (_finished) Complete(false, $"the final checkpoint failed: {f.Reason}");
             else Finish(false, $"learner failed in stage {f.Stage}: {f.Reason}");
         });
@@ -80,6 +84,16 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<QueryJobStatus>(_ => Sender.Tell(Status()));
         Receive<Terminated>(OnTerminated);
         Receive<CheckpointSaved>(c => Complete(true, $"job completed; checkpoint in {c.Directory}"));
+        Receive<InterruptJob>(i =>
+        {
+            // Stop handing out work; the learner writes the checkpoint once its current step is done
+            // and answers the asker directly.
+            _online = false;
+            _finished = true;
+            _log.Warning("job interrupted: {0}", i.Reason);
+            _interrupt.Cancel();
+            _learner.Forward(new SaveCheckpoint(Path.Combine(_recorder.Directory, "checkpoints", $"interrupted-step-{_globalStep}")));
+        });
     }
 
     protected override void PreStart()
@@ -175,7 +189,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     void EnqueueNewBatch()
     {
         var s = _stage!;
-        int group = s.Kind == StageKind.Grpo ? s.Grpo.GroupSize : 1;
+        int group = s.SamplesPerPrompt;
         int perBatch = Math.Max(1, s.BatchSize / group);
         var prompts = new List<PromptItem>(perBatch * group);
         for (int i = 0; i < perBatch; i++)

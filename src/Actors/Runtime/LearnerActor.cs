@@ -19,10 +19,10 @@ public sealed class LearnerActor : ReceiveActor
     readonly IActorRef _weightServer;
     readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public static Props Props(ILearnerEngine engine, JobSpec job, IActorRef weightServer) =>
-        Akka.Actor.Props.Create(() => new LearnerActor(engine, job, weightServer)).WithDispatcher("rlft.compute-dispatcher");
+    public static Props Props(ILearnerEngine engine, JobSpec job, IActorRef weightServer, CancellationToken interrupt = default) =>
+        Akka.Actor.Props.Create(() => new LearnerActor(engine, job, weightServer, interrupt)).WithDispatcher("rlft.compute-dispatcher");
 
-    public LearnerActor(ILearnerEngine engine, JobSpec job, IActorRef weightServer)
+    public LearnerActor(ILearnerEngine engine, JobSpec job, IActorRef weightServer, CancellationToken interrupt)
     {
         (_engine, _job, _weightServer) = (engine, job, weightServer);
         Publish(WeightKind.Policy, _engine.PolicyVersion);
@@ -31,7 +31,7 @@ public sealed class LearnerActor : ReceiveActor
         {
             var stage = _job.Stages[m.Stage];
             var sender = Sender;
-            var done = _engine.RunOfflineStage(stage, p => sender.Tell(p), CancellationToken.None);
+            var done = _engine.RunOfflineStage(stage, p => sender.Tell(p), interrupt);
             if (stage.Kind == StageKind.RewardModel) Publish(WeightKind.RewardModel, done.RewardModelVersion);
             else Publish(WeightKind.Policy, done.PolicyVersion);
             sender.Tell(done);

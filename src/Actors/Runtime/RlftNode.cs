@@ -95,10 +95,10 @@ public sealed class RlftNode : IAsyncDisposable
                 akka.WithSingleton<CoordinatorKey>("coordinator", (system, registry, _) =>
                 {
                     var recorder = new RunRecorder(job.RunDirectory);
-                    return CoordinatorActor.Props(job, ctx =>
+                    return CoordinatorActor.Props(job, (ctx, interrupt) =>
                     {
                         var server = ctx.ActorOf(WeightServerActor.Props(), "weights");
-                        var learner = ctx.ActorOf(LearnerActor.Props(engines.CreateLearner(job), job, server), "learner");
+                        var learner = ctx.ActorOf(LearnerActor.Props(engines.CreateLearner(job), job, server, interrupt), "learner");
                         return (learner, server);
                     }, recorder, registry.Get<JobWatcherActor>(), options.WorkTimeout);
                 }, new ClusterSingletonOptions { Role = "learner" });

@@ -40,7 +40,9 @@ public static class Cli
             return 2;
         }
         // The default handler would print a stack trace; CliException must reach the catch below as one line.
-        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false,
+            // Ctrl-C cancels the running command, which then has this long to checkpoint and leave the cluster.
+            ProcessTerminationTimeout = TimeSpan.FromSeconds(90) };
         try
         {
             return parsed.Invoke(config);

@@ -4,6 +4,7 @@ using Rlft.Actors.Compute;
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using Akka.Actor;
 using Rlft.Actors.Runtime;
 
 namespace Rlft.Host.Commands;
@@ -63,7 +64,17 @@ public static class RunCommand
         try { finished = await node.Finished.WaitAsync(ct); }
         catch (OperationCanceledException)
         {
-            output.WriteLine("rlft: interrupted; stopping the node");
+            output.WriteLine("rlft: interrupted; writing a checkpoint before leaving the cluster");
+            try
+            {
+                var saved = await node.System.ActorSelection("/user/coordinator/coordinator")
+                    .Ask<CheckpointSaved>(new InterruptJob("Ctrl-C"), TimeSpan.FromSeconds(60));
+                output.WriteLine($"rlft: checkpoint in {saved.Directory}");
+            }
+            catch (Exception e) when (e is Akka.Actor.AskTimeoutException or TaskCanceledException)
+            {
+                output.WriteLine("rlft: no checkpoint written (the learner did not finish its step within 60 s)");
+            }
             return 130;
         }
         display.End();

@@ -58,6 +58,22 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Online_dpo_trains_on_pairs_judged_by_the_reward_pipeline()
+    {
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft,
+            "{ kind = online-dpo, data = \"builtin:prompts\", steps = 3, batch-size = 16\n sampling { max-new-tokens = 8 }\n rewards { components = [ { name = task, source = function, function = review-task }\n { name = length, source = length, target = 6, unit = words, weight = 0.5 } ] }\n}"));
+        var finished = await RunSingleNode(job);
+        Assert.True(finished.Succeeded, finished.Message);
+        Assert.Equal(3, finished.Summary["job/batches_trained"]);
+        var steps = File.ReadAllLines(Path.Combine(job.RunDirectory, "metrics.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Where(e => e.GetProperty("stage").GetString() == "1-online-dpo").ToList();
+        Assert.Equal(3, steps.Count);
+        Assert.True(steps.Sum(e => e.GetProperty("dpo/pairs").GetDouble()) > 0, "no step had a preference pair");
+        Assert.All(steps.Where(e => e.GetProperty("dpo/pairs").GetDouble() > 0), e => Assert.True(e.TryGetProperty("rewards/margins", out _)));
+    }
+
+    [Fact]
     public async Task A_bad_dataset_fails_the_job_with_a_message_naming_the_key()
     {
         var job = JobHarness.Job("""{ kind = sft, data = "/nonexistent/data.jsonl", steps = 2 }""");

@@ -8,7 +8,8 @@ namespace Rlft.Tests.Policy;
 
 public class LoraTests
 {
-    static readonly Tensor Ids = tensor(new long[] { 4, 8, 15, 16, 23, 42, 7, 1 }).unsqueeze(0);
+    // A fresh tensor per use: a static one would die with whichever dispose scope first touched it.
+    static Tensor Ids => tensor(new long[] { 4, 8, 15, 16, 23, 42, 7, 1 }).unsqueeze(0);
 
     static Tensor Logits(CausalLM model)
     {
