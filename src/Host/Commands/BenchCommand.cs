@@ -12,6 +12,7 @@ public static class BenchCommand
         new PolicyBenchmarks(),
         new PolicyBenchmarks.Memory(),
         new Bench.ActorOverheadBenchmark(),
+        new Bench.WeightSyncBenchmark(),
     ];
 
     public static Command Create()

@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Akka.Actor;
+using Akka.Configuration;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Protocol;
+using Rlft.Actors.Runtime;
+using Rlft.Actors.WeightSync;
+using Rlft.Policy.Benchmarks;
+
+namespace Rlft.Host.Bench;
+
+/// <summary>
+/// Weight-sync throughput over loopback TCP between two actor systems: the full fp32 weights of a
+/// ~25M-parameter model (100 MB) fetched in 1 MiB checksummed chunks, as a rollout node does.
+/// </summary>
+public sealed class WeightSyncBenchmark : IBenchmark
+{
+    public string Name => "weight-sync";
+
+    sealed class Fetch : ReceiveActor
+    {
+        public Fetch(IActorRef server, TaskCompletionSource<int> done)
+        {
+            WeightFetcher? fetcher = null;
+            Receive<WeightsPublished>(a => { fetcher = new WeightFetcher(a); fetcher.Pump(server, Self); });
+            Receive<WeightChunk>(c => { if (fetcher!.Accept(c, server, Self) is { } blob) done.TrySetResult(blob.Length); });
+            server.Tell(new QueryWeights(WeightKind.Policy));
+        }
+    }
+
+    public IEnumerable<JsonObject> Run(BenchOptions options)
+    {
+        long parameters = options.Quick ? 2_500_000 : 25_000_000;
+        var config = ConfigurationFactory.ParseString("akka.actor.provider = remote\nakka.loglevel = WARNING")
+            .WithFallback(RlftConfig.BaseAkka().Config);
+        using var a = ActorSystem.Create("bench", config);
+        using var b = ActorSystem.Create("bench", config);
+        var blob = new byte[parameters * 4];
+        new Random(1).NextBytes(blob);
+        var server = a.ActorOf(WeightServerActor.Props(), "weights");
+        var sw = Stopwatch.StartNew();
+        server.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, 1, blob)));
+        var address = ((ExtendedActorSystem)a).Provider.DefaultAddress;
+        var remote = b.ActorSelection($"{address}/user/weights").ResolveOne(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+        double prepare = sw.Elapsed.TotalSeconds;
+        double best = double.MaxValue;
+        for (int run = 0; run < (options.Quick ? 1 : 3); run++)
+        {
+            var done = new TaskCompletionSource<int>();
+            sw.Restart();
+            b.ActorOf(Props.Create(() => new Fetch(remote, done)));
+            int bytes = done.Task.WaitAsync(TimeSpan.FromMinutes(5)).GetAwaiter().GetResult();
+            if (bytes != blob.Length) throw new InvalidOperationException($"fetched {bytes} of {blob.Length} bytes");
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        yield return new JsonObject
+        {
+            ["name"] = "weight-sync/full-loopback",
+            ["parameters"] = parameters,
+            ["megabytes"] = Math.Round(blob.Length / 1e6, 1),
+            ["chunk_bytes"] = WeightBlob.DefaultChunkSize,
+            ["seconds"] = Math.Round(best, 3),
+            ["megabytes_per_second"] = Math.Round(blob.Length / 1e6 / best, 1),
+            ["publish_seconds"] = Math.Round(prepare, 3),
+        };
+        a.Terminate().Wait(TimeSpan.FromSeconds(10));
+        b.Terminate().Wait(TimeSpan.FromSeconds(10));
+    }
+}
