@@ -18,9 +18,6 @@ public sealed record StageCompleted(int Stage, long PolicyVersion, long RewardMo
 /// <summary>A learner operation failed; the job stops with this reason.</summary>
 public sealed record LearnerFailed(int Stage, string Reason) : IRlftMessage;
 
-/// <summary>Ask the learner to evaluate the current policy on held-out prompts.</summary>
-public sealed record Evaluate(int Stage, string Label) : IRlftMessage;
-
 /// <summary>Evaluation figures (eval/* metrics) and a few sample completions.</summary>
 public sealed record EvaluationDone(int Stage, string Label, Dictionary<string, double> Metrics, string[] Prompts, string[] Completions) : IRlftMessage;
 
