@@ -1,0 +1,65 @@
+using Akka.Actor;
+using Rlft.Actors.Protocol;
+using Rlft.Actors.Runtime;
+
+namespace Rlft.Tests.Cluster;
+
+/// <summary>Nodes that join a running job, and nodes that leave it politely.</summary>
+public class JoinAndDrainTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_rollout_node_that_joins_mid_job_pulls_the_current_policy_and_takes_work()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(14)), extra: "max-policy-lag = 1");
+        int seedPort = JobHarness.FreePort();
+        string seed = $"akka.tcp://{RlftNode.SystemName}@127.0.0.1:{seedPort}";
+        var halfway = new TaskCompletionSource();
+        await using var learner = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner", "reward", "rollout"], Port = seedPort, SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon,
+            OnStatus = s => { if (s.StageKind == "Ppo" && s.Step >= 3) halfway.TrySetResult(); },
+        }, new JobHarness.RecordingFactory());
+        await learner.StartAsync(ct);
+        await halfway.Task.WaitAsync(TimeSpan.FromMinutes(2), ct);
+
+        var lateEngines = new JobHarness.RecordingFactory();
+        await using var late = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, lateEngines);
+        await late.StartAsync(ct);
+
+        var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
+        Assert.True(finished.Succeeded, finished.Message);
+        var status = await learner.System.ActorSelection("/user/coordinator/coordinator").Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
+        output.WriteLine($"per worker {string.Join(", ", status.BatchesPerWorker.Select(kv => $"{kv.Key}={kv.Value}"))}");
+        Assert.Equal(14, status.BatchesTrained);
+        Assert.Equal(2, status.BatchesPerWorker.Count);
+        var replica = Assert.Single(lateEngines.Rollouts);
+        Assert.True(replica.PolicyVersion > 3, $"the late node generated with policy v{replica.PolicyVersion}");
+    }
+
+    [Fact]
+    public async Task A_rollout_node_that_leaves_gracefully_hands_back_its_work_and_the_job_completes()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(12)), extra: "max-policy-lag = 1");
+        int seedPort = JobHarness.FreePort();
+        string seed = $"akka.tcp://{RlftNode.SystemName}@127.0.0.1:{seedPort}";
+        var bothWorked = new TaskCompletionSource();
+        await using var learner = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner", "reward"], Port = seedPort, SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon,
+            OnStatus = s => { if (s.BatchesPerWorker.Count == 2 && s.BatchesPerWorker.Values.All(n => n > 0)) bothWorked.TrySetResult(); },
+        }, new JobHarness.RecordingFactory());
+        await using var stays = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, new JobHarness.RecordingFactory());
+        var leaves = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, new JobHarness.RecordingFactory());
+        await learner.StartAsync(ct);
+        await stays.StartAsync(ct);
+        await leaves.StartAsync(ct);
+        await bothWorked.Task.WaitAsync(TimeSpan.FromMinutes(2), ct);
+        await leaves.DisposeAsync();   // coordinated shutdown: leave the cluster, stop the actors
+
+        var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
+        Assert.True(finished.Succeeded, finished.Message);
+        Assert.Equal(12, finished.Summary["job/batches_trained"]);
+    }
+}
