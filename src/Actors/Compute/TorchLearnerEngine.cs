@@ -27,6 +27,8 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     readonly JobSpec _job;
     readonly Device _device;
     readonly string _modelDir;
+    // config.json and tokenizer files, sent with every weight blob; read once, they do not change.
+    readonly Dictionary<string, string> _modelFiles;
     readonly PolicyModel _policy;
     // With bf16 compute the trainers run on the bf16 copy and update the fp32 master (_policy).
     readonly MixedPrecisionModel? _mixed;
@@ -59,6 +61,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
                 ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed)).Dispose();
         }
         _policy = new PolicyModel(Checkpoint.Load(_modelDir, _device), HfTokenizer.Load(_modelDir));
+        _modelFiles = ModelFiles.Read(_modelDir);
         _mixed = MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
         _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer);
     }
@@ -225,12 +228,11 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     public byte[] ExportWeights(WeightKind kind)
     {
         using var scope = NewDisposeScope();
-        var files = ModelFiles.Read(_modelDir);
-        if (kind == WeightKind.Policy) return ModelBlob.Pack(_policy.Model.state_dict(), files);
+        if (kind == WeightKind.Policy) return ModelBlob.Pack(_policy.Model.state_dict(), _modelFiles);
         var rm = _rm ?? throw new InvalidOperationException("no reward model has been trained");
         var tensors = rm.Trunk.Model.state_dict().Select(kv => KeyValuePair.Create("trunk." + kv.Key, kv.Value))
             .Concat(rm.Head.state_dict().Select(kv => KeyValuePair.Create("head." + kv.Key, kv.Value)));
-        return ModelBlob.Pack(tensors, files);
+        return ModelBlob.Pack(tensors, _modelFiles);
     }
 
     public EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts)

@@ -33,9 +33,12 @@ public sealed class TorchRewardEngine(JobSpec job) : IRewardEngine
     RewardModel? _rm;
 
     public long RewardModelVersion { get; private set; } = -1;
-    public bool NeedsRewardModel => job.Stages.Any(s => s.IsOnline && (UsesPipeline(s)
+    // Read once: the reward actor asks before every batch.
+    readonly Lazy<bool> _needsRewardModel = new(() => job.Stages.Any(s => s.IsOnline && (UsesPipeline(s)
         ? RewardSpecReader.Read(s.Config!).Components.Any(c => c.Source is RewardModelSpec)
-        : Sources(s).Any(x => x.Type == "reward-model")));
+        : Sources(s).Any(x => x.Type == "reward-model"))));
+
+    public bool NeedsRewardModel => _needsRewardModel.Value;
 
     static bool UsesPipeline(StageSpec s) => s.Rewards?.Has("components") == true && s.Config is not null;
 

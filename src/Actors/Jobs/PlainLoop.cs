@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.Runtime;
-using Rlft.Rollout.Data;
 
 namespace Rlft.Actors.Jobs;
 
@@ -41,28 +40,16 @@ public static class PlainLoop
                     reward.ApplyRewardModel(done.RewardModelVersion, learner.ExportWeights(WeightKind.RewardModel));
                 continue;
             }
-            string key = $"rlft.job.stages[{stage.Index}]";
-            var prompts = Jsonl.ReadPrompts(DataResolver.Resolve(stage.Data, job.RunDirectory, job.Seed, key + ".data"));
-            var evalPrompts = (stage.EvalData is { } e ? Jsonl.ReadPrompts(DataResolver.Resolve(e, job.RunDirectory, job.Seed, key + ".eval-data")) : prompts)
-                .Take(job.EvalPrompts).Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToArray();
+            var data = OnlineStageData.Load(job, stage);
             learner.BeginOnlineStage(stage);
-            foreach (var (k, v) in learner.Evaluate(stage, "before", evalPrompts).Metrics) summary[$"{stage.Name}/before/{k}"] = v;
-            int group = stage.SamplesPerPrompt;
-            int perBatch = Math.Max(1, stage.BatchSize / group), cursor = 0;
-            var sampling = new SamplingSettings(stage.Sampling.MaxNewTokens, stage.Sampling.Temperature, stage.Sampling.TopK, stage.Sampling.TopP);
+            foreach (var (k, v) in learner.Evaluate(stage, "before", data.EvalPrompts).Metrics) summary[$"{stage.Name}/before/{k}"] = v;
             var sw = Stopwatch.StartNew();
             for (int step = 1; step <= stage.Steps; step++)
             {
                 if (rollout.PolicyVersion != learner.PolicyVersion) rollout.ApplyWeights(learner.PolicyVersion, learner.ExportWeights(WeightKind.Policy));
-                var items = new List<PromptItem>();
-                for (int i = 0; i < perBatch; i++)
-                {
-                    var p = prompts[cursor++ % prompts.Count];
-                    for (int g = 0; g < group; g++) items.Add(new PromptItem(p.Prompt, p.Answer, i));
-                }
                 long id = ++batchId;
                 var gen = Stopwatch.StartNew();
-                var samples = rollout.Generate(items.ToArray(), sampling, job.Seed * 1_000_003L + id);
+                var samples = rollout.Generate(data.NextBatch(), data.Sampling, OnlineStageData.SeedFor(job, id));
                 var batch = new RolloutBatch(id, stage.Index, rollout.PolicyVersion, "plain", samples, gen.Elapsed.TotalSeconds);
                 var scored = reward.ScoreAsync(batch, CancellationToken.None).GetAwaiter().GetResult();
                 var updated = learner.Train(stage, new TrainOn(id, stage.Index, batch, scored));
@@ -70,7 +57,7 @@ public static class PlainLoop
                 Record(stage, step, updated.Metrics);
             }
             onlineSeconds += sw.Elapsed.TotalSeconds;
-            var after = learner.Evaluate(stage, "after", evalPrompts);
+            var after = learner.Evaluate(stage, "after", data.EvalPrompts);
             foreach (var (k, v) in after.Metrics) summary[$"{stage.Name}/after/{k}"] = v;
             recorder.Samples($"{stage.Name}/after", after.Prompts, after.Completions);
         }

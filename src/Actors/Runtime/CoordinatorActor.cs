@@ -3,7 +3,6 @@ using Akka.Event;
 using Rlft.Actors.Coordination;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
-using Rlft.Rollout.Data;
 
 namespace Rlft.Actors.Runtime;
 
@@ -41,9 +40,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     int _step, _globalStep, _issued;
     long _policyVersion, _rewardModelVersion, _nextBatchId = 1, _trained, _staleDropped;
     bool _learnerBusy, _finished, _online;
-    List<PromptItem> _prompts = new();
-    PromptItem[] _evalPrompts = [];
-    int _promptCursor;
+    OnlineStageData? _data;
     Dictionary<string, double> _lastMetrics = new();
     readonly Dictionary<string, double> _summary = new();
 
@@ -112,16 +109,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _ledger = new WorkLedger<GenerateRollouts>();
         _log.Info("stage {0} ({1}) starts", _stage.Name, _stage.Kind);
         if (!_stage.IsOnline) { _learner.Tell(new RunOfflineStage(index)); return; }
-        try
-        {
-            string keyPath = $"rlft.job.stages[{index}]";
-            var prompts = Jsonl.ReadPrompts(DataResolver.Resolve(_stage.Data, _job.RunDirectory, _job.Seed, keyPath + ".data"));
-            var evalPrompts = _stage.EvalData is { } e ? Jsonl.ReadPrompts(DataResolver.Resolve(e, _job.RunDirectory, _job.Seed, keyPath + ".eval-data")) : prompts;
-            _prompts = prompts.Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToList();
-            _evalPrompts = evalPrompts.Take(_job.EvalPrompts).Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToArray();
-        }
+        try { _data = OnlineStageData.Load(_job, _stage); }
         catch (Exception ex) { Finish(false, ex.Message); return; }
-        _promptCursor = 0;
         _learner.Tell(new BeginOnline(index));
     }
 
@@ -132,7 +121,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Self.Tell(StartNextStage.Instance);
     }
 
-    void Evaluate(string label) => _learner.Tell(new EvaluateWith(_stageIndex, label, _evalPrompts));
+    void Evaluate(string label) => _learner.Tell(new EvaluateWith(_stageIndex, label, _data?.EvalPrompts ?? []));
 
     void OnEvaluated(EvaluationDone e)
     {
@@ -188,18 +177,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     void EnqueueNewBatch()
     {
-        var s = _stage!;
-        int group = s.SamplesPerPrompt;
-        int perBatch = Math.Max(1, s.BatchSize / group);
-        var prompts = new List<PromptItem>(perBatch * group);
-        for (int i = 0; i < perBatch; i++)
-        {
-            var p = _prompts[_promptCursor++ % _prompts.Count];
-            for (int g = 0; g < group; g++) prompts.Add(p with { Group = i });
-        }
         long id = _nextBatchId++;
-        var sampling = new SamplingSettings(s.Sampling.MaxNewTokens, s.Sampling.Temperature, s.Sampling.TopK, s.Sampling.TopP);
-        _ledger.Enqueue(new WorkItem<GenerateRollouts>(id, new GenerateRollouts(id, _stageIndex, _policyVersion, prompts.ToArray(), sampling, _job.Seed * 1_000_003L + id)));
+        var work = new GenerateRollouts(id, _stageIndex, _policyVersion, _data!.NextBatch(), _data.Sampling, OnlineStageData.SeedFor(_job, id));
+        _ledger.Enqueue(new WorkItem<GenerateRollouts>(id, work));
         _issued++;
     }
 
@@ -251,7 +231,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             var next = _ready.Dequeue();
             if (_policyVersion - next.Batch.PolicyVersion > _job.MaxPolicyLag)
             {
-                // Too old for the staleness bound: generate these prompts again with the current policy.
+                // Too old for the staleness bound: drop it; a fresh batch is generated with the current policy.
                 _staleDropped++;
                 _issued--;
                 continue;

@@ -57,6 +57,9 @@ public sealed class RlftNode : IAsyncDisposable
 
     public ActorSystem System => Host.Services.GetRequiredService<ActorSystem>();
 
+    /// <summary>The coordinator singleton on this node (only meaningful on the node with role learner).</summary>
+    public ActorSelection Coordinator => System.ActorSelection("/user/coordinator/coordinator");
+
     public static RlftNode Create(NodeOptions options, IEngineFactory engines)
     {
         var roles = options.Roles.Select(r => r.Trim().ToLowerInvariant()).ToArray();

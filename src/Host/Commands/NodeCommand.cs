@@ -30,9 +30,7 @@ public static class NodeCommand
 
     static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, TextWriter output, CancellationToken ct)
     {
-        JobSpec job;
-        try { job = JobSpec.Load(configPath, overrides); }
-        catch (ConfigException e) { throw new CliException(e.Message); }
+        var job = RunCommand.LoadJob(configPath, overrides);
         if (port is < 0 or > 65535) throw new CliException($"--port: {port} is not a TCP port");
         if (workers < 1) throw new CliException($"--rollout-workers: must be at least 1, got {workers}");
         var roles = roleList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

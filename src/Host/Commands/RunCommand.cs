@@ -25,27 +25,35 @@ public static class RunCommand
         return command;
     }
 
+    /// <summary>Reads and validates a job file; a bad one is a one-line user error.</summary>
+    internal static JobSpec LoadJob(string path, IReadOnlyList<string> overrides)
+    {
+        try { return JobSpec.Load(path, overrides); }
+        catch (ConfigException e) { throw new CliException(e.Message); }
+    }
+
+    static void PrintSummary(TextWriter output, IReadOnlyDictionary<string, double> summary)
+    {
+        foreach (var (k, v) in summary.OrderBy(kv => kv.Key))
+            output.WriteLine($"  {k,-44} {v.ToString("0.####", CultureInfo.InvariantCulture)}");
+    }
+
     static int RunPlain(string jobPath, string[] overrides, TextWriter output)
     {
-        JobSpec spec;
-        try { spec = JobSpec.Load(jobPath, overrides); }
-        catch (ConfigException e) { throw new CliException(e.Message); }
+        var spec = LoadJob(jobPath, overrides);
         output.WriteLine($"rlft: job '{spec.Name}' as a plain loop → {Path.GetFullPath(spec.RunDirectory)}");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
         var result = PlainLoop.Run(spec, new TorchEngineFactory(), (stage, step, total, m) =>
             display.Update(new JobStatus(0, stage, step, total, 0, false, 0, 0, 0, new Dictionary<string, long>(), new Dictionary<string, double>(m))));
         output.WriteLine($"rlft: finished in {(DateTime.UtcNow - started).TotalSeconds:F0}s ({result.OnlineSamples / Math.Max(1e-9, result.OnlineSeconds):F1} online samples/s)");
-        foreach (var (k, v) in result.Summary.OrderBy(kv => kv.Key))
-            output.WriteLine($"  {k,-44} {v.ToString("0.####", CultureInfo.InvariantCulture)}");
+        PrintSummary(output, result.Summary);
         return 0;
     }
 
     static async Task<int> RunAsync(string jobPath, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
     {
-        JobSpec spec;
-        try { spec = JobSpec.Load(jobPath, overrides); }
-        catch (ConfigException e) { throw new CliException(e.Message); }
+        var spec = LoadJob(jobPath, overrides);
         if (resume is not null)
             throw new CliException($"--resume {resume}: resuming a run is not supported yet");
         Directory.CreateDirectory(spec.RunDirectory);
@@ -67,7 +75,7 @@ public static class RunCommand
             output.WriteLine("rlft: interrupted; writing a checkpoint before leaving the cluster");
             try
             {
-                var saved = await node.System.ActorSelection("/user/coordinator/coordinator")
+                var saved = await node.Coordinator
                     .Ask<CheckpointSaved>(new InterruptJob("Ctrl-C"), TimeSpan.FromSeconds(60));
                 output.WriteLine($"rlft: checkpoint in {saved.Directory}");
             }
@@ -80,8 +88,7 @@ public static class RunCommand
         display.End();
         var seconds = (DateTime.UtcNow - started).TotalSeconds;
         output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message} in {seconds:F0}s");
-        foreach (var (k, v) in finished.Summary.OrderBy(kv => kv.Key))
-            output.WriteLine($"  {k,-44} {v.ToString("0.####", CultureInfo.InvariantCulture)}");
+        PrintSummary(output, finished.Summary);
         return finished.Succeeded ? 0 : 1;
     }
 }

@@ -1,0 +1,53 @@
+using Rlft.Actors.Protocol;
+using Rlft.Rollout.Data;
+
+namespace Rlft.Actors.Jobs;
+
+/// <summary>
+/// The prompts of an online stage and how they are cut into rollout batches: the coordinator and the
+/// plain loop draw batches the same way, so both do the same work.
+/// </summary>
+public sealed class OnlineStageData
+{
+    readonly IReadOnlyList<PromptItem> _prompts;
+    readonly StageSpec _stage;
+    int _cursor;
+
+    public PromptItem[] EvalPrompts { get; }
+    public SamplingSettings Sampling { get; }
+
+    OnlineStageData(StageSpec stage, IReadOnlyList<PromptItem> prompts, PromptItem[] evalPrompts)
+    {
+        (_stage, _prompts, EvalPrompts) = (stage, prompts, evalPrompts);
+        var s = stage.Sampling;
+        Sampling = new SamplingSettings(s.MaxNewTokens, s.Temperature, s.TopK, s.TopP);
+    }
+
+    /// <summary>Reads the stage's prompts (and held-out prompts, or the first of the prompts when none are given).</summary>
+    public static OnlineStageData Load(JobSpec job, StageSpec stage)
+    {
+        string key = $"rlft.job.stages[{stage.Index}]";
+        var prompts = Jsonl.ReadPrompts(DataResolver.Resolve(stage.Data, job.RunDirectory, job.Seed, key + ".data"));
+        var eval = stage.EvalData is { } e ? Jsonl.ReadPrompts(DataResolver.Resolve(e, job.RunDirectory, job.Seed, key + ".eval-data")) : prompts;
+        return new OnlineStageData(stage,
+            prompts.Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToList(),
+            eval.Take(job.EvalPrompts).Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToArray());
+    }
+
+    /// <summary>The next batch: batch-size / samples-per-prompt prompts, each repeated as one group.</summary>
+    public PromptItem[] NextBatch()
+    {
+        int group = _stage.SamplesPerPrompt;
+        int perBatch = Math.Max(1, _stage.BatchSize / group);
+        var items = new List<PromptItem>(perBatch * group);
+        for (int i = 0; i < perBatch; i++)
+        {
+            var p = _prompts[_cursor++ % _prompts.Count];
+            for (int g = 0; g < group; g++) items.Add(p with { Group = i });
+        }
+        return items.ToArray();
+    }
+
+    /// <summary>The sampling seed of a batch: fixed by the job seed and the batch id, wherever it runs.</summary>
+    public static long SeedFor(JobSpec job, long batchId) => job.Seed * 1_000_003L + batchId;
+}
