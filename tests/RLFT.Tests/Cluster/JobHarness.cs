@@ -61,6 +61,17 @@ public static class JobHarness
         return port;
     }
 
+    /// <summary>A free loopback port for a founding node, and its address as a seed.</summary>
+    public static (int Port, string Address) NewSeed()
+    {
+        int port = FreePort();
+        return (port, $"akka.tcp://{RlftNode.SystemName}@127.0.0.1:{port}");
+    }
+
+    /// <summary>A node with only the rollout role that joins through <paramref name="seed"/>.</summary>
+    public static RlftNode RolloutNode(JobSpec job, string seed, IEngineFactory? engines = null, string hocon = TestHocon) =>
+        RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = hocon }, engines ?? new RecordingFactory());
+
     /// <summary>Remembers the engines it makes so tests can look inside them.</summary>
     public sealed class RecordingFactory : IEngineFactory
     {

@@ -12,8 +12,7 @@ public class JoinAndDrainTests(ITestOutputHelper output)
     {
         var ct = TestContext.Current.CancellationToken;
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(14)), extra: "max-policy-lag = 1");
-        int seedPort = JobHarness.FreePort();
-        string seed = $"akka.tcp://{RlftNode.SystemName}@127.0.0.1:{seedPort}";
+        var (seedPort, seed) = JobHarness.NewSeed();
         var halfway = new TaskCompletionSource();
         await using var learner = RlftNode.Create(new NodeOptions
         {
@@ -24,12 +23,12 @@ public class JoinAndDrainTests(ITestOutputHelper output)
         await halfway.Task.WaitAsync(TimeSpan.FromMinutes(2), ct);
 
         var lateEngines = new JobHarness.RecordingFactory();
-        await using var late = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, lateEngines);
+        await using var late = JobHarness.RolloutNode(job, seed, lateEngines);
         await late.StartAsync(ct);
 
         var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
         Assert.True(finished.Succeeded, finished.Message);
-        var status = await learner.System.ActorSelection("/user/coordinator/coordinator").Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
+        var status = await learner.Coordinator.Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
         output.WriteLine($"per worker {string.Join(", ", status.BatchesPerWorker.Select(kv => $"{kv.Key}={kv.Value}"))}");
         Assert.Equal(14, status.BatchesTrained);
         Assert.Equal(2, status.BatchesPerWorker.Count);
@@ -42,16 +41,15 @@ public class JoinAndDrainTests(ITestOutputHelper output)
     {
         var ct = TestContext.Current.CancellationToken;
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(12)), extra: "max-policy-lag = 1");
-        int seedPort = JobHarness.FreePort();
-        string seed = $"akka.tcp://{RlftNode.SystemName}@127.0.0.1:{seedPort}";
+        var (seedPort, seed) = JobHarness.NewSeed();
         var bothWorked = new TaskCompletionSource();
         await using var learner = RlftNode.Create(new NodeOptions
         {
             Job = job, Roles = ["learner", "reward"], Port = seedPort, SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon,
             OnStatus = s => { if (s.BatchesPerWorker.Count == 2 && s.BatchesPerWorker.Values.All(n => n > 0)) bothWorked.TrySetResult(); },
         }, new JobHarness.RecordingFactory());
-        await using var stays = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, new JobHarness.RecordingFactory());
-        var leaves = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, new JobHarness.RecordingFactory());
+        await using var stays = JobHarness.RolloutNode(job, seed);
+        var leaves = JobHarness.RolloutNode(job, seed);
         await learner.StartAsync(ct);
         await stays.StartAsync(ct);
         await leaves.StartAsync(ct);

@@ -12,8 +12,7 @@ public class NodeLossTests(ITestOutputHelper output)
     {
         var ct = TestContext.Current.CancellationToken;
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(12)), extra: "max-policy-lag = 1");
-        int seedPort = JobHarness.FreePort();
-        string seed = $"akka.tcp://{RlftNode.SystemName}@127.0.0.1:{seedPort}";
+        var (seedPort, seed) = JobHarness.NewSeed();
         var victimWorked = new TaskCompletionSource();
         string abrupt = JobHarness.TestHocon + "\nakka.coordinated-shutdown.run-by-actor-system-terminate = off";
         await using var learner = RlftNode.Create(new NodeOptions
@@ -22,8 +21,8 @@ public class NodeLossTests(ITestOutputHelper output)
             WorkTimeout = TimeSpan.FromSeconds(30),
             OnStatus = s => { if (s.BatchesPerWorker.Count == 2 && s.BatchesPerWorker.Values.All(n => n > 0)) victimWorked.TrySetResult(); },
         }, new JobHarness.RecordingFactory());
-        await using var survivor = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, new JobHarness.RecordingFactory());
-        var victim = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = abrupt }, new JobHarness.RecordingFactory());
+        await using var survivor = JobHarness.RolloutNode(job, seed);
+        var victim = JobHarness.RolloutNode(job, seed, hocon: abrupt);
         await learner.StartAsync(ct);
         await survivor.StartAsync(ct);
         await victim.StartAsync(ct);
@@ -33,7 +32,7 @@ public class NodeLossTests(ITestOutputHelper output)
 
         var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
         Assert.True(finished.Succeeded, finished.Message);
-        var status = await learner.System.ActorSelection("/user/coordinator/coordinator").Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
+        var status = await learner.Coordinator.Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
         output.WriteLine($"trained {status.BatchesTrained}, reissued {status.BatchesReissued}, duplicates ignored {status.DuplicateBatchesIgnored}, per worker {string.Join(", ", status.BatchesPerWorker.Select(kv => $"{kv.Key}={kv.Value}"))}");
         Assert.Equal(12, status.BatchesTrained);
         // Every generated batch is either trained once or dropped as older than max-policy-lag (and generated again).

@@ -14,8 +14,7 @@ public class ThreeNodeClusterTests(ITestOutputHelper output)
     {
         var ct = TestContext.Current.CancellationToken;
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(8)), extra: "max-policy-lag = 1");
-        int seedPort = JobHarness.FreePort();
-        string seed = $"akka.tcp://{RlftNode.SystemName}@127.0.0.1:{seedPort}";
+        var (seedPort, seed) = JobHarness.NewSeed();
         var engines = new JobHarness.RecordingFactory();
         JobStatus? last = null;
         await using var learner = RlftNode.Create(new NodeOptions
@@ -23,8 +22,8 @@ public class ThreeNodeClusterTests(ITestOutputHelper output)
             Job = job, Roles = ["learner", "reward"], Port = seedPort, SeedNodes = [seed],
             ExtraHocon = JobHarness.TestHocon, OnStatus = s => last = s,
         }, engines);
-        await using var rolloutA = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, engines);
-        await using var rolloutB = RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon }, engines);
+        await using var rolloutA = JobHarness.RolloutNode(job, seed, engines);
+        await using var rolloutB = JobHarness.RolloutNode(job, seed, engines);
         await learner.StartAsync(ct);
         await rolloutA.StartAsync(ct);
         await rolloutB.StartAsync(ct);
@@ -32,7 +31,7 @@ public class ThreeNodeClusterTests(ITestOutputHelper output)
         var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(4), ct);
         Assert.True(finished.Succeeded, finished.Message);
 
-        var status = await learner.System.ActorSelection("/user/coordinator/coordinator").Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
+        var status = await learner.Coordinator.Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(10), ct);
         output.WriteLine($"per worker: {string.Join(", ", status.BatchesPerWorker.Select(kv => $"{kv.Key}={kv.Value}"))}; duplicates {status.DuplicateBatchesIgnored}");
         Assert.Equal(8, status.BatchesTrained);
         // Every generated batch is either trained once or dropped as older than max-policy-lag (and generated again).
