@@ -275,5 +275,5 @@ public sealed class TorchEngineFactory : Runtime.IEngineFactory
 {
     public ILearnerEngine CreateLearner(JobSpec job) => new TorchLearnerEngine(job);
     public IRolloutEngine CreateRollout(JobSpec job, int index) => new TorchRolloutEngine(job);
-    public IRewardEngine CreateReward(JobSpec job, int index) => new TorchRewardEngine(job);
+    public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings) => new TorchRewardEngine(job, humanRatings);
 }

@@ -20,9 +20,10 @@ namespace Rlft.Actors.Compute;
 /// pipeline (<c>components = [...]</c>, see hocon/rewards/example.conf: rules, remote HTTP scorers,
 /// the job's reward model as <c>source = reward-model, model = job</c>, normalisation, clipping) or the
 /// short form <c>sources = [{ type = reward-model | task, weight }]</c>. The reward model is fetched
-/// from the learner. Dropped or non-finite samples are reported with their reasons.
+/// from the learner; a <c>source = human</c> component asks raters through <paramref name="humanRatings"/> (the
+/// feedback actor). Dropped or non-finite samples are reported with their reasons.
 /// </summary>
-public sealed class TorchRewardEngine(JobSpec job) : IRewardEngine
+public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRatings = null) : IRewardEngine
 {
     /// <summary>The name under which a pipeline spec refers to the reward model the job trains.</summary>
     public const string JobRewardModel = "job";
@@ -48,6 +49,7 @@ public sealed class TorchRewardEngine(JobSpec job) : IRewardEngine
         var env = new RewardEnvironment
         {
             Http = _http,
+            HumanRatings = humanRatings,
             Functions = RewardFunctionRegistry.WithBuiltIns().Register("review-task", s => ReviewTask.Score(s.Prompt, s.Completion, s.Reference)),
             RewardModels = name => name == JobRewardModel
                 ? new JobRewardModelScorer(this)

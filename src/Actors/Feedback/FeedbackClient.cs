@@ -68,13 +68,42 @@ public sealed class FeedbackClient(HttpClient http, string token)
 }
 
 /// <summary>
-/// A stand-in for a person: rates every task it is given by a hidden rule — prefer the completion with more
-/// occurrences of <see cref="Word"/>, and score a completion 1 + 2 per occurrence (capped at 7) — so a training loop
-/// fed by it should move toward using the word.
+/// A hidden rating rule for simulated raters: a 1..7 score per completion text (a pairwise choice prefers the
+/// higher score). <c>word:W</c> scores 1 + 2 per occurrence of W (capped at 7); <c>positive</c> scores the share of
+/// the built-in task's sentiment words that are positive, 1 (none, or all negative) to 7 (all positive).
 /// </summary>
-public sealed class SimulatedRater(FeedbackClient client, string word)
+public sealed record HiddenRule(string Name, Func<string, int> Score)
 {
-    public string Word { get; } = word;
+    public static HiddenRule Word(string word) =>
+        string.IsNullOrWhiteSpace(word) ? throw new ArgumentException("the rule's word is empty", nameof(word))
+            : new($"word:{word}", text => Math.Min(7, 1 + 2 * SimulatedRater.Count(text, word)));
+
+    public static readonly HiddenRule Positive = new("positive", text =>
+    {
+        var words = text.Split([' ', '.', ',', '!', '?', ':', ';', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        int pos = words.Count(w => Rlft.Rollout.Tasks.ReviewTask.Positive.Contains(w, StringComparer.OrdinalIgnoreCase));
+        int neg = words.Count(w => Rlft.Rollout.Tasks.ReviewTask.Negative.Contains(w, StringComparer.OrdinalIgnoreCase));
+        return pos + neg == 0 ? 1 : 1 + (int)Math.Round(6.0 * pos / (pos + neg), MidpointRounding.AwayFromZero);
+    });
+
+    /// <summary>Reads <c>positive</c> or <c>word:W</c>.</summary>
+    public static HiddenRule Parse(string spec) => spec switch
+    {
+        "positive" => Positive,
+        _ when spec.StartsWith("word:", StringComparison.Ordinal) && spec.Length > 5 => Word(spec[5..]),
+        _ => throw new ArgumentException($"unknown rule '{spec}' (expected positive or word:WORD)", nameof(spec)),
+    };
+}
+
+/// <summary>
+/// A stand-in for a person: rates every task it is given by a <see cref="HiddenRule"/>, so a training loop fed by
+/// it should move toward what the rule rewards.
+/// </summary>
+public sealed class SimulatedRater(FeedbackClient client, HiddenRule rule)
+{
+    public SimulatedRater(FeedbackClient client, string word) : this(client, HiddenRule.Word(word)) { }
+
+    public HiddenRule Rule { get; } = rule;
 
     public static int Count(string text, string word)
     {
@@ -84,9 +113,9 @@ public sealed class SimulatedRater(FeedbackClient client, string word)
     }
 
     public string Choose(RaterTask task) =>
-        task.Completions.OrderByDescending(c => Count(c.Text, Word)).ThenBy(c => c.Id, StringComparer.Ordinal).First().Id;
+        task.Completions.OrderByDescending(c => Score(c.Text)).ThenBy(c => c.Id, StringComparer.Ordinal).First().Id;
 
-    public int Score(string text) => Math.Min(7, 1 + 2 * Count(text, Word));
+    public int Score(string text) => Rule.Score(text);
 
     /// <summary>
     /// Rates until <paramref name="maxRatings"/> ratings are stored or nothing waits (or, with
@@ -100,6 +129,11 @@ public sealed class SimulatedRater(FeedbackClient client, string word)
             RaterTask? task;
             try { task = await client.NextAsync(ct); }
             catch (HttpRequestException e) when (e.StatusCode == HttpStatusCode.TooManyRequests) { await Task.Delay(200, ct); continue; }
+            catch (HttpRequestException e) when (e.StatusCode is null && pollWhenIdle is { } retry)
+            {
+                await Task.Delay(retry * 5, ct); // the endpoint is not up (yet, or any more): keep polling
+                continue;
+            }
             if (task is null)
             {
                 if (pollWhenIdle is not { } wait) break;

@@ -24,15 +24,37 @@ public static class FeedbackNode
     /// <summary>Builds (does not start) the web application; after StartAsync, <c>app.Urls</c> holds the bound addresses.</summary>
     public static WebApplication Build(FeedbackOptions options, IEnumerable<string> urls, ILoggerProvider? logger = null, string? akkaHocon = null)
     {
+        var builder = CreateBuilder(options, urls, logger);
+        builder.Services.AddAkka("rlft-feedback", (akka, _) =>
+        {
+            akka.ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.WarningLevel);
+            // An unbound type is an error, never a silent Newtonsoft fallback (journal payloads included).
+            akka.WithStrictSerialization();
+            akka.WithFeedback(options);
+            if (akkaHocon is not null) akka.AddHocon(akkaHocon, HoconAddMode.Prepend);
+        });
+        var app = builder.Build();
+        UseFeedback(app, options);
+        return app;
+    }
+
+    /// <summary>
+    /// The web half of a feedback node: Kestrel on <paramref name="urls"/> with its limits, JSON options and the
+    /// per-rater rate limiter. The caller adds the actor system (with <see cref="WithFeedback"/>), builds, and calls
+    /// <see cref="UseFeedback"/>.
+    /// </summary>
+    public static WebApplicationBuilder CreateBuilder(FeedbackOptions options, IEnumerable<string> urls, ILoggerProvider? logger = null)
+    {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             EnvironmentName = Environments.Production,
-            ApplicationName = "rlft-feedback",
+            ApplicationName = typeof(FeedbackNode).Assembly.GetName().Name,
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.Logging.ClearProviders();
         if (logger is not null) builder.Logging.AddProvider(logger).SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls([.. urls]);
+        builder.WebHost.UseSetting(WebHostDefaults.PreventHostingStartupKey, "true");
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -62,21 +84,16 @@ public static class FeedbackNode
                 return new ValueTask(ctx.HttpContext.Response.WriteAsJsonAsync(new { error = "too many requests for this rater; slow down" }, ct));
             };
         });
-        builder.Services.AddAkka("rlft-feedback", (akka, _) =>
-        {
-            akka.ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.WarningLevel);
-            // An unbound type is an error, never a silent Newtonsoft fallback (journal payloads included).
-            akka.WithStrictSerialization();
-            akka.WithFeedback(options);
-            if (akkaHocon is not null) akka.AddHocon(akkaHocon, HoconAddMode.Prepend);
-        });
+        return builder;
+    }
 
-        var app = builder.Build();
+    /// <summary>Errors as JSON, rater authentication, rate limiting, the rater page and the API.</summary>
+    public static void UseFeedback(WebApplication app, FeedbackOptions options)
+    {
         app.Use(ErrorsAsJson);
         app.UseMiddleware<RaterAuthMiddleware>(options);
         app.UseRateLimiter();
         app.MapFeedbackEndpoints(options);
-        return app;
     }
 
     /// <summary>Adds the serializer binding, the SQLite journal and the feedback actor (registered as <see cref="FeedbackActor"/>).</summary>

@@ -35,20 +35,35 @@ public sealed record FeedbackOptions
     public int SnapshotEvery { get; init; } = 100_000;
     public string? AdminTokenSha256 { get; init; }
     public IReadOnlyList<RaterEntry> Raters { get; init; } = [];
+    /// <summary>Where Kestrel listens (port 0 picks a free port); `rlft feedback --urls` overrides it.</summary>
+    public IReadOnlyList<string> Urls { get; init; } = ["http://127.0.0.1:5080"];
 
     static readonly string[] Keys =
-        ["journal", "raters-per-item", "item-timeout-seconds", "lease-seconds", "fallback", "max-request-bytes",
+        ["urls", "journal", "raters-per-item", "item-timeout-seconds", "lease-seconds", "fallback", "max-request-bytes",
          "rate-per-second", "rate-burst", "tick-ms", "snapshot-every", "admin-token-sha256", "raters"];
     static readonly string[] RaterKeys = ["name", "token-sha256", "revoked"];
 
-    /// <summary>Reads and validates <paramref name="path"/>; a relative journal path is resolved against the config file's folder.</summary>
-    public static FeedbackOptions FromConfig(RlftConfig config, string path = "rlft.feedback")
+    /// <summary>
+    /// Reads and validates <paramref name="path"/>; a relative journal path is resolved against the config file's
+    /// folder, and a missing one is <paramref name="defaultJournal"/> (when given) or feedback.db beside the file.
+    /// </summary>
+    public static FeedbackOptions FromConfig(RlftConfig config, string path = "rlft.feedback", string? defaultJournal = null)
     {
         var d = new FeedbackOptions();
         config.RejectUnknownKeys(path, Keys);
-        string journal = config.GetString($"{path}.journal", d.Journal);
-        if (!Path.IsPathRooted(journal) && File.Exists(config.Source))
-            journal = Path.Combine(Path.GetDirectoryName(config.Source)!, journal);
+        string journal;
+        if (!config.Has($"{path}.journal") && defaultJournal is not null) journal = defaultJournal;
+        else
+        {
+            journal = config.GetString($"{path}.journal", d.Journal);
+            if (!Path.IsPathRooted(journal) && File.Exists(config.Source))
+                journal = Path.Combine(Path.GetDirectoryName(config.Source)!, journal);
+        }
+        var urls = config.GetStringList($"{path}.urls", d.Urls);
+        if (urls.Count == 0) throw new ConfigException($"{path}.urls: at least one address is needed (in {config.Source})");
+        for (int i = 0; i < urls.Count; i++)
+            if (!Uri.TryCreate(urls[i], UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
+                throw new ConfigException($"{path}.urls[{i}]: '{urls[i]}' is not an http(s) address like http://127.0.0.1:5080 (in {config.Source})");
         var raters = new List<RaterEntry>();
         var items = config.GetObjectList($"{path}.raters");
         for (int i = 0; i < items.Count; i++)
@@ -79,6 +94,7 @@ public sealed record FeedbackOptions
             SnapshotEvery = config.GetInt($"{path}.snapshot-every", d.SnapshotEvery, 0, 10_000_000),
             AdminTokenSha256 = admin,
             Raters = raters,
+            Urls = urls,
         };
     }
 }

@@ -12,17 +12,22 @@ public sealed class FeedbackPort(IActorRef feedback, FeedbackOptions options)
 {
     static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>The completion id of a score item made by <see cref="EnqueueScoresAsync"/> (its only completion).</summary>
+    public const string ScoreCompletionId = "a";
+
     /// <summary>How often <see cref="CollectAsync"/> asks for progress while it waits.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Queues one score item per completion, asking <paramref name="raters"/> raters each. Ids are the caller's;
-    /// <paramref name="origin"/> lets subscribers to resolutions find the batch again.
+    /// <paramref name="origin"/> lets subscribers to resolutions find the batch again. The items close after
+    /// <paramref name="timeout"/> (at least a second; default: the node's item timeout).
     /// </summary>
-    public async Task EnqueueScoresAsync(IReadOnlyList<(string ItemId, string Prompt, string Completion)> items, int raters, string? origin, CancellationToken ct)
+    public async Task EnqueueScoresAsync(IReadOnlyList<(string ItemId, string Prompt, string Completion)> items, int raters, string? origin, CancellationToken ct, TimeSpan? timeout = null)
     {
-        var message = new EnqueueItems(items.Select(i => new FeedbackItem(i.ItemId, FeedbackKind.Score, i.Prompt, [new Completion("a", i.Completion)],
-            raters, (long)options.ItemTimeout.TotalMilliseconds, options.Fallback, origin)).ToList());
+        long timeoutMs = Math.Max(1000, (long)(timeout ?? options.ItemTimeout).TotalMilliseconds);
+        var message = new EnqueueItems(items.Select(i => new FeedbackItem(i.ItemId, FeedbackKind.Score, i.Prompt, [new Completion(ScoreCompletionId, i.Completion)],
+            raters, timeoutMs, options.Fallback, origin)).ToList());
         var answer = await feedback.Ask<object>(message, AskTimeout, ct).ConfigureAwait(false);
         if (answer is EnqueueRejected r) throw new ArgumentException($"feedback refused the items: {r.Reason}", nameof(items));
     }

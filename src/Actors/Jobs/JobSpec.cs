@@ -58,6 +58,14 @@ public sealed record JobSpec
     public required int EvalPrompts { get; init; }
     public required IReadOnlyList<StageSpec> Stages { get; init; }
     public required RlftConfig Source { get; init; }
+    /// <summary>
+    /// The job's feedback endpoint (<c>rlft.feedback</c>, as in hocon/feedback.conf): the node with the
+    /// <c>feedback</c> role hosts it; its journal defaults to feedback.db in the run directory.
+    /// </summary>
+    public Rlft.Actors.Feedback.FeedbackOptions? Feedback { get; init; }
+    /// <summary>True when a stage's reward pipeline asks human raters (<c>source = human</c>).</summary>
+    public bool UsesHumanRatings => Stages.Any(s => s.Rewards?.Has("components") == true
+        && s.Rewards.GetObjectList("components").Any(c => c.Has("source") && c.GetString("source") == "human"));
 
     public string RunDirectory => System.IO.Path.Combine(OutputRoot, Name);
 
@@ -115,6 +123,9 @@ public sealed record JobSpec
             EvalPrompts = c.GetInt($"{Root}.eval-prompts", 64, min: 1, max: 100_000),
             Stages = stages.Select((s, i) => ParseStage(s, i)).ToList(),
             Source = c,
+            Feedback = c.Has("rlft.feedback")
+                ? Rlft.Actors.Feedback.FeedbackOptions.FromConfig(c, defaultJournal: System.IO.Path.Combine(c.GetString($"{Root}.output-dir", "runs"), name, "feedback.db"))
+                : null,
         };
     }
 

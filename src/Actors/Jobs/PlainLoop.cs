@@ -1,3 +1,4 @@
+using Rlft.Actors.Configuration;
 using System.Diagnostics;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.Runtime;
@@ -18,7 +19,9 @@ public static class PlainLoop
         using var recorder = new RunRecorder(job.RunDirectory);
         using var learner = engines.CreateLearner(job);
         using var rollout = engines.CreateRollout(job, 0);
-        using var reward = engines.CreateReward(job, 0);
+        if (job.UsesHumanRatings)
+            throw new ConfigException("--plain-loop: this job's rewards ask human raters, who are reached through the feedback actor; run it without --plain-loop");
+        using var reward = engines.CreateReward(job, 0, null);
         var summary = new Dictionary<string, double>();
         int globalStep = 0;
         double onlineSeconds = 0;

@@ -6,7 +6,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Rlft.Actors.Compute;
+using Microsoft.AspNetCore.Builder;
 using Rlft.Actors.Configuration;
+using Rlft.Actors.Feedback;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
 
@@ -17,14 +19,15 @@ public interface IEngineFactory
 {
     ILearnerEngine CreateLearner(JobSpec job);
     IRolloutEngine CreateRollout(JobSpec job, int index);
-    IRewardEngine CreateReward(JobSpec job, int index);
+    /// <summary><paramref name="humanRatings"/> reaches the feedback actor when the job's rewards ask raters (else null).</summary>
+    IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings);
 }
 
 /// <summary>How one node joins the cluster and what it hosts.</summary>
 public sealed record NodeOptions
 {
     public required JobSpec Job { get; init; }
-    /// <summary>Any of learner, rollout, reward (feedback is hosted by its own command).</summary>
+    /// <summary>Any of learner, rollout, reward, feedback (the job's rater endpoint, from its rlft.feedback section).</summary>
     public required IReadOnlyList<string> Roles { get; init; }
     public string Hostname { get; init; } = "127.0.0.1";
     /// <summary>TCP port; 0 picks a free one (then the node can only be its own seed).</summary>
@@ -60,27 +63,39 @@ public sealed class RlftNode : IAsyncDisposable
     /// <summary>The coordinator singleton on this node (only meaningful on the node with role learner).</summary>
     public ActorSelection Coordinator => System.ActorSelection("/user/coordinator/coordinator");
 
+    /// <summary>Where the rater page and API listen, on a node with the feedback role (empty otherwise, and before start).</summary>
+    public IReadOnlyList<string> FeedbackUrls => Host is WebApplication web ? web.Urls.ToList() : [];
+
     public static RlftNode Create(NodeOptions options, IEngineFactory engines)
     {
         var roles = options.Roles.Select(r => r.Trim().ToLowerInvariant()).ToArray();
         foreach (var r in roles)
-            if (r is not ("learner" or "rollout" or "reward"))
-                throw new ConfigException($"--roles: unknown role '{r}' (expected learner, rollout, reward)");
+            if (r is not ("learner" or "rollout" or "reward" or "feedback"))
+                throw new ConfigException($"--roles: unknown role '{r}' (expected learner, rollout, reward, feedback)");
         var finished = new TaskCompletionSource<JobFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
         var job = options.Job;
         var baseConfig = RlftConfig.BaseAkka().Config;
         var extra = Akka.Configuration.ConfigurationFactory.ParseString(options.ExtraHocon);
+        var feedback = roles.Contains("feedback")
+            ? job.Feedback ?? throw new ConfigException("--roles feedback: the job has no rlft.feedback section (see hocon/human-ppo.conf)")
+            : null;
+        if (feedback is { Raters.Count: 0 })
+            throw new ConfigException("rlft.feedback.raters: no raters configured (issue a token with 'rlft feedback-token --rater NAME')");
 
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        // A feedback node is a web application (Kestrel serves the rater page); the others are plain hosts.
+        var web = feedback is null ? null : FeedbackNode.CreateBuilder(feedback, feedback.Urls);
+        IHostApplicationBuilder builder = web is not null ? web : Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
         builder.Services.AddAkka(SystemName, (akka, sp) =>
         {
             akka.AddHocon(extra.WithFallback(baseConfig), HoconAddMode.Prepend)
+                .AddHocon(FeedbackSerializer.Hocon, HoconAddMode.Append)
                 .ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); })
                 .WithRemoting(options.Hostname, options.Port)
                 .WithClustering(new ClusterOptions { Roles = roles, SeedNodes = options.SeedNodes.ToArray() });
+            if (feedback is not null) akka.WithFeedback(feedback);
             if (options.SeedNodes.Count == 0)
             {
                 // No seeds: this node founds the cluster by joining itself (a one-member cluster for `rlft run`).
@@ -115,13 +130,24 @@ public sealed class RlftNode : IAsyncDisposable
             {
                 var coordinator = registry.Get<CoordinatorKey>();
                 if (roles.Contains("reward"))
-                    system.ActorOf(RewardActor.Props(engines.CreateReward(job, 0), coordinator, $"reward-{Guid.NewGuid():N}"[..15]), "reward");
+                {
+                    var humans = job.UsesHumanRatings ? FeedbackRatingPort.InCluster(system, TimeSpan.FromSeconds(60)) : null;
+                    system.ActorOf(RewardActor.Props(engines.CreateReward(job, 0, humans), coordinator, $"reward-{Guid.NewGuid():N}"[..15]), "reward");
+                }
                 if (roles.Contains("rollout"))
                     for (int i = 0; i < options.RolloutWorkers; i++)
                         system.ActorOf(RolloutActor.Props(engines.CreateRollout(job, i), coordinator, $"rollout-{Guid.NewGuid():N}"[..16]), $"rollout-{i}");
             });
         });
-        return new RlftNode(builder.Build(), finished.Task);
+        IHost host;
+        if (web is not null)
+        {
+            var app = web.Build();
+            FeedbackNode.UseFeedback(app, feedback!);
+            host = app;
+        }
+        else host = ((HostApplicationBuilder)builder).Build();
+        return new RlftNode(host, finished.Task);
     }
 
     public Task StartAsync(CancellationToken ct = default) => Host.StartAsync(ct);

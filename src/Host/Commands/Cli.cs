@@ -19,7 +19,7 @@ public static class Cli
             ScoreCommand.Create(),
             RunCommand.Create(),
             NodeCommand.Create(),
-            FeedbackCommand.Create(), FeedbackTokenCommand.Create(),
+            FeedbackCommand.Create(), FeedbackTokenCommand.Create(), SimulateRatersCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);
         return root;

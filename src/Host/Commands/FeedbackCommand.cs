@@ -82,3 +82,55 @@ public static class FeedbackTokenCommand
         return command;
     }
 }
+
+/// <summary>
+/// `rlft simulate-raters --url URL --token T [--token T…] [--rule positive|word:W]`: HTTP clients that rate
+/// whatever the feedback endpoint hands them by a hidden rule, until Ctrl+C (or --ratings each), so a job whose
+/// rewards come from people can run end to end without any.
+/// </summary>
+public static class SimulateRatersCommand
+{
+    public static Command Create()
+    {
+        var url = new Option<string>("--url") { Description = "The feedback endpoint, e.g. http://127.0.0.1:5081", Required = true };
+        var tokens = new Option<string[]>("--token") { Description = "A rater's bearer token; one simulated rater per token (repeatable)", Required = true };
+        var rule = new Option<string>("--rule") { Description = "The hidden rule: positive (likes positive words) or word:WORD", DefaultValueFactory = _ => "positive" };
+        var ratings = new Option<int>("--ratings") { Description = "Stop after this many stored ratings per rater (0: until Ctrl+C)", DefaultValueFactory = _ => 0 };
+        var command = new Command("simulate-raters", "Rate items on a feedback endpoint by a hidden rule (stand-ins for people).") { url, tokens, rule, ratings };
+        command.SetAction(async (result, ct) =>
+        {
+            var o = result.InvocationConfiguration.Output;
+            if (!Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
+                throw new CliException($"--url: '{result.GetValue(url)}' is not an http(s) address");
+            HiddenRule hidden;
+            try { hidden = HiddenRule.Parse(result.GetValue(rule)!); }
+            catch (ArgumentException e) { throw new CliException($"--rule: {e.Message.Split(" (Parameter")[0]}"); }
+            int max = result.GetValue(ratings);
+            if (max < 0) throw new CliException($"--ratings: must be 0 or more, got {max}");
+            using var http = new HttpClient { BaseAddress = baseUri };
+            int stored = 0;
+            var raters = result.GetValue(tokens)!.Select(t => new SimulatedRater(new FeedbackClient(http, t), hidden).RunAsync(
+                max == 0 ? int.MaxValue : max, TimeSpan.FromMilliseconds(100), (r, _) =>
+                {
+                    if (r.Status == System.Net.HttpStatusCode.Created && Interlocked.Increment(ref stored) % 100 == 0)
+                        o.WriteLine($"simulate-raters: {stored} ratings stored");
+                    else if (r.Status is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+                        throw new CliException($"--token: the endpoint refused a token ({(int)r.Status} {r.Error})");
+                }, ct)).ToList();
+            o.WriteLine($"simulate-raters: {raters.Count} rater{(raters.Count == 1 ? "" : "s")} rating by rule '{hidden.Name}' at {baseUri}");
+            try { await Task.WhenAll(raters); }
+            catch (OperationCanceledException) { }
+            catch (HttpRequestException e) when (e.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+            {
+                throw new CliException($"--token: the endpoint refused a token ({e.Message})");
+            }
+            catch (HttpRequestException e) when (e.StatusCode is null)
+            {
+                throw new CliException($"--url: cannot reach {baseUri} ({e.Message})");
+            }
+            o.WriteLine($"simulate-raters: {stored} ratings stored");
+            return 0;
+        });
+        return command;
+    }
+}

@@ -16,7 +16,7 @@ public static class NodeCommand
     public static Command Create()
     {
         var config = new Option<string>("--config") { Description = "Job file (HOCON); every node of a cluster uses the same one", Required = true };
-        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: learner, rollout, reward", Required = true };
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: learner, rollout, reward, feedback", Required = true };
         var host = new Option<string>("--host") { Description = "Address to bind and advertise", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 0 };
         var seeds = new Option<string?>("--seed-nodes") { Description = "Comma-separated seed addresses, e.g. akka.tcp://rlft@10.0.0.1:4053" };
@@ -55,8 +55,10 @@ public static class NodeCommand
         catch (ConfigException e) { throw new CliException(e.Message); }
         await using (node)
         {
-            await node.StartAsync(ct);
+            try { await node.StartAsync(ct); }
+            catch (IOException e) { throw new CliException($"rlft.feedback.urls: cannot listen ({e.Message})"); }
             output.WriteLine($"rlft: node {host}:{port} up with roles {string.Join(",", roles)}");
+            if (node.FeedbackUrls.Count > 0) output.WriteLine($"rlft: rater page and API on {string.Join(", ", node.FeedbackUrls)}");
             try
             {
                 if (!roles.Contains("learner")) { await Task.Delay(Timeout.Infinite, ct); return 0; }

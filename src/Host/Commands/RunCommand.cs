@@ -44,8 +44,13 @@ public static class RunCommand
         output.WriteLine($"rlft: job '{spec.Name}' as a plain loop → {Path.GetFullPath(spec.RunDirectory)}");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
-        var result = PlainLoop.Run(spec, new TorchEngineFactory(), (stage, step, total, m) =>
-            display.Update(new JobStatus(0, stage, step, total, 0, false, 0, 0, 0, new Dictionary<string, long>(), new Dictionary<string, double>(m))));
+        PlainLoop.Result result;
+        try
+        {
+            result = PlainLoop.Run(spec, new TorchEngineFactory(), (stage, step, total, m) =>
+                display.Update(new JobStatus(0, stage, step, total, 0, false, 0, 0, 0, new Dictionary<string, long>(), new Dictionary<string, double>(m))));
+        }
+        catch (ConfigException e) { throw new CliException(e.Message); }
         output.WriteLine($"rlft: finished in {(DateTime.UtcNow - started).TotalSeconds:F0}s ({result.OnlineSamples / Math.Max(1e-9, result.OnlineSeconds):F1} online samples/s)");
         PrintSummary(output, result.Summary);
         return 0;
@@ -60,14 +65,26 @@ public static class RunCommand
         output.WriteLine($"rlft: job '{spec.Name}' → {Path.GetFullPath(spec.RunDirectory)} ({spec.Stages.Count} stages: {string.Join(" → ", spec.Stages.Select(s => s.Name))})");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
-        await using var node = RlftNode.Create(new NodeOptions
+        RlftNode created;
+        try
         {
-            Job = spec,
-            Roles = ["learner", "rollout", "reward"],
-            RolloutWorkers = spec.RolloutWorkers,
-            OnStatus = display.Update,
-        }, new TorchEngineFactory());
-        await node.StartAsync(ct);
+            created = RlftNode.Create(new NodeOptions
+            {
+                Job = spec,
+                // A job with an rlft.feedback section also hosts its rater endpoint.
+                Roles = spec.Feedback is null ? ["learner", "rollout", "reward"] : ["learner", "rollout", "reward", "feedback"],
+                RolloutWorkers = spec.RolloutWorkers,
+                OnStatus = display.Update,
+                // One member: the proxy's "no singleton yet" warning during start-up says nothing useful here.
+                ExtraHocon = "akka.cluster.singleton-proxy.log-singleton-identification-failure = off",
+            }, new TorchEngineFactory());
+        }
+        catch (ConfigException e) { throw new CliException(e.Message); }
+        await using var node = created;
+        try { await node.StartAsync(ct); }
+        catch (IOException e) { throw new CliException($"rlft.feedback.urls: cannot listen ({e.Message})"); }
+        if (node.FeedbackUrls.Count > 0)
+            output.WriteLine($"rlft: raters: open {string.Join(", ", node.FeedbackUrls)} (journal {spec.Feedback!.Journal})");
         JobFinished finished;
         try { finished = await node.Finished.WaitAsync(ct); }
         catch (OperationCanceledException)

@@ -11,8 +11,12 @@ public sealed record RatingItem(string ItemId, string Prompt, string Completion)
 /// </summary>
 public interface IHumanRatingPort
 {
-    /// <summary>Queues the items for raters (kind "score"). Item ids are the caller's and unique.</summary>
-    Task SubmitAsync(IReadOnlyList<RatingItem> items, CancellationToken ct);
+    /// <summary>
+    /// Queues the items for raters (kind "score"), each to be rated by <paramref name="ratersPerItem"/> distinct
+    /// raters; after <paramref name="timeout"/> the caller stops waiting, so the port may close the items then.
+    /// Item ids are the caller's and unique.
+    /// </summary>
+    Task SubmitAsync(IReadOnlyList<RatingItem> items, int ratersPerItem, TimeSpan timeout, CancellationToken ct);
 
     /// <summary>
     /// The ratings given so far to <paramref name="itemIds"/>, returned as soon as every item has
@@ -40,7 +44,7 @@ public sealed class HumanRatingSource(string name, IHumanRatingPort port, HumanR
         string prefix = Guid.NewGuid().ToString("N")[..12];
         var items = batch.Select((s, i) => new RatingItem($"{prefix}-{i}", s.Prompt, s.Completion)).ToList();
         var ids = items.Select(it => it.ItemId).ToList();
-        await port.SubmitAsync(items, ct).ConfigureAwait(false);
+        await port.SubmitAsync(items, options.MinRaters, options.EffectiveTimeout, ct).ConfigureAwait(false);
         var ratings = await port.CollectAsync(ids, options.MinRaters, options.EffectiveTimeout, ct).ConfigureAwait(false);
         var aggregated = RatingAggregation.Scores(ratings, options.Aggregate);
         var scores = ids.Select(id => aggregated.TryGetValue(id, out var a) && a.Raters >= options.MinRaters
@@ -58,7 +62,7 @@ public sealed class InMemoryHumanRatingPort : IHumanRatingPort
     readonly List<ScoreRating> ratings = [];
     TaskCompletionSource changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public Task SubmitAsync(IReadOnlyList<RatingItem> items, CancellationToken ct)
+    public Task SubmitAsync(IReadOnlyList<RatingItem> items, int ratersPerItem, TimeSpan timeout, CancellationToken ct)
     {
         lock (gate) pending.AddRange(items);
         Signal();

@@ -32,11 +32,20 @@ public class RunAndNodeCommandTests
     [InlineData("--roles", "rollout", "--seed-nodes", "tcp://x:1", "--seed-nodes: 'tcp://x:1' is not an address")]
     [InlineData("--roles", "rollout,painter", "--seed-nodes", "akka.tcp://rlft@127.0.0.1:4053", "--roles: unknown role 'painter'")]
     [InlineData("--roles", "learner", "--port", "70000", "--port: 70000 is not a TCP port")]
+    [InlineData("--roles", "learner,feedback", "--port", "4999", "--roles feedback: the job has no rlft.feedback section")]
     public void Node_options_are_checked(params string[] argsAndExpected)
     {
         var (code, err) = Run(["node", "--config", Quickstart, .. argsAndExpected[..^1]]);
         Assert.NotEqual(0, code);
         Assert.Contains(argsAndExpected[^1], err);
+    }
+
+    [Fact]
+    public void A_job_rated_by_people_cannot_run_as_a_plain_loop()
+    {
+        var (code, err) = Run("run", Path.Combine(RlftConfig.HoconDirectory, "human-ppo.conf"), "--plain-loop");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--plain-loop: this job's rewards ask human raters", err);
     }
 
     [Fact]

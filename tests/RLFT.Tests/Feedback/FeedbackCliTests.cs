@@ -30,6 +30,9 @@ public class FeedbackCliTests
     [InlineData("feedback-token")]
     [InlineData("feedback-token", "--rater", "a b")]
     [InlineData("feedback", "--config", "/nonexistent/feedback.conf")]
+    [InlineData("simulate-raters", "--url", "not-a-url", "--token", "t")]
+    [InlineData("simulate-raters", "--url", "http://127.0.0.1:1", "--token", "t", "--rule", "likes-cats")]
+    [InlineData("simulate-raters", "--url", "http://127.0.0.1:1", "--token", "t", "--ratings", "-1")]
     public void Bad_feedback_invocations_fail_with_one_line(params string[] args)
     {
         var (code, output, err) = Run(args);
@@ -76,5 +79,25 @@ public class FeedbackBenchTests
         Assert.Equal(0, r.GetProperty("failed").GetInt32());
         Assert.True(r.GetProperty("post_p99_ms").GetDouble() >= r.GetProperty("post_p50_ms").GetDouble());
         Assert.DoesNotContain('\n', line);
+    }
+}
+
+public class HiddenRuleTests
+{
+    [Theory]
+    [InlineData(" the movie was great and fun.", 7)]
+    [InlineData(" the movie was great and dull.", 4)]
+    [InlineData(" the movie was awful and dull.", 1)]
+    [InlineData(" 7.", 1)]
+    public void The_positive_rule_scores_the_share_of_positive_sentiment_words(string text, int score) =>
+        Assert.Equal(score, HiddenRule.Positive.Score(text));
+
+    [Fact]
+    public void Rules_parse_by_name_and_refuse_unknown_ones()
+    {
+        Assert.Equal(5, HiddenRule.Parse("word:tidy").Score("tidy and tidy"));
+        Assert.Same(HiddenRule.Positive, HiddenRule.Parse("positive"));
+        Assert.Throws<ArgumentException>(() => HiddenRule.Parse("word:"));
+        Assert.Throws<ArgumentException>(() => HiddenRule.Parse("kindness"));
     }
 }
