@@ -10,6 +10,9 @@ namespace Rlft.Actors.Compute;
 public interface IRolloutEngine : IDisposable
 {
     long PolicyVersion { get; }
+    /// <summary>The version of the full weights under the replica (its LoRA adapters, if any, apply on these).</summary>
+    long BaseVersion { get; }
+    /// <summary>Full weights, or (a blob carrying adapter_config.json) LoRA adapter tensors on the current base.</summary>
     void ApplyWeights(long version, byte[] blob);
     RolloutSample[] Generate(PromptItem[] prompts, SamplingSettings sampling, long seed);
 }
@@ -40,7 +43,10 @@ public interface ILearnerEngine : IDisposable
     PolicyUpdated Train(StageSpec stage, TrainOn experience);
     /// <summary>Serialized weights of the current version (policy or reward model).</summary>
     byte[] ExportWeights(WeightKind kind);
+    /// <summary>True once LoRA adapters are trained: policy exports then hold only adapter tensors.</summary>
     bool ExportsAdapterOnly { get; }
+    /// <summary>The full policy version the exported adapters apply on (-1 without adapters).</summary>
+    long AdapterBaseVersion { get; }
     EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts);
     void SaveCheckpoint(string directory);
 }

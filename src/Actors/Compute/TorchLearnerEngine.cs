@@ -5,6 +5,7 @@ using Rlft.Actors.Protocol;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Generation;
 using Rlft.Policy.Heads;
+using Rlft.Policy.Lora;
 using Rlft.Policy.Models;
 using Rlft.Policy.Runtime;
 using Rlft.Policy.Tokenization;
@@ -42,7 +43,13 @@ public sealed class TorchLearnerEngine : ILearnerEngine
 
     public long PolicyVersion { get; private set; }
     public long RewardModelVersion { get; private set; } = -1;
-    public bool ExportsAdapterOnly => false;
+    // LoRA (rlft.job.lora): attached when the first online stage begins; the base stays frozen after that.
+    LoraAdapters? _adapters;
+    public bool ExportsAdapterOnly => _adapters is not null;
+    /// <summary>The policy and its adapters (tests compare replicas with them).</summary>
+    internal PolicyModel Policy => _policy;
+    internal LoraAdapters? Adapters => _adapters;
+    public long AdapterBaseVersion { get; private set; } = -1;
 
     public TorchLearnerEngine(JobSpec job)
     {
@@ -160,18 +167,32 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     {
         _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
         (_ppo, _grpo, _onlineDpo) = (null, null, null);
-        _reference?.Model.Dispose();
-        _reference = _policy.FrozenCopy();
+        if (_job.Lora is null || _adapters is null)
+        {
+            // The frozen reference; with LoRA it is only used to sample the base for the evaluation's win rate.
+            _reference?.Model.Dispose();
+            _reference = _policy.FrozenCopy();
+        }
+        if (_job.Lora is { } lora && _adapters is null)
+        {
+            if (_mixed is not null)
+                throw new ConfigException("rlft.job.lora: LoRA with bf16 mixed precision is not supported yet; set rlft.job.precision = fp32");
+            _adapters = LoraAdapters.Apply(_policy.Model, lora, _job.Seed);
+            AdapterBaseVersion = PolicyVersion;
+        }
+        // With adapters, the reference is the same model with them switched off: no second copy in training.
+        IReferencePolicy reference = _adapters is not null ? new AdapterReference(_policy, _adapters) : new FrozenReference(_reference!);
+        var trainable = _adapters?.Parameters().ToList();
         if (stage.Kind == StageKind.Ppo)
         {
             _value = new ValueHead(_policy.Model.Config.HiddenSize, _job.Seed);
             _value.to(_device);
-            _ppo = new PpoTrainer(_trainable, _value, new FrozenReference(_reference), stage.Ppo, stage.Optimizer, seed: _job.Seed, mixedPrecision: _mixed);
+            _ppo = new PpoTrainer(_trainable, _value, reference, stage.Ppo, stage.Optimizer, trainable, seed: _job.Seed, mixedPrecision: _mixed);
         }
         else if (stage.Kind == StageKind.OnlineDpo)
-            _onlineDpo = new DpoTrainer(_trainable, new FrozenReference(_reference), stage.Dpo, stage.Optimizer, mixedPrecision: _mixed);
+            _onlineDpo = new DpoTrainer(_trainable, reference, stage.Dpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
         else
-            _grpo = new GrpoTrainer(_trainable, new FrozenReference(_reference), stage.Grpo, stage.Optimizer, mixedPrecision: _mixed);
+            _grpo = new GrpoTrainer(_trainable, reference, stage.Grpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
     }
 
     public PolicyUpdated Train(StageSpec stage, TrainOn experience)
@@ -228,7 +249,10 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     public byte[] ExportWeights(WeightKind kind)
     {
         using var scope = NewDisposeScope();
-        if (kind == WeightKind.Policy) return ModelBlob.Pack(_policy.Model.state_dict(), _modelFiles);
+        if (kind == WeightKind.Policy)
+            return _adapters is not null
+                ? ModelBlob.Pack(_adapters.StateDict(), new Dictionary<string, string> { [LoraAdapters.ConfigFile] = _adapters.ConfigJson() })
+                : ModelBlob.Pack(_policy.Model.state_dict(), _modelFiles);
         var rm = _rm ?? throw new InvalidOperationException("no reward model has been trained");
         var tensors = rm.Trunk.Model.state_dict().Select(kv => KeyValuePair.Create("trunk." + kv.Key, kv.Value))
             .Concat(rm.Head.state_dict().Select(kv => KeyValuePair.Create("head." + kv.Key, kv.Value)));
@@ -249,7 +273,10 @@ public sealed class TorchLearnerEngine : ILearnerEngine
 
     public void SaveCheckpoint(string directory)
     {
+        // policy/ holds the base weights (adapter tensors are not part of a checkpoint); with LoRA, the
+        // adapters sit beside it in PEFT's format, pointing at it as their base model.
         Checkpoint.Save(_policy.Model, Path.Combine(directory, "policy"), _modelDir);
+        _adapters?.Save(Path.Combine(directory, "policy-adapter"), baseModel: "../policy");
         _value?.Save(Path.Combine(directory, "value_head.safetensors"));
         if (_rm is not null)
         {

@@ -1,6 +1,8 @@
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using System.Text.Json.Nodes;
 using Rlft.Policy.Generation;
+using Rlft.Policy.Lora;
 using Rlft.Policy.Runtime;
 using Rlft.Policy.Training;
 using Rlft.Policy.Training.Trainers;
@@ -16,8 +18,13 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
 {
     readonly Device _device = TorchRuntime.ResolveDevice(job.Device);
     PolicyModel? _policy;
+    LoraAdapters? _adapters;
 
     public long PolicyVersion { get; private set; } = -1;
+    public long BaseVersion { get; private set; } = -1;
+
+    /// <summary>The replica's LoRA adapters (null until adapter weights arrive).</summary>
+    internal LoraAdapters? Adapters => _adapters;
 
     /// <summary>The replica (null until the first weights arrive); tests compare it with the learner's.</summary>
     internal PolicyModel? Replica => _policy;
@@ -26,9 +33,30 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
     {
         // The replica is built outside the dispose scope: its parameters must outlive this call.
         var contents = ModelBlob.Unpack(blob);
-        _policy ??= ModelFiles.Build(contents.Files, _device, "replica");
-        ModelBlob.CopyInto(_policy.Model, contents.Tensors);
-        foreach (var t in contents.Tensors.Values) t.Dispose();
+        try
+        {
+            if (contents.Files.TryGetValue(LoraAdapters.ConfigFile, out var adapterConfig))
+            {
+                var policy = _policy ?? throw new InvalidOperationException($"adapter weights v{version} arrived before any full weights");
+                if (_adapters is null)
+                {
+                    var json = JsonNode.Parse(adapterConfig) as JsonObject ?? throw new InvalidDataException($"weights v{version}: adapter config is not a JSON object");
+                    _adapters = LoraAdapters.Apply(policy.Model, LoraConfig.FromPeftJson(json, $"weights v{version}"));
+                }
+                _adapters.CopyFrom(contents.Tensors, $"adapter weights v{version}");
+            }
+            else
+            {
+                if (_adapters is not null) throw new InvalidOperationException($"full weights v{version} for a replica that carries LoRA adapters");
+                _policy ??= ModelFiles.Build(contents.Files, _device, "replica");
+                ModelBlob.CopyInto(_policy.Model, contents.Tensors);
+                BaseVersion = version;
+            }
+        }
+        finally
+        {
+            foreach (var t in contents.Tensors.Values) t.Dispose();
+        }
         PolicyVersion = version;
     }
 

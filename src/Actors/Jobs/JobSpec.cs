@@ -63,13 +63,20 @@ public sealed record JobSpec
     /// <c>feedback</c> role hosts it; its journal defaults to feedback.db in the run directory.
     /// </summary>
     public Rlft.Actors.Feedback.FeedbackOptions? Feedback { get; init; }
+    /// <summary>
+    /// LoRA for the online stages (<c>rlft.job.lora</c>): adapters are attached to the policy when the first
+    /// online stage begins and are all that is trained from then on; the frozen base is the reference and
+    /// weight sync moves only adapter tensors. Null: full fine-tuning.
+    /// </summary>
+    public Rlft.Policy.Lora.LoraConfig? Lora { get; init; }
     /// <summary>True when a stage's reward pipeline asks human raters (<c>source = human</c>).</summary>
     public bool UsesHumanRatings => Stages.Any(s => s.Rewards?.Has("components") == true
         && s.Rewards.GetObjectList("components").Any(c => c.Has("source") && c.GetString("source") == "human"));
 
     public string RunDirectory => System.IO.Path.Combine(OutputRoot, Name);
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "eval-prompts", "stages"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "eval-prompts", "stages", "lora"];
+    static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher"];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
     static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
@@ -109,8 +116,11 @@ public sealed record JobSpec
         string name = c.GetString($"{Root}.name");
         if (name.Length == 0 || name.IndexOfAny(System.IO.Path.GetInvalidFileNameChars()) >= 0 || name.Contains(".."))
             throw new ConfigException($"{Root}.name: '{name}' is not usable as a directory name");
+        var parsedStages = stages.Select((s, i) => ParseStage(s, i)).ToList();
+        var lora = ParseLora(c, parsedStages);
         return new JobSpec
         {
+            Lora = lora,
             Name = name,
             Seed = c.GetInt($"{Root}.seed", 0, min: 0),
             Device = c.GetEnum($"{Root}.device", ["auto", "cpu", "cuda"], "auto"),
@@ -121,12 +131,35 @@ public sealed record JobSpec
             RolloutWorkers = c.GetInt($"{Root}.rollout-workers", 1, min: 1, max: 64),
             CheckpointEvery = c.GetInt($"{Root}.checkpoint-every", 0, min: 0),
             EvalPrompts = c.GetInt($"{Root}.eval-prompts", 64, min: 1, max: 100_000),
-            Stages = stages.Select((s, i) => ParseStage(s, i)).ToList(),
+            Stages = parsedStages,
             Source = c,
             Feedback = c.Has("rlft.feedback")
                 ? Rlft.Actors.Feedback.FeedbackOptions.FromConfig(c, defaultJournal: System.IO.Path.Combine(c.GetString($"{Root}.output-dir", "runs"), name, "feedback.db"))
                 : null,
         };
+    }
+
+    static Rlft.Policy.Lora.LoraConfig? ParseLora(RlftConfig c, IReadOnlyList<StageSpec> stages)
+    {
+        const string at = Root + ".lora";
+        if (!c.Has(at)) return null;
+        c.RejectUnknownKeys(at, LoraKeys);
+        var d = new Rlft.Policy.Lora.LoraConfig();
+        var config = new Rlft.Policy.Lora.LoraConfig
+        {
+            Rank = c.GetInt($"{at}.rank", d.Rank, min: 1, max: 4096),
+            Alpha = c.GetDouble($"{at}.alpha", d.Alpha, min: 1e-6),
+            Dropout = c.GetDouble($"{at}.dropout", 0, min: 0, max: 0.99),
+            // Every attention projection of both families (GPT-2's c_attn/c_proj, Llama's q/k/v/o_proj).
+            TargetModules = c.GetStringList($"{at}.target-modules", ["c_attn", "c_proj", "q_proj", "k_proj", "v_proj", "o_proj"]),
+        };
+        if (config.TargetModules.Count == 0) throw new ConfigException($"{at}.target-modules: at least one module name is needed (in {c.Source})");
+        int firstOnline = stages.FirstOrDefault(s => s.IsOnline)?.Index
+            ?? throw new ConfigException($"{at}: LoRA applies to the online stages (ppo, grpo, online-dpo) and this job has none (in {c.Source})");
+        var later = stages.FirstOrDefault(s => s.Index > firstOnline && s.Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill);
+        if (later is not null)
+            throw new ConfigException($"{Root}.stages[{later.Index}]: a {later.Name} stage cannot follow a LoRA stage (the base weights are frozen from stage {firstOnline} on); move it before, or drop {at}");
+        return config;
     }
 
     static ModelSpec ParseModel(RlftConfig c, string at)

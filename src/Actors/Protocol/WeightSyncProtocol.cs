@@ -5,12 +5,18 @@ public enum WeightKind { Policy = 0, RewardModel = 1 }
 
 /// <summary>
 /// A published weight version: a small control message; the bytes move separately in chunks.
-/// <see cref="Sha256"/> covers the whole blob, each chunk carries its own digest.
+/// <see cref="Sha256"/> covers the whole blob, each chunk carries its own digest. An
+/// <paramref name="AdapterOnly"/> version holds only LoRA adapter tensors, to be applied on the full
+/// weights of <paramref name="BaseVersion"/> (for full weights, BaseVersion is the version itself).
 /// </summary>
-public sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCount, long TotalBytes, string Sha256, bool AdapterOnly) : IRlftMessage;
+public sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCount, long TotalBytes, string Sha256, bool AdapterOnly, long BaseVersion) : IRlftMessage;
 
-/// <summary>Ask the weight server which version of <paramref name="Kind"/> is current.</summary>
-public sealed record QueryWeights(WeightKind Kind) : IRlftMessage;
+/// <summary>
+/// Ask the weight server which version of <paramref name="Kind"/> is current, or, with
+/// <paramref name="Version"/> ≥ 0, for the announcement of that version (a replica fetching an adapter
+/// version's base).
+/// </summary>
+public sealed record QueryWeights(WeightKind Kind, long Version = -1) : IRlftMessage;
 
 /// <summary>Ask the weight server for one chunk of a published version.</summary>
 public sealed record FetchChunk(WeightKind Kind, long Version, int Index) : IRlftMessage;

@@ -59,7 +59,8 @@ public sealed class LearnerActor : ReceiveActor
     void Publish(WeightKind kind, long version)
     {
         if (version < 0) return;
-        var blob = new WeightBlob(kind, version, _engine.ExportWeights(kind), kind == WeightKind.Policy && _engine.ExportsAdapterOnly);
+        bool adapterOnly = kind == WeightKind.Policy && _engine.ExportsAdapterOnly;
+        var blob = new WeightBlob(kind, version, _engine.ExportWeights(kind), adapterOnly, baseVersion: adapterOnly ? _engine.AdapterBaseVersion : -1);
         _weightServer.Tell(new ServeBlob(blob));
     }
 

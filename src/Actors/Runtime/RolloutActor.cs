@@ -29,6 +29,8 @@ public sealed class RolloutActor : WeightFetchingActor
 
     protected override void PreStart() => AskForWork();
 
+    protected override long BaseVersion(WeightKind kind) => kind == WeightKind.Policy ? _engine.BaseVersion : -1;
+
     void AskForWork() => _coordinator.Tell(new RequestWork(_workerId, _engine.PolicyVersion));
 
     protected override void Ready()

@@ -7,7 +7,8 @@ namespace Rlft.Actors.Runtime;
 /// Base of the actors that hold a replica (rollout, reward): while a newer weight version is fetched,
 /// work is stashed; once every chunk has arrived intact the weights are applied and the work replayed.
 /// Queries go through the coordinator, which forwards them to the weight server; chunk requests then
-/// go to the server directly.
+/// go to the server directly. An adapter-only version on a base the replica does not hold (a late joiner,
+/// or a missed stage start) is preceded by a fetch of that base.
 /// </summary>
 public abstract class WeightFetchingActor : ReceiveActor, IWithStash
 {
@@ -17,6 +18,8 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
     WeightKind _kind;
     long _wanted;
     Action<long, byte[]> _apply = (_, _) => { };
+    // An adapter-only version waiting while its base is fetched.
+    WeightsPublished? _afterBase;
 
     public IStash Stash { get; set; } = null!;
 
@@ -24,6 +27,9 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
 
     /// <summary>The behaviour to return to after a fetch.</summary>
     protected abstract void Ready();
+
+    /// <summary>The full version of <paramref name="kind"/> the replica's adapters would apply on (-1: none).</summary>
+    protected virtual long BaseVersion(WeightKind kind) => -1;
 
     /// <summary>Stashes the current message and fetches <paramref name="kind"/> weights of at least <paramref name="version"/>.</summary>
     protected void FetchThenRetry(WeightKind kind, long version, Action<long, byte[]> apply)
@@ -39,8 +45,14 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
         Receive<WeightsPublished>(a =>
         {
             if (a.Kind != _kind) return;
-            if (a.Version < _wanted) { AskAgainSoon(); return; }
+            if (_afterBase is null && a.Version < _wanted) { AskAgainSoon(); return; }
             _weightServer = Sender;
+            if (_afterBase is null && a.AdapterOnly && BaseVersion(a.Kind) != a.BaseVersion)
+            {
+                _afterBase = a;
+                _weightServer.Tell(new QueryWeights(a.Kind, a.BaseVersion));
+                return;
+            }
             _fetcher = new WeightFetcher(a);
             _fetcher.Pump(_weightServer, Self);
         });
@@ -49,10 +61,21 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
             if (_fetcher?.Accept(c, _weightServer, Self) is not { } blob) return;
             _apply(_fetcher.Announcement.Version, blob);
             _fetcher = null;
+            if (_afterBase is { } next)
+            {
+                _afterBase = null;
+                _fetcher = new WeightFetcher(next);
+                _fetcher.Pump(_weightServer, Self);
+                return;
+            }
             Become(Ready);
             Stash.UnstashAll();
         });
-        Receive<WeightsUnavailable>(_ => AskAgainSoon());
+        Receive<WeightsUnavailable>(_ =>
+        {
+            _afterBase = null; // the base (or the version) is gone: start again from the current version
+            AskAgainSoon();
+        });
         ReceiveAny(_ => Stash.Stash());
     }
 

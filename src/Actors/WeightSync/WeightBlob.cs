@@ -21,13 +21,15 @@ public sealed class WeightBlob
     public bool AdapterOnly { get; }
     public WeightsPublished Announcement { get; }
 
-    public WeightBlob(WeightKind kind, long version, byte[] data, bool adapterOnly = false, int chunkSize = DefaultChunkSize)
+    /// <param name="baseVersion">For an adapter-only blob, the full version its adapters apply on.</param>
+    public WeightBlob(WeightKind kind, long version, byte[] data, bool adapterOnly = false, int chunkSize = DefaultChunkSize, long baseVersion = -1)
     {
+        if (adapterOnly && baseVersion < 0) throw new ArgumentException("an adapter-only blob names the full version it applies on", nameof(baseVersion));
         if (chunkSize <= 0) throw new ArgumentOutOfRangeException(nameof(chunkSize));
         (Kind, Version, _data, ChunkSize, AdapterOnly) = (kind, version, data, chunkSize, adapterOnly);
         int count = Math.Max(1, (data.Length + chunkSize - 1) / chunkSize);
         _chunkDigests = Enumerable.Range(0, count).Select(i => SHA256.HashData(Slice(i))).ToArray();
-        Announcement = new WeightsPublished(kind, version, count, data.Length, Convert.ToHexString(SHA256.HashData(data)), adapterOnly);
+        Announcement = new WeightsPublished(kind, version, count, data.Length, Convert.ToHexString(SHA256.HashData(data)), adapterOnly, adapterOnly ? baseVersion : version);
     }
 
     ReadOnlySpan<byte> Slice(int index)

@@ -99,12 +99,31 @@ public sealed class LoraAdapters
         Merged = false;
     }
 
+    /// <summary>The adapter_config.json text (PEFT's format) describing these adapters.</summary>
+    public string ConfigJson(string? baseModel = null) =>
+        Config.ToPeftJson(Layers.Any(l => l.Layer.Transposed), baseModel).ToJsonString(LoraConfig.Indented) + "\n";
+
+    /// <summary>
+    /// Copies adapter tensors (model state-dict names, as <see cref="StateDict"/>) into these adapters; every
+    /// adapter tensor must be present with its shape, and nothing else.
+    /// </summary>
+    public void CopyFrom(IReadOnlyDictionary<string, Tensor> tensors, string source)
+    {
+        var expected = StateDict();
+        var missing = expected.Keys.Where(k => !tensors.ContainsKey(k)).ToList();
+        var unexpected = tensors.Keys.Where(k => !expected.ContainsKey(k)).ToList();
+        var wrong = expected.Where(kv => tensors.TryGetValue(kv.Key, out var t) && !t.shape.SequenceEqual(kv.Value.shape)).Select(kv => kv.Key).ToList();
+        if (missing.Count + unexpected.Count + wrong.Count > 0)
+            throw new InvalidDataException($"{source}: missing [{string.Join(", ", missing.Take(5))}] unexpected [{string.Join(", ", unexpected.Take(5))}] wrong shape [{string.Join(", ", wrong.Take(5))}]");
+        using var _ = no_grad();
+        foreach (var (k, t) in expected) t.copy_(tensors[k]);
+    }
+
     /// <summary>Writes adapter_config.json and adapter_model.safetensors (PEFT key names).</summary>
     public void Save(string dir, string? baseModel = null)
     {
         Directory.CreateDirectory(dir);
-        bool fanInFanOut = Layers.Any(l => l.Layer.Transposed);
-        File.WriteAllText(Path.Combine(dir, ConfigFile), Config.ToPeftJson(fanInFanOut, baseModel).ToJsonString(LoraConfig.Indented) + "\n");
+        File.WriteAllText(Path.Combine(dir, ConfigFile), ConfigJson(baseModel));
         SafetensorsFile.Save(Path.Combine(dir, WeightsFile), StateDict().ToDictionary(kv => PeftPrefix + kv.Key, kv => kv.Value));
     }
 
