@@ -16,11 +16,11 @@ public static class PlainLoop
 
     public static Result Run(JobSpec job, IEngineFactory engines, Action<string, int, int, IReadOnlyDictionary<string, double>>? onStep = null)
     {
+        if (job.UsesHumanRatings)
+            throw new ConfigException("--plain-loop: this job's rewards ask human raters, who are reached through the feedback actor; run it without --plain-loop");
         using var recorder = new RunRecorder(job.RunDirectory);
         using var learner = engines.CreateLearner(job);
         using var rollout = engines.CreateRollout(job, 0);
-        if (job.UsesHumanRatings)
-            throw new ConfigException("--plain-loop: this job's rewards ask human raters, who are reached through the feedback actor; run it without --plain-loop");
         using var reward = engines.CreateReward(job, 0, null);
         var summary = new Dictionary<string, double>();
         int globalStep = 0;
