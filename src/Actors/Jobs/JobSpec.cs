@@ -54,6 +54,7 @@ public sealed record JobSpec
     public required ModelSpec Model { get; init; }
     public required int MaxPolicyLag { get; init; }
     public required int RolloutWorkers { get; init; }
+    /// <summary>Online steps between checkpoints (checkpoints/step-N, N the global step); 0: only the final one.</summary>
     public required int CheckpointEvery { get; init; }
     public required int EvalPrompts { get; init; }
     public required IReadOnlyList<StageSpec> Stages { get; init; }

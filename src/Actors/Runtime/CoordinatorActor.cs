@@ -80,7 +80,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<Tick>(_ => { if (_ledger.Expire(DateTime.UtcNow).Count > 0) Dispatch(); });
         Receive<QueryJobStatus>(_ => Sender.Tell(Status()));
         Receive<Terminated>(OnTerminated);
-        Receive<CheckpointSaved>(c => Complete(true, $"job completed; checkpoint in {c.Directory}"));
+        Receive<CheckpointSaved>(c =>
+        {
+            if (_finished) Complete(true, $"job completed; checkpoint in {c.Directory}");
+            else _log.Info("checkpoint in {0}", c.Directory);   // a periodic one (checkpoint-every)
+        });
         Receive<InterruptJob>(i =>
         {
             // Stop handing out work; the learner writes the checkpoint once its current step is done
@@ -249,6 +253,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _trained++;
         var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = _staleDropped, ["rollout/reissued"] = Reissued };
         Record(metrics, _step + 1, _stage!.Steps);
+        if (_job.CheckpointEvery > 0 && _step % _job.CheckpointEvery == 0 && _step < _stage.Steps)
+            _learner.Tell(new SaveCheckpoint(Path.Combine(_recorder.Directory, "checkpoints", $"step-{_globalStep}")));
         if (_step >= _stage.Steps)
         {
             _online = false;

@@ -20,6 +20,20 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Checkpoint_every_writes_periodic_checkpoints_during_the_online_stage_and_the_final_one()
+    {
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(5)), extra: "checkpoint-every = 2");
+        var finished = await RunSingleNode(job);
+        Assert.True(finished.Succeeded, finished.Message);
+        // SFT is global steps 1-15; PPO steps 2 and 4 are global 17 and 19; the final checkpoint is at 20.
+        var names = Directory.GetDirectories(Path.Combine(job.RunDirectory, "checkpoints")).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(["step-17", "step-19", "step-20"], names);
+        foreach (var n in names)
+            Assert.True(File.Exists(Path.Combine(job.RunDirectory, "checkpoints", n!, "policy", "model.safetensors")), $"{n} has no policy weights");
+        Assert.Contains("checkpoint in", finished.Message);
+    }
+
+    [Fact]
     public async Task Sft_reward_model_and_ppo_complete_and_write_the_run_directory()
     {
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(4, JobHarness.PipelineRewards)));
