@@ -80,6 +80,10 @@ public sealed class WorkLedger<T>
         _inFlight.Clear();
     }
 
+    /// <summary>Batch ids held by each worker now.</summary>
+    public Dictionary<string, long[]> InFlightPerWorker() =>
+        _inFlight.GroupBy(kv => kv.Value.Worker).ToDictionary(g => g.Key, g => g.Select(kv => kv.Key).Order().ToArray());
+
     public bool IsInFlightOn(long batchId, string worker) => _inFlight.TryGetValue(batchId, out var e) && e.Worker == worker;
 
     IReadOnlyList<long> Requeue(List<long> ids)

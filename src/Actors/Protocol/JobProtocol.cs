@@ -24,7 +24,8 @@ public sealed record JobStatus(
     long BatchesReissued,
     long DuplicateBatchesIgnored,
     Dictionary<string, long> BatchesPerWorker,
-    Dictionary<string, double> LastMetrics) : IRlftMessage;
+    Dictionary<string, double> LastMetrics,
+    Dictionary<string, long[]>? InFlightPerWorker = null) : IRlftMessage;
 
 /// <summary>Stop the job where it stands and write a checkpoint there (Ctrl-C); answered with CheckpointSaved.</summary>
 public sealed record InterruptJob(string Reason) : IRlftMessage;

@@ -75,7 +75,10 @@ public sealed class RlftNode : IAsyncDisposable
         var finished = new TaskCompletionSource<JobFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
         var job = options.Job;
         var baseConfig = RlftConfig.BaseAkka().Config;
+        // Akka settings in the job file (e.g. the split-brain resolver's timing) apply to every node that reads
+        // it, over hocon/akka.conf; ExtraHocon (tests) goes over both.
         var extra = Akka.Configuration.ConfigurationFactory.ParseString(options.ExtraHocon);
+        if (job.Source.Config.HasPath("akka")) extra = extra.WithFallback(job.Source.Config);   // Akka reads only akka.*
         var feedback = roles.Contains("feedback")
             ? job.Feedback ?? throw new ConfigException("--roles feedback: the job has no rlft.feedback section (see hocon/human-ppo.conf)")
             : null;
@@ -109,7 +112,14 @@ public sealed class RlftNode : IAsyncDisposable
             if (roles.Contains("learner"))
             {
                 akka.WithActors((system, registry) =>
-                    registry.Register<JobWatcherActor>(system.ActorOf(JobWatcherActor.Props(finished, options.OnStatus), "job-watcher")));
+                {
+                    registry.Register<JobWatcherActor>(system.ActorOf(JobWatcherActor.Props(finished, options.OnStatus), "job-watcher"));
+                    // Downed by the split-brain resolver (or shut down some other way) before the job ended: say so
+                    // instead of waiting forever.
+                    system.WhenTerminated.ContinueWith(_ => finished.TrySetResult(new JobFinished(false,
+                        "this node left the cluster before the job finished (downed by the split-brain resolver, or shut down); "
+                        + "see the cluster log, and akka.cluster.split-brain-resolver in the job file", [])), TaskScheduler.Default);
+                });
                 akka.WithSingleton<CoordinatorKey>("coordinator", (system, registry, _) =>
                 {
                     var recorder = new RunRecorder(job.RunDirectory);
@@ -126,17 +136,19 @@ public sealed class RlftNode : IAsyncDisposable
                 akka.WithSingletonProxy<CoordinatorKey>("coordinator", new ClusterSingletonOptions { Role = "learner" });
             }
 
+            // Worker ids name the node when its port is fixed (rollout@10.0.0.5:4054#0), so logs say which node died.
+            string node = options.Port != 0 ? $"{options.Hostname}:{options.Port}" : Guid.NewGuid().ToString("N")[..8];
             akka.WithActors((system, registry) =>
             {
                 var coordinator = registry.Get<CoordinatorKey>();
                 if (roles.Contains("reward"))
                 {
                     var humans = job.UsesHumanRatings ? FeedbackRatingPort.InCluster(system, TimeSpan.FromSeconds(60)) : null;
-                    system.ActorOf(RewardActor.Props(engines.CreateReward(job, 0, humans), coordinator, $"reward-{Guid.NewGuid():N}"[..15]), "reward");
+                    system.ActorOf(RewardActor.Props(engines.CreateReward(job, 0, humans), coordinator, $"reward@{node}"), "reward");
                 }
                 if (roles.Contains("rollout"))
                     for (int i = 0; i < options.RolloutWorkers; i++)
-                        system.ActorOf(RolloutActor.Props(engines.CreateRollout(job, i), coordinator, $"rollout-{Guid.NewGuid():N}"[..16]), $"rollout-{i}");
+                        system.ActorOf(RolloutActor.Props(engines.CreateRollout(job, i), coordinator, $"rollout@{node}#{i}"), $"rollout-{i}");
             });
         });
         IHost host;

@@ -20,6 +20,26 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_learner_node_that_leaves_the_cluster_mid_job_ends_the_job_as_failed_instead_of_hanging()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(500)));
+        var online = new TaskCompletionSource();
+        await using var node = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner", "rollout", "reward"], ExtraHocon = JobHarness.TestHocon,
+            OnStatus = s => { if (s.StageKind == "Ppo") online.TrySetResult(); },
+        }, new TorchEngineFactory());
+        await node.StartAsync(ct);
+        await online.Task.WaitAsync(TimeSpan.FromMinutes(2), ct);
+        // What the split-brain resolver does to a downed node: its actor system shuts down.
+        await Akka.Actor.CoordinatedShutdown.Get(node.System).Run(Akka.Actor.CoordinatedShutdown.ClusterDowningReason.Instance);
+        var finished = await node.Finished.WaitAsync(TimeSpan.FromSeconds(60), ct);
+        Assert.False(finished.Succeeded);
+        Assert.Contains("left the cluster before the job finished", finished.Message);
+    }
+
+    [Fact]
     public async Task Checkpoint_every_writes_periodic_checkpoints_during_the_online_stage_and_the_final_one()
     {
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(5)), extra: "checkpoint-every = 2");

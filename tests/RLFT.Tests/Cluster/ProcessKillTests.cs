@@ -1,0 +1,274 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json;
+using Akka.Actor;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Rlft.Actors.Compute;
+using Rlft.Actors.Jobs;
+using Rlft.Actors.Protocol;
+using Rlft.Actors.Runtime;
+
+namespace Rlft.Tests.Cluster;
+
+/// <summary>
+/// Rollout nodes as separate `rlft node` processes (the built executable), one of them killed with SIGKILL
+/// mid-job; the learner (with the reward role) runs in the test process so the test can watch the ledger.
+/// The job must complete with every batch trained exactly once.
+/// </summary>
+public class ProcessKillTests(ITestOutputHelper output)
+{
+    static CancellationToken Ct => TestContext.Current.CancellationToken;
+    const int PpoSteps = 10;
+
+    /// <summary>A remote scorer the test can hold: requests wait while the gate is closed.</summary>
+    sealed class GatedScorer : IAsyncDisposable
+    {
+        readonly WebApplication _app;
+        volatile TaskCompletionSource _gate = Open();
+        public int Requests;
+
+        static TaskCompletionSource Open() { var t = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); t.SetResult(); return t; }
+
+        GatedScorer(WebApplication app) => _app = app;
+
+        public string Url => _app.Urls.First() + "/score";
+        public void Close() => _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        public void Release() => _gate.TrySetResult();
+
+        public static async Task<GatedScorer> StartAsync()
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            var app = builder.Build();
+            var scorer = new GatedScorer(app);
+            app.MapPost("/score", async (HttpContext ctx) =>
+            {
+                using var doc = await JsonDocument.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted);
+                var samples = doc.RootElement.GetProperty("samples").EnumerateArray()
+                    .Select(s => s.GetProperty("completion").GetString()!.Contains("great") ? 1.0 : 0.0).ToArray();
+                Interlocked.Increment(ref scorer.Requests);
+                await scorer._gate.Task.WaitAsync(ctx.RequestAborted);
+                return Results.Json(new { scores = samples });
+            });
+            await app.StartAsync(Ct);
+            return scorer;
+        }
+
+        public async ValueTask DisposeAsync() { Release(); await _app.DisposeAsync(); }
+    }
+
+    sealed class RolloutProcess : IDisposable
+    {
+        public Process Process { get; }
+        public string WorkerId { get; }
+        readonly ConcurrentQueue<string> _log;
+
+        RolloutProcess(Process process, string workerId, ConcurrentQueue<string> log) => (Process, WorkerId, _log) = (process, workerId, log);
+
+        public string Log => string.Join("\n", _log);
+
+        public static async Task<RolloutProcess> StartAsync(string jobFile, string seed)
+        {
+            int port = JobHarness.FreePort();
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "rlft.dll"), "node", "--config", jobFile, "--roles", "rollout",
+                         "--port", port.ToString(), "--seed-nodes", seed })
+                info.ArgumentList.Add(a);
+            var process = Process.Start(info)!;
+            var log = new ConcurrentQueue<string>();
+            var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is null) return;
+                log.Enqueue(e.Data);
+                if (e.Data.Contains("up with roles")) up.TrySetResult();
+            };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.Enqueue(e.Data); };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            var first = await Task.WhenAny(up.Task, process.WaitForExitAsync(Ct), Task.Delay(TimeSpan.FromSeconds(90), Ct));
+            var node = new RolloutProcess(process, $"rollout@127.0.0.1:{port}#0", log);
+            if (first != up.Task)
+            {
+                node.Dispose();
+                throw new InvalidOperationException("rollout node did not start: " + node.Log);
+            }
+            return node;
+        }
+
+        public void Kill() => Process.Kill(entireProcessTree: true);   // SIGKILL: no goodbye to the cluster
+
+        public void Dispose()
+        {
+            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+            Process.Dispose();
+        }
+    }
+
+    /// <summary>The real learner engine, remembering which batches it trained on.</summary>
+    sealed class RecordingLearnerFactory : IEngineFactory
+    {
+        readonly TorchEngineFactory _inner = new();
+        public ConcurrentQueue<long> Trained { get; } = new();
+
+        public ILearnerEngine CreateLearner(JobSpec job) => new Learner(_inner.CreateLearner(job), Trained);
+        public IRolloutEngine CreateRollout(JobSpec job, int index) => _inner.CreateRollout(job, index);
+        public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humans) => _inner.CreateReward(job, index, humans);
+
+        sealed class Learner(ILearnerEngine inner, ConcurrentQueue<long> trained) : ILearnerEngine
+        {
+            public long PolicyVersion => inner.PolicyVersion;
+            public long RewardModelVersion => inner.RewardModelVersion;
+            public bool ExportsAdapterOnly => inner.ExportsAdapterOnly;
+            public long AdapterBaseVersion => inner.AdapterBaseVersion;
+            public StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken ct) => inner.RunOfflineStage(stage, progress, ct);
+            public void BeginOnlineStage(StageSpec stage) => inner.BeginOnlineStage(stage);
+            public PolicyUpdated Train(StageSpec stage, TrainOn experience) { trained.Enqueue(experience.BatchId); return inner.Train(stage, experience); }
+            public byte[] ExportWeights(WeightKind kind) => inner.ExportWeights(kind);
+            public EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts) => inner.Evaluate(stage, label, prompts);
+            public void SaveCheckpoint(string directory) => inner.SaveCheckpoint(directory);
+            public void Dispose() => inner.Dispose();
+        }
+    }
+
+    // Every node reads these from the job file. Quick detection; and no "down all when unstable": with three
+    // processes on two busy cores, heartbeats come late often enough to look like an unstable cluster.
+    static string WriteJob(string dir, string scorerUrl) => WriteFile(Path.Combine(dir, "job.conf"), $$"""
+        akka.cluster {
+          failure-detector.acceptable-heartbeat-pause = 4s
+          split-brain-resolver { stable-after = 2s, down-all-when-unstable = off }
+        }
+        rlft.job {
+          name = kill
+          seed = 4
+          device = cpu
+          output-dir = "{{dir}}"
+          model { arch = gpt2, preset = tiny }
+          max-policy-lag = 1
+          eval-prompts = 8
+          stages = [
+            {{JobHarness.Sft}}
+            { kind = ppo, data = "builtin:prompts", eval-data = "builtin:eval-prompts", steps = {{PpoSteps}}, batch-size = 8
+              sampling { max-new-tokens = 24 }
+              ppo { epochs = 1 }
+              rewards { components = [ { name = remote, source = http, url = "{{scorerUrl}}", timeout-seconds = 120 } ] }
+            }
+          ]
+        }
+        """);
+
+    static string WriteFile(string path, string text) { File.WriteAllText(path, text); return path; }
+
+    public enum KillPoint { Generation, Scoring, WeightFetch }
+
+    [Theory]
+    [InlineData(KillPoint.Generation)]
+    [InlineData(KillPoint.Scoring)]
+    [InlineData(KillPoint.WeightFetch)]
+    public async Task A_rollout_process_killed_mid_job_loses_no_batch_and_none_is_trained_twice(KillPoint point)
+    {
+        string dir = Directory.CreateTempSubdirectory("rlft-kill").FullName;
+        await using var scorer = await GatedScorer.StartAsync();
+        string jobFile = WriteJob(dir, scorer.Url);
+        var job = JobSpec.Load(jobFile);
+        var (seedPort, seed) = JobHarness.NewSeed();
+        var killedAt = DateTime.MinValue;
+        var ppoSteps = new ConcurrentQueue<(DateTime At, int Step)>();
+        var engines = new RecordingLearnerFactory();
+        Action? onPpoStep = null;
+        await using var learner = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner", "reward"], Port = seedPort, SeedNodes = [seed],
+            ExtraHocon = "akka.actor.serialize-messages = on\nakka.actor.serialization-settings.allow-unregistered-types = on",
+            OnStatus = s => { if (s.StageKind == "Ppo") { ppoSteps.Enqueue((DateTime.UtcNow, s.Step)); onPpoStep?.Invoke(); } },
+        }, engines);
+        await learner.StartAsync(Ct);
+        using var a = await RolloutProcess.StartAsync(jobFile, seed);
+        using var b = await RolloutProcess.StartAsync(jobFile, seed);
+
+        async Task<JobStatus> Status()
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                var t0 = DateTime.UtcNow;
+                try { return await learner.Coordinator.Ask<JobStatus>(QueryJobStatus.Instance, TimeSpan.FromSeconds(2), Ct); }
+                catch (AskTimeoutException) when (attempt < 30) { output.WriteLine($"status query timed out, {(DateTime.UtcNow - killedAt).TotalSeconds:F1} s after the kill"); }
+            }
+        }
+        async Task<JobStatus> WaitFor(Func<JobStatus, bool> condition, string what)
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(3);
+            while (DateTime.UtcNow < deadline)
+            {
+                var s = await Status();
+                if (condition(s)) return s;
+                await Task.Delay(20, Ct);
+            }
+            throw new TimeoutException($"waiting for {what}; node a: {a.Log}\nnode b: {b.Log}");
+        }
+
+        // Both processes have done PPO work before the kill.
+        await WaitFor(s => s.StageKind == "Ppo" && s.BatchesPerWorker.ContainsKey(a.WorkerId) && s.BatchesPerWorker.ContainsKey(b.WorkerId) && s.Step >= 1,
+            "both rollout processes to finish a batch");
+        long[] heldByA = [];
+        long completedByA = 0;
+        switch (point)
+        {
+            case KillPoint.Generation:
+            {
+                // a holds a batch it is generating.
+                var s = await WaitFor(s => s.InFlightPerWorker?.ContainsKey(a.WorkerId) == true, "node a to hold a batch");
+                a.Kill();
+                killedAt = DateTime.UtcNow;
+                heldByA = s.InFlightPerWorker![a.WorkerId];
+                break;
+            }
+            case KillPoint.Scoring:
+            {
+                // a's next finished batch waits at the (held) scorer when a dies: it must be trained once, not regenerated.
+                scorer.Close();
+                var before = (await Status()).BatchesPerWorker[a.WorkerId];
+                var s = await WaitFor(s => s.BatchesPerWorker[a.WorkerId] > before, "node a to hand a batch to scoring");
+                a.Kill();
+                killedAt = DateTime.UtcNow;
+                completedByA = s.BatchesPerWorker[a.WorkerId];
+                await Task.Delay(TimeSpan.FromSeconds(1), Ct);
+                scorer.Release();
+                break;
+            }
+            case KillPoint.WeightFetch:
+            {
+                // Right after an update is published, the rollout nodes fetch the new version before generating.
+                var published = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                onPpoStep = () => { a.Kill(); published.TrySetResult(); };
+                await published.Task.WaitAsync(TimeSpan.FromMinutes(2), Ct);
+                killedAt = DateTime.UtcNow;
+                break;
+            }
+        }
+
+        if (heldByA.Length > 0)
+        {
+            // Time from the kill to a's batch going out again (failure detection, then re-issue).
+            await WaitFor(s => s.BatchesReissued >= heldByA.Length, "a's batch to be re-issued");
+            output.WriteLine($"re-issued {heldByA.Length} batch(es) {(DateTime.UtcNow - killedAt).TotalSeconds:F2} s after SIGKILL");
+        }
+
+        var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(4), Ct);
+        var status = await Status();
+        output.WriteLine($"{point}: {finished.Message}; trained {status.BatchesTrained}, re-issued {status.BatchesReissued}, duplicates ignored {status.DuplicateBatchesIgnored}, per worker {string.Join(", ", status.BatchesPerWorker.Select(kv => $"{kv.Key}={kv.Value}"))}");
+        Assert.True(finished.Succeeded, finished.Message);
+        Assert.True(a.Process.HasExited);
+        // Exactly once: the learner trained PpoSteps distinct batches (stale ones dropped before training are regenerated).
+        Assert.Equal(PpoSteps, status.BatchesTrained);
+        Assert.Equal(PpoSteps, engines.Trained.Distinct().Count());
+        Assert.Equal(PpoSteps, engines.Trained.Count);
+        var metrics = File.ReadAllLines(Path.Combine(job.RunDirectory, "metrics.jsonl")).Skip(15).ToList();
+        Assert.Equal(PpoSteps, metrics.Count);
+        if (point == KillPoint.Generation) Assert.True(status.BatchesReissued >= 1, "the batch a held was re-issued");
+        if (point == KillPoint.Scoring) Assert.Equal(completedByA, status.BatchesPerWorker[a.WorkerId]);
+        Assert.True(status.BatchesPerWorker[b.WorkerId] > 0);
+    }
+}
