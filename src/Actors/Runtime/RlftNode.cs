@@ -40,6 +40,8 @@ public sealed record NodeOptions
     public TimeSpan WorkTimeout { get; init; } = TimeSpan.FromMinutes(2);
     public Action<JobStatus>? OnStatus { get; init; }
     public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
+    /// <summary>Where the node's logs (Akka's included) go; the console when null.</summary>
+    public ILoggerProvider? LoggerProvider { get; init; }
 }
 
 /// <summary>Marker for the coordinator singleton (proxy) in the actor registry.</summary>
@@ -89,7 +91,8 @@ public sealed class RlftNode : IAsyncDisposable
         var web = feedback is null ? null : FeedbackNode.CreateBuilder(feedback, feedback.Urls);
         IHostApplicationBuilder builder = web is not null ? web : Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        if (options.LoggerProvider is { } provider) builder.Logging.AddProvider(provider);
+        else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
         builder.Services.AddAkka(SystemName, (akka, sp) =>
         {

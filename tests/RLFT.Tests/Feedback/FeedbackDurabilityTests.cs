@@ -7,6 +7,7 @@ using Rlft.Actors.Feedback;
 namespace Rlft.Tests.Feedback;
 
 /// <summary>The feedback node as a separate `rlft feedback` process, killed with SIGKILL while ratings stream in.</summary>
+[Collection(Rlft.Tests.Cluster.ProcessTests.Name)]
 public class FeedbackDurabilityTests
 {
     static CancellationToken Ct => TestContext.Current.CancellationToken;
