@@ -61,7 +61,19 @@ public static class NodeCommand
             if (node.FeedbackUrls.Count > 0) output.WriteLine($"rlft: rater page and API on {string.Join(", ", node.FeedbackUrls)}");
             try
             {
-                if (!roles.Contains("learner")) { await Task.Delay(Timeout.Infinite, ct); return 0; }
+                if (!roles.Contains("learner"))
+                {
+                    // Serve until Ctrl-C, or until the cluster removes this node (the learner went away, or the
+                    // split-brain resolver downed it): then exit non-zero so a supervisor restarts it to rejoin.
+                    var removed = node.System.WhenTerminated;
+                    if (await Task.WhenAny(removed, Task.Delay(Timeout.Infinite, ct)) == removed)
+                    {
+                        output.WriteLine("rlft: this node is no longer a cluster member (downed or removed); restart it to rejoin");
+                        return 1;
+                    }
+                    ct.ThrowIfCancellationRequested();
+                    return 0;
+                }
                 var finished = await node.Finished.WaitAsync(ct);
                 output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message}");
                 return finished.Succeeded ? 0 : 1;
