@@ -114,7 +114,7 @@ public sealed class LoraAdapters
         var unexpected = tensors.Keys.Where(k => !expected.ContainsKey(k)).ToList();
         var wrong = expected.Where(kv => tensors.TryGetValue(kv.Key, out var t) && !t.shape.SequenceEqual(kv.Value.shape)).Select(kv => kv.Key).ToList();
         if (missing.Count + unexpected.Count + wrong.Count > 0)
-            throw new InvalidDataException($"{source}: missing [{string.Join(", ", missing.Take(5))}] unexpected [{string.Join(", ", unexpected.Take(5))}] wrong shape [{string.Join(", ", wrong.Take(5))}]");
+            throw new InvalidDataException($"{source}: missing [{string.Join(", ", missing)}] unexpected [{string.Join(", ", unexpected)}] wrong shape [{string.Join(", ", wrong)}]");
         using var _ = no_grad();
         foreach (var (k, t) in expected) t.copy_(tensors[k]);
     }
@@ -140,15 +140,7 @@ public sealed class LoraAdapters
         var tensors = SafetensorsFile.Load(weights);
         try
         {
-            var expected = adapters.StateDict();
-            var byName = tensors.ToDictionary(kv => kv.Key.StartsWith(PeftPrefix, StringComparison.Ordinal) ? kv.Key[PeftPrefix.Length..] : kv.Key, kv => kv.Value);
-            var missing = expected.Keys.Where(k => !byName.ContainsKey(k)).ToList();
-            var unexpected = byName.Keys.Where(k => !expected.ContainsKey(k)).ToList();
-            var wrong = expected.Where(kv => byName.TryGetValue(kv.Key, out var t) && !t.shape.SequenceEqual(kv.Value.shape)).Select(kv => kv.Key).ToList();
-            if (missing.Count + unexpected.Count + wrong.Count > 0)
-                throw new InvalidDataException($"{weights}: missing [{string.Join(", ", missing)}] unexpected [{string.Join(", ", unexpected)}] wrong shape [{string.Join(", ", wrong)}]");
-            using var _ = no_grad();
-            foreach (var (k, t) in expected) t.copy_(byName[k]);
+            adapters.CopyFrom(tensors.ToDictionary(kv => kv.Key.StartsWith(PeftPrefix, StringComparison.Ordinal) ? kv.Key[PeftPrefix.Length..] : kv.Key, kv => kv.Value), weights);
         }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
         return adapters;

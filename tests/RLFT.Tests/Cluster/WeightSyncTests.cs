@@ -6,8 +6,11 @@ using Rlft.Actors.Protocol;
 using Rlft.Actors.Runtime;
 using Rlft.Actors.WeightSync;
 using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Lora;
 using Rlft.Policy.Training;
 using Rlft.Tests.Training;
+
+using static TorchSharp.torch;
 
 namespace Rlft.Tests.Cluster;
 
@@ -79,5 +82,39 @@ public sealed class WeightSyncTests : IAsyncDisposable
         var replica = engine.Replica!.Model.state_dict();
         foreach (var (name, t) in source.Model.state_dict())
             Assert.True(t.Equals(replica[name]), $"{name} differs from the learner's");
+    }
+
+    [Fact]
+    public async Task A_fresh_replica_asked_for_an_adapter_version_fetches_its_base_then_the_adapters_and_matches_bit_for_bit()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var source = TinyTask.Load();
+        var files = ModelFiles.Read(TinyTask.ModelDirectory);
+        byte[] baseBlob = ModelBlob.Pack(source.Model.state_dict(), files);
+        var adapters = LoraAdapters.Apply(source.Model, new LoraConfig { Rank = 4, TargetModules = ["c_attn", "c_proj"] }, seed: 5);
+        using (no_grad()) foreach (var p in adapters.Parameters()) p.add_(randn_like(p) * 0.05);
+        byte[] adapterBlob = ModelBlob.Pack(adapters.StateDict(), new Dictionary<string, string> { [LoraAdapters.ConfigFile] = adapters.ConfigJson() });
+
+        var server = _system.ActorOf(WeightServerActor.Props());
+        server.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, 2, baseBlob, chunkSize: 64 * 1024)));
+        // Two later adapter versions push the base out of the recent list: it must still be served.
+        server.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, 4, adapterBlob, adapterOnly: true, baseVersion: 2)));
+        server.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, 5, adapterBlob, adapterOnly: true, baseVersion: 2)));
+
+        var done = new TaskCompletionSource<RolloutBatch>();
+        var work = new GenerateRollouts(1, 0, 5, [new PromptItem("review the book:", null, 0)], new SamplingSettings(4, 1.0, 0, 1.0), 9);
+        var driver = _system.ActorOf(Props.Create(() => new Driver(server, work, done)));
+        var engine = new TorchRolloutEngine(JobHarness.Job(JobHarness.Sft));
+        _system.ActorOf(RolloutActor.Props(engine, driver, "w1"));
+
+        var batch = await done.Task.WaitAsync(TimeSpan.FromMinutes(1), ct);
+        Assert.Equal(5, batch.PolicyVersion);
+        Assert.Equal((5L, 2L), (engine.PolicyVersion, engine.BaseVersion));
+        var replica = engine.Replica!.Model.state_dict();
+        foreach (var (name, t) in source.Model.state_dict())
+            Assert.True(t.Equals(replica[name]), $"{name} differs from the learner's");
+        Assert.Equal(adapters.StateDict().Count, engine.Adapters!.StateDict().Count);
+        // The adapters of a rank-4 LoRA on the attention projections are a small fraction of the model.
+        Assert.True(adapterBlob.Length * 5 < baseBlob.Length, $"adapter blob {adapterBlob.Length} B vs full {baseBlob.Length} B");
     }
 }
