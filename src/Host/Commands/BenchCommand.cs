@@ -13,6 +13,7 @@ public static class BenchCommand
         new PolicyBenchmarks.Memory(),
         new Bench.ActorOverheadBenchmark(),
         new Bench.WeightSyncBenchmark(),
+        new Bench.FeedbackBenchmark(),
     ];
 
     public static Command Create()

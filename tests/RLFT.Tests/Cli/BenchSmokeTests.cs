@@ -10,6 +10,7 @@ public class BenchSmokeTests
     [InlineData("weight-sync", "weight-sync/adapter-loopback", "p50_ms")]
     [InlineData("actors", "actors/ppo-job-lag0", "steady_state_ratio")]
     [InlineData("actors", "actors/ppo-job-lag1", "throughput_ratio")]
+    [InlineData("feedback", "feedback/ratings", "ratings_per_s")]
     public void Quick_runtime_benchmarks_print_a_json_line_with_their_figure(string suite, string name, string figure)
     {
         var o = new StringWriter();
