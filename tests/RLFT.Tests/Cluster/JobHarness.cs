@@ -23,6 +23,16 @@ public static class JobHarness
         akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
         """;
 
+    /// <summary>
+    /// For tests where nodes die: quick failure detection without serialize-messages, because Akka's own cluster
+    /// events (ReachabilityChanged) do not survive that round trip, and a split-brain resolver that misses them
+    /// decides on a broken view. Messages between nodes are serialized anyway.
+    /// </summary>
+    public const string NodeLossHocon = """
+        akka.cluster.split-brain-resolver.stable-after = 3s
+        akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
+        """;
+
     public static JobSpec Job(string stages, string extra = "")
     {
         string dir = Directory.CreateTempSubdirectory("rlft-job").FullName;

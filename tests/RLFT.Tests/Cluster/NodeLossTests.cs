@@ -14,14 +14,14 @@ public class NodeLossTests(ITestOutputHelper output)
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(12)), extra: "max-policy-lag = 1");
         var (seedPort, seed) = JobHarness.NewSeed();
         var victimWorked = new TaskCompletionSource();
-        string abrupt = JobHarness.TestHocon + "\nakka.coordinated-shutdown.run-by-actor-system-terminate = off";
+        string abrupt = JobHarness.NodeLossHocon + "\nakka.coordinated-shutdown.run-by-actor-system-terminate = off";
         await using var learner = RlftNode.Create(new NodeOptions
         {
-            Job = job, Roles = ["learner", "reward"], Port = seedPort, SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon,
+            Job = job, Roles = ["learner", "reward"], Port = seedPort, SeedNodes = [seed], ExtraHocon = JobHarness.NodeLossHocon,
             WorkTimeout = TimeSpan.FromSeconds(30),
             OnStatus = s => { if (s.BatchesPerWorker.Count == 2 && s.BatchesPerWorker.Values.All(n => n > 0)) victimWorked.TrySetResult(); },
         }, new JobHarness.RecordingFactory());
-        await using var survivor = JobHarness.RolloutNode(job, seed);
+        await using var survivor = JobHarness.RolloutNode(job, seed, hocon: JobHarness.NodeLossHocon);
         var victim = JobHarness.RolloutNode(job, seed, hocon: abrupt);
         await learner.StartAsync(ct);
         await survivor.StartAsync(ct);
