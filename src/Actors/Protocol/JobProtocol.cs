@@ -25,7 +25,8 @@ public sealed record JobStatus(
     long DuplicateBatchesIgnored,
     Dictionary<string, long> BatchesPerWorker,
     Dictionary<string, double> LastMetrics,
-    Dictionary<string, long[]>? InFlightPerWorker = null) : IRlftMessage;
+    Dictionary<string, long[]>? InFlightPerWorker = null,
+    string[]? RolloutWorkers = null) : IRlftMessage;
 
 /// <summary>Stop the job where it stands and write a checkpoint there (Ctrl-C); answered with CheckpointSaved.</summary>
 public sealed record InterruptJob(string Reason) : IRlftMessage;

@@ -333,7 +333,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         var perWorker = new Dictionary<string, long>(_perWorkerBefore);
         foreach (var (w, n) in _ledger.CompletedPerWorker) perWorker[w] = perWorker.GetValueOrDefault(w) + n;
         return new JobStatus(_stageIndex, _stage?.Kind.ToString() ?? "", _step, _stage?.Steps ?? 0, _policyVersion, _finished,
-            _trained, Reissued, _duplicatesBefore + _ledger.Duplicates, perWorker, _lastMetrics, _ledger.InFlightPerWorker());
+            _trained, Reissued, _duplicatesBefore + _ledger.Duplicates, perWorker, _lastMetrics, _ledger.InFlightPerWorker(),
+            _rolloutWorkers.Values.Order(StringComparer.Ordinal).ToArray());
     }
 
     sealed record StartNextStage : INoSerializationVerificationNeeded { public static readonly StartNextStage Instance = new(); }

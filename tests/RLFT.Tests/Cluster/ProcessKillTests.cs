@@ -21,7 +21,7 @@ namespace Rlft.Tests.Cluster;
 public class ProcessKillTests(ITestOutputHelper output)
 {
     static CancellationToken Ct => TestContext.Current.CancellationToken;
-    const int PpoSteps = 10;
+    const int SftSteps = 15, PpoSteps = 12;
 
     /// <summary>A remote scorer the test can hold: requests wait while the gate is closed.</summary>
     sealed class GatedScorer : IAsyncDisposable
@@ -151,7 +151,9 @@ public class ProcessKillTests(ITestOutputHelper output)
           max-policy-lag = 1
           eval-prompts = 8
           stages = [
-            {{JobHarness.Sft}}
+            { kind = sft, data = "builtin:sft", steps = {{SftSteps}}, batch-size = 16
+              optimizer { lr = 2e-3 }
+            }
             { kind = ppo, data = "builtin:prompts", eval-data = "builtin:eval-prompts", steps = {{PpoSteps}}, batch-size = 8
               sampling { max-new-tokens = 24 }
               ppo { epochs = 1 }
@@ -189,9 +191,12 @@ public class ProcessKillTests(ITestOutputHelper output)
             LoggerProvider = new TestOutputLogger(output),
             OnStatus = s => { if (s.StageKind == "Ppo") { ppoSteps.Enqueue((DateTime.UtcNow, s.Step)); onPpoStep?.Invoke(); } },
         }, engines);
+        // Scoring waits until both rollout processes have asked for work, so neither can finish the job alone.
+        scorer.Close();
         await learner.StartAsync(Ct);
-        using var a = await RolloutProcess.StartAsync(jobFile, seed);
-        using var b = await RolloutProcess.StartAsync(jobFile, seed);
+        var started = await Task.WhenAll(RolloutProcess.StartAsync(jobFile, seed), RolloutProcess.StartAsync(jobFile, seed));
+        using var a = started[0];
+        using var b = started[1];
 
         JobStatus? last = null;
         async Task<JobStatus> Status()
@@ -217,6 +222,8 @@ public class ProcessKillTests(ITestOutputHelper output)
             throw new TimeoutException($"waiting for {what}; node a: {a.Log}\nnode b: {b.Log}");
         }
 
+        await WaitFor(s => s.RolloutWorkers is { } w && w.Contains(a.WorkerId) && w.Contains(b.WorkerId), "both rollout processes to ask for work");
+        scorer.Release();
         // Both processes have done PPO work before the kill.
         await WaitFor(s => s.StageKind == "Ppo" && s.BatchesPerWorker.ContainsKey(a.WorkerId) && s.BatchesPerWorker.ContainsKey(b.WorkerId) && s.Step >= 1,
             "both rollout processes to finish a batch");
@@ -236,8 +243,16 @@ public class ProcessKillTests(ITestOutputHelper output)
             case KillPoint.Scoring:
             {
                 // a's next finished batch waits at the (held) scorer when a dies: it must be trained once, not regenerated.
-                scorer.Close();
-                var before = (await Status()).BatchesPerWorker[a.WorkerId];
+                // Close the scorer while a holds a batch, so that batch is sure to reach scoring and wait there.
+                long before;
+                while (true)
+                {
+                    await WaitFor(s => s.InFlightPerWorker?.ContainsKey(a.WorkerId) == true, "node a to hold a batch");
+                    scorer.Close();
+                    var now = await Status();
+                    if (now.InFlightPerWorker?.ContainsKey(a.WorkerId) == true) { before = now.BatchesPerWorker[a.WorkerId]; break; }
+                    scorer.Release();
+                }
                 var s = await WaitFor(s => s.BatchesPerWorker[a.WorkerId] > before, "node a to hand a batch to scoring");
                 a.Kill();
                 killedAt = DateTime.UtcNow;
@@ -273,7 +288,7 @@ public class ProcessKillTests(ITestOutputHelper output)
         Assert.Equal(PpoSteps, finished.Summary["job/batches_trained"]);
         Assert.Equal(PpoSteps, engines.Trained.Distinct().Count());
         Assert.Equal(PpoSteps, engines.Trained.Count);
-        var metrics = File.ReadAllLines(Path.Combine(job.RunDirectory, "metrics.jsonl")).Skip(15).ToList();
+        var metrics = File.ReadAllLines(Path.Combine(job.RunDirectory, "metrics.jsonl")).Skip(SftSteps).ToList();
         Assert.Equal(PpoSteps, metrics.Count);
         if (point == KillPoint.Generation) Assert.True(finished.Summary["job/batches_reissued"] >= 1, "the batch a held was re-issued");
         if (point == KillPoint.Scoring) Assert.Equal(completedByA, status.BatchesPerWorker[a.WorkerId]);
