@@ -45,6 +45,8 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
         Receive<WeightsPublished>(a =>
         {
             if (a.Kind != _kind) return;
+            // Waiting for the base: only its announcement will do (a late answer to an earlier query is ignored).
+            if (_afterBase is { } pending && (a.AdapterOnly || a.Version != pending.BaseVersion)) return;
             if (_afterBase is null && a.Version < _wanted) { AskAgainSoon(); return; }
             _weightServer = Sender;
             if (_afterBase is null && a.AdapterOnly && BaseVersion(a.Kind) != a.BaseVersion)
