@@ -15,7 +15,7 @@ public static class FeedbackCommand
     {
         var config = new Option<FileInfo>("--config") { Description = "HOCON file with an rlft.feedback section (see hocon/feedback.conf).", Required = true };
         var db = new Option<string?>("--db") { Description = "SQLite journal file (overrides rlft.feedback.journal)." };
-        var urls = new Option<string>("--urls") { Description = "Addresses to listen on, separated by ';' (port 0 picks a free port).", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+        var urls = new Option<string?>("--urls") { Description = "Addresses to listen on, separated by ';' (port 0 picks a free port); overrides rlft.feedback.urls (default http://127.0.0.1:5080)." };
         var command = new Command("feedback", "Run a feedback node: human raters rate items through a web page and an HTTP API.") { config, db, urls };
         command.SetAction(async (result, ct) =>
         {
@@ -30,9 +30,15 @@ public static class FeedbackCommand
                 throw new CliException(e.Message);
             }
             if (result.GetValue(db) is { } path) options = options with { Journal = Path.GetFullPath(path) };
+            if (result.GetValue(urls) is { } given)
+            {
+                var list = given.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (list.Length == 0) throw new CliException("--urls: no address given");
+                options = options with { Urls = list };
+            }
             if (options.Raters.Count == 0)
                 throw new CliException("rlft.feedback.raters: no raters configured (issue a token with 'rlft feedback-token --rater NAME')");
-            await using var app = FeedbackNode.Build(options, result.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            await using var app = FeedbackNode.Build(options, options.Urls);
             try
             {
                 await app.StartAsync(ct);

@@ -82,6 +82,18 @@ public class FeedbackBenchTests
     }
 }
 
+public class FeedbackUrlsTests
+{
+    [Fact]
+    public void Urls_come_from_the_config_and_bad_ones_are_named()
+    {
+        Assert.Equal(["http://127.0.0.1:5080"], FeedbackOptions.FromConfig(RlftConfig.ParseText("rlft.feedback { }")).Urls);
+        Assert.Equal(["http://0.0.0.0:6000"], FeedbackOptions.FromConfig(RlftConfig.ParseText("rlft.feedback.urls = [\"http://0.0.0.0:6000\"]")).Urls);
+        var e = Assert.Throws<ConfigException>(() => FeedbackOptions.FromConfig(RlftConfig.ParseText("rlft.feedback.urls = [\"ftp://x\"]")));
+        Assert.StartsWith("rlft.feedback.urls[0]: 'ftp://x' is not an http(s) address", e.Message);
+    }
+}
+
 public class HiddenRuleTests
 {
     [Theory]
