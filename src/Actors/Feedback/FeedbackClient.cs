@@ -80,9 +80,8 @@ public sealed record HiddenRule(string Name, Func<string, int> Score)
 
     public static readonly HiddenRule Positive = new("positive", text =>
     {
-        var words = text.Split([' ', '.', ',', '!', '?', ':', ';', '\n'], StringSplitOptions.RemoveEmptyEntries);
-        int pos = words.Count(w => Rlft.Rollout.Tasks.ReviewTask.Positive.Contains(w, StringComparer.OrdinalIgnoreCase));
-        int neg = words.Count(w => Rlft.Rollout.Tasks.ReviewTask.Negative.Contains(w, StringComparer.OrdinalIgnoreCase));
+        var (pos, neg) = Rlft.Rollout.Tasks.ReviewTask.CountSentiment(
+            text.Split([' ', '.', ',', '!', '?', ':', ';', '\n'], StringSplitOptions.RemoveEmptyEntries), StringComparer.OrdinalIgnoreCase);
         return pos + neg == 0 ? 1 : 1 + (int)Math.Round(6.0 * pos / (pos + neg), MidpointRounding.AwayFromZero);
     });
 

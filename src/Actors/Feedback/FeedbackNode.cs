@@ -87,6 +87,13 @@ public static class FeedbackNode
         return builder;
     }
 
+    /// <summary>Starts a feedback web application; an address it cannot bind is a configuration error naming rlft.feedback.urls.</summary>
+    public static async Task StartAsync(WebApplication app, CancellationToken ct)
+    {
+        try { await app.StartAsync(ct); }
+        catch (IOException e) { throw new Configuration.ConfigException($"rlft.feedback.urls: cannot listen ({e.Message})"); }
+    }
+
     /// <summary>Errors as JSON, rater authentication, rate limiting, the rater page and the API.</summary>
     public static void UseFeedback(WebApplication app, FeedbackOptions options)
     {

@@ -20,18 +20,13 @@ public sealed class FeedbackRatingPort(Func<CancellationToken, Task<IActorRef>> 
     /// <summary>How often a waiting batch asks the feedback actor for its ratings.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(200);
 
-    async Task<FeedbackPort> Port(CancellationToken ct)
+    /// <summary>Runs <paramref name="call"/> on the feedback actor, looking it up first when needed.</summary>
+    async Task<T> WithPort<T>(Func<FeedbackPort, Task<T>> call, CancellationToken ct)
     {
         _feedback ??= await locate(ct).ConfigureAwait(false);
-        return new FeedbackPort(_feedback, PortOptions) { PollInterval = PollInterval };
-    }
-
-    public async Task SubmitAsync(IReadOnlyList<RatingItem> items, int ratersPerItem, TimeSpan timeout, CancellationToken ct)
-    {
         try
         {
-            var port = await Port(ct).ConfigureAwait(false);
-            await port.EnqueueScoresAsync(items.Select(i => (i.ItemId, i.Prompt, i.Completion)).ToList(), ratersPerItem, origin, ct, timeout).ConfigureAwait(false);
+            return await call(new FeedbackPort(_feedback, PortOptions) { PollInterval = PollInterval }).ConfigureAwait(false);
         }
         catch (AskTimeoutException)
         {
@@ -40,23 +35,22 @@ public sealed class FeedbackRatingPort(Func<CancellationToken, Task<IActorRef>> 
         }
     }
 
-    public async Task<IReadOnlyList<ScoreRating>> CollectAsync(IReadOnlyList<string> itemIds, int minRaters, TimeSpan timeout, CancellationToken ct)
-    {
-        try
+    public Task SubmitAsync(IReadOnlyList<RatingItem> items, int ratersPerItem, TimeSpan timeout, CancellationToken ct) =>
+        WithPort(async port =>
         {
-            var port = await Port(ct).ConfigureAwait(false);
+            await port.EnqueueScoresAsync(items.Select(i => (i.ItemId, i.Prompt, i.Completion)).ToList(), ratersPerItem, origin, ct, timeout).ConfigureAwait(false);
+            return true;
+        }, ct);
+
+    public Task<IReadOnlyList<ScoreRating>> CollectAsync(IReadOnlyList<string> itemIds, int minRaters, TimeSpan timeout, CancellationToken ct) =>
+        WithPort<IReadOnlyList<ScoreRating>>(async port =>
+        {
             var records = await port.CollectAsync(itemIds, minRaters, timeout, ct).ConfigureAwait(false);
             return records
                 .Where(r => r.Scores is not null && r.Scores.ContainsKey(FeedbackPort.ScoreCompletionId))
                 .Select(r => new ScoreRating(r.TaskId, r.Rater, r.Scores![FeedbackPort.ScoreCompletionId]))
                 .ToList();
-        }
-        catch (AskTimeoutException)
-        {
-            _feedback = null;
-            throw;
-        }
-    }
+        }, ct);
 
     /// <summary>
     /// A port that finds the feedback actor (<c>/user/feedback</c>) on an Up member with the <c>feedback</c> role,

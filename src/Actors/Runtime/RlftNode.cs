@@ -81,6 +81,10 @@ public sealed class RlftNode : IAsyncDisposable
         // it, over hocon/akka.conf; ExtraHocon (tests) goes over both.
         var extra = Akka.Configuration.ConfigurationFactory.ParseString(options.ExtraHocon);
         if (job.Source.Config.HasPath("akka")) extra = extra.WithFallback(job.Source.Config);   // Akka reads only akka.*
+        // On the learner node the coordinator's proxy sits beside the singleton: its "no singleton found yet"
+        // warning during start-up says nothing useful there. Other nodes keep it (it is how a missing learner shows).
+        if (roles.Contains("learner"))
+            extra = extra.WithFallback(Akka.Configuration.ConfigurationFactory.ParseString("akka.cluster.singleton-proxy.log-singleton-identification-failure = off"));
         var feedback = roles.Contains("feedback")
             ? job.Feedback ?? throw new ConfigException("--roles feedback: the job has no rlft.feedback section (see hocon/human-ppo.conf)")
             : null;
@@ -165,7 +169,8 @@ public sealed class RlftNode : IAsyncDisposable
         return new RlftNode(host, finished.Task);
     }
 
-    public Task StartAsync(CancellationToken ct = default) => Host.StartAsync(ct);
+    public Task StartAsync(CancellationToken ct = default) =>
+        Host is WebApplication web ? FeedbackNode.StartAsync(web, ct) : Host.StartAsync(ct);
 
     public async ValueTask DisposeAsync()
     {

@@ -47,12 +47,8 @@ public sealed class WeightServerActor : ReceiveActor
 
     WeightBlob? Current(WeightKind kind) => _blobs.GetValueOrDefault(kind)?.LastOrDefault();
 
-    /// <summary>A served blob of that version; with <paramref name="full"/>, only full weights (a base).</summary>
-    WeightBlob? Find(WeightKind kind, long version, bool full)
-    {
-        var recent = _blobs.GetValueOrDefault(kind)?.LastOrDefault(b => b.Version == version && !(full && b.AdapterOnly));
-        if (recent is not null) return recent;
-        if (_lastFull.GetValueOrDefault(kind) is { } f && f.Version == version) return f;
-        return full ? null : _blobs.GetValueOrDefault(kind)?.LastOrDefault(b => b.Version == version);
-    }
+    /// <summary>A served blob of that version (recent, or the last full one); with <paramref name="full"/>, only full weights (a base).</summary>
+    WeightBlob? Find(WeightKind kind, long version, bool full) =>
+        (_blobs.GetValueOrDefault(kind) ?? []).Append(_lastFull.GetValueOrDefault(kind))
+            .LastOrDefault(b => b is not null && b.Version == version && !(full && b.AdapterOnly));
 }

@@ -102,7 +102,6 @@ public sealed class ActorOverheadBenchmark : IBenchmark
         await using var node = RlftNode.Create(new NodeOptions
         {
             Job = job, Roles = ["learner", "rollout", "reward"], OnStatus = s => clock.Step(s.StageKind, s.Step),
-            ExtraHocon = "akka.cluster.singleton-proxy.log-singleton-identification-failure = off",
         }, new TorchEngineFactory());
         await node.StartAsync();
         return (await node.Finished.WaitAsync(TimeSpan.FromMinutes(10))).Succeeded;

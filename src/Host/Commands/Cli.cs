@@ -39,7 +39,7 @@ public static class Cli
             stderr.WriteLine($"rlft: {error.Message} (see 'rlft --help')");
             return 2;
         }
-        // The default handler would print a stack trace; CliException must reach the catch below as one line.
+        // The default handler would print a stack trace; CliException and ConfigException must reach the catches below as one line.
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false,
             // Ctrl-C cancels the running command, which then has this long to checkpoint and leave the cluster.
             ProcessTerminationTimeout = TimeSpan.FromSeconds(90) };
@@ -51,6 +51,12 @@ public static class Cli
         {
             stderr.WriteLine($"rlft: {e.Message}");
             return e.ExitCode;
+        }
+        catch (Rlft.Actors.Configuration.ConfigException e)
+        {
+            // A bad config file, key or value anywhere below a command: the message names the key path.
+            stderr.WriteLine($"rlft: {e.Message}");
+            return 1;
         }
     }
 }

@@ -20,15 +20,7 @@ public static class FeedbackCommand
         command.SetAction(async (result, ct) =>
         {
             var o = result.InvocationConfiguration.Output;
-            FeedbackOptions options;
-            try
-            {
-                options = FeedbackOptions.FromConfig(RlftConfig.LoadFile(result.GetValue(config)!.FullName));
-            }
-            catch (ConfigException e)
-            {
-                throw new CliException(e.Message);
-            }
+            var options = FeedbackOptions.FromConfig(RlftConfig.LoadFile(result.GetValue(config)!.FullName));
             if (result.GetValue(db) is { } path) options = options with { Journal = Path.GetFullPath(path) };
             if (result.GetValue(urls) is { } given)
             {
@@ -39,14 +31,7 @@ public static class FeedbackCommand
             if (options.Raters.Count == 0)
                 throw new CliException("rlft.feedback.raters: no raters configured (issue a token with 'rlft feedback-token --rater NAME')");
             await using var app = FeedbackNode.Build(options, options.Urls);
-            try
-            {
-                await app.StartAsync(ct);
-            }
-            catch (IOException e)
-            {
-                throw new CliException($"--urls: cannot listen ({e.Message})");
-            }
+            await FeedbackNode.StartAsync(app, ct);
             int active = options.Raters.Count(r => !r.Revoked);
             o.WriteLine($"feedback node listening on {string.Join(", ", app.Urls)} (journal {options.Journal}, {active} rater{(active == 1 ? "" : "s")})");
             o.Flush();

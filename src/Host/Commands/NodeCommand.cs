@@ -30,7 +30,7 @@ public static class NodeCommand
 
     static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, TextWriter output, CancellationToken ct)
     {
-        var job = RunCommand.LoadJob(configPath, overrides);
+        var job = JobSpec.Load(configPath, overrides);
         if (port is < 0 or > 65535) throw new CliException($"--port: {port} is not a TCP port");
         if (workers < 1) throw new CliException($"--rollout-workers: must be at least 1, got {workers}");
         var roles = roleList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -43,20 +43,14 @@ public static class NodeCommand
         if (seedNodes.Length == 0 && port == 0)
             throw new CliException("--port: the founding node needs a fixed port so others can name it as a seed");
 
-        RlftNode node;
-        try
+        var node = RlftNode.Create(new NodeOptions
         {
-            node = RlftNode.Create(new NodeOptions
-            {
-                Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers,
-                OnStatus = roles.Contains("learner") ? new ProgressLine(output).Update : null,
-            }, new TorchEngineFactory());
-        }
-        catch (ConfigException e) { throw new CliException(e.Message); }
+            Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers,
+            OnStatus = roles.Contains("learner") ? new ProgressLine(output).Update : null,
+        }, new TorchEngineFactory());
         await using (node)
         {
-            try { await node.StartAsync(ct); }
-            catch (IOException e) { throw new CliException($"rlft.feedback.urls: cannot listen ({e.Message})"); }
+            await node.StartAsync(ct);
             output.WriteLine($"rlft: node {host}:{port} up with roles {string.Join(",", roles)}");
             if (node.FeedbackUrls.Count > 0) output.WriteLine($"rlft: rater page and API on {string.Join(", ", node.FeedbackUrls)}");
             try

@@ -25,13 +25,6 @@ public static class RunCommand
         return command;
     }
 
-    /// <summary>Reads and validates a job file; a bad one is a one-line user error.</summary>
-    internal static JobSpec LoadJob(string path, IReadOnlyList<string> overrides)
-    {
-        try { return JobSpec.Load(path, overrides); }
-        catch (ConfigException e) { throw new CliException(e.Message); }
-    }
-
     static void PrintSummary(TextWriter output, IReadOnlyDictionary<string, double> summary)
     {
         foreach (var (k, v) in summary.OrderBy(kv => kv.Key))
@@ -40,17 +33,12 @@ public static class RunCommand
 
     static int RunPlain(string jobPath, string[] overrides, TextWriter output)
     {
-        var spec = LoadJob(jobPath, overrides);
+        var spec = JobSpec.Load(jobPath, overrides);
         output.WriteLine($"rlft: job '{spec.Name}' as a plain loop → {Path.GetFullPath(spec.RunDirectory)}");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
-        PlainLoop.Result result;
-        try
-        {
-            result = PlainLoop.Run(spec, new TorchEngineFactory(), (stage, step, total, m) =>
-                display.Update(new JobStatus(0, stage, step, total, 0, false, 0, 0, 0, new Dictionary<string, long>(), new Dictionary<string, double>(m))));
-        }
-        catch (ConfigException e) { throw new CliException(e.Message); }
+        var result = PlainLoop.Run(spec, new TorchEngineFactory(), (stage, step, total, m) =>
+            display.Update(new JobStatus(0, stage, step, total, 0, false, 0, 0, 0, new Dictionary<string, long>(), new Dictionary<string, double>(m))));
         output.WriteLine($"rlft: finished in {(DateTime.UtcNow - started).TotalSeconds:F0}s ({result.OnlineSamples / Math.Max(1e-9, result.OnlineSeconds):F1} online samples/s)");
         PrintSummary(output, result.Summary);
         return 0;
@@ -58,31 +46,22 @@ public static class RunCommand
 
     static async Task<int> RunAsync(string jobPath, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
     {
-        var spec = LoadJob(jobPath, overrides);
+        var spec = JobSpec.Load(jobPath, overrides);
         if (resume is not null)
             throw new CliException($"--resume {resume}: resuming a run is not supported yet");
         Directory.CreateDirectory(spec.RunDirectory);
         output.WriteLine($"rlft: job '{spec.Name}' → {Path.GetFullPath(spec.RunDirectory)} ({spec.Stages.Count} stages: {string.Join(" → ", spec.Stages.Select(s => s.Name))})");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
-        RlftNode created;
-        try
+        await using var node = RlftNode.Create(new NodeOptions
         {
-            created = RlftNode.Create(new NodeOptions
-            {
-                Job = spec,
-                // A job with an rlft.feedback section also hosts its rater endpoint.
-                Roles = spec.Feedback is null ? ["learner", "rollout", "reward"] : ["learner", "rollout", "reward", "feedback"],
-                RolloutWorkers = spec.RolloutWorkers,
-                OnStatus = display.Update,
-                // One member: the proxy's "no singleton yet" warning during start-up says nothing useful here.
-                ExtraHocon = "akka.cluster.singleton-proxy.log-singleton-identification-failure = off",
-            }, new TorchEngineFactory());
-        }
-        catch (ConfigException e) { throw new CliException(e.Message); }
-        await using var node = created;
-        try { await node.StartAsync(ct); }
-        catch (IOException e) { throw new CliException($"rlft.feedback.urls: cannot listen ({e.Message})"); }
+            Job = spec,
+            // A job with an rlft.feedback section also hosts its rater endpoint.
+            Roles = spec.Feedback is null ? ["learner", "rollout", "reward"] : ["learner", "rollout", "reward", "feedback"],
+            RolloutWorkers = spec.RolloutWorkers,
+            OnStatus = display.Update,
+        }, new TorchEngineFactory());
+        await node.StartAsync(ct);
         if (node.FeedbackUrls.Count > 0)
             output.WriteLine($"rlft: raters: open {string.Join(", ", node.FeedbackUrls)} (journal {spec.Feedback!.Journal})");
         JobFinished finished;

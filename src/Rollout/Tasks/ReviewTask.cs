@@ -109,10 +109,13 @@ public static class ReviewTask
         }
         int stop = text.IndexOf('.');
         if (stop < 0) return 0.0;
-        var words = text[..stop].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        int pos = words.Count(w => Positive.Contains(w)), neg = words.Count(w => Negative.Contains(w));
+        var (pos, neg) = CountSentiment(text[..stop].Split(' ', StringSplitOptions.RemoveEmptyEntries));
         return pos + neg == 0 ? 0.0 : (double)pos / (pos + neg);
     }
+
+    /// <summary>How many of <paramref name="words"/> are positive and how many negative sentiment words.</summary>
+    public static (int Positive, int Negative) CountSentiment(IReadOnlyCollection<string> words, StringComparer? comparer = null) =>
+        (words.Count(w => Positive.Contains(w, comparer)), words.Count(w => Negative.Contains(w, comparer)));
 
     static string? ExpectedSum(string prompt)
     {
