@@ -13,29 +13,18 @@ public class FeedbackRoleTests
     public async Task A_reward_node_gets_its_human_scores_from_the_feedback_node_over_the_cluster()
     {
         var ct = TestContext.Current.CancellationToken;
-        string dir = Directory.CreateTempSubdirectory("rlft-feedback-role").FullName;
         string token = RaterTokens.NewToken();
-        var job = JobSpec.Parse(RlftConfig.ParseText($$"""
-            rlft.job {
-              name = human
-              seed = 3
-              device = cpu
-              output-dir = "{{dir}}"
-              model { arch = gpt2, preset = tiny }
-              eval-prompts = 8
-              stages = [
-                {{JobHarness.Sft}}
-                {{JobHarness.Ppo(3, "components = [ { name = raters, source = human, timeout-seconds = 60 } ]")}}
-              ]
-            }
-            rlft.feedback {
-              urls = ["http://127.0.0.1:0"]
-              tick-ms = 100
-              rate-per-second = 1000
-              rate-burst = 1000
-              raters = [ {{RaterTokens.ConfigLine("ann", token)}} ]
-            }
-            """, "feedback-role-job.conf"));
+        var job = JobHarness.Job(
+            string.Join("\n", JobHarness.Sft, JobHarness.Ppo(3, "components = [ { name = raters, source = human, timeout-seconds = 60 } ]")),
+            around: $$"""
+                rlft.feedback {
+                  urls = ["http://127.0.0.1:0"]
+                  tick-ms = 100
+                  rate-per-second = 1000
+                  rate-burst = 1000
+                  raters = [ {{RaterTokens.ConfigLine("ann", token)}} ]
+                }
+                """);
 
         var (seedPort, seed) = JobHarness.NewSeed();
         await using var learner = RlftNode.Create(new NodeOptions

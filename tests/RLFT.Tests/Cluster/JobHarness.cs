@@ -33,10 +33,18 @@ public static class JobHarness
         akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
         """;
 
-    public static JobSpec Job(string stages, string extra = "")
+    public static JobSpec Job(string stages, string extra = "", string around = "") =>
+        JobSpec.Parse(RlftConfig.ParseText(JobText(stages, extra, around), "test-job.conf"));
+
+    /// <summary>
+    /// A short job on the tiny model writing to a fresh temp folder: <paramref name="extra"/> goes inside
+    /// rlft.job, <paramref name="around"/> beside it (an akka or rlft.feedback section).
+    /// </summary>
+    public static string JobText(string stages, string extra = "", string around = "")
     {
         string dir = Directory.CreateTempSubdirectory("rlft-job").FullName;
-        string text = $$"""
+        return $$"""
+            {{around}}
             rlft.job {
               name = test
               seed = 3
@@ -50,7 +58,6 @@ public static class JobHarness
               ]
             }
             """;
-        return JobSpec.Parse(RlftConfig.ParseText(text, "test-job.conf"));
     }
 
     // Akka's HOCON parser refuses a comma after an object value, so object-valued keys go on their own lines.

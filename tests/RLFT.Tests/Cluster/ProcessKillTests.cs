@@ -9,6 +9,7 @@ using Rlft.Actors.Compute;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.Runtime;
+using Rlft.Tests.Cli;
 
 namespace Rlft.Tests.Cluster;
 
@@ -60,52 +61,22 @@ public class ProcessKillTests(ITestOutputHelper output)
         public async ValueTask DisposeAsync() { Release(); await _app.DisposeAsync(); }
     }
 
-    sealed class RolloutProcess : IDisposable
+    /// <summary>`rlft node --roles rollout` as its own process, on a port of its own (which names its worker).</summary>
+    sealed class RolloutProcess(RlftProcess process, string workerId) : IDisposable
     {
-        public Process Process { get; }
-        public string WorkerId { get; }
-        readonly ConcurrentQueue<string> _log;
-
-        RolloutProcess(Process process, string workerId, ConcurrentQueue<string> log) => (Process, WorkerId, _log) = (process, workerId, log);
-
-        public string Log => string.Join("\n", _log);
+        public Process Process => process.Process;
+        public string WorkerId { get; } = workerId;
+        public string Log => process.Log;
 
         public static async Task<RolloutProcess> StartAsync(string jobFile, string seed)
         {
             int port = JobHarness.FreePort();
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "rlft.dll"), "node", "--config", jobFile, "--roles", "rollout",
-                         "--port", port.ToString(), "--seed-nodes", seed })
-                info.ArgumentList.Add(a);
-            var process = Process.Start(info)!;
-            var log = new ConcurrentQueue<string>();
-            var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            process.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is null) return;
-                log.Enqueue(e.Data);
-                if (e.Data.Contains("up with roles")) up.TrySetResult();
-            };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.Enqueue(e.Data); };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var first = await Task.WhenAny(up.Task, process.WaitForExitAsync(Ct), Task.Delay(TimeSpan.FromSeconds(90), Ct));
-            var node = new RolloutProcess(process, $"rollout@127.0.0.1:{port}#0", log);
-            if (first != up.Task)
-            {
-                node.Dispose();
-                throw new InvalidOperationException("rollout node did not start: " + node.Log);
-            }
-            return node;
+            var node = await RlftProcess.StartAsync(["node", "--config", jobFile, "--roles", "rollout", "--port", port.ToString(), "--seed-nodes", seed], "up with roles", Ct);
+            return new RolloutProcess(node, $"rollout@127.0.0.1:{port}#0");
         }
 
-        public void Kill() => Process.Kill(entireProcessTree: true);   // SIGKILL: no goodbye to the cluster
-
-        public void Dispose()
-        {
-            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
-            Process.Dispose();
-        }
+        public void Kill() => process.Kill();
+        public void Dispose() => process.Dispose();
     }
 
     /// <summary>The real learner engine, remembering which batches it trained on.</summary>
@@ -137,20 +108,11 @@ public class ProcessKillTests(ITestOutputHelper output)
     // Every node reads these from the job file. Quick detection; and no "down all when unstable": with three
     // processes on two busy cores (and other tests running), heartbeats come late often enough to look like
     // an unstable cluster.
-    static string WriteJob(string dir, string scorerUrl) => WriteFile(Path.Combine(dir, "job.conf"), $$"""
-        akka.cluster {
-          failure-detector.acceptable-heartbeat-pause = 4s
-          split-brain-resolver { stable-after = 2s, down-all-when-unstable = off }
-        }
-        rlft.job {
-          name = kill
-          seed = 4
-          device = cpu
-          output-dir = "{{dir}}"
-          model { arch = gpt2, preset = tiny }
-          max-policy-lag = 1
-          eval-prompts = 8
-          stages = [
+    static string WriteJob(string dir, string scorerUrl)
+    {
+        string path = Path.Combine(dir, "job.conf");
+        File.WriteAllText(path, JobHarness.JobText(
+            $$"""
             { kind = sft, data = "builtin:sft", steps = {{SftSteps}}, batch-size = 16
               optimizer { lr = 2e-3 }
             }
@@ -159,11 +121,16 @@ public class ProcessKillTests(ITestOutputHelper output)
               ppo { epochs = 1 }
               rewards { components = [ { name = remote, source = http, url = "{{scorerUrl}}", timeout-seconds = 120 } ] }
             }
-          ]
-        }
-        """);
-
-    static string WriteFile(string path, string text) { File.WriteAllText(path, text); return path; }
+            """,
+            extra: "max-policy-lag = 1",
+            around: """
+                akka.cluster {
+                  failure-detector.acceptable-heartbeat-pause = 4s
+                  split-brain-resolver { stable-after = 2s, down-all-when-unstable = off }
+                }
+                """));
+        return path;
+    }
 
     public enum KillPoint { Generation, Scoring, WeightFetch }
 

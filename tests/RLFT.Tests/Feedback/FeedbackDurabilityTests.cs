@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using Rlft.Actors.Feedback;
+using Rlft.Tests.Cli;
 
 namespace Rlft.Tests.Feedback;
 
@@ -12,46 +13,12 @@ public class FeedbackDurabilityTests
 {
     static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    sealed class NodeProcess : IDisposable
+    /// <summary>`rlft feedback` as its own process, and the address it listens on.</summary>
+    static async Task<(RlftProcess Node, Uri Url)> StartNodeAsync(string config)
     {
-        public Process Process { get; }
-        public Uri Url { get; }
-
-        NodeProcess(Process process, Uri url) { Process = process; Url = url; }
-
-        public static async Task<NodeProcess> StartAsync(string config)
-        {
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "rlft.dll"), "feedback", "--config", config, "--urls", "http://127.0.0.1:0" })
-                info.ArgumentList.Add(a);
-            var process = Process.Start(info)!;
-            var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var log = new ConcurrentQueue<string>();
-            process.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is null) return;
-                log.Enqueue(e.Data);
-                int at = e.Data.IndexOf("listening on http://", StringComparison.Ordinal);
-                if (at >= 0) listening.TrySetResult(new Uri(e.Data[(at + 13)..].Split(' ', ',')[0]));
-            };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.Enqueue(e.Data); };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var exited = process.WaitForExitAsync(Ct);
-            var first = await Task.WhenAny(listening.Task, exited, Task.Delay(TimeSpan.FromSeconds(90), Ct));
-            if (first != listening.Task)
-            {
-                if (!process.HasExited) process.Kill(entireProcessTree: true);
-                throw new InvalidOperationException("feedback node did not start: " + string.Join("\n", log));
-            }
-            return new NodeProcess(process, await listening.Task);
-        }
-
-        public void Dispose()
-        {
-            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
-            Process.Dispose();
-        }
+        var node = await RlftProcess.StartAsync(["feedback", "--config", config, "--urls", "http://127.0.0.1:0"], "listening on http://", Ct);
+        int at = node.ReadyLine.IndexOf("listening on http://", StringComparison.Ordinal);
+        return (node, new Uri(node.ReadyLine[(at + 13)..].Split(' ', ',')[0]));
     }
 
     [Fact]
@@ -78,9 +45,10 @@ public class FeedbackDurabilityTests
         try
         {
             var confirmed = new ConcurrentBag<(string RatingId, string TaskId, string Rater, string? Choice, int? Score)>();
-            using (var first = await NodeProcess.StartAsync(config))
+            var (first, firstUrl) = await StartNodeAsync(config);
+            using (first)
             {
-                using var http = new HttpClient { BaseAddress = first.Url };
+                using var http = new HttpClient { BaseAddress = firstUrl };
                 await new FeedbackClient(http, admin).EnqueueAsync(Enumerable.Range(0, 400).Select(i => i % 2 == 0
                     ? FeedbackTestNode.Compare($"c{i}", $"prompt {i}", "x", "y y", raters: 2)
                     : FeedbackTestNode.Score($"s{i}", $"prompt {i}", "z", raters: 2)), Ct);
@@ -120,8 +88,9 @@ public class FeedbackDurabilityTests
                 Assert.True((long)(await count.ExecuteScalarAsync(Ct))! > 0, "no snapshot was taken before the kill");
             }
 
-            using var second = await NodeProcess.StartAsync(config);
-            using var http2 = new HttpClient { BaseAddress = second.Url };
+            var (second, secondUrl) = await StartNodeAsync(config);
+            using var _ = second;
+            using var http2 = new HttpClient { BaseAddress = secondUrl };
             var stored = (await new FeedbackClient(http2, admin).GetTextAsync("/api/v1/admin/ratings", Ct))
                 .Split('\n', StringSplitOptions.RemoveEmptyEntries)
                 .Select(l => JsonDocument.Parse(l).RootElement)
