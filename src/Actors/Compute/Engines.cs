@@ -37,8 +37,11 @@ public interface ILearnerEngine : IDisposable
     long RewardModelVersion { get; }
     /// <summary>Runs an offline stage (sft, reward-model, dpo, distill) to the end, reporting progress.</summary>
     StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken cancellationToken);
-    /// <summary>Prepares an online stage (value head, reference, optimizer).</summary>
-    void BeginOnlineStage(StageSpec stage);
+    /// <summary>
+    /// Prepares an online stage (value head, reference, optimizer); with <paramref name="resume"/>, restores
+    /// them from the checkpoint the learner was created from, to continue the stage mid-way.
+    /// </summary>
+    void BeginOnlineStage(StageSpec stage, bool resume = false);
     /// <summary>One update on scored experience; returns the new policy version and metrics.</summary>
     PolicyUpdated Train(StageSpec stage, TrainOn experience);
     /// <summary>Serialized weights of the current version (policy or reward model).</summary>
@@ -47,6 +50,12 @@ public interface ILearnerEngine : IDisposable
     bool ExportsAdapterOnly { get; }
     /// <summary>The full policy version the exported adapters apply on (-1 without adapters).</summary>
     long AdapterBaseVersion { get; }
+    /// <summary>
+    /// The full weights the adapters apply on (version <see cref="AdapterBaseVersion"/>): a learner resumed
+    /// mid-way through a LoRA stage serves them again, since replicas start from them.
+    /// </summary>
+    byte[] ExportAdapterBase() => throw new NotSupportedException("this learner does not train adapters");
     EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts);
+    /// <summary>Writes the models and the training state (trainer/) that exact resume needs.</summary>
     void SaveCheckpoint(string directory);
 }

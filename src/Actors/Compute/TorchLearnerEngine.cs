@@ -51,9 +51,12 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     internal LoraAdapters? Adapters => _adapters;
     public long AdapterBaseVersion { get; private set; } = -1;
 
-    public TorchLearnerEngine(JobSpec job)
+    // The checkpoint a resumed run continues from (rlft run --resume): weights here, training state in trainer/.
+    readonly string? _resumeFrom;
+
+    public TorchLearnerEngine(JobSpec job, string? resumeFrom = null)
     {
-        _job = job;
+        (_job, _resumeFrom) = (job, resumeFrom);
         _device = TorchRuntime.ResolveDevice(job.Device);
         manual_seed(job.Seed);
         if (job.Model.Path is { } path)
@@ -67,10 +70,44 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
                 ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed)).Dispose();
         }
-        _policy = new PolicyModel(Checkpoint.Load(_modelDir, _device), HfTokenizer.Load(_modelDir));
+        _policy = new PolicyModel(Checkpoint.Load(resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, "policy"), _device), HfTokenizer.Load(_modelDir));
         _modelFiles = ModelFiles.Read(_modelDir);
         _mixed = MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
         _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer);
+        if (resumeFrom is not null) RestoreModels(resumeFrom);
+    }
+
+    /// <summary>
+    /// The rest of a checkpoint's models and counters: versions, LoRA adapters, the online stage's frozen
+    /// reference, the reward model, and the global RNG state.
+    /// </summary>
+    void RestoreModels(string dir)
+    {
+        var state = TrainerState.Read(dir);
+        (PolicyVersion, RewardModelVersion, AdapterBaseVersion) = (state.PolicyVersion, state.RewardModelVersion, state.AdapterBaseVersion);
+        string adapterDir = Path.Combine(dir, "policy-adapter");
+        string reference = Path.Combine(dir, TrainerState.Directory, "reference");
+        // Without adapters the stage-start weights are kept apart; with them, the base (policy/) is the
+        // reference, copied before the adapters attach (as when the stage first began).
+        if (Directory.Exists(reference))
+        {
+            var model = Checkpoint.Load(reference, _device);
+            foreach (var p in model.parameters()) p.requires_grad = false;
+            model.eval();
+            _reference = new PolicyModel(model, _policy.Tokenizer);
+        }
+        else if (Directory.Exists(adapterDir)) _reference = _policy.FrozenCopy();
+        if (Directory.Exists(adapterDir)) _adapters = LoraAdapters.Load(_policy.Model, adapterDir);
+        string rm = Path.Combine(dir, "reward-model");
+        if (Directory.Exists(rm))
+        {
+            var trunk = new PolicyModel(Checkpoint.Load(rm, _device), _policy.Tokenizer);
+            var head = RewardHead.Load(Path.Combine(rm, "reward_head.safetensors"), trunk.Model.Config.HiddenSize);
+            head.to(_device);
+            _rm = new RewardModel(trunk, head);
+        }
+        using var rng = tensor(File.ReadAllBytes(Path.Combine(dir, TrainerState.Directory, "rng.bin")), dtype: ScalarType.Byte);
+        Generator.Default.set_state(rng);
     }
 
     string DataPath(StageSpec stage, string data, string key) =>
@@ -163,11 +200,13 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         return held == 0 ? (all, all) : (all.Take(all.Count - held).ToList(), all.Skip(all.Count - held).ToList());
     }
 
-    public void BeginOnlineStage(StageSpec stage)
+    public void BeginOnlineStage(StageSpec stage, bool resume = false)
     {
         _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
         (_ppo, _grpo, _onlineDpo) = (null, null, null);
-        if (_job.Lora is null || _adapters is null)
+        if (resume && _resumeFrom is null) throw new InvalidOperationException("this learner was not started from a checkpoint");
+        if (resume) { }   // the reference (or the adapters' base) came with the checkpoint
+        else if (_job.Lora is null || _adapters is null)
         {
             // The frozen reference; with LoRA it is only used to sample the base for the evaluation's win rate.
             _reference?.Model.Dispose();
@@ -185,7 +224,9 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         var trainable = _adapters?.Parameters().ToList();
         if (stage.Kind == StageKind.Ppo)
         {
-            _value = new ValueHead(_policy.Model.Config.HiddenSize, _job.Seed);
+            _value = resume
+                ? ValueHead.Load(Path.Combine(_resumeFrom!, "value_head.safetensors"), _policy.Model.Config.HiddenSize)
+                : new ValueHead(_policy.Model.Config.HiddenSize, _job.Seed);
             _value.to(_device);
             _ppo = new PpoTrainer(_trainable, _value, reference, stage.Ppo, stage.Optimizer, trainable, seed: _job.Seed, mixedPrecision: _mixed);
         }
@@ -193,6 +234,22 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             _onlineDpo = new DpoTrainer(_trainable, reference, stage.Dpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
         else
             _grpo = new GrpoTrainer(_trainable, reference, stage.Grpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
+        if (resume) RestoreTraining(Path.Combine(_resumeFrom!, TrainerState.Directory));
+    }
+
+    TrainingOptimizer? ActiveOptimizer => _ppo?.Optimizer ?? _grpo?.Optimizer ?? _onlineDpo?.Optimizer;
+
+    /// <summary>The online stage's training state: optimizer moments and schedule position, KL coefficient, PPO's shuffle RNG.</summary>
+    void RestoreTraining(string dir)
+    {
+        var state = TrainerState.Read(Path.GetDirectoryName(dir)!);
+        ActiveOptimizer?.Load(Path.Combine(dir, "optimizer.bin"));
+        if (_ppo is not null)
+        {
+            if (_ppo.Kl is AdaptiveKlController adaptive && state.KlCoef is { } coef) adaptive.Restore(coef);
+            using var shuffle = tensor(File.ReadAllBytes(Path.Combine(dir, "ppo_shuffle.bin")), dtype: ScalarType.Byte);
+            _ppo.ShuffleGenerator.set_state(shuffle);
+        }
     }
 
     public PolicyUpdated Train(StageSpec stage, TrainOn experience)
@@ -259,6 +316,13 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         return ModelBlob.Pack(tensors, _modelFiles);
     }
 
+    public byte[] ExportAdapterBase()
+    {
+        if (_adapters is null) throw new InvalidOperationException("no LoRA adapters are attached");
+        using var scope = NewDisposeScope();
+        return ModelBlob.Pack(_policy.Model.state_dict().Where(kv => !kv.Key.Contains(".lora_")), _modelFiles);
+    }
+
     public EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts)
     {
         var sampling = stage?.Sampling ?? new SamplingSpec(16, 1.0, 0, 1.0);
@@ -283,8 +347,19 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             Checkpoint.Save(_rm.Trunk.Model, Path.Combine(directory, "reward-model"), _modelDir);
             _rm.Head.Save(Path.Combine(directory, "reward-model", "reward_head.safetensors"));
         }
-        File.WriteAllText(Path.Combine(directory, "trainer_state.json"),
-            $"{{\"policy_version\": {PolicyVersion}, \"reward_model_version\": {RewardModelVersion}}}\n");
+        // trainer/: what exact resume needs beyond the weights.
+        string trainer = Path.Combine(directory, TrainerState.Directory);
+        Directory.CreateDirectory(trainer);
+        if (_reference is not null && _adapters is null) Checkpoint.Save(_reference.Model, Path.Combine(trainer, "reference"), _modelDir);
+        ActiveOptimizer?.Save(Path.Combine(trainer, "optimizer.bin"));
+        if (_ppo is not null)
+        {
+            using var shuffle = _ppo.ShuffleGenerator.get_state();
+            File.WriteAllBytes(Path.Combine(trainer, "ppo_shuffle.bin"), shuffle.data<byte>().ToArray());
+        }
+        using (var rng = Generator.Default.get_state())
+            File.WriteAllBytes(Path.Combine(trainer, "rng.bin"), rng.data<byte>().ToArray());
+        new TrainerState(PolicyVersion, RewardModelVersion, AdapterBaseVersion, _ppo?.Kl.Value).Write(directory);
     }
 
     public void Dispose()
@@ -297,10 +372,31 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     }
 }
 
+/// <summary>trainer_state.json in a checkpoint: versions and the KL coefficient.</summary>
+internal sealed record TrainerState(long PolicyVersion, long RewardModelVersion, long AdapterBaseVersion, double? KlCoef)
+{
+    public const string Directory = "trainer";
+    const string FileName = "trainer_state.json";
+    static readonly System.Text.Json.JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    public void Write(string checkpoint) => File.WriteAllText(Path.Combine(checkpoint, FileName), System.Text.Json.JsonSerializer.Serialize(this, Json) + "\n");
+
+    public static TrainerState Read(string checkpoint)
+    {
+        string path = Path.Combine(checkpoint, FileName);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: not found (not a checkpoint written by rlft?)", path);
+        return System.Text.Json.JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(path), Json) ?? throw new InvalidDataException($"{path}: empty");
+    }
+}
+
 /// <summary>The engines RLFT runs with: TorchSharp models on the job's device.</summary>
 public sealed class TorchEngineFactory : Runtime.IEngineFactory
 {
-    public ILearnerEngine CreateLearner(JobSpec job) => new TorchLearnerEngine(job);
+    public ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null) => new TorchLearnerEngine(job, resumeFrom);
     public IRolloutEngine CreateRollout(JobSpec job, int index) => new TorchRolloutEngine(job);
     public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings) => new TorchRewardEngine(job, humanRatings);
 }

@@ -91,9 +91,14 @@ public sealed record JobSpec
     const string Root = "rlft.job";
 
     /// <summary>Reads and validates a job file; <paramref name="overrides"/> are <c>key=value</c> pairs under rlft.job.</summary>
-    public static JobSpec Load(string path, IReadOnlyList<string>? overrides = null)
+    public static JobSpec Load(string path, IReadOnlyList<string>? overrides = null) => WithOverrides(RlftConfig.LoadFile(path), overrides);
+
+    /// <summary>A job file's text as read from <paramref name="path"/> (includes resolve beside it), with overrides.</summary>
+    public static JobSpec LoadText(string text, string path, IReadOnlyList<string>? overrides = null) =>
+        WithOverrides(RlftConfig.ParseText(text, path, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))), overrides);
+
+    static JobSpec WithOverrides(RlftConfig file, IReadOnlyList<string>? overrides)
     {
-        var file = RlftConfig.LoadFile(path);
         if (overrides is { Count: > 0 })
         {
             var lines = overrides.Select(o =>

@@ -34,6 +34,11 @@ public sealed class OnlineStageData
             eval.Take(job.EvalPrompts).Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToArray());
     }
 
+    /// <summary>Prompts drawn so far (a checkpoint records it; <see cref="Seek"/> restores it).</summary>
+    public int Cursor => _cursor;
+
+    public void Seek(int cursor) => _cursor = cursor >= 0 ? cursor : throw new ArgumentOutOfRangeException(nameof(cursor), "a data cursor is never negative");
+
     /// <summary>The next batch: batch-size / samples-per-prompt prompts, each repeated as one group.</summary>
     public PromptItem[] NextBatch()
     {

@@ -31,10 +31,47 @@ public sealed class RunRecorder : IDisposable
     {
         Directory = Path.GetFullPath(directory);
         System.IO.Directory.CreateDirectory(Directory);
+        // A fresh run replaces the logs of any run before it in this directory, so that run's checkpoints stop
+        // being resume points (their weights stay): --resume never mixes two runs.
+        string checkpoints = Path.Combine(Directory, "checkpoints");
+        if (!append && System.IO.Directory.Exists(checkpoints))
+            foreach (var marker in System.IO.Directory.GetFiles(checkpoints, ResumeState.FileName, SearchOption.AllDirectories)) File.Delete(marker);
         _metrics = new StreamWriter(Path.Combine(Directory, "metrics.jsonl"), append, new UTF8Encoding(false)) { AutoFlush = true };
         _samples = new StreamWriter(Path.Combine(Directory, "samples.jsonl"), append, new UTF8Encoding(false)) { AutoFlush = true };
         _tensorboard = torch.utils.tensorboard.SummaryWriter(Path.Combine(Directory, "tensorboard"), createRunName: false);
     }
+
+    /// <summary>
+    /// Continues a run from a checkpoint: metrics.jsonl and samples.jsonl are cut back to their lengths at the
+    /// checkpoint (dropping what a killed run logged after it), the history is read back for the final plot,
+    /// and new lines are appended. TensorBoard gets a new event file; steps logged after the checkpoint by the
+    /// killed run stay in the old one.
+    /// </summary>
+    public static RunRecorder Resume(string directory, ResumeState state)
+    {
+        foreach (var (name, length) in new[] { ("metrics.jsonl", state.MetricsBytes), ("samples.jsonl", state.SamplesBytes) })
+        {
+            string path = Path.Combine(directory, name);
+            using var f = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write);
+            if (f.Length < length) throw new InvalidDataException($"{path}: {f.Length} bytes, shorter than the {length} recorded at the checkpoint");
+            f.SetLength(length);
+        }
+        var recorder = new RunRecorder(directory, append: true);
+        foreach (var line in File.ReadLines(Path.Combine(directory, "metrics.jsonl")))
+        {
+            using var doc = JsonDocument.Parse(line);
+            int step = doc.RootElement.GetProperty("step").GetInt32();
+            var metrics = new Dictionary<string, double>();
+            foreach (var p in doc.RootElement.EnumerateObject())
+                if (p.Name is not ("step" or "stage")) metrics[p.Name] = p.Value.ValueKind == JsonValueKind.Number ? p.Value.GetDouble() : double.Parse(p.Value.GetString()!, CultureInfo.InvariantCulture);
+            recorder._history.Add((step, metrics));
+        }
+        return recorder;
+    }
+
+    /// <summary>Bytes written to metrics.jsonl so far (recorded in checkpoints).</summary>
+    public long MetricsBytes => _metrics.BaseStream.Length;
+    public long SamplesBytes => _samples.BaseStream.Length;
 
     /// <summary>Appends one step's metrics (global step across stages) to every sink.</summary>
     public void Record(int globalStep, string stage, IReadOnlyDictionary<string, double> metrics)

@@ -21,8 +21,11 @@ public sealed record LearnerFailed(int Stage, string Reason) : IRlftMessage;
 /// <summary>Evaluation figures (eval/* metrics) and a few sample completions.</summary>
 public sealed record EvaluationDone(int Stage, string Label, Dictionary<string, double> Metrics, string[] Prompts, string[] Completions) : IRlftMessage;
 
-/// <summary>Write a checkpoint of everything needed to resume.</summary>
-public sealed record SaveCheckpoint(string Directory) : IRlftMessage;
+/// <summary>
+/// Write a checkpoint of everything needed to resume; <see cref="ResumeState"/> is the coordinator's half
+/// (resume.json), null where the job is not at a point it can continue from.
+/// </summary>
+public sealed record SaveCheckpoint(string Directory, string? ResumeState = null) : IRlftMessage;
 
 /// <summary>The checkpoint is on disk.</summary>
 public sealed record CheckpointSaved(string Directory) : IRlftMessage;

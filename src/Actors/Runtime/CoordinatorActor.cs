@@ -14,6 +14,8 @@ namespace Rlft.Actors.Runtime;
 /// <c>max-policy-lag + 1</c> batches are ahead of the learner, so generation of batch k+1 overlaps
 /// training on batch k; a batch older than the lag when it reaches the learner is dropped and
 /// generated again with the current policy.
+/// Checkpoints carry the coordinator's state (<see cref="ResumeState"/>): a coordinator given one continues
+/// the job from there (<c>rlft run --resume</c>).
 /// </summary>
 public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 {
@@ -46,15 +48,22 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(JobSpec job, Func<IUntypedActorContext, CancellationToken, (IActorRef Learner, IActorRef WeightServer)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan? workTimeout = null) =>
-        Akka.Actor.Props.Create(() => new CoordinatorActor(job, learnerFactory, recorder, jobWatcher, workTimeout ?? TimeSpan.FromMinutes(2)));
+    public static Props Props(JobSpec job, Func<IUntypedActorContext, CancellationToken, (IActorRef Learner, IActorRef WeightServer)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan? workTimeout = null, ResumeState? resume = null) =>
+        Akka.Actor.Props.Create(() => new CoordinatorActor(job, learnerFactory, recorder, jobWatcher, workTimeout ?? TimeSpan.FromMinutes(2), resume));
 
     // Cancels the learner's running offline stage from outside its (blocked) thread on interrupt.
     readonly CancellationTokenSource _interrupt = new();
 
-    public CoordinatorActor(JobSpec job, Func<IUntypedActorContext, CancellationToken, (IActorRef, IActorRef)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan workTimeout)
+    // Batches issued and not yet trained on (nor dropped): a checkpoint lists them so a resumed run generates them again.
+    readonly SortedDictionary<long, GenerateRollouts> _outstanding = new();
+    readonly ResumeState? _resume;
+    bool _resumingMidStage;
+    // Ctrl-C while the learner trains: the checkpoint is written once the step is done, then answered to this asker.
+    IActorRef? _interruptAsker;
+
+    public CoordinatorActor(JobSpec job, Func<IUntypedActorContext, CancellationToken, (IActorRef, IActorRef)> learnerFactory, RunRecorder recorder, IActorRef jobWatcher, TimeSpan workTimeout, ResumeState? resume)
     {
-        (_job, _recorder, _jobWatcher, _workTimeout) = (job, recorder, jobWatcher, workTimeout);
+        (_job, _recorder, _jobWatcher, _workTimeout, _resume) = (job, recorder, jobWatcher, workTimeout, resume);
         (_learner, _weightServer) = learnerFactory(Context, _interrupt.Token);
         Context.Watch(_learner);
 
@@ -68,7 +77,15 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<ScoreFailed>(OnScoreFailed);
         Receive<StageProgress>(p => Record(p.Metrics, p.Step, p.TotalSteps));
         Receive<StageCompleted>(OnOfflineStageCompleted);
-        Receive<OnlineReady>(r => { _policyVersion = r.PolicyVersion; Evaluate("before"); });
+        Receive<OnlineReady>(r =>
+        {
+            _policyVersion = r.PolicyVersion;
+            if (!_resumingMidStage) { Evaluate("before"); return; }
+            _resumingMidStage = false;
+            if (_step >= _stage!.Steps) { Evaluate("after"); return; }
+            _online = true;
+            Dispatch();
+        });
         Receive<EvaluationDone>(OnEvaluated);
         Receive<PolicyUpdated>(OnPolicyUpdated);
         Receive<LearnerFailed>(f =>
@@ -87,20 +104,89 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         });
         Receive<InterruptJob>(i =>
         {
-            // Stop handing out work; the learner writes the checkpoint once its current step is done
-            // and answers the asker directly.
+            // Stop handing out work; the learner writes the checkpoint once its current step is done and
+            // answers the asker directly. Mid online stage the checkpoint is a resume point; in an offline
+            // stage (cancelled part-way) or an evaluation it is not, and --resume takes an earlier one.
+            _log.Warning("job interrupted: {0}", i.Reason);
+            bool resumable = _online;
             _online = false;
             _finished = true;
-            _log.Warning("job interrupted: {0}", i.Reason);
+            if (resumable && _learnerBusy) { _interruptAsker = Sender; return; }
             _interrupt.Cancel();
-            _learner.Forward(new SaveCheckpoint(Path.Combine(_recorder.Directory, "checkpoints", $"interrupted-step-{_globalStep}")));
+            _learner.Tell(new SaveCheckpoint(InterruptedDirectory, resumable ? State(started: true) : null), Sender);
         });
     }
 
     protected override void PreStart()
     {
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
-        Self.Tell(StartNextStage.Instance);
+        if (_resume is null) Self.Tell(StartNextStage.Instance);
+        else ResumeFrom(_resume);
+    }
+
+    // ---- checkpoints and resume -----------------------------------------------------------------
+
+    string CheckpointDirectory => Path.Combine(_recorder.Directory, "checkpoints", $"step-{_globalStep}");
+    string InterruptedDirectory => Path.Combine(_recorder.Directory, "checkpoints", $"interrupted-step-{_globalStep}");
+
+    /// <summary>The coordinator's half of a checkpoint written now (the learner is between steps).</summary>
+    string State(bool started, bool completed = false, int? nextStage = null) => new ResumeState
+    {
+        Stage = nextStage ?? (completed ? _job.Stages.Count : _stageIndex),
+        Started = started,
+        Step = started ? _step : 0,
+        GlobalStep = _globalStep,
+        NextBatchId = _nextBatchId,
+        Issued = started ? _issued : 0,
+        DataCursor = started ? _data?.Cursor ?? 0 : 0,
+        PolicyVersion = _policyVersion,
+        RewardModelVersion = _rewardModelVersion,
+        Trained = _trained,
+        StaleDropped = _staleDropped,
+        Reissued = Reissued,
+        Duplicates = _duplicatesBefore + _ledger.Duplicates,
+        BatchesPerWorker = PerWorker(),
+        Summary = new Dictionary<string, double>(_summary),
+        Outstanding = started ? _outstanding.Values.ToArray() : [],
+        MetricsBytes = _recorder.MetricsBytes,
+        SamplesBytes = _recorder.SamplesBytes,
+        Completed = completed,
+    }.ToJson();
+
+    /// <summary>A checkpoint between stages (with checkpoint-every &gt; 0): resuming starts the next stage afresh.</summary>
+    void StageBoundaryCheckpoint()
+    {
+        int next = _stageIndex + 1;
+        if (_job.CheckpointEvery > 0 && next < _job.Stages.Count)
+            _learner.Tell(new SaveCheckpoint(CheckpointDirectory, State(started: false, nextStage: next)));
+    }
+
+    void ResumeFrom(ResumeState r)
+    {
+        if (r.Stage >= _job.Stages.Count) { Finish(false, $"the checkpoint is past the job's last stage ({r.Stage} of {_job.Stages.Count})"); return; }
+        (_globalStep, _nextBatchId, _policyVersion, _rewardModelVersion) = (r.GlobalStep, r.NextBatchId, r.PolicyVersion, r.RewardModelVersion);
+        (_trained, _staleDropped, _reissuedBefore, _duplicatesBefore) = (r.Trained, r.StaleDropped, r.Reissued, r.Duplicates);
+        foreach (var (w, n) in r.BatchesPerWorker) _perWorkerBefore[w] = n;
+        foreach (var (k, v) in r.Summary) _summary[k] = v;
+        _log.Info("resuming at stage {0}, step {1} (global step {2}, policy v{3})", r.Stage, r.Step, r.GlobalStep, r.PolicyVersion);
+        if (!r.Started) { StartStage(r.Stage); return; }
+
+        (_stageIndex, _stage, _step, _issued, _online) = (r.Stage, _job.Stages[r.Stage], r.Step, r.Issued, false);
+        _ledger = new WorkLedger<GenerateRollouts>();
+        try
+        {
+            if (!_stage.IsOnline) throw new InvalidDataException($"the checkpoint continues stage {r.Stage} ({_stage.Kind}) mid-way, which only online stages can");
+            _data = OnlineStageData.Load(_job, _stage);
+            _data.Seek(r.DataCursor);
+        }
+        catch (Exception ex) { Finish(false, ex.Message); return; }
+        foreach (var work in r.Outstanding)
+        {
+            _ledger.Enqueue(new WorkItem<GenerateRollouts>(work.BatchId, work));
+            _outstanding[work.BatchId] = work;
+        }
+        _resumingMidStage = true;
+        _learner.Tell(new BeginOnline(r.Stage, Resume: true));
     }
 
     // ---- stages ---------------------------------------------------------------------------------
@@ -122,6 +208,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         (_policyVersion, _rewardModelVersion) = (done.PolicyVersion, done.RewardModelVersion);
         foreach (var (k, v) in done.Metrics) _summary[$"{_stage!.Name}/{k}"] = v;
+        StageBoundaryCheckpoint();
         Self.Tell(StartNextStage.Instance);
     }
 
@@ -133,7 +220,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         foreach (var (k, v) in e.Metrics) _summary[$"{_stage?.Name}/{e.Label}/{k}"] = v;
         _log.Info("evaluation {0}/{1}: {2}", _stage?.Name, e.Label, string.Join(", ", e.Metrics.Select(kv => $"{kv.Key}={RunRecorder.Format(kv.Value)}")));
         if (e.Label == "before") { _online = true; Dispatch(); }
-        else Self.Tell(StartNextStage.Instance);
+        else
+        {
+            StageBoundaryCheckpoint();
+            Self.Tell(StartNextStage.Instance);
+        }
     }
 
     // ---- online loop --------------------------------------------------------------------------
@@ -184,6 +275,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         long id = _nextBatchId++;
         var work = new GenerateRollouts(id, _stageIndex, _policyVersion, _data!.NextBatch(), _data.Sampling, OnlineStageData.SeedFor(_job, id));
         _ledger.Enqueue(new WorkItem<GenerateRollouts>(id, work));
+        _outstanding[id] = work;
         _issued++;
     }
 
@@ -238,6 +330,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
                 // Too old for the staleness bound: drop it; a fresh batch is generated with the current policy.
                 _staleDropped++;
                 _issued--;
+                _outstanding.Remove(next.BatchId);
                 continue;
             }
             _learnerBusy = true;
@@ -251,16 +344,24 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _learnerBusy = false;
         _policyVersion = u.PolicyVersion;
         _trained++;
+        _outstanding.Remove(u.BatchId);
         var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = _staleDropped, ["rollout/reissued"] = Reissued };
         Record(metrics, _step + 1, _stage!.Steps);
+        if (_interruptAsker is { } asker)
+        {
+            _interruptAsker = null;
+            _learner.Tell(new SaveCheckpoint(InterruptedDirectory, State(started: true)), asker);
+            return;
+        }
         if (_job.CheckpointEvery > 0 && _step % _job.CheckpointEvery == 0 && _step < _stage.Steps)
-            _learner.Tell(new SaveCheckpoint(Path.Combine(_recorder.Directory, "checkpoints", $"step-{_globalStep}")));
+            _learner.Tell(new SaveCheckpoint(CheckpointDirectory, State(started: true)));
         if (_step >= _stage.Steps)
         {
             _online = false;
             _ledger.Clear();
             _ready.Clear();
             _scoring.Clear();
+            _outstanding.Clear();
             Evaluate("after");
             return;
         }
@@ -296,7 +397,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _online = false;
         _log.Info("job {0}: {1}", ok ? "finished" : "failed", message);
         foreach (var w in _rolloutWorkers.Keys) w.Tell(new NoMoreWork(message));
-        if (ok) _learner.Tell(new SaveCheckpoint(Path.Combine(_recorder.Directory, "checkpoints", $"step-{_globalStep}")));
+        if (ok) _learner.Tell(new SaveCheckpoint(CheckpointDirectory, State(started: false, completed: true)));
         else Complete(false, message);
     }
 
@@ -328,10 +429,16 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     long Reissued => _reissuedBefore + _ledger.Reissued;
 
-    JobStatus Status()
+    Dictionary<string, long> PerWorker()
     {
         var perWorker = new Dictionary<string, long>(_perWorkerBefore);
         foreach (var (w, n) in _ledger.CompletedPerWorker) perWorker[w] = perWorker.GetValueOrDefault(w) + n;
+        return perWorker;
+    }
+
+    JobStatus Status()
+    {
+        var perWorker = PerWorker();
         return new JobStatus(_stageIndex, _stage?.Kind.ToString() ?? "", _step, _stage?.Steps ?? 0, _policyVersion, _finished,
             _trained, Reissued, _duplicatesBefore + _ledger.Duplicates, perWorker, _lastMetrics, _ledger.InFlightPerWorker(),
             _rolloutWorkers.Values.Order(StringComparer.Ordinal).ToArray());

@@ -25,7 +25,10 @@ public sealed class LearnerActor : ReceiveActor
     public LearnerActor(ILearnerEngine engine, JobSpec job, IActorRef weightServer, CancellationToken interrupt)
     {
         (_engine, _job, _weightServer) = (engine, job, weightServer);
+        if (_engine.ExportsAdapterOnly)   // resumed mid-way through a LoRA stage: serve the base the adapters apply on
+            _weightServer.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, _engine.AdapterBaseVersion, _engine.ExportAdapterBase(), adapterOnly: false)));
         Publish(WeightKind.Policy, _engine.PolicyVersion);
+        Publish(WeightKind.RewardModel, _engine.RewardModelVersion);   // a resumed run's reward model (-1: none yet)
 
         Receive<RunOfflineStage>(m => Guard(m.Stage, () =>
         {
@@ -38,7 +41,7 @@ public sealed class LearnerActor : ReceiveActor
         }));
         Receive<BeginOnline>(m => Guard(m.Stage, () =>
         {
-            _engine.BeginOnlineStage(_job.Stages[m.Stage]);
+            _engine.BeginOnlineStage(_job.Stages[m.Stage], m.Resume);
             Sender.Tell(new OnlineReady(m.Stage, _engine.PolicyVersion));
         }));
         Receive<TrainOn>(m => Guard(m.Stage, () =>
@@ -51,7 +54,15 @@ public sealed class LearnerActor : ReceiveActor
             Sender.Tell(_engine.Evaluate(m.Stage >= 0 ? _job.Stages[m.Stage] : null, m.Label, m.Prompts))));
         Receive<SaveCheckpoint>(m => Guard(-1, () =>
         {
-            _engine.SaveCheckpoint(m.Directory);
+            // Written beside the final name and renamed when complete: a process killed mid-write leaves no
+            // half checkpoint for --resume to find.
+            string partial = m.Directory + ".partial";
+            if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
+            Directory.CreateDirectory(partial);
+            _engine.SaveCheckpoint(partial);
+            if (m.ResumeState is { } state) File.WriteAllText(Path.Combine(partial, ResumeState.FileName), state);
+            if (Directory.Exists(m.Directory)) Directory.Delete(m.Directory, recursive: true);
+            Directory.Move(partial, m.Directory);
             Sender.Tell(new CheckpointSaved(m.Directory));
         }));
     }
@@ -78,7 +89,7 @@ public sealed class LearnerActor : ReceiveActor
 }
 
 /// <summary>Prepare an online stage.</summary>
-public sealed record BeginOnline(int Stage) : IRlftMessage;
+public sealed record BeginOnline(int Stage, bool Resume = false) : IRlftMessage;
 
 /// <summary>The learner is ready for experience of an online stage.</summary>
 public sealed record OnlineReady(int Stage, long PolicyVersion) : IRlftMessage;

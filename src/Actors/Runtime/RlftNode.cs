@@ -17,7 +17,8 @@ namespace Rlft.Actors.Runtime;
 /// <summary>Creates the compute engines for a node (the composition root supplies the real ones).</summary>
 public interface IEngineFactory
 {
-    ILearnerEngine CreateLearner(JobSpec job);
+    /// <summary><paramref name="resumeFrom"/>: a checkpoint directory whose models and training state the learner starts from.</summary>
+    ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null);
     IRolloutEngine CreateRollout(JobSpec job, int index);
     /// <summary><paramref name="humanRatings"/> reaches the feedback actor when the job's rewards ask raters (else null).</summary>
     IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings);
@@ -37,6 +38,8 @@ public sealed record NodeOptions
     /// <summary>Extra HOCON laid over hocon/akka.conf (e.g. serialize-messages = on in tests).</summary>
     public string ExtraHocon { get; init; } = "";
     public int RolloutWorkers { get; init; } = 1;
+    /// <summary>For a learner node: continue the run from this checkpoint (<c>--resume</c>) instead of starting it.</summary>
+    public ResumePoint? Resume { get; init; }
     public TimeSpan WorkTimeout { get; init; } = TimeSpan.FromMinutes(2);
     public Action<JobStatus>? OnStatus { get; init; }
     public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
@@ -129,13 +132,14 @@ public sealed class RlftNode : IAsyncDisposable
                 });
                 akka.WithSingleton<CoordinatorKey>("coordinator", (system, registry, _) =>
                 {
-                    var recorder = new RunRecorder(job.RunDirectory);
+                    var resume = options.Resume;
+                    var recorder = resume is null ? new RunRecorder(job.RunDirectory) : RunRecorder.Resume(job.RunDirectory, resume.State);
                     return CoordinatorActor.Props(job, (ctx, interrupt) =>
                     {
                         var server = ctx.ActorOf(WeightServerActor.Props(), "weights");
-                        var learner = ctx.ActorOf(LearnerActor.Props(engines.CreateLearner(job), job, server, interrupt), "learner");
+                        var learner = ctx.ActorOf(LearnerActor.Props(engines.CreateLearner(job, resume?.Directory), job, server, interrupt), "learner");
                         return (learner, server);
-                    }, recorder, registry.Get<JobWatcherActor>(), options.WorkTimeout);
+                    }, recorder, registry.Get<JobWatcherActor>(), options.WorkTimeout, resume?.State);
                 }, new ClusterSingletonOptions { Role = "learner" });
             }
             else

@@ -22,13 +22,14 @@ public static class NodeCommand
         var seeds = new Option<string?>("--seed-nodes") { Description = "Comma-separated seed addresses, e.g. akka.tcp://rlft@10.0.0.1:4053" };
         var workers = new Option<int>("--rollout-workers") { Description = "Rollout actors on this node", DefaultValueFactory = _ => 1 };
         var set = new Option<string[]>("--set") { Description = "Override a job key: --set seed=3 (repeatable)" };
-        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, host, port, seeds, workers, set };
+        var resume = new Option<string?>("--resume") { Description = "Learner node: continue the run in RUN_DIR from its newest checkpoint" };
+        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, host, port, seeds, workers, set, resume };
         command.SetAction((r, ct) => RunAsync(r.GetValue(config)!, r.GetValue(roles)!, r.GetValue(host)!, r.GetValue(port),
-            r.GetValue(seeds), r.GetValue(workers), r.GetValue(set) ?? [], r.InvocationConfiguration.Output, ct));
+            r.GetValue(seeds), r.GetValue(workers), r.GetValue(set) ?? [], r.GetValue(resume), r.InvocationConfiguration.Output, ct));
         return command;
     }
 
-    static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, TextWriter output, CancellationToken ct)
+    static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
     {
         var job = JobSpec.Load(configPath, overrides);
         if (port is < 0 or > 65535) throw new CliException($"--port: {port} is not a TCP port");
@@ -42,10 +43,20 @@ public static class NodeCommand
             throw new CliException("--seed-nodes: a node without the learner role must join an existing cluster");
         if (seedNodes.Length == 0 && port == 0)
             throw new CliException("--port: the founding node needs a fixed port so others can name it as a seed");
+        ResumePoint? resumePoint = null;
+        if (resume is not null)
+        {
+            if (!roles.Contains("learner")) throw new CliException("--resume: only the learner node resumes a run; other nodes simply join");
+            if (Path.GetFullPath(resume).TrimEnd(Path.DirectorySeparatorChar) != Path.GetFullPath(job.RunDirectory).TrimEnd(Path.DirectorySeparatorChar))
+                throw new CliException($"--resume {resume}: the job in {configPath} writes to {Path.GetFullPath(job.RunDirectory)}, not there");
+            resumePoint = ResumePoint.Latest(job.RunDirectory);
+            output.WriteLine($"rlft: resuming from {resumePoint.Directory} (stage {resumePoint.State.Stage}, step {resumePoint.State.Step}, policy v{resumePoint.State.PolicyVersion})");
+        }
+        else if (roles.Contains("learner")) JobRecord.Of(configPath, overrides).WriteTo(job.RunDirectory);
 
         var node = RlftNode.Create(new NodeOptions
         {
-            Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers,
+            Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers, Resume = resumePoint,
             OnStatus = roles.Contains("learner") ? new ProgressLine(output).Update : null,
         }, new TorchEngineFactory());
         await using (node)

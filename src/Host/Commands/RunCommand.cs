@@ -14,14 +14,14 @@ public static class RunCommand
 {
     public static Command Create()
     {
-        var job = new Argument<string>("job") { Description = "Job file (HOCON), e.g. hocon/quickstart.conf" };
+        var job = new Argument<string?>("job") { Description = "Job file (HOCON), e.g. hocon/quickstart.conf (with --resume: none, the run's own)", Arity = ArgumentArity.ZeroOrOne };
         var set = new Option<string[]>("--set") { Description = "Override a job key: --set seed=3 (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var resume = new Option<string?>("--resume") { Description = "Continue the run in RUN_DIR from its last checkpoint" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in RUN_DIR from its newest checkpoint (the job is the one the run started with)" };
         var plain = new Option<bool>("--plain-loop") { Description = "Run the stages as one plain in-process loop, without actors (the baseline the actor runtime is measured against)" };
         var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume, plain };
         command.SetAction((result, ct) => result.GetValue(plain)
-            ? Task.FromResult(RunPlain(result.GetValue(job)!, result.GetValue(set) ?? [], result.InvocationConfiguration.Output))
-            : RunAsync(result.GetValue(job)!, result.GetValue(set) ?? [], result.GetValue(resume), result.InvocationConfiguration.Output, ct));
+            ? Task.FromResult(RunPlain(result.GetValue(job) ?? throw new CliException("run --plain-loop: give the job file"), result.GetValue(set) ?? [], result.InvocationConfiguration.Output))
+            : RunAsync(result.GetValue(job), result.GetValue(set) ?? [], result.GetValue(resume), result.InvocationConfiguration.Output, ct));
         return command;
     }
 
@@ -44,13 +44,38 @@ public static class RunCommand
         return 0;
     }
 
-    static async Task<int> RunAsync(string jobPath, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
+    /// <summary>
+    /// The job to run and, with --resume, the checkpoint to continue from. A fresh run records its job file
+    /// (text and overrides) in run.json; a resumed one reads it back, so it continues the very same job.
+    /// </summary>
+    internal static (JobSpec Job, ResumePoint? Resume) LoadJob(string? jobPath, string[] overrides, string? resume)
     {
-        var spec = JobSpec.Load(jobPath, overrides);
-        if (resume is not null)
-            throw new CliException($"--resume {resume}: resuming a run is not supported yet");
-        Directory.CreateDirectory(spec.RunDirectory);
+        if (resume is null)
+        {
+            if (jobPath is null) throw new CliException("run: give a job file (e.g. hocon/quickstart.conf), or --resume RUN_DIR");
+            var spec = JobSpec.Load(jobPath, overrides);
+            JobRecord.Of(jobPath, overrides).WriteTo(spec.RunDirectory);
+            return (spec, null);
+        }
+        if (jobPath is not null)
+            throw new CliException($"run: --resume continues the job recorded in {Path.Combine(resume, JobRecord.FileName)}; drop the job file argument");
+        if (!Directory.Exists(resume)) throw new CliException($"--resume {resume}: no such run directory");
+        var record = JobRecord.Read(resume);
+        var job = JobSpec.LoadText(record.JobText, record.JobFile, [.. record.Overrides, .. overrides]);
+        // The run directory is where it is now (it may have been moved, or named relative to another folder).
+        string runDir = Path.GetFullPath(resume).TrimEnd(Path.DirectorySeparatorChar);
+        if (Path.GetFileName(runDir) != job.Name)
+            throw new CliException($"--resume {resume}: the run directory's name is not the job's name '{job.Name}'");
+        job = job with { OutputRoot = Path.GetDirectoryName(runDir)! };
+        return (job, ResumePoint.Latest(runDir));
+    }
+
+    static async Task<int> RunAsync(string? jobPath, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
+    {
+        var (spec, resumePoint) = LoadJob(jobPath, overrides, resume);
         output.WriteLine($"rlft: job '{spec.Name}' → {Path.GetFullPath(spec.RunDirectory)} ({spec.Stages.Count} stages: {string.Join(" → ", spec.Stages.Select(s => s.Name))})");
+        if (resumePoint is { State: var at })
+            output.WriteLine($"rlft: resuming from {resumePoint.Directory}: stage {at.Stage} ({spec.Stages[at.Stage].Name}), {(at.Started ? $"step {at.Step}/{spec.Stages[at.Stage].Steps}" : "from its start")}, policy v{at.PolicyVersion}");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
         await using var node = RlftNode.Create(new NodeOptions
@@ -60,6 +85,7 @@ public static class RunCommand
             Roles = spec.Feedback is null ? ["learner", "rollout", "reward"] : ["learner", "rollout", "reward", "feedback"],
             RolloutWorkers = spec.RolloutWorkers,
             OnStatus = display.Update,
+            Resume = resumePoint,
         }, new TorchEngineFactory());
         await node.StartAsync(ct);
         if (node.FeedbackUrls.Count > 0)

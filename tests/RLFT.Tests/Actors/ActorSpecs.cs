@@ -85,7 +85,7 @@ public abstract class ActorSpec(ITestOutputHelper output) : Akka.Hosting.TestKit
             return new StageCompleted(stage.Index, ++PolicyVersion, -1, new() { ["sft/done"] = 1 });
         }
 
-        public void BeginOnlineStage(StageSpec stage) { }
+        public void BeginOnlineStage(StageSpec stage, bool resume = false) { }
 
         public PolicyUpdated Train(StageSpec stage, TrainOn experience)
         {

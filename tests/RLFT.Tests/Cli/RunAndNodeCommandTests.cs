@@ -55,12 +55,4 @@ public class RunAndNodeCommandTests
         Assert.Contains("rlft.job.seed: expected an integer", Run("run", Quickstart, "--set", "seed=abc").Err);
         Assert.Contains("rlft.job.bogus: unknown key", Run("run", Quickstart, "--set", "bogus=1").Err);
     }
-
-    [Fact]
-    public void Resume_is_refused_with_a_clear_message()
-    {
-        var (code, err) = Run("run", Quickstart, "--resume", "runs/quickstart");
-        Assert.NotEqual(0, code);
-        Assert.Contains("--resume runs/quickstart: resuming a run is not supported yet", err);
-    }
 }

@@ -96,7 +96,7 @@ public static class JobHarness
         public List<TorchRolloutEngine> Rollouts { get; } = new();
         public List<TorchLearnerEngine> Learners { get; } = new();
 
-        public ILearnerEngine CreateLearner(JobSpec job) { var e = (TorchLearnerEngine)_inner.CreateLearner(job); lock (Learners) Learners.Add(e); return e; }
+        public ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null) { var e = (TorchLearnerEngine)_inner.CreateLearner(job, resumeFrom); lock (Learners) Learners.Add(e); return e; }
         public IRolloutEngine CreateRollout(JobSpec job, int index) { var e = (TorchRolloutEngine)_inner.CreateRollout(job, index); lock (Rollouts) Rollouts.Add(e); return e; }
         public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings) => _inner.CreateReward(job, index, humanRatings);
     }

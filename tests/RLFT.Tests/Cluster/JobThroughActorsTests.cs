@@ -45,11 +45,17 @@ public class JobThroughActorsTests(ITestOutputHelper output)
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(5)), extra: "checkpoint-every = 2");
         var finished = await RunSingleNode(job);
         Assert.True(finished.Succeeded, finished.Message);
-        // SFT is global steps 1-15; PPO steps 2 and 4 are global 17 and 19; the final checkpoint is at 20.
+        // SFT is global steps 1-15 (a stage-boundary checkpoint after it); PPO steps 2 and 4 are global 17 and 19;
+        // the final checkpoint is at 20.
         var names = Directory.GetDirectories(Path.Combine(job.RunDirectory, "checkpoints")).Select(Path.GetFileName).Order().ToList();
-        Assert.Equal(["step-17", "step-19", "step-20"], names);
+        Assert.Equal(["step-15", "step-17", "step-19", "step-20"], names);
         foreach (var n in names)
             Assert.True(File.Exists(Path.Combine(job.RunDirectory, "checkpoints", n!, "policy", "model.safetensors")), $"{n} has no policy weights");
+        var states = names.Select(n => Rlft.Actors.Jobs.ResumeState.Read(Path.Combine(job.RunDirectory, "checkpoints", n!))).ToList();
+        Assert.Equal([(1, false, 0), (1, true, 2), (1, true, 4)], states.Take(3).Select(s => (s.Stage, s.Started, s.Step)));
+        Assert.Equal([15, 17, 19, 20], states.Select(s => s.GlobalStep));
+        Assert.True(states[^1].Completed);
+        Assert.True(File.Exists(Path.Combine(job.RunDirectory, "checkpoints", "step-17", "trainer", "optimizer.bin")));
         Assert.Contains("checkpoint in", finished.Message);
     }
 

@@ -16,11 +16,16 @@ public class JoinAndDrainTests(ITestOutputHelper output)
         var halfway = new TaskCompletionSource();
         await using var learner = RlftNode.Create(new NodeOptions
         {
-            Job = job, Roles = ["learner", "reward", "rollout"], Port = seedPort, SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon,
+            Job = job, Roles = ["learner", "reward"], Port = seedPort, SeedNodes = [seed], ExtraHocon = JobHarness.TestHocon,
             OnStatus = s => { if (s.StageKind == "Ppo" && s.Step >= 3) halfway.TrySetResult(); },
         }, new JobHarness.RecordingFactory());
+        // The first rollout node works the first steps and then leaves, so the rest of the job waits for the
+        // late joiner: the job can only complete if the late node joins, syncs and takes work.
+        var early = JobHarness.RolloutNode(job, seed);
         await learner.StartAsync(ct);
+        await early.StartAsync(ct);
         await halfway.Task.WaitAsync(TimeSpan.FromMinutes(2), ct);
+        await early.DisposeAsync();
 
         var lateEngines = new JobHarness.RecordingFactory();
         await using var late = JobHarness.RolloutNode(job, seed, lateEngines);
@@ -32,6 +37,7 @@ public class JoinAndDrainTests(ITestOutputHelper output)
         output.WriteLine($"per worker {string.Join(", ", status.BatchesPerWorker.Select(kv => $"{kv.Key}={kv.Value}"))}");
         Assert.Equal(14, status.BatchesTrained);
         Assert.Equal(2, status.BatchesPerWorker.Count);
+        Assert.All(status.BatchesPerWorker.Values, n => Assert.True(n > 0));
         var replica = Assert.Single(lateEngines.Rollouts);
         Assert.True(replica.PolicyVersion > 3, $"the late node generated with policy v{replica.PolicyVersion}");
     }

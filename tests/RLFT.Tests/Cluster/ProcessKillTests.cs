@@ -85,7 +85,7 @@ public class ProcessKillTests(ITestOutputHelper output)
         readonly TorchEngineFactory _inner = new();
         public ConcurrentQueue<long> Trained { get; } = new();
 
-        public ILearnerEngine CreateLearner(JobSpec job) => new Learner(_inner.CreateLearner(job), Trained);
+        public ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null) => new Learner(_inner.CreateLearner(job, resumeFrom), Trained);
         public IRolloutEngine CreateRollout(JobSpec job, int index) => _inner.CreateRollout(job, index);
         public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humans) => _inner.CreateReward(job, index, humans);
 
@@ -96,7 +96,7 @@ public class ProcessKillTests(ITestOutputHelper output)
             public bool ExportsAdapterOnly => inner.ExportsAdapterOnly;
             public long AdapterBaseVersion => inner.AdapterBaseVersion;
             public StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken ct) => inner.RunOfflineStage(stage, progress, ct);
-            public void BeginOnlineStage(StageSpec stage) => inner.BeginOnlineStage(stage);
+            public void BeginOnlineStage(StageSpec stage, bool resume = false) => inner.BeginOnlineStage(stage, resume);
             public PolicyUpdated Train(StageSpec stage, TrainOn experience) { trained.Enqueue(experience.BatchId); return inner.Train(stage, experience); }
             public byte[] ExportWeights(WeightKind kind) => inner.ExportWeights(kind);
             public EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts) => inner.Evaluate(stage, label, prompts);

@@ -17,6 +17,8 @@ public sealed class PpoTrainer : IDisposable
     readonly IReferencePolicy _reference;
     readonly PpoOptions _o;
     readonly Generator _shuffle;
+    /// <summary>The RNG that orders minibatches (its state is part of a checkpoint, for exact resume).</summary>
+    public Generator ShuffleGenerator => _shuffle;
     public TrainingOptimizer Optimizer { get; }
     public IKlController Kl { get; }
 

@@ -1,0 +1,136 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Rlft.Actors.Jobs;
+using Rlft.Tests.Cli;
+
+namespace Rlft.Tests.Cluster;
+
+/// <summary>
+/// Exact resume: `rlft run` (the built executable) is killed with SIGKILL after it wrote a mid-stage
+/// checkpoint, then `rlft run --resume RUN_DIR` finishes the job. Its final weights and its metrics must be
+/// bitwise those of the same job run straight through.
+/// </summary>
+[Collection(ProcessTests.Name)]
+public class ResumeTests(ITestOutputHelper output)
+{
+    static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    static string WriteJob(string stages, string extra)
+    {
+        string text = JobHarness.JobText(stages, extra);
+        string dir = Directory.CreateTempSubdirectory("rlft-resume").FullName;
+        string path = Path.Combine(dir, "job.conf");
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    static string RunDirectoryOf(string jobFile) => JobSpec.Load(jobFile).RunDirectory;
+
+    async Task<int> RunToEnd(params string[] args)
+    {
+        using var p = await RlftProcess.StartAsync(args, "rlft: job", Ct);
+        await p.Process.WaitForExitAsync(Ct).WaitAsync(TimeSpan.FromMinutes(4), Ct);
+        output.WriteLine($"--- rlft {string.Join(' ', args)} (exit {p.Process.ExitCode})\n{p.Log}");
+        return p.Process.ExitCode;
+    }
+
+    /// <summary>metrics.jsonl without wall-clock figures, one dictionary per line.</summary>
+    static List<Dictionary<string, string>> Metrics(string runDir) =>
+        File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(line =>
+        {
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.EnumerateObject()
+                .Where(p => !p.Name.StartsWith("timing/", StringComparison.Ordinal) && p.Name != "rollout/tokens_per_second")
+                .ToDictionary(p => p.Name, p => p.Value.GetRawText());
+        }).ToList();
+
+    static string FinalCheckpoint(string runDir) =>
+        Directory.GetDirectories(Path.Combine(runDir, "checkpoints"))
+            .Single(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Completed);
+
+    static string Hash(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
+
+    [Theory]
+    [InlineData("full fine-tuning", "")]
+    [InlineData("LoRA", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }")]
+    public async Task A_run_killed_after_a_mid_stage_checkpoint_and_resumed_ends_bitwise_equal_to_one_run_straight_through(string label, string lora)
+    {
+        output.WriteLine(label);
+        // Rewards with signal (the task rule and a length target), an adaptive KL coefficient, shuffled minibatches.
+        const string stages = JobHarness.Sft + "\n" + "{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = 16, batch-size = 8\n sampling { max-new-tokens = 8 }\n ppo { epochs = 2, mini-batches = 2, adaptive-kl = true }\n"
+            + " rewards {\n components = [ { name = task, source = function, function = review-task }\n { name = brevity, source = length, target = 3, unit = words, weight = 0.5 } ]\n }\n}";
+        string extra = "max-policy-lag = 0\n checkpoint-every = 4\n" + lora;
+
+        string straight = WriteJob(stages, extra);
+        Assert.Equal(0, await RunToEnd("run", straight));
+
+        // The same job again, killed as soon as a checkpoint inside the PPO stage is on disk.
+        string killed = WriteJob(stages, extra);
+        string runDir = RunDirectoryOf(killed);
+        using (var p = await RlftProcess.StartAsync(["run", killed], "rlft: job", Ct))
+        {
+            string checkpoints = Path.Combine(runDir, "checkpoints");
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+            while (!(Directory.Exists(checkpoints) && Directory.GetDirectories(checkpoints)
+                       .Any(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Started)))
+            {
+                Assert.False(p.Process.HasExited, $"the run ended before a mid-stage checkpoint appeared:\n{p.Log}");
+                Assert.True(DateTime.UtcNow < deadline, $"no mid-stage checkpoint within 3 minutes:\n{p.Log}");
+                await Task.Delay(10, Ct);
+            }
+            p.Kill();
+            await p.Process.WaitForExitAsync(Ct);
+            output.WriteLine($"--- killed run\n{p.Log}");
+        }
+        Assert.False(File.Exists(Path.Combine(runDir, "summary.json")), "the run finished before it was killed; the test needs a longer stage");
+        var resumedFrom = ResumePoint.Latest(runDir);
+        output.WriteLine($"resuming from {resumedFrom.Directory} at step {resumedFrom.State.Step}");
+        Assert.True(resumedFrom.State.Started);
+        Assert.InRange(resumedFrom.State.Step, 4, 15);
+
+        Assert.Equal(0, await RunToEnd("run", "--resume", runDir));
+
+        string a = RunDirectoryOf(straight);
+        Assert.Equal(Metrics(a), Metrics(runDir));
+        string finalA = FinalCheckpoint(a), finalB = FinalCheckpoint(runDir);
+        Assert.Equal(Path.GetFileName(finalA), Path.GetFileName(finalB));
+        var files = new List<string> { "policy/model.safetensors", "value_head.safetensors", "trainer/optimizer.bin", "trainer/ppo_shuffle.bin" };
+        if (lora.Length > 0) files.Add("policy-adapter/adapter_model.safetensors");
+        foreach (var file in files)
+            Assert.True(Hash(Path.Combine(finalA, file)) == Hash(Path.Combine(finalB, file)), $"{file} differs between the straight and the resumed run");
+        using var sa = JsonDocument.Parse(File.ReadAllText(Path.Combine(a, "summary.json")));
+        using var sb = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "summary.json")));
+        foreach (var p in sa.RootElement.EnumerateObject().Where(p => p.Name != "message"))
+            Assert.True(p.Value.GetRawText() == sb.RootElement.GetProperty(p.Name).GetRawText(), $"summary {p.Name}: {p.Value} vs {sb.RootElement.GetProperty(p.Name)}");
+    }
+
+    static (int Code, string Err) Cli(params string[] args)
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        int code = Rlft.Host.Commands.Cli.Run(args, o, e);
+        return (code, e.ToString());
+    }
+
+    [Fact]
+    public async Task Resume_names_what_is_missing_and_refuses_a_run_that_already_completed()
+    {
+        string empty = Directory.CreateTempSubdirectory("rlft-noresume").FullName;
+        var (code, err) = Cli("run", "--resume", empty);
+        Assert.Equal(1, code);
+        Assert.Contains("run.json", err);
+
+        (code, err) = Cli("run", "--resume", Path.Combine(empty, "nowhere"));
+        Assert.Equal(1, code);
+        Assert.Contains("nowhere", err);
+
+        string job = WriteJob(JobHarness.Sft, "checkpoint-every = 5");
+        (code, err) = Cli("run", job, "--resume", empty);
+        Assert.Equal(1, code);
+        Assert.Contains("drop the job file", err);
+
+        Assert.Equal(0, await RunToEnd("run", job));
+        (code, err) = Cli("run", "--resume", RunDirectoryOf(job));
+        Assert.Equal(1, code);
+        Assert.Contains("already completed", err);
+    }
+}
