@@ -396,7 +396,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _finished = true;
         _online = false;
         _log.Info("job {0}: {1}", ok ? "finished" : "failed", message);
-        foreach (var w in _rolloutWorkers.Keys) w.Tell(new NoMoreWork(message));
+        foreach (var w in _rolloutWorkers.Keys.Concat(_rewardActors)) w.Tell(new NoMoreWork(message));
         if (ok) _learner.Tell(new SaveCheckpoint(CheckpointDirectory, State(started: false, completed: true)));
         else Complete(false, message);
     }

@@ -47,6 +47,7 @@ public sealed class RewardActor : WeightFetchingActor
                 Sender.Tell(new ScoreFailed(m.BatchId, e.Message));
             }
         });
+        Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
         Receive<WeightsPublished>(_ => { });
         Receive<WeightChunk>(_ => { });
     }

@@ -60,8 +60,11 @@ public sealed class RlftNode : IAsyncDisposable
     public const string SystemName = "rlft";
     public IHost Host { get; }
     public Task<JobFinished> Finished { get; }
+    /// <summary>On a worker node: completes (with the reason) when the coordinator says the job has ended.</summary>
+    public Task<string> JobEnded => _jobEnded.Task;
+    readonly TaskCompletionSource<string> _jobEnded;
 
-    RlftNode(IHost host, Task<JobFinished> finished) => (Host, Finished) = (host, finished);
+    RlftNode(IHost host, Task<JobFinished> finished, TaskCompletionSource<string> jobEnded) => (Host, Finished, _jobEnded) = (host, finished, jobEnded);
 
     public ActorSystem System => Host.Services.GetRequiredService<ActorSystem>();
 
@@ -78,6 +81,7 @@ public sealed class RlftNode : IAsyncDisposable
             if (r is not ("learner" or "rollout" or "reward" or "feedback"))
                 throw new ConfigException($"--roles: unknown role '{r}' (expected learner, rollout, reward, feedback)");
         var finished = new TaskCompletionSource<JobFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var jobEnded = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         var job = options.Job;
         var baseConfig = RlftConfig.BaseAkka().Config;
         // Akka settings in the job file (e.g. the split-brain resolver's timing) apply to every node that reads
@@ -151,6 +155,7 @@ public sealed class RlftNode : IAsyncDisposable
             string node = options.Port != 0 ? $"{options.Hostname}:{options.Port}" : Guid.NewGuid().ToString("N")[..8];
             akka.WithActors((system, registry) =>
             {
+                system.EventStream.Subscribe(system.ActorOf(Props.Create(() => new JobEndListener(jobEnded)), "job-end-listener"), typeof(NoMoreWork));
                 var coordinator = registry.Get<CoordinatorKey>();
                 if (roles.Contains("reward"))
                 {
@@ -170,7 +175,7 @@ public sealed class RlftNode : IAsyncDisposable
             host = app;
         }
         else host = ((HostApplicationBuilder)builder).Build();
-        return new RlftNode(host, finished.Task);
+        return new RlftNode(host, finished.Task, jobEnded);
     }
 
     public Task StartAsync(CancellationToken ct = default) =>
@@ -181,4 +186,10 @@ public sealed class RlftNode : IAsyncDisposable
         try { await Host.StopAsync(TimeSpan.FromSeconds(20)); } catch (OperationCanceledException) { }
         Host.Dispose();
     }
+}
+
+/// <summary>Completes a node's <see cref="RlftNode.JobEnded"/> when one of its workers hears the job ended.</summary>
+sealed class JobEndListener : ReceiveActor
+{
+    public JobEndListener(TaskCompletionSource<string> ended) => Receive<NoMoreWork>(m => ended.TrySetResult(m.Reason));
 }

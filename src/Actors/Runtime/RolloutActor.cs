@@ -40,7 +40,7 @@ public sealed class RolloutActor : WeightFetchingActor
             if (_engine.PolicyVersion >= work.PolicyVersion) Generate(work);
             else FetchThenRetry(WeightKind.Policy, work.PolicyVersion, _engine.ApplyWeights);   // a newer policy exists
         });
-        Receive<NoMoreWork>(_ => { });
+        Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
         Receive<WeightsPublished>(_ => { });
         Receive<WeightChunk>(_ => { });
     }

@@ -54,40 +54,70 @@ public static class NodeCommand
         }
         else if (roles.Contains("learner")) JobRecord.Of(configPath, overrides).WriteTo(job.RunDirectory);
 
-        var node = RlftNode.Create(new NodeOptions
+        if (roles.Contains("learner"))
         {
-            Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers, Resume = resumePoint,
-            OnStatus = roles.Contains("learner") ? new ProgressLine(output).Update : null,
-        }, new TorchEngineFactory());
-        await using (node)
-        {
-            await node.StartAsync(ct);
-            output.WriteLine($"rlft: node {host}:{port} up with roles {string.Join(",", roles)}");
-            if (node.FeedbackUrls.Count > 0) output.WriteLine($"rlft: rater page and API on {string.Join(", ", node.FeedbackUrls)}");
-            try
+            var learner = RlftNode.Create(new NodeOptions
             {
-                if (!roles.Contains("learner"))
+                Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers, Resume = resumePoint,
+                OnStatus = new ProgressLine(output).Update,
+            }, new TorchEngineFactory());
+            await using (learner)
+            {
+                await StartAsync(learner, host, port, roles, output, ct);
+                try
                 {
-                    // Serve until Ctrl-C, or until the cluster removes this node (the learner went away, or the
-                    // split-brain resolver downed it): then exit non-zero so a supervisor restarts it to rejoin.
-                    var removed = node.System.WhenTerminated;
-                    if (await Task.WhenAny(removed, Task.Delay(Timeout.Infinite, ct)) == removed)
-                    {
-                        output.WriteLine("rlft: this node is no longer a cluster member (downed or removed); restart it to rejoin");
-                        return 1;
-                    }
-                    ct.ThrowIfCancellationRequested();
-                    return 0;
+                    var finished = await learner.Finished.WaitAsync(ct);
+                    output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message}");
+                    return finished.Succeeded ? 0 : 1;
                 }
-                var finished = await node.Finished.WaitAsync(ct);
-                output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message}");
-                return finished.Succeeded ? 0 : 1;
-            }
-            catch (OperationCanceledException)
-            {
-                output.WriteLine("rlft: leaving the cluster");
-                return 130;
+                catch (OperationCanceledException)
+                {
+                    output.WriteLine("rlft: leaving the cluster");
+                    return 130;
+                }
             }
         }
+
+        // A worker node serves until Ctrl-C or until the job ends. When the cluster removes it before that (the
+        // learner process died, or the split-brain resolver downed this node), it starts a fresh member in the
+        // same process and joins again through the seed nodes: a learner restarted with --resume finds it there.
+        for (int incarnation = 0; ; incarnation++)
+        {
+            var node = RlftNode.Create(new NodeOptions
+            {
+                Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers,
+            }, new TorchEngineFactory());
+            await using (node)
+            {
+                try
+                {
+                    await StartAsync(node, host, port, roles, output, ct);
+                    var removed = node.System.WhenTerminated;
+                    if (await Task.WhenAny(removed, Task.Delay(Timeout.Infinite, ct)) != removed)
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        return 0;
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    output.WriteLine("rlft: leaving the cluster");
+                    return 130;
+                }
+                if (node.JobEnded.IsCompleted)
+                {
+                    output.WriteLine($"rlft: the job ended ({node.JobEnded.Result}); leaving");
+                    return 0;
+                }
+                output.WriteLine("rlft: this node is no longer a cluster member (the learner went away, or it was downed); joining again through the seed nodes");
+            }
+        }
+    }
+
+    static async Task StartAsync(RlftNode node, string host, int port, string[] roles, TextWriter output, CancellationToken ct)
+    {
+        await node.StartAsync(ct);
+        output.WriteLine($"rlft: node {host}:{port} up with roles {string.Join(",", roles)}");
+        if (node.FeedbackUrls.Count > 0) output.WriteLine($"rlft: rater page and API on {string.Join(", ", node.FeedbackUrls)}");
     }
 }

@@ -1,0 +1,88 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Rlft.Actors.Jobs;
+using Rlft.Tests.Cli;
+
+namespace Rlft.Tests.Cluster;
+
+/// <summary>
+/// The learner process killed with SIGKILL mid-job and started again with --resume on the same address: the
+/// rollout process that stayed up joins the new learner by itself (no restart: same process) and the job
+/// completes, ending on the weights of the same job run straight through in one process.
+/// </summary>
+[Collection(ProcessTests.Name)]
+public class LearnerRestartTests(ITestOutputHelper output)
+{
+    static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    const string Stages = JobHarness.Sft + "\n{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = 16, batch-size = 8\n sampling { max-new-tokens = 8 }\n ppo { epochs = 1 }\n"
+        + " rewards {\n components = [ { name = task, source = function, function = review-task }\n { name = brevity, source = length, target = 3, unit = words, weight = 0.5 } ]\n }\n}";
+    const string Akka = """
+        akka.cluster {
+          failure-detector.acceptable-heartbeat-pause = 3s
+          split-brain-resolver { stable-after = 2s, down-all-when-unstable = off }
+        }
+        """;
+
+    static string WriteJob()
+    {
+        string path = Path.Combine(Directory.CreateTempSubdirectory("rlft-restart").FullName, "job.conf");
+        File.WriteAllText(path, JobHarness.JobText(Stages, "max-policy-lag = 0\n checkpoint-every = 4", Akka));
+        return path;
+    }
+
+    static string PolicyHash(string runDir)
+    {
+        string final = Directory.GetDirectories(Path.Combine(runDir, "checkpoints"))
+            .Single(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Completed);
+        return Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(final, "policy", "model.safetensors"))));
+    }
+
+    [Fact]
+    public async Task A_killed_learner_restarted_with_resume_gets_the_surviving_rollout_node_back_and_completes_the_job()
+    {
+        string straight = WriteJob();
+        using (var p = await RlftProcess.StartAsync(["run", straight], "rlft: job", Ct))
+        {
+            await p.Process.WaitForExitAsync(Ct).WaitAsync(TimeSpan.FromMinutes(3), Ct);
+            Assert.True(p.Process.ExitCode == 0, p.Log);
+        }
+
+        string jobFile = WriteJob();
+        string runDir = JobSpec.Load(jobFile).RunDirectory;
+        var (seedPort, seed) = JobHarness.NewSeed();
+        string[] learnerArgs = ["node", "--config", jobFile, "--roles", "learner,reward", "--port", seedPort.ToString()];
+        var first = await RlftProcess.StartAsync(learnerArgs, "up with roles", Ct);
+        using var rollout = await RlftProcess.StartAsync(["node", "--config", jobFile, "--roles", "rollout", "--port", JobHarness.FreePort().ToString(), "--seed-nodes", seed], "up with roles", Ct);
+        int rolloutPid = rollout.Process.Id;
+        string checkpoints = Path.Combine(runDir, "checkpoints");
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+        while (!(Directory.Exists(checkpoints) && Directory.GetDirectories(checkpoints)
+                   .Any(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Started)))
+        {
+            Assert.False(first.Process.HasExited, $"the learner ended before a mid-stage checkpoint:\n{first.Log}");
+            Assert.True(DateTime.UtcNow < deadline, $"no mid-stage checkpoint within 3 minutes:\n{first.Log}\n{rollout.Log}");
+            await Task.Delay(10, Ct);
+        }
+        first.Kill();
+        await first.Process.WaitForExitAsync(Ct);
+        output.WriteLine($"--- first learner (killed)\n{first.Log}");
+        first.Dispose();
+        Assert.False(File.Exists(Path.Combine(runDir, "summary.json")), "the job finished before the learner was killed");
+
+        using var second = await RlftProcess.StartAsync([.. learnerArgs, "--resume", runDir], "up with roles", Ct);
+        await second.Process.WaitForExitAsync(Ct).WaitAsync(TimeSpan.FromMinutes(3), Ct);
+        output.WriteLine($"--- second learner (--resume)\n{second.Log}");
+        output.WriteLine($"--- rollout node\n{rollout.Log}");
+        Assert.Equal(0, second.Process.ExitCode);
+
+        // The rollout node is the same process, and it joined the new learner by itself.
+        Assert.False(rollout.Process.HasExited, "the rollout node exited");
+        Assert.Equal(rolloutPid, rollout.Process.Id);
+        Assert.Contains("joining again", rollout.Log);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "summary.json")));
+        Assert.True(summary.RootElement.GetProperty("succeeded").GetBoolean());
+        Assert.Equal(16, summary.RootElement.GetProperty("job/batches_trained").GetDouble());
+        Assert.Equal(PolicyHash(JobSpec.Load(straight).RunDirectory), PolicyHash(runDir));
+    }
+}
