@@ -163,8 +163,19 @@ public sealed class RlftNode : IAsyncDisposable
                     system.ActorOf(RewardActor.Props(engines.CreateReward(job, 0, humans), coordinator, $"reward@{node}"), "reward");
                 }
                 if (roles.Contains("rollout"))
-                    for (int i = 0; i < options.RolloutWorkers; i++)
-                        system.ActorOf(RolloutActor.Props(engines.CreateRollout(job, i), coordinator, $"rollout@{node}#{i}"), $"rollout-{i}");
+                {
+                    var workers = Enumerable.Range(0, options.RolloutWorkers)
+                        .Select(i => system.ActorOf(RolloutActor.Props(engines.CreateRollout(job, i), coordinator, $"rollout@{node}#{i}"), $"rollout-{i}"))
+                        .ToList();
+                    // Graceful drain: before the node leaves the cluster its workers finish the batch in hand and take
+                    // no new one; what they were handed meanwhile is re-issued by the coordinator once they are gone.
+                    CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "rlft-drain-rollout", async () =>
+                    {
+                        try { await Task.WhenAll(workers.Select(w => w.Ask<Drained>(Drain.Instance, TimeSpan.FromSeconds(60)))); }
+                        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException) { }
+                        return Akka.Done.Instance;
+                    });
+                }
             });
         });
         IHost host;

@@ -31,16 +31,26 @@ public sealed class RolloutActor : WeightFetchingActor
 
     protected override long BaseVersion(WeightKind kind) => kind == WeightKind.Policy ? _engine.BaseVersion : -1;
 
-    void AskForWork() => _coordinator.Tell(new RequestWork(_workerId, _engine.PolicyVersion));
+    // Set when the node leaves the cluster: finish the batch in hand, take no new one.
+    bool _draining;
+
+    void AskForWork()
+    {
+        if (!_draining) _coordinator.Tell(new RequestWork(_workerId, _engine.PolicyVersion));
+    }
 
     protected override void Ready()
     {
         Receive<GenerateRollouts>(work =>
         {
+            // Leaving: not taken; the coordinator re-issues it when this worker is gone.
+            if (_draining) return;
             if (_engine.PolicyVersion >= work.PolicyVersion) Generate(work);
             else FetchThenRetry(WeightKind.Policy, work.PolicyVersion, _engine.ApplyWeights);   // a newer policy exists
         });
         Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
+        // Processed between batches (generation blocks this actor), so the batch in hand is already reported.
+        Receive<Drain>(_ => { _draining = true; Sender.Tell(Drained.Instance); });
         Receive<WeightsPublished>(_ => { });
         Receive<WeightChunk>(_ => { });
     }
@@ -63,3 +73,9 @@ public sealed class RolloutActor : WeightFetchingActor
 
     protected override void PostStop() => _engine.Dispose();
 }
+
+/// <summary>The node is leaving: finish the batch in hand and take no more (local, from the node's shutdown).</summary>
+public sealed record Drain : INoSerializationVerificationNeeded { public static readonly Drain Instance = new(); }
+
+/// <summary>The rollout actor holds no work and asks for none.</summary>
+public sealed record Drained : INoSerializationVerificationNeeded { public static readonly Drained Instance = new(); }

@@ -78,7 +78,7 @@ public static class NodeCommand
             }
         }
 
-        // A worker node serves until Ctrl-C or until the job ends. When the cluster removes it before that (the
+        // A worker node serves until Ctrl-C or until the coordinator says the job ended. When the cluster removes it before that (the
         // learner process died, or the split-brain resolver downed this node), it starts a fresh member in the
         // same process and joins again through the seed nodes: a learner restarted with --resume finds it there.
         for (int incarnation = 0; ; incarnation++)
@@ -93,9 +93,11 @@ public static class NodeCommand
                 {
                     await StartAsync(node, host, port, roles, output, ct);
                     var removed = node.System.WhenTerminated;
-                    if (await Task.WhenAny(removed, Task.Delay(Timeout.Infinite, ct)) != removed)
+                    var first = await Task.WhenAny(removed, node.JobEnded, Task.Delay(Timeout.Infinite, ct));
+                    ct.ThrowIfCancellationRequested();
+                    if (first == node.JobEnded)
                     {
-                        ct.ThrowIfCancellationRequested();
+                        output.WriteLine($"rlft: the job ended ({node.JobEnded.Result}); leaving the cluster");
                         return 0;
                     }
                 }
@@ -103,11 +105,6 @@ public static class NodeCommand
                 {
                     output.WriteLine("rlft: leaving the cluster");
                     return 130;
-                }
-                if (node.JobEnded.IsCompleted)
-                {
-                    output.WriteLine($"rlft: the job ended ({node.JobEnded.Result}); leaving");
-                    return 0;
                 }
                 output.WriteLine("rlft: this node is no longer a cluster member (the learner went away, or it was downed); joining again through the seed nodes");
             }
