@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using Rlft.Actors.Jobs;
 using Rlft.Tests.Cli;
@@ -15,8 +14,6 @@ public class LearnerRestartTests(ITestOutputHelper output)
 {
     static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    const string Stages = JobHarness.Sft + "\n{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = 16, batch-size = 8\n sampling { max-new-tokens = 8 }\n ppo { epochs = 1 }\n"
-        + " rewards {\n components = [ { name = task, source = function, function = review-task }\n { name = brevity, source = length, target = 3, unit = words, weight = 0.5 } ]\n }\n}";
     const string Akka = """
         akka.cluster {
           failure-detector.acceptable-heartbeat-pause = 3s
@@ -24,19 +21,9 @@ public class LearnerRestartTests(ITestOutputHelper output)
         }
         """;
 
-    static string WriteJob()
-    {
-        string path = Path.Combine(Directory.CreateTempSubdirectory("rlft-restart").FullName, "job.conf");
-        File.WriteAllText(path, JobHarness.JobText(Stages, "max-policy-lag = 0\n checkpoint-every = 4", Akka));
-        return path;
-    }
+    static string WriteJob() => ResumeHarness.WriteJob(ResumeHarness.Stages, ResumeHarness.Extra, Akka);
 
-    static string PolicyHash(string runDir)
-    {
-        string final = Directory.GetDirectories(Path.Combine(runDir, "checkpoints"))
-            .Single(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Completed);
-        return Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(final, "policy", "model.safetensors"))));
-    }
+    static string PolicyHash(string runDir) => ResumeHarness.Hash(Path.Combine(ResumeHarness.FinalCheckpoint(runDir), "policy", "model.safetensors"));
 
     [Fact]
     public async Task A_killed_learner_restarted_with_resume_gets_the_surviving_rollout_node_back_and_completes_the_job()
@@ -54,15 +41,7 @@ public class LearnerRestartTests(ITestOutputHelper output)
         string[] learnerArgs = ["node", "--config", jobFile, "--roles", "learner,reward", "--port", seedPort.ToString()];
         var first = await RlftProcess.StartAsync(learnerArgs, "up with roles", Ct);
         using var rollout = await RlftProcess.StartAsync(["node", "--config", jobFile, "--roles", "rollout", "--port", JobHarness.FreePort().ToString(), "--seed-nodes", seed], "up with roles", Ct);
-        string checkpoints = Path.Combine(runDir, "checkpoints");
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-        while (!(Directory.Exists(checkpoints) && Directory.GetDirectories(checkpoints)
-                   .Any(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Started)))
-        {
-            Assert.False(first.Process.HasExited, $"the learner ended before a mid-stage checkpoint:\n{first.Log}");
-            Assert.True(DateTime.UtcNow < deadline, $"no mid-stage checkpoint within 3 minutes:\n{first.Log}\n{rollout.Log}");
-            await Task.Delay(10, Ct);
-        }
+        await ResumeHarness.WaitForMidStageCheckpoint(runDir, first);
         first.Kill();
         await first.Process.WaitForExitAsync(Ct);
         output.WriteLine($"--- first learner (killed)\n{first.Log}");

@@ -14,16 +14,7 @@ namespace Rlft.Tests.Cluster;
 public class ResumeTests(ITestOutputHelper output)
 {
     static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    static string WriteJob(string stages, string extra)
-    {
-        string text = JobHarness.JobText(stages, extra);
-        string dir = Directory.CreateTempSubdirectory("rlft-resume").FullName;
-        string path = Path.Combine(dir, "job.conf");
-        File.WriteAllText(path, text);
-        return path;
-    }
-
+    static string WriteJob(string stages, string extra) => ResumeHarness.WriteJob(stages, extra);
     static string RunDirectoryOf(string jobFile) => JobSpec.Load(jobFile).RunDirectory;
 
     async Task<int> RunToEnd(params string[] args)
@@ -44,11 +35,6 @@ public class ResumeTests(ITestOutputHelper output)
                 .ToDictionary(p => p.Name, p => p.Value.GetRawText());
         }).ToList();
 
-    static string FinalCheckpoint(string runDir) =>
-        Directory.GetDirectories(Path.Combine(runDir, "checkpoints"))
-            .Single(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Completed);
-
-    static string Hash(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
 
     [Theory]
     [InlineData("full fine-tuning", "")]
@@ -56,10 +42,8 @@ public class ResumeTests(ITestOutputHelper output)
     public async Task A_run_killed_after_a_mid_stage_checkpoint_and_resumed_ends_bitwise_equal_to_one_run_straight_through(string label, string lora)
     {
         output.WriteLine(label);
-        // Rewards with signal (the task rule and a length target), an adaptive KL coefficient, shuffled minibatches.
-        const string stages = JobHarness.Sft + "\n" + "{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = 16, batch-size = 8\n sampling { max-new-tokens = 8 }\n ppo { epochs = 2, mini-batches = 2, adaptive-kl = true }\n"
-            + " rewards {\n components = [ { name = task, source = function, function = review-task }\n { name = brevity, source = length, target = 3, unit = words, weight = 0.5 } ]\n }\n}";
-        string extra = "max-policy-lag = 0\n checkpoint-every = 4\n" + lora;
+        const string stages = ResumeHarness.Stages;
+        string extra = ResumeHarness.Extra + "\n" + lora;
 
         string straight = WriteJob(stages, extra);
         Assert.Equal(0, await RunToEnd("run", straight));
@@ -69,15 +53,7 @@ public class ResumeTests(ITestOutputHelper output)
         string runDir = RunDirectoryOf(killed);
         using (var p = await RlftProcess.StartAsync(["run", killed], "rlft: job", Ct))
         {
-            string checkpoints = Path.Combine(runDir, "checkpoints");
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-            while (!(Directory.Exists(checkpoints) && Directory.GetDirectories(checkpoints)
-                       .Any(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Started)))
-            {
-                Assert.False(p.Process.HasExited, $"the run ended before a mid-stage checkpoint appeared:\n{p.Log}");
-                Assert.True(DateTime.UtcNow < deadline, $"no mid-stage checkpoint within 3 minutes:\n{p.Log}");
-                await Task.Delay(10, Ct);
-            }
+            await ResumeHarness.WaitForMidStageCheckpoint(runDir, p);
             p.Kill();
             await p.Process.WaitForExitAsync(Ct);
             output.WriteLine($"--- killed run\n{p.Log}");
@@ -92,12 +68,12 @@ public class ResumeTests(ITestOutputHelper output)
 
         string a = RunDirectoryOf(straight);
         Assert.Equal(Metrics(a), Metrics(runDir));
-        string finalA = FinalCheckpoint(a), finalB = FinalCheckpoint(runDir);
+        string finalA = ResumeHarness.FinalCheckpoint(a), finalB = ResumeHarness.FinalCheckpoint(runDir);
         Assert.Equal(Path.GetFileName(finalA), Path.GetFileName(finalB));
         var files = new List<string> { "policy/model.safetensors", "value_head.safetensors", "trainer/optimizer.bin", "trainer/ppo_shuffle.bin" };
         if (lora.Length > 0) files.Add("policy-adapter/adapter_model.safetensors");
         foreach (var file in files)
-            Assert.True(Hash(Path.Combine(finalA, file)) == Hash(Path.Combine(finalB, file)), $"{file} differs between the straight and the resumed run");
+            Assert.True(ResumeHarness.Hash(Path.Combine(finalA, file)) == ResumeHarness.Hash(Path.Combine(finalB, file)), $"{file} differs between the straight and the resumed run");
         using var sa = JsonDocument.Parse(File.ReadAllText(Path.Combine(a, "summary.json")));
         using var sb = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "summary.json")));
         foreach (var p in sa.RootElement.EnumerateObject().Where(p => p.Name != "message"))
@@ -133,4 +109,41 @@ public class ResumeTests(ITestOutputHelper output)
         Assert.Equal(1, code);
         Assert.Contains("already completed", err);
     }
+}
+
+/// <summary>The job, the wait and the comparisons the resume and learner-restart tests share.</summary>
+static class ResumeHarness
+{
+    /// <summary>SFT, then 16 PPO steps with rewards that carry signal (the task rule and a length target), an adaptive KL coefficient and shuffled minibatches.</summary>
+    public const string Stages = JobHarness.Sft + "\n" + "{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = 16, batch-size = 8\n sampling { max-new-tokens = 8 }\n ppo { epochs = 2, mini-batches = 2, adaptive-kl = true }\n"
+        + " rewards {\n components = [ { name = task, source = function, function = review-task }\n { name = brevity, source = length, target = 3, unit = words, weight = 0.5 } ]\n }\n}";
+    /// <summary>Strictly on-policy (the case where resume is bitwise), a checkpoint every 4 online steps.</summary>
+    public const string Extra = "max-policy-lag = 0\n checkpoint-every = 4";
+
+    public static string WriteJob(string stages, string extra, string around = "")
+    {
+        string path = Path.Combine(Directory.CreateTempSubdirectory("rlft-resume").FullName, "job.conf");
+        File.WriteAllText(path, JobHarness.JobText(stages, extra, around));
+        return path;
+    }
+
+    /// <summary>Waits (while <paramref name="writer"/> runs) for a checkpoint taken inside a stage.</summary>
+    public static async Task WaitForMidStageCheckpoint(string runDir, RlftProcess writer)
+    {
+        string checkpoints = Path.Combine(runDir, "checkpoints");
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+        while (!(Directory.Exists(checkpoints) && Directory.GetDirectories(checkpoints)
+                   .Any(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Started)))
+        {
+            Assert.False(writer.Process.HasExited, $"the run ended before a mid-stage checkpoint appeared:\n{writer.Log}");
+            Assert.True(DateTime.UtcNow < deadline, $"no mid-stage checkpoint within 3 minutes:\n{writer.Log}");
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+    }
+
+    public static string FinalCheckpoint(string runDir) =>
+        Directory.GetDirectories(Path.Combine(runDir, "checkpoints"))
+            .Single(d => File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Completed);
+
+    public static string Hash(string file) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
 }
