@@ -86,6 +86,12 @@ public sealed record ResumePoint(string Directory, ResumeState State)
                 + "(a run writes one every rlft.job.checkpoint-every online steps and at the end of each offline stage when that is > 0, and on Ctrl-C during an online stage)");
         if (found.State.Completed)
             throw new ConfigException($"--resume {runDirectory}: the run already completed (final checkpoint {found.Directory}); there is nothing to resume");
+        foreach (var (name, length) in new[] { ("metrics.jsonl", found.State.MetricsBytes), ("samples.jsonl", found.State.SamplesBytes) })
+        {
+            var file = new FileInfo(Path.Combine(runDirectory, name));
+            if ((file.Exists ? file.Length : 0) < length)
+                throw new ConfigException($"--resume {runDirectory}: {name} is shorter than when {Path.GetFileName(found.Directory)} was written ({(file.Exists ? file.Length : 0)} < {length} bytes); the run directory was changed since");
+        }
         return found;
     }
 }

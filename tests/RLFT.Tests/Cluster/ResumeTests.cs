@@ -104,10 +104,46 @@ public class ResumeTests(ITestOutputHelper output)
         Assert.Equal(1, code);
         Assert.Contains("drop the job file", err);
 
+        (code, err) = Cli("run", "--plain-loop", "--resume", empty);
+        Assert.Equal(1, code);
+        Assert.Contains("--plain-loop does not resume", err);
+
         Assert.Equal(0, await RunToEnd("run", job));
         (code, err) = Cli("run", "--resume", RunDirectoryOf(job));
         Assert.Equal(1, code);
         Assert.Contains("already completed", err);
+    }
+
+    static ResumeState State(int globalStep, long metricsBytes, bool completed = false) => new()
+    {
+        Stage = 1, Started = true, Step = globalStep - 15, GlobalStep = globalStep, NextBatchId = 1, Issued = 0, DataCursor = 0,
+        PolicyVersion = 1, RewardModelVersion = -1, Trained = 0, StaleDropped = 0, Reissued = 0, Duplicates = 0,
+        BatchesPerWorker = [], Summary = [], Outstanding = [], MetricsBytes = metricsBytes, SamplesBytes = 0, Completed = completed,
+    };
+
+    static void WriteCheckpoint(string runDir, string name, ResumeState? state)
+    {
+        string dir = Path.Combine(runDir, "checkpoints", name);
+        Directory.CreateDirectory(dir);
+        if (state is not null) File.WriteAllText(Path.Combine(dir, ResumeState.FileName), state.ToJson());
+    }
+
+    [Fact]
+    public void The_resume_point_is_the_newest_complete_checkpoint_and_a_log_cut_shorter_since_is_refused()
+    {
+        string run = Directory.CreateTempSubdirectory("rlft-points").FullName;
+        File.WriteAllText(Path.Combine(run, "metrics.jsonl"), new string('x', 50));
+        WriteCheckpoint(run, "step-17", State(17, 10));
+        WriteCheckpoint(run, "step-19", State(19, 40));
+        WriteCheckpoint(run, "step-21.partial", null);          // killed while writing: no resume.json, never chosen
+        WriteCheckpoint(run, "step-8", State(8, 5));
+        var point = ResumePoint.Latest(run);
+        Assert.Equal("step-19", Path.GetFileName(point.Directory));
+        Assert.Equal(State(19, 40).ToJson(), point.State.ToJson());
+
+        File.WriteAllText(Path.Combine(run, "metrics.jsonl"), new string('x', 20));
+        var e = Assert.Throws<Rlft.Actors.Configuration.ConfigException>(() => ResumePoint.Latest(run));
+        Assert.Contains("metrics.jsonl is shorter", e.Message);
     }
 }
 
