@@ -62,7 +62,7 @@ public class ProcessKillTests(ITestOutputHelper output)
     }
 
     /// <summary>`rlft node --roles rollout` as its own process, on a port of its own (which names its worker).</summary>
-    sealed class RolloutProcess(RlftProcess process, string workerId) : IDisposable
+    internal sealed class RolloutProcess(RlftProcess process, string workerId) : IDisposable
     {
         public Process Process => process.Process;
         public string WorkerId { get; } = workerId;
