@@ -36,13 +36,18 @@ public class ResumeTests(ITestOutputHelper output)
         }).ToList();
 
 
+    const string Grpo = JobHarness.Sft + "\n{ kind = grpo, data = \"builtin:sums\", eval-data = \"builtin:sums\", steps = 12, batch-size = 16\n sampling { max-new-tokens = 6 }\n"
+        + " grpo { group-size = 4, epochs = 2 }\n rewards {\n components = [ { name = task, source = function, function = review-task }\n { name = brevity, source = length, target = 2, unit = words } ]\n }\n}";
+
     [Theory]
-    [InlineData("full fine-tuning", "")]
-    [InlineData("LoRA", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }")]
+    [InlineData("PPO, full fine-tuning", "")]
+    [InlineData("PPO, LoRA", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }")]
+    [InlineData("GRPO", "")]
     public async Task A_run_killed_after_a_mid_stage_checkpoint_and_resumed_ends_bitwise_equal_to_one_run_straight_through(string label, string lora)
     {
         output.WriteLine(label);
-        const string stages = ResumeHarness.Stages;
+        bool grpo = label == "GRPO";
+        string stages = grpo ? Grpo : ResumeHarness.Stages;
         string extra = ResumeHarness.Extra + "\n" + lora;
 
         string straight = WriteJob(stages, extra);
@@ -62,7 +67,7 @@ public class ResumeTests(ITestOutputHelper output)
         var resumedFrom = ResumePoint.Latest(runDir);
         output.WriteLine($"resuming from {resumedFrom.Directory} at step {resumedFrom.State.Step}");
         Assert.True(resumedFrom.State.Started);
-        Assert.InRange(resumedFrom.State.Step, 4, 15);
+        Assert.InRange(resumedFrom.State.Step, 4, grpo ? 11 : 15);
 
         Assert.Equal(0, await RunToEnd("run", "--resume", runDir));
 
@@ -70,7 +75,8 @@ public class ResumeTests(ITestOutputHelper output)
         Assert.Equal(Metrics(a), Metrics(runDir));
         string finalA = ResumeHarness.FinalCheckpoint(a), finalB = ResumeHarness.FinalCheckpoint(runDir);
         Assert.Equal(Path.GetFileName(finalA), Path.GetFileName(finalB));
-        var files = new List<string> { "policy/model.safetensors", "value_head.safetensors", "trainer/optimizer.bin", "trainer/ppo_shuffle.bin" };
+        var files = grpo ? new List<string> { "policy/model.safetensors", "trainer/optimizer.bin" }
+            : new List<string> { "policy/model.safetensors", "value_head.safetensors", "trainer/optimizer.bin", "trainer/ppo_shuffle.bin" };
         if (lora.Length > 0) files.Add("policy-adapter/adapter_model.safetensors");
         foreach (var file in files)
             Assert.True(ResumeHarness.Hash(Path.Combine(finalA, file)) == ResumeHarness.Hash(Path.Combine(finalB, file)), $"{file} differs between the straight and the resumed run");
