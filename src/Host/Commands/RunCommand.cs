@@ -27,7 +27,7 @@ public static class RunCommand
         return command;
     }
 
-    static void PrintSummary(TextWriter output, IReadOnlyDictionary<string, double> summary)
+    internal static void PrintSummary(TextWriter output, IReadOnlyDictionary<string, double> summary)
     {
         foreach (var (k, v) in summary.OrderBy(kv => kv.Key))
             output.WriteLine($"  {k,-44} {v.ToString("0.####", CultureInfo.InvariantCulture)}");

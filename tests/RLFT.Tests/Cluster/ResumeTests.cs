@@ -43,12 +43,14 @@ public class ResumeTests(ITestOutputHelper output)
     [InlineData("PPO, full fine-tuning", "")]
     [InlineData("PPO, LoRA", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }")]
     [InlineData("GRPO", "")]
+    [InlineData("PPO, stopped with SIGTERM (Ctrl-C)", "")]
     public async Task A_run_killed_after_a_mid_stage_checkpoint_and_resumed_ends_bitwise_equal_to_one_run_straight_through(string label, string lora)
     {
         output.WriteLine(label);
-        bool grpo = label == "GRPO";
+        bool grpo = label == "GRPO", interrupt = label.Contains("SIGTERM");
         string stages = grpo ? Grpo : ResumeHarness.Stages;
-        string extra = ResumeHarness.Extra + "\n" + lora;
+        // Interrupted: no periodic checkpoints, the one Ctrl-C writes is the only resume point.
+        string extra = (interrupt ? "max-policy-lag = 0" : ResumeHarness.Extra) + "\n" + lora;
 
         string straight = WriteJob(stages, extra);
         Assert.Equal(0, await RunToEnd("run", straight));
@@ -58,15 +60,28 @@ public class ResumeTests(ITestOutputHelper output)
         string runDir = RunDirectoryOf(killed);
         using (var p = await RlftProcess.StartAsync(["run", killed], "rlft: job", Ct))
         {
-            await ResumeHarness.WaitForMidStageCheckpoint(runDir, p);
-            p.Kill();
-            await p.Process.WaitForExitAsync(Ct);
-            output.WriteLine($"--- killed run\n{p.Log}");
+            if (interrupt)
+            {
+                var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+                while (!p.Log.Contains("[Ppo 4/16]") && DateTime.UtcNow < deadline && !p.Process.HasExited) await Task.Delay(10, Ct);
+                using (var term = System.Diagnostics.Process.Start("kill", ["-TERM", p.Process.Id.ToString()])) await term.WaitForExitAsync(Ct);
+                await p.Process.WaitForExitAsync(Ct).WaitAsync(TimeSpan.FromMinutes(2), Ct);
+                Assert.True(p.Process.ExitCode == 130, $"exit {p.Process.ExitCode}:\n{p.Log}");
+                Assert.Contains("interrupted-step-", p.Log);
+            }
+            else
+            {
+                await ResumeHarness.WaitForMidStageCheckpoint(runDir, p);
+                p.Kill();
+                await p.Process.WaitForExitAsync(Ct);
+            }
+            output.WriteLine($"--- stopped run\n{p.Log}");
         }
         Assert.False(File.Exists(Path.Combine(runDir, "summary.json")), "the run finished before it was killed; the test needs a longer stage");
         var resumedFrom = ResumePoint.Latest(runDir);
         output.WriteLine($"resuming from {resumedFrom.Directory} at step {resumedFrom.State.Step}");
         Assert.True(resumedFrom.State.Started);
+        if (interrupt) Assert.StartsWith("interrupted-step-", Path.GetFileName(resumedFrom.Directory));
         Assert.InRange(resumedFrom.State.Step, 4, grpo ? 11 : 15);
 
         Assert.Equal(0, await RunToEnd("run", "--resume", runDir));
