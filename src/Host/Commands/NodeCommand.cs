@@ -31,9 +31,7 @@ public static class NodeCommand
 
     static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
     {
-        // A learner starting a run records its job (run.json), as `rlft run` does.
-        bool learnerRole = roleList.Split(',', StringSplitOptions.TrimEntries).Contains("learner");
-        var job = learnerRole && resume is null ? RunCommand.LoadJob(configPath, overrides, null).Job : JobSpec.Load(configPath, overrides);
+        var job = JobSpec.Load(configPath, overrides);
         if (port is < 0 or > 65535) throw new CliException($"--port: {port} is not a TCP port");
         if (workers < 1) throw new CliException($"--rollout-workers: must be at least 1, got {workers}");
         var roles = roleList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -54,6 +52,7 @@ public static class NodeCommand
             resumePoint = ResumePoint.Latest(job.RunDirectory);
             output.WriteLine($"rlft: resuming from {resumePoint.Directory} (stage {resumePoint.State.Stage}, step {resumePoint.State.Step}, policy v{resumePoint.State.PolicyVersion})");
         }
+        else if (roles.Contains("learner")) JobRecord.Of(configPath, overrides).WriteTo(job.RunDirectory);   // as `rlft run` does
 
         if (roles.Contains("learner"))
         {

@@ -33,6 +33,8 @@ public class RunAndNodeCommandTests
     [InlineData("--roles", "rollout,painter", "--seed-nodes", "akka.tcp://rlft@127.0.0.1:4053", "--roles: unknown role 'painter'")]
     [InlineData("--roles", "learner", "--port", "70000", "--port: 70000 is not a TCP port")]
     [InlineData("--roles", "learner,feedback", "--port", "4999", "--roles feedback: the job has no rlft.feedback section")]
+    [InlineData("--roles", "rollout", "--seed-nodes", "akka.tcp://rlft@127.0.0.1:4053", "--resume", "runs/quickstart", "--resume: only the learner node resumes a run")]
+    [InlineData("--roles", "learner", "--port", "4999", "--resume", "/elsewhere/quickstart", "--resume /elsewhere/quickstart: the job in")]
     public void Node_options_are_checked(params string[] argsAndExpected)
     {
         var (code, err) = Run(["node", "--config", Quickstart, .. argsAndExpected[..^1]]);
