@@ -205,8 +205,8 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
         (_ppo, _grpo, _onlineDpo) = (null, null, null);
         if (resume && _resumeFrom is null) throw new InvalidOperationException("this learner was not started from a checkpoint");
-        if (resume) { }   // the reference (or the adapters' base) came with the checkpoint
-        else if (_job.Lora is null || _adapters is null)
+        // Resuming, the reference (or the adapters' base) came with the checkpoint.
+        if (!resume && (_job.Lora is null || _adapters is null))
         {
             // The frozen reference; with LoRA it is only used to sample the base for the evaluation's win rate.
             _reference?.Model.Dispose();

@@ -169,39 +169,39 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         foreach (var (w, n) in r.BatchesPerWorker) _perWorkerBefore[w] = n;
         foreach (var (k, v) in r.Summary) _summary[k] = v;
         _log.Info("resuming at stage {0}, step {1} (global step {2}, policy v{3})", r.Stage, r.Step, r.GlobalStep, r.PolicyVersion);
-        if (!r.Started) { StartStage(r.Stage); return; }
-
-        (_stageIndex, _stage, _step, _issued, _online) = (r.Stage, _job.Stages[r.Stage], r.Step, r.Issued, false);
-        _ledger = new WorkLedger<GenerateRollouts>();
-        try
-        {
-            if (!_stage.IsOnline) throw new InvalidDataException($"the checkpoint continues stage {r.Stage} ({_stage.Kind}) mid-way, which only online stages can");
-            _data = OnlineStageData.Load(_job, _stage);
-            _data.Seek(r.DataCursor);
-        }
-        catch (Exception ex) { Finish(false, ex.Message); return; }
-        foreach (var work in r.Outstanding)
-        {
-            _ledger.Enqueue(new WorkItem<GenerateRollouts>(work.BatchId, work));
-            _outstanding[work.BatchId] = work;
-        }
-        _resumingMidStage = true;
-        _learner.Tell(new BeginOnline(r.Stage, Resume: true));
+        StartStage(r.Stage, r.Started ? r : null);
     }
 
     // ---- stages ---------------------------------------------------------------------------------
 
-    void StartStage(int index)
+    /// <summary>Starts a stage, or with <paramref name="midStage"/> continues an online one where a checkpoint left it.</summary>
+    void StartStage(int index, ResumeState? midStage = null)
     {
         if (index >= _job.Stages.Count) { Finish(true, "job completed"); return; }
-        (_stageIndex, _stage, _step, _issued, _online) = (index, _job.Stages[index], 0, 0, false);
+        (_stageIndex, _stage, _step, _issued, _online) = (index, _job.Stages[index], midStage?.Step ?? 0, midStage?.Issued ?? 0, false);
         FoldLedger();
         _ledger = new WorkLedger<GenerateRollouts>();
-        _log.Info("stage {0} ({1}) starts", _stage.Name, _stage.Kind);
-        if (!_stage.IsOnline) { _learner.Tell(new RunOfflineStage(index)); return; }
-        try { _data = OnlineStageData.Load(_job, _stage); }
+        _log.Info(midStage is null ? "stage {0} ({1}) starts" : "stage {0} ({1}) continues", _stage.Name, _stage.Kind);
+        if (!_stage.IsOnline)
+        {
+            if (midStage is null) _learner.Tell(new RunOfflineStage(index));
+            else Finish(false, $"the checkpoint continues stage {index} ({_stage.Kind}) mid-way, which only online stages can");
+            return;
+        }
+        try
+        {
+            _data = OnlineStageData.Load(_job, _stage);
+            _data.Seek(midStage?.DataCursor ?? 0);
+        }
         catch (Exception ex) { Finish(false, ex.Message); return; }
-        _learner.Tell(new BeginOnline(index));
+        // Batches issued before the checkpoint and not trained on: generated again, same prompts and seeds.
+        foreach (var work in midStage?.Outstanding ?? [])
+        {
+            _ledger.Enqueue(new WorkItem<GenerateRollouts>(work.BatchId, work));
+            _outstanding[work.BatchId] = work;
+        }
+        _resumingMidStage = midStage is not null;
+        _learner.Tell(new BeginOnline(index, Resume: midStage is not null));
     }
 
     void OnOfflineStageCompleted(StageCompleted done)
