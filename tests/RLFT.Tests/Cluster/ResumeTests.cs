@@ -98,7 +98,19 @@ public class ResumeTests(ITestOutputHelper output)
         using var sa = JsonDocument.Parse(File.ReadAllText(Path.Combine(a, "summary.json")));
         using var sb = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "summary.json")));
         foreach (var p in sa.RootElement.EnumerateObject().Where(p => p.Name != "message"))
-            Assert.True(p.Value.GetRawText() == sb.RootElement.GetProperty(p.Name).GetRawText(), $"summary {p.Name}: {p.Value} vs {sb.RootElement.GetProperty(p.Name)}");
+        {
+            var other = sb.RootElement.GetProperty(p.Name);
+            if (p.Name == "0-sft/sft/heldout_loss_before")
+            {
+                // Measured at the job's very start while the node builds its rollout and reward engines on other
+                // threads: libtorch's CPU kernels then split the work differently and this one figure differs
+                // between any two runs in the sixth digit (two values seen, 2.4e-6 apart relatively). It comes
+                // before anything resume touches; every training step after it is bitwise equal.
+                Assert.Equal(p.Value.GetDouble(), other.GetDouble(), tolerance: 1e-5 * Math.Abs(p.Value.GetDouble()));
+                continue;
+            }
+            Assert.True(p.Value.GetRawText() == other.GetRawText(), $"summary {p.Name}: {p.Value} vs {other}");
+        }
     }
 
     static (int Code, string Err) Cli(params string[] args)
