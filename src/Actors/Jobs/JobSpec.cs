@@ -56,6 +56,8 @@ public sealed record JobSpec
     public required int RolloutWorkers { get; init; }
     /// <summary>Online steps between checkpoints (checkpoints/step-N, N the global step); 0: only the final one.</summary>
     public required int CheckpointEvery { get; init; }
+    /// <summary>How many checkpoints to keep (the newest; older ones are deleted as new ones land); 0: all.</summary>
+    public int KeepCheckpoints { get; init; }
     public required int EvalPrompts { get; init; }
     public required IReadOnlyList<StageSpec> Stages { get; init; }
     public required RlftConfig Source { get; init; }
@@ -76,7 +78,7 @@ public sealed record JobSpec
 
     public string RunDirectory => System.IO.Path.Combine(OutputRoot, Name);
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "eval-prompts", "stages", "lora"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher"];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
@@ -136,6 +138,7 @@ public sealed record JobSpec
             MaxPolicyLag = c.GetInt($"{Root}.max-policy-lag", 1, min: 0, max: 16),
             RolloutWorkers = c.GetInt($"{Root}.rollout-workers", 1, min: 1, max: 64),
             CheckpointEvery = c.GetInt($"{Root}.checkpoint-every", 0, min: 0),
+            KeepCheckpoints = c.GetInt($"{Root}.keep-checkpoints", 0, min: 0),
             EvalPrompts = c.GetInt($"{Root}.eval-prompts", 64, min: 1, max: 100_000),
             Stages = parsedStages,
             Source = c,

@@ -63,6 +63,7 @@ public sealed class LearnerActor : ReceiveActor
             if (m.ResumeState is { } state) File.WriteAllText(Path.Combine(partial, ResumeState.FileName), state);
             if (Directory.Exists(m.Directory)) Directory.Delete(m.Directory, recursive: true);
             Directory.Move(partial, m.Directory);
+            if (_job.KeepCheckpoints > 0) Prune(Path.GetDirectoryName(m.Directory)!, _job.KeepCheckpoints);
             Sender.Tell(new CheckpointSaved(m.Directory));
         }));
     }
@@ -73,6 +74,20 @@ public sealed class LearnerActor : ReceiveActor
         bool adapterOnly = kind == WeightKind.Policy && _engine.ExportsAdapterOnly;
         var blob = new WeightBlob(kind, version, _engine.ExportWeights(kind), adapterOnly, baseVersion: adapterOnly ? _engine.AdapterBaseVersion : -1);
         _weightServer.Tell(new ServeBlob(blob));
+    }
+
+    /// <summary>
+    /// keep-checkpoints: deletes all but the newest <paramref name="keep"/> complete checkpoints (step-N,
+    /// interrupted-step-N; newest by N, the global step). Runs on the learner's thread, after a save.
+    /// </summary>
+    internal static void Prune(string checkpoints, int keep)
+    {
+        static long StepOf(string dir) => long.TryParse(Path.GetFileName(dir).Split('-')[^1], out var n) ? n : -1;
+        var complete = Directory.GetDirectories(checkpoints)
+            .Where(d => !d.EndsWith(".partial", StringComparison.Ordinal) && StepOf(d) >= 0)
+            .OrderByDescending(StepOf).ThenByDescending(Directory.GetLastWriteTimeUtc)
+            .ToList();
+        foreach (var old in complete.Skip(keep)) Directory.Delete(old, recursive: true);
     }
 
     void Guard(int stage, Action work)

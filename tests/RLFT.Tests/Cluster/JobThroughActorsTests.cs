@@ -60,6 +60,18 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Keep_checkpoints_leaves_only_the_newest()
+    {
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(7)), extra: "checkpoint-every = 2\n keep-checkpoints = 2");
+        var finished = await RunSingleNode(job);
+        Assert.True(finished.Succeeded, finished.Message);
+        // Written: step-15 (after SFT), 17, 19, 21 (PPO 2, 4, 6) and the final step-22; the two newest stay.
+        var names = Directory.GetDirectories(Path.Combine(job.RunDirectory, "checkpoints")).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(["step-21", "step-22"], names);
+        Assert.True(Rlft.Actors.Jobs.ResumeState.Read(Path.Combine(job.RunDirectory, "checkpoints", "step-21")).Started);
+    }
+
+    [Fact]
     public async Task Sft_reward_model_and_ppo_complete_and_write_the_run_directory()
     {
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(4, JobHarness.PipelineRewards)));
