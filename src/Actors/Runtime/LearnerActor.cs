@@ -77,14 +77,16 @@ public sealed class LearnerActor : ReceiveActor
     }
 
     /// <summary>
-    /// keep-checkpoints: deletes all but the newest <paramref name="keep"/> complete checkpoints (step-N,
-    /// interrupted-step-N; newest by N, the global step). Runs on the learner's thread, after a save.
+    /// keep-checkpoints: deletes all but the newest <paramref name="keep"/> checkpoints of this run (step-N,
+    /// interrupted-step-N with a resume.json; newest by N, the global step). Checkpoints an earlier run left
+    /// in the directory (no resume.json since this run started) are not this run's to delete. Runs on the
+    /// learner's thread, after a save.
     /// </summary>
     internal static void Prune(string checkpoints, int keep)
     {
         static long StepOf(string dir) => long.TryParse(Path.GetFileName(dir).Split('-')[^1], out var n) ? n : -1;
         var complete = Directory.GetDirectories(checkpoints)
-            .Where(d => !d.EndsWith(".partial", StringComparison.Ordinal) && StepOf(d) >= 0)
+            .Where(d => !d.EndsWith(".partial", StringComparison.Ordinal) && StepOf(d) >= 0 && File.Exists(Path.Combine(d, ResumeState.FileName)))
             .OrderByDescending(StepOf).ThenByDescending(Directory.GetLastWriteTimeUtc)
             .ToList();
         foreach (var old in complete.Skip(keep)) Directory.Delete(old, recursive: true);

@@ -50,7 +50,7 @@ public static class RunCommand
     /// The job to run and, with --resume, the checkpoint to continue from. A fresh run records its job file
     /// (text and overrides) in run.json; a resumed one reads it back, so it continues the very same job.
     /// </summary>
-    internal static (JobSpec Job, ResumePoint? Resume) LoadJob(string? jobPath, string[] overrides, string? resume)
+    static (JobSpec Job, ResumePoint? Resume) LoadJob(string? jobPath, string[] overrides, string? resume)
     {
         if (resume is null)
         {
@@ -69,7 +69,10 @@ public static class RunCommand
         if (Path.GetFileName(runDir) != job.Name)
             throw new CliException($"--resume {resume}: the run directory's name is not the job's name '{job.Name}'");
         job = job with { OutputRoot = Path.GetDirectoryName(runDir)! };
-        return (job, ResumePoint.Latest(runDir));
+        var point = ResumePoint.Latest(runDir);
+        if (point.State.Stage >= job.Stages.Count)
+            throw new CliException($"--resume {resume}: {Path.GetFileName(point.Directory)} continues stage {point.State.Stage}, but the job has {job.Stages.Count} stages");
+        return (job, point);
     }
 
     static async Task<int> RunAsync(string? jobPath, string[] overrides, string? resume, TextWriter output, CancellationToken ct)

@@ -63,11 +63,14 @@ public class JobThroughActorsTests(ITestOutputHelper output)
     public async Task Keep_checkpoints_leaves_only_the_newest()
     {
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(7)), extra: "checkpoint-every = 2\n keep-checkpoints = 2");
+        // A checkpoint an earlier run left in the directory is not this run's to delete.
+        string earlier = Path.Combine(job.RunDirectory, "checkpoints", "step-99");
+        Directory.CreateDirectory(earlier);
         var finished = await RunSingleNode(job);
         Assert.True(finished.Succeeded, finished.Message);
         // Written: step-15 (after SFT), 17, 19, 21 (PPO 2, 4, 6) and the final step-22; the two newest stay.
         var names = Directory.GetDirectories(Path.Combine(job.RunDirectory, "checkpoints")).Select(Path.GetFileName).Order().ToList();
-        Assert.Equal(["step-21", "step-22"], names);
+        Assert.Equal(["step-21", "step-22", "step-99"], names);
         Assert.True(Rlft.Actors.Jobs.ResumeState.Read(Path.Combine(job.RunDirectory, "checkpoints", "step-21")).Started);
     }
 
