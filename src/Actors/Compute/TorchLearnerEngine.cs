@@ -53,6 +53,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
 
     // The checkpoint a resumed run continues from (rlft run --resume): weights here, training state in trainer/.
     readonly string? _resumeFrom;
+    TrainerState? _resumed;
 
     public TorchLearnerEngine(JobSpec job, string? resumeFrom = null)
     {
@@ -70,7 +71,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
                 ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed)).Dispose();
         }
-        _policy = new PolicyModel(Checkpoint.Load(resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, "policy"), _device), HfTokenizer.Load(_modelDir));
+        _policy = new PolicyModel(Checkpoint.Load(resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy), _device), HfTokenizer.Load(_modelDir));
         _modelFiles = ModelFiles.Read(_modelDir);
         _mixed = MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
         _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer);
@@ -83,10 +84,10 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     /// </summary>
     void RestoreModels(string dir)
     {
-        var state = TrainerState.Read(dir);
+        var state = _resumed = TrainerState.Read(dir);
         (PolicyVersion, RewardModelVersion, AdapterBaseVersion) = (state.PolicyVersion, state.RewardModelVersion, state.AdapterBaseVersion);
-        string adapterDir = Path.Combine(dir, "policy-adapter");
-        string reference = Path.Combine(dir, TrainerState.Directory, "reference");
+        string adapterDir = Path.Combine(dir, CheckpointLayout.Adapter);
+        string reference = Path.Combine(dir, CheckpointLayout.Trainer, CheckpointLayout.Reference);
         // Without adapters the stage-start weights are kept apart; with them, the base (policy/) is the
         // reference, copied before the adapters attach (as when the stage first began).
         if (Directory.Exists(reference))
@@ -98,16 +99,15 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         }
         else if (Directory.Exists(adapterDir)) _reference = _policy.FrozenCopy();
         if (Directory.Exists(adapterDir)) _adapters = LoraAdapters.Load(_policy.Model, adapterDir);
-        string rm = Path.Combine(dir, "reward-model");
+        string rm = Path.Combine(dir, CheckpointLayout.RewardModel);
         if (Directory.Exists(rm))
         {
             var trunk = new PolicyModel(Checkpoint.Load(rm, _device), _policy.Tokenizer);
-            var head = RewardHead.Load(Path.Combine(rm, "reward_head.safetensors"), trunk.Model.Config.HiddenSize);
+            var head = RewardHead.Load(Path.Combine(rm, CheckpointLayout.RewardHead), trunk.Model.Config.HiddenSize);
             head.to(_device);
             _rm = new RewardModel(trunk, head);
         }
-        using var rng = tensor(File.ReadAllBytes(Path.Combine(dir, TrainerState.Directory, "rng.bin")), dtype: ScalarType.Byte);
-        Generator.Default.set_state(rng);
+        CheckpointLayout.LoadRng(Generator.Default, Path.Combine(dir, CheckpointLayout.Trainer, CheckpointLayout.GlobalRng));
     }
 
     string DataPath(StageSpec stage, string data, string key) =>
@@ -204,7 +204,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     {
         _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
         (_ppo, _grpo, _onlineDpo) = (null, null, null);
-        if (resume && _resumeFrom is null) throw new InvalidOperationException("this learner was not started from a checkpoint");
+        if (resume && (_resumeFrom is null || _resumed is null)) throw new InvalidOperationException("this learner was not started from a checkpoint");
         // Resuming, the reference (or the adapters' base) came with the checkpoint.
         if (!resume && (_job.Lora is null || _adapters is null))
         {
@@ -225,7 +225,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         if (stage.Kind == StageKind.Ppo)
         {
             _value = resume
-                ? ValueHead.Load(Path.Combine(_resumeFrom!, "value_head.safetensors"), _policy.Model.Config.HiddenSize)
+                ? ValueHead.Load(Path.Combine(_resumeFrom!, CheckpointLayout.ValueHead), _policy.Model.Config.HiddenSize)
                 : new ValueHead(_policy.Model.Config.HiddenSize, _job.Seed);
             _value.to(_device);
             _ppo = new PpoTrainer(_trainable, _value, reference, stage.Ppo, stage.Optimizer, trainable, seed: _job.Seed, mixedPrecision: _mixed);
@@ -234,21 +234,19 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             _onlineDpo = new DpoTrainer(_trainable, reference, stage.Dpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
         else
             _grpo = new GrpoTrainer(_trainable, reference, stage.Grpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
-        if (resume) RestoreTraining(Path.Combine(_resumeFrom!, TrainerState.Directory));
+        if (resume) RestoreTraining(Path.Combine(_resumeFrom!, CheckpointLayout.Trainer), _resumed!);
     }
 
     TrainingOptimizer? ActiveOptimizer => _ppo?.Optimizer ?? _grpo?.Optimizer ?? _onlineDpo?.Optimizer;
 
     /// <summary>The online stage's training state: optimizer moments and schedule position, KL coefficient, PPO's shuffle RNG.</summary>
-    void RestoreTraining(string dir)
+    void RestoreTraining(string dir, TrainerState state)
     {
-        var state = TrainerState.Read(Path.GetDirectoryName(dir)!);
-        ActiveOptimizer?.Load(Path.Combine(dir, "optimizer.bin"));
+        ActiveOptimizer?.Load(Path.Combine(dir, CheckpointLayout.Optimizer));
         if (_ppo is not null)
         {
             if (_ppo.Kl is AdaptiveKlController adaptive && state.KlCoef is { } coef) adaptive.Restore(coef);
-            using var shuffle = tensor(File.ReadAllBytes(Path.Combine(dir, "ppo_shuffle.bin")), dtype: ScalarType.Byte);
-            _ppo.ShuffleGenerator.set_state(shuffle);
+            CheckpointLayout.LoadRng(_ppo.ShuffleGenerator, Path.Combine(dir, CheckpointLayout.PpoShuffle));
         }
     }
 
@@ -339,26 +337,21 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     {
         // policy/ holds the base weights (adapter tensors are not part of a checkpoint); with LoRA, the
         // adapters sit beside it in PEFT's format, pointing at it as their base model.
-        Checkpoint.Save(_policy.Model, Path.Combine(directory, "policy"), _modelDir);
-        _adapters?.Save(Path.Combine(directory, "policy-adapter"), baseModel: "../policy");
-        _value?.Save(Path.Combine(directory, "value_head.safetensors"));
+        Checkpoint.Save(_policy.Model, Path.Combine(directory, CheckpointLayout.Policy), _modelDir);
+        _adapters?.Save(Path.Combine(directory, CheckpointLayout.Adapter), baseModel: "../" + CheckpointLayout.Policy);
+        _value?.Save(Path.Combine(directory, CheckpointLayout.ValueHead));
         if (_rm is not null)
         {
-            Checkpoint.Save(_rm.Trunk.Model, Path.Combine(directory, "reward-model"), _modelDir);
-            _rm.Head.Save(Path.Combine(directory, "reward-model", "reward_head.safetensors"));
+            Checkpoint.Save(_rm.Trunk.Model, Path.Combine(directory, CheckpointLayout.RewardModel), _modelDir);
+            _rm.Head.Save(Path.Combine(directory, CheckpointLayout.RewardModel, CheckpointLayout.RewardHead));
         }
         // trainer/: what exact resume needs beyond the weights.
-        string trainer = Path.Combine(directory, TrainerState.Directory);
+        string trainer = Path.Combine(directory, CheckpointLayout.Trainer);
         Directory.CreateDirectory(trainer);
-        if (_reference is not null && _adapters is null) Checkpoint.Save(_reference.Model, Path.Combine(trainer, "reference"), _modelDir);
-        ActiveOptimizer?.Save(Path.Combine(trainer, "optimizer.bin"));
-        if (_ppo is not null)
-        {
-            using var shuffle = _ppo.ShuffleGenerator.get_state();
-            File.WriteAllBytes(Path.Combine(trainer, "ppo_shuffle.bin"), shuffle.data<byte>().ToArray());
-        }
-        using (var rng = Generator.Default.get_state())
-            File.WriteAllBytes(Path.Combine(trainer, "rng.bin"), rng.data<byte>().ToArray());
+        if (_reference is not null && _adapters is null) Checkpoint.Save(_reference.Model, Path.Combine(trainer, CheckpointLayout.Reference), _modelDir);
+        ActiveOptimizer?.Save(Path.Combine(trainer, CheckpointLayout.Optimizer));
+        if (_ppo is not null) CheckpointLayout.SaveRng(_ppo.ShuffleGenerator, Path.Combine(trainer, CheckpointLayout.PpoShuffle));
+        CheckpointLayout.SaveRng(Generator.Default, Path.Combine(trainer, CheckpointLayout.GlobalRng));
         new TrainerState(PolicyVersion, RewardModelVersion, AdapterBaseVersion, _ppo?.Kl.Value).Write(directory);
     }
 
@@ -372,10 +365,30 @@ public sealed class TorchLearnerEngine : ILearnerEngine
     }
 }
 
+/// <summary>Where a checkpoint keeps each part; written by SaveCheckpoint and read back on resume.</summary>
+internal static class CheckpointLayout
+{
+    public const string Policy = "policy", Adapter = "policy-adapter", ValueHead = "value_head.safetensors";
+    public const string RewardModel = "reward-model", RewardHead = "reward_head.safetensors";
+    /// <summary>trainer/: the training state beyond the weights.</summary>
+    public const string Trainer = "trainer", Reference = "reference", Optimizer = "optimizer.bin", PpoShuffle = "ppo_shuffle.bin", GlobalRng = "rng.bin";
+
+    public static void SaveRng(Generator generator, string path)
+    {
+        using var state = generator.get_state();
+        File.WriteAllBytes(path, state.data<byte>().ToArray());
+    }
+
+    public static void LoadRng(Generator generator, string path)
+    {
+        using var state = tensor(File.ReadAllBytes(path), dtype: ScalarType.Byte);
+        generator.set_state(state);
+    }
+}
+
 /// <summary>trainer_state.json in a checkpoint: versions and the KL coefficient.</summary>
 internal sealed record TrainerState(long PolicyVersion, long RewardModelVersion, long AdapterBaseVersion, double? KlCoef)
 {
-    public const string Directory = "trainer";
     const string FileName = "trainer_state.json";
     static readonly System.Text.Json.JsonSerializerOptions Json = new()
     {

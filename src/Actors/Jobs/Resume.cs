@@ -54,6 +54,21 @@ public sealed record ResumeState
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    /// <summary>The run's logs and their lengths at the checkpoint.</summary>
+    internal (string File, long Length)[] Logs => [("metrics.jsonl", MetricsBytes), ("samples.jsonl", SamplesBytes)];
+
+    /// <summary>Refuses a run directory whose logs are shorter now than when the checkpoint was written.</summary>
+    internal void CheckLogs(string runDirectory, string checkpointName)
+    {
+        foreach (var (name, length) in Logs)
+        {
+            var file = new FileInfo(Path.Combine(runDirectory, name));
+            long now = file.Exists ? file.Length : 0;
+            if (now < length)
+                throw new ConfigException($"--resume {runDirectory}: {name} is shorter than when {checkpointName} was written ({now} < {length} bytes); the run directory was changed since");
+        }
+    }
+
     public static ResumeState Read(string checkpointDirectory)
     {
         string path = Path.Combine(checkpointDirectory, FileName);
@@ -86,12 +101,7 @@ public sealed record ResumePoint(string Directory, ResumeState State)
                 + "(a run writes one every rlft.job.checkpoint-every online steps and at the end of each offline stage when that is > 0, and on Ctrl-C during an online stage)");
         if (found.State.Completed)
             throw new ConfigException($"--resume {runDirectory}: the run already completed (final checkpoint {found.Directory}); there is nothing to resume");
-        foreach (var (name, length) in new[] { ("metrics.jsonl", found.State.MetricsBytes), ("samples.jsonl", found.State.SamplesBytes) })
-        {
-            var file = new FileInfo(Path.Combine(runDirectory, name));
-            if ((file.Exists ? file.Length : 0) < length)
-                throw new ConfigException($"--resume {runDirectory}: {name} is shorter than when {Path.GetFileName(found.Directory)} was written ({(file.Exists ? file.Length : 0)} < {length} bytes); the run directory was changed since");
-        }
+        found.State.CheckLogs(runDirectory, Path.GetFileName(found.Directory));
         return found;
     }
 }

@@ -49,11 +49,10 @@ public sealed class RunRecorder : IDisposable
     /// </summary>
     public static RunRecorder Resume(string directory, ResumeState state)
     {
-        foreach (var (name, length) in new[] { ("metrics.jsonl", state.MetricsBytes), ("samples.jsonl", state.SamplesBytes) })
+        state.CheckLogs(directory, "the checkpoint");
+        foreach (var (name, length) in state.Logs)
         {
-            string path = Path.Combine(directory, name);
-            using var f = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write);
-            if (f.Length < length) throw new InvalidDataException($"{path}: {f.Length} bytes, shorter than the {length} recorded at the checkpoint");
+            using var f = new FileStream(Path.Combine(directory, name), FileMode.OpenOrCreate, FileAccess.Write);
             f.SetLength(length);
         }
         var recorder = new RunRecorder(directory, append: true);

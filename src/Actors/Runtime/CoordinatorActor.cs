@@ -144,7 +144,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Trained = _trained,
         StaleDropped = _staleDropped,
         Reissued = Reissued,
-        Duplicates = _duplicatesBefore + _ledger.Duplicates,
+        Duplicates = Duplicates,
         BatchesPerWorker = PerWorker(),
         Summary = new Dictionary<string, double>(_summary),
         Outstanding = started ? _outstanding.Values.ToArray() : [],
@@ -428,6 +428,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     }
 
     long Reissued => _reissuedBefore + _ledger.Reissued;
+    long Duplicates => _duplicatesBefore + _ledger.Duplicates;
 
     Dictionary<string, long> PerWorker()
     {
@@ -440,7 +441,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var perWorker = PerWorker();
         return new JobStatus(_stageIndex, _stage?.Kind.ToString() ?? "", _step, _stage?.Steps ?? 0, _policyVersion, _finished,
-            _trained, Reissued, _duplicatesBefore + _ledger.Duplicates, perWorker, _lastMetrics, _ledger.InFlightPerWorker(),
+            _trained, Reissued, Duplicates, perWorker, _lastMetrics, _ledger.InFlightPerWorker(),
             _rolloutWorkers.Values.Order(StringComparer.Ordinal).ToArray());
     }
 

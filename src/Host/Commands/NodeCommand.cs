@@ -79,10 +79,11 @@ public static class NodeCommand
             }
         }
 
-        // A worker node serves until Ctrl-C or until the coordinator says the job ended. When the cluster removes it before that (the
-        // learner process died, or the split-brain resolver downed this node), it starts a fresh member in the
-        // same process and joins again through the seed nodes: a learner restarted with --resume finds it there.
-        for (int incarnation = 0; ; incarnation++)
+        // A worker node serves until Ctrl-C or until the coordinator says the job ended. When the cluster removes
+        // it before that (the learner process died, or the split-brain resolver downed this node), it starts a
+        // fresh member in the same process and joins again through the seed nodes: a learner restarted with
+        // --resume finds it there.
+        while (true)
         {
             var node = RlftNode.Create(new NodeOptions
             {

@@ -60,6 +60,14 @@ public static class JobHarness
             """;
     }
 
+    /// <summary><see cref="JobText"/> written to a job file of its own, for `rlft` processes to read.</summary>
+    public static string JobFile(string stages, string extra = "", string around = "")
+    {
+        string path = Path.Combine(Directory.CreateTempSubdirectory("rlft-jobfile").FullName, "job.conf");
+        File.WriteAllText(path, JobText(stages, extra, around));
+        return path;
+    }
+
     // Akka's HOCON parser refuses a comma after an object value, so object-valued keys go on their own lines.
     public const string Sft = "{ kind = sft, data = \"builtin:sft\", steps = 15, batch-size = 16\n optimizer { lr = 2e-3 }\n}";
     public const string RewardModel = "{ kind = reward-model, data = \"builtin:preferences\", steps = 10, batch-size = 16\n optimizer { lr = 1e-3 }\n}";

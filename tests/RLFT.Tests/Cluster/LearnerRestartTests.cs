@@ -21,7 +21,7 @@ public class LearnerRestartTests(ITestOutputHelper output)
         }
         """;
 
-    static string WriteJob() => ResumeHarness.WriteJob(ResumeHarness.Stages, ResumeHarness.Extra, Akka);
+    static string WriteJob() => JobHarness.JobFile(ResumeHarness.Stages, ResumeHarness.Extra, Akka);
 
     static string PolicyHash(string runDir) => ResumeHarness.Hash(Path.Combine(ResumeHarness.FinalCheckpoint(runDir), "policy", "model.safetensors"));
 

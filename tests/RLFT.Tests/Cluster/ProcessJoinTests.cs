@@ -19,8 +19,7 @@ public class ProcessJoinTests(ITestOutputHelper output)
     [Fact]
     public async Task A_rollout_process_stopped_mid_job_drains_and_one_started_later_joins_and_finishes_the_job()
     {
-        string jobFile = Path.Combine(Directory.CreateTempSubdirectory("rlft-join").FullName, "job.conf");
-        File.WriteAllText(jobFile, JobHarness.JobText(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(14)), "max-policy-lag = 1"));
+        string jobFile = JobHarness.JobFile(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(14)), "max-policy-lag = 1");
         var job = JobSpec.Load(jobFile);
         var (seedPort, seed) = JobHarness.NewSeed();
         var halfway = new TaskCompletionSource();

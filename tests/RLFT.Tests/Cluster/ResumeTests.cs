@@ -14,7 +14,6 @@ namespace Rlft.Tests.Cluster;
 public class ResumeTests(ITestOutputHelper output)
 {
     static CancellationToken Ct => TestContext.Current.CancellationToken;
-    static string WriteJob(string stages, string extra) => ResumeHarness.WriteJob(stages, extra);
     static string RunDirectoryOf(string jobFile) => JobSpec.Load(jobFile).RunDirectory;
 
     async Task<int> RunToEnd(params string[] args)
@@ -52,11 +51,11 @@ public class ResumeTests(ITestOutputHelper output)
         // Interrupted: no periodic checkpoints, the one Ctrl-C writes is the only resume point.
         string extra = (interrupt ? "max-policy-lag = 0" : ResumeHarness.Extra) + "\n" + lora;
 
-        string straight = WriteJob(stages, extra);
+        string straight = JobHarness.JobFile(stages, extra);
         Assert.Equal(0, await RunToEnd("run", straight));
 
         // The same job again, killed as soon as a checkpoint inside the PPO stage is on disk.
-        string killed = WriteJob(stages, extra);
+        string killed = JobHarness.JobFile(stages, extra);
         string runDir = RunDirectoryOf(killed);
         using (var p = await RlftProcess.StartAsync(["run", killed], "rlft: job", Ct))
         {
@@ -132,7 +131,7 @@ public class ResumeTests(ITestOutputHelper output)
         Assert.Equal(1, code);
         Assert.Contains("nowhere", err);
 
-        string job = WriteJob(JobHarness.Sft, "checkpoint-every = 5");
+        string job = JobHarness.JobFile(JobHarness.Sft, "checkpoint-every = 5");
         (code, err) = Cli("run", job, "--resume", empty);
         Assert.Equal(1, code);
         Assert.Contains("drop the job file", err);
@@ -188,13 +187,6 @@ static class ResumeHarness
         + " rewards {\n components = [ { name = task, source = function, function = review-task }\n { name = brevity, source = length, target = 3, unit = words, weight = 0.5 } ]\n }\n}";
     /// <summary>Strictly on-policy (the case where resume is bitwise), a checkpoint every 4 online steps.</summary>
     public const string Extra = "max-policy-lag = 0\n checkpoint-every = 4";
-
-    public static string WriteJob(string stages, string extra, string around = "")
-    {
-        string path = Path.Combine(Directory.CreateTempSubdirectory("rlft-resume").FullName, "job.conf");
-        File.WriteAllText(path, JobHarness.JobText(stages, extra, around));
-        return path;
-    }
 
     /// <summary>Waits (while <paramref name="writer"/> runs) for a checkpoint taken inside a stage.</summary>
     public static async Task WaitForMidStageCheckpoint(string runDir, RlftProcess writer)
