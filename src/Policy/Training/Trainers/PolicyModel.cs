@@ -7,10 +7,17 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training.Trainers;
 
 /// <summary>A causal LM with its tokenizer: what every trainer and the rollout worker hold.</summary>
-public sealed class PolicyModel(CausalLM model, ITokenizer tokenizer)
+public sealed class PolicyModel
 {
-    public CausalLM Model { get; } = model;
-    public ITokenizer Tokenizer { get; } = tokenizer;
+    public CausalLM Model { get; }
+    public ITokenizer Tokenizer { get; }
+
+    /// <summary>Refuses a tokenizer that can produce ids outside the model's embedding table (they would crash in native code).</summary>
+    public PolicyModel(CausalLM model, ITokenizer tokenizer)
+    {
+        if (Checkpoints.ModelDirectory.VocabularyProblem(tokenizer, model.Config, "tokenizer.json") is { } problem) throw new InvalidDataException(problem);
+        (Model, Tokenizer) = (model, tokenizer);
+    }
     public Device Device => Model.WordEmbeddings.device;
 
     /// <summary>Prompt ids; never empty (an empty prompt starts from EOS, as GPT-2 does).</summary>
