@@ -175,7 +175,7 @@ public sealed record JobSpec
     {
         string? path = c.Has($"{at}.path") ? c.GetString($"{at}.path") : null;
         return new ModelSpec(path,
-            c.GetEnum($"{at}.arch", ["gpt2", "llama", "qwen2"], "gpt2"),
+            c.GetEnum($"{at}.arch", ["gpt2", "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"], "gpt2"),
             c.GetEnum($"{at}.preset", ["tiny", "small"], "tiny"));
     }
 
