@@ -124,6 +124,24 @@ public class FamilyTests
         Assert.True(v.allclose(value.forward(left.HiddenStates).narrow(1, 2, 6), 1e-5, 1e-5));
     }
 
+    [Fact]
+    public void Longrope_cached_decoding_matches_recompute_below_the_original_context_and_is_refused_across_it()
+    {
+        using var model = Variant("phi3", o =>
+        {
+            o["original_max_position_embeddings"] = 12;
+            o["rope_scaling"] = new JsonObject { ["type"] = "longrope", ["short_factor"] = new JsonArray(1.0, 1.5, 2.0), ["long_factor"] = new JsonArray(3.0, 5.0, 9.0) };
+        });
+        int[][] prompts = [[5, 17, 33, 2], [12, 3]];
+        var below = new Rlft.Policy.Generation.GenerationOptions { MaxNewTokens = 7, Temperature = 0 };       // positions ≤ 10 < 12
+        Assert.Equal(Rlft.Policy.Generation.TextGenerator.Generate(model, prompts, below, 0, 96).Tokens,
+                     Rlft.Policy.Generation.TextGenerator.Generate(model, prompts, below with { UseKvCache = false }, 0, 96).Tokens);
+        var across = below with { MaxNewTokens = 12 };
+        var e = Assert.Throws<InvalidOperationException>(() => Rlft.Policy.Generation.TextGenerator.Generate(model, prompts, across, 0, 96));
+        Assert.Contains("original_max_position_embeddings (12)", e.Message);
+        Assert.Equal(2, Rlft.Policy.Generation.TextGenerator.Generate(model, prompts, across with { UseKvCache = false }, 0, 96).Tokens.Length);
+    }
+
     public static TheoryData<string, string[]> LoraCases => new()
     {
         { "qwen3", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] },
