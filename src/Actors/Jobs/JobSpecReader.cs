@@ -1,4 +1,5 @@
 using Rlft.Actors.Configuration;
+using Rlft.Policy.Models;
 using Rlft.Policy.Training;
 
 namespace Rlft.Actors.Jobs;
@@ -87,8 +88,8 @@ public static class JobSpecReader
             Rank = c.GetInt($"{at}.rank", d.Rank, min: 1, max: 4096),
             Alpha = c.GetDouble($"{at}.alpha", d.Alpha, min: 1e-6),
             Dropout = c.GetDouble($"{at}.dropout", 0, min: 0, max: 0.99),
-            // Every attention projection of both families (GPT-2's c_attn/c_proj, Llama's q/k/v/o_proj).
-            TargetModules = c.GetStringList($"{at}.target-modules", ["c_attn", "c_proj", "q_proj", "k_proj", "v_proj", "o_proj"]),
+            // Every attention projection of every family (GPT-2 c_attn/c_proj, q/k/v/o_proj, Phi-3 fused qkv_proj).
+            TargetModules = c.GetStringList($"{at}.target-modules", ["c_attn", "c_proj", "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj"]),
         };
         if (config.TargetModules.Count == 0) throw new ConfigException($"{at}.target-modules: at least one module name is needed (in {c.Source})");
         int firstOnline = stages.FirstOrDefault(s => s.IsOnline)?.Index
@@ -104,7 +105,7 @@ public static class JobSpecReader
         string? path = c.Has($"{at}.path") ? c.GetString($"{at}.path") : null;
         if (path is { Length: 0 }) throw new ConfigException($"{at}.path: must not be empty");
         return new ModelSpec(path,
-            c.GetEnum($"{at}.arch", ["gpt2", "llama", "qwen2"], "gpt2"),
+            c.GetEnum($"{at}.arch", ModelPresets.Architectures, "gpt2"),
             c.GetEnum($"{at}.preset", ["tiny", "small"], "tiny"));
     }
 

@@ -50,7 +50,7 @@ public sealed class Gpt2LMHeadModel : CausalLM
 
     public override Tensor WordEmbeddings => transformer.wte.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache) =>
+    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache) =>
         transformer.Forward(inputIds, positions, new LayerContext(mask, cache, null, null));
 
     protected override Tensor LmHead(Tensor hidden) =>

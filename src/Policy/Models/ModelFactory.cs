@@ -6,6 +6,7 @@ public static class ModelFactory
     public static CausalLM Create(ModelConfig config) => config.Family switch
     {
         ModelFamily.Gpt2 => new Gpt2LMHeadModel(config),
+        ModelFamily.Gemma => new GemmaForCausalLM(config),
         _ => new LlamaForCausalLM(config),
     };
 
