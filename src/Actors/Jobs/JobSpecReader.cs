@@ -18,7 +18,7 @@ public static class JobSpecReader
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher"];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
     static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
-    static readonly string[] GrpoKeys = ["group-size", "clip-low", "clip-high", "kl-coef", "epochs"];
+    static readonly string[] GrpoKeys = ["group-size", "clip-low", "clip-high", "kl-coef", "epochs", "scale-rewards"];
     static readonly string[] DpoKeys = ["beta", "loss", "label-smoothing", "precompute-reference"];
     static readonly string[] RmKeys = ["margin", "center-rewards-coef"];
     static readonly string[] DistillKeys = ["temperature", "on-policy-fraction"];
@@ -234,6 +234,7 @@ public static class JobSpecReader
             ClipHigh = g.GetDouble("clip-high", d.ClipHigh),
             KlCoef = g.GetDouble("kl-coef", d.KlCoef),
             Epochs = g.GetInt("epochs", d.Epochs),
+            ScaleRewards = g.GetBool("scale-rewards", d.ScaleRewards),
         };
     }
 

@@ -49,7 +49,13 @@ public static class PlainLoop
             var sw = Stopwatch.StartNew();
             for (int step = 1; step <= stage.Steps; step++)
             {
-                if (rollout.PolicyVersion != learner.PolicyVersion) rollout.ApplyWeights(learner.PolicyVersion, learner.ExportWeights(WeightKind.Policy));
+                if (rollout.PolicyVersion != learner.PolicyVersion)
+                {
+                    // With LoRA the export holds adapters only: the replica first needs the base they apply on.
+                    if (learner.ExportsAdapterOnly && rollout.BaseVersion != learner.AdapterBaseVersion)
+                        rollout.ApplyWeights(learner.AdapterBaseVersion, learner.ExportAdapterBase());
+                    rollout.ApplyWeights(learner.PolicyVersion, learner.ExportWeights(WeightKind.Policy));
+                }
                 long id = ++batchId;
                 var gen = Stopwatch.StartNew();
                 var samples = rollout.Generate(data.NextBatch(), data.Sampling, OnlineStageData.SeedFor(job, id));

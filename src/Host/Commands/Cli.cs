@@ -62,6 +62,19 @@ public static class Cli
             foreach (var error in e.Errors) stderr.WriteLine($"rlft: {error}");
             return InvalidInput;
         }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or Rlft.Rollout.Data.DatasetException)
+        {
+            // A file a command was given (not a job) turned out unreadable while it ran: the message names it.
+            stderr.WriteLine($"rlft: {e.Message}");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // A defect in RLFT: said once, with the stack trace that a bug report needs, and a clean exit status.
+            stderr.WriteLine($"rlft: unexpected error: {e.Message}");
+            stderr.WriteLine(e.ToString());
+            return 1;
+        }
     }
 }
 

@@ -58,12 +58,13 @@ public static class Advantages
     /// GRPO group-relative advantages (Shao et al., 2024): (r − mean_group)/(std_group + eps), one value
     /// per sample. Scores come grouped: [g0s0, g0s1, …, g1s0, …] with <paramref name="groupSize"/> each.
     /// </summary>
-    public static Tensor GroupNormalized(Tensor scores, int groupSize, double eps = 1e-4)
+    public static Tensor GroupNormalized(Tensor scores, int groupSize, double eps = 1e-4, bool scale = true)
     {
         if (scores.shape[0] % groupSize != 0)
             throw new ArgumentException($"batch of {scores.shape[0]} scores is not a whole number of groups of {groupSize}");
         var g = scores.view(-1, groupSize);                                   // (G, n)
         var mean = g.mean([1], keepdim: true);
+        if (!scale) return (g - mean).view(-1);                               // (B), Dr. GRPO
         var std = groupSize > 1 ? g.std(1, keepdim: true) : zeros_like(mean);  // unbiased, as TRL
         return ((g - mean) / (std + eps)).view(-1);                           // (B)
     }

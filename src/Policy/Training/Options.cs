@@ -130,6 +130,12 @@ public sealed record GrpoOptions
     public double KlCoef { get; init; } = 0.04;
     /// <summary>Optimisation epochs per batch (μ). Default 1 (TRL num_iterations).</summary>
     public int Epochs { get; init; } = 1;
+    /// <summary>
+    /// Divide each group's advantages by the group's reward std (GRPO as published; TRL scale_rewards = "group").
+    /// Off: advantages are r − mean only (Dr. GRPO, Liu et al., 2025), which keeps a rare failure in an
+    /// otherwise solved group from getting a large negative advantage. Default on.
+    /// </summary>
+    public bool ScaleRewards { get; init; } = true;
 
     public GrpoOptions Validate(string prefix = "grpo")
     {

@@ -157,6 +157,11 @@ public class ObjectiveMathTests
         var adv = A(Advantages.GroupNormalized(T(1, 2, 3, 5, 5, 5), 3));
         Assert.Equal(new[] { -1f, 0f, 1f, 0f, 0f, 0f }, adv, new FloatTolerance(1e-3f));
         Assert.Throws<ArgumentException>(() => Advantages.GroupNormalized(T(1, 2, 3, 4), 3));
+        // Without scaling (Dr. GRPO): r − mean only; a lone failure in a solved group weighs −7/8, not −2.47.
+        Assert.Equal(new[] { -1f, 0f, 1f, 0f, 0f, 0f }, A(Advantages.GroupNormalized(T(1, 2, 3, 5, 5, 5), 3, scale: false)), new FloatTolerance(1e-6f));
+        Assert.Equal(new[] { 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, 0.125f, -0.875f },
+            A(Advantages.GroupNormalized(T(1, 1, 1, 1, 1, 1, 1, 0), 8, scale: false)), new FloatTolerance(1e-6f));
+        Assert.Equal(-0.875 / (Math.Sqrt(0.125) + 1e-4), A(Advantages.GroupNormalized(T(1, 1, 1, 1, 1, 1, 1, 0), 8))[7], 4);   // unbiased std √(1/8), eps 1e-4
     }
 
     [Fact]

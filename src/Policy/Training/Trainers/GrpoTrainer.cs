@@ -29,7 +29,7 @@ public sealed class GrpoTrainer : IDisposable
         var prompts = batch.Select(e => e.PromptTokens).ToList();
         var completions = batch.Select(e => ExperienceTensors.NonEmpty(e.CompletionTokens, eos)).ToList();
         var scores = tensor(batch.Select(e => e.Score).ToArray());
-        var adv = Advantages.GroupNormalized(scores, _o.GroupSize);                      // (B)
+        var adv = Advantages.GroupNormalized(scores, _o.GroupSize, scale: _o.ScaleRewards);  // (B)
         Tensor logpOld, logRef;
         using (no_grad())
         {
