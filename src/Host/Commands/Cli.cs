@@ -15,6 +15,7 @@ public static class Cli
             InitModelCommand.Create(),
             GenerateCommand.Create(),
             LogprobsCommand.Create(),
+            ChatTemplateCommand.Create(),
             BenchCommand.Create(),
             ScoreCommand.Create(),
             RunCommand.Create(),
