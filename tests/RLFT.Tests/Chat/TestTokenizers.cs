@@ -15,6 +15,9 @@ static class TestTokenizers
     static readonly Lazy<JsonObject> ByteLevelJson = new(() =>
         BpeTrainer.Train(ModelPresets.BuiltInCorpus(), 600, ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"]));
 
+    /// <summary>The tokenizer.json of <see cref="ByteLevelChatMl"/>.</summary>
+    public static JsonObject ByteLevelJsonObject => ByteLevelJson.Value;
+
     /// <summary>
     /// GPT-2-style byte-level BPE (trained on the built-in corpus) with ChatML's special tokens; EOS is
     /// &lt;|endoftext|&gt;, the template's end of turn &lt;|im_end|&gt;. <paramref name="template"/> null leaves the template out.
