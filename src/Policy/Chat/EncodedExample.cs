@@ -27,5 +27,8 @@ public sealed record EncodedExample(int[] Ids, int PromptLength, bool[] LossMask
     }
 }
 
+/// <summary>A preference pair as the model sees it: each side is the prompt and its completion as one text; the loss masks select what is compared.</summary>
+public sealed record EncodedPair(EncodedExample Chosen, EncodedExample Rejected);
+
 /// <summary>An example that cannot be encoded as asked (e.g. a template that is not prefix-stable); one line, no stack trace.</summary>
 public sealed class ExampleEncodingException(string message) : Exception(message);

@@ -83,6 +83,3 @@ public sealed class DpoTrainer : IDisposable
 
     public void Dispose() => Optimizer.Dispose();
 }
-
-/// <summary>A preference pair as the model sees it: both sides share the prompt tokens; the loss masks select what is compared.</summary>
-public sealed record EncodedPair(EncodedExample Chosen, EncodedExample Rejected);
