@@ -101,14 +101,17 @@ function compare(referenceFile, oursFile, label) {
   const reference = readLines(referenceFile), ours = readLines(oursFile), names = cases().map((c) => c.name);
   if (reference.length !== ours.length) throw new Error(`${label}: ${reference.length} reference lines but ${ours.length} RLFT lines`);
   const who = label.includes('Jinja2') ? 'Jinja2' : 'transformers.js';
-  let same = 0, bothFailed = 0, sameText = 0;
+  let same = 0, bothFailed = 0, sameText = 0, sameError = 0;
   const notes = [];
   reference.forEach((r, i) => {
     const o = ours[i];
     if ('error' in r || 'error' in o) {
       if ('error' in r && 'error' in o) {
         bothFailed++;
-        notes.push(`    both refused "${names[i]}": ${who}: ${r.error.slice(0, 90)} | RLFT: ${o.error.slice(0, 90)}`);
+        // RLFT prefixes errors other than raise_exception with the template's file and line.
+        const agree = o.error === r.error || o.error.endsWith(`: ${r.error}`);
+        if (agree) sameError++;
+        notes.push(`    both refused "${names[i]}" ${agree ? 'with the same message' : 'with different messages'}: ${who}: ${r.error.slice(0, 90)} | RLFT: ${o.error.slice(0, 120)}`);
       } else notes.push(`    DIFFERENT "${names[i]}": ${'error' in r ? `only ${who} failed: ${r.error.slice(0, 120)}` : `only RLFT failed: ${o.error.slice(0, 160)}`}`);
       return;
     }
@@ -120,9 +123,9 @@ function compare(referenceFile, oursFile, label) {
     notes.push(`    DIFFERENT "${names[i]}": text ${textSame ? 'same' : `differs at ${at}: ${JSON.stringify(r.text.slice(at, at + 40))} vs ${JSON.stringify(o.text.slice(at, at + 40))}`}, ids ${idsSame ? 'same' : 'differ'}`);
   });
   const rendered = reference.length - bothFailed;
-  console.log(`${label}: ${same}/${rendered} rendered identically (text and ids), ${sameText}/${rendered} same text; ${bothFailed} refused by both`);
+  console.log(`${label}: ${same}/${rendered} rendered identically (text and ids), ${sameText}/${rendered} same text; ${bothFailed} refused by both, ${sameError} with the same message`);
   for (const n of notes) console.log(n);
-  return same === rendered && notes.every((n) => !n.includes('DIFFERENT'));
+  return same === rendered && sameError === bothFailed && notes.every((n) => !n.includes('DIFFERENT'));
 }
 
 if (command === 'cases') writeLines(args[0], cases().map(({ name, ...line }) => line));
