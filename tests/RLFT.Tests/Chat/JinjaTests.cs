@@ -39,6 +39,7 @@ public class JinjaTests
     [InlineData("{{ 'x'.zfill(3) }}", "the string method 'zfill' is not supported")]
     [InlineData("{{ 'a {}'.format(1) }}", "the string method 'format' is not supported")]
     [InlineData("{{ cycler('a') }}", "the global 'cycler' is not supported")]
+    [InlineData("{{ 2 ** 70 }}", "integer result outside RLFT's 64-bit range")]
     public void Python_methods_that_are_not_implemented_fail_instead_of_rendering_differently(string template, string reason)
     {
         var e = Assert.ThrowsAny<JinjaException>(() => Render(template));

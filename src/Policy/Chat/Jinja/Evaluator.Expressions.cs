@@ -61,6 +61,7 @@ sealed partial class Evaluator
     {
         try { return EvalOne(e, frame); }
         catch (PyException x) { throw new JinjaException(e.Line, x.Message); }
+        catch (OverflowException) { throw new JinjaException(e.Line, "integer result outside RLFT's 64-bit range"); }
     }
 
     object? EvalOne(Expr e, Frame frame)
