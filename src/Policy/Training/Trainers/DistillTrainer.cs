@@ -41,20 +41,24 @@ public sealed class DistillTrainer : IDisposable
     }
 
     /// <summary>Forward KL per completion token, averaged; no update.</summary>
-    public double Kl(IReadOnlyList<(string Prompt, string Completion)> batch)
+    public double Kl(IReadOnlyList<(string Prompt, string Completion)> batch) => Kl(Encode(batch));
+
+    /// <summary>Forward KL per loss-carrying token, averaged; no update.</summary>
+    public double Kl(IReadOnlyList<EncodedExample> examples)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var examples = Encode(batch);
         var (s, mask) = CompletionLogits(_student, examples);
         var (t, _) = CompletionLogits(_teacher, examples);
         return Losses.ForwardKl(s, t, mask, _o.Temperature).Stats["distill/kl"];
     }
 
-    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch)
+    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch) => Step(Encode(batch));
+
+    /// <summary>One update on the loss-carrying tokens of encoded examples (the teacher shares the student's tokenizer).</summary>
+    public Dictionary<string, double> Step(IReadOnlyList<EncodedExample> examples)
     {
         using var scope = NewDisposeScope();
-        var examples = Encode(batch);
         Tensor teacher;
         using (no_grad()) { _teacher.Model.eval(); teacher = CompletionLogits(_teacher, examples).Logits; }
         _student.Model.train();
