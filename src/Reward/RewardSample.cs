@@ -19,9 +19,12 @@ public readonly record struct SampleScore
         Failure = failure;
     }
 
-    /// <summary>A score; NaN and infinities become failures so no caller has to check twice.</summary>
+    /// <summary>A score; NaN and infinities become failures ("non-finite score (NaN)") so no caller has to check twice.</summary>
     public static SampleScore Ok(double value) =>
-        double.IsFinite(value) ? new(value, null) : new(null, double.IsNaN(value) ? "score is NaN" : "score is infinite");
+        double.IsFinite(value) ? new(value, null) : new(null, $"{NonFinite} ({value.ToString(System.Globalization.CultureInfo.InvariantCulture)})");
+
+    /// <summary>The words every failure for a NaN or infinite score starts with (the reward/nonfinite count looks for them).</summary>
+    public const string NonFinite = "non-finite score";
 
     public static SampleScore Fail(string reason) => new(null, reason);
 

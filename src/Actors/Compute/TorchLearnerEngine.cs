@@ -255,9 +255,8 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         var batch = experience.Batch;
         var dropped = experience.Scores.Dropped.ToHashSet();
         // GRPO advantages are relative to the group: a dropped sample takes its whole group with it.
-        var droppedGroups = stage.SamplesPerPrompt > 1 ? dropped.Select(i => batch.Samples[i].Group).ToHashSet() : [];
-        var samples = batch.Samples.Select((s, i) => (s, i))
-            .Where(x => !dropped.Contains(x.i) && !droppedGroups.Contains(x.s.Group))
+        var samples = experience.Scores.Trainable(batch, stage.SamplesPerPrompt)
+            .Select(i => (s: batch.Samples[i], i))
             .Select(x => new Experience(x.s.PromptTokens, x.s.CompletionTokens, x.s.Logprobs, experience.Scores.Scores[x.i], x.s.Group))
             .ToList();
         if (samples.Count == 0) throw new InvalidOperationException($"batch {batch.BatchId}: every sample was dropped by the reward pipeline");
@@ -276,6 +275,7 @@ public sealed class TorchLearnerEngine : ILearnerEngine
         metrics["rollout/tokens_per_second"] = batch.Seconds > 0 ? generated / batch.Seconds : 0;
         metrics["rollout/policy_lag"] = PolicyVersion - batch.PolicyVersion;
         metrics["rollout/dropped"] = batch.Samples.Length - samples.Count;
+        metrics["reward/nonfinite"] = experience.Scores.NonFinite;
         for (int k = 0; k < experience.Scores.ComponentNames.Length; k++)
             metrics[$"reward/{experience.Scores.ComponentNames[k]}"] = experience.Scores.Components[k].Average();
         PolicyVersion++;

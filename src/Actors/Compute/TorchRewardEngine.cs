@@ -50,7 +50,7 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
         {
             Http = _http,
             HumanRatings = humanRatings,
-            Functions = RewardFunctionRegistry.WithBuiltIns().Register("review-task", s => ReviewTask.Score(s.Prompt, s.Completion, s.Reference)),
+            Functions = Functions(),
             RewardModels = name => name == JobRewardModel
                 ? new JobRewardModelScorer(this)
                 : throw new ArgumentException($"unknown reward model '{name}': a job's stages can use the reward model it trains, model = {JobRewardModel}"),
@@ -58,6 +58,10 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
         try { return _pipelines[stage.Index] = RewardSpecReader.Build(stage.Config!, env); }
         catch (ConfigException e) { throw new ConfigException($"rlft.job.stages[{stage.Index}].{e.Message}"); }
     }
+
+    /// <summary>The reward functions a job's <c>source = function</c> components can name: the built-ins and the built-in task's.</summary>
+    public static RewardFunctionRegistry Functions() =>
+        RewardFunctionRegistry.WithBuiltIns().Register("review-task", s => ReviewTask.Score(s.Prompt, s.Completion, s.Reference));
 
     /// <summary>The job's reward model as a pipeline source.</summary>
     sealed class JobRewardModelScorer(TorchRewardEngine engine) : ISequenceScorer
@@ -111,7 +115,7 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
             if (!float.IsFinite(totals[i])) { totals[i] = 0; dropped.Add(i); }
         }
         return new ScoredBatch(batch.BatchId, totals, names, components, dropped.ToArray(),
-            dropped.Select(_ => "non-finite score").ToArray(), sw.Elapsed.TotalSeconds);
+            dropped.Select(_ => ScoredBatch.NonFiniteReason).ToArray(), sw.Elapsed.TotalSeconds);
     }
 
     /// <summary>The stage's reward sources: <c>rewards.sources = [{ type = reward-model | task, weight = w }]</c>.</summary>

@@ -4,8 +4,43 @@ using Akka.Configuration.Hocon;
 
 namespace Rlft.Actors.Configuration;
 
-/// <summary>A configuration error; the message always names the key path (e.g. <c>rlft.job.seed</c>).</summary>
-public sealed class ConfigException(string message) : Exception(message);
+/// <summary>
+/// A configuration error; the message always names the key path (e.g. <c>rlft.job.seed</c>). One exception may
+/// carry several errors (a job reports every problem it has, not just the first): <see cref="Errors"/>, one line each.
+/// </summary>
+public sealed class ConfigException : Exception
+{
+    public IReadOnlyList<string> Errors { get; }
+
+    public ConfigException(string message) : base(message) => Errors = [message];
+
+    public ConfigException(IReadOnlyList<string> errors) : base(string.Join("\n", errors)) =>
+        Errors = errors.Count > 0 ? errors : throw new ArgumentException("at least one error", nameof(errors));
+}
+
+/// <summary>Collects configuration errors so that reading goes on past the first one; throws them all at the end.</summary>
+public sealed class ConfigErrors
+{
+    readonly List<string> _errors = new();
+
+    public IReadOnlyList<string> All => _errors;
+
+    public void Add(string error) => _errors.Add(error);
+
+    /// <summary>The value <paramref name="read"/> returns, or <paramref name="fallback"/> with its error recorded.</summary>
+    public T Read<T>(Func<T> read, T fallback)
+    {
+        try { return read(); }
+        catch (ConfigException e) { _errors.AddRange(e.Errors); return fallback; }
+    }
+
+    public void Check(Action check) => Read(() => { check(); return 0; }, 0);
+
+    public void ThrowIfAny()
+    {
+        if (_errors.Count > 0) throw new ConfigException(_errors.Distinct().ToList());
+    }
+}
 
 /// <summary>
 /// The one small layer through which RLFT reads HOCON: files with includes resolved relative to the
@@ -59,8 +94,22 @@ public sealed class RlftConfig
         catch (ConfigException) { throw; }
         catch (Exception e)
         {
-            throw new ConfigException($"{source}: invalid HOCON: {e.Message}");
+            throw new ConfigException($"{source}: invalid HOCON: {OneLine(e.Message, text)}");
         }
+    }
+
+    /// <summary>
+    /// Akka's parser reports "... at position N:" followed by the offending text on further lines; this keeps the
+    /// first line and says which line and column of the file position N is.
+    /// </summary>
+    static string OneLine(string message, string text)
+    {
+        string first = message.Split('\n')[0].Trim().TrimEnd(':');
+        var m = System.Text.RegularExpressions.Regex.Match(first, @"at position (\d+)$");
+        if (!m.Success || !int.TryParse(m.Groups[1].Value, out int position) || position > text.Length) return first;
+        int line = 1 + text.AsSpan(0, position).Count('\n');
+        int column = position - (text.LastIndexOf('\n', Math.Max(0, position - 1)) + 1) + 1;
+        return $"{first[..m.Index].TrimEnd()} at line {line}, column {column}";
     }
 
     static HoconRoot IncludeRoot(string include, string baseDirectory)
@@ -144,7 +193,9 @@ public sealed class RlftConfig
         if (v is null || IsEmptyList(v)) return [];
         if (!v.IsArray()) throw Bad(path, "expected a list of objects");
         var items = new List<RlftConfig>();
-        foreach (var (e, i) in v.GetArray().Select((e, i) => (e, i)))
+        // Akka's parser turns the blank lines of an empty multi-line list (`[\n  \n]`) into one whitespace element.
+        var elements = v.GetArray().Where(e => e.IsObject() || !e.Values.All(x => x is HoconLiteral l && string.IsNullOrWhiteSpace(l.Value))).ToList();
+        foreach (var (e, i) in elements.Select((e, i) => (e, i)))
         {
             if (!e.IsObject()) throw Bad($"{path}[{i}]", "expected an object");
             items.Add(new RlftConfig(new Config(new HoconRoot(e)), $"{Source} {path}[{i}]"));

@@ -21,13 +21,24 @@ namespace Rlft.Actors.Feedback;
 /// </summary>
 public static class FeedbackNode
 {
-    /// <summary>Builds (does not start) the web application; after StartAsync, <c>app.Urls</c> holds the bound addresses.</summary>
-    public static WebApplication Build(FeedbackOptions options, IEnumerable<string> urls, ILoggerProvider? logger = null, string? akkaHocon = null)
+    /// <summary>
+    /// Builds (does not start) the web application; after StartAsync, <c>app.Urls</c> holds the bound addresses.
+    /// <paramref name="logging"/> adds the log providers and levels (none: nothing is logged through
+    /// Microsoft.Extensions.Logging, and Akka's warnings go to its own console logger); with it, Akka logs there too.
+    /// </summary>
+    public static WebApplication Build(FeedbackOptions options, IEnumerable<string> urls, Action<ILoggingBuilder>? logging = null, string? akkaHocon = null)
     {
-        var builder = CreateBuilder(options, urls, logger);
+        var builder = CreateBuilder(options, urls);
+        logging?.Invoke(builder.Logging);
         builder.Services.AddAkka("rlft-feedback", (akka, _) =>
         {
-            akka.ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.WarningLevel);
+            akka.ConfigureLoggers(l =>
+            {
+                l.LogLevel = Akka.Event.LogLevel.WarningLevel;
+                if (logging is null) return;
+                l.ClearLoggers();
+                l.AddLoggerFactory();
+            });
             // An unbound type is an error, never a silent Newtonsoft fallback (journal payloads included).
             akka.WithStrictSerialization();
             akka.WithFeedback(options);
@@ -40,10 +51,11 @@ public static class FeedbackNode
 
     /// <summary>
     /// The web half of a feedback node: Kestrel on <paramref name="urls"/> with its limits, JSON options and the
-    /// per-rater rate limiter. The caller adds the actor system (with <see cref="WithFeedback"/>), builds, and calls
-    /// <see cref="UseFeedback"/>.
+    /// per-rater rate limiter, and no log provider. The caller adds providers (a job node adds its own, so the
+    /// endpoint's request log joins the job's log), the actor system (with <see cref="WithFeedback"/>), builds, and
+    /// calls <see cref="UseFeedback"/>.
     /// </summary>
-    public static WebApplicationBuilder CreateBuilder(FeedbackOptions options, IEnumerable<string> urls, ILoggerProvider? logger = null)
+    public static WebApplicationBuilder CreateBuilder(FeedbackOptions options, IEnumerable<string> urls)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -52,7 +64,12 @@ public static class FeedbackNode
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.Logging.ClearProviders();
-        if (logger is not null) builder.Logging.AddProvider(logger).SetMinimumLevel(LogLevel.Warning);
+        // ASP.NET Core's own request lines would repeat ours, and below Warning Kestrel logs rejected request lines and
+        // headers verbatim (an Authorization header included): its categories stay at Warning whatever the level.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // A host that cannot start (an address in use) throws to the caller, which says so in one line (StartAsync):
+        // the host's own error line with the stack trace would say it twice.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
         builder.WebHost.UseUrls([.. urls]);
         builder.WebHost.UseSetting(WebHostDefaults.PreventHostingStartupKey, "true");
         builder.WebHost.ConfigureKestrel(k =>
@@ -68,8 +85,8 @@ public static class FeedbackNode
         {
             r.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
             r.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(ctx =>
-                ctx.Items[FeedbackEndpoints.RaterItem] is string rater && rater != "admin"
-                    ? RateLimitPartition.GetTokenBucketLimiter(rater, _ => new TokenBucketRateLimiterOptions
+                ctx.Items[FeedbackEndpoints.CallerItem] is FeedbackCaller { IsAdmin: false } rater
+                    ? RateLimitPartition.GetTokenBucketLimiter(rater.Name, _ => new TokenBucketRateLimiterOptions
                     {
                         TokenLimit = options.RateBurst,
                         TokensPerPeriod = options.RatePerSecond,
@@ -94,10 +111,10 @@ public static class FeedbackNode
         catch (IOException e) { throw new Configuration.ConfigException($"rlft.feedback.urls: cannot listen ({e.Message})"); }
     }
 
-    /// <summary>Errors as JSON, rater authentication, rate limiting, the rater page and the API.</summary>
+    /// <summary>Errors as JSON and the request log, rater authentication, rate limiting, the rater page and the API.</summary>
     public static void UseFeedback(WebApplication app, FeedbackOptions options)
     {
-        app.Use(ErrorsAsJson);
+        app.UseMiddleware<RequestLogMiddleware>(options);
         app.UseMiddleware<RaterAuthMiddleware>(options);
         app.UseRateLimiter();
         app.MapFeedbackEndpoints(options);
@@ -131,30 +148,5 @@ public static class FeedbackNode
         using var command = connection.CreateCommand();
         command.CommandText = "PRAGMA journal_mode=WAL;";
         command.ExecuteNonQuery();
-    }
-
-    /// <summary>Refusals become <c>{"error": "..."}</c> with their status; anything unexpected is a bare 500, never a stack trace.</summary>
-    static async Task ErrorsAsJson(HttpContext ctx, RequestDelegate next)
-    {
-        try
-        {
-            await next(ctx);
-        }
-        catch (Exception e) when (!ctx.Response.HasStarted)
-        {
-            (int status, string message) = e switch
-            {
-                BadRequest b => (400, b.Message),
-                HttpStatusException h => (h.Status, h.Message),
-                BadHttpRequestException h => (h.StatusCode, "bad request"),
-                OperationCanceledException when ctx.RequestAborted.IsCancellationRequested => (499, "client went away"),
-                _ => (500, "internal error"),
-            };
-            if (status == 500)
-                ctx.RequestServices.GetService<ILoggerFactory>()?.CreateLogger("rlft.feedback").LogError(e, "feedback request failed");
-            ctx.Response.Clear();
-            ctx.Response.StatusCode = status;
-            await ctx.Response.WriteAsJsonAsync(new { error = message });
-        }
     }
 }

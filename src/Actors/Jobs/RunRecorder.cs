@@ -36,6 +36,9 @@ public sealed class RunRecorder : IDisposable
         string checkpoints = Path.Combine(Directory, "checkpoints");
         if (!append && System.IO.Directory.Exists(checkpoints))
             foreach (var marker in System.IO.Directory.GetFiles(checkpoints, ResumeState.FileName, SearchOption.AllDirectories)) File.Delete(marker);
+        // Nor may an earlier run's results stand for this one's if this one fails: they go before it starts.
+        if (!append)
+            foreach (var result in new[] { SummaryFile, CurveFile }) File.Delete(Path.Combine(Directory, result));
         _metrics = new StreamWriter(Path.Combine(Directory, "metrics.jsonl"), append, new UTF8Encoding(false)) { AutoFlush = true };
         _samples = new StreamWriter(Path.Combine(Directory, "samples.jsonl"), append, new UTF8Encoding(false)) { AutoFlush = true };
         _tensorboard = torch.utils.tensorboard.SummaryWriter(Path.Combine(Directory, "tensorboard"), createRunName: false);
@@ -95,18 +98,21 @@ public sealed class RunRecorder : IDisposable
         }
     }
 
-    /// <summary>Writes summary.json atomically and the reward/KL curve.</summary>
+    public const string SummaryFile = "summary.json", CurveFile = "reward_kl.png";
+
+    /// <summary>Writes summary.json atomically and the reward/KL curve (when some step reported either).</summary>
     public void Finish(IReadOnlyDictionary<string, object> summary, string rewardKey = "reward/mean", string klKey = "objective/kl")
     {
-        string path = Path.Combine(Directory, "summary.json");
+        string path = Path.Combine(Directory, SummaryFile);
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(summary, new JsonSerializerOptions(Json) { WriteIndented = true }));
         File.Move(path + ".tmp", path, overwrite: true);
-        PlotCurves(Path.Combine(Directory, "reward_kl.png"), rewardKey, klKey);
+        PlotCurves(Path.Combine(Directory, CurveFile), rewardKey, klKey);
     }
 
-    /// <summary>Reward (left axis) and KL (right axis) per step, for the steps that report them.</summary>
+    /// <summary>Reward (left axis) and KL (right axis) per step, for the steps that report them; no file when none does.</summary>
     public void PlotCurves(string path, string rewardKey, string klKey)
     {
+        if (!_history.Any(h => h.Metrics.ContainsKey(rewardKey) || h.Metrics.ContainsKey(klKey))) return;
         var plot = new ScottPlot.Plot();
         plot.Title("RLFT: reward and KL per step");
         plot.XLabel("step");

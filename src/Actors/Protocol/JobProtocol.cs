@@ -4,7 +4,12 @@ namespace Rlft.Actors.Protocol;
 public sealed record RegisterWorker(string WorkerId, string Role) : IRlftMessage;
 
 /// <summary>The job has finished: the path of summary.json and the final figures.</summary>
-public sealed record JobFinished(bool Succeeded, string Message, Dictionary<string, double> Summary) : IRlftMessage;
+public sealed record JobFinished(bool Succeeded, string Message, Dictionary<string, double> Summary) : IRlftMessage
+{
+    /// <summary>Why a job ends when the learner's node stops being a cluster member before it finished.</summary>
+    public const string NodeLeft = "this node left the cluster before the job finished (downed by the split-brain resolver, or shut down); "
+        + "see the cluster log, and akka.cluster.split-brain-resolver in the job file";
+}
 
 /// <summary>Ask the coordinator how the job stands (for progress displays and tests).</summary>
 public sealed record QueryJobStatus : IRlftMessage

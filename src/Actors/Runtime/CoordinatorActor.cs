@@ -92,7 +92,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         {
             if (_interrupt.IsCancellationRequested) return;   // the interrupted stage; the checkpoint follows
             if (_finished) Complete(false, $"the final checkpoint failed: {f.Reason}");
-            else Finish(false, $"learner failed in stage {f.Stage}: {f.Reason}");
+            else Finish(false, f.Stage < 0 ? $"the learner failed: {f.Reason}" : $"learner failed in stage {f.Stage}: {f.Reason}");
         });
         Receive<Tick>(_ => { if (_ledger.Expire(DateTime.UtcNow).Count > 0) Dispatch(); });
         Receive<QueryJobStatus>(_ => Sender.Tell(Status()));
@@ -115,6 +115,37 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             _interrupt.Cancel();
             _learner.Tell(new SaveCheckpoint(InterruptedDirectory, resumable ? State(started: true) : null), Sender);
         });
+    }
+
+    // Why a child (the learner, the weight server) crashed; it is stopped, not restarted (its state is the job's).
+    string? _childFailure;
+
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
+    {
+        _childFailure = e.Message;
+        return Directive.Stop;
+    });
+
+    /// <summary>
+    /// Nothing the coordinator does may end in a silent restart (its state is the job's): an exception in any
+    /// handler ends the job as failed, with the exception's message.
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        try { return base.AroundReceive(receive, message); }
+        catch (Exception e)
+        {
+            Failures.Log(_log, e, $"the job coordinator failed on {message.GetType().Name}");
+            if (!_finished) Finish(false, $"the job coordinator failed: {e.Message}");
+            else if (!_completed) Complete(false, $"the job coordinator failed: {e.Message}");
+            return true;
+        }
+    }
+
+    protected override void PostStop()
+    {
+        // Stopped before the job ended (the node left the cluster, or shut down): whoever waits for the job hears why.
+        if (!_completed) _jobWatcher.Tell(new JobFinished(false, JobFinished.NodeLeft, new Dictionary<string, double>()));
     }
 
     protected override void PreStart()
@@ -294,7 +325,6 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         scorer.Tell(new ScoreBatch(batch.BatchId, _rewardModelVersion, batch));
     }
 
-    readonly Dictionary<long, int> _scoreFailures = new();
     readonly Dictionary<long, int> _rolloutFailures = new();
 
     void OnRolloutFailed(RolloutFailed f)
@@ -307,17 +337,40 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     void OnScoreFailed(ScoreFailed f)
     {
-        if (!_scoring.Remove(f.BatchId, out var s)) return;
-        int failures = _scoreFailures[f.BatchId] = _scoreFailures.GetValueOrDefault(f.BatchId) + 1;
-        if (failures >= 3) { Finish(false, $"scoring batch {f.BatchId} failed {failures} times: {f.Reason}"); return; }
-        SendToScorer(s.Batch);
+        if (!_scoring.Remove(f.BatchId, out _)) return;
+        RewardFailed(f.BatchId, f.Reason);
     }
 
     void OnScored(ScoredBatch scored)
     {
         if (!_scoring.Remove(scored.BatchId, out var entry)) return;
+        if (scored.Trainable(entry.Batch, _stage!.SamplesPerPrompt).Length == 0)
+        {
+            RewardFailed(scored.BatchId, $"every sample was dropped by the reward pipeline ({scored.DropReasons.FirstOrDefault() ?? "no reason given"})");
+            return;
+        }
+        _consecutiveRewardFailures = 0;
         _ready.Enqueue(new TrainOn(scored.BatchId, _stageIndex, entry.Batch, scored));
         TryTrain();
+    }
+
+    // Scoring failures: each failed batch is skipped and another generated in its place; the job fails only when
+    // max-consecutive-reward-failures batches in a row fail (a scorer that is down, not one that hiccups).
+    int _consecutiveRewardFailures;
+    long _rewardSkipped;
+
+    void RewardFailed(long batchId, string reason)
+    {
+        _rewardSkipped++;
+        if (++_consecutiveRewardFailures >= _job.MaxConsecutiveRewardFailures)
+        {
+            Finish(false, $"scoring failed for {_consecutiveRewardFailures} batches in a row (rlft.job.max-consecutive-reward-failures = {_job.MaxConsecutiveRewardFailures}); the last: {reason}");
+            return;
+        }
+        _log.Warning("batch {0} skipped, another is generated in its place: {1}", batchId, reason);
+        _outstanding.Remove(batchId);
+        _issued--;
+        Dispatch();
     }
 
     void TryTrain()
@@ -345,7 +398,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _policyVersion = u.PolicyVersion;
         _trained++;
         _outstanding.Remove(u.BatchId);
-        var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = _staleDropped, ["rollout/reissued"] = Reissued };
+        var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = _staleDropped, ["rollout/reissued"] = Reissued, ["reward/skipped_batches"] = _rewardSkipped };
         Record(metrics, _step + 1, _stage!.Steps);
         if (_interruptAsker is { } asker)
         {
@@ -378,7 +431,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     void OnTerminated(Terminated t)
     {
-        if (t.ActorRef.Equals(_learner)) { Finish(false, "the learner stopped"); return; }
+        if (t.ActorRef.Equals(_learner)) { Finish(false, _childFailure is { } why ? $"the learner stopped: {why}" : "the learner stopped"); return; }
         if (_rolloutWorkers.Remove(t.ActorRef, out var id))
         {
             var reissued = _ledger.WorkerLost(id);
@@ -401,13 +454,18 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         else Complete(false, message);
     }
 
+    bool _completed;
+
     void Complete(bool ok, string message)
     {
+        if (_completed) return;
+        _completed = true;
         var summary = new Dictionary<string, double>(_summary)
         {
             ["job/batches_trained"] = _trained,
             ["job/batches_reissued"] = Reissued,
             ["job/stale_dropped"] = _staleDropped,
+            ["job/reward_skipped_batches"] = _rewardSkipped,
             ["job/policy_version"] = _policyVersion,
         };
         try

@@ -14,44 +14,62 @@ namespace Rlft.Actors.Runtime;
 /// </summary>
 public sealed class LearnerActor : ReceiveActor
 {
-    readonly ILearnerEngine _engine;
+    readonly ILearnerEngine? _engine;
     readonly JobSpec _job;
     readonly IActorRef _weightServer;
     readonly ILoggingAdapter _log = Context.GetLogger();
 
     public static Props Props(ILearnerEngine engine, JobSpec job, IActorRef weightServer, CancellationToken interrupt = default) =>
-        Akka.Actor.Props.Create(() => new LearnerActor(engine, job, weightServer, interrupt)).WithDispatcher("rlft.compute-dispatcher");
+        Props(() => engine, job, weightServer, interrupt);
 
-    public LearnerActor(ILearnerEngine engine, JobSpec job, IActorRef weightServer, CancellationToken interrupt)
+    /// <summary>
+    /// <paramref name="createEngine"/> runs on the learner's own (pinned) thread as the actor starts: loading models
+    /// never blocks the coordinator, and a failure to load ends the job with its message instead of a restart loop.
+    /// </summary>
+    public static Props Props(Func<ILearnerEngine> createEngine, JobSpec job, IActorRef weightServer, CancellationToken interrupt = default) =>
+        Akka.Actor.Props.Create(() => new LearnerActor(createEngine, job, weightServer, interrupt)).WithDispatcher("rlft.compute-dispatcher");
+
+    public LearnerActor(Func<ILearnerEngine> createEngine, JobSpec job, IActorRef weightServer, CancellationToken interrupt)
     {
-        (_engine, _job, _weightServer) = (engine, job, weightServer);
-        if (_engine.ExportsAdapterOnly)   // resumed mid-way through a LoRA stage: serve the base the adapters apply on
-            _weightServer.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, _engine.AdapterBaseVersion, _engine.ExportAdapterBase(), adapterOnly: false)));
-        Publish(WeightKind.Policy, _engine.PolicyVersion);
-        Publish(WeightKind.RewardModel, _engine.RewardModelVersion);   // a resumed run's reward model (-1: none yet)
+        (_job, _weightServer) = (job, weightServer);
+        try { _engine = createEngine(); }
+        catch (Exception e)
+        {
+            // Every request is answered with the reason, so whoever asks (the coordinator) ends the job.
+            string reason = $"could not load the models: {e.Message}";
+            _log.Warning("learner: {0}", reason);
+            Context.Parent.Tell(new LearnerFailed(-1, reason));
+            ReceiveAny(_ => Sender.Tell(new LearnerFailed(-1, reason)));
+            return;
+        }
+        var engine = _engine;
+        if (engine.ExportsAdapterOnly)   // resumed mid-way through a LoRA stage: serve the base the adapters apply on
+            _weightServer.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, engine.AdapterBaseVersion, engine.ExportAdapterBase(), adapterOnly: false)));
+        Publish(WeightKind.Policy, engine.PolicyVersion);
+        Publish(WeightKind.RewardModel, engine.RewardModelVersion);   // a resumed run's reward model (-1: none yet)
 
         Receive<RunOfflineStage>(m => Guard(m.Stage, () =>
         {
             var stage = _job.Stages[m.Stage];
             var sender = Sender;
-            var done = _engine.RunOfflineStage(stage, p => sender.Tell(p), interrupt);
+            var done = engine.RunOfflineStage(stage, p => sender.Tell(p), interrupt);
             if (stage.Kind == StageKind.RewardModel) Publish(WeightKind.RewardModel, done.RewardModelVersion);
             else Publish(WeightKind.Policy, done.PolicyVersion);
             sender.Tell(done);
         }));
         Receive<BeginOnline>(m => Guard(m.Stage, () =>
         {
-            _engine.BeginOnlineStage(_job.Stages[m.Stage], m.Resume);
-            Sender.Tell(new OnlineReady(m.Stage, _engine.PolicyVersion));
+            engine.BeginOnlineStage(_job.Stages[m.Stage], m.Resume);
+            Sender.Tell(new OnlineReady(m.Stage, engine.PolicyVersion));
         }));
         Receive<TrainOn>(m => Guard(m.Stage, () =>
         {
-            var updated = _engine.Train(_job.Stages[m.Stage], m);
+            var updated = engine.Train(_job.Stages[m.Stage], m);
             Publish(WeightKind.Policy, updated.PolicyVersion);
             Sender.Tell(updated);
         }));
         Receive<EvaluateWith>(m => Guard(m.Stage, () =>
-            Sender.Tell(_engine.Evaluate(m.Stage >= 0 ? _job.Stages[m.Stage] : null, m.Label, m.Prompts))));
+            Sender.Tell(engine.Evaluate(m.Stage >= 0 ? _job.Stages[m.Stage] : null, m.Label, m.Prompts))));
         Receive<SaveCheckpoint>(m => Guard(-1, () =>
         {
             // Written beside the final name and renamed when complete: a process killed mid-write leaves no
@@ -59,7 +77,7 @@ public sealed class LearnerActor : ReceiveActor
             string partial = m.Directory + ".partial";
             if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
             Directory.CreateDirectory(partial);
-            _engine.SaveCheckpoint(partial);
+            engine.SaveCheckpoint(partial);
             if (m.ResumeState is { } state) File.WriteAllText(Path.Combine(partial, ResumeState.FileName), state);
             if (Directory.Exists(m.Directory)) Directory.Delete(m.Directory, recursive: true);
             Directory.Move(partial, m.Directory);
@@ -71,8 +89,9 @@ public sealed class LearnerActor : ReceiveActor
     void Publish(WeightKind kind, long version)
     {
         if (version < 0) return;
-        bool adapterOnly = kind == WeightKind.Policy && _engine.ExportsAdapterOnly;
-        var blob = new WeightBlob(kind, version, _engine.ExportWeights(kind), adapterOnly, baseVersion: adapterOnly ? _engine.AdapterBaseVersion : -1);
+        var engine = _engine!;
+        bool adapterOnly = kind == WeightKind.Policy && engine.ExportsAdapterOnly;
+        var blob = new WeightBlob(kind, version, engine.ExportWeights(kind), adapterOnly, baseVersion: adapterOnly ? engine.AdapterBaseVersion : -1);
         _weightServer.Tell(new ServeBlob(blob));
     }
 
@@ -97,12 +116,12 @@ public sealed class LearnerActor : ReceiveActor
         try { work(); }
         catch (Exception e)
         {
-            _log.Error(e, "learner failed in stage {0}", stage);
+            Failures.Log(_log, e, $"learner failed in stage {stage}");
             Sender.Tell(new LearnerFailed(stage, e.Message));
         }
     }
 
-    protected override void PostStop() => _engine.Dispose();
+    protected override void PostStop() => _engine?.Dispose();
 }
 
 /// <summary>Prepare an online stage.</summary>

@@ -32,19 +32,22 @@ public sealed class RewardActor : WeightFetchingActor
     {
         Receive<ScoreBatch>(m =>
         {
-            if (_engine.NeedsRewardModel && _engine.RewardModelVersion < m.RewardModelVersion)
-            {
-                FetchThenRetry(WeightKind.RewardModel, m.RewardModelVersion, _engine.ApplyRewardModel);
-                return;
-            }
+            var sender = Sender;
+            void Failed(string reason) => sender.Tell(new ScoreFailed(m.BatchId, reason));
             try
             {
-                Sender.Tell(_engine.ScoreAsync(m.Batch, CancellationToken.None).GetAwaiter().GetResult());
+                if (_engine.NeedsRewardModel && _engine.RewardModelVersion < m.RewardModelVersion)
+                {
+                    FetchThenRetry(WeightKind.RewardModel, m.RewardModelVersion, _engine.ApplyRewardModel, Failed);
+                    return;
+                }
+                sender.Tell(_engine.ScoreAsync(m.Batch, CancellationToken.None).GetAwaiter().GetResult());
             }
             catch (Exception e)
             {
-                _log.Error(e, "scoring batch {0} failed", m.BatchId);
-                Sender.Tell(new ScoreFailed(m.BatchId, e.Message));
+                // Every batch is answered, scored or failed: the coordinator never waits on a batch no one holds.
+                Failures.Log(_log, e, $"scoring batch {m.BatchId} failed");
+                Failed(e.Message);
             }
         });
         Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended

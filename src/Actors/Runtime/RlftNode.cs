@@ -109,7 +109,9 @@ public sealed class RlftNode : IAsyncDisposable
         {
             akka.AddHocon(extra.WithFallback(baseConfig), HoconAddMode.Prepend)
                 .AddHocon(FeedbackSerializer.Hocon, HoconAddMode.Append)
-                .ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); })
+                // Akka's own level follows the node's: below it, nothing reaches a sink anyway, and Akka's console
+                // fallback (used while the system stops) would print what the node's logging filters out.
+                .ConfigureLoggers(l => { l.LogLevel = AkkaLevel(options.MinimumLogLevel); l.ClearLoggers(); l.AddLoggerFactory(); })
                 .WithRemoting(options.Hostname, options.Port)
                 .WithClustering(new ClusterOptions { Roles = roles, SeedNodes = options.SeedNodes.ToArray() });
             if (feedback is not null) akka.WithFeedback(feedback);
@@ -130,9 +132,7 @@ public sealed class RlftNode : IAsyncDisposable
                     registry.Register<JobWatcherActor>(system.ActorOf(JobWatcherActor.Props(finished, options.OnStatus), "job-watcher"));
                     // Downed by the split-brain resolver (or shut down some other way) before the job ended: say so
                     // instead of waiting forever.
-                    system.WhenTerminated.ContinueWith(_ => finished.TrySetResult(new JobFinished(false,
-                        "this node left the cluster before the job finished (downed by the split-brain resolver, or shut down); "
-                        + "see the cluster log, and akka.cluster.split-brain-resolver in the job file", [])), TaskScheduler.Default);
+                    system.WhenTerminated.ContinueWith(_ => finished.TrySetResult(new JobFinished(false, JobFinished.NodeLeft, [])), TaskScheduler.Default);
                 });
                 akka.WithSingleton<CoordinatorKey>("coordinator", (system, registry, _) =>
                 {
@@ -141,7 +141,7 @@ public sealed class RlftNode : IAsyncDisposable
                     return CoordinatorActor.Props(job, (ctx, interrupt) =>
                     {
                         var server = ctx.ActorOf(WeightServerActor.Props(), "weights");
-                        var learner = ctx.ActorOf(LearnerActor.Props(engines.CreateLearner(job, resume?.Directory), job, server, interrupt), "learner");
+                        var learner = ctx.ActorOf(LearnerActor.Props(() => engines.CreateLearner(job, resume?.Directory), job, server, interrupt), "learner");
                         return (learner, server);
                     }, recorder, registry.Get<JobWatcherActor>(), options.WorkTimeout, resume?.State);
                 }, new ClusterSingletonOptions { Role = "learner" });
@@ -188,6 +188,14 @@ public sealed class RlftNode : IAsyncDisposable
         else host = ((HostApplicationBuilder)builder).Build();
         return new RlftNode(host, finished.Task, jobEnded);
     }
+
+    static Akka.Event.LogLevel AkkaLevel(LogLevel level) => level switch
+    {
+        LogLevel.Trace or LogLevel.Debug => Akka.Event.LogLevel.DebugLevel,
+        LogLevel.Information => Akka.Event.LogLevel.InfoLevel,
+        LogLevel.Warning => Akka.Event.LogLevel.WarningLevel,
+        _ => Akka.Event.LogLevel.ErrorLevel,
+    };
 
     public Task StartAsync(CancellationToken ct = default) =>
         Host is WebApplication web ? FeedbackNode.StartAsync(web, ct) : Host.StartAsync(ct);

@@ -46,7 +46,7 @@ public sealed class RolloutActor : WeightFetchingActor
             // Leaving: not taken; the coordinator re-issues it when this worker is gone.
             if (_draining) return;
             if (_engine.PolicyVersion >= work.PolicyVersion) Generate(work);
-            else FetchThenRetry(WeightKind.Policy, work.PolicyVersion, _engine.ApplyWeights);   // a newer policy exists
+            else FetchThenRetry(WeightKind.Policy, work.PolicyVersion, _engine.ApplyWeights, reason => Failed(work, reason));   // a newer policy exists
         });
         Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
         // Processed between batches (generation blocks this actor), so the batch in hand is already reported.
@@ -65,9 +65,16 @@ public sealed class RolloutActor : WeightFetchingActor
         }
         catch (Exception e)
         {
-            _log.Error(e, "rollout batch {0} failed", work.BatchId);
-            _coordinator.Tell(new RolloutFailed(work.BatchId, _workerId, e.Message));
+            Failures.Log(_log, e, $"rollout batch {work.BatchId} failed");
+            Failed(work, e.Message);
+            return;
         }
+        AskForWork();
+    }
+
+    void Failed(GenerateRollouts work, string reason)
+    {
+        _coordinator.Tell(new RolloutFailed(work.BatchId, _workerId, reason));
         AskForWork();
     }
 

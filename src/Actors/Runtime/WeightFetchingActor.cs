@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Rlft.Actors.Protocol;
 
 namespace Rlft.Actors.Runtime;
@@ -31,9 +32,18 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
     /// <summary>The full version of <paramref name="kind"/> the replica's adapters would apply on (-1: none).</summary>
     protected virtual long BaseVersion(WeightKind kind) => -1;
 
-    /// <summary>Stashes the current message and fetches <paramref name="kind"/> weights of at least <paramref name="version"/>.</summary>
-    protected void FetchThenRetry(WeightKind kind, long version, Action<long, byte[]> apply)
+    // Set when weights could not be applied (e.g. a model the replica cannot build): fetching again would fail the
+    // same way, so every later request for weights is answered with this reason instead of looping.
+    string? _cannotApply;
+
+    /// <summary>
+    /// Stashes the current message and fetches <paramref name="kind"/> weights of at least <paramref name="version"/>.
+    /// When weights cannot be applied, <paramref name="failed"/> is called with the reason (now, or for the message
+    /// when it is replayed) instead: the actor reports the work it cannot do rather than retrying forever.
+    /// </summary>
+    protected void FetchThenRetry(WeightKind kind, long version, Action<long, byte[]> apply, Action<string> failed)
     {
+        if (_cannotApply is { } reason) { failed(reason); return; }
         Stash.Stash();
         (_kind, _wanted, _apply) = (kind, version, apply);
         _coordinator.Tell(new QueryWeights(kind));
@@ -61,7 +71,16 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
         Receive<WeightChunk>(c =>
         {
             if (_fetcher?.Accept(c, _weightServer, Self) is not { } blob) return;
-            _apply(_fetcher.Announcement.Version, blob);
+            try { _apply(_fetcher.Announcement.Version, blob); }
+            catch (Exception e)
+            {
+                _cannotApply = $"weights v{_fetcher.Announcement.Version} could not be applied: {e.Message}";
+                Failures.Log(Context.GetLogger(), e, $"{Self.Path.Name}: weights v{_fetcher.Announcement.Version} could not be applied");
+                (_fetcher, _afterBase) = (null, null);
+                Become(Ready);
+                Stash.UnstashAll();
+                return;
+            }
             _fetcher = null;
             if (_afterBase is { } next)
             {

@@ -90,7 +90,8 @@ public sealed class WeightSyncBenchmark : IBenchmark
             ["p90_ms"] = Math.Round(latencies[(int)(latencies.Count * 0.9)], 1),
             ["full_sync_ms"] = Math.Round(best * 1000, 1),
         };
-        a.Terminate().Wait(TimeSpan.FromSeconds(10));
+        // The fetching side leaves first: the serving side then sees an orderly disassociation, not a failed association.
         b.Terminate().Wait(TimeSpan.FromSeconds(10));
+        a.Terminate().Wait(TimeSpan.FromSeconds(10));
     }
 }

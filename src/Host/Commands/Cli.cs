@@ -5,6 +5,9 @@ namespace Rlft.Host.Commands;
 /// <summary>The `rlft` command line: builds the command tree and turns parse errors into one line.</summary>
 public static class Cli
 {
+    /// <summary>The exit status for input refused before anything ran (options, job files, datasets, models).</summary>
+    public const int InvalidInput = 2;
+
     public static RootCommand Build()
     {
         var root = new RootCommand("RLFT: reinforcement learning from feedback for language models, on Akka.NET and TorchSharp.");
@@ -55,15 +58,16 @@ public static class Cli
         }
         catch (Rlft.Actors.Configuration.ConfigException e)
         {
-            // A bad config file, key or value anywhere below a command: the message names the key path.
-            stderr.WriteLine($"rlft: {e.Message}");
-            return 1;
+            // Bad config files, keys, values or inputs anywhere below a command: one line each, naming the key path
+            // and the file or line at fault; exit 2, as for bad options.
+            foreach (var error in e.Errors) stderr.WriteLine($"rlft: {error}");
+            return InvalidInput;
         }
     }
 }
 
-/// <summary>A user error with a message that names the problem; printed as one line.</summary>
-public sealed class CliException(string message, int exitCode = 1) : Exception(message)
+/// <summary>A user error with a message that names the problem; printed as one line (exit 2: invalid input).</summary>
+public sealed class CliException(string message, int exitCode = Cli.InvalidInput) : Exception(message)
 {
     public int ExitCode { get; } = exitCode;
 }

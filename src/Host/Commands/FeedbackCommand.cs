@@ -1,25 +1,47 @@
 using System.CommandLine;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Feedback;
 
 namespace Rlft.Host.Commands;
 
 /// <summary>
-/// `rlft feedback --config FILE [--db PATH] [--urls URLS]`: a feedback node (the persistent feedback actor, the
-/// rater page and the API) until Ctrl+C or SIGTERM. Prints one line with the bound address once it is serving.
+/// `rlft feedback --config FILE [--db PATH] [--urls URLS] [--log-level LEVEL]`: a feedback node (the persistent
+/// feedback actor, the rater page and the API) until Ctrl+C or SIGTERM. Prints one line with the bound address once
+/// it is serving; logs one console line per request (Information) and each failure (Error, with its exception).
 /// </summary>
 public static class FeedbackCommand
 {
+    static readonly string[] Levels = ["debug", "information", "warning", "error", "none"];
+
+    /// <summary>
+    /// Single-line console logs at <paramref name="level"/>, warnings and errors on standard error; the host's own
+    /// start-up lines stay below Warning (the command prints where it listens).
+    /// </summary>
+    public static Action<ILoggingBuilder> ConsoleLogging(LogLevel level) => logging => logging
+        .AddConsole(c => c.LogToStandardErrorThreshold = LogLevel.Warning)
+        .AddSimpleConsole(f => { f.SingleLine = true; f.TimestampFormat = "HH:mm:ss "; })
+        .AddFilter("Microsoft", LogLevel.Warning)
+        .SetMinimumLevel(level);
+
     public static Command Create()
     {
         var config = new Option<FileInfo>("--config") { Description = "HOCON file with an rlft.feedback section (see hocon/feedback.conf).", Required = true };
         var db = new Option<string?>("--db") { Description = "SQLite journal file (overrides rlft.feedback.journal)." };
         var urls = new Option<string?>("--urls") { Description = "Addresses to listen on, separated by ';' (port 0 picks a free port); overrides rlft.feedback.urls (default http://127.0.0.1:5080)." };
-        var command = new Command("feedback", "Run a feedback node: human raters rate items through a web page and an HTTP API.") { config, db, urls };
+        var logLevel = new Option<string>("--log-level")
+        {
+            Description = $"Console log level: {string.Join(", ", Levels)} (information: one line per request).",
+            DefaultValueFactory = _ => "information",
+        };
+        var command = new Command("feedback", "Run a feedback node: human raters rate items through a web page and an HTTP API.") { config, db, urls, logLevel };
         command.SetAction(async (result, ct) =>
         {
             var o = result.InvocationConfiguration.Output;
+            string levelName = result.GetValue(logLevel)!.ToLowerInvariant();
+            if (!Levels.Contains(levelName)) throw new CliException($"--log-level: '{levelName}' is not one of {string.Join(", ", Levels)}");
+            var level = Enum.Parse<LogLevel>(levelName, ignoreCase: true);
             var options = FeedbackOptions.FromConfig(RlftConfig.LoadFile(result.GetValue(config)!.FullName));
             if (result.GetValue(db) is { } path) options = options with { Journal = Path.GetFullPath(path) };
             if (result.GetValue(urls) is { } given)
@@ -30,7 +52,7 @@ public static class FeedbackCommand
             }
             if (options.Raters.Count == 0)
                 throw new CliException("rlft.feedback.raters: no raters configured (issue a token with 'rlft feedback-token --rater NAME')");
-            await using var app = FeedbackNode.Build(options, options.Urls);
+            await using var app = FeedbackNode.Build(options, options.Urls, ConsoleLogging(level));
             await FeedbackNode.StartAsync(app, ct);
             int active = options.Raters.Count(r => !r.Revoked);
             o.WriteLine($"feedback node listening on {string.Join(", ", app.Urls)} (journal {options.Journal}, {active} rater{(active == 1 ? "" : "s")})");

@@ -8,7 +8,7 @@ public static class InitModelCommand
 {
     public static Command Create()
     {
-        var arch = new Option<string>("--arch") { Description = "Architecture: gpt2, llama or qwen2.", Required = true };
+        var arch = new Option<string>("--arch") { Description = "Architecture: gpt2, llama, qwen2, qwen3, gemma2, gemma3 (model_type gemma3_text) or phi3.", Required = true };
         arch.AcceptOnlyFromAmong(ModelPresets.Architectures);
         var preset = new Option<string>("--preset") { Description = "Size: tiny (2 layers × d64) or small (4 layers × d256).", DefaultValueFactory = _ => "tiny" };
         preset.AcceptOnlyFromAmong(ModelPresets.Presets);

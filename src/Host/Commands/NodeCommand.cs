@@ -31,10 +31,13 @@ public static class NodeCommand
 
     static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
     {
-        var job = JobSpec.Load(configPath, overrides);
         if (port is < 0 or > 65535) throw new CliException($"--port: {port} is not a TCP port");
         if (workers < 1) throw new CliException($"--rollout-workers: must be at least 1, got {workers}");
         var roles = roleList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // What this node will read and build is checked before it joins anything: the learner's models, datasets and
+        // output directory, a reward node's reward specs.
+        var parts = (roles.Contains("learner") ? JobParts.Learner : JobParts.None) | (roles.Contains("reward") ? JobParts.Rewards : JobParts.None);
+        var job = JobSpec.LoadChecked(configPath, overrides, parts);
         var seedNodes = (seedList ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var s in seedNodes)
             if (!s.StartsWith($"akka.tcp://{RlftNode.SystemName}@", StringComparison.Ordinal))

@@ -35,7 +35,7 @@ public static class RunCommand
 
     static int RunPlain(string jobPath, string[] overrides, TextWriter output)
     {
-        var spec = JobSpec.Load(jobPath, overrides);
+        var spec = JobSpec.LoadChecked(jobPath, overrides);
         output.WriteLine($"rlft: job '{spec.Name}' as a plain loop → {Path.GetFullPath(spec.RunDirectory)}");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
@@ -55,7 +55,8 @@ public static class RunCommand
         if (resume is null)
         {
             if (jobPath is null) throw new CliException("run: give a job file (e.g. hocon/quickstart.conf), or --resume RUN_DIR");
-            var spec = JobSpec.Load(jobPath, overrides);
+            // Everything the job reads and writes is checked before the run directory is touched.
+            var spec = JobSpec.LoadChecked(jobPath, overrides);
             JobRecord.Of(jobPath, overrides).WriteTo(spec.RunDirectory);
             return (spec, null);
         }
@@ -63,12 +64,12 @@ public static class RunCommand
             throw new CliException($"run: --resume continues the job recorded in {Path.Combine(resume, JobRecord.FileName)}; drop the job file argument");
         if (!Directory.Exists(resume)) throw new CliException($"--resume {resume}: no such run directory");
         var record = JobRecord.Read(resume);
-        var job = JobSpec.LoadText(record.JobText, record.JobFile, [.. record.Overrides, .. overrides]);
         // The run directory is where it is now (it may have been moved, or named relative to another folder).
         string runDir = Path.GetFullPath(resume).TrimEnd(Path.DirectorySeparatorChar);
+        var job = JobSpec.LoadTextChecked(record.JobText, record.JobFile, [.. record.Overrides, .. overrides],
+            relocate: j => j with { OutputRoot = Path.GetDirectoryName(runDir)! });
         if (Path.GetFileName(runDir) != job.Name)
             throw new CliException($"--resume {resume}: the run directory's name is not the job's name '{job.Name}'");
-        job = job with { OutputRoot = Path.GetDirectoryName(runDir)! };
         var point = ResumePoint.Latest(runDir);
         if (point.State.Stage >= job.Stages.Count)
             throw new CliException($"--resume {resume}: {Path.GetFileName(point.Directory)} continues stage {point.State.Stage}, but the job has {job.Stages.Count} stages");

@@ -36,17 +36,18 @@ public static class Checkpoint
     /// <summary>Reads every tensor of a checkpoint directory (single file or shards).</summary>
     public static Dictionary<string, Tensor> ReadTensors(string dir)
     {
-        string single = Path.Combine(dir, WeightsFile), index = Path.Combine(dir, IndexFile);
-        if (File.Exists(single)) return SafetensorsFile.Load(single);
-        if (!File.Exists(index)) throw new FileNotFoundException($"no {WeightsFile} or {IndexFile} in {dir}", single);
-        JsonObject map;
-        try { map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject ?? throw new InvalidDataException("'weight_map' missing"); }
-        catch (JsonException e) { throw new InvalidDataException($"{index}: invalid JSON ({e.Message})", e); }
         var all = new Dictionary<string, Tensor>();
-        foreach (var shard in map.Select(kv => kv.Value!.GetValue<string>()).Distinct())
-            foreach (var kv in SafetensorsFile.Load(Path.Combine(dir, shard))) all[kv.Key] = kv.Value;
+        foreach (var file in WeightFiles(dir))
+            foreach (var kv in SafetensorsFile.Load(file)) all[kv.Key] = kv.Value;
         return all;
     }
+
+    /// <summary>The checkpoint names a model of this config does not hold as parameters (buffers, tied heads).</summary>
+    public static bool IsIgnorable(string key, ModelConfig config) =>
+        key.EndsWith(".attn.bias", StringComparison.Ordinal) && config.Family == ModelFamily.Gpt2
+        || key.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
+        || key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)
+        || key == "lm_head.weight" && config.TieWordEmbeddings;
 
     public static void LoadWeights(CausalLM model, string dir)
     {
@@ -55,13 +56,6 @@ public static class Checkpoint
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
 
-    /// <summary>Buffers and duplicates real checkpoints carry that are not parameters here.</summary>
-    static bool IsIgnorable(string key, ModelConfig config) =>
-        key.EndsWith(".attn.bias", StringComparison.Ordinal) && config.Family == ModelFamily.Gpt2
-        || key.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
-        || key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)
-        || key == "lm_head.weight" && config.TieWordEmbeddings;
-
     /// <summary>
     /// Copies <paramref name="tensors"/> into <paramref name="module"/>'s parameters by name. Adapter tensors
     /// (<c>.lora_</c>) on the module are not expected. Throws listing missing, unexpected and mis-shaped names.
@@ -69,27 +63,72 @@ public static class Checkpoint
     public static void CopyInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source, Func<string, bool>? ignore = null)
     {
         var expected = module.state_dict().Where(kv => !kv.Key.Contains(".lora_")).ToDictionary(kv => kv.Key, kv => kv.Value);
-        var matched = new Dictionary<string, Tensor>();
+        var matched = Match(expected.ToDictionary(kv => kv.Key, kv => kv.Value.shape), tensors.ToDictionary(kv => kv.Key, kv => kv.Value.shape), source, ignore);
+        using var _ = no_grad();
+        foreach (var (key, name) in matched) expected[name].copy_(tensors[key]);
+    }
+
+    /// <summary>
+    /// Pairs a checkpoint's tensor names with a module's parameter names (the checkpoint may omit or add the
+    /// <c>transformer.</c> / <c>model.</c> prefix) and checks shapes. Returns checkpoint key → parameter name;
+    /// throws one message listing every missing, unexpected and mis-shaped tensor.
+    /// </summary>
+    public static Dictionary<string, string> Match(IReadOnlyDictionary<string, long[]> expected, IReadOnlyDictionary<string, long[]> found, string source, Func<string, bool>? ignore = null)
+    {
+        var matched = new Dictionary<string, string>();
         var unexpected = new List<string>();
-        foreach (var (key, t) in tensors)
+        foreach (var key in found.Keys)
         {
             if (ignore?.Invoke(key) == true) continue;
             string? name = expected.ContainsKey(key) ? key
                 : expected.ContainsKey("transformer." + key) ? "transformer." + key
                 : expected.ContainsKey("model." + key) ? "model." + key
                 : null;
-            if (name is null) unexpected.Add(key); else matched[name] = t;
+            if (name is null) unexpected.Add(key); else matched[key] = name;
         }
-        var missing = expected.Keys.Where(k => !matched.ContainsKey(k)).ToList();
-        var badShape = matched.Where(kv => !kv.Value.shape.SequenceEqual(expected[kv.Key].shape))
-            .Select(kv => $"{kv.Key} (checkpoint [{string.Join(", ", kv.Value.shape)}], model [{string.Join(", ", expected[kv.Key].shape)}])").ToList();
+        var names = matched.Values.ToHashSet();
+        var missing = expected.Keys.Where(k => !names.Contains(k)).ToList();
+        var badShape = matched.Where(kv => !found[kv.Key].SequenceEqual(expected[kv.Value]))
+            .Select(kv => $"{kv.Value} (checkpoint [{string.Join(", ", found[kv.Key])}], model [{string.Join(", ", expected[kv.Value])}])").ToList();
         var problems = new List<string>();
         if (missing.Count > 0) problems.Add($"missing tensors: {string.Join(", ", missing)}");
         if (unexpected.Count > 0) problems.Add($"unexpected tensors: {string.Join(", ", unexpected)}");
         if (badShape.Count > 0) problems.Add($"wrong shapes: {string.Join(", ", badShape)}");
         if (problems.Count > 0) throw new InvalidDataException($"{source}: {string.Join("; ", problems)}");
-        using var _ = no_grad();
-        foreach (var (name, t) in matched) expected[name].copy_(t);
+        return matched;
+    }
+
+    /// <summary>
+    /// Every tensor's name and shape in a checkpoint directory, read from the safetensors headers only (single
+    /// file or shards): no tensor data is loaded. Throws naming the file for a missing, unreadable or truncated one.
+    /// </summary>
+    public static Dictionary<string, long[]> ReadShapes(string dir)
+    {
+        var shapes = new Dictionary<string, long[]>();
+        foreach (var file in WeightFiles(dir))
+            foreach (var (name, info) in SafetensorsFile.Describe(file)) shapes[name] = info.Shape;
+        return shapes;
+    }
+
+    /// <summary>The safetensors files of a checkpoint: model.safetensors, or the shards its index names.</summary>
+    static IReadOnlyList<string> WeightFiles(string dir)
+    {
+        string single = Path.Combine(dir, WeightsFile), index = Path.Combine(dir, IndexFile);
+        if (File.Exists(single)) return [single];
+        if (!File.Exists(index)) throw new FileNotFoundException($"{dir}: no {WeightsFile} or {IndexFile}", single);
+        JsonObject map;
+        try { map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject ?? throw new InvalidDataException($"{index}: 'weight_map' missing"); }
+        catch (JsonException e) { throw new InvalidDataException($"{index}: invalid JSON ({e.Message})", e); }
+        var shards = new List<string>();
+        foreach (var (tensor, value) in map)
+        {
+            if (value is not JsonValue v || !v.TryGetValue<string>(out var shard) || shard.Length == 0 || shard.Contains('/') || shard.Contains(".."))
+                throw new InvalidDataException($"{index}: weight_map[\"{tensor}\"] is not a shard file name");
+            if (!shards.Contains(shard)) shards.Add(shard);
+        }
+        foreach (var shard in shards)
+            if (!File.Exists(Path.Combine(dir, shard))) throw new FileNotFoundException($"{index}: shard {shard} is missing", Path.Combine(dir, shard));
+        return shards.Select(s => Path.Combine(dir, s)).ToList();
     }
 
     /// <summary>

@@ -40,6 +40,67 @@ public static class SafetensorsFile
         }
     }
 
+    /// <summary>One tensor as a safetensors header describes it.</summary>
+    public sealed record TensorInfo(string DType, long[] Shape, long Begin, long End);
+
+    static readonly Dictionary<string, int> DTypeBytes = new()
+    {
+        ["F64"] = 8, ["F32"] = 4, ["F16"] = 2, ["BF16"] = 2, ["I64"] = 8, ["I32"] = 4, ["I16"] = 2, ["I8"] = 1, ["U8"] = 1, ["BOOL"] = 1,
+        ["F8_E4M3"] = 1, ["F8_E5M2"] = 1, ["U16"] = 2, ["U32"] = 4, ["U64"] = 8,
+    };
+
+    /// <summary>
+    /// Every tensor's dtype, shape and byte range from the header alone (no data read), checked the way a reader
+    /// would fail later: a header that is not JSON, an entry without dtype/shape/offsets, a byte range that does
+    /// not fit its shape and dtype, or data that runs past the end of the file (a truncated download).
+    /// </summary>
+    public static Dictionary<string, TensorInfo> Describe(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"weights file not found: {path}", path);
+        long fileLength = new FileInfo(path).Length;
+        if (fileLength < 8) throw new InvalidDataException($"{path}: not a safetensors file ({fileLength} bytes)");
+        JsonObject header;
+        long dataStart;
+        try
+        {
+            header = ReadHeader(path);
+            using var fs = File.OpenRead(path);
+            Span<byte> len = stackalloc byte[8];
+            fs.ReadExactly(len);
+            dataStart = 8 + (long)BinaryPrimitives.ReadUInt64LittleEndian(len);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or EndOfStreamException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: not a safetensors file (header: {e.Message.Split('.')[0]})", e);
+        }
+        var tensors = new Dictionary<string, TensorInfo>();
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__") continue;
+            try
+            {
+                var entry = node as JsonObject ?? throw new InvalidDataException("not an object");
+                string dtype = entry["dtype"]?.GetValue<string>() ?? throw new InvalidDataException("no dtype");
+                if (!DTypeBytes.TryGetValue(dtype, out int size)) throw new InvalidDataException($"unknown dtype {dtype}");
+                var shape = (entry["shape"] as JsonArray ?? throw new InvalidDataException("no shape")).Select(d => d!.GetValue<long>()).ToArray();
+                var offsets = entry["data_offsets"] as JsonArray ?? throw new InvalidDataException("no data_offsets");
+                if (offsets.Count != 2) throw new InvalidDataException("data_offsets needs two numbers");
+                long begin = offsets[0]!.GetValue<long>(), end = offsets[1]!.GetValue<long>();
+                long bytes = shape.Aggregate(1L, (a, d) => a * d) * size;
+                if (shape.Any(d => d < 0) || begin < 0 || end - begin != bytes)
+                    throw new InvalidDataException($"data_offsets [{begin}, {end}] do not hold shape [{string.Join(", ", shape)}] of {dtype}");
+                if (dataStart + end > fileLength)
+                    throw new InvalidDataException($"its data ends at byte {dataStart + end} but the file has {fileLength} (truncated?)");
+                tensors[name] = new TensorInfo(dtype, shape, begin, end);
+            }
+            catch (Exception e) when (e is InvalidDataException or InvalidOperationException or FormatException or System.Text.Json.JsonException)
+            {
+                throw new InvalidDataException($"{path}: tensor {name}: {e.Message}", e);
+            }
+        }
+        return tensors;
+    }
+
     /// <summary>The JSON header of a safetensors file (tensor entries and <c>__metadata__</c>).</summary>
     public static JsonObject ReadHeader(string path)
     {

@@ -14,8 +14,16 @@ public sealed record CausalLMOutput(Tensor Logits, Tensor HiddenStates) : IDispo
     public void Dispose() { Logits.Dispose(); HiddenStates.Dispose(); }
 }
 
-/// <summary>Per-forward state every layer reads: the attention mask, the cache, rotary cos/sin.</summary>
-public sealed record LayerContext(AttentionMask Mask, KvCache? Cache, Tensor? Cos, Tensor? Sin);
+/// <summary>
+/// Per-forward state every layer reads: the attention mask, the cache, rotary cos/sin. Models that mix sliding and
+/// full layers (Gemma) also pass the sliding layers' mask and, where their RoPE base differs, their cos/sin.
+/// </summary>
+public sealed record LayerContext(AttentionMask Mask, KvCache? Cache, Tensor? Cos, Tensor? Sin)
+{
+    public AttentionMask? SlidingMask { get; init; }
+    public Tensor? LocalCos { get; init; }
+    public Tensor? LocalSin { get; init; }
+}
 
 /// <summary>
 /// A decoder-only language model: the one interface generation, log-probs, heads, LoRA and the trainers use.
@@ -58,9 +66,12 @@ public abstract class CausalLM : nn.Module
             keyValid = newPadding ? attentionMask!.to(ScalarType.Bool) : ones(b, t, dtype: ScalarType.Bool, device: inputIds.device);
         }
         bool anyPadding = newPadding || (cache?.HasPadding ?? false);
-        var attn = AttentionMask.Build(keyValid, t, history, anyPadding, Config.SlidingWindow);
+        // A window on every layer (mistral, phi3) goes into the one mask; per-layer windows (gemma) get a second mask.
+        bool perLayer = Config.SlidingLayers is not null;
+        var attn = AttentionMask.Build(keyValid, t, history, anyPadding, perLayer ? null : Config.SlidingWindow);
+        AttentionMask? sliding = perLayer ? AttentionMask.Build(keyValid, t, history, anyPadding, Config.SlidingWindow) : null;
         // Positions never exceed the slot index, so history + t bounds the rotary table without a host sync.
-        var hidden = Body(inputIds, positions, history + t, attn, cache);          // (B, T, H)
+        var hidden = Body(inputIds, positions, history + t, attn, sliding, cache);  // (B, T, H)
         cache?.Commit();
         Tensor logits;
         if (logitsToKeep < 0) logits = zeros(b, 0, Config.VocabSize, device: inputIds.device);
@@ -72,8 +83,11 @@ public abstract class CausalLM : nn.Module
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Embeddings → blocks → final norm. positions: (B, T), all below <paramref name="positionBound"/> → hidden (B, T, H).</summary>
-    protected abstract Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache);
+    /// <summary>
+    /// Embeddings → blocks → final norm. positions: (B, T), all below <paramref name="positionBound"/> → hidden (B, T, H).
+    /// <paramref name="slidingMask"/> is set only when the config slides some layers and not others.
+    /// </summary>
+    protected abstract Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache);
 
     /// <summary>hidden (B, T, H) → logits (B, T, V).</summary>
     protected abstract Tensor LmHead(Tensor hidden);
@@ -102,7 +116,7 @@ public abstract class CausalLM : nn.Module
         return this;
     }
 
-    /// <summary>HF-style initialisation: normal(0, 0.02) weights, zero biases, unit norms; seeded.</summary>
+    /// <summary>HF-style initialisation: normal(0, 0.02) weights, zero biases, unit norms (zero for Gemma's (1 + w) norms); seeded.</summary>
     public void InitWeights(long seed, double std = 0.02)
     {
         using var _ = no_grad();
@@ -111,7 +125,7 @@ public abstract class CausalLM : nn.Module
         {
             if (name.Contains(".lora_")) continue;
             if (name.EndsWith("bias")) p.zero_();
-            else if (p.dim() == 1) p.fill_(1.0);   // LayerNorm / RMSNorm scales
+            else if (p.dim() == 1) p.fill_(Config.Family == ModelFamily.Gemma ? 0.0 : 1.0);   // LayerNorm / RMSNorm scales
             else
             {
                 // GPT-2 scales residual output projections by 1/sqrt(2·layers) (the paper's modified init).

@@ -25,8 +25,9 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
     public Dense(long inFeatures, long outFeatures, bool hasBias, bool transposed = false) : base(nameof(Dense))
     {
         InFeatures = inFeatures; OutFeatures = outFeatures; Transposed = transposed;
-        weight = new Parameter(transposed ? empty(inFeatures, outFeatures) : empty(outFeatures, inFeatures));
-        bias = hasBias ? new Parameter(zeros(outFeatures)) : null;
+        var device = ParameterDevice.Current;
+        weight = new Parameter(transposed ? empty(inFeatures, outFeatures, device: device) : empty(outFeatures, inFeatures, device: device));
+        bias = hasBias ? new Parameter(zeros(outFeatures, device: device)) : null;
         RegisterComponents();
     }
 

@@ -14,9 +14,9 @@ public sealed class Gpt2Block : nn.Module
 
     public Gpt2Block(ModelConfig c, int layer) : base(nameof(Gpt2Block))
     {
-        ln_1 = nn.LayerNorm(c.HiddenSize, c.NormEps);
+        ln_1 = nn.LayerNorm(c.HiddenSize, c.NormEps, device: ParameterDevice.Current);
         attn = new Gpt2Attention(c, layer);
-        ln_2 = nn.LayerNorm(c.HiddenSize, c.NormEps);
+        ln_2 = nn.LayerNorm(c.HiddenSize, c.NormEps, device: ParameterDevice.Current);
         mlp = new Gpt2Mlp(c);
         RegisterComponents();
     }

@@ -15,10 +15,10 @@ public sealed class Gpt2Transformer : nn.Module
 
     public Gpt2Transformer(ModelConfig c) : base(nameof(Gpt2Transformer))
     {
-        wte = nn.Embedding(c.VocabSize, c.HiddenSize);
-        wpe = nn.Embedding(c.MaxPositions, c.HiddenSize);
+        wte = nn.Embedding(c.VocabSize, c.HiddenSize, device: ParameterDevice.Current);
+        wpe = nn.Embedding(c.MaxPositions, c.HiddenSize, device: ParameterDevice.Current);
         h = new ModuleList<Gpt2Block>(Enumerable.Range(0, c.NumLayers).Select(i => new Gpt2Block(c, i)).ToArray());
-        ln_f = nn.LayerNorm(c.HiddenSize, c.NormEps);
+        ln_f = nn.LayerNorm(c.HiddenSize, c.NormEps, device: ParameterDevice.Current);
         RegisterComponents();
     }
 
@@ -50,7 +50,7 @@ public sealed class Gpt2LMHeadModel : CausalLM
 
     public override Tensor WordEmbeddings => transformer.wte.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache) =>
+    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache) =>
         transformer.Forward(inputIds, positions, new LayerContext(mask, cache, null, null));
 
     protected override Tensor LmHead(Tensor hidden) =>

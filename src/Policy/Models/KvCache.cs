@@ -17,6 +17,8 @@ public sealed class KvCache : IDisposable
     public Tensor NextPositions { get; private set; }
     /// <summary>True once any filled slot is padding; decoding then needs an explicit mask.</summary>
     public bool HasPadding { get; private set; }
+    /// <summary>longrope models: whether the cached keys were rotated with the long factors (null until the first forward).</summary>
+    internal bool? LongRope { get; set; }
 
     public KvCache(int layers, int batch, int kvHeads, int capacity, int headDim, Device device, ScalarType dtype = ScalarType.Float32)
     {

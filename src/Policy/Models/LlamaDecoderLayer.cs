@@ -3,18 +3,21 @@ using static TorchSharp.torch;
 
 namespace Rlft.Policy.Models;
 
-/// <summary>Pre-norm decoder layer: x + self_attn(input_layernorm(x)), then + mlp(post_attention_layernorm(x)).</summary>
+/// <summary>
+/// Pre-norm decoder layer: x + self_attn(input_layernorm(x)), then + mlp(post_attention_layernorm(x)). The blocks
+/// follow the model type: phi3's fused qkv_proj / gate_up_proj, otherwise separate projections.
+/// </summary>
 public sealed class LlamaDecoderLayer : nn.Module
 {
-    public LlamaAttention self_attn;
-    public LlamaMlp mlp;
+    public DecoderAttention self_attn;
+    public nn.Module<Tensor, Tensor> mlp;
     public RmsNorm input_layernorm;
     public RmsNorm post_attention_layernorm;
 
     public LlamaDecoderLayer(ModelConfig c, int layer) : base(nameof(LlamaDecoderLayer))
     {
-        self_attn = new LlamaAttention(c, layer);
-        mlp = new LlamaMlp(c);
+        self_attn = c.ModelType == "phi3" ? new Phi3Attention(c, layer) : new LlamaAttention(c, layer);
+        mlp = c.ModelType == "phi3" ? new Phi3Mlp(c) : new LlamaMlp(c);
         input_layernorm = new RmsNorm(c.HiddenSize, c.NormEps);
         post_attention_layernorm = new RmsNorm(c.HiddenSize, c.NormEps);
         RegisterComponents();

@@ -5,20 +5,22 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace Rlft.Policy.Models;
 
-/// <summary>LlamaModel (also Mistral's and Qwen2's): embed_tokens, layers.N, final RMSNorm.</summary>
+/// <summary>LlamaModel (also Mistral's, Qwen2's, Qwen3's and Phi-3's): embed_tokens, layers.N, final RMSNorm.</summary>
 public sealed class LlamaModel : nn.Module
 {
     public Embedding embed_tokens;   // (V, H)
     public ModuleList<LlamaDecoderLayer> layers;
     public RmsNorm norm;
     internal readonly RotaryEmbedding Rotary;
+    readonly int? longRopeFrom;
 
     public LlamaModel(ModelConfig c) : base(nameof(LlamaModel))
     {
-        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize);
+        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: ParameterDevice.Current);
         layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i)).ToArray());
         norm = new RmsNorm(c.HiddenSize, c.NormEps);
-        Rotary = new RotaryEmbedding(c.HeadDim, c.RopeTheta, c.MaxPositions, c.RopeScaling, CPU);
+        Rotary = new RotaryEmbedding(c.RotaryDim, c.RopeTheta, c.MaxPositions, c.RopeScaling, CPU);
+        longRopeFrom = c.RopeScaling?.Type == "longrope" ? c.RopeScaling.OriginalMaxPositions : null;
         RegisterComponents();
     }
 
@@ -26,7 +28,15 @@ public sealed class LlamaModel : nn.Module
     {
         using var scope = NewDisposeScope();
         Rotary.To(inputIds.device);
-        var (cos, sin) = Rotary.For(positions, positionBound);                     // (B, 1, T, D) each
+        if (longRopeFrom is int from && cache is not null)
+        {
+            // transformers rebuilds its cache when longrope switches to the long factors; a cache here cannot follow.
+            bool isLong = Rotary.UsesLongFactors(positions);
+            if (cache.LongRope is bool was && was != isLong)
+                throw new InvalidOperationException($"longrope: the sequence reached original_max_position_embeddings ({from}) during cached decoding, which changes every rotary angle; generate without the KV cache or stay below {from} tokens");
+            cache.LongRope = isLong;
+        }
+        var (cos, sin) = Rotary.For(positions, positionBound);                     // (B, 1, T, R) each
         var ctx = new LayerContext(mask, cache, cos, sin);
         var x = embed_tokens.forward(inputIds);                      // (B, T, H)
         foreach (var layer in layers) x = layer.Forward(x, ctx);
@@ -35,8 +45,9 @@ public sealed class LlamaModel : nn.Module
 }
 
 /// <summary>
-/// LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM. Keys match transformers'
-/// (<c>model.layers.0.self_attn.q_proj.weight</c>); <c>lm_head</c> exists unless tie_word_embeddings.
+/// LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM / Phi3ForCausalLM. Keys match
+/// transformers' (<c>model.layers.0.self_attn.q_proj.weight</c>, phi3's <c>self_attn.qkv_proj</c>); <c>lm_head</c>
+/// exists unless tie_word_embeddings.
 /// </summary>
 public sealed class LlamaForCausalLM : CausalLM
 {
@@ -52,7 +63,7 @@ public sealed class LlamaForCausalLM : CausalLM
 
     public override Tensor WordEmbeddings => model.embed_tokens.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache) =>
+    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache) =>
         model.Forward(inputIds, positions, positionBound, mask, cache);
 
     protected override Tensor LmHead(Tensor hidden) =>

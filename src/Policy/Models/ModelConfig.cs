@@ -3,19 +3,31 @@ using System.Text.Json.Nodes;
 
 namespace Rlft.Policy.Models;
 
-/// <summary>The architectures RLFT builds from a Hugging Face <c>config.json</c>.</summary>
-public enum ModelFamily { Gpt2, Llama }
+/// <summary>The module trees RLFT builds from a Hugging Face <c>config.json</c>.</summary>
+/// <remarks>Llama covers llama, mistral, qwen2, qwen3 and phi3 (one decoder stack, different attention and MLP blocks); Gemma covers gemma2 and gemma3_text.</remarks>
+public enum ModelFamily { Gpt2, Llama, Gemma }
+
+/// <summary>The MLP's gate activation (<c>hidden_act</c> / <c>hidden_activation</c>).</summary>
+public enum Activation { Silu, GeluTanh, Gelu }
 
 /// <summary>
 /// A Hugging Face <c>config.json</c>, read into the fields RLFT uses. GPT-2 spellings (<c>n_embd</c>, <c>n_layer</c>)
 /// and Llama spellings (<c>hidden_size</c>, <c>num_hidden_layers</c>) both resolve here. Options that change the
 /// mathematics and are not implemented are refused with the field's name; the raw JSON is kept so saving writes
-/// back every field the file had.
+/// back every field the file had. Defaults follow each family's transformers config class.
 /// </summary>
 public sealed class ModelConfig
 {
-    public required string ModelType { get; init; }          // gpt2 | llama | mistral | qwen2
-    public ModelFamily Family => ModelType == "gpt2" ? ModelFamily.Gpt2 : ModelFamily.Llama;
+    /// <summary>Every <c>model_type</c> RLFT reads.</summary>
+    public static readonly string[] SupportedTypes = ["gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3_text"];
+
+    public required string ModelType { get; init; }          // one of SupportedTypes
+    public ModelFamily Family => ModelType switch
+    {
+        "gpt2" => ModelFamily.Gpt2,
+        "gemma2" or "gemma3_text" => ModelFamily.Gemma,
+        _ => ModelFamily.Llama,
+    };
     public required int VocabSize { get; init; }
     public required int HiddenSize { get; init; }
     public required int NumLayers { get; init; }
@@ -27,15 +39,34 @@ public sealed class ModelConfig
     public required double NormEps { get; init; }
     public double RopeTheta { get; init; } = 10000.0;
     public RopeScaling? RopeScaling { get; init; }
+    /// <summary>Rotated dimensions per head: head_dim × partial_rotary_factor (phi3), else head_dim.</summary>
+    public int RotaryDim { get; init; }
     public bool TieWordEmbeddings { get; init; }
     public bool AttentionBias { get; init; }                  // q/k/v (and o for llama) biases
     public bool OutputProjectionBias { get; init; }
     public bool MlpBias { get; init; }
-    public int? SlidingWindow { get; init; }                  // mistral: keys further back than this are invisible
+    public Activation Activation { get; init; } = Activation.Silu;
+    /// <summary>qwen3, gemma3_text: RMSNorm over head_dim on queries and keys (q_norm, k_norm), before RoPE.</summary>
+    public bool QkNorm { get; init; }
+    /// <summary>Keys further back than this are invisible (a token sees itself and the window − 1 before it).</summary>
+    public int? SlidingWindow { get; init; }
+    /// <summary>Per layer, whether <see cref="SlidingWindow"/> applies (gemma's layer_types); null: it applies to every layer.</summary>
+    public IReadOnlyList<bool>? SlidingLayers { get; init; }
+    /// <summary>gemma: attention scores are scaled by query_pre_attn_scalar^-½ instead of head_dim^-½.</summary>
+    public double? QueryPreAttnScalar { get; init; }
+    /// <summary>gemma2: scores → cap·tanh(scores / cap) before the mask.</summary>
+    public double? AttnLogitSoftcap { get; init; }
+    /// <summary>gemma2: logits → cap·tanh(logits / cap).</summary>
+    public double? FinalLogitSoftcap { get; init; }
+    /// <summary>gemma3_text: the RoPE base of sliding layers (rope_local_base_freq); null: every layer uses <see cref="RopeTheta"/>.</summary>
+    public double? LocalRopeTheta { get; init; }
     public int? BosTokenId { get; init; }
     public int? EosTokenId { get; init; }
     public int? PadTokenId { get; init; }
     public JsonObject Raw { get; init; } = new();
+
+    /// <summary>Whether layer <paramref name="layer"/> attends through the sliding window.</summary>
+    public bool IsSlidingLayer(int layer) => SlidingWindow is not null && (SlidingLayers is null || SlidingLayers[layer]);
 
     public static ModelConfig Load(string path)
     {
@@ -54,8 +85,10 @@ public sealed class ModelConfig
         return type switch
         {
             "gpt2" => ParseGpt2(o),
-            "llama" or "mistral" or "qwen2" => ParseLlama(o, type),
-            _ => throw new InvalidDataException($"field 'model_type' is '{type}': supported are gpt2, llama, mistral, qwen2"),
+            "llama" or "mistral" or "qwen2" or "qwen3" or "phi3" => LlamaConfigParser.Parse(o, type),
+            "gemma2" or "gemma3_text" => GemmaConfigParser.Parse(o, type),
+            "gemma3" => throw new InvalidDataException("field 'model_type' is 'gemma3' (the multimodal model): load its text model, model_type gemma3_text"),
+            _ => throw new InvalidDataException($"field 'model_type' is '{type}': supported are {string.Join(", ", SupportedTypes)}"),
         };
     }
 
@@ -79,6 +112,7 @@ public sealed class ModelConfig
             NumHeads = heads,
             NumKeyValueHeads = heads,
             HeadDim = hidden / heads,
+            RotaryDim = hidden / heads,
             IntermediateSize = Int(o, "n_inner") ?? 4 * hidden,
             MaxPositions = Need(o, "n_positions"),
             NormEps = Dbl(o, "layer_norm_epsilon") ?? 1e-5,
@@ -86,50 +120,6 @@ public sealed class ModelConfig
             AttentionBias = true,
             OutputProjectionBias = true,
             MlpBias = true,
-            BosTokenId = Int(o, "bos_token_id"),
-            EosTokenId = Int(o, "eos_token_id"),
-            PadTokenId = Int(o, "pad_token_id"),
-            Raw = o,
-        };
-    }
-
-    static ModelConfig ParseLlama(JsonObject o, string type)
-    {
-        string act = Str(o, "hidden_act") ?? "silu";
-        if (act != "silu") Refuse("hidden_act", act, "only silu (SwiGLU) is implemented");
-        int hidden = Need(o, "hidden_size");
-        int heads = Need(o, "num_attention_heads");
-        int kv = Int(o, "num_key_value_heads") ?? heads;
-        if (heads % kv != 0) throw new InvalidDataException($"field 'num_key_value_heads' ({kv}) does not divide 'num_attention_heads' ({heads})");
-        int headDim = Int(o, "head_dim") ?? hidden / heads;
-        if (o["head_dim"] is null && hidden % heads != 0) throw new InvalidDataException($"field 'hidden_size' ({hidden}) is not divisible by 'num_attention_heads' ({heads})");
-        if (headDim % 2 != 0) throw new InvalidDataException($"field 'head_dim' ({headDim}) must be even for rotary embeddings");
-        if (Dbl(o, "partial_rotary_factor") is double prf && prf != 1.0) Refuse("partial_rotary_factor", prf.ToString(System.Globalization.CultureInfo.InvariantCulture), "only full rotary embeddings are implemented");
-        if ((Int(o, "pretraining_tp") ?? 1) != 1) Refuse("pretraining_tp", Int(o, "pretraining_tp").ToString()!, "only 1 is implemented");
-        int? window = null;
-        if (type == "mistral") window = Int(o, "sliding_window");
-        if (type == "qwen2" && Bool(o, "use_sliding_window") == true) Refuse("use_sliding_window", "true", "sliding-window attention is not implemented for qwen2");
-        bool attnBias = type == "qwen2" || (Bool(o, "attention_bias") ?? false);
-        return new ModelConfig
-        {
-            ModelType = type,
-            VocabSize = Need(o, "vocab_size"),
-            HiddenSize = hidden,
-            NumLayers = Need(o, "num_hidden_layers"),
-            NumHeads = heads,
-            NumKeyValueHeads = kv,
-            HeadDim = headDim,
-            IntermediateSize = Need(o, "intermediate_size"),
-            MaxPositions = Int(o, "max_position_embeddings") ?? 2048,
-            NormEps = Dbl(o, "rms_norm_eps") ?? 1e-6,
-            RopeTheta = Dbl(o, "rope_theta") ?? 10000.0,
-            RopeScaling = Models.RopeScaling.Parse(o["rope_scaling"]),
-            TieWordEmbeddings = Bool(o, "tie_word_embeddings") ?? false,
-            AttentionBias = attnBias,
-            // qwen2 has biases on q/k/v only; llama's attention_bias covers o_proj too.
-            OutputProjectionBias = type != "qwen2" && attnBias,
-            MlpBias = type == "llama" && (Bool(o, "mlp_bias") ?? false),
-            SlidingWindow = window,
             BosTokenId = Int(o, "bos_token_id"),
             EosTokenId = Int(o, "eos_token_id"),
             PadTokenId = Int(o, "pad_token_id"),
@@ -153,12 +143,17 @@ public sealed class ModelConfig
         }
         else
         {
-            o["architectures"] ??= new JsonArray(ModelType switch { "qwen2" => "Qwen2ForCausalLM", "mistral" => "MistralForCausalLM", _ => "LlamaForCausalLM" });
+            o["architectures"] ??= new JsonArray(ModelType switch
+            {
+                "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", "mistral" => "MistralForCausalLM", "phi3" => "Phi3ForCausalLM",
+                "gemma2" => "Gemma2ForCausalLM", "gemma3_text" => "Gemma3ForCausalLM", _ => "LlamaForCausalLM",
+            });
             o["hidden_size"] = HiddenSize; o["num_hidden_layers"] = NumLayers; o["num_attention_heads"] = NumHeads;
             o["num_key_value_heads"] = NumKeyValueHeads; o["head_dim"] = HeadDim; o["intermediate_size"] = IntermediateSize;
             o["max_position_embeddings"] = MaxPositions; o["rms_norm_eps"] = NormEps; o["rope_theta"] = RopeTheta;
-            o["hidden_act"] ??= "silu";
             if (ModelType == "llama") { o["attention_bias"] = AttentionBias; o["mlp_bias"] = MlpBias; }
+            if (Family == ModelFamily.Gemma) GemmaConfigParser.Write(this, o);
+            else o["hidden_act"] ??= "silu";
         }
         o["tie_word_embeddings"] = TieWordEmbeddings;
         o["torch_dtype"] ??= "float32";
@@ -171,10 +166,10 @@ public sealed class ModelConfig
     public void Save(string path) =>
         File.WriteAllText(path, ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
 
-    static void Refuse(string field, string value, string why) =>
+    internal static void Refuse(string field, string value, string why) =>
         throw new InvalidDataException($"field '{field}' = {value} is not supported: {why}");
 
-    static int Need(JsonObject o, string key) => Int(o, key) ?? throw new InvalidDataException($"field '{key}' is missing");
+    internal static int Need(JsonObject o, string key) => Int(o, key) ?? throw new InvalidDataException($"field '{key}' is missing");
 
     internal static string? Str(JsonObject o, string key) => o[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 
@@ -192,6 +187,8 @@ public sealed class ModelConfig
     {
         var n = o[key];
         if (n is null) return null;
+        // Numbers parsed from text convert to double; values built in code keep their CLR type (int, long, float).
+        if (n is JsonValue v && (v.TryGetValue<int>(out var i) ? (double?)i : v.TryGetValue<long>(out var l) ? l : v.TryGetValue<float>(out var f) ? f : null) is double x) return x;
         try { return n.GetValue<double>(); }
         catch (Exception e) when (e is FormatException or InvalidOperationException) { throw new InvalidDataException($"field '{key}' must be a number, got {n.ToJsonString()}"); }
     }

@@ -11,7 +11,8 @@ namespace Rlft.Policy.Models;
 /// </summary>
 public static class ModelPresets
 {
-    public static readonly string[] Architectures = ["gpt2", "llama", "qwen2"];
+    /// <summary>init-model's --arch names; gemma3 writes model_type gemma3_text.</summary>
+    public static readonly string[] Architectures = ["gpt2", "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
     public static readonly string[] Presets = ["tiny", "small"];
 
     /// <summary>The corpus shipped with RLFT for tokenizer training.</summary>
@@ -46,10 +47,50 @@ public static class ModelPresets
                 ["max_position_embeddings"] = positions, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0, ["hidden_act"] = "silu",
                 ["tie_word_embeddings"] = arch == "qwen2", ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
             },
+            "qwen3" => new JsonObject
+            {
+                // Qwen3's head_dim need not be hidden / heads; make it differ so every shape path is exercised.
+                ["model_type"] = "qwen3", ["vocab_size"] = vocabSize, ["hidden_size"] = hidden, ["num_hidden_layers"] = layers,
+                ["num_attention_heads"] = heads, ["num_key_value_heads"] = heads / 2, ["head_dim"] = 2 * hidden / heads,
+                ["intermediate_size"] = hidden * 3, ["max_position_embeddings"] = positions, ["rms_norm_eps"] = 1e-6,
+                ["rope_theta"] = 1000000.0, ["hidden_act"] = "silu", ["tie_word_embeddings"] = true, ["attention_bias"] = false,
+                ["use_sliding_window"] = false, ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
+            },
+            "gemma2" or "gemma3" => Gemma(arch == "gemma3", vocabSize, hidden, layers, heads, positions),
+            "phi3" => new JsonObject
+            {
+                // Phi-4-mini's shape features: grouped KV heads, 3/4 of each head rotated, tied embeddings.
+                ["model_type"] = "phi3", ["vocab_size"] = vocabSize, ["hidden_size"] = hidden, ["num_hidden_layers"] = layers,
+                ["num_attention_heads"] = heads, ["num_key_value_heads"] = heads / 2, ["intermediate_size"] = hidden * 8 / 3,
+                ["max_position_embeddings"] = positions, ["original_max_position_embeddings"] = positions, ["rms_norm_eps"] = 1e-5,
+                ["rope_theta"] = 10000.0, ["partial_rotary_factor"] = 0.75, ["rope_scaling"] = null, ["hidden_act"] = "silu",
+                ["tie_word_embeddings"] = true, ["sliding_window"] = null, ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
+                ["resid_pdrop"] = 0.0, ["embd_pdrop"] = 0.0,
+            },
             _ => throw new ArgumentException($"unknown architecture '{arch}': expected {string.Join(", ", Architectures)}"),
         };
         o["bos_token_id"] = eosId; o["eos_token_id"] = eosId; o["pad_token_id"] = padId;
         return ModelConfig.Parse(o);
+    }
+
+    /// <summary>Gemma 2 / Gemma 3 text shapes: GeGLU, (1 + w) norms, sliding layers then a full one, tied embeddings.</summary>
+    static JsonObject Gemma(bool g3, int vocabSize, int hidden, int layers, int heads, int positions)
+    {
+        int headDim = hidden / heads;
+        var o = new JsonObject
+        {
+            ["model_type"] = g3 ? "gemma3_text" : "gemma2", ["vocab_size"] = vocabSize, ["hidden_size"] = hidden,
+            ["num_hidden_layers"] = layers, ["num_attention_heads"] = heads, ["num_key_value_heads"] = heads / 2, ["head_dim"] = headDim,
+            ["intermediate_size"] = hidden * 4, ["max_position_embeddings"] = positions, ["rms_norm_eps"] = 1e-6,
+            ["hidden_activation"] = "gelu_pytorch_tanh", ["query_pre_attn_scalar"] = headDim, ["sliding_window"] = positions / 8,
+            ["layer_types"] = new JsonArray(Enumerable.Range(0, layers)
+                .Select(i => (JsonNode)JsonValue.Create(i == layers - 1 ? "full_attention" : "sliding_attention")!).ToArray()),
+            ["rope_theta"] = g3 ? 1000000.0 : 10000.0, ["tie_word_embeddings"] = true, ["attention_bias"] = false,
+            ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
+        };
+        if (g3) { o["rope_local_base_freq"] = 10000.0; o["final_logit_softcapping"] = null; o["attn_logit_softcapping"] = null; }
+        else { o["final_logit_softcapping"] = 30.0; o["attn_logit_softcapping"] = 50.0; }
+        return o;
     }
 
     /// <summary>

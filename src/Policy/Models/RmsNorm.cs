@@ -13,7 +13,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public RmsNorm(long hidden, double eps) : base(nameof(RmsNorm))
     {
         this.eps = eps;
-        weight = new Parameter(ones(hidden));
+        weight = new Parameter(ones(hidden, device: ParameterDevice.Current));
         RegisterComponents();
     }
 

@@ -8,7 +8,7 @@ namespace Rlft.Reward.Sources;
 /// <summary>Where and how patiently to ask a remote scorer.</summary>
 /// <param name="Url">Endpoint that receives <c>POST {"samples": [{"prompt", "completion", "answer"?}]}</c>.</param>
 /// <param name="Timeout">Per attempt.</param>
-/// <param name="MaxRetries">Retries after the first attempt, for transport errors, timeouts, 5xx and 429.</param>
+/// <param name="MaxRetries">Retries after the first attempt, for transport errors, timeouts, 5xx, 429 and malformed replies (not JSON, no scores, the wrong count).</param>
 /// <param name="Backoff">Wait before the first retry; doubles for each further one.</param>
 /// <param name="MaxBatch">Samples per request; larger batches are sent in chunks.</param>
 public sealed record HttpScorerOptions(Uri Url, TimeSpan Timeout, int MaxRetries = 2, TimeSpan Backoff = default, int MaxBatch = 64);
@@ -53,7 +53,15 @@ public sealed class HttpRewardSource(string name, HttpClient http, HttpScorerOpt
             {
                 using var response = await http.PostAsJsonAsync(options.Url, body, attemptCts.Token).ConfigureAwait(false);
                 string text = await response.Content.ReadAsStringAsync(attemptCts.Token).ConfigureAwait(false);
-                if (response.IsSuccessStatusCode) return Parse(text, chunk.Length);
+                if (response.IsSuccessStatusCode)
+                {
+                    // A reply that is not what the contract says (not JSON, no scores, the wrong count) is treated like
+                    // a transient failure: asked again, then the chunk's samples fail with the reason.
+                    var (scores, malformed) = Parse(text, chunk.Length);
+                    if (scores is not null) return scores;
+                    lastError = $"malformed reply: {malformed}";
+                    continue;
+                }
                 lastError = $"HTTP {(int)response.StatusCode} {Snippet(text)}".TrimEnd();
                 bool transient = (int)response.StatusCode >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests;
                 if (!transient) return Fail(chunk.Length, lastError);
@@ -70,24 +78,60 @@ public sealed class HttpRewardSource(string name, HttpClient http, HttpScorerOpt
         return Fail(chunk.Length, attempts > 1 ? $"{lastError} (after {attempts} attempts)" : lastError);
     }
 
-    static IReadOnlyList<SampleScore> Parse(string text, int expected)
+    /// <summary>The reply's scores, or why the reply breaks the contract.</summary>
+    static (IReadOnlyList<SampleScore>? Scores, string? Malformed) Parse(string text, int expected)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(text); }
-        catch (JsonException e) { return Fail(expected, $"reply is not JSON: {e.Message}"); }
+        try { root = JsonNode.Parse(QuoteNonFiniteLiterals(text)); }
+        catch (JsonException e) { return (null, $"not JSON ({e.Message.Split('.')[0]})"); }
         var array = root as JsonArray ?? (root as JsonObject)?["scores"] as JsonArray;
-        if (array is null) return Fail(expected, "reply has no \"scores\" array");
-        if (array.Count != expected) return Fail(expected, $"reply has {array.Count} scores for {expected} samples");
-        return array.Select(Entry).ToList();
+        if (array is null) return (null, "no \"scores\" array");
+        if (array.Count != expected) return (null, $"{array.Count} scores for {expected} samples");
+        return (array.Select(Entry).ToList(), null);
     }
 
     static SampleScore Entry(JsonNode? node) => node switch
     {
         null => SampleScore.Fail("scorer returned null"),
         JsonValue v when v.TryGetValue<double>(out var d) => SampleScore.Ok(d),
+        // NaN and ±Infinity (as Python's json module writes them): a score, but not a finite one; the pipeline
+        // drops that sample alone.
+        JsonValue v when v.TryGetValue<string>(out var s) && NonFinite.TryGetValue(s, out var d) => SampleScore.Ok(d),
         JsonObject o when o["error"] is JsonValue e => SampleScore.Fail($"scorer: {e}"),
         _ => SampleScore.Fail($"scorer returned {Snippet(node.ToJsonString())}"),
     };
+
+    static readonly Dictionary<string, double> NonFinite = new(StringComparer.Ordinal)
+    {
+        ["NaN"] = double.NaN, ["Infinity"] = double.PositiveInfinity, ["-Infinity"] = double.NegativeInfinity,
+    };
+
+    /// <summary>
+    /// Python's <c>json.dumps</c> writes <c>NaN</c>, <c>Infinity</c> and <c>-Infinity</c> as bare words, which are not
+    /// JSON; outside strings they are quoted here so the reply parses and those scores read as non-finite numbers.
+    /// </summary>
+    public static string QuoteNonFiniteLiterals(string text)
+    {
+        if (!text.Contains("NaN", StringComparison.Ordinal) && !text.Contains("Infinity", StringComparison.Ordinal)) return text;
+        var sb = new System.Text.StringBuilder(text.Length + 16);
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (c == '"')
+            {
+                int end = i + 1;
+                while (end < text.Length && text[end] != '"') end += text[end] == '\\' ? 2 : 1;
+                end = Math.Min(end, text.Length - 1);
+                sb.Append(text, i, end - i + 1);
+                i = end;
+                continue;
+            }
+            string? word = NonFinite.Keys.OrderByDescending(k => k.Length).FirstOrDefault(k => string.CompareOrdinal(text, i, k, 0, k.Length) == 0);
+            if (word is not null) { sb.Append('"').Append(word).Append('"'); i += word.Length - 1; continue; }
+            sb.Append(c);
+        }
+        return sb.ToString();
+    }
 
     static IReadOnlyList<SampleScore> Fail(int count, string reason) => Enumerable.Repeat(SampleScore.Fail(reason), count).ToArray();
 

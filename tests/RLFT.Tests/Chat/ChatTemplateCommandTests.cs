@@ -61,16 +61,16 @@ public class ChatTemplateCommandTests
     }
 
     [Fact]
-    public void A_model_without_a_template_or_a_missing_directory_is_one_line_and_exit_1()
+    public void A_model_without_a_template_or_a_missing_directory_is_refused_in_one_line()
     {
         string dir = TestTokenizers.ByteLevelChatMl(template: null);
         string input = Path.Combine(dir, "in.jsonl");
         File.WriteAllText(input, """{"messages": [{"role": "user", "content": "a"}]}""");
         var r = Run("chat-template", "--model", dir, "--input", input);
-        Assert.Equal(1, r.Code);
+        Assert.Equal(Rlft.Host.Commands.Cli.InvalidInput, r.Code);
         Assert.Equal($"rlft: {dir} has no chat template (no chat_template.jinja, and tokenizer_config.json has no \"chat_template\"); give one with --chat-template FILE", r.Err.Trim());
         var missing = Run("chat-template", "--model", Path.Combine(dir, "nope"), "--input", input);
-        Assert.Equal(1, missing.Code);
+        Assert.Equal(Rlft.Host.Commands.Cli.InvalidInput, missing.Code);
         Assert.Equal($"rlft: model directory not found: {Path.Combine(dir, "nope")}", missing.Err.Trim());
     }
 }

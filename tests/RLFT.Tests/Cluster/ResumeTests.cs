@@ -124,25 +124,25 @@ public class ResumeTests(ITestOutputHelper output)
     {
         string empty = Directory.CreateTempSubdirectory("rlft-noresume").FullName;
         var (code, err) = Cli("run", "--resume", empty);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("run.json", err);
 
         (code, err) = Cli("run", "--resume", Path.Combine(empty, "nowhere"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("nowhere", err);
 
         string job = JobHarness.JobFile(JobHarness.Sft, "checkpoint-every = 5");
         (code, err) = Cli("run", job, "--resume", empty);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("drop the job file", err);
 
         (code, err) = Cli("run", "--plain-loop", "--resume", empty);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("--plain-loop does not resume", err);
 
         Assert.Equal(0, await RunToEnd("run", job));
         (code, err) = Cli("run", "--resume", RunDirectoryOf(job));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("already completed", err);
     }
 

@@ -30,6 +30,7 @@ public class FeedbackCliTests
     [InlineData("feedback-token")]
     [InlineData("feedback-token", "--rater", "a b")]
     [InlineData("feedback", "--config", "/nonexistent/feedback.conf")]
+    [InlineData("feedback", "--config", "/nonexistent/feedback.conf", "--log-level", "loud")]
     [InlineData("simulate-raters", "--url", "not-a-url", "--token", "t")]
     [InlineData("simulate-raters", "--url", "http://127.0.0.1:1", "--token", "t", "--rule", "likes-cats")]
     [InlineData("simulate-raters", "--url", "http://127.0.0.1:1", "--token", "t", "--ratings", "-1")]

@@ -4,136 +4,116 @@ using System.Text.Json;
 
 namespace Rlft.Tests.Feedback;
 
-/// <summary>Malformed and hostile requests against a real node: each gets the right status, a plain error, and stores nothing.</summary>
-public class FeedbackHostileRequestTests
+/// <summary>A node shared by the hostile cases: c1 (compare, two raters) leased to alice and bob, s1 (score) leased to carol.</summary>
+public sealed class HostileNode : IAsyncLifetime
+{
+    public FeedbackTestNode Node { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        Node = await FeedbackTestNode.StartAsync();
+        await Node.Admin.EnqueueAsync([FeedbackTestNode.Compare("c1", "p", "x", "y", raters: 2), FeedbackTestNode.Score("s1", "q", "z", raters: 1)], ct);
+        Assert.Equal("c1", (await Node.Client("alice").NextAsync(ct))!.TaskId);
+        Assert.Equal("c1", (await Node.Client("bob").NextAsync(ct))!.TaskId);
+        Assert.Equal("s1", (await Node.Client("carol").NextAsync(ct))!.TaskId);
+    }
+
+    public ValueTask DisposeAsync() => Node.DisposeAsync();
+}
+
+/// <summary>Malformed and hostile requests against a real node: each gets its status, a plain error naming the field or reason, and changes nothing.</summary>
+public class FeedbackHostileRequestTests(HostileNode shared) : IClassFixture<HostileNode>
 {
     static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    /// <summary>(name, method, path, token: alice|bob|carol|dave|revoked|forged|none|admin|raw header, body, content type, expected status).</summary>
-    public static TheoryData<string, string, string, string, string?, string, int> Cases() => new()
-    {
-        { "no token", "POST", "/api/v1/ratings", "none", """{"taskId":"c1","choice":"a"}""", "application/json", 401 },
-        { "basic auth", "POST", "/api/v1/ratings", "raw:Basic YWxpY2U6cHc=", """{"taskId":"c1","choice":"a"}""", "application/json", 401 },
-        { "empty bearer", "POST", "/api/v1/ratings", "raw:Bearer ", """{"taskId":"c1","choice":"a"}""", "application/json", 401 },
-        { "forged token", "POST", "/api/v1/ratings", "forged", """{"taskId":"c1","choice":"a"}""", "application/json", 401 },
-        { "token hash as token", "POST", "/api/v1/ratings", "hash:alice", """{"taskId":"c1","choice":"a"}""", "application/json", 401 },
-        { "revoked token", "POST", "/api/v1/ratings", "revoked", """{"taskId":"c1","choice":"a"}""", "application/json", 403 },
-        { "revoked token asks for work", "GET", "/api/v1/tasks/next", "revoked", null, "", 403 },
-        { "no token asks for work", "GET", "/api/v1/tasks/next", "none", null, "", 401 },
-        { "forged token reads stats", "GET", "/api/v1/stats", "forged", null, "", 401 },
-        { "revoked token exports", "GET", "/api/v1/export?format=preferences", "revoked", null, "", 403 },
-        { "oversized auth header", "GET", "/api/v1/stats", "raw:Bearer " + new string('x', 600), null, "", 401 },
-        { "rater uses admin api", "POST", "/api/v1/admin/items", "alice", """{"items":[{"kind":"score","prompt":"p","completions":["x"]}]}""", "application/json", 403 },
-        { "no token on admin api", "POST", "/api/v1/admin/items", "none", """{"items":[{"kind":"score","prompt":"p","completions":["x"]}]}""", "application/json", 401 },
-        { "truncated json", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1",""", "application/json", 400 },
-        { "not json", "POST", "/api/v1/ratings", "alice", "choice=a", "application/json", 400 },
-        { "json array", "POST", "/api/v1/ratings", "alice", """[{"taskId":"c1","choice":"a"}]""", "application/json", 400 },
-        { "json null", "POST", "/api/v1/ratings", "alice", "null", "application/json", 400 },
-        { "empty body", "POST", "/api/v1/ratings", "alice", "", "application/json", 400 },
-        { "taskId is a number", "POST", "/api/v1/ratings", "alice", """{"taskId":17,"choice":"a"}""", "application/json", 400 },
-        { "taskId missing", "POST", "/api/v1/ratings", "alice", """{"choice":"a"}""", "application/json", 400 },
-        { "choice and scores", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1","choice":"a","scores":{"a":3}}""", "application/json", 400 },
-        { "neither choice nor scores", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1"}""", "application/json", 400 },
-        { "choice is a number", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1","choice":1}""", "application/json", 400 },
-        { "choice not a completion", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1","choice":"c"}""", "application/json", 400 },
-        { "scores on a compare task", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1","scores":{"a":3,"b":4}}""", "application/json", 400 },
-        { "scores is a list", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","scores":[5]}""", "application/json", 400 },
-        { "score is a string", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","scores":{"a":"7"}}""", "application/json", 400 },
-        { "score is fractional", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","scores":{"a":3.5}}""", "application/json", 400 },
-        { "score 0", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","scores":{"a":0}}""", "application/json", 400 },
-        { "score 8", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","scores":{"a":8}}""", "application/json", 400 },
-        { "score negative", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","scores":{"a":-3}}""", "application/json", 400 },
-        { "score 1e100", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","scores":{"a":1e100}}""", "application/json", 400 },
-        { "score for an unknown completion", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","scores":{"a":3,"z":4}}""", "application/json", 400 },
-        { "choice on a score task", "POST", "/api/v1/ratings", "carol", """{"taskId":"s1","choice":"a"}""", "application/json", 400 },
-        { "unknown field", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1","choice":"a","extra":true}""", "application/json", 400 },
-        { "rater spoofed in body", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1","choice":"a","rater":"bob"}""", "application/json", 400 },
-        { "repeated taskId", "POST", "/api/v1/ratings", "alice", """{"taskId":"zz","taskId":"c1","choice":"a"}""", "application/json", 400 },
-        { "script in taskId", "POST", "/api/v1/ratings", "alice", """{"taskId":"<script>alert(1)</script>","choice":"a"}""", "application/json", 400 },
-        { "script in choice", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1","choice":"<img src=x onerror=alert(1)>"}""", "application/json", 400 },
-        { "deeply nested json", "POST", "/api/v1/ratings", "alice", new string('[', 200) + new string(']', 200), "application/json", 400 },
-        { "unknown task", "POST", "/api/v1/ratings", "alice", """{"taskId":"nope","choice":"a"}""", "application/json", 404 },
-        { "another rater's task", "POST", "/api/v1/ratings", "dave", """{"taskId":"c1","choice":"a"}""", "application/json", 403 },
-        { "task leased to someone else", "POST", "/api/v1/ratings", "alice", """{"taskId":"s1","scores":{"a":3}}""", "application/json", 403 },
-        { "huge body", "POST", "/api/v1/ratings", "alice", "{\"taskId\":\"c1\",\"choice\":\"a\",\"pad\":\"" + new string('x', 100_000) + "\"}", "application/json", 413 },
-        { "huge chunked body", "POST", "/api/v1/ratings", "alice", "chunked:" + new string(' ', 100_000) + """{"taskId":"c1","choice":"a"}""", "application/json", 413 },
-        { "text/plain body", "POST", "/api/v1/ratings", "alice", """{"taskId":"c1","choice":"a"}""", "text/plain", 415 },
-        { "export in an unknown format", "GET", "/api/v1/export?format=csv", "alice", null, "", 400 },
-        { "admin item with three completions to compare", "POST", "/api/v1/admin/items", "admin", """{"items":[{"kind":"compare","prompt":"p","completions":["x","y","z"]}]}""", "application/json", 400 },
-        { "admin item of unknown kind", "POST", "/api/v1/admin/items", "admin", """{"items":[{"kind":"rank","prompt":"p","completions":["x"]}]}""", "application/json", 400 },
-        { "admin item needing 0 raters", "POST", "/api/v1/admin/items", "admin", """{"items":[{"kind":"score","prompt":"p","completions":["x"],"raters":0}]}""", "application/json", 400 },
-        { "admin item reusing an id with other content", "POST", "/api/v1/admin/items", "admin", """{"items":[{"id":"c1","kind":"score","prompt":"p","completions":["x"]}]}""", "application/json", 400 },
-    };
+    public static TheoryData<string> Names => new(FeedbackHostileCases.All.Keys);
 
     [Fact]
-    public async Task Hostile_requests_get_the_right_status_a_plain_error_and_store_nothing()
+    public void The_corpus_covers_every_category_with_at_least_forty_cases()
+    {
+        Assert.True(FeedbackHostileCases.All.Count >= 40);
+        var categories = FeedbackHostileCases.All.Keys.Select(k => k.Split(':')[0]).ToHashSet();
+        Assert.Superset(new HashSet<string> { "encoding", "size", "auth", "role", "type", "method", "json", "shape" }, categories);
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public async Task A_hostile_request_gets_its_status_and_a_plain_error_and_changes_nothing(string name)
+    {
+        var c = FeedbackHostileCases.All[name];
+        var node = shared.Node;
+        string before = await JournalViewAsync(node);
+        using var request = Build(node, c);
+        using var response = await node.Http.SendAsync(request, Ct);
+        string text = await response.Content.ReadAsStringAsync(Ct);
+        Assert.True((int)response.StatusCode == c.Status, $"expected {c.Status}, got {(int)response.StatusCode} {text}");
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        using var doc = JsonDocument.Parse(text);
+        Assert.Equal(["error"], doc.RootElement.EnumerateObject().Select(p => p.Name));
+        string error = doc.RootElement.GetProperty("error").GetString()!;
+        Assert.Contains(c.Error, error);
+        Assert.DoesNotContain("Exception", error);
+        Assert.DoesNotMatch(@"\bat [\w.]+\(", error);
+        Assert.DoesNotContain('\n', error);
+        Assert.Equal(before, await JournalViewAsync(node));
+    }
+
+    [Fact]
+    public async Task After_the_corpus_the_node_still_rates_and_a_bom_and_charset_variants_are_accepted()
     {
         await using var node = await FeedbackTestNode.StartAsync();
-        await node.Admin.EnqueueAsync([FeedbackTestNode.Compare("c1", "p", "x", "y", raters: 2), FeedbackTestNode.Score("s1", "q", "z", raters: 1)], Ct);
-        Assert.Equal("c1", (await node.Client("alice").NextAsync(Ct))!.TaskId);
-        Assert.Equal("c1", (await node.Client("bob").NextAsync(Ct))!.TaskId);
-        Assert.Equal("s1", (await node.Client("carol").NextAsync(Ct))!.TaskId);
-        string before = await node.Client("alice").GetTextAsync("/api/v1/export?format=preferences", Ct);
-        var cases = Cases();
-        Assert.True(cases.Count >= 30);
-        var failures = new List<string>();
-        foreach (var row in cases)
+        await node.Admin.EnqueueAsync([FeedbackTestNode.Compare("c1", "p", "x", "y")], Ct);
+        await node.Client("alice").NextAsync(Ct);
+        string[] types = ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON; CHARSET=UTF-8", "application/json;charset=\"utf-8\""];
+        var bodies = new List<string>();
+        foreach (var (type, bom) in types.Select(t => (t, false)).Append(("application/json", true)))
         {
-            var (name, method, path, token, body, type, expected) = row.Data;
-            using var request = Build(node, method, path, token, body, type);
+            byte[] body = [.. bom ? Encoding.UTF8.Preamble.ToArray() : [], .. Encoding.UTF8.GetBytes("""{"taskId":"c1","choice":"a"}""")];
+            using var request = Build(node, new HostileCase("POST", "/api/v1/ratings", "alice", body, type, 201, ""));
             using var response = await node.Http.SendAsync(request, Ct);
-            string text = await response.Content.ReadAsStringAsync(Ct);
-            if ((int)response.StatusCode != expected) failures.Add($"{name}: expected {expected}, got {(int)response.StatusCode} {text}");
-            else if (!IsPlainError(text)) failures.Add($"{name}: body is not a plain {{\"error\"}}: {text}");
-            if ((await node.RatingsAsync()).Length != 0) failures.Add($"{name}: a rating was stored");
+            bodies.Add(await response.Content.ReadAsStringAsync(Ct));
+            Assert.True(response.StatusCode == HttpStatusCode.Created, $"{type} (BOM {bom}): {(int)response.StatusCode} {bodies[^1]}");
         }
-        Assert.Empty(failures);
-        Assert.Equal(before, await node.Client("alice").GetTextAsync("/api/v1/export?format=preferences", Ct));
-        // Only the two original items exist: no admin request that was refused added one.
+        // The first stored the rating; the others are identical resubmissions answered with the same body.
+        Assert.Single(bodies.Distinct());
+        Assert.Single(await node.RatingsAsync());
+    }
+
+    /// <summary>What a refused request must not change: every stored rating and the aggregate counts.</summary>
+    static async Task<string> JournalViewAsync(FeedbackTestNode node)
+    {
+        string ratings = await node.Admin.GetTextAsync("/api/v1/admin/ratings", Ct);
         using var stats = JsonDocument.Parse(await node.Client("alice").GetTextAsync("/api/v1/stats", Ct));
-        Assert.Equal(2, stats.RootElement.GetProperty("pending").GetInt32());
-        // And the node still works for a well-formed request.
-        Assert.Equal(HttpStatusCode.Created, (await node.Client("alice").RateAsync("c1", "a", null, Ct)).Status);
+        var s = stats.RootElement;
+        return $"{ratings}|{s.GetProperty("pending")}|{s.GetProperty("rated")}|{s.GetProperty("timedOut")}|{s.GetProperty("ratings")}";
     }
 
-    static bool IsPlainError(string text)
+    internal static HttpRequestMessage Build(FeedbackTestNode node, HostileCase c)
     {
-        try
-        {
-            using var doc = JsonDocument.Parse(text);
-            return doc.RootElement.TryGetProperty("error", out var e) && e.GetString() is { Length: > 0 } m
-                && !m.Contains(" at ", StringComparison.Ordinal) && !m.Contains("Exception", StringComparison.Ordinal);
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
-    }
-
-    static HttpRequestMessage Build(FeedbackTestNode node, string method, string path, string token, string? body, string type)
-    {
-        var request = new HttpRequestMessage(new HttpMethod(method), path);
-        string? header = token switch
+        var request = new HttpRequestMessage(new HttpMethod(c.Method), c.Path);
+        string? header = c.Auth switch
         {
             "none" => null,
             "forged" => "Bearer rlft_forged0000000000000000000000000000000",
             "revoked" => "Bearer " + node.RevokedToken,
             "admin" => "Bearer " + node.AdminToken,
-            _ when token.StartsWith("raw:", StringComparison.Ordinal) => token[4..],
-            _ when token.StartsWith("hash:", StringComparison.Ordinal) => "Bearer " + Rlft.Actors.Feedback.RaterTokens.Hash(node.Tokens[token[5..]]),
-            _ => "Bearer " + node.Tokens[token],
+            "hash:admin" => "Bearer " + Rlft.Actors.Feedback.RaterTokens.Hash(node.AdminToken),
+            _ when c.Auth.StartsWith("raw:", StringComparison.Ordinal) => c.Auth[4..],
+            _ when c.Auth.StartsWith("hash:", StringComparison.Ordinal) => "Bearer " + Rlft.Actors.Feedback.RaterTokens.Hash(node.Tokens[c.Auth[5..]]),
+            _ => "Bearer " + node.Tokens[c.Auth],
         };
         if (header is not null) request.Headers.TryAddWithoutValidation("Authorization", header);
-        if (body is not null)
+        if (c.Body is not null)
         {
-            if (body.StartsWith("chunked:", StringComparison.Ordinal))
+            if (c.Chunked)
             {
-                // No Content-Length: the limit must hold while streaming too.
-                request.Content = new StreamContent(new NoLengthStream(Encoding.UTF8.GetBytes(body[8..])));
+                // No Content-Length: the limits must hold while streaming too.
+                request.Content = new StreamContent(new NoLengthStream(c.Body));
                 request.Headers.TransferEncodingChunked = true;
             }
-            else request.Content = new ByteArrayContent(Encoding.UTF8.GetBytes(body));
-            request.Content.Headers.TryAddWithoutValidation("Content-Type", type);
+            else request.Content = new ByteArrayContent(c.Body);
+            if (c.ContentType is not null) request.Content.Headers.TryAddWithoutValidation("Content-Type", c.ContentType);
         }
         return request;
     }

@@ -29,7 +29,7 @@ public class FeedbackHttpTests
             Assert.Null(await client.NextAsync(Ct));
         }
 
-        using var stats = JsonDocument.Parse(await node.Client("carol").GetTextAsync("/api/v1/stats", Ct));
+        using var stats = JsonDocument.Parse(await node.Admin.GetTextAsync("/api/v1/stats", Ct));
         var s = stats.RootElement;
         Assert.Equal(0, s.GetProperty("pending").GetInt32());
         Assert.Equal(2, s.GetProperty("rated").GetInt32());
@@ -40,7 +40,7 @@ public class FeedbackHttpTests
         Assert.Equal(1.0, s.GetProperty("agreement").GetProperty("compare").GetDouble());
         Assert.Equal(0.0, s.GetProperty("agreement").GetProperty("score").GetDouble(), 9);
 
-        var prefs = (await node.Client("alice").GetTextAsync("/api/v1/export?format=preferences", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var prefs = (await node.Admin.GetTextAsync("/api/v1/export?format=preferences", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, prefs.Length);
         using var p = JsonDocument.Parse(prefs[0]);
         Assert.Equal(["prompt", "chosen", "rejected", "rater", "time"], p.RootElement.EnumerateObject().Select(x => x.Name));
@@ -51,7 +51,7 @@ public class FeedbackHttpTests
         Assert.Equal(2, c1.Length);
         Assert.All(c1, l => Assert.Contains("\"taskId\":\"c1\"", l));
 
-        var scores = (await node.Client("alice").GetTextAsync("/api/v1/export?format=scores", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var scores = (await node.Admin.GetTextAsync("/api/v1/export?format=scores", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, scores.Length);
         using var sc = JsonDocument.Parse(scores[0]);
         Assert.Equal(["prompt", "completion", "score", "rater", "time"], sc.RootElement.EnumerateObject().Select(x => x.Name));

@@ -170,7 +170,7 @@ public class FeedbackSnapshotTests
         await node.Admin.EnqueueAsync(Enumerable.Range(0, 6).Select(i => FeedbackTestNode.Score($"s{i}", "p", $"t{i}")), Ct);
         foreach (var rater in new[] { "alice", "bob", "carol" })
             await new Rlft.Actors.Feedback.SimulatedRater(node.Client(rater), "t").RunAsync(2, ct: Ct);
-        string before = await node.Client("alice").GetTextAsync("/api/v1/export?format=scores", Ct);
+        string before = await node.Admin.GetTextAsync("/api/v1/export?format=scores", Ct);
         await node.StopAsync();
 
         await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dir, "feedback.db")}");
@@ -180,7 +180,7 @@ public class FeedbackSnapshotTests
         Assert.True((long)(await command.ExecuteScalarAsync(Ct))! > 0);
 
         await using var again = await FeedbackTestNode.StartAsync(o => o with { SnapshotEvery = 5 }, dir);
-        Assert.Equal(before, await again.Client("alice").GetTextAsync("/api/v1/export?format=scores", Ct));
+        Assert.Equal(before, await again.Admin.GetTextAsync("/api/v1/export?format=scores", Ct));
         Assert.Equal(6, (await again.RatingsAsync()).Length);
         Assert.Null(await again.Client("dave").NextAsync(Ct));
     }

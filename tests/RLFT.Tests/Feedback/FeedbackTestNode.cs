@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
 using Rlft.Actors.Feedback;
 
 namespace Rlft.Tests.Feedback;
@@ -20,7 +21,12 @@ public sealed class FeedbackTestNode : IAsyncDisposable
 
     FeedbackTestNode(string directory) => Directory = directory;
 
-    public static async Task<FeedbackTestNode> StartAsync(Func<FeedbackOptions, FeedbackOptions>? configure = null, string? directory = null)
+    /// <summary>
+    /// <paramref name="logging"/> adds log providers (none by default); <paramref name="endpoints"/> maps extra
+    /// endpoints before the node starts (they run behind the same middleware as the API).
+    /// </summary>
+    public static async Task<FeedbackTestNode> StartAsync(Func<FeedbackOptions, FeedbackOptions>? configure = null, string? directory = null,
+        Action<ILoggingBuilder>? logging = null, Action<WebApplication>? endpoints = null)
     {
         var node = new FeedbackTestNode(directory ?? TempDirectory());
         var options = new FeedbackOptions
@@ -35,7 +41,8 @@ public sealed class FeedbackTestNode : IAsyncDisposable
         node.Options = configure?.Invoke(options) ?? options;
         // Not with serialize-messages = on: Akka.Persistence.Sql's internal WriteFinished (it carries a Task) cannot
         // be serialized, is dropped, and the journal then stalls. FeedbackSerializerTests round-trips every message.
-        node._app = FeedbackNode.Build(node.Options, ["http://127.0.0.1:0"]);
+        node._app = FeedbackNode.Build(node.Options, ["http://127.0.0.1:0"], logging);
+        endpoints?.Invoke(node._app);
         await node._app.StartAsync(TestContext.Current.CancellationToken);
         node.Url = new Uri(node._app.Urls.First());
         node.Http = new HttpClient { BaseAddress = node.Url };

@@ -21,6 +21,10 @@ public class CheckpointTests
     [InlineData("gpt2")]
     [InlineData("llama")]
     [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    [InlineData("phi3")]
     public void Save_then_load_is_bit_exact_and_writes_the_pt_format_metadata(string arch)
     {
         using var model = TinyModels.Create(arch);
@@ -33,7 +37,9 @@ public class CheckpointTests
         Assert.True(Logits(model).Equals(Logits(loaded)));
         var header = SafetensorsFile.ReadHeader(Path.Combine(dir, Checkpoint.WeightsFile));
         Assert.Equal("pt", header["__metadata__"]?["format"]?.GetValue<string>());
-        Assert.Equal(arch, ModelConfig.Load(Path.Combine(dir, "config.json")).ModelType);
+        Assert.Equal(arch == "gemma3" ? "gemma3_text" : arch, ModelConfig.Load(Path.Combine(dir, "config.json")).ModelType);
+        // The same key layout as the model (and transformers): every saved key is a parameter name, nothing else.
+        Assert.Equal(a.Keys.Order(), header.Select(kv => kv.Key).Where(k => k != "__metadata__").Order());
     }
 
     static string Rewrite(CausalLM model, Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>> edit)

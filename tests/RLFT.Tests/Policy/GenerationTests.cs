@@ -8,10 +8,15 @@ public class GenerationTests
     static readonly int[][] Prompts = [[5, 17, 33, 2, 9, 41, 8], [12, 3], [60, 61, 62, 63]];
     const int Pad = 0, Eos = 96;
 
+    // The new families run past their sliding windows (gemma 4, phi3 6): prompts of up to 7 tokens plus 12 new ones.
     [Theory]
     [InlineData("gpt2")]
     [InlineData("llama")]
     [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    [InlineData("phi3")]
     public void Greedy_tokens_are_identical_with_and_without_the_kv_cache(string arch)
     {
         using var model = TinyModels.Create(arch);
@@ -28,6 +33,10 @@ public class GenerationTests
     [InlineData("gpt2")]
     [InlineData("llama")]
     [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    [InlineData("phi3")]
     public void Batched_prompts_of_different_lengths_generate_what_each_generates_alone(string arch)
     {
         using var model = TinyModels.Create(arch);

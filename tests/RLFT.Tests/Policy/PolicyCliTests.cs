@@ -18,6 +18,9 @@ public class PolicyCliTests
     [InlineData("gpt2")]
     [InlineData("llama")]
     [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("gemma3")]
+    [InlineData("phi3")]
     public void Init_model_then_generate_then_logprobs_works_end_to_end(string arch)
     {
         string dir = Path.Combine(TinyModels.TempDir(), "model");

@@ -75,8 +75,48 @@ public class HttpRewardSourceTests
         await using var server = await ScorerServer.StartAsync(ct);
         using var http = new HttpClient();
         var result = await Source(server, http, "short").ScoreAsync(Batch[..3], ct);
-        Assert.All(result.Scores, s => Assert.Equal("reply has 2 scores for 3 samples", s.Failure));
+        Assert.All(result.Scores, s => Assert.Equal("malformed reply: 2 scores for 3 samples", s.Failure));
     }
+
+    [Fact]
+    public async Task A_malformed_reply_is_asked_again_like_a_transient_error()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var server = await ScorerServer.StartAsync(ct);
+        using var http = new HttpClient();
+        var result = await Source(server, http, "garbled", retries: 2).ScoreAsync(Batch[..1], ct);
+        Assert.Equal(4.0, result.Scores[0].Value);
+        Assert.Equal(3, server.Requests);
+        await using var worse = await ScorerServer.StartAsync(ct);
+        var failed = await Source(worse, http, "garbled", retries: 1).ScoreAsync(Batch[..2], ct);
+        Assert.All(failed.Scores, s => Assert.StartsWith("malformed reply: not JSON", s.Failure));
+        Assert.All(failed.Scores, s => Assert.EndsWith("(after 2 attempts)", s.Failure));
+    }
+
+    [Fact]
+    public async Task NaN_and_infinity_as_Python_writes_them_are_scores_that_are_not_finite()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var server = await ScorerServer.StartAsync(ct);
+        using var http = new HttpClient();
+        var result = await Source(server, http, "python").ScoreAsync(Batch[..4], ct);
+        Assert.Equal(1, server.Requests);
+        Assert.Equal(["non-finite score (NaN)", "non-finite score (Infinity)", null, "non-finite score (NaN)"], result.Scores.Select(s => s.Failure));
+        Assert.Equal(3.0, result.Scores[2].Value);   // "err"
+        // The pipeline drops those samples alone, saying why.
+        var pipeline = new Rlft.Reward.Pipeline.RewardPipeline([new(Source(server, http, "python"), new("remote", 1.0))]);
+        var scored = await pipeline.ScoreAsync(Batch[..3], ct);
+        Assert.Equal([true, true, false], scored.Samples.Select(s => s.Dropped));
+        Assert.StartsWith("remote: non-finite score (NaN)", scored.Samples[0].DroppedReason);
+        Assert.Equal(3.0, scored.Samples[2].Total);
+    }
+
+    [Theory]
+    [InlineData("[NaN, 1, -Infinity]", "[\"NaN\", 1, \"-Infinity\"]")]
+    [InlineData("{\"scores\": [Infinity], \"why\": \"NaN stays \\\" NaN\"}", "{\"scores\": [\"Infinity\"], \"why\": \"NaN stays \\\" NaN\"}")]
+    [InlineData("[1.5, 2]", "[1.5, 2]")]
+    public void Bare_non_finite_words_are_quoted_outside_strings_only(string reply, string expected) =>
+        Assert.Equal(expected, HttpRewardSource.QuoteNonFiniteLiterals(reply));
 
     [Fact]
     public async Task An_unreachable_scorer_fails_every_sample_with_the_transport_error()

@@ -68,7 +68,7 @@ public class PipelineProperties
         return result.Select((sample, i) =>
         {
             bool missingUnderDrop = options.Where((o, c) => o.Missing.Action == MissingAction.Drop && !double.IsFinite(s.Values[c][i])).Any();
-            if (missingUnderDrop) return sample.Dropped && sample.DroppedReason!.Contains("score is", StringComparison.Ordinal);
+            if (missingUnderDrop) return sample.Dropped && sample.DroppedReason!.Contains(SampleScore.NonFinite, StringComparison.Ordinal);
             bool overflow = options.Select((o, c) => double.IsFinite(s.Values[c][i]) ? s.Values[c][i] : o.Missing.Value).Sum() is var t && !double.IsFinite(t);
             return overflow ? sample.Dropped : !sample.Dropped && sample.Components.Select((c, j) =>
                 double.IsFinite(s.Values[j][i]) ? c.Value == s.Values[j][i] : c.Value == options[j].Missing.Value).All(x => x);

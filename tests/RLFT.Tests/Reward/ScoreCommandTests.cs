@@ -106,7 +106,7 @@ public sealed class ScoreCommandTests : IDisposable
     public void Missing_files_are_named()
     {
         var (code, _, err) = Run("score", "--rewards", Example("example.conf"), "--input", Path.Combine(dir, "none.jsonl"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.StartsWith("rlft: input file not found:", err);
         var noSpec = Run("score", "--rewards", Path.Combine(dir, "none.conf"), "--input", Write("in.jsonl", "{}"));
         Assert.StartsWith("rlft: config file not found:", noSpec.Err);

@@ -12,7 +12,8 @@ namespace Rlft.Tests.Reward;
 /// <summary>
 /// A real remote scorer on 127.0.0.1 (Kestrel). <c>/score</c> answers the completion's length, null for
 /// "bad" and an error object for "err"; <c>/flaky</c> fails twice with 503 first; <c>/down</c> always 500;
-/// <c>/teapot</c> 400; <c>/short</c> one score too few; <c>/hang</c> never answers.
+/// <c>/teapot</c> 400; <c>/short</c> one score too few; <c>/hang</c> never answers; <c>/garbled</c> answers HTML twice
+/// first; <c>/python</c> writes NaN, Infinity and -Infinity as bare words for every third sample, as Python's json module does.
 /// </summary>
 public sealed class ScorerServer : IAsyncDisposable
 {
@@ -54,6 +55,11 @@ public sealed class ScorerServer : IAsyncDisposable
                 case "hang":
                     await Task.Delay(Timeout.Infinite, ctx.RequestAborted);
                     return Results.Ok();
+                case "garbled" when Interlocked.Increment(ref s.flaky) <= 2: return Results.Text("<html>bad gateway</html>", "text/html");
+                case "python":
+                    // What Python's json.dumps writes for float('nan') and float('inf'): bare words, not JSON.
+                    var words = samples.Select((x, i) => i % 3 == 0 ? "NaN" : i % 3 == 1 ? (i % 2 == 0 ? "-Infinity" : "Infinity") : ((string)x!["completion"]!).Length.ToString());
+                    return Results.Text($"{{\"scores\": [{string.Join(", ", words)}], \"note\": \"NaN in a string stays\"}}", "application/json");
             }
             var scores = new JsonArray(samples.Select(x => (string)x!["completion"]! switch
             {

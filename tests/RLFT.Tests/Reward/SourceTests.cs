@@ -62,7 +62,7 @@ public class RuleRewardTests
         var source = RuleRewards.Function("shout", shout);
         var result = await source.ScoreAsync([new("q", "ABcd"), new("q", "")], TestContext.Current.CancellationToken);
         Assert.Equal(0.5, result.Scores[0].Value);
-        Assert.Equal("score is NaN", result.Scores[1].Failure);
+        Assert.Equal("non-finite score (NaN)", result.Scores[1].Failure);
         Assert.Throws<ArgumentException>(() => registry.Register("shout", _ => 0));
         var builtIn = RewardFunctionRegistry.WithBuiltIns();
         Assert.Equal(["char-count", "contains-reference", "word-count"], builtIn.Names);
@@ -104,7 +104,7 @@ public class RewardModelSourceTests
         var result = await source.ScoreAsync(completions.Select(c => new RewardSample("p", c)).ToList(), TestContext.Current.CancellationToken);
         Assert.Equal([3, 3, 1], scorer.Calls);
         Assert.Equal([1.0, 2.0, null, null, null, null, 7.0], result.Scores.Select(s => s.Value));
-        Assert.Equal("score is NaN", result.Scores[2].Failure);
+        Assert.Equal("non-finite score (NaN)", result.Scores[2].Failure);
         Assert.Equal("reward model failed: out of memory", result.Scores[4].Failure);
     }
 }

@@ -70,7 +70,7 @@ public class BuiltinTaskTests
         string dir = Directory.CreateTempSubdirectory("rlft-task").FullName;
         string path = Path.Combine(dir, "bad.jsonl");
         File.WriteAllLines(path, ["{\"prompt\": \"a\", \"completion\": \"b\"}", "", "{\"prompt\": 3}"]);
-        Assert.StartsWith($"{path}:3: missing string field \"prompt\"", Assert.Throws<DatasetException>(() => Jsonl.ReadSft(path)).Message);
+        Assert.StartsWith($"{path}:3: field \"prompt\": expected a string, got a number", Assert.Throws<DatasetException>(() => Jsonl.ReadSft(path)).Message);
         File.WriteAllLines(path, ["{\"prompt\": \"a\"", "x"]);
         Assert.StartsWith($"{path}:1: invalid JSON", Assert.Throws<DatasetException>(() => Jsonl.ReadPrompts(path)).Message);
         File.WriteAllLines(path, ["{\"prompt\": \"a\", \"chosen\": \"b\"}"]);

@@ -70,6 +70,21 @@ public class TrainerStepTests
     }
 
     [Fact]
+    public void A_ppo_step_on_a_non_finite_reward_leaves_every_weight_unchanged_and_says_so()
+    {
+        var policy = TinyTask.Load();
+        var value = new ValueHead(policy.Model.Config.HiddenSize);
+        var experience = Rollouts(policy, 8);
+        experience[3] = experience[3] with { Score = float.NaN };   // an infinite score would be clipped (reward-clip) to a finite one
+        var snap = Snapshot(policy.Model.named_parameters().Concat(value.named_parameters()));
+        using var t = new PpoTrainer(policy, value, new FrozenReference(policy.FrozenCopy()), new PpoOptions { Epochs = 1 }, Opt);
+        var metrics = t.Step(experience);
+        Assert.Equal(1, metrics["optim/skipped"]);
+        var changed = snap.Where(s => !s.P.Equals(s.Before)).Select(s => s.Name).ToList();
+        Assert.True(changed.Count == 0, "changed by a skipped step: " + string.Join(", ", changed));
+    }
+
+    [Fact]
     public void Dpo_step_changes_every_parameter()
     {
         var policy = TinyTask.Load();

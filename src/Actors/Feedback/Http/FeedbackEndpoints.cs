@@ -15,7 +15,8 @@ namespace Rlft.Actors.Feedback.Http;
 /// </summary>
 public static class FeedbackEndpoints
 {
-    public const string RaterItem = "rlft.rater";
+    /// <summary>The <see cref="HttpContext.Items"/> key of the request's <see cref="FeedbackCaller"/>.</summary>
+    public const string CallerItem = "rlft.caller";
     static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
     static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -50,11 +51,11 @@ public static class FeedbackEndpoints
                 }),
                 NoTask => Results.NoContent(),
                 _ => Unavailable(),
-            });
+            }).Needs(FeedbackAccess.Rater);
 
         api.MapPost("/ratings", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
         {
-            var body = await ReadJson(ctx, options.MaxRequestBytes);
+            var body = await JsonBody.ReadAsync(ctx, options.MaxRequestBytes);
             var cmd = RequestParsing.ParseRating(body, Rater(ctx));
             return await Ask<object>(actor, cmd) switch
             {
@@ -68,26 +69,33 @@ public static class FeedbackEndpoints
                 }, r.Message),
                 _ => Unavailable(),
             };
-        });
+        }).Needs(FeedbackAccess.Rater);
 
-        api.MapGet("/stats", async (IRequiredActor<FeedbackActor> actor) =>
-            await Ask<FeedbackStats>(actor, GetStats.Instance) is { } s
-                ? Results.Json(new
-                {
-                    pending = s.Pending,
-                    rated = s.Rated,
-                    timedOut = s.TimedOut,
-                    ratings = s.Ratings,
-                    raters = s.PerRater,
-                    agreement = new { compare = s.CompareAgreement, score = s.ScoreAgreement, method = "krippendorff-alpha" },
-                })
-                : Unavailable());
+        // Raters see the aggregates and their own count; the admin sees every rater's count (same keys).
+        api.MapGet("/stats", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
+        {
+            if (await Ask<FeedbackStats>(actor, GetStats.Instance) is not { } s) return Unavailable();
+            var caller = Caller(ctx);
+            IReadOnlyDictionary<string, int> raters = caller.IsAdmin ? s.PerRater
+                : new Dictionary<string, int> { [caller.Name] = s.PerRater.GetValueOrDefault(caller.Name) };
+            return Results.Json(new
+            {
+                pending = s.Pending,
+                rated = s.Rated,
+                timedOut = s.TimedOut,
+                ratings = s.Ratings,
+                activeRaters = s.PerRater.Count(r => r.Value > 0),
+                raters,
+                agreement = new { compare = s.CompareAgreement, score = s.ScoreAgreement, method = "krippendorff-alpha" },
+            });
+        }).Needs(FeedbackAccess.Any);
 
         api.MapGet("/me", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
             await Ask<RaterStats>(actor, new GetRaterStats(Rater(ctx))) is { } s
                 ? Results.Json(new { rater = s.Rater, rated = s.Rated, pending = s.Pending })
-                : Unavailable());
+                : Unavailable()).Needs(FeedbackAccess.Rater);
 
+        // Every rater's answers and every prompt: the admin's only.
         api.MapGet("/export", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
         {
             string format = ctx.Request.Query["format"].ToString();
@@ -95,12 +103,12 @@ public static class FeedbackEndpoints
             if (await Ask<ExportData>(actor, GetExport.Instance) is not { } data) return Unavailable();
             var lines = format == "preferences" ? FeedbackExport.Preferences(data) : FeedbackExport.Scores(data);
             return Results.Text(string.Join("", lines.Select(l => l + "\n")), "application/x-ndjson; charset=utf-8", Encoding.UTF8);
-        });
+        }).Needs(FeedbackAccess.Admin);
 
-        var admin = api.MapGroup("/admin");
+        var admin = api.MapGroup("/admin").Needs(FeedbackAccess.Admin);
         admin.MapPost("/items", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
         {
-            var items = RequestParsing.ParseItems(await ReadJson(ctx, options.MaxRequestBytes), options);
+            var items = RequestParsing.ParseItems(await JsonBody.ReadAsync(ctx, options.MaxRequestBytes), options);
             return await Ask<object>(actor, new EnqueueItems(items)) switch
             {
                 ItemsEnqueued e => Results.Json(new { ids = e.Ids, added = e.Added }, statusCode: 201),
@@ -122,7 +130,12 @@ public static class FeedbackEndpoints
         });
     }
 
-    static string Rater(HttpContext ctx) => (string)ctx.Items[RaterItem]!;
+    static TBuilder Needs<TBuilder>(this TBuilder builder, FeedbackAccess access) where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new FeedbackAccessMetadata(access));
+
+    static FeedbackCaller Caller(HttpContext ctx) => (FeedbackCaller)ctx.Items[CallerItem]!;
+
+    static string Rater(HttpContext ctx) => Caller(ctx).Name;
 
     public static string Time(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
 
@@ -139,40 +152,6 @@ public static class FeedbackEndpoints
         catch (AskTimeoutException)
         {
             return null;
-        }
-    }
-
-    /// <summary>Reads at most <paramref name="limit"/> bytes of JSON; larger bodies are 413 whatever Content-Length says.</summary>
-    static async Task<JsonElement> ReadJson(HttpContext ctx, int limit)
-    {
-        var type = ctx.Request.ContentType;
-        if (type is not null && !type.Contains("json", StringComparison.OrdinalIgnoreCase))
-            throw new HttpStatusException(415, $"Content-Type: expected application/json, got {type}");
-        if (ctx.Request.ContentLength > limit) throw new HttpStatusException(413, $"body: larger than {limit} bytes");
-        var buffer = new MemoryStream();
-        try
-        {
-            var chunk = new byte[16 * 1024];
-            int n;
-            while ((n = await ctx.Request.Body.ReadAsync(chunk, ctx.RequestAborted)) > 0)
-            {
-                if (buffer.Length + n > limit) throw new HttpStatusException(413, $"body: larger than {limit} bytes");
-                buffer.Write(chunk, 0, n);
-            }
-        }
-        catch (BadHttpRequestException e)
-        {
-            throw new HttpStatusException(e.StatusCode, e.StatusCode == 413 ? $"body: larger than {limit} bytes" : "body: could not be read");
-        }
-        if (buffer.Length == 0) throw new BadRequest("body: empty (expected a JSON object)");
-        try
-        {
-            using var doc = JsonDocument.Parse(buffer.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
-            return doc.RootElement.Clone();
-        }
-        catch (JsonException e)
-        {
-            throw new BadRequest($"body: not valid JSON ({e.Message.Split('.')[0]})");
         }
     }
 }

@@ -19,8 +19,10 @@ public sealed class PolicyModel
     public ExampleEncoder Encoder { get; }
     public Device Device => Model.WordEmbeddings.device;
 
+    /// <summary>Refuses a tokenizer that can produce ids outside the model's embedding table (they would crash in native code).</summary>
     public PolicyModel(CausalLM model, ITokenizer tokenizer, ExampleEncoder? encoder = null)
     {
+        if (Checkpoints.ModelDirectory.VocabularyProblem(tokenizer, model.Config, "tokenizer.json") is { } problem) throw new InvalidDataException(problem);
         Model = model;
         Tokenizer = tokenizer;
         Encoder = encoder ?? new ExampleEncoder(tokenizer);

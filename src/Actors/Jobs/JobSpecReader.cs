@@ -1,0 +1,251 @@
+using Rlft.Actors.Configuration;
+using Rlft.Policy.Models;
+using Rlft.Policy.Training;
+
+namespace Rlft.Actors.Jobs;
+
+/// <summary>
+/// Reads <c>rlft.job</c> into a <see cref="JobSpec"/>. Every key is type- and range-checked and unknown keys are
+/// refused; reading goes on past a bad value so that one run of the command reports every error, each naming its
+/// full key path (<c>rlft.job.stages[2].ppo.gamma: 2 is outside [0, 1]</c>).
+/// </summary>
+public static class JobSpecReader
+{
+    public const string Root = "rlft.job";
+
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures"];
+    static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
+    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher"];
+    static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
+    static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
+    static readonly string[] GrpoKeys = ["group-size", "clip-low", "clip-high", "kl-coef", "epochs"];
+    static readonly string[] DpoKeys = ["beta", "loss", "label-smoothing", "precompute-reference"];
+    static readonly string[] RmKeys = ["margin", "center-rewards-coef"];
+    static readonly string[] DistillKeys = ["temperature", "on-policy-fraction"];
+    static readonly string[] SamplingKeys = ["max-new-tokens", "temperature", "top-k", "top-p"];
+    static readonly string[] ModelKeys = ["path", "arch", "preset"];
+    static readonly string[] StageKinds = ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo"];
+
+    public static JobSpec Parse(RlftConfig c)
+    {
+        var errors = new ConfigErrors();
+        var spec = Parse(c, errors);
+        errors.ThrowIfAny();
+        return spec;
+    }
+
+    /// <summary>
+    /// Reads as much as can be read, recording every error in <paramref name="errors"/>; where a value is bad the
+    /// spec holds a default, so it is only good for checking the parts whose keys had no error.
+    /// </summary>
+    public static JobSpec Parse(RlftConfig c, ConfigErrors errors)
+    {
+        if (!c.Has(Root)) throw new ConfigException($"{Root}: missing (a job file defines rlft.job {{ ... }}) in {c.Source}");
+        errors.Check(() => c.RejectUnknownKeys(Root, JobKeys));
+        errors.Check(() => c.RejectUnknownKeys($"{Root}.model", ModelKeys));
+        var stages = errors.Read(() => c.GetObjectList($"{Root}.stages"), []);
+        if (stages.Count == 0 && !errors.All.Any(e => e.StartsWith($"{Root}.stages", StringComparison.Ordinal)))
+            errors.Add($"{Root}.stages: a job needs at least one stage (in {c.Source})");
+        string name = errors.Read(() => c.GetString($"{Root}.name"), "job");
+        if (name.Length == 0 || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name.Contains(".."))
+            errors.Add($"{Root}.name: '{name}' is not usable as a directory name");
+        var parsedStages = stages.Select((s, i) => ParseStage(s, i, errors)).ToList();
+        var lora = errors.Read(() => ParseLora(c, parsedStages), null);
+        string outputDir = errors.Read(() => c.GetString($"{Root}.output-dir", "runs"), "runs");
+        if (outputDir.Length == 0) errors.Add($"{Root}.output-dir: must not be empty");
+        var spec = new JobSpec
+        {
+            Lora = lora,
+            Name = name,
+            Seed = errors.Read(() => c.GetInt($"{Root}.seed", 0, min: 0), 0),
+            Device = errors.Read(() => c.GetEnum($"{Root}.device", ["auto", "cpu", "cuda"], "auto"), "auto"),
+            Precision = errors.Read(() => c.GetEnum($"{Root}.precision", ["auto", "fp32", "bf16"], "auto"), "auto") switch { "fp32" => Precision.Fp32, "bf16" => Precision.Bf16, _ => Precision.Auto },
+            OutputRoot = outputDir,
+            Model = errors.Read(() => ParseModel(c, $"{Root}.model"), new ModelSpec(null, "gpt2", "tiny")),
+            MaxPolicyLag = errors.Read(() => c.GetInt($"{Root}.max-policy-lag", 1, min: 0, max: 16), 1),
+            RolloutWorkers = errors.Read(() => c.GetInt($"{Root}.rollout-workers", 1, min: 1, max: 64), 1),
+            CheckpointEvery = errors.Read(() => c.GetInt($"{Root}.checkpoint-every", 0, min: 0), 0),
+            KeepCheckpoints = errors.Read(() => c.GetInt($"{Root}.keep-checkpoints", 0, min: 0), 0),
+            EvalPrompts = errors.Read(() => c.GetInt($"{Root}.eval-prompts", 64, min: 1, max: 100_000), 64),
+            MaxConsecutiveRewardFailures = errors.Read(() => c.GetInt($"{Root}.max-consecutive-reward-failures", 3, min: 1, max: 1000), 3),
+            Stages = parsedStages,
+            Source = c,
+            Feedback = c.Has("rlft.feedback")
+                ? errors.Read(() => Rlft.Actors.Feedback.FeedbackOptions.FromConfig(c, defaultJournal: Path.Combine(outputDir, name, "feedback.db")), null)
+                : null,
+        };
+        return spec;
+    }
+
+    static Rlft.Policy.Lora.LoraConfig? ParseLora(RlftConfig c, IReadOnlyList<StageSpec> stages)
+    {
+        const string at = Root + ".lora";
+        if (!c.Has(at)) return null;
+        c.RejectUnknownKeys(at, LoraKeys);
+        var d = new Rlft.Policy.Lora.LoraConfig();
+        var config = new Rlft.Policy.Lora.LoraConfig
+        {
+            Rank = c.GetInt($"{at}.rank", d.Rank, min: 1, max: 4096),
+            Alpha = c.GetDouble($"{at}.alpha", d.Alpha, min: 1e-6),
+            Dropout = c.GetDouble($"{at}.dropout", 0, min: 0, max: 0.99),
+            // Every attention projection of every family (GPT-2 c_attn/c_proj, q/k/v/o_proj, Phi-3 fused qkv_proj).
+            TargetModules = c.GetStringList($"{at}.target-modules", ["c_attn", "c_proj", "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj"]),
+        };
+        if (config.TargetModules.Count == 0) throw new ConfigException($"{at}.target-modules: at least one module name is needed (in {c.Source})");
+        int firstOnline = stages.FirstOrDefault(s => s.IsOnline)?.Index
+            ?? throw new ConfigException($"{at}: LoRA applies to the online stages (ppo, grpo, online-dpo) and this job has none (in {c.Source})");
+        var later = stages.FirstOrDefault(s => s.Index > firstOnline && s.Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill);
+        if (later is not null)
+            throw new ConfigException($"{Root}.stages[{later.Index}]: a {later.Name} stage cannot follow a LoRA stage (the base weights are frozen from stage {firstOnline} on); move it before, or drop {at}");
+        return config;
+    }
+
+    static ModelSpec ParseModel(RlftConfig c, string at)
+    {
+        string? path = c.Has($"{at}.path") ? c.GetString($"{at}.path") : null;
+        if (path is { Length: 0 }) throw new ConfigException($"{at}.path: must not be empty");
+        return new ModelSpec(path,
+            c.GetEnum($"{at}.arch", ModelPresets.Architectures, "gpt2"),
+            c.GetEnum($"{at}.preset", ["tiny", "small"], "tiny"));
+    }
+
+    /// <summary>One stage; each of its fields is read on its own so that every bad one is reported.</summary>
+    static StageSpec ParseStage(RlftConfig s, int index, ConfigErrors errors)
+    {
+        string at = $"{Root}.stages[{index}]";
+        T Read<T>(Func<T> read, T fallback) => errors.Read(() => Wrap(at, read), fallback);
+        Read(() => { s.RejectUnknownKeys("", StageKeys); return 0; }, 0);
+        string kindName = Read(() => s.GetEnum("kind", StageKinds), "sft");
+        var kind = kindName switch
+        {
+            "sft" => StageKind.Sft,
+            "reward-model" => StageKind.RewardModel,
+            "ppo" => StageKind.Ppo,
+            "dpo" => StageKind.Dpo,
+            "grpo" => StageKind.Grpo,
+            "online-dpo" => StageKind.OnlineDpo,
+            _ => StageKind.Distill,
+        };
+        foreach (var (section, keys) in new[] { ("optimizer", OptimizerKeys), ("ppo", PpoKeys), ("grpo", GrpoKeys), ("dpo", DpoKeys), ("reward-model", RmKeys), ("distill", DistillKeys), ("sampling", SamplingKeys), ("teacher", ModelKeys) })
+            Read(() => { s.RejectUnknownKeys(section, keys); return 0; }, 0);
+        int steps = Read(() => s.GetInt("steps", min: 1), 1);
+        string data = Read(() => s.GetString("data"), "");
+        if (s.Has("data") && data.Length == 0) errors.Add($"{at}.data: must not be empty");
+        return new StageSpec
+        {
+            Index = index,
+            Kind = kind,
+            Name = Read(() => s.GetString("name", $"{index}-{kindName}"), $"{index}-{kindName}"),
+            Data = data,
+            EvalData = Read(() => s.Has("eval-data") ? s.GetString("eval-data") : null, null),
+            Steps = steps,
+            BatchSize = Read(() => s.GetInt("batch-size", 16, min: 1, max: 4096), 16),
+            Optimizer = Read(() => ParseOptimizer(s.Section("optimizer"), steps).Validate($"{at}.optimizer"), new OptimizerOptions()),
+            Ppo = Read(() => ParsePpo(s.Section("ppo")).Validate($"{at}.ppo"), new PpoOptions()),
+            Grpo = Read(() => ParseGrpo(s.Section("grpo")).Validate($"{at}.grpo"), new GrpoOptions()),
+            Dpo = Read(() => ParseDpo(s.Section("dpo")).Validate($"{at}.dpo"), new DpoOptions()),
+            RewardModel = Read(() => new RewardModelOptions
+            {
+                Margin = s.GetDouble("reward-model.margin", 0),
+                CenterRewardsCoef = s.GetDouble("reward-model.center-rewards-coef", 0),
+            }.Validate($"{at}.reward-model"), new RewardModelOptions()),
+            Distill = Read(() => new DistillOptions
+            {
+                Temperature = s.GetDouble("distill.temperature", 1.0),
+                OnPolicyFraction = s.GetDouble("distill.on-policy-fraction", 0),
+            }.Validate($"{at}.distill"), new DistillOptions()),
+            Sampling = Read(() => new SamplingSpec(
+                s.GetInt("sampling.max-new-tokens", 16, min: 1, max: 4096),
+                s.GetDouble("sampling.temperature", 1.0, min: 0, max: 100),
+                s.GetInt("sampling.top-k", 0, min: 0),
+                s.GetDouble("sampling.top-p", 1.0, min: 0, max: 1)), new SamplingSpec(16, 1.0, 0, 1.0)),
+            Rewards = Read(() => s.Has("rewards") ? s.Section("rewards") : null, null),
+            Config = s,
+            Teacher = Read(() => s.Has("teacher") ? ParseModel(s, "teacher") : null, null),
+        };
+    }
+
+    static T Wrap<T>(string at, Func<T> read)
+    {
+        try { return read(); }
+        catch (ConfigException e) { throw new ConfigException(e.Errors.Select(m => Rename(m, at)).ToList()); }
+        catch (OptionException e) { throw new ConfigException(e.Message); }
+    }
+
+    // Errors inside a stage name the stage's full path: rlft.job.stages[2].ppo.gamma.
+    static string Rename(string msg, string at)
+    {
+        int paren = msg.LastIndexOf(" (in ", StringComparison.Ordinal);
+        if (paren > 0) msg = msg[..paren];
+        return msg.StartsWith(Root, StringComparison.Ordinal) ? msg : $"{at}.{msg}";
+    }
+
+    static OptimizerOptions ParseOptimizer(RlftConfig o, int steps) => new()
+    {
+        LearningRate = o.GetDouble("lr", 1e-4),
+        Beta1 = o.GetDouble("beta1", 0.9),
+        Beta2 = o.GetDouble("beta2", 0.999),
+        Epsilon = o.GetDouble("eps", 1e-8),
+        WeightDecay = o.GetDouble("weight-decay", 0),
+        WarmupSteps = o.GetInt("warmup-steps", 0),
+        Schedule = o.GetEnum("schedule", ["constant", "linear", "cosine"], "linear") switch
+        {
+            "constant" => LrSchedule.Constant,
+            "cosine" => LrSchedule.Cosine,
+            _ => LrSchedule.Linear,
+        },
+        TotalSteps = steps,
+        MinLrRatio = o.GetDouble("min-lr-ratio", 0),
+        GradientAccumulationSteps = o.GetInt("gradient-accumulation-steps", 1),
+        MaxGradNorm = o.GetDouble("max-grad-norm", 1.0),
+        SkipNonFinite = o.GetBool("skip-non-finite", true),
+    };
+
+    static PpoOptions ParsePpo(RlftConfig p)
+    {
+        var d = new PpoOptions();
+        return new PpoOptions
+        {
+            KlCoef = p.GetDouble("kl-coef", d.KlCoef),
+            KlEstimator = p.GetEnum("kl-estimator", ["k1", "k2", "k3"], "k1") switch { "k2" => KlEstimator.K2, "k3" => KlEstimator.K3, _ => KlEstimator.K1 },
+            AdaptiveKl = p.GetBool("adaptive-kl", d.AdaptiveKl),
+            KlTarget = p.GetDouble("kl-target", d.KlTarget),
+            KlHorizon = p.GetDouble("kl-horizon", d.KlHorizon),
+            RewardClip = p.GetDouble("reward-clip", d.RewardClip),
+            Gamma = p.GetDouble("gamma", d.Gamma),
+            Lambda = p.GetDouble("lambda", d.Lambda),
+            ClipRange = p.GetDouble("clip-range", d.ClipRange),
+            ValueClipRange = p.GetDouble("value-clip-range", d.ValueClipRange),
+            ValueCoef = p.GetDouble("value-coef", d.ValueCoef),
+            EntropyCoef = p.GetDouble("entropy-coef", d.EntropyCoef),
+            Epochs = p.GetInt("epochs", d.Epochs),
+            MiniBatches = p.GetInt("mini-batches", d.MiniBatches),
+            WhitenAdvantages = p.GetBool("whiten-advantages", d.WhitenAdvantages),
+        };
+    }
+
+    static GrpoOptions ParseGrpo(RlftConfig g)
+    {
+        var d = new GrpoOptions();
+        return new GrpoOptions
+        {
+            GroupSize = g.GetInt("group-size", d.GroupSize),
+            ClipLow = g.GetDouble("clip-low", d.ClipLow),
+            ClipHigh = g.GetDouble("clip-high", d.ClipHigh),
+            KlCoef = g.GetDouble("kl-coef", d.KlCoef),
+            Epochs = g.GetInt("epochs", d.Epochs),
+        };
+    }
+
+    static DpoOptions ParseDpo(RlftConfig p)
+    {
+        var d = new DpoOptions();
+        return new DpoOptions
+        {
+            Beta = p.GetDouble("beta", d.Beta),
+            LossType = p.GetEnum("loss", ["sigmoid", "ipo"], "sigmoid") == "ipo" ? Losses.DpoLossType.Ipo : Losses.DpoLossType.Sigmoid,
+            LabelSmoothing = p.GetDouble("label-smoothing", d.LabelSmoothing),
+            PrecomputeReference = p.GetBool("precompute-reference", d.PrecomputeReference),
+        };
+    }
+}

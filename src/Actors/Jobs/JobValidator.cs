@@ -1,0 +1,199 @@
+using Rlft.Actors.Compute;
+using Rlft.Actors.Configuration;
+using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Models;
+using Rlft.Reward;
+using Rlft.Rollout.Data;
+
+namespace Rlft.Actors.Jobs;
+
+/// <summary>What a node will do with a job, and so what must be checked before it starts.</summary>
+[Flags]
+public enum JobParts
+{
+    None = 0,
+    /// <summary>Model directories, datasets, the output directory: what the learner reads and writes.</summary>
+    Learner = 1,
+    /// <summary>Reward specs: what reward actors build.</summary>
+    Rewards = 2,
+    All = Learner | Rewards,
+}
+
+/// <summary>
+/// Checks everything a job will read or write before anything starts: model directories (config, the weights'
+/// names and shapes from the safetensors headers, the tokenizer against the vocabulary), every stage's datasets
+/// (each line, with file:line), reward specs, the output directory and the feedback settings. It reads only:
+/// nothing is created or changed. Every problem is one line naming the key path and the file or line at fault.
+/// </summary>
+public static class JobValidator
+{
+    const string Root = JobSpecReader.Root;
+
+    /// <summary>
+    /// Every problem found (empty: the job can start). <paramref name="failed"/> says which key paths already failed
+    /// to read (their values are placeholders, so what depends on them is not checked again).
+    /// </summary>
+    public static List<string> Check(JobSpec job, JobParts parts = JobParts.All, Func<string, bool>? failed = null)
+    {
+        failed ??= _ => false;
+        var problems = new List<string>();
+        var stages = job.Stages.Where(s => !failed($"{Root}.stages[{s.Index}]")).ToList();
+        if (parts.HasFlag(JobParts.Learner))
+        {
+            if (!failed($"{Root}.output-dir") && !failed($"{Root}.name")) problems.AddRange(CheckOutput(job));
+            var modelConfig = failed($"{Root}.model") ? null : CheckModel(job, stages, problems);
+            foreach (var stage in stages) problems.AddRange(CheckStageData(stage));
+            if (job.Lora is { } lora && modelConfig is not null) problems.AddRange(CheckLoraTargets(lora.TargetModules, modelConfig));
+        }
+        if (parts.HasFlag(JobParts.Rewards))
+            foreach (var stage in stages.Where(s => s.IsOnline)) problems.AddRange(CheckRewards(job, stage));
+        return problems;
+    }
+
+    // ---- output directory -------------------------------------------------------------------------
+
+    static IEnumerable<string> CheckOutput(JobSpec job)
+    {
+        string runDir = Path.GetFullPath(job.RunDirectory);
+        if (File.Exists(runDir)) { yield return $"{Root}.output-dir: {runDir} is a file, not a directory"; yield break; }
+        // The nearest folder that exists is where the run directory will be created (or is).
+        string? existing = runDir;
+        while (existing is not null && !Directory.Exists(existing))
+        {
+            if (File.Exists(existing)) { yield return $"{Root}.output-dir: cannot create {runDir}: {existing} is a file"; yield break; }
+            existing = Path.GetDirectoryName(existing);
+        }
+        if (existing is null) { yield return $"{Root}.output-dir: cannot create {runDir}"; yield break; }
+        if (!Writable(existing)) yield return $"{Root}.output-dir: cannot create {runDir}: {existing} is not writable (permission denied or a read-only file system)";
+        if (job.Feedback is { } feedback)
+        {
+            string journalDir = Path.GetDirectoryName(Path.GetFullPath(feedback.Journal))!;
+            if (!journalDir.StartsWith(runDir, StringComparison.Ordinal))
+            {
+                string? near = journalDir;
+                while (near is not null && !Directory.Exists(near)) near = Path.GetDirectoryName(near);
+                if (near is null || !Writable(near)) yield return $"rlft.feedback.journal: cannot write {feedback.Journal}";
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether this process can create the run directory inside <paramref name="directory"/>. Permission bits do not
+    /// tell (root passes every check, /proc and read-only mounts refuse anyway), so a uniquely named folder is created
+    /// and removed again: the one write validation makes, and never inside the run directory's own contents.
+    /// </summary>
+    static bool Writable(string directory)
+    {
+        string probe = Path.Combine(directory, $".rlft-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(probe);
+            Directory.Delete(probe);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    // ---- models -----------------------------------------------------------------------------------
+
+    /// <summary>The policy's config when it is known before the job runs (a model directory, or an init preset).</summary>
+    static ModelConfig? CheckModel(JobSpec job, IEnumerable<StageSpec> stages, List<string> problems)
+    {
+        ModelConfig? config = null;
+        if (job.Model.Path is { } path)
+        {
+            var found = ModelDirectory.Check(path, out config);
+            problems.AddRange(found.Select(p => $"{Root}.model.path: {p}"));
+            if (found.Count > 0) config = null;
+        }
+        else config = ModelPresets.Config(job.Model.Arch, job.Model.Preset, ModelPresets.DefaultVocabSize(job.Model.Preset), 0, 0);
+        foreach (var stage in stages.Where(s => s.Kind == StageKind.Distill))
+        {
+            string at = $"{Root}.stages[{stage.Index}].teacher";
+            if (stage.Teacher?.Path is not { } teacher) { problems.Add($"{at}.path: distillation needs a teacher checkpoint"); continue; }
+            var found = ModelDirectory.Check(teacher, out var teacherConfig);
+            problems.AddRange(found.Select(p => $"{at}.path: {p}"));
+            if (teacherConfig is not null && config is not null && teacherConfig.VocabSize != config.VocabSize)
+                problems.Add($"{at}.path: the teacher's vocab_size is {teacherConfig.VocabSize}, the student's {config.VocabSize}: distillation compares their distributions token by token, so they must share a vocabulary");
+        }
+        return config;
+    }
+
+    static IEnumerable<string> CheckLoraTargets(IReadOnlyList<string> targets, ModelConfig config)
+    {
+        using var model = ModelFactory.CreateMeta(config);
+        var dense = model.named_modules().Where(m => m.module is Dense).Select(m => m.name.Split('.')[^1]).ToHashSet();
+        if (!targets.Any(dense.Contains))
+            yield return $"{Root}.lora.target-modules: none of [{string.Join(", ", targets)}] is a projection of this {config.ModelType} model (its projections: {string.Join(", ", dense.Order())})";
+    }
+
+    // ---- datasets ---------------------------------------------------------------------------------
+
+    static IEnumerable<string> CheckStageData(StageSpec stage)
+    {
+        string at = $"{Root}.stages[{stage.Index}]";
+        var format = stage.Kind switch
+        {
+            StageKind.Sft or StageKind.Distill => DatasetFormat.Sft,
+            StageKind.RewardModel or StageKind.Dpo => DatasetFormat.Preferences,
+            _ => DatasetFormat.Prompts,
+        };
+        foreach (var p in CheckDataset(stage.Data, format, $"{at}.data")) yield return p;
+        if (stage.EvalData is { } eval)
+            foreach (var p in CheckDataset(eval, stage.IsOnline ? DatasetFormat.Prompts : format, $"{at}.eval-data")) yield return p;
+    }
+
+    static IEnumerable<string> CheckDataset(string data, DatasetFormat format, string key)
+    {
+        if (data.StartsWith("builtin:", StringComparison.Ordinal))
+        {
+            string name = data["builtin:".Length..];
+            if (!DataResolver.BuiltinNames.Contains(name))
+                return [$"{key}: unknown built-in dataset '{name}' (known: {string.Join(", ", DataResolver.BuiltinNames)})"];
+            return [];
+        }
+        return Jsonl.Check(data, format).Select(p => $"{key}: {p}");
+    }
+
+    // ---- rewards ----------------------------------------------------------------------------------
+
+    static IEnumerable<string> CheckRewards(JobSpec job, StageSpec stage)
+    {
+        string at = $"{Root}.stages[{stage.Index}].rewards";
+        bool rewardModelBefore = job.Stages.Any(s => s.Index < stage.Index && s.Kind == StageKind.RewardModel);
+        var problems = new List<string>();
+        if (stage.Rewards?.Has("components") == true)
+        {
+            RewardSpec spec;
+            try { spec = RewardSpecReader.Read(stage.Config!); }
+            catch (ConfigException e) { return e.Errors.Select(m => $"{Root}.stages[{stage.Index}].{m}"); }
+            var functions = TorchRewardEngine.Functions();
+            for (int i = 0; i < spec.Components.Count; i++)
+            {
+                string c = $"{at}.components[{i}]";
+                switch (spec.Components[i].Source)
+                {
+                    case FunctionSpec f when !functions.Names.Contains(f.Function):
+                        problems.Add($"{c}.function: no reward function named '{f.Function}' (registered: {string.Join(", ", functions.Names)})");
+                        break;
+                    case RewardModelSpec m when m.Model != TorchRewardEngine.JobRewardModel:
+                        problems.Add($"{c}.model: '{m.Model}' is not a reward model this job has; a job scores with the reward model it trains, model = {TorchRewardEngine.JobRewardModel}");
+                        break;
+                    case RewardModelSpec when !rewardModelBefore:
+                        problems.Add($"{c}: scores with the job's reward model, but no reward-model stage comes before stage {stage.Index}");
+                        break;
+                    case HumanSpec when job.Feedback is null:
+                        problems.Add($"{c}: asks human raters, but the job has no rlft.feedback section (see hocon/human-ppo.conf)");
+                        break;
+                }
+            }
+            return problems;
+        }
+        IReadOnlyList<(string Type, double Weight)> sources;
+        try { sources = TorchRewardEngine.Sources(stage); }
+        catch (ConfigException e) { return e.Errors; }
+        if (sources.Any(s => s.Type == "reward-model") && !rewardModelBefore)
+            problems.Add($"{at}.sources: a reward-model source needs a reward-model stage before stage {stage.Index}");
+        return problems;
+    }
+}
