@@ -18,6 +18,7 @@ public static class Cli
             InitModelCommand.Create(),
             GenerateCommand.Create(),
             LogprobsCommand.Create(),
+            ChatTemplateCommand.Create(),
             BenchCommand.Create(),
             ScoreCommand.Create(),
             RunCommand.Create(),

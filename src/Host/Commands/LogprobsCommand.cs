@@ -48,7 +48,7 @@ public static class LogprobsCommand
                         items.Add((ids[..1], ids[1..]));
                     }
                     else if (o["prompt"] is JsonValue p && p.TryGetValue<string>(out var prompt) && o["completion"] is JsonValue c && c.TryGetValue<string>(out var completion))
-                        items.Add((ModelCommandSupport.EncodePrompt(tokenizer, prompt), ModelCommandSupport.EncodeCompletion(tokenizer, completion)));
+                        items.Add(ModelCommandSupport.EncodePair(tokenizer, prompt, completion));
                     else throw new CliException($"{path}:{lineNo}: expected string fields \"prompt\" and \"completion\", or an \"input_ids\" array");
                     if (items[^1].Prompt.Length + items[^1].Scored.Length > lm.Config.MaxPositions)
                         throw new CliException($"{path}:{lineNo}: {items[^1].Prompt.Length + items[^1].Scored.Length} tokens exceed the model's {lm.Config.MaxPositions} positions");

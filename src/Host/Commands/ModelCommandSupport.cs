@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Models;
 using Rlft.Policy.Tokenization;
@@ -25,17 +26,16 @@ static class ModelCommandSupport
         return (model, tokenizer);
     }
 
-    /// <summary>Prompt ids; an empty prompt becomes the BOS (or EOS) token so the first completion token has a context.</summary>
-    public static int[] EncodePrompt(ITokenizer tokenizer, string prompt)
-    {
-        var ids = tokenizer.Encode(prompt);
-        return ids.Length > 0 ? ids : [tokenizer.BosId ?? tokenizer.EosId];
-    }
+    /// <summary>Prompt ids for generation: the post-processor's prefix (BOS) and the prompt; an empty prompt is BOS (or EOS).</summary>
+    public static int[] EncodePrompt(ITokenizer tokenizer, string prompt) => new ExampleEncoder(tokenizer).Prompt(prompt);
 
-    /// <summary>Completion ids without the BOS a post-processor may prepend.</summary>
-    public static int[] EncodeCompletion(ITokenizer tokenizer, string completion)
+    /// <summary>
+    /// A prompt and completion encoded as one text (as the model sees them), split where the completion starts; the
+    /// completion's tokens are the ones scored. No EOS is added.
+    /// </summary>
+    public static (int[] Prompt, int[] Completion) EncodePair(ITokenizer tokenizer, string prompt, string completion)
     {
-        var ids = tokenizer.Encode(completion);
-        return tokenizer.BosId is int bos && ids.Length > 0 && ids[0] == bos ? ids[1..] : ids;
+        var example = new ExampleEncoder(tokenizer).PromptCompletion(prompt, completion, appendEos: false);
+        return (example.Prompt, example.Completion);
     }
 }

@@ -40,11 +40,17 @@ public static class LogProbs
     /// <summary>
     /// Log-probs of each completion given its prompt, for a batch of (prompt, completion) pairs of any lengths.
     /// Sequences are left-padded, so completions end-align: column j of the result is completion token
-    /// j − (C − c_b) of row b, C the longest completion. Prompts must be non-empty.
+    /// j − (C − c_b) of row b, C the longest completion. Prompts must be non-empty. <paramref name="completionMasks"/>
+    /// (one flag per completion token) keeps only the tokens that carry loss, e.g. the assistant turns of a
+    /// multi-turn completion; without it every completion token counts.
     /// </summary>
-    public static CompletionLogProbs OfCompletions(CausalLM model, IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions, int padId)
+    public static CompletionLogProbs OfCompletions(CausalLM model, IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions, int padId,
+        IReadOnlyList<bool[]>? completionMasks = null)
     {
         if (prompts.Count != completions.Count) throw new ArgumentException($"{prompts.Count} prompts but {completions.Count} completions");
+        if (completionMasks is not null)
+            for (int i = 0; i < completions.Count; i++)
+                if (completionMasks[i].Length != completions[i].Length) throw new ArgumentException($"completion {i} has {completions[i].Length} tokens but {completionMasks[i].Length} mask entries");
         for (int i = 0; i < prompts.Count; i++)
             if (prompts[i].Length == 0) throw new ArgumentException($"prompt {i} is empty: the first completion token needs a context token (e.g. BOS or EOS)");
         using var scope = NewDisposeScope();
@@ -54,7 +60,8 @@ public static class LogProbs
         long t = batch.Length;
         var mask = new float[prompts.Count * c];
         for (int b = 0; b < prompts.Count; b++)
-            for (int j = c - completions[b].Length; j < c; j++) mask[b * c + j] = 1f;
+            for (int j = c - completions[b].Length, k = 0; j < c; j++, k++)
+                mask[b * c + j] = completionMasks is null || completionMasks[b][k] ? 1f : 0f;
         var maskT = tensor(mask, [prompts.Count, c], device: device);
         if (c == 0)
         {

@@ -9,10 +9,19 @@ namespace Rlft.Policy.Tokenization;
 /// model, post-processor and decoder all come from the file. EOS/PAD/BOS ids are resolved from
 /// tokenizer_config.json and config.json when present, else from the file's special tokens.
 /// </summary>
+/// <remarks>
+/// Tokenizers.DotNet 1.4.1 always encodes with <c>add_special_tokens=true</c> (and applies the file's truncation and
+/// padding). Encoding without special tokens — what <c>apply_chat_template(tokenize=True)</c> and joint
+/// prompt+completion encoding need — runs a second native instance loaded from a copy of the file whose
+/// <c>post_processor</c>, <c>truncation</c> and <c>padding</c> are removed; everything else (normalizer,
+/// pre-tokenizer, model, added tokens) is the same, so the ids are those of the same text.
+/// </remarks>
 public sealed class HfTokenizer : ITokenizer, IDisposable
 {
     readonly HfNative native;
+    readonly HfNative raw;
     readonly object gate = new();
+    int[]? prefix;
 
     public int EosId { get; }
     public int PadId { get; }
@@ -21,9 +30,9 @@ public sealed class HfTokenizer : ITokenizer, IDisposable
     /// <summary>Special (added) tokens by content.</summary>
     public IReadOnlyDictionary<string, int> SpecialTokens { get; }
 
-    HfTokenizer(HfNative native, int eos, int pad, int? bos, int vocabSize, IReadOnlyDictionary<string, int> specials)
+    HfTokenizer(HfNative native, HfNative raw, int eos, int pad, int? bos, int vocabSize, IReadOnlyDictionary<string, int> specials)
     {
-        this.native = native; EosId = eos; PadId = pad; BosId = bos; VocabSize = vocabSize; SpecialTokens = specials;
+        this.native = native; this.raw = raw; EosId = eos; PadId = pad; BosId = bos; VocabSize = vocabSize; SpecialTokens = specials;
     }
 
     /// <summary>Loads <c>tokenizer.json</c> from a model directory (or the file itself).</summary>
@@ -65,7 +74,23 @@ public sealed class HfTokenizer : ITokenizer, IDisposable
         int? bos = BosFromPostProcessor(json["post_processor"], specials);
 
         var native = new HfNative(file);
-        return new HfTokenizer(native, eos, pad, bos, maxId + 1, specials);
+        return new HfTokenizer(native, LoadWithoutPostProcessor(json), eos, pad, bos, maxId + 1, specials);
+    }
+
+    /// <summary>A native instance of the same tokenizer without post-processor, truncation and padding.</summary>
+    static HfNative LoadWithoutPostProcessor(JsonObject json)
+    {
+        var copy = (JsonObject)json.DeepClone();
+        copy["post_processor"] = null;
+        copy["truncation"] = null;
+        copy["padding"] = null;
+        string tmp = Path.Combine(Path.GetTempPath(), $"rlft-tokenizer-{Guid.NewGuid():N}.json");
+        try
+        {
+            File.WriteAllText(tmp, copy.ToJsonString());
+            return new HfNative(tmp);
+        }
+        finally { File.Delete(tmp); }
     }
 
     /// <summary>The id a TemplateProcessing post-processor puts before single sequences, if any.</summary>
@@ -89,11 +114,46 @@ public sealed class HfTokenizer : ITokenizer, IDisposable
         catch (JsonException e) { throw new InvalidDataException($"{path}: invalid JSON ({e.Message})", e); }
     }
 
-    public int[] Encode(string text)
+    public int[] Encode(string text) => Encode(text, addSpecialTokens: true);
+
+    public int[] Encode(string text, bool addSpecialTokens)
     {
         uint[] ids;
-        lock (gate) ids = native.Encode(text);
+        lock (gate) ids = (addSpecialTokens ? native : raw).Encode(text);
         return Array.ConvertAll(ids, i => (int)i);
+    }
+
+    /// <summary>
+    /// What the post-processor puts before a single sequence, found by encoding a probe with and without special
+    /// tokens (so any post-processor type is covered, not only TemplateProcessing).
+    /// </summary>
+    public IReadOnlyList<int> PrefixIds => prefix ??= FindPrefix();
+
+    int[] FindPrefix()
+    {
+        foreach (var probe in new[] { "Hello world", "a", "0" })
+        {
+            int[] full = Encode(probe, true), bare = Encode(probe, false);
+            if (bare.Length == 0) continue;
+            for (int i = 0; i + bare.Length <= full.Length; i++)
+                if (full.AsSpan(i, bare.Length).SequenceEqual(bare)) return full[..i];
+        }
+        return BosId is int bos ? [bos] : [];
+    }
+
+    public string DecodeWithSpecialTokens(IReadOnlyList<int> ids)
+    {
+        var byId = SpecialTokens.ToDictionary(kv => kv.Value, kv => kv.Key);
+        var sb = new System.Text.StringBuilder();
+        var run = new List<int>();
+        void Flush() { if (run.Count > 0) { sb.Append(Decode(run)); run.Clear(); } }
+        foreach (int id in ids)
+        {
+            if (byId.TryGetValue(id, out var content)) { Flush(); sb.Append(content); }
+            else run.Add(id);
+        }
+        Flush();
+        return sb.ToString();
     }
 
     public string Decode(IReadOnlyList<int> ids)
@@ -103,5 +163,9 @@ public sealed class HfTokenizer : ITokenizer, IDisposable
         lock (gate) return native.Decode(arr);
     }
 
-    public void Dispose() => native.Dispose();
+    public void Dispose()
+    {
+        native.Dispose();
+        raw.Dispose();
+    }
 }

@@ -78,4 +78,35 @@ public class TokenizerTests
         var e2 = Assert.Throws<InvalidDataException>(() => HfTokenizer.Load(dir));
         Assert.Contains("tokenizer.json", e2.Message);
     }
+
+    [Fact]
+    public void Encoding_without_special_tokens_leaves_out_what_the_post_processor_adds()
+    {
+        using var tok = HfTokenizer.Load(Rlft.Tests.Chat.TestTokenizers.SentencePieceWithBos());
+        var raw = tok.Encode("Hello world", addSpecialTokens: false);
+        Assert.Equal([1, .. raw], tok.Encode("Hello world"));
+        Assert.DoesNotContain(1, raw);
+        Assert.Equal([1], tok.PrefixIds);
+        Assert.Equal(1, tok.BosId);
+        // Special tokens written in the text are still recognised, as transformers does with add_special_tokens=False.
+        Assert.Equal([1, .. raw, 2], tok.Encode("<s>Hello world</s>", addSpecialTokens: false));
+        Assert.Equal("<s>Hello world</s>", tok.DecodeWithSpecialTokens([1, .. raw, 2]));
+        Assert.Equal("Hello world", tok.Decode([1, .. raw, 2]));
+    }
+
+    [Fact]
+    public void Encoding_without_special_tokens_ignores_the_files_truncation()
+    {
+        string dir = TrainedDir(json =>
+        {
+            json["truncation"] = new JsonObject { ["direction"] = "Right", ["max_length"] = 3, ["strategy"] = "LongestFirst", ["stride"] = 0 };
+            return json;
+        });
+        using var tok = HfTokenizer.Load(dir);
+        using var plain = HfTokenizer.Load(TrainedDir());
+        string text = "The robot kept trying to tell a story about the sea.";
+        Assert.Equal(3, tok.Encode(text).Length);
+        Assert.Equal(plain.Encode(text), tok.Encode(text, addSpecialTokens: false));
+        Assert.Empty(tok.PrefixIds);
+    }
 }

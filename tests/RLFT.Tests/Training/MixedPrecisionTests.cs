@@ -22,7 +22,7 @@ public class MixedPrecisionTests
 
         Tensor Loss(PolicyModel m)
         {
-            var lp = m.LogProbsOf(batch.Select(b => m.EncodePrompt(b.Item1)).ToList(), batch.Select(b => m.EncodeCompletion(b.Item2)).ToList());
+            var lp = m.LogProbsOf(batch.Select(b => m.Encoder.PromptCompletion(b.Item1, b.Item2)).ToList());
             return Losses.SftLoss(lp.LogProbs.to(ScalarType.Float32), lp.Mask.to(ScalarType.Float32)).Loss;
         }
         Loss(fp32).backward();

@@ -136,8 +136,9 @@ public class TrainerStepTests
         Assert.All(baseSnap, s => Assert.True(s.P.Equals(s.Before), $"base parameter {s.Name} changed"));
 
         // Adapters disabled computes the base model: equal to a frozen copy without adapters.
-        var prompts = data.Select(d => policy.EncodePrompt(d.Item1)).ToList();
-        var completions = data.Select(d => policy.EncodeCompletion(d.Item2)).ToList();
+        var encoded = data.Select(d => policy.Encoder.PromptCompletion(d.Item1, d.Item2)).ToList();
+        var prompts = encoded.Select(e => e.Prompt).ToList();
+        var completions = encoded.Select(e => e.Completion).ToList();
         var viaAdapters = reference.LogProbs(prompts, completions);
         using var plain = TinyTask.Load().LogProbsOf(prompts, completions);
         Assert.True(viaAdapters.allclose(plain.LogProbs, atol: 1e-5));

@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using Rlft.Policy.Generation;
 using static TorchSharp.torch;
 
@@ -24,44 +25,52 @@ public sealed class DistillTrainer : IDisposable
         Optimizer = new TrainingOptimizer(student.Model.parameters(), optimizer);
     }
 
-    /// <summary>(B, C, V) logits predicting each end-aligned completion token, and the (B, C) mask.</summary>
-    static (Tensor Logits, Tensor Mask) CompletionLogits(PolicyModel m, IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions)
+    /// <summary>(B, C, V) logits predicting each end-aligned completion token, and the (B, C) loss mask.</summary>
+    static (Tensor Logits, Tensor Mask) CompletionLogits(PolicyModel m, IReadOnlyList<EncodedExample> examples)
     {
-        int c = completions.Max(x => x.Length);
-        using var batch = TokenBatch.LeftPad(prompts.Zip(completions, (p, q) => p.Concat(q).ToArray()).ToList(), m.Tokenizer.PadId, m.Device);
+        int c = examples.Max(x => x.Completion.Length);
+        using var batch = TokenBatch.LeftPad(examples.Select(e => e.Ids).ToList(), m.Tokenizer.PadId, m.Device);
         using var output = m.Model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: c + 1);
-        var mask = new float[prompts.Count * c];
-        for (int b = 0; b < prompts.Count; b++)
-            for (int j = c - completions[b].Length; j < c; j++) mask[b * c + j] = 1;
-        return (output.Logits.narrow(1, 0, c).clone(), tensor(mask, [prompts.Count, c], device: m.Device));
+        var mask = new float[examples.Count * c];
+        for (int b = 0; b < examples.Count; b++)
+        {
+            var loss = examples[b].CompletionMask;
+            for (int k = 0; k < loss.Length; k++) mask[b * c + c - loss.Length + k] = loss[k] ? 1 : 0;
+        }
+        return (output.Logits.narrow(1, 0, c).clone(), tensor(mask, [examples.Count, c], device: m.Device));
     }
 
     /// <summary>Forward KL per completion token, averaged; no update.</summary>
-    public double Kl(IReadOnlyList<(string Prompt, string Completion)> batch)
+    public double Kl(IReadOnlyList<(string Prompt, string Completion)> batch) => Kl(Encode(batch));
+
+    /// <summary>Forward KL per loss-carrying token, averaged; no update.</summary>
+    public double Kl(IReadOnlyList<EncodedExample> examples)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var (prompts, completions) = Encode(batch);
-        var (s, mask) = CompletionLogits(_student, prompts, completions);
-        var (t, _) = CompletionLogits(_teacher, prompts, completions);
+        var (s, mask) = CompletionLogits(_student, examples);
+        var (t, _) = CompletionLogits(_teacher, examples);
         return Losses.ForwardKl(s, t, mask, _o.Temperature).Stats["distill/kl"];
     }
 
-    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch)
+    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch) => Step(Encode(batch));
+
+    /// <summary>One update on the loss-carrying tokens of encoded examples (the teacher shares the student's tokenizer).</summary>
+    public Dictionary<string, double> Step(IReadOnlyList<EncodedExample> examples)
     {
         using var scope = NewDisposeScope();
-        var (prompts, completions) = Encode(batch);
         Tensor teacher;
-        using (no_grad()) { _teacher.Model.eval(); teacher = CompletionLogits(_teacher, prompts, completions).Logits; }
+        using (no_grad()) { _teacher.Model.eval(); teacher = CompletionLogits(_teacher, examples).Logits; }
         _student.Model.train();
-        var (student, mask) = CompletionLogits(_student, prompts, completions);
+        var (student, mask) = CompletionLogits(_student, examples);
         var r = Losses.ForwardKl(student, teacher, mask, _o.Temperature);
         Optimizer.Backward(r.Loss);
         return SftTrainer.Merge(r.Stats, Optimizer.Step().Stats);
     }
 
-    (List<int[]>, List<int[]>) Encode(IReadOnlyList<(string Prompt, string Completion)> batch) =>
-        (batch.Select(b => _student.EncodePrompt(b.Prompt)).ToList(), batch.Select(b => _student.EncodeCompletion(b.Completion)).ToList());
+    /// <summary>Each pair as one text with the student's tokenizer (shared with the teacher), completion-only loss.</summary>
+    List<EncodedExample> Encode(IReadOnlyList<(string Prompt, string Completion)> batch) =>
+        batch.Select(b => _student.Encoder.PromptCompletion(b.Prompt, b.Completion)).ToList();
 
     public void Dispose() => Optimizer.Dispose();
 }

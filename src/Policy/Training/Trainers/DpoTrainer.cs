@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using static TorchSharp.torch;
 
 namespace Rlft.Policy.Training.Trainers;
@@ -12,7 +13,7 @@ public sealed class DpoTrainer : IDisposable
     readonly PolicyModel _policy;
     readonly IReferencePolicy _reference;
     readonly DpoOptions _o;
-    Dictionary<(string, string), float>? _refTable;
+    Dictionary<string, float>? _refTable;
     public TrainingOptimizer Optimizer { get; }
 
     public DpoTrainer(PolicyModel policy, IReferencePolicy reference, DpoOptions options, OptimizerOptions optimizer,
@@ -22,39 +23,58 @@ public sealed class DpoTrainer : IDisposable
         Optimizer = new TrainingOptimizer(parameters ?? mixedPrecision?.Master.parameters() ?? policy.Model.parameters(), optimizer, mixedPrecision);
     }
 
-    /// <summary>Computes Σ log π_ref for every (prompt, completion) of the dataset once.</summary>
-    public void PrecomputeReference(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> dataset, int batchSize = 64)
+    /// <summary>Plain pairs, each side encoded as one text with the prompt (completion-only loss, EOS appended).</summary>
+    public List<EncodedPair> Encode(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs) =>
+        pairs.Select(p => new EncodedPair(_policy.Encoder.PromptCompletion(p.Prompt, p.Chosen), _policy.Encoder.PromptCompletion(p.Prompt, p.Rejected))).ToList();
+
+    /// <summary>Computes Σ log π_ref over the loss tokens of every chosen and rejected sequence of the dataset once.</summary>
+    public void PrecomputeReference(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> dataset, int batchSize = 64) =>
+        PrecomputeReference(Encode(dataset), batchSize);
+
+    public void PrecomputeReference(IReadOnlyList<EncodedPair> dataset, int batchSize = 64)
     {
         _refTable = new();
-        var items = dataset.SelectMany(d => new[] { (d.Prompt, d.Chosen), (d.Prompt, d.Rejected) }).Distinct().ToList();
+        var items = dataset.SelectMany(d => new[] { d.Chosen, d.Rejected }).DistinctBy(e => e.Key).ToList();
         for (int i = 0; i < items.Count; i += batchSize)
         {
             using var scope = NewDisposeScope();
             var chunk = items.Skip(i).Take(batchSize).ToList();
             var sums = RefSums(chunk).cpu().data<float>().ToArray();
-            for (int j = 0; j < chunk.Count; j++) _refTable[chunk[j]] = sums[j];
+            for (int j = 0; j < chunk.Count; j++) _refTable[chunk[j].Key] = sums[j];
         }
     }
 
-    Tensor RefSums(IReadOnlyList<(string Prompt, string Completion)> items)
+    /// <summary>(N) Σ log π_ref over each example's loss tokens.</summary>
+    Tensor RefSums(IReadOnlyList<EncodedExample> items)
     {
-        var prompts = items.Select(x => _policy.EncodePrompt(x.Prompt)).ToList();
-        var completions = items.Select(x => _policy.EncodeCompletion(x.Completion)).ToList();
-        return _reference.LogProbs(prompts, completions).sum(1);
+        var refLp = _reference.LogProbs(items.Select(x => x.Prompt).ToList(), items.Select(x => x.Completion).ToList());   // (N, C) end-aligned
+        return (refLp * LossMask(items, refLp.shape[1], refLp.device)).sum(1);
     }
 
-    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> batch)
+    /// <summary>(N, C) end-aligned loss mask of the examples' completions.</summary>
+    static Tensor LossMask(IReadOnlyList<EncodedExample> items, long c, Device device)
+    {
+        var mask = new float[items.Count * c];
+        for (int b = 0; b < items.Count; b++)
+        {
+            var m = items[b].CompletionMask;
+            for (int k = 0; k < m.Length; k++) mask[b * c + c - m.Length + k] = m[k] ? 1f : 0f;
+        }
+        return tensor(mask, [items.Count, c], device: device);
+    }
+
+    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> batch) => Step(Encode(batch));
+
+    public Dictionary<string, double> Step(IReadOnlyList<EncodedPair> batch)
     {
         using var scope = NewDisposeScope();
         _policy.Model.train();
         int n = batch.Count;
-        var items = batch.Select(b => (b.Prompt, b.Chosen)).Concat(batch.Select(b => (b.Prompt, b.Rejected))).ToList();
-        var prompts = items.Select(x => _policy.EncodePrompt(x.Prompt)).ToList();
-        var completions = items.Select(x => _policy.EncodeCompletion(x.Item2)).ToList();
-        using var lp = _policy.LogProbsOf(prompts, completions);
+        var items = batch.Select(b => b.Chosen).Concat(batch.Select(b => b.Rejected)).ToList();
+        using var lp = _policy.LogProbsOf(items);
         var sums = lp.LogProbs.sum(1);                                                  // (2B)
         Tensor refSums = _refTable is { } table
-            ? tensor(items.Select(x => table.TryGetValue(x, out var v) ? v : throw new KeyNotFoundException($"no precomputed reference log-prob for a pair of prompt '{x.Prompt}'")).ToArray(), device: sums.device)
+            ? tensor(items.Select(x => table.TryGetValue(x.Key, out var v) ? v : throw new KeyNotFoundException("no precomputed reference log-prob for a pair of this batch")).ToArray(), device: sums.device)
             : RefSums(items);
         var r = Losses.DpoLoss(sums.narrow(0, 0, n), sums.narrow(0, n, n), refSums.narrow(0, 0, n), refSums.narrow(0, n, n), _o.Beta, _o.LossType, _o.LabelSmoothing);
         Optimizer.Backward(r.Loss);

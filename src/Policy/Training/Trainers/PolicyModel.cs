@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using Rlft.Policy.Generation;
 using Rlft.Policy.Models;
 using Rlft.Policy.Tokenization;
@@ -6,33 +7,39 @@ using static TorchSharp.torch;
 
 namespace Rlft.Policy.Training.Trainers;
 
-/// <summary>A causal LM with its tokenizer: what every trainer and the rollout worker hold.</summary>
+/// <summary>
+/// A causal LM with its tokenizer (and chat template, when it has one): what every trainer and the rollout worker
+/// hold. Training text goes through <see cref="Encoder"/>, so a prompt and its completion are encoded as one text.
+/// </summary>
 public sealed class PolicyModel
 {
     public CausalLM Model { get; }
     public ITokenizer Tokenizer { get; }
-
-    /// <summary>Refuses a tokenizer that can produce ids outside the model's embedding table (they would crash in native code).</summary>
-    public PolicyModel(CausalLM model, ITokenizer tokenizer)
-    {
-        if (Checkpoints.ModelDirectory.VocabularyProblem(tokenizer, model.Config, "tokenizer.json") is { } problem) throw new InvalidDataException(problem);
-        (Model, Tokenizer) = (model, tokenizer);
-    }
+    /// <summary>Encodes examples as the model sees them (joint text, loss masks, EOS only where nothing closes the text).</summary>
+    public ExampleEncoder Encoder { get; }
     public Device Device => Model.WordEmbeddings.device;
 
-    /// <summary>Prompt ids; never empty (an empty prompt starts from EOS, as GPT-2 does).</summary>
-    public int[] EncodePrompt(string prompt)
+    /// <summary>Refuses a tokenizer that can produce ids outside the model's embedding table (they would crash in native code).</summary>
+    public PolicyModel(CausalLM model, ITokenizer tokenizer, ExampleEncoder? encoder = null)
     {
-        var ids = Tokenizer.Encode(prompt);
-        return ids.Length > 0 ? ids : [Tokenizer.EosId];
+        if (Checkpoints.ModelDirectory.VocabularyProblem(tokenizer, model.Config, "tokenizer.json") is { } problem) throw new InvalidDataException(problem);
+        Model = model;
+        Tokenizer = tokenizer;
+        Encoder = encoder ?? new ExampleEncoder(tokenizer);
+        if (!ReferenceEquals(Encoder.Tokenizer, tokenizer)) throw new ArgumentException("the example encoder uses a different tokenizer than the model");
     }
 
-    /// <summary>Completion ids followed by EOS, the target the policy learns to stop on.</summary>
-    public int[] EncodeCompletion(string completion) => [.. Tokenizer.Encode(completion), Tokenizer.EosId];
+    /// <summary>Prompt ids for generation; never empty (an empty prompt starts from BOS, or EOS as GPT-2 does).</summary>
+    public int[] EncodePrompt(string prompt) => Encoder.Prompt(prompt);
 
     /// <summary>Teacher-forced completion log-probs (see <see cref="LogProbs.OfCompletions"/>).</summary>
     public CompletionLogProbs LogProbsOf(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions) =>
         LogProbs.OfCompletions(Model, prompts, completions, Tokenizer.PadId);
+
+    /// <summary>Log-probs of the loss-carrying tokens of encoded examples; the mask is the examples' loss mask.</summary>
+    public CompletionLogProbs LogProbsOf(IReadOnlyList<EncodedExample> examples) =>
+        LogProbs.OfCompletions(Model, examples.Select(e => e.Prompt).ToList(), examples.Select(e => e.Completion).ToList(), Tokenizer.PadId,
+            examples.Select(e => e.CompletionMask).ToList());
 
     /// <summary>A frozen deep copy (the reference model when no LoRA adapters are used).</summary>
     public PolicyModel FrozenCopy()
@@ -47,7 +54,7 @@ public sealed class PolicyModel
         }
         foreach (var p in copy.parameters()) p.requires_grad = false;
         copy.eval();
-        return new PolicyModel(copy, Tokenizer);
+        return new PolicyModel(copy, Tokenizer, Encoder);
     }
 
     /// <summary>Hidden states that predict each completion column: (B, C, H) from (B, T, H).</summary>

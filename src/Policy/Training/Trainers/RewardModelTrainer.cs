@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using Rlft.Policy.Generation;
 using Rlft.Policy.Heads;
 using TorchSharp;
@@ -18,12 +19,15 @@ public sealed class RewardModel
 
     public IEnumerable<TorchSharp.Modules.Parameter> Parameters() => Trunk.Model.parameters().Concat(Head.parameters());
 
-    /// <summary>Scores (B,) for prompt+completion texts; differentiable.</summary>
-    public Tensor Score(IReadOnlyList<(string Prompt, string Completion)> items)
+    /// <summary>Scores (B,) for prompt+completion texts, each encoded as one text ending in EOS; differentiable.</summary>
+    public Tensor Score(IReadOnlyList<(string Prompt, string Completion)> items) =>
+        Score(items.Select(i => Trunk.Encoder.PromptCompletion(i.Prompt, i.Completion)).ToList());
+
+    /// <summary>Scores (B,) read at the last token of each encoded sequence; differentiable.</summary>
+    public Tensor Score(IReadOnlyList<EncodedExample> items)
     {
         using var scope = NewDisposeScope();
-        var seqs = items.Select(i => Trunk.EncodePrompt(i.Prompt).Concat(Trunk.EncodeCompletion(i.Completion)).ToArray()).ToList();
-        using var batch = TokenBatch.LeftPad(seqs, Trunk.Tokenizer.PadId, Trunk.Device);
+        using var batch = TokenBatch.LeftPad(items.Select(i => i.Ids).ToList(), Trunk.Tokenizer.PadId, Trunk.Device);
         using var output = Trunk.Model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: -1);
         return Head.forward(output.HiddenStates, batch.AttentionMask).MoveToOuterDisposeScope();
     }
@@ -56,12 +60,15 @@ public sealed class RewardModelTrainer : IDisposable
         Optimizer = new TrainingOptimizer(model.Parameters(), optimizer);
     }
 
-    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> batch)
+    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> batch) =>
+        Step(batch.Select(b => new EncodedPair(_model.Trunk.Encoder.PromptCompletion(b.Prompt, b.Chosen), _model.Trunk.Encoder.PromptCompletion(b.Prompt, b.Rejected))).ToList());
+
+    public Dictionary<string, double> Step(IReadOnlyList<EncodedPair> batch)
     {
         using var scope = NewDisposeScope();
         _model.Trunk.Model.train();
         // Chosen and rejected in one forward: [c0..cn, r0..rn].
-        var items = batch.Select(b => (b.Prompt, b.Chosen)).Concat(batch.Select(b => (b.Prompt, b.Rejected))).ToList();
+        var items = batch.Select(b => b.Chosen).Concat(batch.Select(b => b.Rejected)).ToList();
         var scores = _model.Score(items);
         var chosen = scores.narrow(0, 0, batch.Count);
         var rejected = scores.narrow(0, batch.Count, batch.Count);

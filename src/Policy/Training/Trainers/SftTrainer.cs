@@ -1,8 +1,12 @@
+using Rlft.Policy.Chat;
 using static TorchSharp.torch;
 
 namespace Rlft.Policy.Training.Trainers;
 
-/// <summary>Supervised fine-tuning: next-token loss on completion tokens only (prompt tokens masked out).</summary>
+/// <summary>
+/// Supervised fine-tuning: next-token loss on the loss-carrying tokens only — the completion of a prompt/completion
+/// pair, or every assistant turn of a conversation (see <see cref="ExampleEncoder"/>); prompt tokens are masked out.
+/// </summary>
 public sealed class SftTrainer : IDisposable
 {
     readonly PolicyModel _policy;
@@ -15,31 +19,35 @@ public sealed class SftTrainer : IDisposable
         Optimizer = new TrainingOptimizer(trainable ?? mixedPrecision?.Master.parameters() ?? policy.Model.parameters(), options, mixedPrecision);
     }
 
+    /// <summary>One micro-batch of plain (prompt, completion) pairs, each encoded as one text with completion-only loss.</summary>
+    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch) => Step(Encode(batch));
+
     /// <summary>One micro-batch: forward, backward, and an optimizer step when the accumulation window closes.</summary>
-    public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch)
+    public Dictionary<string, double> Step(IReadOnlyList<EncodedExample> batch)
     {
         using var scope = NewDisposeScope();
         _policy.Model.train();
-        var prompts = batch.Select(b => _policy.EncodePrompt(b.Prompt)).ToList();
-        var completions = batch.Select(b => _policy.EncodeCompletion(b.Completion)).ToList();
-        using var lp = _policy.LogProbsOf(prompts, completions);
+        using var lp = _policy.LogProbsOf(batch);
         var result = Losses.SftLoss(lp.LogProbs, lp.Mask);
         Optimizer.Backward(result.Loss);
         var report = Optimizer.Step();
         return Merge(result.Stats, report.Stats);
     }
 
-    /// <summary>Mean completion loss without updating (held-out evaluation).</summary>
-    public double Loss(IReadOnlyList<(string Prompt, string Completion)> batch)
+    /// <summary>Mean loss over the loss-carrying tokens, without updating (held-out evaluation).</summary>
+    public double Loss(IReadOnlyList<(string Prompt, string Completion)> batch) => Loss(Encode(batch));
+
+    public double Loss(IReadOnlyList<EncodedExample> batch)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         _policy.Model.eval();
-        var prompts = batch.Select(b => _policy.EncodePrompt(b.Prompt)).ToList();
-        var completions = batch.Select(b => _policy.EncodeCompletion(b.Completion)).ToList();
-        using var lp = _policy.LogProbsOf(prompts, completions);
+        using var lp = _policy.LogProbsOf(batch);
         return Losses.SftLoss(lp.LogProbs, lp.Mask).Stats["loss/sft"];
     }
+
+    List<EncodedExample> Encode(IReadOnlyList<(string Prompt, string Completion)> batch) =>
+        batch.Select(b => _policy.Encoder.PromptCompletion(b.Prompt, b.Completion)).ToList();
 
     internal static Dictionary<string, double> Merge(params IReadOnlyDictionary<string, double>[] parts)
     {

@@ -1,0 +1,34 @@
+namespace Rlft.Policy.Chat;
+
+/// <summary>
+/// One training sequence exactly as the model sees it: the ids of the whole text encoded once, where the prompt ends,
+/// and which tokens carry loss.
+/// </summary>
+/// <param name="Ids">(T) every token, prompt first; no BOS or other post-processor token inside.</param>
+/// <param name="PromptLength">Tokens before the first loss-carrying one (≥ 1, so every loss token has a context).</param>
+/// <param name="LossMask">(T) true on the tokens the loss covers; always false inside the prompt.</param>
+public sealed record EncodedExample(int[] Ids, int PromptLength, bool[] LossMask)
+{
+    public int[] Prompt => Ids[..PromptLength];
+    public int[] Completion => Ids[PromptLength..];
+    /// <summary>The loss mask over <see cref="Completion"/>.</summary>
+    public bool[] CompletionMask => LossMask[PromptLength..];
+    public int LossTokens => LossMask.Count(x => x);
+
+    /// <summary>A key equal for equal sequences and masks (e.g. for caching reference log-probs).</summary>
+    public string Key => $"{PromptLength}|{string.Join(',', Ids)}|{string.Concat(LossMask.Select(m => m ? '1' : '0'))}";
+
+    public EncodedExample Validate()
+    {
+        if (LossMask.Length != Ids.Length) throw new ArgumentException($"loss mask has {LossMask.Length} entries for {Ids.Length} tokens");
+        if (PromptLength < 1 || PromptLength > Ids.Length) throw new ArgumentException($"prompt length {PromptLength} outside [1, {Ids.Length}]");
+        if (LossMask.AsSpan(0, PromptLength).Contains(true)) throw new ArgumentException("a prompt token carries loss");
+        return this;
+    }
+}
+
+/// <summary>A preference pair as the model sees it: each side is the prompt and its completion as one text; the loss masks select what is compared.</summary>
+public sealed record EncodedPair(EncodedExample Chosen, EncodedExample Rejected);
+
+/// <summary>An example that cannot be encoded as asked (e.g. a template that is not prefix-stable); one line, no stack trace.</summary>
+public sealed class ExampleEncodingException(string message) : Exception(message);
