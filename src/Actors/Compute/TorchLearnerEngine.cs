@@ -23,7 +23,7 @@ namespace Rlft.Actors.Compute;
 /// reward model, and the trainers of each stage kind. Offline stages run to completion here; online
 /// stages take one scored batch per <see cref="Train"/>.
 /// </summary>
-public sealed class TorchLearnerEngine : ILearnerEngine
+public sealed partial class TorchLearnerEngine : ILearnerEngine
 {
     readonly JobSpec _job;
     readonly Device _device;
@@ -108,96 +108,6 @@ public sealed class TorchLearnerEngine : ILearnerEngine
             _rm = new RewardModel(trunk, head);
         }
         CheckpointLayout.LoadRng(Generator.Default, Path.Combine(dir, CheckpointLayout.Trainer, CheckpointLayout.GlobalRng));
-    }
-
-    string DataPath(StageSpec stage, string data, string key) =>
-        DataResolver.Resolve(data, _job.RunDirectory, _job.Seed, $"rlft.job.stages[{stage.Index}].{key}");
-
-    static IEnumerable<List<T>> Batches<T>(IReadOnlyList<T> data, int size, int steps)
-    {
-        for (int s = 0; s < steps; s++) yield return Enumerable.Range(0, size).Select(i => data[(s * size + i) % data.Count]).ToList();
-    }
-
-    public StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken cancellationToken)
-    {
-        var final = new Dictionary<string, double>();
-        void Loop<T>(IReadOnlyList<T> data, Func<List<T>, Dictionary<string, double>> step)
-        {
-            int i = 0;
-            foreach (var batch in Batches(data, stage.BatchSize, stage.Steps))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var sw = Stopwatch.StartNew();
-                var m = step(batch);
-                m["timing/step"] = sw.Elapsed.TotalSeconds;
-                progress(new StageProgress(stage.Index, ++i, stage.Steps, m));
-            }
-        }
-
-        switch (stage.Kind)
-        {
-            case StageKind.Sft:
-            {
-                var all = Jsonl.ReadSft(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Completion)).ToList();
-                var (train, heldOut) = Split(all);
-                using var t = new SftTrainer(_trainable, stage.Optimizer, mixedPrecision: _mixed);
-                final["sft/heldout_loss_before"] = t.Loss(heldOut);
-                Loop(train, t.Step);
-                final["sft/heldout_loss_after"] = t.Loss(heldOut);
-                PolicyVersion++;
-                break;
-            }
-            case StageKind.RewardModel:
-            {
-                var all = Jsonl.ReadPreferences(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Chosen, e.Rejected)).ToList();
-                var (train, heldOut) = Split(all);
-                var trunk = _policy.FrozenCopy();
-                foreach (var p in trunk.Model.parameters()) p.requires_grad = true;
-                var head = new RewardHead(trunk.Model.Config.HiddenSize, _job.Seed);
-                head.to(_device);
-                _rm = new RewardModel(trunk, head);
-                using var t = new RewardModelTrainer(_rm, stage.RewardModel, stage.Optimizer);
-                final["rm/heldout_accuracy_before"] = t.Accuracy(heldOut);
-                Loop(train, t.Step);
-                final["rm/heldout_accuracy"] = t.Accuracy(heldOut);
-                RewardModelVersion = RewardModelVersion < 0 ? 1 : RewardModelVersion + 1;
-                break;
-            }
-            case StageKind.Dpo:
-            {
-                var all = Jsonl.ReadPreferences(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Chosen, e.Rejected)).ToList();
-                var reference = new FrozenReference(_policy.FrozenCopy());
-                using var t = new DpoTrainer(_trainable, reference, stage.Dpo, stage.Optimizer, mixedPrecision: _mixed);
-                if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(all);
-                Loop(all, t.Step);
-                PolicyVersion++;
-                break;
-            }
-            case StageKind.Distill:
-            {
-                var teacherPath = stage.Teacher?.Path ?? throw new ConfigException($"rlft.job.stages[{stage.Index}].teacher.path: distillation needs a teacher checkpoint");
-                var teacher = new PolicyModel(Checkpoint.Load(teacherPath, _device), HfTokenizer.Load(teacherPath));
-                var all = Jsonl.ReadSft(DataPath(stage, stage.Data, "data")).Select(e => (e.Prompt, e.Completion)).ToList();
-                var (train, heldOut) = Split(all);
-                using var t = new DistillTrainer(_policy, teacher, stage.Distill, stage.Optimizer);
-                final["distill/heldout_kl_before"] = t.Kl(heldOut);
-                Loop(train, t.Step);
-                final["distill/heldout_kl_after"] = t.Kl(heldOut);
-                teacher.Model.Dispose();
-                PolicyVersion++;
-                break;
-            }
-            default:
-                throw new InvalidOperationException($"stage {stage.Name} ({stage.Kind}) is not an offline stage");
-        }
-        return new StageCompleted(stage.Index, PolicyVersion, RewardModelVersion, final);
-    }
-
-    /// <summary>Holds out the last 5% (at least 8 items) for before/after figures.</summary>
-    static (List<T> Train, List<T> HeldOut) Split<T>(List<T> all)
-    {
-        int held = Math.Clamp(all.Count / 20, Math.Min(8, all.Count / 2), 256);
-        return held == 0 ? (all, all) : (all.Take(all.Count - held).ToList(), all.Skip(all.Count - held).ToList());
     }
 
     public void BeginOnlineStage(StageSpec stage, bool resume = false)
@@ -323,15 +233,34 @@ public sealed class TorchLearnerEngine : ILearnerEngine
 
     public EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts)
     {
-        var sampling = stage?.Sampling ?? new SamplingSpec(16, 1.0, 0, 1.0);
-        var options = new GenerationOptions { MaxNewTokens = sampling.MaxNewTokens, Temperature = 1.0, Seed = _job.Seed + 7919 };
-        var result = Evaluator.Run(_policy, prompts.Select(p => (p.Prompt, p.Answer)).ToList(),
-            (p, c, a) => ReviewTask.Score(p, c, a), options,
-            _reference is null ? null : new FrozenReference(_reference), _reference,
-            _rm is null ? null : items => _rm.ScoreTexts(items));
+        var taskReward = stage is null ? null : TaskReward(stage);
+        var result = Evaluator.Run(_policy, prompts.Select(p => (p.Prompt, p.Answer)).ToList(), taskReward, EvalSampling(stage),
+            _reference is null ? null : new FrozenReference(_reference), _reference, Judge(taskReward));
         int n = Math.Min(16, prompts.Length);
         return new EvaluationDone(stage?.Index ?? -1, label, result.Metrics, result.Prompts[..n], result.Completions[..n]);
     }
+
+    /// <summary>Held-out samples are drawn as the stage draws its rollouts (temperature, top-k, top-p): the figures are the policy's as trained.</summary>
+    GenerationOptions EvalSampling(StageSpec? stage)
+    {
+        var s = stage?.Sampling ?? new SamplingSpec(16, 1.0, 0, 1.0);
+        return new GenerationOptions { MaxNewTokens = s.MaxNewTokens, Temperature = s.Temperature, TopK = s.TopK, TopP = s.TopP, Seed = _job.Seed + 7919 };
+    }
+
+    /// <summary>
+    /// The task's own reward, where the stage works on the built-in task (its data is <c>builtin:…</c>); a job on
+    /// its own data has no task reward the learner knows (its rewards live in the reward pipeline), and reports
+    /// reward-model scores and win rates instead.
+    /// </summary>
+    static Func<string, string, string?, double>? TaskReward(StageSpec stage) =>
+        stage.Data.StartsWith("builtin:", StringComparison.Ordinal) || stage.EvalData?.StartsWith("builtin:", StringComparison.Ordinal) == true
+            ? ReviewTask.Score : null;
+
+    /// <summary>What decides a win between two completions: the job's reward model when there is one, else the task reward.</summary>
+    Func<IReadOnlyList<(string Prompt, string Completion)>, float[]>? Judge(Func<string, string, string?, double>? taskReward) =>
+        _rm is not null ? items => _rm.ScoreTexts(items)
+        : taskReward is not null ? items => items.Select(x => (float)taskReward(x.Prompt, x.Completion, null)).ToArray()
+        : null;
 
     public void SaveCheckpoint(string directory)
     {

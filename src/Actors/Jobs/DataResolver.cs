@@ -10,7 +10,7 @@ namespace Rlft.Actors.Jobs;
 /// </summary>
 public static class DataResolver
 {
-    public static readonly string[] BuiltinNames = ["sft", "prompts", "eval-prompts", "preferences", "sums"];
+    public static readonly string[] BuiltinNames = ["sft", "prompts", "eval-prompts", "preferences", "sums", "eval-sums", "sums-sft"];
 
     public static string Resolve(string data, string runDirectory, int seed, string keyPath)
     {

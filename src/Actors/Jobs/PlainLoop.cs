@@ -37,15 +37,20 @@ public static class PlainLoop
         {
             if (!stage.IsOnline)
             {
+                int start = globalStep;
                 var done = learner.RunOfflineStage(stage, p => Record(stage, p.Step, p.Metrics), CancellationToken.None);
                 foreach (var (k, v) in done.Metrics) summary[$"{stage.Name}/{k}"] = v;
+                recorder.RecordEvaluation(start, stage.Name, "before", done.Figures("before"));
+                recorder.RecordEvaluation(globalStep, stage.Name, "after", done.Figures("after"));
                 if (stage.Kind == StageKind.RewardModel && reward.NeedsRewardModel)
                     reward.ApplyRewardModel(done.RewardModelVersion, learner.ExportWeights(WeightKind.RewardModel));
                 continue;
             }
             var data = OnlineStageData.Load(job, stage);
             learner.BeginOnlineStage(stage);
-            foreach (var (k, v) in learner.Evaluate(stage, "before", data.EvalPrompts).Metrics) summary[$"{stage.Name}/before/{k}"] = v;
+            var before = learner.Evaluate(stage, "before", data.EvalPrompts);
+            recorder.RecordEvaluation(globalStep, stage.Name, "before", before.Metrics);
+            foreach (var (k, v) in before.Metrics) summary[$"{stage.Name}/before/{k}"] = v;
             var sw = Stopwatch.StartNew();
             for (int step = 1; step <= stage.Steps; step++)
             {
@@ -67,6 +72,7 @@ public static class PlainLoop
             }
             onlineSeconds += sw.Elapsed.TotalSeconds;
             var after = learner.Evaluate(stage, "after", data.EvalPrompts);
+            recorder.RecordEvaluation(globalStep, stage.Name, "after", after.Metrics);
             foreach (var (k, v) in after.Metrics) summary[$"{stage.Name}/after/{k}"] = v;
             recorder.Samples($"{stage.Name}/after", after.Prompts, after.Completions);
         }

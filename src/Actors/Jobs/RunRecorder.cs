@@ -62,6 +62,7 @@ public sealed class RunRecorder : IDisposable
         foreach (var line in File.ReadLines(Path.Combine(directory, "metrics.jsonl")))
         {
             using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.TryGetProperty("eval", out _)) continue;   // held-out figures, not a training step
             int step = doc.RootElement.GetProperty("step").GetInt32();
             var metrics = new Dictionary<string, double>();
             foreach (var p in doc.RootElement.EnumerateObject())
@@ -84,6 +85,21 @@ public sealed class RunRecorder : IDisposable
         foreach (var (k, v) in copy) line[k] = v;
         _metrics.WriteLine(JsonSerializer.Serialize(line, Json));
         foreach (var (k, v) in copy)
+            if (double.IsFinite(v)) _tensorboard.add_scalar(k, (float)v, globalStep);
+    }
+
+    /// <summary>
+    /// Appends a stage's held-out figures (<paramref name="label"/> before or after it) at <paramref name="globalStep"/>:
+    /// a metrics.jsonl line with <c>"eval": label</c>, and TensorBoard scalars (<c>eval/reward</c> at the stage's first
+    /// and last step). They are not training steps: the reward/KL curve leaves them out.
+    /// </summary>
+    public void RecordEvaluation(int globalStep, string stage, string label, IReadOnlyDictionary<string, double> metrics)
+    {
+        if (metrics.Count == 0) return;
+        var line = new Dictionary<string, object> { ["step"] = globalStep, ["stage"] = stage, ["eval"] = label };
+        foreach (var (k, v) in metrics) line[k] = v;
+        _metrics.WriteLine(JsonSerializer.Serialize(line, Json));
+        foreach (var (k, v) in metrics)
             if (double.IsFinite(v)) _tensorboard.add_scalar(k, (float)v, globalStep);
     }
 

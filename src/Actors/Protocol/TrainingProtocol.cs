@@ -13,7 +13,12 @@ public sealed record StageProgress(int Stage, int Step, int TotalSteps, Dictiona
 public sealed record PolicyUpdated(long BatchId, int Stage, int Step, long PolicyVersion, Dictionary<string, double> Metrics) : IRlftMessage;
 
 /// <summary>The learner finished an offline stage.</summary>
-public sealed record StageCompleted(int Stage, long PolicyVersion, long RewardModelVersion, Dictionary<string, double> Metrics) : IRlftMessage;
+public sealed record StageCompleted(int Stage, long PolicyVersion, long RewardModelVersion, Dictionary<string, double> Metrics) : IRlftMessage
+{
+    /// <summary>The held-out figures measured <paramref name="label"/> ("before" or "after") the stage, keys without the label.</summary>
+    public Dictionary<string, double> Figures(string label) =>
+        Metrics.Where(kv => kv.Key.StartsWith(label + "/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[(label.Length + 1)..], kv => kv.Value);
+}
 
 /// <summary>A learner operation failed; the job stops with this reason.</summary>
 public sealed record LearnerFailed(int Stage, string Reason) : IRlftMessage;

@@ -210,6 +210,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (index >= _job.Stages.Count) { Finish(true, "job completed"); return; }
         (_stageIndex, _stage, _step, _issued, _online) = (index, _job.Stages[index], midStage?.Step ?? 0, midStage?.Issued ?? 0, false);
+        _stageStartStep = _globalStep - _step;
         FoldLedger();
         _ledger = new WorkLedger<GenerateRollouts>();
         _log.Info(midStage is null ? "stage {0} ({1}) starts" : "stage {0} ({1}) continues", _stage.Name, _stage.Kind);
@@ -235,10 +236,16 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _learner.Tell(new BeginOnline(index, Resume: midStage is not null));
     }
 
+    // The global step before the stage's first: where its "before" held-out figures are recorded.
+    int _stageStartStep;
+
     void OnOfflineStageCompleted(StageCompleted done)
     {
         (_policyVersion, _rewardModelVersion) = (done.PolicyVersion, done.RewardModelVersion);
-        foreach (var (k, v) in done.Metrics) _summary[$"{_stage!.Name}/{k}"] = v;
+        var stage = _stage!;
+        foreach (var (k, v) in done.Metrics) _summary[$"{stage.Name}/{k}"] = v;
+        _recorder.RecordEvaluation(_stageStartStep, stage.Name, "before", done.Figures("before"));
+        _recorder.RecordEvaluation(_globalStep, stage.Name, "after", done.Figures("after"));
         StageBoundaryCheckpoint();
         Self.Tell(StartNextStage.Instance);
     }
@@ -248,6 +255,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     void OnEvaluated(EvaluationDone e)
     {
         _recorder.Samples($"{_stage?.Name}/{e.Label}", e.Prompts, e.Completions);
+        _recorder.RecordEvaluation(_globalStep, _stage?.Name ?? "", e.Label, e.Metrics);
         foreach (var (k, v) in e.Metrics) _summary[$"{_stage?.Name}/{e.Label}/{k}"] = v;
         _log.Info("evaluation {0}/{1}: {2}", _stage?.Name, e.Label, string.Join(", ", e.Metrics.Select(kv => $"{kv.Key}={RunRecorder.Format(kv.Value)}")));
         if (e.Label == "before") { _online = true; Dispatch(); }

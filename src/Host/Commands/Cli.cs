@@ -22,6 +22,7 @@ public static class Cli
             BenchCommand.Create(),
             ScoreCommand.Create(),
             RunCommand.Create(),
+            FrontierCommand.Create(),
             NodeCommand.Create(),
             FeedbackCommand.Create(), FeedbackTokenCommand.Create(), SimulateRatersCommand.Create(),
         ];

@@ -76,6 +76,16 @@ public static class RunCommand
         return (job, point);
     }
 
+    /// <summary>The one-member cluster `rlft run` is: every role in this process (and the rater endpoint when the job has one).</summary>
+    internal static RlftNode SingleNode(JobSpec spec, Action<JobStatus>? onStatus = null, ResumePoint? resume = null) => RlftNode.Create(new NodeOptions
+    {
+        Job = spec,
+        Roles = spec.Feedback is null ? ["learner", "rollout", "reward"] : ["learner", "rollout", "reward", "feedback"],
+        RolloutWorkers = spec.RolloutWorkers,
+        OnStatus = onStatus,
+        Resume = resume,
+    }, new TorchEngineFactory());
+
     static async Task<int> RunAsync(string? jobPath, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
     {
         var (spec, resumePoint) = LoadJob(jobPath, overrides, resume);
@@ -84,15 +94,7 @@ public static class RunCommand
             output.WriteLine($"rlft: resuming from {resumePoint.Directory}: stage {at.Stage} ({spec.Stages[at.Stage].Name}), {(at.Started ? $"step {at.Step}/{spec.Stages[at.Stage].Steps}" : "from its start")}, policy v{at.PolicyVersion}");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
-        await using var node = RlftNode.Create(new NodeOptions
-        {
-            Job = spec,
-            // A job with an rlft.feedback section also hosts its rater endpoint.
-            Roles = spec.Feedback is null ? ["learner", "rollout", "reward"] : ["learner", "rollout", "reward", "feedback"],
-            RolloutWorkers = spec.RolloutWorkers,
-            OnStatus = display.Update,
-            Resume = resumePoint,
-        }, new TorchEngineFactory());
+        await using var node = SingleNode(spec, display.Update, resumePoint);
         await node.StartAsync(ct);
         if (node.FeedbackUrls.Count > 0)
             output.WriteLine($"rlft: raters: open {string.Join(", ", node.FeedbackUrls)} (journal {spec.Feedback!.Journal})");

@@ -10,7 +10,8 @@ namespace Rlft.Rollout.Tasks;
 /// <item>reviews — "review the movie:" → " the movie was great and fun." The reward is the share of
 /// sentiment words that are positive (max 1.0), 0 for a malformed review. The SFT corpus mixes positive
 /// and negative words at random, so an SFT policy scores about 0.5 and RL has room to climb.</item>
-/// <item>sums — "add 3 and 4:" → " 7." with a verifiable answer (exact numeric match).</item>
+/// <item>sums — "add 3 and 4:" → " 7." (or worked: " 3 plus 4 is 7.") with a verifiable answer: the final number
+/// of the completion's first sentence must equal it.</item>
 /// </list>
 /// </summary>
 public static class ReviewTask
@@ -77,6 +78,22 @@ public static class ReviewTask
         }).ToList();
     }
 
+    /// <summary>
+    /// SFT pairs for the sums, worked: the completion names an operation and its result. Half the time it is the
+    /// one the prompt asks for (" 3 plus 4 is 7."), half the time another (" 3 times 4 is 12."): the SFT policy
+    /// learns the format and both operations, and a verifiable reward has a clear thing to teach it — which
+    /// operation "add" means — as the review corpus's mixed sentiment leaves room for the review reward.
+    /// </summary>
+    public static List<SftExample> WorkedSums(int count, int seed, double rightOperation = 0.5)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ =>
+        {
+            int a = rng.Next(10), b = rng.Next(10);
+            return new SftExample(SumPrompt(a, b), rng.NextDouble() < rightOperation ? $" {a} plus {b} is {a + b}." : $" {a} times {b} is {a * b}.");
+        }).ToList();
+    }
+
     /// <summary>Preference pairs whose chosen review scores strictly higher under <see cref="Score"/>.</summary>
     public static List<PreferenceExample> Preferences(int count, int seed)
     {
@@ -104,13 +121,24 @@ public static class ReviewTask
         if (prompt.StartsWith("add ", StringComparison.Ordinal))
         {
             answer ??= ExpectedSum(prompt);
-            string first = new(text.TakeWhile(c => char.IsDigit(c) || c == '-').ToArray());
-            return answer is not null && first == answer ? 1.0 : 0.0;
+            return answer is not null && FinalNumber(text) == answer ? 1.0 : 0.0;
         }
         int stop = text.IndexOf('.');
         if (stop < 0) return 0.0;
         var (pos, neg) = CountSentiment(text[..stop].Split(' ', StringSplitOptions.RemoveEmptyEntries));
         return pos + neg == 0 ? 0.0 : (double)pos / (pos + neg);
+    }
+
+    /// <summary>
+    /// The answer a sum's completion gives: the last number of its first sentence (" 7." and a worked
+    /// " 3 plus 4 is 7." both answer 7); null when that sentence holds no number.
+    /// </summary>
+    public static string? FinalNumber(string completion)
+    {
+        string text = completion.Trim();
+        int stop = text.IndexOf('.');
+        var numbers = System.Text.RegularExpressions.Regex.Matches(stop < 0 ? text : text[..stop], @"-?\d+");
+        return numbers.Count == 0 ? null : numbers[^1].Value;
     }
 
     /// <summary>How many of <paramref name="words"/> are positive and how many negative sentiment words.</summary>
@@ -138,12 +166,16 @@ public static class ReviewTask
             ["eval-prompts"] = Path.Combine(directory, "eval-prompts.jsonl"),
             ["preferences"] = Path.Combine(directory, "preferences.jsonl"),
             ["sums"] = Path.Combine(directory, "sums.jsonl"),
+            ["eval-sums"] = Path.Combine(directory, "eval-sums.jsonl"),
+            ["sums-sft"] = Path.Combine(directory, "sums-sft.jsonl"),
         };
         Jsonl.Write(paths["sft"], SftCorpus(2000, seed));
         Jsonl.Write(paths["prompts"], ReviewPrompts(512, seed + 1));
         Jsonl.Write(paths["eval-prompts"], ReviewPrompts(64, seed + 2));
         Jsonl.Write(paths["preferences"], Preferences(1000, seed + 3));
         Jsonl.Write(paths["sums"], SumPrompts(512, seed + 4));
+        Jsonl.Write(paths["eval-sums"], SumPrompts(64, seed + 5));
+        Jsonl.Write(paths["sums-sft"], WorkedSums(2000, seed + 6));
         return paths;
     }
 }

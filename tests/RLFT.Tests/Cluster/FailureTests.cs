@@ -131,7 +131,7 @@ public class FailureTests(ITestOutputHelper output)
         Assert.True(finished.Succeeded, finished.Message);
         Assert.Equal(4, finished.Summary["job/batches_trained"]);
         Assert.Equal(3, finished.Summary["job/reward_skipped_batches"]);
-        var last = File.ReadLines(Path.Combine(job.RunDirectory, "metrics.jsonl")).Last();
+        var last = JobHarness.TrainingSteps(job.RunDirectory).Last();
         Assert.Equal(3, JsonDocument.Parse(last).RootElement.GetProperty("reward/skipped_batches").GetDouble());
 
         var dropping = JobHarness.Job(PpoOnly(steps: 2), extra: "max-policy-lag = 0");

@@ -77,6 +77,10 @@ public static class JobHarness
     /// <summary>The full reward pipeline: the job's reward model plus the task rule, a repetition penalty and batch whitening.</summary>
     public const string PipelineRewards = "components = [ { name = rm, source = reward-model, model = job }\n { name = task, source = function, function = review-task, weight = 0.5 }\n { name = repetition, source = repetition, n = 2, weight = 0.1, normalize = batch } ]";
 
+    /// <summary>The training steps of a run's metrics.jsonl, without the stages' held-out figures (lines with "eval").</summary>
+    public static string[] TrainingSteps(string runDirectory) =>
+        File.ReadLines(Path.Combine(runDirectory, "metrics.jsonl")).Where(l => !l.Contains("\"eval\":", StringComparison.Ordinal)).ToArray();
+
     public static int FreePort()
     {
         var l = new TcpListener(IPAddress.Loopback, 0);

@@ -84,8 +84,10 @@ public class JobThroughActorsTests(ITestOutputHelper output)
         Assert.Equal(4, finished.Summary["job/batches_trained"]);
 
         string run = job.RunDirectory;
-        var metrics = File.ReadAllLines(Path.Combine(run, "metrics.jsonl"));
+        var metrics = JobHarness.TrainingSteps(run);
         Assert.Equal(15 + 10 + 4, metrics.Length);
+        // Each stage's held-out figures, before and after it.
+        Assert.Equal(2 * 3, File.ReadLines(Path.Combine(run, "metrics.jsonl")).Count(l => l.Contains("\"eval\":", StringComparison.Ordinal)));
         Assert.Contains("\"objective/kl\"", metrics[^1]);
         Assert.Contains("\"reward/rm\"", metrics[^1]);
         Assert.Contains("\"reward/repetition\"", metrics[^1]);
@@ -120,7 +122,7 @@ public class JobThroughActorsTests(ITestOutputHelper output)
         var finished = await RunSingleNode(job);
         Assert.True(finished.Succeeded, finished.Message);
         Assert.Equal(3, finished.Summary["job/batches_trained"]);
-        var steps = File.ReadAllLines(Path.Combine(job.RunDirectory, "metrics.jsonl"))
+        var steps = JobHarness.TrainingSteps(job.RunDirectory)
             .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
             .Where(e => e.GetProperty("stage").GetString() == "1-online-dpo").ToList();
         Assert.Equal(3, steps.Count);

@@ -255,7 +255,7 @@ public class ProcessKillTests(ITestOutputHelper output)
         Assert.Equal(PpoSteps, finished.Summary["job/batches_trained"]);
         Assert.Equal(PpoSteps, engines.Trained.Distinct().Count());
         Assert.Equal(PpoSteps, engines.Trained.Count);
-        var metrics = File.ReadAllLines(Path.Combine(job.RunDirectory, "metrics.jsonl")).Skip(SftSteps).ToList();
+        var metrics = JobHarness.TrainingSteps(job.RunDirectory).Skip(SftSteps).ToList();
         Assert.Equal(PpoSteps, metrics.Count);
         if (point == KillPoint.Generation) Assert.True(finished.Summary["job/batches_reissued"] >= 1, "the batch a held was re-issued");
         if (point == KillPoint.Scoring) Assert.Equal(completedByA, status.BatchesPerWorker[a.WorkerId]);

@@ -81,5 +81,29 @@ public sealed class DpoTrainer : IDisposable
         return SftTrainer.Merge(r.Stats, Optimizer.Step().Stats);
     }
 
+    /// <summary>
+    /// Held-out preference figures: the share of pairs whose implicit reward β·(log π − log π_ref) is higher for
+    /// the chosen side (<c>eval/accuracy</c>), and the mean margin between the two (<c>eval/margin</c>).
+    /// </summary>
+    public Dictionary<string, double> Evaluate(IReadOnlyList<EncodedPair> pairs, int batchSize = 32)
+    {
+        double correct = 0, margin = 0;
+        _policy.Model.eval();
+        for (int i = 0; i < pairs.Count; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var chunk = pairs.Skip(i).Take(batchSize).ToList();
+            int n = chunk.Count;
+            var items = chunk.Select(b => b.Chosen).Concat(chunk.Select(b => b.Rejected)).ToList();
+            using var lp = _policy.LogProbsOf(items);
+            var ratio = lp.LogProbs.sum(1) - RefSums(items);                             // (2n)
+            var rewards = (_o.Beta * (ratio.narrow(0, 0, n) - ratio.narrow(0, n, n))).cpu().data<float>().ToArray();   // (n) chosen − rejected
+            correct += rewards.Count(r => r > 0);
+            margin += rewards.Sum();
+        }
+        return new() { ["eval/accuracy"] = correct / pairs.Count, ["eval/margin"] = margin / pairs.Count };
+    }
+
     public void Dispose() => Optimizer.Dispose();
 }

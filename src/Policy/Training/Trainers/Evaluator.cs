@@ -7,17 +7,17 @@ namespace Rlft.Policy.Training.Trainers;
 public sealed record EvalResult(Dictionary<string, double> Metrics, string[] Prompts, string[] Completions, double[] Rewards);
 
 /// <summary>
-/// Evaluation on held-out prompts: the task reward of sampled completions (<c>eval/reward</c>), the KL to
-/// the reference estimated on those samples (<c>eval/kl</c>, nats per sequence, Σ log π − log π_ref),
-/// the win rate against the reference's own completions as judged by the reward model
-/// (<c>eval/win_rate</c>, ties count half), and the response length.
+/// Evaluation on held-out prompts: the task reward of sampled completions (<c>eval/reward</c>, when the task has
+/// one), the KL to the reference estimated on those samples (<c>eval/kl</c>, nats per sequence, Σ log π − log π_ref),
+/// the win rate against the reference's own completions as judged by <c>judge</c> — a reward model, or the task
+/// reward (<c>eval/win_rate</c>, ties count half) — and the response length.
 /// </summary>
 public static class Evaluator
 {
     public static EvalResult Run(
         PolicyModel policy,
         IReadOnlyList<(string Prompt, string? Answer)> prompts,
-        Func<string, string, string?, double> taskReward,
+        Func<string, string, string?, double>? taskReward,
         GenerationOptions generation,
         IReferencePolicy? reference = null,
         PolicyModel? referenceSampler = null,
@@ -25,12 +25,9 @@ public static class Evaluator
         int batchSize = 64)
     {
         var (completions, tokens, logps) = Sample(policy, prompts, generation, batchSize);
-        var rewards = prompts.Select((p, i) => taskReward(p.Prompt, completions[i], p.Answer)).ToArray();
-        var metrics = new Dictionary<string, double>
-        {
-            ["eval/reward"] = rewards.Average(),
-            ["eval/length"] = tokens.Average(t => t.Length),
-        };
+        var rewards = taskReward is null ? [] : prompts.Select((p, i) => taskReward(p.Prompt, completions[i], p.Answer)).ToArray();
+        var metrics = new Dictionary<string, double> { ["eval/length"] = tokens.Average(t => t.Length) };
+        if (taskReward is not null) metrics["eval/reward"] = rewards.Average();
         if (reference is not null)
         {
             var promptIds = prompts.Select(p => policy.EncodePrompt(p.Prompt)).ToList();
@@ -51,7 +48,7 @@ public static class Evaluator
             var mine = rewardModel(prompts.Select((p, i) => (p.Prompt, completions[i])).ToList());
             var theirs = rewardModel(prompts.Select((p, i) => (p.Prompt, refCompletions[i])).ToList());
             metrics["eval/win_rate"] = mine.Zip(theirs).Average(x => x.First > x.Second ? 1.0 : x.First == x.Second ? 0.5 : 0.0);
-            metrics["eval/reference_reward"] = prompts.Select((p, i) => taskReward(p.Prompt, refCompletions[i], p.Answer)).Average();
+            if (taskReward is not null) metrics["eval/reference_reward"] = prompts.Select((p, i) => taskReward(p.Prompt, refCompletions[i], p.Answer)).Average();
         }
         return new EvalResult(metrics, prompts.Select(p => p.Prompt).ToArray(), completions, rewards);
     }

@@ -81,11 +81,18 @@ public sealed class RewardModelTrainer : IDisposable
     }
 
     /// <summary>Share of held-out pairs where the chosen completion scores higher.</summary>
-    public double Accuracy(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs)
+    public double Accuracy(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs) => Evaluate(pairs)["eval/accuracy"];
+
+    /// <summary>Held-out figures: the share of pairs scored the right way round (<c>eval/accuracy</c>) and the mean score margin (<c>eval/margin</c>).</summary>
+    public Dictionary<string, double> Evaluate(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs)
     {
         var c = _model.ScoreTexts(pairs.Select(p => (p.Prompt, p.Chosen)).ToList());
         var r = _model.ScoreTexts(pairs.Select(p => (p.Prompt, p.Rejected)).ToList());
-        return c.Zip(r).Count(x => x.First > x.Second) / (double)pairs.Count;
+        return new()
+        {
+            ["eval/accuracy"] = c.Zip(r).Count(x => x.First > x.Second) / (double)pairs.Count,
+            ["eval/margin"] = c.Zip(r).Average(x => (double)x.First - x.Second),
+        };
     }
 
     public void Dispose() => Optimizer.Dispose();

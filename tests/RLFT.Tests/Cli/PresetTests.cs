@@ -1,0 +1,120 @@
+using System.Text.Json;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Jobs;
+using Rlft.Policy.Models;
+using Rlft.Tests.Cluster;
+
+namespace Rlft.Tests.Cli;
+
+/// <summary>
+/// Every preset in hocon/ is run as a user runs it (`rlft run PRESET`, in full) and each of its stages must show on
+/// held-out data that it did its job, by the margins below; a preset without a test here fails
+/// <see cref="Every_preset_that_runs_a_job_has_a_test"/>.
+/// </summary>
+public class PresetTests(ITestOutputHelper output)
+{
+    /// <summary>The presets that run a job, and the test that runs each.</summary>
+    static readonly Dictionary<string, string> Tested = new()
+    {
+        ["quickstart.conf"] = nameof(Presets_learn),
+        ["ppo.conf"] = nameof(Presets_learn),
+        ["dpo.conf"] = nameof(Presets_learn),
+        ["grpo.conf"] = nameof(Presets_learn),
+        ["cluster.conf"] = nameof(Presets_learn),
+        // Needs raters: run with simulated ones by HumanRewardJobTests (held-out reward +0.2 or more).
+        ["human-ppo.conf"] = nameof(Rlft.Tests.Feedback.HumanRewardJobTests.Ppo_on_simulated_raters_ratings_moves_the_policy_toward_their_hidden_rule),
+    };
+
+    [Fact]
+    public void Every_preset_that_runs_a_job_has_a_test()
+    {
+        var presets = Directory.GetFiles(RlftConfig.HoconDirectory, "*.conf")
+            .Where(f => RlftConfig.LoadFile(f).Has("rlft.job.stages")).Select(Path.GetFileName).Order().ToList();
+        Assert.NotEmpty(presets);
+        Assert.All(presets, p => Assert.True(Tested.ContainsKey(p!), $"hocon/{p} runs a job but no test runs it"));
+    }
+
+    [Theory]
+    [InlineData("quickstart.conf")]
+    [InlineData("ppo.conf")]
+    [InlineData("dpo.conf")]
+    [InlineData("grpo.conf")]
+    [InlineData("cluster.conf")]
+    public void Presets_learn(string preset)
+    {
+        string path = Path.Combine(RlftConfig.HoconDirectory, preset);
+        string dir = Directory.CreateTempSubdirectory("rlft-preset").FullName;
+        var (o, e) = (new StringWriter(), new StringWriter());
+        int code = Rlft.Host.Commands.Cli.Run(["run", path, "--set", $"output-dir=\"{dir}\""], o, e);
+        output.WriteLine(o.ToString());
+        Assert.True(code == 0, $"exit {code}: {e}");
+        var job = JobSpec.Load(path, [$"output-dir=\"{dir}\""]);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(job.RunDirectory, RunRecorder.SummaryFile)));
+        foreach (var stage in job.Stages) AssertLearned(stage, summary.RootElement);
+        // The held-out figures are in metrics.jsonl too, beside the training steps.
+        Assert.Equal(2 * job.Stages.Count, File.ReadLines(Path.Combine(job.RunDirectory, "metrics.jsonl")).Count(l => l.Contains("\"eval\":", StringComparison.Ordinal)));
+    }
+
+    /// <summary>What each stage kind must show on held-out data, before → after.</summary>
+    static void AssertLearned(StageSpec stage, JsonElement summary)
+    {
+        double Get(string label, string key) => summary.TryGetProperty($"{stage.Name}/{label}/eval/{key}", out var v) ? v.GetDouble()
+            : throw new Xunit.Sdk.XunitException($"summary.json has no {stage.Name}/{label}/eval/{key}");
+        double Or(string label, string key) => summary.TryGetProperty($"{stage.Name}/{label}/eval/{key}", out var v) ? v.GetDouble() : double.NaN;
+        string Says(string key) => $"{stage.Name} {key}: {Or("before", key):F3} → {Or("after", key):F3}";
+        switch (stage.Kind)
+        {
+            case StageKind.Sft:
+                Assert.True(Get("after", "loss") <= 0.5 * Get("before", "loss"), Says("loss"));
+                break;
+            case StageKind.RewardModel:
+                Assert.True(Get("after", "accuracy") >= Math.Max(0.8, Get("before", "accuracy") + 0.2), Says("accuracy"));
+                break;
+            case StageKind.Dpo:
+                Assert.True(Get("after", "accuracy") >= 0.8, Says("accuracy"));
+                Assert.True(Get("after", "margin") > Get("before", "margin"), Says("margin"));
+                Assert.True(Get("after", "reward") >= Get("before", "reward") + 0.2, Says("reward"));
+                Assert.True(Get("after", "win_rate") >= 0.6, Says("win_rate"));
+                break;
+            case StageKind.Ppo:
+                Assert.True(Get("after", "reward") >= Get("before", "reward") + 0.3, Says("reward"));
+                break;
+            case StageKind.Grpo:
+                // At least +0.3 exact-match accuracy, or half the gap to 1.
+                double before = Get("before", "reward");
+                Assert.True(Get("after", "reward") - before >= Math.Min(0.3, (1 - before) / 2), Says("reward"));
+                break;
+            default:
+                throw new Xunit.Sdk.XunitException($"no held-out margin stated for {stage.Kind} stages");
+        }
+    }
+
+    [Fact]
+    public void Every_stage_kind_reports_held_out_figures_before_and_after()
+    {
+        string teacher = Path.Combine(Directory.CreateTempSubdirectory("rlft-teacher").FullName, "model");
+        ModelPresets.InitModel("gpt2", "tiny", teacher, seed: 3, corpus: Rlft.Rollout.Tasks.ReviewTask.TokenizerCorpus(3)).Dispose();
+        string Stage(string kind, string data, string rest = "") => $"{{ kind = {kind}, data = \"{data}\", steps = 2, batch-size = 8\n sampling {{ max-new-tokens = 6 }}\n {rest}\n }}";
+        var job = JobHarness.Job(string.Join("\n",
+            Stage("sft", "builtin:sft"), Stage("reward-model", "builtin:preferences"), Stage("dpo", "builtin:preferences"),
+            Stage("distill", "builtin:sft", $"teacher {{ path = \"{teacher}\" }}"), Stage("ppo", "builtin:prompts"), Stage("grpo", "builtin:sums", "grpo { group-size = 4 }"),
+            Stage("online-dpo", "builtin:prompts")), extra: "eval-prompts = 8");
+        var result = PlainLoop.Run(job, new Rlft.Actors.Compute.TorchEngineFactory());
+        var expected = new Dictionary<StageKind, string[]>
+        {
+            [StageKind.Sft] = ["loss"],
+            [StageKind.RewardModel] = ["accuracy", "margin"],
+            [StageKind.Dpo] = ["accuracy", "margin", "reward"],
+            [StageKind.Distill] = ["teacher_kl", "reward"],
+            [StageKind.Ppo] = ["reward", "kl", "win_rate"],
+            [StageKind.Grpo] = ["reward", "kl", "win_rate"],
+            [StageKind.OnlineDpo] = ["reward", "kl", "win_rate"],
+        };
+        foreach (var stage in job.Stages)
+            foreach (var label in new[] { "before", "after" })
+                foreach (var key in expected[stage.Kind])
+                    Assert.True(result.Summary.ContainsKey($"{stage.Name}/{label}/eval/{key}"), $"{stage.Name}/{label}/eval/{key} missing");
+        // DPO after its stage is also compared with the stage-start policy.
+        Assert.True(result.Summary.ContainsKey("2-dpo/after/eval/win_rate") && result.Summary.ContainsKey("2-dpo/after/eval/kl"));
+    }
+}
