@@ -6,6 +6,16 @@ namespace Rlft.Tests.Rollout;
 public class BuiltinTaskTests
 {
     [Fact]
+    public void Worked_sums_name_the_right_operation_about_half_the_time_and_always_state_its_result()
+    {
+        var sums = ReviewTask.WorkedSums(2000, 5);
+        double right = sums.Count(e => e.Completion.Contains(" plus ")) / (double)sums.Count;
+        Assert.InRange(right, 0.45, 0.55);
+        Assert.All(sums.Where(e => e.Completion.Contains(" plus ")), e => Assert.Equal(1.0, ReviewTask.Score(e.Prompt, e.Completion)));
+        Assert.All(sums.Where(e => e.Completion.Contains(" times ")), e => Assert.Matches(@"^ (\d) times (\d) is \d+\.$", e.Completion));
+    }
+
+    [Fact]
     public void Datasets_are_deterministic_from_the_seed()
     {
         Assert.Equal(ReviewTask.SftCorpus(50, 7), ReviewTask.SftCorpus(50, 7));
@@ -23,6 +33,11 @@ public class BuiltinTaskTests
     [InlineData("add 3 and 4:", " 7.", 1.0)]
     [InlineData("add 3 and 4:", " 8.", 0.0)]
     [InlineData("add 3 and 4:", "17.", 0.0)]
+    [InlineData("add 3 and 4:", " 3 plus 4 is 7.", 1.0)]                       // worked: the final number answers
+    [InlineData("add 3 and 4:", " 3 times 4 is 12.", 0.0)]
+    [InlineData("add 3 and 4:", " 3 plus 4 is 7", 1.0)]                        // cut short after the answer
+    [InlineData("add 3 and 4:", " 7. then 8.", 1.0)]                           // only the first sentence counts
+    [InlineData("add 3 and 4:", " seven.", 0.0)]
     public void The_task_reward_scores_by_its_rule(string prompt, string completion, double expected) =>
         Assert.Equal(expected, ReviewTask.Score(prompt, completion));
 
