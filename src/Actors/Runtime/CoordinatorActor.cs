@@ -30,19 +30,19 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     readonly Dictionary<IActorRef, string> _rolloutWorkers = new();
     readonly Queue<IActorRef> _idle = new();
     readonly List<IActorRef> _rewardActors = new();
-    readonly Dictionary<long, (RolloutBatch Batch, IActorRef Scorer)> _scoring = new();
-    readonly Queue<TrainOn> _ready = new();
-    WorkLedger<GenerateRollouts> _ledger = new();
-    // Totals over finished stages (each stage has its own ledger).
-    long _reissuedBefore, _duplicatesBefore;
+    // Which reward actor scores each batch (Nobody while none is registered).
+    readonly Dictionary<long, IActorRef> _scorerOf = new();
+    // The online stage being run (null in offline stages); its decisions are carried out here as messages.
+    OnlineStageDriver? _online;
+    // Totals over finished stages (each online stage has its own driver and ledger).
+    long _reissuedBefore, _duplicatesBefore, _staleDroppedBefore, _rewardSkippedBefore;
     readonly Dictionary<string, long> _perWorkerBefore = new();
 
     int _stageIndex = -1;
     StageSpec? _stage;
-    int _step, _globalStep, _issued;
-    long _policyVersion, _rewardModelVersion, _nextBatchId = 1, _trained, _staleDropped;
-    bool _learnerBusy, _finished, _online;
-    OnlineStageData? _data;
+    int _step, _globalStep;
+    long _policyVersion, _rewardModelVersion, _nextBatchId = 1, _trained;
+    bool _finished;
     Dictionary<string, double> _lastMetrics = new();
     readonly Dictionary<string, double> _summary = new();
 
@@ -54,8 +54,6 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     // Cancels the learner's running offline stage from outside its (blocked) thread on interrupt.
     readonly CancellationTokenSource _interrupt = new();
 
-    // Batches issued and not yet trained on (nor dropped): a checkpoint lists them so a resumed run generates them again.
-    readonly SortedDictionary<long, GenerateRollouts> _outstanding = new();
     readonly ResumeState? _resume;
     bool _resumingMidStage;
     // Ctrl-C while the learner trains: the checkpoint is written once the step is done, then answered to this asker.
@@ -82,8 +80,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             _policyVersion = r.PolicyVersion;
             if (!_resumingMidStage) { Evaluate("before"); return; }
             _resumingMidStage = false;
-            if (_step >= _stage!.Steps) { Evaluate("after"); return; }
-            _online = true;
+            if (_online!.Done) { Evaluate("after"); return; }
+            _online.Start();
             Dispatch();
         });
         Receive<EvaluationDone>(OnEvaluated);
@@ -94,7 +92,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             if (_finished) Complete(false, $"the final checkpoint failed: {f.Reason}");
             else Finish(false, f.Stage < 0 ? $"the learner failed: {f.Reason}" : $"learner failed in stage {f.Stage}: {f.Reason}");
         });
-        Receive<Tick>(_ => { if (_ledger.Expire(DateTime.UtcNow).Count > 0) Dispatch(); });
+        Receive<Tick>(_ => { if (_online?.Expire(DateTime.UtcNow) == true) Dispatch(); });
         Receive<QueryJobStatus>(_ => Sender.Tell(Status()));
         Receive<Terminated>(OnTerminated);
         Receive<CheckpointSaved>(c =>
@@ -108,10 +106,10 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             // answers the asker directly. Mid online stage the checkpoint is a resume point; in an offline
             // stage (cancelled part-way) or an evaluation it is not, and --resume takes an earlier one.
             _log.Warning("job interrupted: {0}", i.Reason);
-            bool resumable = _online;
-            _online = false;
+            bool resumable = _online?.Running == true;
+            _online?.Stop();
             _finished = true;
-            if (resumable && _learnerBusy) { _interruptAsker = Sender; return; }
+            if (resumable && _online!.LearnerBusy) { _interruptAsker = Sender; return; }
             _interrupt.Cancel();
             _learner.Tell(new SaveCheckpoint(InterruptedDirectory, resumable ? State(started: true) : null), Sender);
         });
@@ -168,17 +166,17 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Step = started ? _step : 0,
         GlobalStep = _globalStep,
         NextBatchId = _nextBatchId,
-        Issued = started ? _issued : 0,
-        DataCursor = started ? _data?.Cursor ?? 0 : 0,
+        Issued = started ? _online?.Issued ?? 0 : 0,
+        DataCursor = started ? _online?.DataCursor ?? 0 : 0,
         PolicyVersion = _policyVersion,
         RewardModelVersion = _rewardModelVersion,
         Trained = _trained,
-        StaleDropped = _staleDropped,
+        StaleDropped = StaleDropped,
         Reissued = Reissued,
         Duplicates = Duplicates,
         BatchesPerWorker = PerWorker(),
         Summary = new Dictionary<string, double>(_summary),
-        Outstanding = started ? _outstanding.Values.ToArray() : [],
+        Outstanding = started ? _online?.Outstanding.ToArray() ?? [] : [],
         MetricsBytes = _recorder.MetricsBytes,
         SamplesBytes = _recorder.SamplesBytes,
         Completed = completed,
@@ -196,7 +194,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (r.Stage >= _job.Stages.Count) { Finish(false, $"the checkpoint is past the job's last stage ({r.Stage} of {_job.Stages.Count})"); return; }
         (_globalStep, _nextBatchId, _policyVersion, _rewardModelVersion) = (r.GlobalStep, r.NextBatchId, r.PolicyVersion, r.RewardModelVersion);
-        (_trained, _staleDropped, _reissuedBefore, _duplicatesBefore) = (r.Trained, r.StaleDropped, r.Reissued, r.Duplicates);
+        (_trained, _staleDroppedBefore, _reissuedBefore, _duplicatesBefore) = (r.Trained, r.StaleDropped, r.Reissued, r.Duplicates);
         foreach (var (w, n) in r.BatchesPerWorker) _perWorkerBefore[w] = n;
         foreach (var (k, v) in r.Summary) _summary[k] = v;
         _log.Info("resuming at stage {0}, step {1} (global step {2}, policy v{3})", r.Stage, r.Step, r.GlobalStep, r.PolicyVersion);
@@ -209,10 +207,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     void StartStage(int index, ResumeState? midStage = null)
     {
         if (index >= _job.Stages.Count) { Finish(true, "job completed"); return; }
-        (_stageIndex, _stage, _step, _issued, _online) = (index, _job.Stages[index], midStage?.Step ?? 0, midStage?.Issued ?? 0, false);
+        FoldStage();
+        (_stageIndex, _stage, _step) = (index, _job.Stages[index], midStage?.Step ?? 0);
         _stageStartStep = _globalStep - _step;
-        FoldLedger();
-        _ledger = new WorkLedger<GenerateRollouts>();
         _log.Info(midStage is null ? "stage {0} ({1}) starts" : "stage {0} ({1}) continues", _stage.Name, _stage.Kind);
         if (!_stage.IsOnline)
         {
@@ -220,18 +217,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             else Finish(false, $"the checkpoint continues stage {index} ({_stage.Kind}) mid-way, which only online stages can");
             return;
         }
-        try
-        {
-            _data = OnlineStageData.Load(_job, _stage);
-            _data.Seek(midStage?.DataCursor ?? 0);
-        }
+        // Batches issued before a checkpoint and not trained on are generated again, with the same prompts and seeds.
+        try { _online = new OnlineStageDriver(_job, _stage, OnlineStageData.Load(_job, _stage), _workTimeout, midStage); }
         catch (Exception ex) { Finish(false, ex.Message); return; }
-        // Batches issued before the checkpoint and not trained on: generated again, same prompts and seeds.
-        foreach (var work in midStage?.Outstanding ?? [])
-        {
-            _ledger.Enqueue(new WorkItem<GenerateRollouts>(work.BatchId, work));
-            _outstanding[work.BatchId] = work;
-        }
         _resumingMidStage = midStage is not null;
         _learner.Tell(new BeginOnline(index, Resume: midStage is not null));
     }
@@ -250,7 +238,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Self.Tell(StartNextStage.Instance);
     }
 
-    void Evaluate(string label) => _learner.Tell(new EvaluateWith(_stageIndex, label, _data?.EvalPrompts ?? []));
+    void Evaluate(string label) => _learner.Tell(new EvaluateWith(_stageIndex, label, _online?.EvalPrompts ?? []));
 
     void OnEvaluated(EvaluationDone e)
     {
@@ -258,7 +246,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _recorder.RecordEvaluation(_globalStep, _stage?.Name ?? "", e.Label, e.Metrics);
         foreach (var (k, v) in e.Metrics) _summary[$"{_stage?.Name}/{e.Label}/{k}"] = v;
         _log.Info("evaluation {0}/{1}: {2}", _stage?.Name, e.Label, string.Join(", ", e.Metrics.Select(kv => $"{kv.Key}={RunRecorder.Format(kv.Value)}")));
-        if (e.Label == "before") { _online = true; Dispatch(); }
+        if (e.Label == "before") { _online!.Start(); Dispatch(); }
         else
         {
             StageBoundaryCheckpoint();
@@ -287,142 +275,83 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _rewardActors.Add(Sender);
         Context.Watch(Sender);
         _log.Info("reward worker {0} joined ({1})", r.WorkerId, Sender.Path);
-        foreach (var (id, entry) in _scoring.Where(s => s.Value.Scorer.IsNobody()).ToList()) SendToScorer(entry.Batch);
+        foreach (var batch in (_online?.AwaitingScores ?? []).Where(b => _scorerOf.GetValueOrDefault(b.BatchId)?.IsNobody() != false).ToList()) SendToScorer(batch);
     }
-
-    /// <summary>Batches generated or being generated but not yet trained on.</summary>
-    int Ahead => _ledger.InFlight + _ledger.Pending + _scoring.Count + _ready.Count + (_learnerBusy ? 1 : 0);
 
     void Dispatch()
     {
-        if (!_online || _stage is null) return;
+        if (_online is not { Running: true } stage) return;
         while (_idle.Count > 0)
         {
-            // New work only while fewer than lag + 1 batches are ahead of the learner and steps remain.
-            if (_ledger.Pending == 0 && Ahead < _job.MaxPolicyLag + 1 && _issued < _stage.Steps) EnqueueNewBatch();
             var worker = _idle.Peek();
             if (!_rolloutWorkers.TryGetValue(worker, out var id)) { _idle.Dequeue(); continue; }
-            var item = _ledger.Assign(id, DateTime.UtcNow, _workTimeout);
-            if (item is null) return;
+            var work = stage.NextWork(id, _policyVersion, () => _nextBatchId++, DateTime.UtcNow);
+            if (work is null) return;
             _idle.Dequeue();
-            worker.Tell(item.Payload with { PolicyVersion = _policyVersion });
+            worker.Tell(work);
         }
-    }
-
-    void EnqueueNewBatch()
-    {
-        long id = _nextBatchId++;
-        var work = new GenerateRollouts(id, _stageIndex, _policyVersion, _data!.NextBatch(), _data.Sampling, OnlineStageData.SeedFor(_job, id));
-        _ledger.Enqueue(new WorkItem<GenerateRollouts>(id, work));
-        _outstanding[id] = work;
-        _issued++;
     }
 
     void OnRolloutBatch(RolloutBatch batch)
     {
-        if (batch.Stage != _stageIndex || !_ledger.Complete(batch.BatchId, batch.WorkerId)) return;   // duplicate or old stage
+        if (_online?.Generated(batch) != true) return;   // duplicate or old stage
         SendToScorer(batch);
         Dispatch();
     }
 
     void SendToScorer(RolloutBatch batch)
     {
-        if (_rewardActors.Count == 0) { _scoring[batch.BatchId] = (batch, ActorRefs.Nobody); return; }
+        if (_rewardActors.Count == 0) { _scorerOf[batch.BatchId] = ActorRefs.Nobody; return; }
         var scorer = _rewardActors[(int)(batch.BatchId % _rewardActors.Count)];
-        _scoring[batch.BatchId] = (batch, scorer);
+        _scorerOf[batch.BatchId] = scorer;
         scorer.Tell(new ScoreBatch(batch.BatchId, _rewardModelVersion, batch));
     }
 
-    readonly Dictionary<long, int> _rolloutFailures = new();
-
     void OnRolloutFailed(RolloutFailed f)
     {
-        if (!_ledger.Fail(f.BatchId)) return;
-        int failures = _rolloutFailures[f.BatchId] = _rolloutFailures.GetValueOrDefault(f.BatchId) + 1;
-        if (failures >= 3) { Finish(false, $"rollout batch {f.BatchId} failed {failures} times: {f.Reason}"); return; }
+        if (_online?.GenerationFailed(f) is { } fail) { Finish(false, fail); return; }
         Dispatch();
     }
 
-    void OnScoreFailed(ScoreFailed f)
-    {
-        if (!_scoring.Remove(f.BatchId, out _)) return;
-        RewardFailed(f.BatchId, f.Reason);
-    }
+    void OnScoreFailed(ScoreFailed f) => AfterScoring(f.BatchId, _online?.ScoringFailed(f));
 
-    void OnScored(ScoredBatch scored)
+    void OnScored(ScoredBatch scored) => AfterScoring(scored.BatchId, _online?.Scored(scored));
+
+    void AfterScoring(long batchId, OnlineStageDriver.ScoreOutcome? outcome)
     {
-        if (!_scoring.Remove(scored.BatchId, out var entry)) return;
-        if (scored.Trainable(entry.Batch, _stage!.SamplesPerPrompt).Length == 0)
-        {
-            RewardFailed(scored.BatchId, $"every sample was dropped by the reward pipeline ({scored.DropReasons.FirstOrDefault() ?? "no reason given"})");
-            return;
-        }
-        _consecutiveRewardFailures = 0;
-        _ready.Enqueue(new TrainOn(scored.BatchId, _stageIndex, entry.Batch, scored));
+        if (outcome is null || outcome == OnlineStageDriver.ScoreOutcome.Ignored) return;
+        _scorerOf.Remove(batchId);
+        if (outcome.Fail is { } fail) { Finish(false, fail); return; }
+        if (outcome.Skipped is { } skipped) _log.Warning(skipped);
         TryTrain();
-    }
-
-    // Scoring failures: each failed batch is skipped and another generated in its place; the job fails only when
-    // max-consecutive-reward-failures batches in a row fail (a scorer that is down, not one that hiccups).
-    int _consecutiveRewardFailures;
-    long _rewardSkipped;
-
-    void RewardFailed(long batchId, string reason)
-    {
-        _rewardSkipped++;
-        if (++_consecutiveRewardFailures >= _job.MaxConsecutiveRewardFailures)
-        {
-            Finish(false, $"scoring failed for {_consecutiveRewardFailures} batches in a row (rlft.job.max-consecutive-reward-failures = {_job.MaxConsecutiveRewardFailures}); the last: {reason}");
-            return;
-        }
-        _log.Warning("batch {0} skipped, another is generated in its place: {1}", batchId, reason);
-        _outstanding.Remove(batchId);
-        _issued--;
-        Dispatch();
     }
 
     void TryTrain()
     {
-        while (!_learnerBusy && _ready.Count > 0)
-        {
-            var next = _ready.Dequeue();
-            if (_policyVersion - next.Batch.PolicyVersion > _job.MaxPolicyLag)
-            {
-                // Too old for the staleness bound: drop it; a fresh batch is generated with the current policy.
-                _staleDropped++;
-                _issued--;
-                _outstanding.Remove(next.BatchId);
-                continue;
-            }
-            _learnerBusy = true;
-            _learner.Tell(next);
-        }
+        if (_online?.NextToTrain(_policyVersion) is { } next) _learner.Tell(next);
         Dispatch();
     }
 
     void OnPolicyUpdated(PolicyUpdated u)
     {
-        _learnerBusy = false;
+        var stage = _online!;
+        stage.Trained(u);
         _policyVersion = u.PolicyVersion;
         _trained++;
-        _outstanding.Remove(u.BatchId);
-        var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = _staleDropped, ["rollout/reissued"] = Reissued, ["reward/skipped_batches"] = _rewardSkipped };
-        Record(metrics, _step + 1, _stage!.Steps);
+        var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = StaleDropped, ["rollout/reissued"] = Reissued, ["reward/skipped_batches"] = RewardSkipped };
+        Record(metrics, stage.Step, stage.Stage.Steps);
         if (_interruptAsker is { } asker)
         {
             _interruptAsker = null;
             _learner.Tell(new SaveCheckpoint(InterruptedDirectory, State(started: true)), asker);
             return;
         }
-        if (_job.CheckpointEvery > 0 && _step % _job.CheckpointEvery == 0 && _step < _stage.Steps)
+        if (_job.CheckpointEvery > 0 && _step % _job.CheckpointEvery == 0 && !stage.Done)
             _learner.Tell(new SaveCheckpoint(CheckpointDirectory, State(started: true)));
-        if (_step >= _stage.Steps)
+        if (stage.Done)
         {
-            _online = false;
-            _ledger.Clear();
-            _ready.Clear();
-            _scoring.Clear();
-            _outstanding.Clear();
+            stage.Finish();
+            _scorerOf.Clear();
             Evaluate("after");
             return;
         }
@@ -442,12 +371,13 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (t.ActorRef.Equals(_learner)) { Finish(false, _childFailure is { } why ? $"the learner stopped: {why}" : "the learner stopped"); return; }
         if (_rolloutWorkers.Remove(t.ActorRef, out var id))
         {
-            var reissued = _ledger.WorkerLost(id);
+            var reissued = _online?.WorkerLost(id) ?? [];
             _log.Warning("rollout worker {0} left; re-issuing batches [{1}]", id, string.Join(", ", reissued));
             Dispatch();
         }
         if (_rewardActors.Remove(t.ActorRef))
-            foreach (var entry in _scoring.Values.Where(s => s.Scorer.Equals(t.ActorRef)).ToList()) SendToScorer(entry.Batch);
+            foreach (var batchId in _scorerOf.Where(s => s.Value.Equals(t.ActorRef)).Select(s => s.Key).ToList())
+                if (_online?.AwaitingScore(batchId) is { } batch) SendToScorer(batch);
     }
 
     /// <summary>Ends the job: a successful one first writes its final checkpoint (HF layout).</summary>
@@ -455,7 +385,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (_finished) return;
         _finished = true;
-        _online = false;
+        _online?.Stop();
         _log.Info("job {0}: {1}", ok ? "finished" : "failed", message);
         foreach (var w in _rolloutWorkers.Keys.Concat(_rewardActors)) w.Tell(new NoMoreWork(message));
         if (ok) _learner.Tell(new SaveCheckpoint(CheckpointDirectory, State(started: false, completed: true)));
@@ -472,8 +402,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         {
             ["job/batches_trained"] = _trained,
             ["job/batches_reissued"] = Reissued,
-            ["job/stale_dropped"] = _staleDropped,
-            ["job/reward_skipped_batches"] = _rewardSkipped,
+            ["job/stale_dropped"] = StaleDropped,
+            ["job/reward_skipped_batches"] = RewardSkipped,
             ["job/policy_version"] = _policyVersion,
         };
         try
@@ -486,20 +416,28 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _jobWatcher.Tell(new JobFinished(ok, message, summary));
     }
 
-    void FoldLedger()
+    /// <summary>Adds the finished online stage's counts to the job's totals and lets it go.</summary>
+    void FoldStage()
     {
-        _reissuedBefore += _ledger.Reissued;
-        _duplicatesBefore += _ledger.Duplicates;
-        foreach (var (w, n) in _ledger.CompletedPerWorker) _perWorkerBefore[w] = _perWorkerBefore.GetValueOrDefault(w) + n;
+        if (_online is not { } done) return;
+        _reissuedBefore += done.Ledger.Reissued;
+        _duplicatesBefore += done.Ledger.Duplicates;
+        _staleDroppedBefore += done.StaleDropped;
+        _rewardSkippedBefore += done.RewardSkipped;
+        foreach (var (w, n) in done.Ledger.CompletedPerWorker) _perWorkerBefore[w] = _perWorkerBefore.GetValueOrDefault(w) + n;
+        _online = null;
+        _scorerOf.Clear();
     }
 
-    long Reissued => _reissuedBefore + _ledger.Reissued;
-    long Duplicates => _duplicatesBefore + _ledger.Duplicates;
+    long Reissued => _reissuedBefore + (_online?.Ledger.Reissued ?? 0);
+    long Duplicates => _duplicatesBefore + (_online?.Ledger.Duplicates ?? 0);
+    long StaleDropped => _staleDroppedBefore + (_online?.StaleDropped ?? 0);
+    long RewardSkipped => _rewardSkippedBefore + (_online?.RewardSkipped ?? 0);
 
     Dictionary<string, long> PerWorker()
     {
         var perWorker = new Dictionary<string, long>(_perWorkerBefore);
-        foreach (var (w, n) in _ledger.CompletedPerWorker) perWorker[w] = perWorker.GetValueOrDefault(w) + n;
+        foreach (var (w, n) in _online?.Ledger.CompletedPerWorker ?? new Dictionary<string, long>()) perWorker[w] = perWorker.GetValueOrDefault(w) + n;
         return perWorker;
     }
 
@@ -507,7 +445,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var perWorker = PerWorker();
         return new JobStatus(_stageIndex, _stage?.Kind.ToString() ?? "", _step, _stage?.Steps ?? 0, _policyVersion, _finished,
-            _trained, Reissued, Duplicates, perWorker, _lastMetrics, _ledger.InFlightPerWorker(),
+            _trained, Reissued, Duplicates, perWorker, _lastMetrics, _online?.Ledger.InFlightPerWorker() ?? [],
             _rolloutWorkers.Values.Order(StringComparer.Ordinal).ToArray());
     }
 
