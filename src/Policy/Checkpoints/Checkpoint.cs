@@ -111,7 +111,7 @@ public static class Checkpoint
     }
 
     /// <summary>The safetensors files of a checkpoint: model.safetensors, or the shards its index names.</summary>
-    static IReadOnlyList<string> WeightFiles(string dir)
+    public static IReadOnlyList<string> WeightFiles(string dir)
     {
         string single = Path.Combine(dir, WeightsFile), index = Path.Combine(dir, IndexFile);
         if (File.Exists(single)) return [single];
