@@ -19,7 +19,7 @@ public sealed class LoraAdapters
 {
     public const string ConfigFile = "adapter_config.json";
     public const string WeightsFile = "adapter_model.safetensors";
-    const string PeftPrefix = "base_model.model.";
+    internal const string PeftPrefix = "base_model.model.";
 
     public CausalLM Model { get; }
     public LoraConfig Config { get; }

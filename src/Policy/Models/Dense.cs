@@ -24,6 +24,9 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
     internal Linear? lora_B;           // (out, r)
     internal double LoraScale, LoraDropout;
     internal bool LoraMerged, LoraDisabled;
+    // While set, frozen adapter tensors (A (r, in), B (out, r)) used in place of lora_A / lora_B, without dropout:
+    // a stage's reference policy when the adapters themselves are what trained before it (Lora.AdapterSnapshot).
+    internal (Tensor A, Tensor B)? LoraOverride;
 
     QuantizedWeight? _quantized;
     ScalarType _computeDtype = ScalarType.Float32;
@@ -98,8 +101,12 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
         }
         if (lora_A is not null && !LoraMerged && !LoraDisabled)
         {
-            var h = LoraDropout > 0 ? F.dropout(x, LoraDropout, training) : x;
-            y = y + lora_B!.forward(lora_A.forward(h)) * LoraScale;                   // (..., out)
+            if (LoraOverride is var (a, b)) y = y + F.linear(F.linear(x, a), b) * LoraScale;  // (..., out)
+            else
+            {
+                var h = LoraDropout > 0 ? F.dropout(x, LoraDropout, training) : x;
+                y = y + lora_B!.forward(lora_A.forward(h)) * LoraScale;               // (..., out)
+            }
         }
         return y.MoveToOuterDisposeScope();
     }

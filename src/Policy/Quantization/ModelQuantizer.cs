@@ -85,11 +85,12 @@ public static class ModelQuantizer
         }
     }
 
-    /// <summary>Quantized weights and their bytes, next to the full-precision parameters: what the base costs.</summary>
+    /// <summary>Quantized weights and their bytes, next to the base's full-precision parameters (LoRA adapters not counted): what the base costs.</summary>
     public static (long QuantizedWeights, long QuantizedBytes, long FullPrecisionParameters) Footprint(CausalLM model)
     {
         var quantized = model.DenseLayers().Select(d => d.Layer.Quantized).Where(q => q is not null).ToList();
-        return (quantized.Sum(q => q!.Count), quantized.Sum(q => q!.Bytes), model.parameters().Sum(p => p.numel()));
+        long fullPrecision = model.named_parameters().Where(p => !p.name.Contains(".lora_")).Sum(p => p.parameter.numel());
+        return (quantized.Sum(q => q!.Count), quantized.Sum(q => q!.Bytes), fullPrecision);
     }
 
     static List<(string Name, Dense Layer)> CheckedTargets(CausalLM model, QuantizationOptions options)
