@@ -18,7 +18,7 @@ public static class Cli
             InitModelCommand.Create(),
             GenerateCommand.Create(),
             LogprobsCommand.Create(),
-            BenchCommand.Create(),
+            BenchCommand.Create(), BenchCaseCommand.Create(),
             ScoreCommand.Create(),
             RunCommand.Create(),
             NodeCommand.Create(),

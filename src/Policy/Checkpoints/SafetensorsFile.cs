@@ -133,7 +133,7 @@ public static class SafetensorsFile
             {
                 fs.Seek(dataStart + info.Begin, SeekOrigin.Begin);
                 // Spans are int-sized: read the flat tensor in slices of at most 256 MiB.
-                var flat = t.view(-1);
+                using var flat = t.view(-1);
                 long count = flat.shape[0], perSlice = Math.Max(1, (256L << 20) / flat.ElementSize);
                 for (long start = 0; start < count; start += perSlice)
                 {

@@ -1,5 +1,6 @@
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Models;
+using Rlft.Policy.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -75,6 +76,7 @@ public static class ModelQuantizer
                     tensor.Dispose();
                 }
             model.eval();
+            NativeHeap.Trim();   // the per-tensor temporaries of quantization
             if (device is not null && device.type != DeviceType.CPU) model.MoveTo(device);
             return model;
         }

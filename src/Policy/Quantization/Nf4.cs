@@ -27,12 +27,18 @@ public static class Nf4
     /// <summary>The largest distance between neighbouring levels (between 0.7230 and 1): twice the worst rounding error of a normalised value.</summary>
     public static float LargestGap { get; } = Enumerable.Range(1, 15).Max(i => Levels[i] - Levels[i - 1]);
 
-    /// <summary>Nearest level of each normalised value in [−1, 1] (ties go up) → codes 0..15 as uint8, same shape.</summary>
+    /// <summary>
+    /// Nearest level of each normalised value in [−1, 1] (ties go up) → codes 0..15 as uint8, same shape: the code is
+    /// the number of midpoints between neighbouring levels at or below the value (15 comparisons; libtorch's
+    /// bucketize measured 4× slower here).
+    /// </summary>
     public static Tensor Encode(Tensor normalised)
     {
         using var scope = NewDisposeScope();
-        var mids = Midpoints(normalised.device);                                   // (15,)
-        return bucketize(normalised.to(ScalarType.Float32), mids, right: true).to(ScalarType.Byte).MoveToOuterDisposeScope();
+        var x = normalised.to(ScalarType.Float32);
+        var codes = zeros(x.shape, dtype: ScalarType.Byte, device: x.device);
+        for (int i = 0; i < 15; i++) codes.add_(x.ge((Levels[i] + Levels[i + 1]) / 2));
+        return codes.MoveToOuterDisposeScope();
     }
 
     /// <summary>Codes (uint8, 0..15) → levels as <paramref name="dtype"/>, same shape.</summary>
@@ -112,10 +118,4 @@ public static class Nf4
 
     static readonly Dictionary<(ScalarType, DeviceType, int), Tensor> Tables = new();
 
-    static Tensor Midpoints(Device device)
-    {
-        var mids = new float[15];
-        for (int i = 0; i < 15; i++) mids[i] = (Levels[i] + Levels[i + 1]) / 2;
-        return tensor(mids, device: device);
-    }
 }

@@ -10,8 +10,9 @@ namespace Rlft.Policy.Quantization;
 /// dtype, multiplies and drops it; the backward dequantizes again for the input gradient (∂L/∂x = ∂L/∂y · W) and
 /// gives W no gradient. Nothing is saved for the backward but a reference to the quantized weight, so a layer's
 /// full-precision W exists only while its own matmul runs (one layer at a time, forward or backward).
-/// On a GPU a fused dequantize-and-multiply kernel (bitsandbytes' gemv_4bit for decoding) would skip writing W out;
-/// here dequantization is plain tensor operations.
+/// On the CPU, a few rows (decoding) are multiplied straight from the codes (<see cref="Nf4Kernel.Gemv"/>, what
+/// bitsandbytes' gemv_4bit does on a GPU); elsewhere W is rebuilt with tensor operations, and on a GPU a fused
+/// dequantize-and-multiply kernel would save writing W out and reading it back.
 /// </summary>
 public static class QuantizedLinear
 {
@@ -25,6 +26,14 @@ public static class QuantizedLinear
 
     static Tensor Multiply(Tensor x, QuantizedWeight weight, ScalarType computeDtype)
     {
+        long rows = x.numel() / weight.InFeatures;
+        if (weight.Kind == QuantizationKind.Nf4 && x.dtype == computeDtype && Nf4Kernel.GemvApplies(x.device, computeDtype, rows, weight.InFeatures))
+        {
+            // Decoding: a few rows, multiplied straight from the codes (W is not written out).
+            using var scope = NewDisposeScope();
+            var y = Nf4Kernel.Gemv(x.reshape(rows, weight.InFeatures).contiguous(), weight.Data, weight.BlockScales().contiguous(), weight.OutFeatures, weight.InFeatures);
+            return y.view([.. x.shape[..^1], weight.OutFeatures]).MoveToOuterDisposeScope();   // (..., out)
+        }
         using var w = weight.Dequantize(computeDtype);                                      // (out, in)
         return x.dtype == computeDtype ? F.linear(x, w) : F.linear(x.to(computeDtype), w).to(x.dtype);
     }

@@ -150,6 +150,12 @@ public sealed class QuantizedWeight : IDisposable
     Tensor Nf4Blocks(Tensor table, Tensor absmax, long start, long count)
     {
         const long quadsPerBlock = BlockSize / 4;
+        if (Nf4Kernel.Applies(Device, table.dtype))
+        {
+            var result = empty(count * BlockSize, dtype: ScalarType.Float32, device: Device);
+            Nf4Kernel.Dequantize(Data.narrow(0, start * quadsPerBlock, count * quadsPerBlock), absmax.narrow(0, start, count).contiguous(), result);
+            return result.view(count, BlockSize);
+        }
         var index = Data.narrow(0, start * quadsPerBlock, count * quadsPerBlock).to(ScalarType.Int64).add_(32768);  // (count·16,)
         return table.index_select(0, index).view(count, BlockSize).mul_(absmax.narrow(0, start, count).unsqueeze(1)); // (count, 64)
     }

@@ -157,6 +157,35 @@ public class QuantizationTests
     }
 
     [Fact]
+    public void The_cpu_kernel_rebuilds_exactly_what_the_tensor_operations_do()
+    {
+        // 300 × 136: 637.5 blocks, so the last is padded; levels × absmax from the codes by plain tensor operations.
+        var w = randn(300, 136, generator: new Generator(8)) * 0.05;
+        using var q = QuantizedWeight.Quantize(w, QuantizationKind.Nf4);
+        var codes = Nf4.Unpack(Nf4.FromQuads(q.Data), q.Blocks * QuantizedWeight.BlockSize);
+        var reference = (Nf4.Decode(codes).view(-1, QuantizedWeight.BlockSize) * q.BlockScales().unsqueeze(1)).view(-1).narrow(0, 0, q.Count).view(300, 136);
+        Assert.True(q.Dequantize().Equals(reference));
+        // The bf16 path (the gather table, as on a GPU) agrees to bf16 precision.
+        Assert.True(q.Dequantize(ScalarType.BFloat16).to(ScalarType.Float32).allclose(reference, 0.01, 1e-4));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(16)]
+    public void Decoding_rows_multiplied_from_the_codes_match_dequantize_then_linear(int rows)
+    {
+        // in = 192 (three blocks per row) takes the decode path on CPUs with AVX-512, the dequantizing one elsewhere.
+        var w = randn(70, 192, generator: new Generator(9)) * 0.05;
+        using var q = QuantizedWeight.Quantize(w, QuantizationKind.Nf4);
+        var x = randn([rows, 1, 192], generator: new Generator(10));
+        var y = QuantizedLinear.Apply(x, q, ScalarType.Float32);
+        var reference = F.linear(x, q.Dequantize());
+        Assert.Equal(reference.shape, y.shape);
+        Assert.True(y.allclose(reference, 1e-5, 1e-6), $"max diff {(y - reference).abs().max().item<float>():E2}");
+    }
+
+    [Fact]
     public void The_quantized_layer_computes_in_bf16_when_asked()
     {
         var layer = new Dense(64, 32, hasBias: false);
