@@ -1,5 +1,6 @@
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Models;
+using Rlft.Policy.Quantization;
 using Rlft.Policy.Tokenization;
 using Rlft.Policy.Training;
 using Rlft.Policy.Training.Trainers;
@@ -9,10 +10,12 @@ namespace Rlft.Actors.Compute;
 /// <summary>The small text files that describe a model (config, tokenizer), carried inside weight blobs.</summary>
 public static class ModelFiles
 {
-    static readonly string[] Names = [Checkpoint.ConfigFile, .. Checkpoint.TokenizerFiles];
+    static readonly string[] Names = [Checkpoint.ConfigFile, .. Checkpoint.TokenizerFiles, QuantizationOptions.FileName];
 
+    /// <summary>Config and tokenizer files of a model directory (quantization settings come from the job, not the directory).</summary>
     public static Dictionary<string, string> Read(string directory) =>
-        Names.Where(n => File.Exists(Path.Combine(directory, n))).ToDictionary(n => n, n => File.ReadAllText(Path.Combine(directory, n)));
+        Names.Where(n => n != QuantizationOptions.FileName && File.Exists(Path.Combine(directory, n)))
+             .ToDictionary(n => n, n => File.ReadAllText(Path.Combine(directory, n)));
 
     /// <summary>Writes the files into a fresh directory and returns it.</summary>
     public static string Materialize(IReadOnlyDictionary<string, string> files, string purpose)
@@ -27,13 +30,18 @@ public static class ModelFiles
         return dir;
     }
 
-    /// <summary>Builds an (untrained) model and tokenizer from blob files, on <paramref name="device"/>.</summary>
+    /// <summary>
+    /// Builds an (untrained) model and tokenizer from blob files, on <paramref name="device"/>. With
+    /// quantization_config.json among them, the projections get empty quantized storage (never fp32 weights) to
+    /// receive a quantized base.
+    /// </summary>
     public static PolicyModel Build(IReadOnlyDictionary<string, string> files, TorchSharp.torch.Device device, string purpose)
     {
         string dir = Materialize(files, purpose);
         try
         {
             var model = ModelFactory.Create(ModelConfig.Load(Path.Combine(dir, Checkpoint.ConfigFile)));
+            if (QuantizationOptions.Load(dir) is { } quantization) ModelQuantizer.Prepare(model, quantization);
             model.MoveTo(device);
             model.eval();
             return new PolicyModel(model, HfTokenizer.Load(dir));

@@ -90,8 +90,10 @@ public sealed partial class TorchLearnerEngine
             {
                 var (train, heldOut) = Split(stage, Pairs);
                 // The stage-start policy: DPO's reference, and what the trained policy's samples are compared with.
-                var start = _policy.FrozenCopy();
-                using var t = new DpoTrainer(_trainable, new FrozenReference(start), stage.Dpo, stage.Optimizer, mixedPrecision: _mixed);
+                // With a quantized base the reference is the base plus the adapters as the stage found them (no second copy).
+                var start = _job.QuantizedBase ? null : _policy.FrozenCopy();
+                IReferencePolicy reference = start is null ? StageReference(resume: false) : new FrozenReference(start);
+                using var t = new DpoTrainer(_trainable, reference, stage.Dpo, stage.Optimizer, mixedPrecision: _mixed);
                 var heldOutPairs = t.Encode(heldOut);
                 var prompts = heldOut.Select(p => (p.Item1, (string?)null)).Take(_job.EvalPrompts).ToList();
                 var taskReward = TaskReward(stage);
@@ -100,8 +102,8 @@ public sealed partial class TorchLearnerEngine
                 if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(train);
                 Loop(train, t.Step);
                 Record("after", t.Evaluate(heldOutPairs));
-                Record("after", Evaluator.Run(_policy, prompts, taskReward, EvalSampling(stage), new FrozenReference(start), start, Judge(taskReward)).Metrics);
-                start.Model.Dispose();
+                Record("after", Evaluator.Run(_policy, prompts, taskReward, EvalSampling(stage), reference, start, Judge(taskReward)).Metrics);
+                start?.Model.Dispose();
                 PolicyVersion++;
                 break;
             }

@@ -7,6 +7,7 @@ using Rlft.Policy.Generation;
 using Rlft.Policy.Heads;
 using Rlft.Policy.Lora;
 using Rlft.Policy.Models;
+using Rlft.Policy.Quantization;
 using Rlft.Policy.Runtime;
 using Rlft.Policy.Tokenization;
 using Rlft.Policy.Training;
@@ -45,7 +46,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     public long RewardModelVersion { get; private set; } = -1;
     // LoRA (rlft.job.lora): attached when the first online stage begins; the base stays frozen after that.
     LoraAdapters? _adapters;
-    public bool ExportsAdapterOnly => _adapters is not null;
+    // A quantized base (rlft.job.model.quantize) ships in full once, at its load version, then adapters only.
+    public bool ExportsAdapterOnly => _adapters is not null && !(_job.QuantizedBase && PolicyVersion == AdapterBaseVersion);
     /// <summary>The policy and its adapters (tests compare replicas with them).</summary>
     internal PolicyModel Policy => _policy;
     internal LoraAdapters? Adapters => _adapters;
@@ -54,6 +56,10 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     // The checkpoint a resumed run continues from (rlft run --resume): weights here, training state in trainer/.
     readonly string? _resumeFrom;
     TrainerState? _resumed;
+
+    // QLoRA: every stage trains the adapters; a stage's reference is the base plus the adapters as the stage found
+    // them (just the base while they are zero). Kept with checkpoints so a resumed stage has the same reference.
+    SnapshotReference? _stageReference;
 
     public TorchLearnerEngine(JobSpec job, string? resumeFrom = null)
     {
@@ -71,11 +77,21 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
                 ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed)).Dispose();
         }
-        _policy = new PolicyModel(Checkpoint.Load(resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy), _device), HfTokenizer.Load(_modelDir));
+        string weights = resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy);
+        var quantization = job.Model.Quantization;
+        if (quantization.Enabled && resumeFrom is not null) QuantizedBase.CheckResumable(weights, quantization);
+        var model = quantization.Enabled ? ModelQuantizer.Load(weights, quantization, _device) : Checkpoint.Load(weights, _device);
+        _policy = new PolicyModel(model, HfTokenizer.Load(_modelDir));
         _modelFiles = ModelFiles.Read(_modelDir);
-        _mixed = MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
+        _mixed = !quantization.Enabled && MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
         _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer);
         if (resumeFrom is not null) RestoreModels(resumeFrom);
+        // A quantized base is frozen from the start: the adapters attach now and every stage trains them.
+        if (quantization.Enabled && _adapters is null)
+        {
+            _adapters = LoraAdapters.Apply(_policy.Model, job.Lora ?? throw new ConfigException("rlft.job.model.quantize: a quantized base needs rlft.job.lora"), job.Seed);
+            AdapterBaseVersion = PolicyVersion;
+        }
     }
 
     /// <summary>
@@ -97,8 +113,10 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             model.eval();
             _reference = new PolicyModel(model, _policy.Tokenizer);
         }
-        else if (Directory.Exists(adapterDir)) _reference = _policy.FrozenCopy();
+        else if (Directory.Exists(adapterDir) && !_job.QuantizedBase) _reference = _policy.FrozenCopy();
         if (Directory.Exists(adapterDir)) _adapters = LoraAdapters.Load(_policy.Model, adapterDir);
+        string snapshot = Path.Combine(dir, CheckpointLayout.Trainer, CheckpointLayout.ReferenceAdapter);
+        if (_adapters is not null && Directory.Exists(snapshot)) _stageReference = new SnapshotReference(_policy, AdapterSnapshot.Load(_adapters, snapshot));
         string rm = Path.Combine(dir, CheckpointLayout.RewardModel);
         if (Directory.Exists(rm))
         {
@@ -130,7 +148,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             AdapterBaseVersion = PolicyVersion;
         }
         // With adapters, the reference is the same model with them switched off: no second copy in training.
-        IReferencePolicy reference = _adapters is not null ? new AdapterReference(_policy, _adapters) : new FrozenReference(_reference!);
+        IReferencePolicy reference = _job.QuantizedBase ? StageReference(resume)
+            : _adapters is not null ? new AdapterReference(_policy, _adapters) : new FrozenReference(_reference!);
         var trainable = _adapters?.Parameters().ToList();
         if (stage.Kind == StageKind.Ppo)
         {
@@ -145,6 +164,14 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         else
             _grpo = new GrpoTrainer(_trainable, reference, stage.Grpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
         if (resume) RestoreTraining(Path.Combine(_resumeFrom!, CheckpointLayout.Trainer), _resumed!);
+    }
+
+    /// <summary>QLoRA: the reference for the stage beginning now (the adapters as they are), or the one a checkpoint kept.</summary>
+    SnapshotReference StageReference(bool resume)
+    {
+        if (resume && _stageReference is not null) return _stageReference;
+        _stageReference?.Snapshot.Dispose();
+        return _stageReference = new SnapshotReference(_policy, AdapterSnapshot.Take(_adapters!));
     }
 
     TrainingOptimizer? ActiveOptimizer => _ppo?.Optimizer ?? _grpo?.Optimizer ?? _onlineDpo?.Optimizer;
@@ -215,9 +242,9 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     {
         using var scope = NewDisposeScope();
         if (kind == WeightKind.Policy)
-            return _adapters is not null
-                ? ModelBlob.Pack(_adapters.StateDict(), new Dictionary<string, string> { [LoraAdapters.ConfigFile] = _adapters.ConfigJson() })
-                : ModelBlob.Pack(_policy.Model.state_dict(), _modelFiles);
+            return ExportsAdapterOnly
+                ? ModelBlob.Pack(_adapters!.StateDict(), new Dictionary<string, string> { [LoraAdapters.ConfigFile] = _adapters.ConfigJson() })
+                : _job.QuantizedBase ? ExportAdapterBase() : ModelBlob.Pack(_policy.Model.state_dict(), _modelFiles);
         var rm = _rm ?? throw new InvalidOperationException("no reward model has been trained");
         var tensors = rm.Trunk.Model.state_dict().Select(kv => KeyValuePair.Create("trunk." + kv.Key, kv.Value))
             .Concat(rm.Head.state_dict().Select(kv => KeyValuePair.Create("head." + kv.Key, kv.Value)));
@@ -228,14 +255,16 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     {
         if (_adapters is null) throw new InvalidOperationException("no LoRA adapters are attached");
         using var scope = NewDisposeScope();
-        return ModelBlob.Pack(_policy.Model.state_dict().Where(kv => !kv.Key.Contains(".lora_")), _modelFiles);
+        // A quantized base travels as its 4/8-bit tensors (and the settings to rebuild the layout): about its quantized size.
+        var files = _job.QuantizedBase ? QuantizedBase.BlobFiles(_modelFiles, _job.Model.Quantization) : _modelFiles;
+        return ModelBlob.Pack(_policy.Model.state_dict().Where(kv => !kv.Key.Contains(".lora_")), files);
     }
 
     public EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts)
     {
         var taskReward = stage is null ? null : TaskReward(stage);
         var result = Evaluator.Run(_policy, prompts.Select(p => (p.Prompt, p.Answer)).ToList(), taskReward, EvalSampling(stage),
-            _reference is null ? null : new FrozenReference(_reference), _reference, Judge(taskReward));
+            _reference is not null ? new FrozenReference(_reference) : _stageReference, _reference, Judge(taskReward));
         int n = Math.Min(16, prompts.Length);
         return new EvaluationDone(stage?.Index ?? -1, label, result.Metrics, result.Prompts[..n], result.Completions[..n]);
     }
@@ -266,7 +295,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     {
         // policy/ holds the base weights (adapter tensors are not part of a checkpoint); with LoRA, the
         // adapters sit beside it in PEFT's format, pointing at it as their base model.
-        Checkpoint.Save(_policy.Model, Path.Combine(directory, CheckpointLayout.Policy), _modelDir);
+        if (_job.QuantizedBase) QuantizedBase.SaveBase(_modelDir, Path.Combine(directory, CheckpointLayout.Policy), _job.Model.Quantization);
+        else Checkpoint.Save(_policy.Model, Path.Combine(directory, CheckpointLayout.Policy), _modelDir);
         _adapters?.Save(Path.Combine(directory, CheckpointLayout.Adapter), baseModel: "../" + CheckpointLayout.Policy);
         _value?.Save(Path.Combine(directory, CheckpointLayout.ValueHead));
         if (_rm is not null)
@@ -278,6 +308,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         string trainer = Path.Combine(directory, CheckpointLayout.Trainer);
         Directory.CreateDirectory(trainer);
         if (_reference is not null && _adapters is null) Checkpoint.Save(_reference.Model, Path.Combine(trainer, CheckpointLayout.Reference), _modelDir);
+        _stageReference?.Snapshot.Save(Path.Combine(trainer, CheckpointLayout.ReferenceAdapter));
         ActiveOptimizer?.Save(Path.Combine(trainer, CheckpointLayout.Optimizer));
         if (_ppo is not null) CheckpointLayout.SaveRng(_ppo.ShuffleGenerator, Path.Combine(trainer, CheckpointLayout.PpoShuffle));
         CheckpointLayout.SaveRng(Generator.Default, Path.Combine(trainer, CheckpointLayout.GlobalRng));
@@ -290,6 +321,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         _mixed?.Dispose();
         _policy.Model.Dispose();
         _reference?.Model.Dispose();
+        _stageReference?.Snapshot.Dispose();
         _rm?.Trunk.Model.Dispose();
     }
 }
@@ -301,6 +333,8 @@ internal static class CheckpointLayout
     public const string RewardModel = "reward-model", RewardHead = "reward_head.safetensors";
     /// <summary>trainer/: the training state beyond the weights.</summary>
     public const string Trainer = "trainer", Reference = "reference", Optimizer = "optimizer.bin", PpoShuffle = "ppo_shuffle.bin", GlobalRng = "rng.bin";
+    /// <summary>trainer/reference-adapter: with a quantized base, the adapters as the current stage found them (its reference).</summary>
+    public const string ReferenceAdapter = "reference-adapter";
 
     public static void SaveRng(Generator generator, string path)
     {

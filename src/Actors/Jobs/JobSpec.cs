@@ -7,7 +7,14 @@ namespace Rlft.Actors.Jobs;
 public enum StageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo }
 
 /// <summary>Where the model comes from: a checkpoint directory, or a fresh random init.</summary>
-public sealed record ModelSpec(string? Path, string Arch, string Preset);
+public sealed record ModelSpec(string? Path, string Arch, string Preset)
+{
+    /// <summary>
+    /// <c>rlft.job.model { quantize, double-quant, compute-dtype, quantize-skip-modules }</c>: the frozen base stored in
+    /// 4 or 8 bits at load (QLoRA); every policy-training stage then trains the job's LoRA adapters. Default: none.
+    /// </summary>
+    public Rlft.Policy.Quantization.QuantizationOptions Quantization { get; init; } = new();
+}
 
 /// <summary>Sampling used by rollout workers in online stages.</summary>
 public sealed record SamplingSpec(int MaxNewTokens, double Temperature, int TopK, double TopP);
@@ -74,7 +81,8 @@ public sealed record JobSpec
     /// <summary>
     /// LoRA for the online stages (<c>rlft.job.lora</c>): adapters are attached to the policy when the first
     /// online stage begins and are all that is trained from then on; the frozen base is the reference and
-    /// weight sync moves only adapter tensors. Null: full fine-tuning.
+    /// weight sync moves only adapter tensors. Null: full fine-tuning. With a quantized base
+    /// (<see cref="ModelSpec.Quantization"/>) the adapters are attached at load and every stage trains them.
     /// </summary>
     public Rlft.Policy.Lora.LoraConfig? Lora { get; init; }
     /// <summary>True when a stage's reward pipeline asks human raters (<c>source = human</c>).</summary>
@@ -82,6 +90,9 @@ public sealed record JobSpec
         && s.Rewards.GetObjectList("components").Any(c => c.Has("source") && c.GetString("source") == "human"));
 
     public string RunDirectory => System.IO.Path.Combine(OutputRoot, Name);
+
+    /// <summary>True when the policy's base is quantized (QLoRA): adapters from the start, in every stage.</summary>
+    public bool QuantizedBase => Model.Quantization.Enabled;
 
     /// <summary>Reads and validates a job file; <paramref name="overrides"/> are <c>key=value</c> pairs under rlft.job.</summary>
     public static JobSpec Load(string path, IReadOnlyList<string>? overrides = null) => JobSpecReader.Parse(WithOverrides(RlftConfig.LoadFile(path), overrides));

@@ -1,5 +1,6 @@
 using Rlft.Actors.Configuration;
 using Rlft.Policy.Models;
+using Rlft.Policy.Quantization;
 using Rlft.Policy.Training;
 
 namespace Rlft.Actors.Jobs;
@@ -23,7 +24,8 @@ public static class JobSpecReader
     static readonly string[] RmKeys = ["margin", "center-rewards-coef"];
     static readonly string[] DistillKeys = ["temperature", "on-policy-fraction"];
     static readonly string[] SamplingKeys = ["max-new-tokens", "temperature", "top-k", "top-p"];
-    static readonly string[] ModelKeys = ["path", "arch", "preset"];
+    static readonly string[] ModelKeys = ["path", "arch", "preset", "quantize", "double-quant", "compute-dtype", "quantize-skip-modules"];
+    static readonly string[] TeacherKeys = ["path", "arch", "preset"];
     static readonly string[] StageKinds = ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo"];
 
     public static JobSpec Parse(RlftConfig c)
@@ -50,7 +52,9 @@ public static class JobSpecReader
         if (name.Length == 0 || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name.Contains(".."))
             errors.Add($"{Root}.name: '{name}' is not usable as a directory name");
         var parsedStages = stages.Select((s, i) => ParseStage(s, i, errors)).ToList();
-        var lora = errors.Read(() => ParseLora(c, parsedStages), null);
+        var quantization = errors.Read(() => ParseQuantization(c, $"{Root}.model"), new QuantizationOptions());
+        var lora = errors.Read(() => ParseLora(c, parsedStages, quantization.Enabled), null);
+        foreach (var problem in errors.Read(() => QuantizationConflicts(c, quantization, lora, parsedStages).ToList(), [])) errors.Add(problem);
         string outputDir = errors.Read(() => c.GetString($"{Root}.output-dir", "runs"), "runs");
         if (outputDir.Length == 0) errors.Add($"{Root}.output-dir: must not be empty");
         var spec = new JobSpec
@@ -61,7 +65,7 @@ public static class JobSpecReader
             Device = errors.Read(() => c.GetEnum($"{Root}.device", ["auto", "cpu", "cuda"], "auto"), "auto"),
             Precision = errors.Read(() => c.GetEnum($"{Root}.precision", ["auto", "fp32", "bf16"], "auto"), "auto") switch { "fp32" => Precision.Fp32, "bf16" => Precision.Bf16, _ => Precision.Auto },
             OutputRoot = outputDir,
-            Model = errors.Read(() => ParseModel(c, $"{Root}.model"), new ModelSpec(null, "gpt2", "tiny")),
+            Model = errors.Read(() => ParseModel(c, $"{Root}.model"), new ModelSpec(null, "gpt2", "tiny")) with { Quantization = quantization },
             MaxPolicyLag = errors.Read(() => c.GetInt($"{Root}.max-policy-lag", 1, min: 0, max: 16), 1),
             RolloutWorkers = errors.Read(() => c.GetInt($"{Root}.rollout-workers", 1, min: 1, max: 64), 1),
             CheckpointEvery = errors.Read(() => c.GetInt($"{Root}.checkpoint-every", 0, min: 0), 0),
@@ -77,7 +81,7 @@ public static class JobSpecReader
         return spec;
     }
 
-    static Rlft.Policy.Lora.LoraConfig? ParseLora(RlftConfig c, IReadOnlyList<StageSpec> stages)
+    static Rlft.Policy.Lora.LoraConfig? ParseLora(RlftConfig c, IReadOnlyList<StageSpec> stages, bool quantizedBase)
     {
         const string at = Root + ".lora";
         if (!c.Has(at)) return null;
@@ -92,12 +96,62 @@ public static class JobSpecReader
             TargetModules = c.GetStringList($"{at}.target-modules", ["c_attn", "c_proj", "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj"]),
         };
         if (config.TargetModules.Count == 0) throw new ConfigException($"{at}.target-modules: at least one module name is needed (in {c.Source})");
+        // A quantized base is frozen from the start: every stage trains these adapters, in any order.
+        if (quantizedBase) return config;
         int firstOnline = stages.FirstOrDefault(s => s.IsOnline)?.Index
             ?? throw new ConfigException($"{at}: LoRA applies to the online stages (ppo, grpo, online-dpo) and this job has none (in {c.Source})");
         var later = stages.FirstOrDefault(s => s.Index > firstOnline && s.Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill);
         if (later is not null)
             throw new ConfigException($"{Root}.stages[{later.Index}]: a {later.Name} stage cannot follow a LoRA stage (the base weights are frozen from stage {firstOnline} on); move it before, or drop {at}");
         return config;
+    }
+
+    /// <summary>
+    /// <c>model { quantize = nf4 | int8 | none, double-quant = on | off, compute-dtype = auto | bf16 | fp32,
+    /// quantize-skip-modules = [...] }</c>; the settings other than quantize are refused when nothing is quantized,
+    /// double-quant = on with int8 (it concerns NF4's block scales).
+    /// </summary>
+    static QuantizationOptions ParseQuantization(RlftConfig c, string at)
+    {
+        var defaults = new QuantizationOptions();
+        var kind = c.GetEnum($"{at}.quantize", ["none", "nf4", "int8"], "none") switch
+        {
+            "nf4" => QuantizationKind.Nf4,
+            "int8" => QuantizationKind.Int8,
+            _ => QuantizationKind.None,
+        };
+        string[] detail = ["double-quant", "compute-dtype", "quantize-skip-modules"];
+        if (kind == QuantizationKind.None && detail.FirstOrDefault(k => c.Has($"{at}.{k}")) is { } stray)
+            throw new ConfigException($"{at}.{stray}: applies to a quantized base, and {at}.quantize is none (in {c.Source})");
+        if (kind == QuantizationKind.Int8 && c.Has($"{at}.double-quant") && c.GetBool($"{at}.double-quant"))
+            throw new ConfigException($"{at}.double-quant: double quantization compresses NF4's block scales; int8 has one scale per row (set it off or drop it) (in {c.Source})");
+        var skip = c.GetStringList($"{at}.quantize-skip-modules", defaults.SkipModules);
+        if (skip.Any(string.IsNullOrWhiteSpace)) throw new ConfigException($"{at}.quantize-skip-modules: module names must not be empty (in {c.Source})");
+        return new QuantizationOptions
+        {
+            Kind = kind,
+            DoubleQuant = kind == QuantizationKind.Nf4 && c.GetBool($"{at}.double-quant", true),
+            ComputeDtype = c.GetEnum($"{at}.compute-dtype", ["auto", "bf16", "fp32"], "auto") switch
+            {
+                "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+                "fp32" => TorchSharp.torch.ScalarType.Float32,
+                _ => null,
+            },
+            SkipModules = skip,
+        };
+    }
+
+    /// <summary>What a quantized base cannot be combined with, each naming the key at fault.</summary>
+    static IEnumerable<string> QuantizationConflicts(RlftConfig c, QuantizationOptions q, Rlft.Policy.Lora.LoraConfig? lora, IReadOnlyList<StageSpec> stages)
+    {
+        if (!q.Enabled) yield break;
+        string kind = QuantizationOptions.KindName(q.Kind);
+        if (lora is null && !c.Has($"{Root}.lora"))
+            yield return $"{Root}.model.quantize: a {kind} base is frozen, so the job trains LoRA adapters on it: add rlft.job.lora {{ ... }} (in {c.Source})";
+        foreach (var stage in stages.Where(s => s.Kind == StageKind.RewardModel))
+            yield return $"{Root}.stages[{stage.Index}]: a reward-model stage trains a full copy of the policy's weights, which a {kind} base (rlft.job.model.quantize) does not have; train the reward model in a job without quantize";
+        if (c.Has($"{Root}.precision") && c.GetString($"{Root}.precision") == "bf16")
+            yield return $"{Root}.precision: bf16 mixed precision keeps fp32 master weights, which a {kind} base does not have; set rlft.job.model.compute-dtype = bf16 instead";
     }
 
     static ModelSpec ParseModel(RlftConfig c, string at)
@@ -126,7 +180,7 @@ public static class JobSpecReader
             "online-dpo" => StageKind.OnlineDpo,
             _ => StageKind.Distill,
         };
-        foreach (var (section, keys) in new[] { ("optimizer", OptimizerKeys), ("ppo", PpoKeys), ("grpo", GrpoKeys), ("dpo", DpoKeys), ("reward-model", RmKeys), ("distill", DistillKeys), ("sampling", SamplingKeys), ("teacher", ModelKeys) })
+        foreach (var (section, keys) in new[] { ("optimizer", OptimizerKeys), ("ppo", PpoKeys), ("grpo", GrpoKeys), ("dpo", DpoKeys), ("reward-model", RmKeys), ("distill", DistillKeys), ("sampling", SamplingKeys), ("teacher", TeacherKeys) })
             Read(() => { s.RejectUnknownKeys(section, keys); return 0; }, 0);
         int steps = Read(() => s.GetInt("steps", min: 1), 1);
         string data = Read(() => s.GetString("data"), "");

@@ -44,6 +44,7 @@ public static class JobValidator
             var modelConfig = failed($"{Root}.model") ? null : CheckModel(job, stages, problems);
             foreach (var stage in stages) problems.AddRange(CheckStageData(stage));
             if (job.Lora is { } lora && modelConfig is not null) problems.AddRange(CheckLoraTargets(lora.TargetModules, modelConfig));
+            if (job.QuantizedBase && modelConfig is not null) problems.AddRange(CheckQuantizeSkip(job.Model.Quantization, modelConfig));
         }
         if (parts.HasFlag(JobParts.Rewards))
             foreach (var stage in stages.Where(s => s.IsOnline)) problems.AddRange(CheckRewards(job, stage));
@@ -125,6 +126,19 @@ public static class JobValidator
         var dense = model.named_modules().Where(m => m.module is Dense).Select(m => m.name.Split('.')[^1]).ToHashSet();
         if (!targets.Any(dense.Contains))
             yield return $"{Root}.lora.target-modules: none of [{string.Join(", ", targets)}] is a projection of this {config.ModelType} model (its projections: {string.Join(", ", dense.Order())})";
+    }
+
+    /// <summary>Every name in quantize-skip-modules is a projection of the model (lm_head, the default, may be absent when tied), and some projection is left to quantize.</summary>
+    static IEnumerable<string> CheckQuantizeSkip(Rlft.Policy.Quantization.QuantizationOptions options, ModelConfig config)
+    {
+        const string at = $"{Root}.model.quantize-skip-modules";
+        using var model = ModelFactory.CreateMeta(config);
+        var dense = model.DenseLayers().Select(d => d.Name).ToList();
+        var lastNames = dense.Select(n => n.Split('.')[^1]).ToHashSet();
+        foreach (var name in options.SkipModules.Where(n => n != "lm_head" && !lastNames.Contains(n) && !dense.Contains(n)))
+            yield return $"{at}: '{name}' is not a projection of this {config.ModelType} model (its projections: {string.Join(", ", lastNames.Order())})";
+        if (!dense.Any(options.Quantizes))
+            yield return $"{at}: [{string.Join(", ", options.SkipModules)}] keeps every projection of this {config.ModelType} model in full precision: nothing would be quantized";
     }
 
     // ---- datasets ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ public static class BenchCommand
         new Bench.ActorOverheadBenchmark(),
         new Bench.WeightSyncBenchmark(),
         new Bench.FeedbackBenchmark(),
+        new Bench.QloraBenchmark(),
     ];
 
     public static Command Create()
@@ -25,7 +26,7 @@ public static class BenchCommand
         {
             var options = new BenchOptions(result.GetValue(quick));
             string? filter = result.GetValue(only);
-            var suites = Benchmarks().Where(b => filter is null || b.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
+            var suites = Benchmarks().Where(b => filter is null ? !b.OnlyWhenNamed : b.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
             if (suites.Count == 0) throw new CliException($"no benchmark suite matches --only '{filter}'");
             var o = result.InvocationConfiguration.Output;
             foreach (var suite in suites)

@@ -19,7 +19,7 @@ public static class Cli
             GenerateCommand.Create(),
             LogprobsCommand.Create(),
             ChatTemplateCommand.Create(),
-            BenchCommand.Create(),
+            BenchCommand.Create(), BenchCaseCommand.Create(),
             ScoreCommand.Create(),
             RunCommand.Create(),
             FrontierCommand.Create(),

@@ -15,10 +15,11 @@ public static class GenerateCommand
         var topK = new Option<int>("--top-k") { Description = "Keep the k most likely tokens; 0 = off.", DefaultValueFactory = _ => 0 };
         var topP = new Option<double>("--top-p") { Description = "Nucleus probability; 1 = off.", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<long?>("--seed") { Description = "Sampling seed (reproducible output)." };
-        var command = new Command("generate", "Print a completion of a prompt.") { model, prompt, maxNew, temperature, topK, topP, seed };
+        var (quantize, adapter) = ModelCommandSupport.InspectionOptions();
+        var command = new Command("generate", "Print a completion of a prompt.") { model, prompt, maxNew, temperature, topK, topP, seed, quantize, adapter };
         command.SetAction(result => ModelCommandSupport.Guard(() =>
         {
-            var (lm, tokenizer) = ModelCommandSupport.Open(result.GetValue(model)!);
+            var (lm, tokenizer) = ModelCommandSupport.Open(result.GetValue(model)!, result.GetValue(quantize), result.GetValue(adapter));
             using (lm)
             using (tokenizer)
             {

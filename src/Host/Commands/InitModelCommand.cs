@@ -8,9 +8,9 @@ public static class InitModelCommand
 {
     public static Command Create()
     {
-        var arch = new Option<string>("--arch") { Description = "Architecture: gpt2, llama, qwen2, qwen3, gemma2, gemma3 (model_type gemma3_text) or phi3.", Required = true };
+        var arch = new Option<string?>("--arch") { Description = "Architecture: gpt2, llama, qwen2, qwen3, gemma2, gemma3 (model_type gemma3_text) or phi3; implied by qwen2-0.5b / qwen2-1.5b." };
         arch.AcceptOnlyFromAmong(ModelPresets.Architectures);
-        var preset = new Option<string>("--preset") { Description = "Size: tiny (2 layers × d64) or small (4 layers × d256).", DefaultValueFactory = _ => "tiny" };
+        var preset = new Option<string>("--preset") { Description = "Size: tiny (2 layers × d64), small (4 layers × d256), or the published shape of qwen2-0.5b / qwen2-1.5b (random weights).", DefaultValueFactory = _ => "tiny" };
         preset.AcceptOnlyFromAmong(ModelPresets.Presets);
         var output = new Option<string>("--out") { Description = "Directory to write config.json, model.safetensors, tokenizer.json.", Required = true };
         var seed = new Option<long>("--seed") { Description = "Initialisation seed (default 0).", DefaultValueFactory = _ => 0 };
@@ -27,7 +27,10 @@ public static class InitModelCommand
                 text = File.ReadAllText(corpusPath);
             }
             string dir = result.GetValue(output)!;
-            using var model = ModelPresets.InitModel(result.GetValue(arch)!, result.GetValue(preset)!, dir, result.GetValue(seed), text, result.GetValue(vocab));
+            string size = result.GetValue(preset)!;
+            string family = result.GetValue(arch) ?? ModelPresets.ArchitectureOf(size)
+                ?? throw new CliException($"--arch is required with --preset {size} (one of {string.Join(", ", ModelPresets.Architectures)})");
+            using var model = ModelPresets.InitModel(family, size, dir, result.GetValue(seed), text, result.GetValue(vocab));
             var c = model.Config;
             result.InvocationConfiguration.Output.WriteLine(
                 $"wrote {c.ModelType} ({c.NumLayers} layers, hidden {c.HiddenSize}, vocab {c.VocabSize}, {model.ParameterCount():N0} parameters) to {dir}");

@@ -20,12 +20,13 @@ public static class LogprobsCommand
         var model = new Option<string>("--model") { Description = "Model directory (HF layout).", Required = true };
         var input = new Option<string>("--input") { Description = "JSONL file of {\"prompt\",\"completion\"} or {\"input_ids\"} lines.", Required = true };
         var output = new Option<string?>("--output") { Description = "JSONL file to write (default: standard output)." };
-        var command = new Command("logprobs", "Score completions: per-token and summed log-probabilities.") { model, input, output };
+        var (quantize, adapter) = ModelCommandSupport.InspectionOptions();
+        var command = new Command("logprobs", "Score completions: per-token and summed log-probabilities.") { model, input, output, quantize, adapter };
         command.SetAction(result => ModelCommandSupport.Guard(() =>
         {
             string path = result.GetValue(input)!;
             if (!File.Exists(path)) throw new CliException($"input file not found: {path}");
-            var (lm, tokenizer) = ModelCommandSupport.Open(result.GetValue(model)!);
+            var (lm, tokenizer) = ModelCommandSupport.Open(result.GetValue(model)!, result.GetValue(quantize), result.GetValue(adapter));
             using (lm)
             using (tokenizer)
             {

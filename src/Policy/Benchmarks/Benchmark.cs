@@ -14,6 +14,8 @@ public interface IBenchmark
 {
     string Name { get; }
     IEnumerable<JsonObject> Run(BenchOptions options);
+    /// <summary>True for suites too long (or too large on disk) for a plain <c>rlft bench</c>: they run when --only names them.</summary>
+    bool OnlyWhenNamed => false;
 }
 
 /// <summary>Small timing helpers shared by benchmarks.</summary>

@@ -111,7 +111,7 @@ public static class Checkpoint
     }
 
     /// <summary>The safetensors files of a checkpoint: model.safetensors, or the shards its index names.</summary>
-    static IReadOnlyList<string> WeightFiles(string dir)
+    public static IReadOnlyList<string> WeightFiles(string dir)
     {
         string single = Path.Combine(dir, WeightsFile), index = Path.Combine(dir, IndexFile);
         if (File.Exists(single)) return [single];
@@ -137,6 +137,8 @@ public static class Checkpoint
     /// </summary>
     public static void Save(CausalLM model, string dir, string? tokenizerDir = null, ScalarType dtype = ScalarType.Float32)
     {
+        if (Quantization.ModelQuantizer.IsQuantized(model))
+            throw new InvalidOperationException("this model's projections are quantized: save the checkpoint it was quantized from (and its adapters), not the 4/8-bit tensors");
         Directory.CreateDirectory(dir);
         using (var scope = NewDisposeScope())
         {

@@ -101,6 +101,55 @@ public static class SafetensorsFile
         return tensors;
     }
 
+    static readonly Dictionary<string, ScalarType> DTypes = new()
+    {
+        ["F64"] = ScalarType.Float64, ["F32"] = ScalarType.Float32, ["F16"] = ScalarType.Float16, ["BF16"] = ScalarType.BFloat16,
+        ["I64"] = ScalarType.Int64, ["I32"] = ScalarType.Int32, ["I16"] = ScalarType.Int16, ["I8"] = ScalarType.Int8, ["U8"] = ScalarType.Byte,
+        ["BOOL"] = ScalarType.Bool,
+    };
+
+    /// <summary>
+    /// The tensors of one file read one at a time, in file order and in their stored dtype, so that a loader can
+    /// convert or quantize each and drop it before the next is read (the whole file is never in memory at once).
+    /// <paramref name="wanted"/> skips tensors by name without reading them. The caller disposes each tensor.
+    /// </summary>
+    public static IEnumerable<(string Name, Tensor Tensor)> ReadEach(string path, Func<string, bool>? wanted = null)
+    {
+        var infos = Describe(path);
+        long dataStart;
+        using (var probe = File.OpenRead(path))
+        {
+            Span<byte> len = stackalloc byte[8];
+            probe.ReadExactly(len);
+            dataStart = 8 + (long)BinaryPrimitives.ReadUInt64LittleEndian(len);
+        }
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        foreach (var (name, info) in infos.OrderBy(kv => kv.Value.Begin))
+        {
+            if (wanted?.Invoke(name) == false) continue;
+            if (!DTypes.TryGetValue(info.DType, out var dtype)) throw new InvalidDataException($"{path}: tensor {name}: dtype {info.DType} is not supported");
+            var t = empty(info.Shape, dtype: dtype);
+            try
+            {
+                fs.Seek(dataStart + info.Begin, SeekOrigin.Begin);
+                // Spans are int-sized: read the flat tensor in slices of at most 256 MiB.
+                using var flat = t.view(-1);
+                long count = flat.shape[0], perSlice = Math.Max(1, (256L << 20) / flat.ElementSize);
+                for (long start = 0; start < count; start += perSlice)
+                {
+                    using var slice = flat.narrow(0, start, Math.Min(perSlice, count - start));
+                    fs.ReadExactly(slice.bytes);
+                }
+            }
+            catch (Exception e) when (e is IOException or EndOfStreamException)
+            {
+                t.Dispose();
+                throw new InvalidDataException($"{path}: tensor {name}: {e.Message}", e);
+            }
+            yield return (name, t);
+        }
+    }
+
     /// <summary>The JSON header of a safetensors file (tensor entries and <c>__metadata__</c>).</summary>
     public static JsonObject ReadHeader(string path)
     {

@@ -19,7 +19,7 @@ public sealed class LoraAdapters
 {
     public const string ConfigFile = "adapter_config.json";
     public const string WeightsFile = "adapter_model.safetensors";
-    const string PeftPrefix = "base_model.model.";
+    internal const string PeftPrefix = "base_model.model.";
 
     public CausalLM Model { get; }
     public LoraConfig Config { get; }
@@ -46,7 +46,7 @@ public sealed class LoraAdapters
         using var _ = no_grad();
         foreach (var (_, layer) in layers)
         {
-            var device = layer.weight.device;
+            var device = layer.Device;
             var a = nn.Linear(layer.InFeatures, config.Rank, hasBias: false, device: device);  // (r, in)
             var b = nn.Linear(config.Rank, layer.OutFeatures, hasBias: false, device: device); // (out, r)
             // PEFT: kaiming_uniform_(a=√5) for A, i.e. U(−1/√in, 1/√in); zeros for B.
@@ -81,10 +81,12 @@ public sealed class LoraAdapters
         return new Restore(() => { foreach (var (_, l) in Layers) l.LoraDisabled = false; });
     }
 
-    /// <summary>W += (α/r)·B A in place; forward then skips the adapter branch.</summary>
+    /// <summary>W += (α/r)·B A in place; forward then skips the adapter branch. A quantized base cannot take it.</summary>
     public void Merge()
     {
         if (Merged) return;
+        if (Layers.Any(l => l.Layer.Quantized is not null))
+            throw new InvalidOperationException("LoRA adapters cannot be merged into a quantized base (the sum would have to be quantized again); keep them separate");
         using var _ = no_grad();
         foreach (var (_, l) in Layers) { using var d = l.AdapterDelta(); l.weight.add_(d); l.LoraMerged = true; }
         Merged = true;

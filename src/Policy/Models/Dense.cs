@@ -1,3 +1,4 @@
+using Rlft.Policy.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,6 +10,8 @@ namespace Rlft.Policy.Models;
 /// A linear projection that can carry a LoRA adapter. <see cref="Transposed"/> is GPT-2's Conv1D, whose weight is
 /// stored (in, out); otherwise the weight is nn.Linear's (out, in). The adapter's tensors are registered as
 /// <c>lora_A</c> / <c>lora_B</c> submodules so their keys read like PEFT's (<c>q_proj.lora_A.weight</c>).
+/// A frozen base can be stored quantized (<see cref="Quantize"/>, QLoRA): the fp32 weight is dropped, the 4/8-bit
+/// tensors become buffers (<c>q_proj.weight_nf4</c>, <c>q_proj.weight_absmax</c>, …) and the forward dequantizes.
 /// </summary>
 public sealed class Dense : nn.Module<Tensor, Tensor>
 {
@@ -21,6 +24,12 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
     internal Linear? lora_B;           // (out, r)
     internal double LoraScale, LoraDropout;
     internal bool LoraMerged, LoraDisabled;
+    // While set, frozen adapter tensors (A (r, in), B (out, r)) used in place of lora_A / lora_B, without dropout:
+    // a stage's reference policy when the adapters themselves are what trained before it (Lora.AdapterSnapshot).
+    internal (Tensor A, Tensor B)? LoraOverride;
+
+    QuantizedWeight? _quantized;
+    ScalarType _computeDtype = ScalarType.Float32;
 
     public Dense(long inFeatures, long outFeatures, bool hasBias, bool transposed = false) : base(nameof(Dense))
     {
@@ -33,11 +42,54 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
 
     public bool HasAdapter => lora_A is not null;
 
+    /// <summary>The 4/8-bit base weight, or null when the weight is a plain fp32 parameter.</summary>
+    public QuantizedWeight? Quantized => _quantized;
+
+    /// <summary>Where the layer's weight lives (its parameter's device, or its quantized storage's).</summary>
+    public Device Device => _quantized?.Device ?? weight.device;
+
+    /// <summary>
+    /// Replaces the weight by <paramref name="quantized"/> (W in (out, in) orientation, also for a transposed layer):
+    /// the fp32 parameter is released and <c>weight</c> becomes a shape-only placeholder on the meta device. The
+    /// forward rebuilds W in <paramref name="computeDtype"/>; the bias, if any, stays a frozen fp32 parameter.
+    /// </summary>
+    public void Quantize(QuantizedWeight quantized, ScalarType computeDtype)
+    {
+        if (_quantized is not null) throw new InvalidOperationException("this layer is already quantized");
+        if (LoraMerged) throw new InvalidOperationException("unmerge the LoRA adapter before quantizing the base weight");
+        if (quantized.OutFeatures != OutFeatures || quantized.InFeatures != InFeatures)
+            throw new ArgumentException($"quantized weight is ({quantized.OutFeatures}, {quantized.InFeatures}), the layer ({OutFeatures}, {InFeatures})");
+        _internal_params.Remove(nameof(weight));
+        var shape = weight.shape;
+        weight.Dispose();
+        weight = new Parameter(empty(shape, device: META), requires_grad: false);
+        if (bias is not null) bias.requires_grad = false;
+        // The module owns the storage from here on: no caller's dispose scope may release it.
+        foreach (var (name, t) in quantized.Tensors()) register_buffer(name, t.DetachFromDisposeScope());
+        (_quantized, _computeDtype) = (quantized, computeDtype);
+    }
+
+    /// <summary>A quantized layer moves its storage with the module; its dtypes are fixed (compute dtype is separate).</summary>
+    protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+    {
+        if (_quantized is not null && dtype is not null)
+            throw new InvalidOperationException("a quantized layer keeps its storage dtypes; its compute dtype is set when it is quantized");
+        base._toEpilog(dtype, device, non_blocking);
+        if (_quantized is null) return;
+        var moved = named_buffers(recurse: false).ToDictionary(b => b.name, b => b.buffer);
+        _quantized = QuantizedWeight.FromTensors(_quantized.Kind, OutFeatures, InFeatures, _quantized.DoubleQuant, name => moved[name]);
+    }
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         Tensor y;
-        if (Transposed)
+        if (_quantized is not null)
+        {
+            y = QuantizedLinear.Apply(x, _quantized, _computeDtype);                     // (..., out)
+            if (bias is not null) y = y + bias;
+        }
+        else if (Transposed)
         {
             var flat = x.reshape(-1, InFeatures);                                     // (N, in)
             var outShape = x.shape[..^1].Append(OutFeatures).ToArray();
@@ -49,8 +101,12 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
         }
         if (lora_A is not null && !LoraMerged && !LoraDisabled)
         {
-            var h = LoraDropout > 0 ? F.dropout(x, LoraDropout, training) : x;
-            y = y + lora_B!.forward(lora_A.forward(h)) * LoraScale;                   // (..., out)
+            if (LoraOverride is var (a, b)) y = y + F.linear(F.linear(x, a), b) * LoraScale;  // (..., out)
+            else
+            {
+                var h = LoraDropout > 0 ? F.dropout(x, LoraDropout, training) : x;
+                y = y + lora_B!.forward(lora_A.forward(h)) * LoraScale;               // (..., out)
+            }
         }
         return y.MoveToOuterDisposeScope();
     }
@@ -58,6 +114,7 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
     /// <summary>The adapter's update as a weight delta in this layer's storage layout.</summary>
     internal Tensor AdapterDelta()
     {
+        if (_quantized is not null) throw new InvalidOperationException("a LoRA update cannot be folded into a quantized base weight");
         var delta = lora_B!.weight.matmul(lora_A!.weight) * LoraScale;              // (out, in)
         return Transposed ? delta.t() : delta;
     }

@@ -7,13 +7,25 @@ namespace Rlft.Policy.Models;
 /// <summary>
 /// Randomly initialised checkpoints the project makes itself (no model hub): a byte-level BPE trained on a
 /// built-in corpus (or a given one) and a config of a known size. <c>tiny</c> trains in seconds on two cores;
-/// <c>small</c> is the benchmark shape (4 layers × d256).
+/// <c>small</c> is the benchmark shape (4 layers × d256). <c>qwen2-0.5b</c> and <c>qwen2-1.5b</c> have the published
+/// shapes of those checkpoints (layers, widths, heads, KV heads, the 151,936-token vocabulary, tied embeddings) with
+/// random weights: what memory and speed at real sizes are measured on, without a download.
 /// </summary>
 public static class ModelPresets
 {
     /// <summary>init-model's --arch names; gemma3 writes model_type gemma3_text.</summary>
     public static readonly string[] Architectures = ["gpt2", "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
-    public static readonly string[] Presets = ["tiny", "small"];
+    public static readonly string[] Presets = ["tiny", "small", "qwen2-0.5b", "qwen2-1.5b"];
+
+    /// <summary>The published shapes (config.json of Qwen/Qwen2-0.5B and Qwen/Qwen2-1.5B; positions capped at 32,768).</summary>
+    static readonly Dictionary<string, (string Arch, int Hidden, int Layers, int Heads, int KvHeads, int Intermediate, int Vocab)> Published = new()
+    {
+        ["qwen2-0.5b"] = ("qwen2", 896, 24, 14, 2, 4864, 151936),
+        ["qwen2-1.5b"] = ("qwen2", 1536, 28, 12, 2, 8960, 151936),
+    };
+
+    /// <summary>The architecture a published-shape preset implies (null for tiny and small, which take any).</summary>
+    public static string? ArchitectureOf(string preset) => Published.TryGetValue(preset, out var p) ? p.Arch : null;
 
     /// <summary>The corpus shipped with RLFT for tokenizer training.</summary>
     public static string BuiltInCorpus()
@@ -26,10 +38,27 @@ public static class ModelPresets
 
     public static int DefaultVocabSize(string preset) => preset == "tiny" ? 512 : 2048;
 
+    /// <summary>A published shape's config: the tokenizer's ids (up to its vocabulary) index the first rows of the real-size embedding.</summary>
+    static ModelConfig PublishedConfig(string arch, string preset, int eosId, int padId)
+    {
+        var p = Published[preset];
+        if (arch != p.Arch) throw new ArgumentException($"preset '{preset}' is a {p.Arch} shape, not {arch}");
+        var o = new JsonObject
+        {
+            ["model_type"] = p.Arch, ["vocab_size"] = p.Vocab, ["hidden_size"] = p.Hidden, ["num_hidden_layers"] = p.Layers,
+            ["num_attention_heads"] = p.Heads, ["num_key_value_heads"] = p.KvHeads, ["intermediate_size"] = p.Intermediate,
+            ["max_position_embeddings"] = 32768, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0, ["hidden_act"] = "silu",
+            ["tie_word_embeddings"] = true, ["use_sliding_window"] = false, ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
+            ["bos_token_id"] = eosId, ["eos_token_id"] = eosId, ["pad_token_id"] = padId,
+        };
+        return ModelConfig.Parse(o);
+    }
+
     /// <summary>A config.json for an architecture and preset with the given vocabulary and special token ids.</summary>
     public static ModelConfig Config(string arch, string preset, int vocabSize, int eosId, int padId)
     {
         if (!Presets.Contains(preset)) throw new ArgumentException($"unknown preset '{preset}': expected {string.Join(", ", Presets)}");
+        if (Published.ContainsKey(preset)) return PublishedConfig(arch, preset, eosId, padId);
         bool tiny = preset == "tiny";
         int hidden = tiny ? 64 : 256, layers = tiny ? 2 : 4, heads = tiny ? 4 : 8, positions = tiny ? 256 : 512;
         JsonObject o = arch switch

@@ -32,6 +32,8 @@ public sealed class MixedPrecisionModel : IDisposable
 
     public MixedPrecisionModel(CausalLM master, ScalarType computeType = ScalarType.BFloat16)
     {
+        if (Quantization.ModelQuantizer.IsQuantized(master))
+            throw new InvalidOperationException("a quantized base has no fp32 master weights; set its compute dtype instead");
         Master = master;
         ComputeType = computeType;
         Compute = ModelFactory.Create(master.Config);

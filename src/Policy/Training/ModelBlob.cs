@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json.Nodes;
 using static TorchSharp.torch;
@@ -7,8 +6,10 @@ namespace Rlft.Policy.Training;
 
 /// <summary>
 /// Model weights as one byte blob for weight sync: a JSON header (small text files such as config.json and
-/// tokenizer.json, so a replica can be built from the blob alone, plus each tensor's name and shape)
-/// followed by the float32 data of every tensor. Packing and unpacking are bit-exact.
+/// tokenizer.json, so a replica can be built from the blob alone, plus each tensor's name, shape and dtype)
+/// followed by every tensor's data: floating-point tensors as float32, integer tensors (a quantized base's codes
+/// and scales: int16, int8, uint8) as they are, so a quantized base travels at its quantized size. Packing and
+/// unpacking are bit-exact; a header without dtypes (an older blob) is all float32.
 /// </summary>
 public static class ModelBlob
 {
@@ -16,7 +17,7 @@ public static class ModelBlob
 
     public static byte[] Pack(IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? files = null)
     {
-        var list = tensors.Select(kv => (kv.Key, T: kv.Value.detach().to(ScalarType.Float32).cpu().contiguous())).ToList();
+        var list = tensors.Select(kv => (kv.Key, T: kv.Value.detach().to(Wire(kv.Value.dtype)).cpu().contiguous())).ToList();
         var header = new JsonObject
         {
             ["files"] = new JsonObject((files ?? new Dictionary<string, string>()).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
@@ -24,6 +25,7 @@ public static class ModelBlob
             {
                 ["name"] = x.Key,
                 ["shape"] = new JsonArray(x.T.shape.Select(d => (JsonNode)d).ToArray()),
+                ["dtype"] = DTypeNames[x.T.dtype],
             }).ToArray()),
         };
         var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
@@ -33,12 +35,22 @@ public static class ModelBlob
         w.Write(headerBytes);
         foreach (var (_, t) in list)
         {
-            w.Write(MemoryMarshal.AsBytes(t.data<float>().ToArray().AsSpan()));
+            w.Write(t.bytes);
             t.Dispose();
         }
         w.Flush();
         return ms.ToArray();
     }
+
+    static readonly Dictionary<ScalarType, string> DTypeNames = new()
+    {
+        [ScalarType.Float32] = "F32", [ScalarType.Int16] = "I16", [ScalarType.Int8] = "I8", [ScalarType.Byte] = "U8",
+        [ScalarType.Int32] = "I32", [ScalarType.Int64] = "I64",
+    };
+
+    /// <summary>What a tensor of <paramref name="dtype"/> travels as: float32 for floating point, itself for integers.</summary>
+    static ScalarType Wire(ScalarType dtype) =>
+        dtype is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64 ? ScalarType.Float32 : dtype;
 
     public static Contents Unpack(byte[] blob)
     {
@@ -52,11 +64,15 @@ public static class ModelBlob
         {
             string name = node!["name"]!.GetValue<string>();
             long[] shape = node["shape"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray();
-            long count = shape.Aggregate(1L, (a, b) => a * b);
-            if (offset + count * 4 > blob.Length) throw new InvalidDataException($"model blob is truncated inside tensor {name}");
-            var data = MemoryMarshal.Cast<byte, float>(blob.AsSpan(offset, (int)(count * 4))).ToArray();
-            tensors[name] = tensor(data, shape);
-            offset += (int)(count * 4);
+            string dtypeName = node["dtype"]?.GetValue<string>() ?? "F32";
+            if (!DTypeNames.ContainsValue(dtypeName)) throw new InvalidDataException($"model blob: tensor {name} has unknown dtype {dtypeName}");
+            var dtype = DTypeNames.First(kv => kv.Value == dtypeName).Key;
+            var t = empty(shape, dtype: dtype);
+            long bytes = t.numel() * t.ElementSize;
+            if (offset + bytes > blob.Length) { t.Dispose(); throw new InvalidDataException($"model blob is truncated inside tensor {name}"); }
+            blob.AsSpan(offset, (int)bytes).CopyTo(t.bytes);
+            tensors[name] = t;
+            offset += (int)bytes;
         }
         if (offset != blob.Length) throw new InvalidDataException($"model blob has {blob.Length - offset} trailing bytes");
         var fileMap = (header["files"] as JsonObject ?? new JsonObject()).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>());

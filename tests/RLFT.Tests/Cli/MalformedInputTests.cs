@@ -198,6 +198,22 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("unknown stage kind", d => d.Run("{ kind = pretrain, data = \"builtin:sft\", steps = 2 }"), "rlft.job.stages[0].kind: 'pretrain' is not one of");
         yield return new("lora without an online stage", d => d.Run(extra: "lora { rank = 4 }"), "rlft.job.lora", "this job has none");
         yield return new("lora targets no projection of the model", d => d.Run(d.Stage("ppo", d.Prompts), "lora { target-modules = [ nothing_here ] }"), "rlft.job.lora.target-modules", "nothing_here");
+        // ---- quantized base (QLoRA) ----
+        string quantized(CaseDir d, string keys) => $"model {{ path = \"{d.Model}\", {keys} }}";
+        yield return new("quantize without lora", d => ["run", d.Job(model: quantized(d, "quantize = nf4"))], "rlft.job.model.quantize", "rlft.job.lora");
+        yield return new("quantize names no format", d => ["run", d.Job(model: quantized(d, "quantize = nf3"), extra: "lora { rank = 4 }")], "rlft.job.model.quantize: 'nf3' is not one of");
+        yield return new("quantized base with a reward-model stage", d => ["run", d.Job(d.Stage("reward-model", d.Prefs), "lora { rank = 4 }", quantized(d, "quantize = int8"))],
+            "rlft.job.stages[0]", "reward-model stage trains a full copy");
+        yield return new("double quantization with int8", d => ["run", d.Job(extra: "lora { rank = 4 }", model: quantized(d, "quantize = int8, double-quant = on"))], "rlft.job.model.double-quant", "int8");
+        yield return new("compute dtype without quantize", d => ["run", d.Job(model: quantized(d, "compute-dtype = bf16"))], "rlft.job.model.compute-dtype", "quantize is none");
+        yield return new("bf16 mixed precision with a quantized base", d => ["run", d.Job(extra: "lora { rank = 4 }\n precision = bf16", model: quantized(d, "quantize = nf4"))],
+            "rlft.job.precision", "compute-dtype = bf16");
+        yield return new("skipping a module the model lacks", d => ["run", d.Job(extra: "lora { rank = 4 }", model: quantized(d, "quantize = nf4, quantize-skip-modules = [lm_head, q_proj]"))],
+            "rlft.job.model.quantize-skip-modules", "'q_proj' is not a projection");
+        yield return new("skipping every projection", d => ["run", d.Job(extra: "lora { rank = 4 }", model: quantized(d, "quantize = nf4, quantize-skip-modules = [c_attn, c_proj, c_fc]"))],
+            "rlft.job.model.quantize-skip-modules", "nothing would be quantized");
+        yield return new("quantizing a distillation teacher", d => d.Run(d.Stage("distill", d.Sft, $"teacher {{ path = \"{d.Model}\", quantize = nf4 }}")),
+            "rlft.job.stages[0].teacher.quantize: unknown key");
         yield return new("job name with a slash", d => d.Run(extra: "name = \"a/b\""), "rlft.job.name", "not usable as a directory name");
         yield return new("several errors are all reported", d =>
         {

@@ -44,6 +44,7 @@ public class ResumeTests(ITestOutputHelper output)
     [Theory]
     [InlineData("PPO, full fine-tuning", "")]
     [InlineData("PPO, LoRA", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }")]
+    [InlineData("PPO, QLoRA (nf4 base, adapters from SFT on)", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }\n model.quantize = nf4")]
     [InlineData("GRPO", "")]
     [InlineData("PPO, stopped with SIGTERM (Ctrl-C)", "")]
     public async Task A_run_killed_after_a_mid_stage_checkpoint_and_resumed_ends_bitwise_equal_to_one_run_straight_through(string label, string lora)
@@ -95,6 +96,7 @@ public class ResumeTests(ITestOutputHelper output)
         var files = grpo ? new List<string> { "policy/model.safetensors", "trainer/optimizer.bin" }
             : new List<string> { "policy/model.safetensors", "value_head.safetensors", "trainer/optimizer.bin", "trainer/ppo_shuffle.bin" };
         if (lora.Length > 0) files.Add("policy-adapter/adapter_model.safetensors");
+        if (lora.Contains("quantize")) files.AddRange(["policy/quantization_config.json", "trainer/reference-adapter/adapter_model.safetensors"]);
         foreach (var file in files)
             Assert.True(ResumeHarness.Hash(Path.Combine(finalA, file)) == ResumeHarness.Hash(Path.Combine(finalB, file)), $"{file} differs between the straight and the resumed run");
         using var sa = JsonDocument.Parse(File.ReadAllText(Path.Combine(a, "summary.json")));

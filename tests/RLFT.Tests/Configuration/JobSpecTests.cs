@@ -63,6 +63,36 @@ public class JobSpecTests
     }
 
     [Fact]
+    public void A_quantized_base_trains_adapters_in_every_stage_kind_in_any_order()
+    {
+        var job = Parse("""
+            rlft.job {
+              name = t
+              model { arch = gpt2, preset = tiny, quantize = nf4, compute-dtype = bf16, quantize-skip-modules = [lm_head, c_fc] }
+              lora { rank = 4 }
+              stages = [
+                { kind = sft, data = x, steps = 1 }
+                { kind = ppo, data = x, steps = 1 }
+                { kind = dpo, data = x, steps = 1 }
+              ]
+            }
+            """);
+        var q = job.Model.Quantization;
+        Assert.True(job.QuantizedBase);
+        Assert.Equal(Rlft.Policy.Quantization.QuantizationKind.Nf4, q.Kind);
+        Assert.True(q.DoubleQuant);
+        Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, q.ComputeDtype);
+        Assert.Equal(["lm_head", "c_fc"], q.SkipModules);
+        Assert.NotNull(job.Lora);
+        var plain = Parse(Minimal).Model.Quantization;
+        Assert.False(plain.Enabled);
+        Assert.Null(plain.ComputeDtype);
+        var int8 = Parse(Minimal.Replace("name = t", "name = t\n model { quantize = int8 }\n lora { rank = 2 }")).Model.Quantization;
+        Assert.Equal(Rlft.Policy.Quantization.QuantizationKind.Int8, int8.Kind);
+        Assert.False(int8.DoubleQuant);
+    }
+
+    [Fact]
     public void Overrides_set_keys_under_the_job()
     {
         string dir = Directory.CreateTempSubdirectory("rlft-job").FullName;

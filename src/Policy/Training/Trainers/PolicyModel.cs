@@ -44,6 +44,8 @@ public sealed class PolicyModel
     /// <summary>A frozen deep copy (the reference model when no LoRA adapters are used).</summary>
     public PolicyModel FrozenCopy()
     {
+        if (Quantization.ModelQuantizer.IsQuantized(Model))
+            throw new InvalidOperationException("a quantized base is not copied: it is frozen already, so the reference is the same model (adapters off, or a snapshot of them)");
         var copy = ModelFactory.Create(Model.Config);
         copy.to(Device);
         using (no_grad())

@@ -34,3 +34,20 @@ public sealed class AdapterReference(PolicyModel policy, LoraAdapters adapters) 
         return lp.LogProbs.detach().clone();
     }
 }
+
+/// <summary>
+/// With a quantized base the adapters train in every stage; a stage's reference is the policy it started from: the
+/// base plus the adapters' values at the stage's start (the bare base while they were still zero).
+/// </summary>
+public sealed class SnapshotReference(PolicyModel policy, AdapterSnapshot snapshot) : IReferencePolicy
+{
+    public AdapterSnapshot Snapshot { get; } = snapshot;
+
+    public Tensor LogProbs(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions)
+    {
+        using var _ = no_grad();
+        using var on = Snapshot.Active();
+        using var lp = policy.LogProbsOf(prompts, completions);
+        return lp.LogProbs.detach().clone();
+    }
+}
