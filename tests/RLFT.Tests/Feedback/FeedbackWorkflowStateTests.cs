@@ -264,3 +264,46 @@ public class FeedbackWorkflowStateTests
         Assert.Equal(Json(s.Raters.Effective()), Json(copy.Raters.Effective()));
     }
 }
+
+/// <summary>The admin overview's figures, checked against hand computations.</summary>
+public class FeedbackOverviewTests
+{
+    const long Hour = 3_600_000;
+
+    [Fact]
+    public void Throughput_agreement_and_kappa_match_hand_computed_values()
+    {
+        var s = new FeedbackState();
+        var items = Enumerable.Range(1, 4).Select(i => new FeedbackItem($"i{i}", FeedbackKind.Compare, "p", [new("a", "x"), new("b", "y")], 2, 10 * Hour, "drop", null)).ToList();
+        foreach (var e in s.DecideEnqueue(items, 0).Events) s.Apply(e);
+        // alice: A, A, B, A over two hours; bob: A, B, B, A within ten minutes.
+        string[] alice = ["a", "a", "b", "a"], bob = ["a", "b", "b", "a"];
+        for (int i = 0; i < 4; i++)
+        {
+            foreach (var (rater, choice, at) in new[] { ("alice", alice[i], i * 2 * Hour / 3), ("bob", bob[i], 5 * Hour + i * 200_000L) })
+            {
+                var (offer, lease) = s.DecideNext(rater, at, Hour);
+                s.Apply(lease!);
+                foreach (var e in s.DecideRating(new SubmitRating(rater, offer!.Item.Id, choice, null), $"{rater}{i}", at).Events) s.Apply(e);
+            }
+        }
+        var o = s.Overview(6 * Hour);
+        var a = o.Raters.Single(r => r.Name == "alice");
+        var b = o.Raters.Single(r => r.Name == "bob");
+        // alice's four ratings span two hours: 2 per hour; bob's span ten minutes, counted as one hour: 4.
+        Assert.Equal((4, 2.0), (a.Rated, a.PerHour!.Value));
+        Assert.Equal(4.0, b.PerHour!.Value);
+        // Units (A,A) (A,B) (B,B) (A,A): n_A = 5, n_B = 3, D_o = 2/8, D_e = 2·5·3/(8·7); α = 1 − D_o/D_e = 8/15.
+        Assert.Equal(8.0 / 15, a.CompareAlpha!.Value, 12);
+        Assert.Equal(8.0 / 15, b.CompareAlpha!.Value, 12);
+        Assert.Null(a.ScoreAlpha);
+        // κ: p_o = 3/4; alice A 3/4, bob A 1/2: p_e = 3/4·1/2 + 1/4·1/2 = 1/2; κ = (3/4 − 1/2)/(1 − 1/2) = 1/2.
+        var pair = Assert.Single(o.Pairs);
+        Assert.Equal(("alice", "bob", 4), (pair.A, pair.B, pair.SharedItems));
+        Assert.Equal(0.5, pair.CompareKappa!.Value, 12);
+        // Hours: alice at 0, 0:40, 1:20, 2:00; bob all in hour 5.
+        Assert.Equal([0, Hour, 2 * Hour, 5 * Hour], o.Hours.Select(h => h.HourMs));
+        Assert.Equal([2, 1, 1, 4], o.Hours.Select(h => h.PerRater.Values.Sum()));
+        Assert.Equal(4, o.Hours[^1].PerRater["bob"]);
+    }
+}
