@@ -54,11 +54,11 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
     {
         _settings = settings;
         _clock = clock;
-        _state = new FeedbackState(settings.Raters);
+        _state = new FeedbackState(settings.Raters, UndoWindowMs);
 
         Recover<SnapshotOffer>(offer =>
         {
-            if (offer.Snapshot is FeedbackSnapshot snapshot) _state = FeedbackState.FromSnapshot(snapshot, settings.Raters);
+            if (offer.Snapshot is FeedbackSnapshot snapshot) _state = FeedbackState.FromSnapshot(snapshot, settings.Raters, UndoWindowMs);
         });
         Recover<IFeedbackEvent>(e =>
         {
@@ -108,7 +108,7 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
 
         Command<UndoRating>(cmd =>
         {
-            var (undone, duplicate, rejection) = _state.DecideUndo(cmd, Now, (long)_settings.UndoWindow.TotalMilliseconds, (long)_settings.Lease.TotalMilliseconds);
+            var (undone, duplicate, rejection) = _state.DecideUndo(cmd, Now, (long)_settings.Lease.TotalMilliseconds);
             if (undone is not null) Record(undone);
             Reply(rejection as object ?? duplicate ?? new UndoAccepted(undone!.RatingId, undone.TaskId, Duplicate: false));
         });
@@ -137,7 +137,7 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
 
         Command<FeedbackTick>(_ =>
         {
-            foreach (var e in _state.DecideTimeouts(Now)) Record(e);
+            foreach (var e in _state.DecideCloses(Now)) Record(e);
             MaybeSnapshot();
         });
 
@@ -146,7 +146,7 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
 
         Command<GetStats>(_ => Reply(_state.Stats()));
         Command<GetRaterStats>(q => Reply(new RaterStats(q.Rater, _state.RatedBy(q.Rater), _state.OpenCount)));
-        Command<GetRaterProgress>(q => Reply(_state.Progress(q.Rater, q.SinceMs, Now, (long)_settings.UndoWindow.TotalMilliseconds)));
+        Command<GetRaterProgress>(q => Reply(_state.Progress(q.Rater, q.SinceMs, Now)));
         Command<GetGuidelines>(_ => Reply(new GuidelineList(_state.Guidelines.Versions())));
         Command<GetOverview>(_ => Reply(_state.Overview(Now)));
         Command<GetExport>(_ => Reply(_state.Export()));
@@ -165,6 +165,8 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
     }
 
     long Now => _clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    long UndoWindowMs => (long)_settings.UndoWindow.TotalMilliseconds;
 
     /// <summary>Applies the event now (later decisions must see it) and persists it; resolutions go out once durable.</summary>
     void Record(IFeedbackEvent e)

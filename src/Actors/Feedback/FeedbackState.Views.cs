@@ -3,10 +3,12 @@ namespace Rlft.Actors.Feedback;
 /// <summary>Read-only views of the feedback state (stats, progress, export, the admin overview) and its snapshots.</summary>
 public sealed partial class FeedbackState
 {
+    /// <summary>Pending: open items short of ratings. Rated: items with all their ratings, closed or still in their undo window.</summary>
     public FeedbackStats Stats()
     {
+        int complete = _open.Values.Count(e => e.Ratings.Count >= e.Item.RatersNeeded);
         int rated = _resolutions.Count(r => r.Outcome == ResolutionOutcome.Rated);
-        return new FeedbackStats(_open.Count, rated, _resolutions.Count - rated, _ratings.Count,
+        return new FeedbackStats(_open.Count - complete, rated + complete, _resolutions.Count - rated, _ratings.Count,
             new SortedDictionary<string, int>(_perRater, StringComparer.Ordinal),
             Agreement.KrippendorffAlpha(PairUnits(), Agreement.Nominal),
             Agreement.KrippendorffAlpha(ScoreUnits(), Agreement.Interval));
@@ -42,8 +44,9 @@ public sealed partial class FeedbackState
     /// A rater's progress: ratings in all and since <paramref name="since"/>, skips and flags, the open items still
     /// waiting for them (not yet handed to them and short of ratings), and the rating they may still undo.
     /// </summary>
-    public RaterProgress Progress(string rater, long since, long now, long undoWindowMs)
+    public RaterProgress Progress(string rater, long since, long now)
     {
+        long undoWindowMs = UndoWindowMs;
         var mine = _byRater.GetValueOrDefault(rater) ?? [];
         int remaining = _open.Values.Count(e => e.Deadline > now && !e.EverLeased.Contains(rater) && e.Ratings.Count < e.Item.RatersNeeded);
         string? undo = null;
@@ -53,7 +56,7 @@ public sealed partial class FeedbackState
             (undo, until) = (last, r.AtMs + undoWindowMs);
         return new RaterProgress(rater, mine.Count, mine.Count(x => x.AtMs >= since),
             _setAside.Count(s => s.Rater == rater && !s.Broken), _setAside.Count(s => s.Rater == rater && s.Broken),
-            remaining, _open.Count, undo, until);
+            remaining, _open.Values.Count(e => e.Ratings.Count < e.Item.RatersNeeded), undo, until);
     }
 
     public ItemRatings RatingsOf(IReadOnlyList<string> ids)
@@ -93,9 +96,9 @@ public sealed partial class FeedbackState
             Raters = Raters.JournalState(),
         };
 
-    public static FeedbackState FromSnapshot(FeedbackSnapshot snapshot, IReadOnlyList<RaterEntry>? configuredRaters = null)
+    public static FeedbackState FromSnapshot(FeedbackSnapshot snapshot, IReadOnlyList<RaterEntry>? configuredRaters = null, long undoWindowMs = 0)
     {
-        var s = new FeedbackState(configuredRaters);
+        var s = new FeedbackState(configuredRaters, undoWindowMs);
         foreach (var i in snapshot.Items)
         {
             var e = new Entry(i.Item, i.EnqueuedAtMs, s._items.Count);

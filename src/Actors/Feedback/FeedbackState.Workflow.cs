@@ -30,11 +30,12 @@ public sealed partial class FeedbackState
     }
 
     /// <summary>
-    /// Takes back the rater's most recent rating while its item is open and within <paramref name="windowMs"/> of
-    /// the rating; the rater then holds the item again. A repeat of an accepted undo is answered as a duplicate.
+    /// Takes back the rater's most recent rating while its item is open and within the undo window of the rating; the
+    /// rater then holds the item again. A repeat of an accepted undo is answered as a duplicate.
     /// </summary>
-    public (RatingUndone? Event, UndoAccepted? Duplicate, RatingRejected? Rejection) DecideUndo(UndoRating cmd, long now, long windowMs, long leaseMs)
+    public (RatingUndone? Event, UndoAccepted? Duplicate, RatingRejected? Rejection) DecideUndo(UndoRating cmd, long now, long leaseMs)
     {
+        long windowMs = UndoWindowMs;
         if (cmd.RatingId is { } asked && _undone.FirstOrDefault(r => r.RatingId == asked && r.Rater == cmd.Rater) is { } done)
             return (null, new UndoAccepted(done.RatingId, done.TaskId, Duplicate: true), null);
         if (windowMs <= 0) return (null, null, new RatingRejected(RejectionCode.Conflict, "undo is turned off on this feedback node"));

@@ -5,8 +5,10 @@ namespace Rlft.Actors.Feedback;
 /// applies the resulting events (<see cref="Apply"/>), both live and during recovery, so state is always a fold of
 /// the journal. Times are Unix milliseconds passed in by the caller. The rater workflow (skip, flag, undo, discard)
 /// is in FeedbackState.Workflow.cs, the read-only views and snapshots in FeedbackState.Views.cs.
+/// With an undo window, an item that has all its ratings stays open (handed to nobody) until its last rating can no
+/// longer be undone, and closes then: a resolution, once sent, never has to be taken back. Without one it closes at once.
 /// </summary>
-public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredRaters = null)
+public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredRaters = null, long undoWindowMs = 0)
 {
     sealed class Entry(FeedbackItem item, long enqueuedAt, long order)
     {
@@ -37,6 +39,7 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
     readonly List<RatingRecord> _undone = [];
     readonly List<RatingUndone> _undos = [];
 
+    public long UndoWindowMs { get; } = undoWindowMs;
     public GuidelineBook Guidelines { get; } = new();
     public RaterBook Raters { get; } = new(configuredRaters ?? []);
     public int OpenCount => _open.Count;
@@ -113,6 +116,8 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
             return ([], null, new RatingRejected(RejectionCode.NotLeased, $"task '{cmd.TaskId}' was not handed to you (ask /api/v1/tasks/next)"));
         if (e.Outcome is { } outcome)
             return ([], null, new RatingRejected(RejectionCode.Closed, $"task '{cmd.TaskId}' is closed ({ClosedText(outcome)})"));
+        if (e.Ratings.Count >= e.Item.RatersNeeded)
+            return ([], null, new RatingRejected(RejectionCode.Closed, $"task '{cmd.TaskId}' is closed (fully rated)"));
         if (RatingAnswers.Problem(e.Item, cmd) is { } problem)
             return ([], null, new RatingRejected(RejectionCode.Invalid, problem));
         var rating = new RatingRecord(ratingId, cmd.TaskId, cmd.Rater, cmd.Choice, cmd.Scores, now)
@@ -124,8 +129,7 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
             Guideline = e.LeaseGuidelines.GetValueOrDefault(cmd.Rater),
         };
         var events = new List<IFeedbackEvent> { new RatingRecorded(rating) };
-        if (e.Ratings.Count + 1 >= e.Item.RatersNeeded)
-            events.Add(new ItemClosed(e.Item.Id, ResolutionOutcome.Rated, $"{e.Item.RatersNeeded} of {e.Item.RatersNeeded} ratings", now));
+        if (e.Ratings.Count + 1 >= e.Item.RatersNeeded && UndoWindowMs <= 0) events.Add(FullyRated(e, now));
         return (events, null, null);
     }
 
@@ -136,11 +140,21 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
         _ => "fully rated",
     };
 
-    /// <summary>Items whose timeout has passed: they close with the fallback marker, keeping any ratings they got.</summary>
-    public IReadOnlyList<ItemClosed> DecideTimeouts(long now) =>
-        _open.Values.Where(e => e.Deadline <= now)
-            .Select(e => new ItemClosed(e.Item.Id, ResolutionOutcome.TimedOut,
-                $"timed out with {e.Ratings.Count} of {e.Item.RatersNeeded} ratings", now))
+    static ItemClosed FullyRated(Entry e, long now) =>
+        new(e.Item.Id, ResolutionOutcome.Rated, $"{e.Item.RatersNeeded} of {e.Item.RatersNeeded} ratings", now);
+
+    /// <summary>
+    /// Items whose time is up: fully rated ones once their last rating is past the undo window (or their timeout came
+    /// first), and items whose timeout passed short of ratings, which close with the fallback marker keeping what they got.
+    /// </summary>
+    public IReadOnlyList<ItemClosed> DecideCloses(long now) =>
+        _open.Values
+            .Select(e => e.Ratings.Count >= e.Item.RatersNeeded
+                ? (e.Deadline <= now || e.Ratings.Max(r => r.AtMs) + UndoWindowMs <= now ? FullyRated(e, now) : null)
+                : e.Deadline <= now
+                    ? new ItemClosed(e.Item.Id, ResolutionOutcome.TimedOut, $"timed out with {e.Ratings.Count} of {e.Item.RatersNeeded} ratings", now)
+                    : null)
+            .OfType<ItemClosed>()
             .ToList();
 
     public ItemResolved? Apply(IFeedbackEvent ev)

@@ -56,7 +56,7 @@ public class FeedbackStateProperties
                     break;
                 default:
                     now += v % 1_500;
-                    foreach (var e in state.DecideTimeouts(now)) state.Apply(e);
+                    foreach (var e in state.DecideCloses(now)) state.Apply(e);
                     break;
             }
         }
@@ -81,7 +81,7 @@ public class FeedbackStateProperties
     static int Run(int[] script)
     {
         const long window = 2_000;
-        var state = new FeedbackState();
+        var state = new FeedbackState(undoWindowMs: window);
         var items = Enumerable.Range(0, 4).Select(i => new FeedbackItem($"i{i}", FeedbackKind.Compare, "p", [new("a", "x"), new("b", "y")], 1 + i % 4, 12_000, "drop", null)
         {
             Verdicts = ["tie", "both-bad"],
@@ -119,7 +119,7 @@ public class FeedbackStateProperties
                     }
                     break;
                 case 3:
-                    var (undo, _, _) = state.DecideUndo(new UndoRating(rater, null), now, window, Lease);
+                    var (undo, _, _) = state.DecideUndo(new UndoRating(rater, null), now, Lease);
                     if (undo is not null)
                     {
                         state.Apply(undo);
@@ -136,7 +136,7 @@ public class FeedbackStateProperties
                     break;
                 default:
                     now += v % 1_500;
-                    foreach (var e in state.DecideTimeouts(now)) state.Apply(e);
+                    foreach (var e in state.DecideCloses(now)) state.Apply(e);
                     break;
             }
             var export = state.Export();
@@ -152,7 +152,7 @@ public class FeedbackStateProperties
             foreach (var r in Raters) Assert.Equal(export.Ratings.Count(x => x.Rater == r), state.RatedBy(r));
             Assert.Equal(export.Ratings.Count, state.Stats().Ratings);
         }
-        var copy = FeedbackState.FromSnapshot(state.ToSnapshot());
+        var copy = FeedbackState.FromSnapshot(state.ToSnapshot(), undoWindowMs: window);
         Assert.Equal(System.Text.Json.JsonSerializer.Serialize(state.Export()), System.Text.Json.JsonSerializer.Serialize(copy.Export()));
         return undone.Count;
     }

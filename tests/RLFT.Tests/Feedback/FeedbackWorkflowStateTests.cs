@@ -9,17 +9,18 @@ public class FeedbackWorkflowStateTests
     const long Window = 60_000;
 
     static FeedbackItem Pair(string id, int raters = 1, string[]? verdicts = null, bool strength = false, RationalePolicy rationale = RationalePolicy.Optional) =>
-        new(id, FeedbackKind.Compare, "p", [new("a", "x"), new("b", "y")], raters, 60_000, "drop", null)
+        new(id, FeedbackKind.Compare, "p", [new("a", "x"), new("b", "y")], raters, 600_000, "drop", null)
         {
             Verdicts = verdicts ?? ["tie", "both-bad"], AskStrength = strength, Rationale = rationale,
         };
 
     static FeedbackItem Scored(string id, params string[] criteria) =>
-        new(id, FeedbackKind.Score, "p", [new("a", "x"), new("b", "y")], 1, 60_000, "drop", null) { Criteria = criteria };
+        new(id, FeedbackKind.Score, "p", [new("a", "x"), new("b", "y")], 1, 600_000, "drop", null) { Criteria = criteria };
 
+    /// <summary>A state with a 60 s undo window: a fully rated item stays open (handed to nobody) for that long.</summary>
     static FeedbackState With(params FeedbackItem[] items)
     {
-        var s = new FeedbackState();
+        var s = new FeedbackState(undoWindowMs: Window);
         foreach (var e in s.DecideEnqueue(items, 0).Events) s.Apply(e);
         return s;
     }
@@ -48,7 +49,7 @@ public class FeedbackWorkflowStateTests
 
     static RatingRejected? Undo(FeedbackState s, string rater, long now, string? id = null)
     {
-        var (undone, _, rejection) = s.DecideUndo(new UndoRating(rater, id), now, Window, Lease);
+        var (undone, _, rejection) = s.DecideUndo(new UndoRating(rater, id), now, Lease);
         if (undone is not null) s.Apply(undone);
         return rejection;
     }
@@ -119,7 +120,7 @@ public class FeedbackWorkflowStateTests
         Assert.Equal(RejectionCode.NotLeased, Rate(s, new SubmitRating("alice", "i1", "a", null), 4).Rejection!.Code);
         Assert.Null(SetAside(s, "alice", "i1", broken: false, 5));  // a repeat is a duplicate, not a second skip
         Assert.Equal(RejectionCode.Conflict, SetAside(s, "alice", "i1", broken: true, 5)!.Code);
-        var me = s.Progress("alice", 0, 6, Window);
+        var me = s.Progress("alice", 0, 6);
         Assert.Equal((1, 0, 0), (me.Skipped, me.Flagged, me.Rated));
         Assert.Equal(RejectionCode.NotLeased, SetAside(s, "carol", "i1", broken: false, 7)!.Code);
     }
@@ -158,7 +159,7 @@ public class FeedbackWorkflowStateTests
         Assert.Equal("b", Assert.Single(s.Export().Ratings).Choice);
         Assert.Equal(first, Assert.Single(s.Export().Undone).RatingId);
         // A repeat of the accepted undo is a duplicate; a second undo of something older is refused.
-        var (_, duplicate, _) = s.DecideUndo(new UndoRating("alice", first), 60, Window, Lease);
+        var (_, duplicate, _) = s.DecideUndo(new UndoRating("alice", first), 60, Lease);
         Assert.True(duplicate!.Duplicate);
         Assert.Null(Undo(s, "alice", 60));
         Assert.Contains("nothing to undo", Undo(s, "alice", 61)!.Message);
@@ -172,9 +173,42 @@ public class FeedbackWorkflowStateTests
         Rate(s, new SubmitRating("alice", "i1", "a", null), 0);
         Assert.Contains("undo window of 60 s has passed", Undo(s, "alice", Window + 1)!.Message);
         Next(s, "alice", 1);
-        Rate(s, new SubmitRating("alice", "i2", "a", null), 2);        // i2 needs one rater: it closes
-        Assert.Equal(RejectionCode.Closed, Undo(s, "alice", 3)!.Code);
-        Assert.Null(s.Progress("alice", 0, 3, Window).UndoRatingId);
+        Rate(s, new SubmitRating("alice", "i2", "a", null), 2);        // i2 needs one rater: it is complete
+        foreach (var e in s.DecideCloses(2 + Window)) s.Apply(e);      // and closes once the window has passed
+        Assert.Equal(RejectionCode.Closed, Undo(s, "alice", 2 + Window)!.Code);
+        Assert.Null(s.Progress("alice", 0, 3).UndoRatingId);
+    }
+
+    [Fact]
+    public void A_fully_rated_item_waits_out_the_undo_window_handed_to_nobody_then_resolves_once()
+    {
+        var s = With(Pair("i1"), Pair("i2"));
+        Next(s, "alice", 0);
+        Rate(s, new SubmitRating("alice", "i1", "a", null), 10);
+        Assert.Empty(s.Resolutions);
+        Assert.Equal("i2", Next(s, "bob", 11)!.Item.Id);               // i1 has its rating: nobody else gets it
+        Assert.Equal((1, 1), (s.Stats().Pending, s.Stats().Rated));     // counted as rated while it waits
+        Assert.Empty(s.DecideCloses(10 + Window - 1));
+        // Undone inside the window: alice answers again, and the window starts over from her new rating.
+        Assert.Null(Undo(s, "alice", 20));
+        Rate(s, new SubmitRating("alice", "i1", "b", null), 30);
+        Assert.Empty(s.DecideCloses(10 + Window));
+        var closes = s.DecideCloses(30 + Window);
+        foreach (var e in closes) s.Apply(e);
+        var r = Assert.Single(s.Resolutions);
+        Assert.Equal((ResolutionOutcome.Rated, "b"), (r.Outcome, Assert.Single(r.Ratings).Choice));
+        Assert.Empty(s.DecideCloses(40 + Window));
+    }
+
+    [Fact]
+    public void Without_an_undo_window_a_fully_rated_item_closes_with_its_last_rating()
+    {
+        var s = new FeedbackState();
+        foreach (var e in s.DecideEnqueue([Pair("i1")], 0).Events) s.Apply(e);
+        Next(s, "alice", 0);
+        Rate(s, new SubmitRating("alice", "i1", "a", null), 1);
+        Assert.Equal(ResolutionOutcome.Rated, Assert.Single(s.Resolutions).Outcome);
+        Assert.Contains("undo is turned off", s.DecideUndo(new UndoRating("alice", null), 2, Lease).Rejection!.Message);
     }
 
     [Fact]
@@ -186,7 +220,8 @@ public class FeedbackWorkflowStateTests
         Assert.True(s.DecideDiscard(new DiscardItem("i1", "again"), 6).Duplicate);
         Next(s, "alice", 7);
         Rate(s, new SubmitRating("alice", "i2", "a", null), 8);
-        Assert.Equal(RejectionCode.Closed, s.DecideDiscard(new DiscardItem("i2", "x"), 9).Rejection!.Code);
+        foreach (var e in s.DecideCloses(8 + Window)) s.Apply(e);
+        Assert.Equal(RejectionCode.Closed, s.DecideDiscard(new DiscardItem("i2", "x"), 9 + Window).Rejection!.Code);
         Assert.Equal(RejectionCode.UnknownTask, s.DecideDiscard(new DiscardItem("zz", "x"), 9).Rejection!.Code);
         Assert.Equal((ResolutionOutcome.Discarded, "prompt is empty"), (s.Resolutions[0].Outcome, s.Resolutions[0].Reason));
     }
@@ -243,7 +278,7 @@ public class FeedbackWorkflowStateTests
     [Fact]
     public void A_state_with_every_workflow_event_survives_its_snapshot()
     {
-        var s = new FeedbackState([new RaterEntry("alice", new string('a', 64))]);
+        var s = new FeedbackState([new RaterEntry("alice", new string('a', 64))], Window);
         foreach (var e in s.DecideEnqueue([Pair("i1", raters: 2), Pair("i2"), Scored("s1", "helpfulness"), Pair("i3")], 0).Events) s.Apply(e);
         s.Apply(s.Guidelines.Decide("default", "Read carefully.", "config", 0)!);
         Next(s, "alice", 1);
@@ -255,11 +290,11 @@ public class FeedbackWorkflowStateTests
         Undo(s, "bob", 7);
         s.Apply(s.Raters.Decide(new ChangeRater(RaterChange.Add, "zoe", new string('c', 64)), 8).Event!);
 
-        var copy = FeedbackState.FromSnapshot(s.ToSnapshot(), [new RaterEntry("alice", new string('a', 64))]);
+        var copy = FeedbackState.FromSnapshot(s.ToSnapshot(), [new RaterEntry("alice", new string('a', 64))], Window);
         string Json(object o) => System.Text.Json.JsonSerializer.Serialize(o);
         Assert.Equal(Json(s.ToSnapshot()), Json(copy.ToSnapshot()));
         Assert.Equal(Json(s.Overview(9)), Json(copy.Overview(9)));
-        Assert.Equal(Json(s.Progress("bob", 0, 9, Window)), Json(copy.Progress("bob", 0, 9, Window)));
+        Assert.Equal(Json(s.Progress("bob", 0, 9)), Json(copy.Progress("bob", 0, 9)));
         Assert.Equal(Json(s.DecideNext("bob", 10, Lease)), Json(copy.DecideNext("bob", 10, Lease)));
         Assert.Equal(Json(s.Raters.Effective()), Json(copy.Raters.Effective()));
     }
