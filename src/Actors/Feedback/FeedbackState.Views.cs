@@ -6,9 +6,8 @@ public sealed partial class FeedbackState
     /// <summary>Pending: open items short of ratings. Rated: items with all their ratings, closed or still in their undo window.</summary>
     public FeedbackStats Stats()
     {
-        int complete = _open.Values.Count(e => e.Ratings.Count >= e.Item.RatersNeeded);
         int rated = _resolutions.Count(r => r.Outcome == ResolutionOutcome.Rated);
-        return new FeedbackStats(_open.Count - complete, rated + complete, _resolutions.Count - rated, _ratings.Count,
+        return new FeedbackStats(_open.Count, rated + _settling.Count, _resolutions.Count - rated, _ratings.Count,
             new SortedDictionary<string, int>(_perRater, StringComparer.Ordinal),
             Agreement.KrippendorffAlpha(PairUnits(), Agreement.Nominal),
             Agreement.KrippendorffAlpha(ScoreUnits(), Agreement.Interval));
@@ -48,7 +47,7 @@ public sealed partial class FeedbackState
     {
         long undoWindowMs = UndoWindowMs;
         var mine = _byRater.GetValueOrDefault(rater) ?? [];
-        int remaining = _open.Values.Count(e => e.Deadline > now && !e.EverLeased.Contains(rater) && e.Ratings.Count < e.Item.RatersNeeded);
+        int remaining = _open.Values.Count(e => e.Deadline > now && !e.EverLeased.Contains(rater));
         string? undo = null;
         long? until = null;
         if (undoWindowMs > 0 && _lastRating.TryGetValue(rater, out var last) && _ratingsById[last] is var r
@@ -56,7 +55,7 @@ public sealed partial class FeedbackState
             (undo, until) = (last, r.AtMs + undoWindowMs);
         return new RaterProgress(rater, mine.Count, mine.Count(x => x.AtMs >= since),
             _setAside.Count(s => s.Rater == rater && !s.Broken), _setAside.Count(s => s.Rater == rater && s.Broken),
-            remaining, _open.Values.Count(e => e.Ratings.Count < e.Item.RatersNeeded), undo, until);
+            remaining, _open.Count, undo, until);
     }
 
     public ItemRatings RatingsOf(IReadOnlyList<string> ids)
@@ -106,7 +105,6 @@ public sealed partial class FeedbackState
             foreach (var (rater, g) in i.LeaseGuidelines) e.LeaseGuidelines[rater] = g;
             e.EverLeased.UnionWith(i.EverLeased);
             s._items[i.Item.Id] = e;
-            s._open[e.Order] = e;
         }
         foreach (var r in snapshot.Ratings)
         {
@@ -115,11 +113,10 @@ public sealed partial class FeedbackState
         }
         foreach (var r in snapshot.Resolutions)
         {
-            var e = s._items[r.ItemId];
-            e.Outcome = r.Outcome;
-            s._open.Remove(e.Order);
+            s._items[r.ItemId].Outcome = r.Outcome;
             s._resolutions.Add(r);
         }
+        foreach (var e in s._items.Values) s.Place(e);
         foreach (var (rater, item) in snapshot.CurrentLeases) s._currentLease[rater] = item;
         foreach (var x in snapshot.SetAside)
         {

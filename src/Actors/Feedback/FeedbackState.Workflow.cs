@@ -94,5 +94,6 @@ public sealed partial class FeedbackState
         }
         e.Leases[x.Rater] = x.LeaseExpiresAtMs;
         _currentLease[x.Rater] = x.TaskId;
+        Place(e);
     }
 }

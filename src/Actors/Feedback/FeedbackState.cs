@@ -27,7 +27,8 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
     }
 
     readonly Dictionary<string, Entry> _items = new(StringComparer.Ordinal);
-    readonly SortedDictionary<long, Entry> _open = new();
+    readonly SortedDictionary<long, Entry> _open = new();       // open and short of ratings, oldest first: what DecideNext hands out
+    readonly SortedDictionary<long, Entry> _settling = new();   // open with all their ratings, waiting out the undo window
     readonly Dictionary<string, string> _currentLease = new(StringComparer.Ordinal); // rater -> item id
     readonly Dictionary<string, int> _perRater = new(StringComparer.Ordinal);
     readonly List<ItemResolved> _resolutions = [];
@@ -42,7 +43,8 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
     public long UndoWindowMs { get; } = undoWindowMs;
     public GuidelineBook Guidelines { get; } = new();
     public RaterBook Raters { get; } = new(configuredRaters ?? []);
-    public int OpenCount => _open.Count;
+    /// <summary>Items not yet closed (short of ratings, or fully rated and inside their undo window).</summary>
+    public int OpenCount => _open.Count + _settling.Count;
     public int RatingCount => _ratings.Count;
     public IReadOnlyList<ItemResolved> Resolutions => _resolutions;
 
@@ -148,14 +150,11 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
     /// first), and items whose timeout passed short of ratings, which close with the fallback marker keeping what they got.
     /// </summary>
     public IReadOnlyList<ItemClosed> DecideCloses(long now) =>
-        _open.Values
-            .Select(e => e.Ratings.Count >= e.Item.RatersNeeded
-                ? (e.Deadline <= now || e.Ratings.Max(r => r.AtMs) + UndoWindowMs <= now ? FullyRated(e, now) : null)
-                : e.Deadline <= now
-                    ? new ItemClosed(e.Item.Id, ResolutionOutcome.TimedOut, $"timed out with {e.Ratings.Count} of {e.Item.RatersNeeded} ratings", now)
-                    : null)
-            .OfType<ItemClosed>()
-            .ToList();
+        [
+            .. _settling.Values.Where(e => e.Deadline <= now || e.Ratings.Max(r => r.AtMs) + UndoWindowMs <= now).Select(e => FullyRated(e, now)),
+            .. _open.Values.Where(e => e.Deadline <= now)
+                .Select(e => new ItemClosed(e.Item.Id, ResolutionOutcome.TimedOut, $"timed out with {e.Ratings.Count} of {e.Item.RatersNeeded} ratings", now)),
+        ];
 
     public ItemResolved? Apply(IFeedbackEvent ev)
     {
@@ -164,7 +163,7 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
             case ItemEnqueued x:
                 var entry = new Entry(x.Item, x.AtMs, _items.Count);
                 _items[x.Item.Id] = entry;
-                _open[entry.Order] = entry;
+                Place(entry);
                 return null;
             case LeaseGranted x:
                 var leased = _items[x.ItemId];
@@ -179,6 +178,7 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
                 rated.Ratings.Add(x.Rating);
                 rated.Leases.Remove(x.Rating.Rater);
                 AddRating(x.Rating);
+                Place(rated);
                 _lastRating[x.Rating.Rater] = x.Rating.RatingId;
                 return null;
             case ItemClosed x:
@@ -186,7 +186,7 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
                 if (closed.Outcome is not null) return null;
                 closed.Outcome = x.Outcome;
                 closed.Leases.Clear();
-                _open.Remove(closed.Order);
+                Place(closed);
                 var resolved = new ItemResolved(_resolutions.Count + 1, x.ItemId, closed.Item.Origin, x.Outcome,
                     x.Outcome == ResolutionOutcome.Rated ? null : closed.Item.Fallback, x.Reason, closed.Ratings.ToList(), x.AtMs);
                 _resolutions.Add(resolved);
@@ -206,6 +206,15 @@ public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredR
             default:
                 throw new ArgumentException($"unknown feedback event {ev.GetType().Name}");
         }
+    }
+
+    /// <summary>Files an entry by its state: closed (in neither list), fully rated and settling, or open for raters.</summary>
+    void Place(Entry e)
+    {
+        _open.Remove(e.Order);
+        _settling.Remove(e.Order);
+        if (e.Outcome is not null) return;
+        (e.Ratings.Count >= e.Item.RatersNeeded ? _settling : _open)[e.Order] = e;
     }
 
     void AddRating(RatingRecord r)
