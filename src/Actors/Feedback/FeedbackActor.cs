@@ -148,7 +148,13 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
         Command<GetRaterStats>(q => Reply(new RaterStats(q.Rater, _state.RatedBy(q.Rater), _state.OpenCount)));
         Command<GetRaterProgress>(q => Reply(_state.Progress(q.Rater, q.SinceMs, Now)));
         Command<GetGuidelines>(_ => Reply(new GuidelineList(_state.Guidelines.Versions())));
-        Command<GetOverview>(_ => Reply(_state.Overview(Now)));
+        // The overview's agreement figures take a while on a large journal: computed off this thread, from copies.
+        Command<GetOverview>(_ =>
+        {
+            var inputs = _state.OverviewInputs(Now);
+            var sender = Sender;
+            DeferAsync(inputs, i => Task.Run(() => FeedbackOverviewBuilder.Build(i)).PipeTo(sender));
+        });
         Command<GetExport>(_ => Reply(_state.Export()));
         Command<GetItemRatings>(q => Reply(_state.RatingsOf(q.ItemIds)));
 

@@ -73,7 +73,14 @@ public sealed partial class FeedbackState
             Guidelines = Guidelines.Versions(),
         };
 
-    public FeedbackOverview Overview(long now) => FeedbackOverviewBuilder.Build(Export(), Raters.Effective(), _undos, Stats(), now);
+    /// <summary>Copies of what the admin overview is computed from (cheap); the computation can then leave the actor's thread.</summary>
+    public OverviewInputs OverviewInputs(long now) =>
+        new(Export(), Raters.Effective(), _undos.ToList(), _open.Count,
+            _resolutions.Count(r => r.Outcome == ResolutionOutcome.Rated) + _settling.Count,
+            _resolutions.Count(r => r.Outcome == ResolutionOutcome.TimedOut),
+            _resolutions.Count(r => r.Outcome == ResolutionOutcome.Discarded), now);
+
+    public FeedbackOverview Overview(long now) => FeedbackOverviewBuilder.Build(OverviewInputs(now));
 
     /// <summary>The whole state as plain data; <see cref="FromSnapshot"/> rebuilds an identical state.</summary>
     public FeedbackSnapshot ToSnapshot() =>
