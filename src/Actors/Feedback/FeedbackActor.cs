@@ -5,11 +5,23 @@ using Akka.Persistence;
 
 namespace Rlft.Actors.Feedback;
 
-/// <summary>Actor settings: the journal id, how long a rater may hold an item, how often timeouts are checked.</summary>
-/// <summary><paramref name="SnapshotEvery"/>: events between snapshots (0: never), which bounds recovery time.</summary>
+/// <summary>
+/// Actor settings: the journal id, how long a rater may hold an item, how often timeouts are checked;
+/// <paramref name="SnapshotEvery"/>: events between snapshots (0: never), which bounds recovery time.
+/// </summary>
 public sealed record FeedbackActorSettings(string PersistenceId, TimeSpan Lease, TimeSpan TickInterval, int SnapshotEvery = 100_000)
 {
     public static readonly FeedbackActorSettings Default = new("rlft-feedback", TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(1));
+
+    /// <summary>How long after a rating its rater may take it back (zero: never).</summary>
+    public TimeSpan UndoWindow { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>Flags as broken that close an item as discarded (0: only the admin discards).</summary>
+    public int CloseAfterFlags { get; init; }
+    public IReadOnlyList<RaterEntry> Raters { get; init; } = [];
+    /// <summary>Guideline name → Markdown from the config; a changed text becomes a new version at start.</summary>
+    public IReadOnlyDictionary<string, string> Guidelines { get; init; } = new Dictionary<string, string>();
+    /// <summary>Kept current with the journal's raters for the request path (null: nobody is told).</summary>
+    public RaterRegistry? Registry { get; init; }
 }
 
 /// <summary>
@@ -23,7 +35,7 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
 {
     readonly FeedbackActorSettings _settings;
     readonly TimeProvider _clock;
-    FeedbackState _state = new();
+    FeedbackState _state;
     int _inFlight;          // events recorded and not yet confirmed by the journal
     long _sinceSnapshot;    // events since the last snapshot (or since recovery started)
     readonly HashSet<IActorRef> _subscribers = [];
@@ -42,10 +54,11 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
     {
         _settings = settings;
         _clock = clock;
+        _state = new FeedbackState(settings.Raters, UndoWindowMs);
 
         Recover<SnapshotOffer>(offer =>
         {
-            if (offer.Snapshot is FeedbackSnapshot snapshot) _state = FeedbackState.FromSnapshot(snapshot);
+            if (offer.Snapshot is FeedbackSnapshot snapshot) _state = FeedbackState.FromSnapshot(snapshot, settings.Raters, UndoWindowMs);
         });
         Recover<IFeedbackEvent>(e =>
         {
@@ -55,6 +68,10 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             _log.Info("feedback: recovered {0} open items, {1} ratings", _state.OpenCount, _state.RatingCount);
+            // A configured guideline whose text changed since it was last read becomes a new version.
+            foreach (var (name, markdown) in _settings.Guidelines.OrderBy(g => g.Key, StringComparer.Ordinal))
+                if (_state.Guidelines.Decide(name, markdown, "config", Now) is { } e) Record(e);
+            _settings.Registry?.Replace(_state.Raters.Effective());
             Timers.StartPeriodicTimer("tick", FeedbackTick.Instance, _settings.TickInterval);
         });
 
@@ -82,9 +99,45 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
                     : new RatingAccepted(((RatingRecorded)events[0]).Rating.RatingId, Duplicate: false)));
         });
 
+        Command<SetAsideTask>(cmd =>
+        {
+            var (events, duplicate, rejection) = _state.DecideSetAside(cmd, Now, _settings.CloseAfterFlags);
+            foreach (var e in events) Record(e);
+            Reply(rejection as object ?? new TaskSetAside(cmd.TaskId, cmd.Broken, duplicate));
+        });
+
+        Command<UndoRating>(cmd =>
+        {
+            var (undone, duplicate, rejection) = _state.DecideUndo(cmd, Now, (long)_settings.Lease.TotalMilliseconds);
+            if (undone is not null) Record(undone);
+            Reply(rejection as object ?? duplicate ?? new UndoAccepted(undone!.RatingId, undone.TaskId, Duplicate: false));
+        });
+
+        Command<DiscardItem>(cmd =>
+        {
+            var (closed, duplicate, rejection) = _state.DecideDiscard(cmd, Now);
+            if (closed is not null) Record(closed);
+            Reply(rejection as object ?? new ItemDiscarded(cmd.ItemId, duplicate));
+        });
+
+        Command<SetGuideline>(cmd =>
+        {
+            var e = _state.Guidelines.Decide(cmd.Name, cmd.Markdown, cmd.Source, Now);
+            if (e is not null) Record(e);
+            var current = _state.Guidelines.Current(cmd.Name)!;
+            Reply(new GuidelineStored(new GuidelineRef(current.Name, current.Version), e is not null));
+        });
+
+        Command<ChangeRater>(cmd =>
+        {
+            var (e, rejection) = _state.Raters.Decide(cmd, Now);
+            if (e is not null) Record(e);
+            Reply(rejection as object ?? new RaterChanged(cmd.Name, cmd.Change));
+        });
+
         Command<FeedbackTick>(_ =>
         {
-            foreach (var e in _state.DecideTimeouts(Now)) Record(e);
+            foreach (var e in _state.DecideCloses(Now)) Record(e);
             MaybeSnapshot();
         });
 
@@ -93,6 +146,15 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
 
         Command<GetStats>(_ => Reply(_state.Stats()));
         Command<GetRaterStats>(q => Reply(new RaterStats(q.Rater, _state.RatedBy(q.Rater), _state.OpenCount)));
+        Command<GetRaterProgress>(q => Reply(_state.Progress(q.Rater, q.SinceMs, Now)));
+        Command<GetGuidelines>(_ => Reply(new GuidelineList(_state.Guidelines.Versions())));
+        // The overview's agreement figures take a while on a large journal: computed off this thread, from copies.
+        Command<GetOverview>(_ =>
+        {
+            var inputs = _state.OverviewInputs(Now);
+            var sender = Sender;
+            DeferAsync(inputs, i => Task.Run(() => FeedbackOverviewBuilder.Build(i)).PipeTo(sender));
+        });
         Command<GetExport>(_ => Reply(_state.Export()));
         Command<GetItemRatings>(q => Reply(_state.RatingsOf(q.ItemIds)));
 
@@ -110,6 +172,8 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
 
     long Now => _clock.GetUtcNow().ToUnixTimeMilliseconds();
 
+    long UndoWindowMs => (long)_settings.UndoWindow.TotalMilliseconds;
+
     /// <summary>Applies the event now (later decisions must see it) and persists it; resolutions go out once durable.</summary>
     void Record(IFeedbackEvent e)
     {
@@ -121,6 +185,8 @@ public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
             _inFlight--;
             if (resolved is not null)
                 foreach (var s in _subscribers) s.Tell(resolved);
+            // The request path learns of a rater change once it is durable, before the admin is answered.
+            if (e is IRaterEvent) _settings.Registry?.Replace(_state.Raters.Effective());
             MaybeSnapshot();
         });
     }

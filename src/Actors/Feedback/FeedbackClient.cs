@@ -5,8 +5,13 @@ using System.Text.Json;
 
 namespace Rlft.Actors.Feedback;
 
-/// <summary>A task as a rater receives it from <c>GET /api/v1/tasks/next</c>.</summary>
-public sealed record RaterTask(string TaskId, string Kind, string Prompt, IReadOnlyList<Completion> Completions);
+/// <summary>A task as a rater receives it from <c>GET /api/v1/tasks/next</c> (the parts a client program needs).</summary>
+public sealed record RaterTask(string TaskId, string Kind, string Prompt, IReadOnlyList<Completion> Completions)
+{
+    public IReadOnlyList<ChatMessage>? Messages { get; init; }
+    public IReadOnlyList<string> Verdicts { get; init; } = [];
+    public IReadOnlyList<string> Criteria { get; init; } = [];
+}
 
 /// <summary>The outcome of <c>POST /api/v1/ratings</c>: the status, the rating id on 201, the error text otherwise.</summary>
 public sealed record RatingResult(HttpStatusCode Status, string? RatingId, string? Error);
@@ -33,13 +38,26 @@ public sealed class FeedbackClient(HttpClient http, string token)
         return await response.Content.ReadFromJsonAsync<RaterTask>(Json, ct);
     }
 
-    public async Task<RatingResult> RateAsync(string taskId, string? choice, IReadOnlyDictionary<string, int>? scores, CancellationToken ct = default)
+    public Task<RatingResult> RateAsync(string taskId, string? choice, IReadOnlyDictionary<string, int>? scores, CancellationToken ct = default) =>
+        PostAsync("/api/v1/ratings", choice is not null ? new { taskId, choice } : new { taskId, scores }, "ratingId", ct);
+
+    /// <summary>Any rating body (<c>verdict</c>, <c>strength</c>, <c>rationale</c>, per-criterion <c>scores</c>), as an object serialized to JSON.</summary>
+    public Task<RatingResult> RateAsync(object body, CancellationToken ct = default) => PostAsync("/api/v1/ratings", body, "ratingId", ct);
+
+    /// <summary>Skips the task (or flags it as broken); the result's id is the task id.</summary>
+    public Task<RatingResult> SetAsideAsync(string taskId, bool broken, string? reason = null, CancellationToken ct = default) =>
+        PostAsync(broken ? "/api/v1/flags" : "/api/v1/skips", reason is null ? new { taskId } : new { taskId, reason }, "taskId", ct);
+
+    /// <summary>Takes back the most recent rating; the result's id is the rating taken back.</summary>
+    public Task<RatingResult> UndoAsync(string? ratingId = null, CancellationToken ct = default) =>
+        PostAsync("/api/v1/undo", ratingId is null ? new { } : new { ratingId }, "ratingId", ct);
+
+    async Task<RatingResult> PostAsync(string path, object body, string idField, CancellationToken ct)
     {
-        object body = choice is not null ? new { taskId, choice } : new { taskId, scores };
-        using var response = await http.SendAsync(Request(HttpMethod.Post, "/api/v1/ratings", body), ct);
+        using var response = await http.SendAsync(Request(HttpMethod.Post, path, body), ct);
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
-        return response.StatusCode == HttpStatusCode.Created
-            ? new RatingResult(response.StatusCode, doc.RootElement.GetProperty("ratingId").GetString(), null)
+        return response.IsSuccessStatusCode
+            ? new RatingResult(response.StatusCode, doc.RootElement.GetProperty(idField).GetString(), null)
             : new RatingResult(response.StatusCode, null, doc.RootElement.TryGetProperty("error", out var e) ? e.GetString() : null);
     }
 
@@ -114,6 +132,20 @@ public sealed class SimulatedRater(FeedbackClient client, HiddenRule rule)
     public string Choose(RaterTask task) =>
         task.Completions.OrderByDescending(c => Score(c.Text)).ThenBy(c => c.Id, StringComparer.Ordinal).First().Id;
 
+    /// <summary>
+    /// The rating body the rule gives: a pair's better side, or "tie" when the rule scores both alike and the task
+    /// allows it; a score per completion, the same for every criterion when the task names criteria.
+    /// </summary>
+    public object Answer(RaterTask task)
+    {
+        if (task.Kind == "compare")
+            return task.Completions.Count == 2 && Score(task.Completions[0].Text) == Score(task.Completions[1].Text) && task.Verdicts.Contains(ItemParts.Tie)
+                ? new { taskId = task.TaskId, verdict = ItemParts.Tie }
+                : new { taskId = task.TaskId, choice = Choose(task) };
+        if (task.Criteria.Count == 0) return new { taskId = task.TaskId, scores = task.Completions.ToDictionary(c => c.Id, c => Score(c.Text)) };
+        return new { taskId = task.TaskId, scores = task.Completions.ToDictionary(c => c.Id, c => task.Criteria.ToDictionary(k => k, _ => Score(c.Text))) };
+    }
+
     public int Score(string text) => Rule.Score(text);
 
     /// <summary>
@@ -140,9 +172,7 @@ public sealed class SimulatedRater(FeedbackClient client, HiddenRule rule)
                 continue;
             }
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            var result = task.Kind == "compare"
-                ? await client.RateAsync(task.TaskId, Choose(task), null, ct)
-                : await client.RateAsync(task.TaskId, null, task.Completions.ToDictionary(c => c.Id, c => Score(c.Text)), ct);
+            var result = await client.RateAsync(Answer(task), ct);
             onRated?.Invoke(result, System.Diagnostics.Stopwatch.GetElapsedTime(started));
             if (result.Status == HttpStatusCode.Created) stored++;
             else if (result.Status == HttpStatusCode.TooManyRequests) await Task.Delay(200, ct);

@@ -26,7 +26,8 @@ public static class FeedbackNode
     /// <paramref name="logging"/> adds the log providers and levels (none: nothing is logged through
     /// Microsoft.Extensions.Logging, and Akka's warnings go to its own console logger); with it, Akka logs there too.
     /// </summary>
-    public static WebApplication Build(FeedbackOptions options, IEnumerable<string> urls, Action<ILoggingBuilder>? logging = null, string? akkaHocon = null)
+    public static WebApplication Build(FeedbackOptions options, IEnumerable<string> urls, Action<ILoggingBuilder>? logging = null, string? akkaHocon = null,
+        TimeProvider? clock = null)
     {
         var builder = CreateBuilder(options, urls);
         logging?.Invoke(builder.Logging);
@@ -41,7 +42,7 @@ public static class FeedbackNode
             });
             // An unbound type is an error, never a silent Newtonsoft fallback (journal payloads included).
             akka.WithStrictSerialization();
-            akka.WithFeedback(options);
+            akka.WithFeedback(options, clock);
             if (akkaHocon is not null) akka.AddHocon(akkaHocon, HoconAddMode.Prepend);
         });
         var app = builder.Build();
@@ -79,6 +80,7 @@ public static class FeedbackNode
             k.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
         });
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(new RaterRegistry(options.Raters));
         // The default encoder escapes < > & ' in JSON strings, so texts stay inert even if a client mishandles them.
         builder.Services.ConfigureHttpJsonOptions(j => j.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default);
         builder.Services.AddRateLimiter(r =>
@@ -121,18 +123,31 @@ public static class FeedbackNode
     }
 
     /// <summary>Adds the serializer binding, the SQLite journal and the feedback actor (registered as <see cref="FeedbackActor"/>).</summary>
-    public static AkkaConfigurationBuilder WithFeedback(this AkkaConfigurationBuilder akka, FeedbackOptions options)
+    public static AkkaConfigurationBuilder WithFeedback(this AkkaConfigurationBuilder akka, FeedbackOptions options, TimeProvider? clock = null)
     {
         PrepareJournal(options.Journal);
-        var settings = FeedbackActorSettings.Default with { Lease = options.Lease, TickInterval = options.Tick, SnapshotEvery = options.SnapshotEvery };
+        var settings = FeedbackActorSettings.Default with
+        {
+            Lease = options.Lease,
+            TickInterval = options.Tick,
+            SnapshotEvery = options.SnapshotEvery,
+            UndoWindow = options.UndoWindow,
+            CloseAfterFlags = options.CloseAfterFlags,
+            Raters = options.Raters,
+            Guidelines = options.Guidelines,
+        };
         return akka
             .AddHocon(FeedbackSerializer.Hocon, HoconAddMode.Prepend)
             .WithSqlPersistence(
                 connectionString: $"Data Source={options.Journal}",
                 providerName: LinqToDB.ProviderName.SQLiteMS,
                 autoInitialize: true)
-            .WithActors((system, registry) =>
-                registry.Register<FeedbackActor>(system.ActorOf(FeedbackActor.Props(settings), "feedback")));
+            .WithActors((system, registry, resolver) =>
+            {
+                // The web half (CreateBuilder) registered the registry its auth check reads; the actor keeps it current.
+                var raters = resolver.GetService<RaterRegistry>();
+                registry.Register<FeedbackActor>(system.ActorOf(FeedbackActor.Props(settings with { Registry = raters }, clock), "feedback"));
+            });
     }
 
     /// <summary>

@@ -35,12 +35,26 @@ public sealed record FeedbackOptions
     public int SnapshotEvery { get; init; } = 100_000;
     public string? AdminTokenSha256 { get; init; }
     public IReadOnlyList<RaterEntry> Raters { get; init; } = [];
+    /// <summary>Pair answers offered besides A and B, unless an item says otherwise: "tie", "both-bad".</summary>
+    public IReadOnlyList<string> Verdicts { get; init; } = ItemParts.AllVerdicts;
+    /// <summary>Whether a pair's choice may say "slightly" or "much" better, unless an item says otherwise.</summary>
+    public bool AskStrength { get; init; } = true;
+    public RationalePolicy Rationale { get; init; } = RationalePolicy.Optional;
+    /// <summary>Criteria each scored 1..7 on score items, unless an item says otherwise (empty: one overall score).</summary>
+    public IReadOnlyList<string> Criteria { get; init; } = [];
+    /// <summary>How long after a rating its rater may take it back (zero: never).</summary>
+    public TimeSpan UndoWindow { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>Raters flagging an item as broken before it closes as discarded (0: only the admin discards).</summary>
+    public int CloseAfterFlags { get; init; }
+    /// <summary>Guideline name → Markdown ("default", "compare", "score", or a name items give).</summary>
+    public IReadOnlyDictionary<string, string> Guidelines { get; init; } = new Dictionary<string, string>();
     /// <summary>Where Kestrel listens (port 0 picks a free port); `rlft feedback --urls` overrides it.</summary>
     public IReadOnlyList<string> Urls { get; init; } = ["http://127.0.0.1:5080"];
 
     static readonly string[] Keys =
         ["urls", "journal", "raters-per-item", "item-timeout-seconds", "lease-seconds", "fallback", "max-request-bytes",
-         "rate-per-second", "rate-burst", "tick-ms", "snapshot-every", "admin-token-sha256", "raters"];
+         "rate-per-second", "rate-burst", "tick-ms", "snapshot-every", "admin-token-sha256", "raters",
+         "verdicts", "ask-strength", "rationale", "criteria", "undo-seconds", "close-after-flags", "guidelines", "guideline-files"];
     static readonly string[] RaterKeys = ["name", "token-sha256", "revoked"];
 
     /// <summary>
@@ -80,8 +94,24 @@ public sealed record FeedbackOptions
         string? admin = config.Has($"{path}.admin-token-sha256") ? config.GetString($"{path}.admin-token-sha256").ToLowerInvariant() : null;
         if (admin is not null && !RaterTokens.IsHash(admin))
             throw new ConfigException($"{path}.admin-token-sha256: expected 64 hex digits (in {config.Source})");
+        var verdicts = config.GetStringList($"{path}.verdicts", d.Verdicts);
+        for (int i = 0; i < verdicts.Count; i++)
+            if (!ItemParts.AllVerdicts.Contains(verdicts[i]) || verdicts.Take(i).Contains(verdicts[i]))
+                throw new ConfigException($"{path}.verdicts[{i}]: expected each of {string.Join(", ", ItemParts.AllVerdicts)} at most once (in {config.Source})");
+        var criteria = config.GetStringList($"{path}.criteria", d.Criteria);
+        if (criteria.Count > FeedbackItem.MaxCriteria) throw new ConfigException($"{path}.criteria: at most {FeedbackItem.MaxCriteria} (in {config.Source})");
+        for (int i = 0; i < criteria.Count; i++)
+            if (!FeedbackItem.IsValidId(criteria[i]) || criteria.Take(i).Contains(criteria[i]))
+                throw new ConfigException($"{path}.criteria[{i}]: expected a distinct name of 1-128 characters of A-Z a-z 0-9 . _ : - (in {config.Source})");
         return new FeedbackOptions
         {
+            Verdicts = verdicts,
+            AskStrength = config.GetBool($"{path}.ask-strength", d.AskStrength),
+            Rationale = Enum.Parse<RationalePolicy>(config.GetEnum($"{path}.rationale", ["off", "optional", "required"], "optional"), ignoreCase: true),
+            Criteria = criteria,
+            UndoWindow = TimeSpan.FromSeconds(config.GetInt($"{path}.undo-seconds", (int)d.UndoWindow.TotalSeconds, 0, 24 * 3600)),
+            CloseAfterFlags = config.GetInt($"{path}.close-after-flags", d.CloseAfterFlags, 0, FeedbackItem.MaxRatersNeeded),
+            Guidelines = ReadGuidelines(config, path),
             Journal = journal,
             RatersPerItem = config.GetInt($"{path}.raters-per-item", d.RatersPerItem, 1, FeedbackItem.MaxRatersNeeded),
             ItemTimeout = TimeSpan.FromSeconds(config.GetDouble($"{path}.item-timeout-seconds", d.ItemTimeout.TotalSeconds, 1, FeedbackItem.MaxTimeoutMs / 1000)),
@@ -96,6 +126,40 @@ public sealed record FeedbackOptions
             Raters = raters,
             Urls = urls,
         };
+    }
+
+    /// <summary>
+    /// <c>guidelines { NAME = "markdown" }</c> and <c>guideline-files { NAME = "path.md" }</c> (relative to the config
+    /// file's folder); a name given in both, a bad name, a missing file or an oversized text is an error naming the key.
+    /// </summary>
+    static Dictionary<string, string> ReadGuidelines(RlftConfig config, string path)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        string baseDir = File.Exists(config.Source) ? Path.GetDirectoryName(Path.GetFullPath(config.Source))! : Directory.GetCurrentDirectory();
+        foreach (var (key, fromFile) in new[] { ("guidelines", false), ("guideline-files", true) })
+        {
+            if (config.Has($"{path}.{key}") && !config.Config.GetValue($"{path}.{key}").IsObject())
+                throw new ConfigException($"{path}.{key}: expected an object of name = {(fromFile ? "\"file.md\"" : "\"markdown\"")} (in {config.Source})");
+            foreach (var name in config.Keys($"{path}.{key}").Order(StringComparer.Ordinal))
+            {
+                string at = $"{path}.{key}.{name}";
+                if (!FeedbackItem.IsValidId(name)) throw new ConfigException($"{at}: a guideline name needs 1-128 characters of A-Z a-z 0-9 . _ : - (in {config.Source})");
+                if (result.ContainsKey(name)) throw new ConfigException($"{at}: guideline '{name}' is also given in {path}.guidelines (in {config.Source})");
+                string text = config.GetString(at);
+                if (fromFile)
+                {
+                    string file = Path.IsPathRooted(text) ? text : Path.Combine(baseDir, text);
+                    try { text = File.ReadAllText(file); }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new ConfigException($"{at}: cannot read '{file}' ({e.Message}) (in {config.Source})");
+                    }
+                }
+                if (text.Length > GuidelineBook.MaxLength) throw new ConfigException($"{at}: longer than {GuidelineBook.MaxLength} characters (in {config.Source})");
+                result[name] = text;
+            }
+        }
+        return result;
     }
 }
 

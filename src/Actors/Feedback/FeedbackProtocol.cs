@@ -12,8 +12,11 @@ public interface IFeedbackEvent : IFeedbackMessage;
 /// <summary>compare: a pair of completions for one prompt, the rater picks one. score: each completion gets 1..7.</summary>
 public enum FeedbackKind { Compare, Score }
 
-/// <summary>How an item ended: enough ratings arrived, or its timeout passed first (the fallback applies).</summary>
-public enum ResolutionOutcome { Rated, TimedOut }
+/// <summary>
+/// How an item ended: enough ratings arrived, its timeout passed first, or it was discarded as broken (by the admin,
+/// or by <c>close-after-flags</c> raters); the fallback applies to the last two.
+/// </summary>
+public enum ResolutionOutcome { Rated, TimedOut, Discarded }
 
 public sealed record Completion(string Id, string Text);
 
@@ -22,6 +25,8 @@ public sealed record Completion(string Id, string Text);
 /// pipeline's human source, a preference-collection job, the admin API) uses it to find its batch and sample again.
 /// <paramref name="Fallback"/> says what the consumer should do when the item times out (e.g. "drop" or
 /// "source:reward-model"); the feedback actor only records it and marks the resolution.
+/// The init-only properties came with event schema 2 (<see cref="FeedbackSchema"/>): a conversation as context, the
+/// guideline the rater reads, which pair verdicts and answer parts are asked for, and score criteria.
 /// </summary>
 public sealed record FeedbackItem(
     string Id,
@@ -37,15 +42,29 @@ public sealed record FeedbackItem(
     public const int MaxScoreCompletions = 8;
     public const int MaxRatersNeeded = 100;
     public const long MaxTimeoutMs = 30L * 24 * 3600 * 1000;
+    public const int MaxMessages = 100;
+    public const int MaxCriteria = 8;
     static readonly Regex IdPattern = new("^[A-Za-z0-9._:-]{1,128}$", RegexOptions.CultureInvariant);
 
     public static bool IsValidId(string? id) => id is not null && IdPattern.IsMatch(id);
+
+    /// <summary>The conversation so far (TRL's <c>{"role","content"}</c>); the completions are the next assistant turn.</summary>
+    public IReadOnlyList<ChatMessage>? Messages { get; init; }
+    /// <summary>The guideline to show (a name); null: the one named after the kind ("compare"/"score"), else "default".</summary>
+    public string? Guideline { get; init; }
+    /// <summary>Pair answers besides A or B: "tie", "both-bad" (compare items only).</summary>
+    public IReadOnlyList<string> Verdicts { get; init; } = [];
+    /// <summary>Whether a pair's choice may carry a strength, "slightly" or "much" (compare items only).</summary>
+    public bool AskStrength { get; init; }
+    public RationalePolicy Rationale { get; init; } = RationalePolicy.Optional;
+    /// <summary>Named criteria each scored 1..7 per completion (score items only); empty: one overall score.</summary>
+    public IReadOnlyList<string> Criteria { get; init; } = [];
 
     /// <summary>Null when the item is well formed, otherwise what is wrong (naming the field).</summary>
     public string? Problem()
     {
         if (!IsValidId(Id)) return "id: expected 1-128 characters of A-Z a-z 0-9 . _ : -";
-        if (Prompt is null) return "prompt: missing";
+        if (Prompt is null) return Messages is null ? "prompt: missing (give a prompt or messages)" : "prompt: missing";
         if (Prompt.Length > MaxTextLength) return $"prompt: longer than {MaxTextLength} characters";
         if (Completions is null || Completions.Count == 0) return "completions: at least one completion is required";
         if (Kind == FeedbackKind.Compare && Completions.Count != 2) return $"completions: a compare item needs exactly 2 completions, got {Completions.Count}";
@@ -64,17 +83,33 @@ public sealed record FeedbackItem(
         if (TimeoutMs < 1000 || TimeoutMs > MaxTimeoutMs) return $"timeoutSeconds: expected 1..{MaxTimeoutMs / 1000}";
         if (string.IsNullOrWhiteSpace(Fallback) || Fallback.Length > 200) return "fallback: expected a short non-empty string";
         if (Origin is { Length: > 1000 }) return "origin: longer than 1000 characters";
-        return null;
+        return ItemParts.Problem(this);
+    }
+
+    /// <summary>The guideline name this item is rated under when <paramref name="exists"/> says which names are set.</summary>
+    public string? GuidelineName(Func<string, bool> exists)
+    {
+        if (Guideline is not null) return exists(Guideline) ? Guideline : exists("default") ? "default" : null;
+        string kind = Kind == FeedbackKind.Compare ? "compare" : "score";
+        return exists(kind) ? kind : exists("default") ? "default" : null;
     }
 
     /// <summary>Same content (records compare lists by reference, so this compares element-wise).</summary>
     public bool SameAs(FeedbackItem other) =>
         Id == other.Id && Kind == other.Kind && Prompt == other.Prompt && RatersNeeded == other.RatersNeeded
         && TimeoutMs == other.TimeoutMs && Fallback == other.Fallback && Origin == other.Origin
-        && Completions.SequenceEqual(other.Completions);
+        && Completions.SequenceEqual(other.Completions)
+        && (Messages ?? []).SequenceEqual(other.Messages ?? []) && (Messages is null) == (other.Messages is null)
+        && Guideline == other.Guideline && Verdicts.SequenceEqual(other.Verdicts) && AskStrength == other.AskStrength
+        && Rationale == other.Rationale && Criteria.SequenceEqual(other.Criteria);
 }
 
-/// <summary>A stored rating: a <paramref name="Choice"/> (compare) or <paramref name="Scores"/> per completion id (score).</summary>
+/// <summary>
+/// A stored rating: a <paramref name="Choice"/> (compare) or <paramref name="Scores"/> per completion id (score). Since
+/// event schema 2 a pair may instead carry a <see cref="Verdict"/> ("tie", "both-bad"), a choice a
+/// <see cref="Strength"/>, a score item per-criterion <see cref="Criteria"/> (then <paramref name="Scores"/> is null),
+/// any rating a <see cref="Rationale"/>; and each records the guideline version the item was handed out under.
+/// </summary>
 public sealed record RatingRecord(
     string RatingId,
     string TaskId,
@@ -83,10 +118,22 @@ public sealed record RatingRecord(
     IReadOnlyDictionary<string, int>? Scores,
     long AtMs)
 {
-    public bool SameAnswer(string? choice, IReadOnlyDictionary<string, int>? scores) =>
-        Choice == choice
-        && (Scores is null ? scores is null
-            : scores is not null && Scores.Count == scores.Count && Scores.All(kv => scores.TryGetValue(kv.Key, out int v) && v == kv.Value));
+    public string? Verdict { get; init; }
+    public string? Strength { get; init; }
+    public string? Rationale { get; init; }
+    /// <summary>completion id → criterion → 1..7.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, int>>? Criteria { get; init; }
+    public GuidelineRef? Guideline { get; init; }
+
+    public bool SameAnswer(SubmitRating s) =>
+        Choice == s.Choice && Verdict == s.Verdict && Strength == s.Strength && Rationale == s.Rationale
+        && SameScores(Scores, s.Scores)
+        && (Criteria is null ? s.Criteria is null
+            : s.Criteria is not null && Criteria.Count == s.Criteria.Count
+              && Criteria.All(kv => s.Criteria.TryGetValue(kv.Key, out var other) && SameScores(kv.Value, other)));
+
+    static bool SameScores(IReadOnlyDictionary<string, int>? a, IReadOnlyDictionary<string, int>? b) =>
+        a is null ? b is null : b is not null && a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out int v) && v == kv.Value);
 }
 
 // ---- commands and replies -------------------------------------------------------------------------------------
@@ -102,20 +149,30 @@ public sealed record EnqueueRejected(string Reason) : IFeedbackMessage;
 /// <summary>A rater asks for work: they get their current lease, a new lease, or <see cref="NoTask"/>.</summary>
 public sealed record NextTask(string Rater) : IFeedbackMessage;
 
-public sealed record TaskOffer(FeedbackItem Item, long LeaseExpiresAtMs) : IFeedbackMessage;
+/// <summary>A leased item and the guideline it is rated under (null: none is set).</summary>
+public sealed record TaskOffer(FeedbackItem Item, long LeaseExpiresAtMs) : IFeedbackMessage
+{
+    public GuidelineVersion? Guideline { get; init; }
+}
 
 public sealed record NoTask : IFeedbackMessage
 {
     public static readonly NoTask Instance = new();
 }
 
-public sealed record SubmitRating(string Rater, string TaskId, string? Choice, IReadOnlyDictionary<string, int>? Scores) : IFeedbackMessage;
+public sealed record SubmitRating(string Rater, string TaskId, string? Choice, IReadOnlyDictionary<string, int>? Scores) : IFeedbackMessage
+{
+    public string? Verdict { get; init; }
+    public string? Strength { get; init; }
+    public string? Rationale { get; init; }
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, int>>? Criteria { get; init; }
+}
 
 /// <summary>Sent only after the rating is durable; <paramref name="Duplicate"/> for an identical resubmission.</summary>
 public sealed record RatingAccepted(string RatingId, bool Duplicate) : IFeedbackMessage;
 
 /// <summary>Why a rating was refused; the HTTP layer maps each code to one status.</summary>
-public enum RejectionCode { Invalid, UnknownTask, NotLeased, Conflict, Closed }
+public enum RejectionCode { Invalid, UnknownTask, NotLeased, Conflict, Closed, UnknownRater }
 
 public sealed record RatingRejected(RejectionCode Code, string Message) : IFeedbackMessage;
 
@@ -149,7 +206,13 @@ public sealed record GetExport : IFeedbackMessage
     public static readonly GetExport Instance = new();
 }
 
-public sealed record ExportData(IReadOnlyList<FeedbackItem> Items, IReadOnlyList<RatingRecord> Ratings, IReadOnlyDictionary<string, ResolutionOutcome> Resolved) : IFeedbackMessage;
+/// <summary>Every item, every standing rating, how items ended; and the undone ratings and set-aside items (schema 2).</summary>
+public sealed record ExportData(IReadOnlyList<FeedbackItem> Items, IReadOnlyList<RatingRecord> Ratings, IReadOnlyDictionary<string, ResolutionOutcome> Resolved) : IFeedbackMessage
+{
+    public IReadOnlyList<RatingRecord> Undone { get; init; } = [];
+    public IReadOnlyList<ItemSetAside> SetAside { get; init; } = [];
+    public IReadOnlyList<GuidelineVersion> Guidelines { get; init; } = [];
+}
 
 /// <summary>
 /// The reward pipeline's human source subscribes here: it first receives every resolution after
@@ -172,7 +235,11 @@ public sealed record ItemResolved(
 
 public sealed record ItemEnqueued(FeedbackItem Item, long AtMs) : IFeedbackEvent;
 
-public sealed record LeaseGranted(string ItemId, string Rater, long AtMs, long ExpiresAtMs) : IFeedbackEvent;
+/// <summary><see cref="Guideline"/> (schema 2): the guideline version in force when the item was handed out.</summary>
+public sealed record LeaseGranted(string ItemId, string Rater, long AtMs, long ExpiresAtMs) : IFeedbackEvent
+{
+    public GuidelineRef? Guideline { get; init; }
+}
 
 public sealed record RatingRecorded(RatingRecord Rating) : IFeedbackEvent;
 
@@ -183,9 +250,22 @@ public sealed record FeedbackSnapshot(
     IReadOnlyList<SnapshotItem> Items,
     IReadOnlyList<RatingRecord> Ratings,
     IReadOnlyList<ItemResolved> Resolutions,
-    IReadOnlyDictionary<string, string> CurrentLeases) : IFeedbackMessage;
+    IReadOnlyDictionary<string, string> CurrentLeases) : IFeedbackMessage
+{
+    // Schema 2: what the workflow events added to the state (empty when a schema-1 snapshot is read).
+    public IReadOnlyList<ItemSetAside> SetAside { get; init; } = [];
+    public IReadOnlyList<RatingRecord> Undone { get; init; } = [];
+    public IReadOnlyList<RatingUndone> Undos { get; init; } = [];
+    public IReadOnlyDictionary<string, string> LastRating { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyList<GuidelineSet> Guidelines { get; init; } = [];
+    public IReadOnlyList<RaterState> Raters { get; init; } = [];
+}
 
-public sealed record SnapshotItem(FeedbackItem Item, long EnqueuedAtMs, IReadOnlyDictionary<string, long> Leases, IReadOnlyList<string> EverLeased);
+public sealed record SnapshotItem(FeedbackItem Item, long EnqueuedAtMs, IReadOnlyDictionary<string, long> Leases, IReadOnlyList<string> EverLeased)
+{
+    /// <summary>Schema 2: rater → the guideline their lease was granted under.</summary>
+    public IReadOnlyDictionary<string, GuidelineRef> LeaseGuidelines { get; init; } = new Dictionary<string, GuidelineRef>();
+}
 
 /// <summary>Internal tick that expires leases and times out items.</summary>
 public sealed record FeedbackTick : IFeedbackMessage

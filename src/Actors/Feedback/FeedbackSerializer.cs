@@ -10,7 +10,8 @@ namespace Rlft.Actors.Feedback;
 /// System.Text.Json for the feedback protocol and its journal events. The manifest is the short type name, so
 /// stored events do not depend on assembly names; an unknown manifest is a <see cref="SerializationException"/>
 /// (Akka then drops just that message). Feedback payloads are small text, so JSON costs nothing that matters
-/// here and keeps the journal readable with sqlite3.
+/// here and keeps the journal readable with sqlite3. Journal events and snapshots carry their schema version in the
+/// manifest (<see cref="FeedbackSchema"/>): <c>RatingRecorded@2</c>; a bare name is schema 1, read through its upcast.
 /// </summary>
 public sealed class FeedbackSerializer : SerializerWithStringManifest
 {
@@ -35,6 +36,12 @@ public sealed class FeedbackSerializer : SerializerWithStringManifest
         typeof(SubscribeResolutions), typeof(ItemResolved), typeof(FeedbackTick),
         typeof(ItemEnqueued), typeof(LeaseGranted), typeof(RatingRecorded), typeof(ItemClosed),
         typeof(FeedbackSnapshot),
+        // schema 2
+        typeof(SetAsideTask), typeof(TaskSetAside), typeof(ItemSetAside), typeof(UndoRating), typeof(UndoAccepted), typeof(RatingUndone),
+        typeof(DiscardItem), typeof(ItemDiscarded), typeof(SetGuideline), typeof(GuidelineStored), typeof(GuidelineSet),
+        typeof(GetGuidelines), typeof(GuidelineList), typeof(ChangeRater), typeof(RaterChanged), typeof(RaterAdded),
+        typeof(RaterTokenIssued), typeof(RaterRevoked), typeof(GetRaterProgress), typeof(RaterProgress), typeof(GetOverview),
+        typeof(FeedbackOverview),
     ];
 
     static readonly Dictionary<string, Type> ByManifest = Types.ToDictionary(t => t.Name, StringComparer.Ordinal);
@@ -52,15 +59,19 @@ public sealed class FeedbackSerializer : SerializerWithStringManifest
     public override int Identifier => Id;
 
     public override string Manifest(object o) =>
-        ByManifest.ContainsKey(o.GetType().Name) ? o.GetType().Name
-            : throw new ArgumentException($"{o.GetType().FullName} is not a feedback message");
+        !ByManifest.ContainsKey(o.GetType().Name) ? throw new ArgumentException($"{o.GetType().FullName} is not a feedback message")
+            : FeedbackSchema.IsVersioned(o) ? $"{o.GetType().Name}@{FeedbackSchema.Current}"
+            : o.GetType().Name;
 
     public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), _options);
 
-    public override object FromBinary(byte[] bytes, string manifest) =>
-        ByManifest.TryGetValue(manifest, out var type)
-            ? JsonSerializer.Deserialize(bytes, type, _options) ?? throw new SerializationException($"empty {manifest}")
-            : throw new SerializationException($"unknown feedback manifest '{manifest}'");
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        var (name, version) = FeedbackSchema.Parse(manifest);
+        if (!ByManifest.TryGetValue(name, out var type)) throw new SerializationException($"unknown feedback manifest '{manifest}'");
+        var value = JsonSerializer.Deserialize(bytes, type, _options) ?? throw new SerializationException($"empty {manifest}");
+        return FeedbackSchema.IsVersioned(value) ? FeedbackSchema.Upcast(value, version) : value;
+    }
 
     /// <summary>Actor refs travel as their serialized path and resolve through the provider on arrival.</summary>
     sealed class ActorRefConverter(ExtendedActorSystem system) : JsonConverter<IActorRef>

@@ -8,7 +8,7 @@ namespace Rlft.Host.Commands;
 
 /// <summary>
 /// `rlft feedback --config FILE [--db PATH] [--urls URLS] [--log-level LEVEL]`: a feedback node (the persistent
-/// feedback actor, the rater page and the API) until Ctrl+C or SIGTERM. Prints one line with the bound address once
+/// feedback actor, the rater page, the admin page and the API) until Ctrl+C or SIGTERM. Prints one line with the bound address once
 /// it is serving; logs one console line per request (Information) and each failure (Error, with its exception).
 /// </summary>
 public static class FeedbackCommand
@@ -50,12 +50,13 @@ public static class FeedbackCommand
                 if (list.Length == 0) throw new CliException("--urls: no address given");
                 options = options with { Urls = list };
             }
-            if (options.Raters.Count == 0)
-                throw new CliException("rlft.feedback.raters: no raters configured (issue a token with 'rlft feedback-token --rater NAME')");
+            // Raters can also be added at runtime through the admin API (they live in the journal), so the admin token suffices.
+            if (options.Raters.Count == 0 && options.AdminTokenSha256 is null)
+                throw new CliException("rlft.feedback.raters: no raters configured (issue a token with 'rlft feedback-token --rater NAME', or set admin-token-sha256 and add raters on the admin page)");
             await using var app = FeedbackNode.Build(options, options.Urls, ConsoleLogging(level));
             await FeedbackNode.StartAsync(app, ct);
             int active = options.Raters.Count(r => !r.Revoked);
-            o.WriteLine($"feedback node listening on {string.Join(", ", app.Urls)} (journal {options.Journal}, {active} rater{(active == 1 ? "" : "s")})");
+            o.WriteLine($"feedback node listening on {string.Join(", ", app.Urls)} (journal {options.Journal}, {active} rater{(active == 1 ? "" : "s")} in the config)");
             o.Flush();
             try
             {

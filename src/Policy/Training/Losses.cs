@@ -92,19 +92,27 @@ public static class Losses
     /// <summary>
     /// DPO family on summed response log-probs, each (B): h = (logπ_w − logπref_w) − (logπ_l − logπref_l).
     /// Sigmoid: −(1−ε) log σ(βh) − ε log σ(−βh) (ε = label smoothing, cDPO). IPO: (h − 1/(2β))².
+    /// Human preferences (Reward/Ratings/PreferenceLabels) may add per pair a <paramref name="target"/> t = P(w ≻ l) ∈ [½, 1]
+    /// (a tie is ½, "slightly better" ¾): Sigmoid then uses the soft label t' = t(1−ε) + (1−t)ε in place of 1−ε,
+    /// −t' log σ(βh) − (1−t') log σ(−βh); IPO regresses h onto (t − ½)/β (Azar et al., 2023, with P(w ≻ l) = t).
+    /// A per-pair <paramref name="weight"/> (B) makes the loss Σ w·ℓ / Σ w. Both null: exactly the unweighted hard loss.
     /// </summary>
-    public static LossResult DpoLoss(Tensor chosen, Tensor rejected, Tensor refChosen, Tensor refRejected, double beta, DpoLossType type, double labelSmoothing = 0)
+    public static LossResult DpoLoss(Tensor chosen, Tensor rejected, Tensor refChosen, Tensor refRejected, double beta, DpoLossType type, double labelSmoothing = 0,
+        Tensor? target = null, Tensor? weight = null)
     {
         var chosenRatio = chosen - refChosen;                                 // (B)
         var rejectedRatio = rejected - refRejected;                           // (B)
         var h = chosenRatio - rejectedRatio;                                  // (B)
+        var soft = target is null ? null : target * (1 - 2 * labelSmoothing) + labelSmoothing;   // (B) t'
         var perPair = type switch
         {
-            DpoLossType.Sigmoid => -(1 - labelSmoothing) * F.logsigmoid(beta * h) - labelSmoothing * F.logsigmoid(-beta * h),
-            DpoLossType.Ipo => (h - 1.0 / (2 * beta)).square(),
+            DpoLossType.Sigmoid when soft is null => -(1 - labelSmoothing) * F.logsigmoid(beta * h) - labelSmoothing * F.logsigmoid(-beta * h),
+            DpoLossType.Sigmoid => -soft * F.logsigmoid(beta * h) - (1 - soft) * F.logsigmoid(-beta * h),
+            DpoLossType.Ipo when target is null => (h - 1.0 / (2 * beta)).square(),
+            DpoLossType.Ipo => (h - (target - 0.5) / beta).square(),
             _ => throw new ArgumentOutOfRangeException(nameof(type)),
-        };
-        var loss = perPair.mean();
+        };                                                                    // (B)
+        var loss = WeightedMean(perPair, weight);
         using var _ = no_grad();
         var rc = beta * chosenRatio;
         var rr = beta * rejectedRatio;
@@ -118,11 +126,17 @@ public static class Losses
         });
     }
 
-    /// <summary>Bradley–Terry reward-model loss −log σ(r_c − r_r − margin), (B) scores each.</summary>
-    public static LossResult RewardModelLoss(Tensor chosen, Tensor rejected, Tensor? margin = null)
+    /// <summary>
+    /// Bradley–Terry reward-model loss −log σ(r_c − r_r − margin), (B) scores each. With a per-pair
+    /// <paramref name="target"/> t = P(c ≻ r) ∈ [½, 1] (ties ½), the soft form −t log σ(d) − (1−t) log σ(−d), d = r_c − r_r − margin;
+    /// with a per-pair <paramref name="weight"/>, Σ w·ℓ / Σ w.
+    /// </summary>
+    public static LossResult RewardModelLoss(Tensor chosen, Tensor rejected, Tensor? margin = null, Tensor? target = null, Tensor? weight = null)
     {
-        var diff = chosen - rejected;
-        var loss = -F.logsigmoid(margin is null ? diff : diff - margin).mean();
+        var diff = chosen - rejected;                                         // (B)
+        var d = margin is null ? diff : diff - margin;                        // (B)
+        var perPair = target is null ? -F.logsigmoid(d) : -target * F.logsigmoid(d) - (1 - target) * F.logsigmoid(-d);   // (B)
+        var loss = WeightedMean(perPair, weight);
         using var _ = no_grad();
         return new LossResult(loss, new Dictionary<string, double>
         {
@@ -133,6 +147,9 @@ public static class Losses
             ["rm/rejected"] = rejected.mean().ToDouble(),
         });
     }
+
+    /// <summary>Σ w·x / Σ w over (B); the plain mean without weights.</summary>
+    static Tensor WeightedMean(Tensor perPair, Tensor? weight) => weight is null ? perPair.mean() : (perPair * weight).sum() / weight.sum();
 
     /// <summary>
     /// SFT: mean negative log-likelihood of the completion tokens only. <paramref name="tokenLogp"/>

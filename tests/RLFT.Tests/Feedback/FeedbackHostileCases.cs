@@ -11,7 +11,8 @@ public sealed record HostileCase(string Method, string Path, string Auth, byte[]
 
 /// <summary>
 /// The corpus, by category. The node behind it (see <see cref="HostileNode"/>) holds compare item c1 (completions a, b;
-/// two raters) leased to alice and bob, and score item s1 (completion a; one rater) leased to carol; no ratings.
+/// two raters; ties allowed, no strength asked) leased to alice and bob, and score item s1 (completion a; one rater)
+/// leased to carol; no ratings, skips or undos.
 /// </summary>
 public static class FeedbackHostileCases
 {
@@ -91,7 +92,7 @@ public static class FeedbackHostileCases
         ["role: admin asks for work"] = Get("/api/v1/tasks/next", "admin", 403, "needs a rater token"),
         ["role: admin rates"] = Rate(Rating, 403, "needs a rater token", "admin"),
         ["role: admin reads /me"] = Get("/api/v1/me", "admin", 403, "needs a rater token"),
-        ["role: admin exports in an unknown format"] = Get("/api/v1/export?format=csv", "admin", 400, "format: expected preferences or scores"),
+        ["role: admin exports in an unknown format"] = Get("/api/v1/export?format=csv", "admin", 400, "format: expected preferences, scores or set-aside"),
         ["role: admin lists ratings of a bad item id"] = Get("/api/v1/admin/ratings?items=a%20b", "admin", 400, "items: 'a b' is not an item id"),
 
         // Content types: application/json, optionally with charset=utf-8, and nothing else.
@@ -175,7 +176,149 @@ public static class FeedbackHostileCases
         ["admin: zero raters"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"raters":0}]}""", 400, "items[0]."),
         ["admin: unknown item field"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"color":"red"}]}""", 400, "items[0].color: unknown field"),
         ["admin: an id reused with other content"] = Items("""{"items":[{"id":"c1","kind":"score","prompt":"p","completions":["x"]}]}""", 400, "items[0]"),
+
+        // Schema 2 answers: verdicts, strengths, rationales, per-criterion scores.
+        ["answer: unknown verdict"] = Rate("""{"taskId":"c1","verdict":"draw"}""", 400, "verdict: expected tie or both-bad, got \"draw\""),
+        ["answer: verdict is a number"] = Rate("""{"taskId":"c1","verdict":2}""", 400, "verdict: expected a string, got the number 2"),
+        ["answer: choice and verdict"] = Rate("""{"taskId":"c1","choice":"a","verdict":"tie"}""", 400, "give exactly one of"),
+        ["answer: verdict and scores"] = Rate("""{"taskId":"c1","verdict":"tie","scores":{"a":1}}""", 400, "give exactly one of"),
+        ["answer: verdict on a score task"] = Rate("""{"taskId":"s1","verdict":"tie"}""", 400, "scores: a score task needs", "carol"),
+        ["answer: unknown strength"] = Rate("""{"taskId":"c1","choice":"a","strength":"very"}""", 400, "strength: expected slightly or much"),
+        ["answer: strength is a boolean"] = Rate("""{"taskId":"c1","choice":"a","strength":true}""", 400, "strength: expected a string, got a boolean"),
+        ["answer: strength with a tie"] = Rate("""{"taskId":"c1","verdict":"tie","strength":"much"}""", 400, "strength: only a choice takes a strength"),
+        ["answer: strength where none is asked"] = Rate("""{"taskId":"c1","choice":"a","strength":"much"}""", 400, "strength: this task takes no strength"),
+        ["answer: strength on a score task"] = Rate("""{"taskId":"s1","scores":{"a":3},"strength":"much"}""", 400, "strength: only a pair's choice takes a strength", "carol"),
+        ["answer: rationale is a number"] = Rate("""{"taskId":"c1","choice":"a","rationale":5}""", 400, "rationale: expected a string, got the number 5"),
+        ["answer: rationale of 4,001 characters"] = Rate($$"""{"taskId":"c1","choice":"a","rationale":"{{new string('w', 4001)}}"}""", 400, "rationale: longer than 4000 characters"),
+        ["answer: lone surrogate in a rationale"] = Rate("""{"taskId":"c1","choice":"a","rationale":"why \ud800"}""", 400, "rationale: contains an unpaired surrogate"),
+        ["answer: invalid UTF-8 in a rationale"] = Rate(Bytes("""{"taskId":"c1","choice":"a","rationale":"x""", "C3", "\"}"), 400, "rationale: contains invalid UTF-8"),
+        ["answer: markup in a rationale is still checked"] = Rate("""{"taskId":"c1","choice":"zz","rationale":"<script>alert(1)</script>"}""", 400, "choice: 'zz' is not a completion"),
+        ["answer: criteria where the task has none"] = Rate("""{"taskId":"s1","scores":{"a":{"helpfulness":3}}}""", 400, "scores: expected {completion id: 1..7} (this task has no criteria)", "carol"),
+        ["answer: score then criteria object"] = Rate("""{"taskId":"s1","scores":{"a":3,"b":{"h":3}}}""", 400, "scores.b: expected an integer 1..7 like the scores before it, got an object", "carol"),
+        ["answer: criteria object then score"] = Rate("""{"taskId":"s1","scores":{"a":{"h":3},"b":3}}""", 400, "scores.b: expected an object of criterion to 1..7 like the scores before it", "carol"),
+        ["answer: criterion score 0"] = Rate("""{"taskId":"s1","scores":{"a":{"h":0}}}""", 400, "scores.a.h: 0 is outside 1..7", "carol"),
+        ["answer: criterion score is a string"] = Rate("""{"taskId":"s1","scores":{"a":{"h":"7"}}}""", 400, "scores.a.h: expected an integer 1..7, got a string", "carol"),
+        ["answer: criterion name is not a name"] = Rate("""{"taskId":"s1","scores":{"a":{"is it good?":3}}}""", 400, "scores.a: keys must be criterion names", "carol"),
+        ["answer: empty criteria"] = Rate("""{"taskId":"s1","scores":{"a":{}}}""", 400, "scores.a: empty", "carol"),
+        ["answer: criterion repeated"] = Rate("""{"taskId":"s1","scores":{"a":{"h":3,"h":4}}}""", 400, "scores.a.h: appears twice", "carol"),
+
+        // Skip and flag.
+        ["skip: taskId missing"] = Post("/api/v1/skips", """{"reason":"x"}""", 400, "taskId: missing"),
+        ["skip: unknown task"] = Post("/api/v1/skips", """{"taskId":"nope"}""", 404, "unknown task 'nope'"),
+        ["skip: task never handed to this rater"] = Post("/api/v1/skips", """{"taskId":"c1"}""", 403, "was not handed to you", "dave"),
+        ["skip: task leased to someone else"] = Post("/api/v1/skips", """{"taskId":"s1"}""", 403, "was not handed to you"),
+        ["skip: unknown field"] = Post("/api/v1/skips", """{"taskId":"c1","choice":"a"}""", 400, "choice: unknown field"),
+        ["skip: rater named in the body"] = Post("/api/v1/skips", """{"taskId":"c1","rater":"bob"}""", 400, "rater: not accepted"),
+        ["skip: reason is a list"] = Post("/api/v1/skips", """{"taskId":"c1","reason":["x"]}""", 400, "reason: expected a string, got a list"),
+        ["skip: reason of 4,001 characters"] = Post("/api/v1/skips", $$"""{"taskId":"c1","reason":"{{new string('r', 4001)}}"}""", 400, "reason: longer than 4000 characters"),
+        ["skip: by the admin"] = Post("/api/v1/skips", """{"taskId":"c1"}""", 403, "needs a rater token", "admin"),
+        ["skip: no token"] = Post("/api/v1/skips", """{"taskId":"c1"}""", 401, "missing bearer token", "none"),
+        ["skip: revoked token"] = Post("/api/v1/skips", """{"taskId":"c1"}""", 403, "revoked", "revoked"),
+        ["skip: text/plain"] = Post("/api/v1/skips", """{"taskId":"c1"}""", 415, "Content-Type: expected application/json", type: "text/plain"),
+        ["skip: empty body"] = Post("/api/v1/skips", "", 400, "body: empty"),
+        ["skip: GET"] = Send("GET", "/api/v1/skips", "alice", 405, "method GET is not allowed"),
+        ["flag: invalid UTF-8 in the reason"] = new("POST", "/api/v1/flags", "alice", Bytes("""{"taskId":"c1","reason":"br""", "FF", "oken\"}"), Json, 400, "reason: contains invalid UTF-8"),
+        ["flag: lone surrogate in the reason"] = Post("/api/v1/flags", """{"taskId":"c1","reason":"\udfff"}""", 400, "reason: contains an unpaired surrogate"),
+        ["flag: NUL in the reason"] = Post("/api/v1/flags", """{"taskId":"c1","reason":"a\u0000"}""", 400, "reason: contains a NUL character"),
+        ["flag: taskId is markup"] = Post("/api/v1/flags", """{"taskId":"<b>c1</b>"}""", 400, "taskId: expected an id"),
+        ["flag: a list"] = Post("/api/v1/flags", """[{"taskId":"c1"}]""", 400, "body: expected a JSON object, got a list"),
+        ["flag: DELETE"] = Send("DELETE", "/api/v1/flags", "alice", 405, "method DELETE is not allowed"),
+
+        // Undo.
+        ["undo: nothing to undo"] = Post("/api/v1/undo", "{}", 409, "nothing to undo"),
+        ["undo: nothing to undo, no body"] = new("POST", "/api/v1/undo", "alice", null, null, 409, "nothing to undo"),
+        ["undo: a rating id that is not an id"] = Post("/api/v1/undo", """{"ratingId":"../../x"}""", 400, "ratingId: expected an id"),
+        ["undo: rating id is a number"] = Post("/api/v1/undo", """{"ratingId":7}""", 400, "ratingId: expected a string"),
+        ["undo: someone else's rating"] = Post("/api/v1/undo", """{"ratingId":"abc"}""", 409, "nothing to undo", "bob"),
+        ["undo: unknown field"] = Post("/api/v1/undo", """{"taskId":"c1"}""", 400, "taskId: unknown field"),
+        ["undo: by the admin"] = Post("/api/v1/undo", "{}", 403, "needs a rater token", "admin"),
+        ["undo: text/plain with a body"] = Post("/api/v1/undo", "{}", 415, "Content-Type: expected application/json", type: "text/plain"),
+        ["undo: a body without a Content-Type"] = Post("/api/v1/undo", "{}", 415, "Content-Type: missing", type: null),
+        ["undo: not JSON"] = Post("/api/v1/undo", "undo please", 400, "body: not valid JSON"),
+        ["undo: GET"] = Send("GET", "/api/v1/undo", "alice", 405, "method GET is not allowed"),
+        ["undo: forged token"] = Post("/api/v1/undo", "{}", 401, "unknown token", "forged"),
+
+        // Progress.
+        ["me: since is not a number"] = Get("/api/v1/me?since=yesterday", "alice", 400, "since: expected Unix milliseconds"),
+        ["me: since a year ago"] = Get("/api/v1/me?since=0", "alice", 400, "since: expected Unix milliseconds"),
+        ["me: since is negative"] = Get("/api/v1/me?since=-5", "alice", 400, "since: expected Unix milliseconds"),
+
+        // Guidelines (the admin writes; raters and the admin read).
+        ["guideline: a rater writes one"] = Put("/api/v1/admin/guidelines/default", """{"markdown":"x"}""", 403, "needs the admin token", "alice"),
+        ["guideline: a name that is not a name"] = Put("/api/v1/admin/guidelines/a%20b", """{"markdown":"x"}""", 400, "name: a guideline name needs"),
+        ["guideline: markdown missing"] = Put("/api/v1/admin/guidelines/default", "{}", 400, "markdown: missing"),
+        ["guideline: markdown is a number"] = Put("/api/v1/admin/guidelines/default", """{"markdown":1}""", 400, "markdown: expected a string"),
+        ["guideline: unknown field"] = Put("/api/v1/admin/guidelines/default", """{"markdown":"x","version":3}""", 400, "version: unknown field"),
+        ["guideline: lone surrogate in the markdown"] = Put("/api/v1/admin/guidelines/default", """{"markdown":"\ud800"}""", 400, "markdown: contains an unpaired surrogate"),
+        ["guideline: over max-request-bytes"] = Put("/api/v1/admin/guidelines/default", $$"""{"markdown":"{{new string('m', 70_000)}}"}""", 413, "body: larger than 65536 bytes"),
+        ["guideline: text/markdown"] = Put("/api/v1/admin/guidelines/default", "# x", 415, "Content-Type: expected application/json", type: "text/markdown"),
+        ["guideline: POST"] = Send("POST", "/api/v1/admin/guidelines/default", "admin", 405, "method POST is not allowed"),
+        ["guideline: no token lists them"] = Get("/api/v1/admin/guidelines", "none", 401, "missing bearer token"),
+        ["guideline: a rater lists every version"] = Get("/api/v1/admin/guidelines", "alice", 403, "needs the admin token"),
+        ["guideline: a revoked token reads them"] = Get("/api/v1/guidelines", "revoked", 403, "revoked"),
+
+        // Raters managed through the admin API.
+        ["rater: a rater adds a rater"] = Post("/api/v1/admin/raters", """{"name":"zed"}""", 403, "needs the admin token"),
+        ["rater: name missing"] = Post("/api/v1/admin/raters", "{}", 400, "name: missing", "admin"),
+        ["rater: name is not a name"] = Post("/api/v1/admin/raters", """{"name":"a b"}""", 400, "name: expected 1-128 characters", "admin"),
+        ["rater: name is markup"] = Post("/api/v1/admin/raters", """{"name":"<img src=x>"}""", 400, "name: expected 1-128 characters", "admin"),
+        ["rater: name of 129 characters"] = Post("/api/v1/admin/raters", $$"""{"name":"{{new string('n', 129)}}"}""", 400, "name: expected 1-128 characters", "admin"),
+        ["rater: an existing name"] = Post("/api/v1/admin/raters", """{"name":"alice"}""", 409, "rater 'alice' already exists", "admin"),
+        ["rater: a token in the body"] = Post("/api/v1/admin/raters", """{"name":"zed","token":"rlft_chosen"}""", 400, "token: unknown field", "admin"),
+        ["rater: a hash in the body"] = Post("/api/v1/admin/raters", """{"name":"zed","tokenSha256":"00"}""", 400, "tokenSha256: unknown field", "admin"),
+        ["rater: revoke an unknown rater"] = Post("/api/v1/admin/raters/nobody/revoke", "{}", 404, "no rater named 'nobody'", "admin"),
+        ["rater: revoke a name that is not a name"] = Post("/api/v1/admin/raters/a%20b/revoke", "{}", 400, "rater name: expected", "admin"),
+        ["rater: revoke with a field"] = Post("/api/v1/admin/raters/bob/revoke", """{"why":"x"}""", 400, "why: unknown field (this call takes no fields)", "admin"),
+        ["rater: revoke by a rater"] = Post("/api/v1/admin/raters/bob/revoke", "{}", 403, "needs the admin token"),
+        ["rater: revoke by a revoked token"] = Post("/api/v1/admin/raters/bob/revoke", "{}", 403, "revoked", "revoked"),
+        ["rater: a new token for a config-revoked rater"] = Post("/api/v1/admin/raters/mallory/token", "{}", 409, "revoked in the config", "admin"),
+        ["rater: a new token for an unknown rater"] = Post("/api/v1/admin/raters/nobody/token", "{}", 404, "no rater named 'nobody'", "admin"),
+        ["rater: GET revoke"] = Send("GET", "/api/v1/admin/raters/bob/revoke", "admin", 405, "method GET is not allowed"),
+        ["rater: revoke as form data"] = Post("/api/v1/admin/raters/bob/revoke", "confirm=1", 415, "Content-Type: expected application/json", "admin", "application/x-www-form-urlencoded"),
+
+        // The admin's item actions.
+        ["discard: unknown item"] = Post("/api/v1/admin/items/nope/discard", "{}", 404, "unknown item 'nope'", "admin"),
+        ["discard: by a rater"] = Post("/api/v1/admin/items/c1/discard", "{}", 403, "needs the admin token"),
+        ["discard: an id that is not an id"] = Post("/api/v1/admin/items/%3Cb%3E/discard", "{}", 400, "item id: expected", "admin"),
+        ["discard: reason is a number"] = Post("/api/v1/admin/items/c1/discard", """{"reason":1}""", 400, "reason: expected a string", "admin"),
+        ["discard: unknown field"] = Post("/api/v1/admin/items/c1/discard", """{"outcome":"rated"}""", 400, "outcome: unknown field", "admin"),
+
+        // Items with schema 2 parts.
+        ["item: messages is a string"] = Items("""{"items":[{"kind":"compare","messages":"hi","completions":["x","y"]}]}""", 400, "items[0].messages: expected a list"),
+        ["item: empty messages"] = Items("""{"items":[{"kind":"compare","messages":[],"completions":["x","y"]}]}""", 400, "items[0].messages: expected 1..100 messages"),
+        ["item: unknown role"] = Items("""{"items":[{"kind":"compare","messages":[{"role":"wizard","content":"x"}],"completions":["x","y"]}]}""", 400, "items[0].messages[0].role: expected system or user or assistant or tool"),
+        ["item: message content missing"] = Items("""{"items":[{"kind":"compare","messages":[{"role":"user"}],"completions":["x","y"]}]}""", 400, "items[0].messages[0].content: missing"),
+        ["item: message with an extra field"] = Items("""{"items":[{"kind":"compare","messages":[{"role":"user","content":"x","name":"u"}],"completions":["x","y"]}]}""", 400, "items[0].messages[0].name: unknown field"),
+        ["item: conversation ends with the assistant"] = Items("""{"items":[{"kind":"compare","messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y"}],"completions":["x","y"]}]}""", 400, "items[0].messages[1].role: the completions are the next assistant turn"),
+        ["item: lone surrogate in a message"] = Items("""{"items":[{"kind":"compare","messages":[{"role":"user","content":"\ud800"}],"completions":["x","y"]}]}""", 400, "items[0].messages[0].content: contains an unpaired surrogate"),
+        ["item: 101 messages"] = Items("{\"items\":[{\"kind\":\"compare\",\"messages\":[" + string.Join(",", Enumerable.Repeat("""{"role":"user","content":"x"}""", 101)) + "],\"completions\":[\"x\",\"y\"]}]}", 400, "items[0].messages: expected 1..100 messages"),
+        ["item: neither prompt nor messages"] = Items("""{"items":[{"kind":"score","completions":["x"]}]}""", 400, "items[0].prompt: missing (give a prompt or messages)"),
+        ["item: unknown verdict"] = Items("""{"items":[{"kind":"compare","prompt":"p","completions":["x","y"],"verdicts":["draw"]}]}""", 400, "items[0].verdicts: 'draw' is not one of tie, both-bad"),
+        ["item: verdicts on a score item"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"verdicts":["tie"]}]}""", 400, "items[0].verdicts: only compare items take verdicts"),
+        ["item: verdict repeated"] = Items("""{"items":[{"kind":"compare","prompt":"p","completions":["x","y"],"verdicts":["tie","tie"]}]}""", 400, "items[0].verdicts: a verdict appears twice"),
+        ["item: strength is a string"] = Items("""{"items":[{"kind":"compare","prompt":"p","completions":["x","y"],"strength":"yes"}]}""", 400, "items[0].strength: expected true or false"),
+        ["item: strength on a score item"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"strength":true}]}""", 400, "items[0].strength: only compare items take a strength"),
+        ["item: unknown rationale policy"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"rationale":"sometimes"}]}""", 400, "items[0].rationale: expected off or optional or required"),
+        ["item: criteria on a compare item"] = Items("""{"items":[{"kind":"compare","prompt":"p","completions":["x","y"],"criteria":["h"]}]}""", 400, "items[0].criteria: only score items take criteria"),
+        ["item: criterion repeated"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"criteria":["h","h"]}]}""", 400, "items[0].criteria: a criterion appears twice"),
+        ["item: criterion is not a name"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"criteria":["is it safe?"]}]}""", 400, "items[0].criteria[0]: expected a name"),
+        ["item: nine criteria"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"criteria":["a","b","c","d","e","f","g","h","i"]}]}""", 400, "items[0].criteria: at most 8"),
+        ["item: guideline is not a name"] = Items("""{"items":[{"kind":"score","prompt":"p","completions":["x"],"guideline":"../etc"}]}""", 400, "items[0].guideline: expected an id"),
+
+        // Export options and the overview.
+        ["export: ties=maybe"] = Get("/api/v1/export?format=preferences&ties=maybe", "admin", 400, "ties: expected drop or half"),
+        ["export: both-bad=1"] = Get("/api/v1/export?format=preferences&both-bad=1", "admin", 400, "both-bad: expected drop or half"),
+        ["export: a rater exports set-aside items"] = Get("/api/v1/export?format=set-aside", "alice", 403, "needs the admin token"),
+        ["overview: a rater reads it"] = Get("/api/v1/admin/overview", "bob", 403, "needs the admin token"),
+        ["overview: no token"] = Get("/api/v1/admin/overview", "none", 401, "missing bearer token"),
+        ["overview: POST"] = Send("POST", "/api/v1/admin/overview", "admin", 405, "method POST is not allowed"),
     };
+
+    static HostileCase Post(string path, string body, int status, string error, string auth = "alice", string? type = Json) =>
+        new("POST", path, auth, Encoding.UTF8.GetBytes(body), type, status, error);
+
+    static HostileCase Put(string path, string body, int status, string error, string auth = "admin", string? type = Json) =>
+        new("PUT", path, auth, Encoding.UTF8.GetBytes(body), type, status, error);
 
     static HostileCase Rate(string body, int status, string error, string auth = "alice", string? type = Json) =>
         new("POST", "/api/v1/ratings", auth, Encoding.UTF8.GetBytes(body), type, status, error);

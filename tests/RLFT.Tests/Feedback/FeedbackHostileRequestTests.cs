@@ -4,7 +4,10 @@ using System.Text.Json;
 
 namespace Rlft.Tests.Feedback;
 
-/// <summary>A node shared by the hostile cases: c1 (compare, two raters) leased to alice and bob, s1 (score) leased to carol.</summary>
+/// <summary>
+/// A node shared by the hostile cases: c1 (compare, two raters, ties allowed, no strength asked) leased to alice and
+/// bob, s1 (score) leased to carol.
+/// </summary>
 public sealed class HostileNode : IAsyncLifetime
 {
     public FeedbackTestNode Node { get; private set; } = null!;
@@ -13,7 +16,9 @@ public sealed class HostileNode : IAsyncLifetime
     {
         var ct = TestContext.Current.CancellationToken;
         Node = await FeedbackTestNode.StartAsync();
-        await Node.Admin.EnqueueAsync([FeedbackTestNode.Compare("c1", "p", "x", "y", raters: 2), FeedbackTestNode.Score("s1", "q", "z", raters: 1)], ct);
+        await Node.Admin.EnqueueAsync([
+            new { id = "c1", kind = "compare", prompt = "p", completions = new[] { "x", "y" }, raters = 2, strength = false },
+            FeedbackTestNode.Score("s1", "q", "z", raters: 1)], ct);
         Assert.Equal("c1", (await Node.Client("alice").NextAsync(ct))!.TaskId);
         Assert.Equal("c1", (await Node.Client("bob").NextAsync(ct))!.TaskId);
         Assert.Equal("s1", (await Node.Client("carol").NextAsync(ct))!.TaskId);
@@ -35,6 +40,8 @@ public class FeedbackHostileRequestTests(HostileNode shared) : IClassFixture<Hos
         Assert.True(FeedbackHostileCases.All.Count >= 40);
         var categories = FeedbackHostileCases.All.Keys.Select(k => k.Split(':')[0]).ToHashSet();
         Assert.Superset(new HashSet<string> { "encoding", "size", "auth", "role", "type", "method", "json", "shape" }, categories);
+        // The rater workflow's endpoints and bodies have their own.
+        Assert.Superset(new HashSet<string> { "answer", "skip", "flag", "undo", "me", "guideline", "rater", "discard", "item", "export", "overview" }, categories);
     }
 
     [Theory]
@@ -80,13 +87,23 @@ public class FeedbackHostileRequestTests(HostileNode shared) : IClassFixture<Hos
         Assert.Single(await node.RatingsAsync());
     }
 
-    /// <summary>What a refused request must not change: every stored rating and the aggregate counts.</summary>
+    /// <summary>
+    /// What a refused request must not change: every stored rating and the aggregate counts; the skips, flags, undos,
+    /// raters and discards (the overview, less its clock); every guideline version; and who holds which item.
+    /// </summary>
     static async Task<string> JournalViewAsync(FeedbackTestNode node)
     {
         string ratings = await node.Admin.GetTextAsync("/api/v1/admin/ratings", Ct);
         using var stats = JsonDocument.Parse(await node.Client("alice").GetTextAsync("/api/v1/stats", Ct));
         var s = stats.RootElement;
-        return $"{ratings}|{s.GetProperty("pending")}|{s.GetProperty("rated")}|{s.GetProperty("timedOut")}|{s.GetProperty("ratings")}";
+        var overview = System.Text.Json.Nodes.JsonNode.Parse(await node.Admin.GetTextAsync("/api/v1/admin/overview", Ct))!.AsObject();
+        overview.Remove("at");
+        string guidelines = await node.Admin.GetTextAsync("/api/v1/admin/guidelines", Ct);
+        string asides = await node.Admin.GetTextAsync("/api/v1/export?format=set-aside", Ct);
+        var holds = new List<string>();
+        foreach (var rater in new[] { "alice", "bob", "carol" })
+            holds.Add((await node.Client(rater).NextAsync(Ct))?.TaskId ?? "-");
+        return $"{ratings}|{s.GetProperty("pending")}|{s.GetProperty("rated")}|{s.GetProperty("timedOut")}|{s.GetProperty("ratings")}|{overview.ToJsonString()}|{guidelines}|{asides}|{string.Join(",", holds)}";
     }
 
     internal static HttpRequestMessage Build(FeedbackTestNode node, HostileCase c)

@@ -43,7 +43,8 @@ public class FeedbackHttpTests
         var prefs = (await node.Admin.GetTextAsync("/api/v1/export?format=preferences", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, prefs.Length);
         using var p = JsonDocument.Parse(prefs[0]);
-        Assert.Equal(["prompt", "chosen", "rejected", "rater", "time"], p.RootElement.EnumerateObject().Select(x => x.Name));
+        // The contract's keys first, then what else the rater said.
+        Assert.Equal(["prompt", "chosen", "rejected", "rater", "time", "taskId", "answer", "label", "weight"], p.RootElement.EnumerateObject().Select(x => x.Name));
         Assert.Equal(("Say hi", "hello hello", "hello"), (p.RootElement.GetProperty("prompt").GetString(), p.RootElement.GetProperty("chosen").GetString(), p.RootElement.GetProperty("rejected").GetString()));
         Assert.True(DateTimeOffset.TryParse(p.RootElement.GetProperty("time").GetString(), out _));
 
@@ -54,7 +55,7 @@ public class FeedbackHttpTests
         var scores = (await node.Admin.GetTextAsync("/api/v1/export?format=scores", Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, scores.Length);
         using var sc = JsonDocument.Parse(scores[0]);
-        Assert.Equal(["prompt", "completion", "score", "rater", "time"], sc.RootElement.EnumerateObject().Select(x => x.Name));
+        Assert.Equal(["prompt", "completion", "score", "rater", "time", "taskId", "completionId"], sc.RootElement.EnumerateObject().Select(x => x.Name));
         Assert.Equal(("one two", 6, "alice"), (sc.RootElement.GetProperty("completion").GetString(), sc.RootElement.GetProperty("score").GetInt32(), sc.RootElement.GetProperty("rater").GetString()));
     }
 

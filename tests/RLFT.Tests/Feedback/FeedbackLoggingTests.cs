@@ -123,6 +123,24 @@ public class FeedbackLoggingTests
     }
 
     [Fact]
+    public async Task A_token_issued_through_the_admin_api_is_masked_too_and_never_logged()
+    {
+        var log = new CapturedLog();
+        await using var node = await StartAsync(log);
+        using var added = await node.Http.SendAsync(node.Request(HttpMethod.Post, "/api/v1/admin/raters", node.AdminToken, """{"name":"zoe"}"""), Ct);
+        string token = System.Text.Json.JsonDocument.Parse(await added.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("token").GetString()!;
+        using var rotated = await node.Http.SendAsync(node.Request(HttpMethod.Post, "/api/v1/admin/raters/zoe/token", node.AdminToken), Ct);
+        string second = System.Text.Json.JsonDocument.Parse(await rotated.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("token").GetString()!;
+        using var pasted = await node.Http.SendAsync(node.Request(HttpMethod.Get, $"/api/v1/{second}", second), Ct);
+        var lines = await log.WaitForAsync(RequestLogMiddleware.Category, 3);
+        Assert.Matches(@"^POST /api/v1/admin/raters 201 \d+\.\d ms \(admin\)$", lines[0].Message);
+        Assert.StartsWith("GET /api/v1/[token] 404", lines[2].Message);
+        Assert.EndsWith(" zoe", lines[2].Message);
+        foreach (var secret in new[] { token, second, RaterTokens.Hash(token), RaterTokens.Hash(second) })
+            Assert.All(log.Entries, e => Assert.DoesNotContain(secret, e.Category + " " + e.Message + " " + e.Exception, StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public async Task A_node_without_log_providers_answers_the_same()
     {
         await using var node = await FeedbackTestNode.StartAsync(endpoints: app => app.MapGet("/api/v1/boom", Boom));

@@ -13,7 +13,8 @@ public class FeedbackResolutionTests
     [Fact]
     public async Task Subscribers_receive_rated_and_timed_out_items_with_origin_and_fallback_and_can_catch_up()
     {
-        await using var node = await FeedbackTestNode.StartAsync(o => o with { Fallback = "source:reward-model" });
+        // Undo off: a fully rated item resolves with its last rating (with an undo window it waits that out first).
+        await using var node = await FeedbackTestNode.StartAsync(o => o with { Fallback = "source:reward-model", UndoWindow = TimeSpan.Zero });
         var system = node.Services.GetRequiredService<ActorSystem>();
         var feedback = node.Services.GetRequiredService<IRequiredActor<FeedbackActor>>().ActorRef;
         var inbox = Inbox.Create(system);
@@ -50,5 +51,26 @@ public class FeedbackResolutionTests
         var first = got.Values.MinBy(r => r.Sequence)!;
         feedback.Tell(new SubscribeResolutions(late.Receiver, first.Sequence));
         Assert.Equal(got.Values.MaxBy(r => r.Sequence)!.ItemId, Assert.IsType<ItemResolved>(await late.ReceiveAsync(TimeSpan.FromSeconds(10))).ItemId);
+    }
+
+    [Fact]
+    public async Task With_an_undo_window_a_rated_item_resolves_once_the_window_has_passed_with_the_answer_that_stood()
+    {
+        await using var node = await FeedbackTestNode.StartAsync(o => o with { UndoWindow = TimeSpan.FromSeconds(1) });
+        var system = node.Services.GetRequiredService<ActorSystem>();
+        var feedback = node.Services.GetRequiredService<IRequiredActor<FeedbackActor>>().ActorRef;
+        var inbox = Inbox.Create(system);
+        feedback.Tell(new SubscribeResolutions(inbox.Receiver, 0));
+        await node.Admin.EnqueueAsync([FeedbackTestNode.Compare("c1", "p", "x", "y")], Ct);
+        var alice = node.Client("alice");
+        await alice.NextAsync(Ct);
+        var first = await alice.RateAsync("c1", "a", null, Ct);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await alice.UndoAsync(first.RatingId, Ct)).Status);
+        var second = await alice.RateAsync("c1", "b", null, Ct);
+        var started = DateTime.UtcNow;
+        var resolved = Assert.IsType<ItemResolved>(await inbox.ReceiveAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(DateTime.UtcNow - started >= TimeSpan.FromMilliseconds(500), "resolved before the undo window had passed");
+        Assert.Equal(second.RatingId, Assert.Single(resolved.Ratings).RatingId);
+        Assert.Equal(System.Net.HttpStatusCode.Conflict, (await alice.UndoAsync(ct: Ct)).Status);
     }
 }

@@ -77,8 +77,8 @@ public class FeedbackStateTests
         var s = With(Item("i1", raters: 2, timeoutMs: 5000));
         Next(s, "alice", 0); Next(s, "bob", 0);
         Assert.Null(Rate(s, "alice", "i1", "a", 1));
-        Assert.Empty(s.DecideTimeouts(4999));
-        foreach (var e in s.DecideTimeouts(5000)) s.Apply(e);
+        Assert.Empty(s.DecideCloses(4999));
+        foreach (var e in s.DecideCloses(5000)) s.Apply(e);
         var r = Assert.Single(s.Resolutions);
         Assert.Equal((ResolutionOutcome.TimedOut, "drop", 1), (r.Outcome, r.Fallback, r.Ratings.Count));
         Assert.Equal(RejectionCode.Closed, Rate(s, "bob", "i1", "a", 5001)!.Code);
@@ -150,7 +150,7 @@ public class FeedbackSnapshotTests
             foreach (var e in s.DecideRating(new SubmitRating(rater, offer!.Item.Id, "a", null), $"r{t}", t).Events) s.Apply(e);
         }
         s.Apply(s.DecideNext("dave", 10, 1_000).Event!);
-        foreach (var e in s.DecideTimeouts(5_000)) s.Apply(e);
+        foreach (var e in s.DecideCloses(5_000)) s.Apply(e);
 
         var copy = FeedbackState.FromSnapshot(s.ToSnapshot());
         string Json(object o) => System.Text.Json.JsonSerializer.Serialize(o);

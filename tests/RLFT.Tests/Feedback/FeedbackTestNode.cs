@@ -26,7 +26,7 @@ public sealed class FeedbackTestNode : IAsyncDisposable
     /// endpoints before the node starts (they run behind the same middleware as the API).
     /// </summary>
     public static async Task<FeedbackTestNode> StartAsync(Func<FeedbackOptions, FeedbackOptions>? configure = null, string? directory = null,
-        Action<ILoggingBuilder>? logging = null, Action<WebApplication>? endpoints = null)
+        Action<ILoggingBuilder>? logging = null, Action<WebApplication>? endpoints = null, TimeProvider? clock = null)
     {
         var node = new FeedbackTestNode(directory ?? TempDirectory());
         var options = new FeedbackOptions
@@ -41,7 +41,7 @@ public sealed class FeedbackTestNode : IAsyncDisposable
         node.Options = configure?.Invoke(options) ?? options;
         // Not with serialize-messages = on: Akka.Persistence.Sql's internal WriteFinished (it carries a Task) cannot
         // be serialized, is dropped, and the journal then stalls. FeedbackSerializerTests round-trips every message.
-        node._app = FeedbackNode.Build(node.Options, ["http://127.0.0.1:0"], logging);
+        node._app = FeedbackNode.Build(node.Options, ["http://127.0.0.1:0"], logging, clock: clock);
         endpoints?.Invoke(node._app);
         await node._app.StartAsync(TestContext.Current.CancellationToken);
         node.Url = new Uri(node._app.Urls.First());
@@ -86,6 +86,13 @@ public sealed class FeedbackTestNode : IAsyncDisposable
     {
         await StopAsync();
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
+    }
+
+    /// <summary>A clock that stands still (or moves only when told), for journals written at a known time.</summary>
+    public sealed class ManualClock(DateTimeOffset now) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = now;
+        public override DateTimeOffset GetUtcNow() => Now;
     }
 
     public static object Compare(string id, string prompt, string a, string b, int raters = 1) =>

@@ -49,8 +49,8 @@ public class RaterPageTests(BrowserFixture browser) : IClassFixture<BrowserFixtu
         await page.ClickAsync("button[type=submit]");
         await Assertions.Expect(page.Locator("#prompt")).ToHaveTextAsync(Evil);
 
-        // Markup in the task is shown as text: no element was created and nothing ran.
-        Assert.Equal(0, await page.Locator("#prompt *").CountAsync());
+        // Markup in the task is shown as text: the Markdown paragraph is the only element, and nothing ran.
+        Assert.Equal(["P"], await page.Locator("#prompt *").EvaluateAllAsync<string[]>("els => els.map(e => e.tagName)"));
         Assert.Equal(0, await page.Locator("#text-1 b").CountAsync());
         Assert.Null(await page.EvaluateAsync<int?>("() => window.pwned ?? null"));
         await Assertions.Expect(page.Locator("#who")).ToHaveTextAsync("alice");

@@ -6,14 +6,16 @@ using Akka.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Rlft.Reward.Ratings;
 
 namespace Rlft.Actors.Feedback.Http;
 
 /// <summary>
-/// The feedback HTTP API (the contract in DESIGN.md, "Human feedback endpoint"). Handlers parse and validate,
-/// ask the feedback actor, and map its answer to a status; the rater id always comes from the bearer token.
+/// The feedback HTTP API (the contract in DESIGN.md, "Human feedback endpoint", and its extensions in the README).
+/// Handlers parse and validate, ask the feedback actor, and map its answer to a status; the rater id always comes
+/// from the bearer token. The admin's routes are in FeedbackAdminEndpoints.cs.
 /// </summary>
-public static class FeedbackEndpoints
+public static partial class FeedbackEndpoints
 {
     /// <summary>The <see cref="HttpContext.Items"/> key of the request's <see cref="FeedbackCaller"/>.</summary>
     public const string CallerItem = "rlft.caller";
@@ -22,14 +24,8 @@ public static class FeedbackEndpoints
 
     public static void MapFeedbackEndpoints(this IEndpointRouteBuilder app, FeedbackOptions options)
     {
-        var page = RaterPage.Load();
-        app.MapGet("/", (HttpContext ctx) =>
-        {
-            ctx.Response.Headers.ContentSecurityPolicy = page.ContentSecurityPolicy;
-            ctx.Response.Headers["Referrer-Policy"] = "no-referrer";
-            ctx.Response.Headers["X-Frame-Options"] = "DENY";
-            return Results.Text(page.Html, "text/html; charset=utf-8");
-        });
+        MapPage(app, "/", RaterPage.Load("rater.html"));
+        MapPage(app, "/admin", RaterPage.Load("admin.html"));
 
         app.MapGet("/healthz", async (IRequiredActor<FeedbackActor> actor) =>
             await Ask<RaterStats>(actor, new GetRaterStats("")) is not null
@@ -41,32 +37,42 @@ public static class FeedbackEndpoints
         api.MapGet("/tasks/next", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
             await Ask<object>(actor, new NextTask(Rater(ctx))) switch
             {
-                TaskOffer o => Results.Json(new
-                {
-                    taskId = o.Item.Id,
-                    kind = o.Item.Kind == FeedbackKind.Compare ? "compare" : "score",
-                    prompt = o.Item.Prompt,
-                    completions = o.Item.Completions.Select(c => new { id = c.Id, text = c.Text }),
-                    leaseExpiresAt = Time(o.LeaseExpiresAtMs),
-                }),
+                TaskOffer o => Results.Json(TaskJson.Task(o)),
                 NoTask => Results.NoContent(),
                 _ => Unavailable(),
             }).Needs(FeedbackAccess.Rater);
 
         api.MapPost("/ratings", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
         {
-            var body = await JsonBody.ReadAsync(ctx, options.MaxRequestBytes);
-            var cmd = RequestParsing.ParseRating(body, Rater(ctx));
+            var cmd = RequestParsing.ParseRating(await JsonBody.ReadAsync(ctx, options.MaxRequestBytes), Rater(ctx));
             return await Ask<object>(actor, cmd) switch
             {
                 RatingAccepted a => Results.Json(new { ratingId = a.RatingId }, statusCode: 201),
-                RatingRejected r => Error(r.Code switch
+                RatingRejected r => Rejected(r),
+                _ => Unavailable(),
+            };
+        }).Needs(FeedbackAccess.Rater);
+
+        // Skip: the item goes to someone else. Flag: the same, and the admin sees it (and why) in the overview.
+        foreach (var (route, broken) in new[] { ("/skips", false), ("/flags", true) })
+            api.MapPost(route, async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
+            {
+                var cmd = RequestParsing.ParseSetAside(await JsonBody.ReadAsync(ctx, options.MaxRequestBytes), Rater(ctx), broken);
+                return await Ask<object>(actor, cmd) switch
                 {
-                    RejectionCode.Invalid => 400,
-                    RejectionCode.UnknownTask => 404,
-                    RejectionCode.NotLeased => 403,
-                    _ => 409,
-                }, r.Message),
+                    TaskSetAside s => Results.Json(new { taskId = s.TaskId, kind = s.Broken ? "broken" : "skip" }, statusCode: s.Duplicate ? 200 : 201),
+                    RatingRejected r => Rejected(r),
+                    _ => Unavailable(),
+                };
+            }).Needs(FeedbackAccess.Rater);
+
+        api.MapPost("/undo", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
+        {
+            var cmd = RequestParsing.ParseUndo(await JsonBody.ReadOptionalAsync(ctx, options.MaxRequestBytes), Rater(ctx));
+            return await Ask<object>(actor, cmd) switch
+            {
+                UndoAccepted u => Results.Json(new { ratingId = u.RatingId, taskId = u.TaskId }),
+                RatingRejected r => Rejected(r),
                 _ => Unavailable(),
             };
         }).Needs(FeedbackAccess.Rater);
@@ -90,44 +96,64 @@ public static class FeedbackEndpoints
             });
         }).Needs(FeedbackAccess.Any);
 
+        // ?since=<Unix ms> is the start of the rater's day (their time zone is theirs); default midnight UTC.
         api.MapGet("/me", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
-            await Ask<RaterStats>(actor, new GetRaterStats(Rater(ctx))) is { } s
-                ? Results.Json(new { rater = s.Rater, rated = s.Rated, pending = s.Pending })
-                : Unavailable()).Needs(FeedbackAccess.Rater);
+        {
+            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            long since = Since(ctx.Request.Query["since"].ToString(), now);
+            return await Ask<RaterProgress>(actor, new GetRaterProgress(Rater(ctx), since)) is { } p
+                ? Results.Json(TaskJson.Progress(p, options.UndoWindow))
+                : Unavailable();
+        }).Needs(FeedbackAccess.Rater);
+
+        api.MapGet("/guidelines", async (IRequiredActor<FeedbackActor> actor) =>
+            await Ask<GuidelineList>(actor, GetGuidelines.Instance) is { } list
+                ? Results.Json(new { guidelines = list.Versions.GroupBy(v => v.Name).Select(g => TaskJson.Guideline(g.Last())) })
+                : Unavailable()).Needs(FeedbackAccess.Any);
 
         // Every rater's answers and every prompt: the admin's only.
         api.MapGet("/export", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
         {
-            string format = ctx.Request.Query["format"].ToString();
-            if (format is not ("preferences" or "scores")) return Error(400, "format: expected preferences or scores");
+            var q = ctx.Request.Query;
+            string format = q["format"].ToString();
+            if (format is not ("preferences" or "scores" or "set-aside")) return Error(400, "format: expected preferences, scores or set-aside");
+            var weighting = new PreferenceWeighting { Ties = TieParam(q["ties"].ToString(), "ties"), BothBad = TieParam(q["both-bad"].ToString(), "both-bad") };
             if (await Ask<ExportData>(actor, GetExport.Instance) is not { } data) return Unavailable();
-            var lines = format == "preferences" ? FeedbackExport.Preferences(data) : FeedbackExport.Scores(data);
+            var lines = format switch
+            {
+                "preferences" => FeedbackExport.Preferences(data, weighting),
+                "scores" => FeedbackExport.Scores(data),
+                _ => FeedbackExport.SetAside(data),
+            };
             return Results.Text(string.Join("", lines.Select(l => l + "\n")), "application/x-ndjson; charset=utf-8", Encoding.UTF8);
         }).Needs(FeedbackAccess.Admin);
 
-        var admin = api.MapGroup("/admin").Needs(FeedbackAccess.Admin);
-        admin.MapPost("/items", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
+        MapAdmin(api.MapGroup("/admin").Needs(FeedbackAccess.Admin), options);
+    }
+
+    static void MapPage(IEndpointRouteBuilder app, string path, RaterPage page) =>
+        app.MapGet(path, (HttpContext ctx) =>
         {
-            var items = RequestParsing.ParseItems(await JsonBody.ReadAsync(ctx, options.MaxRequestBytes), options);
-            return await Ask<object>(actor, new EnqueueItems(items)) switch
-            {
-                ItemsEnqueued e => Results.Json(new { ids = e.Ids, added = e.Added }, statusCode: 201),
-                EnqueueRejected r => Error(400, r.Reason),
-                _ => Unavailable(),
-            };
+            ctx.Response.Headers.ContentSecurityPolicy = page.ContentSecurityPolicy;
+            ctx.Response.Headers["Referrer-Policy"] = "no-referrer";
+            ctx.Response.Headers["X-Frame-Options"] = "DENY";
+            ctx.Response.Headers["X-Content-Type-Options"] = "nosniff";
+            return Results.Text(page.Html, "text/html; charset=utf-8");
         });
-        // Every rating with its ids; ?items=a,b narrows to those items (a producer polling for its batch).
-        admin.MapGet("/ratings", async (HttpContext ctx, IRequiredActor<FeedbackActor> actor) =>
-        {
-            string filter = ctx.Request.Query["items"].ToString();
-            var ids = filter.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            if (ids.FirstOrDefault(id => !FeedbackItem.IsValidId(id)) is { } bad) return Error(400, $"items: '{bad}' is not an item id");
-            var data = ids.Length == 0
-                ? await Ask<ExportData>(actor, GetExport.Instance)
-                : await Ask<ItemRatings>(actor, new GetItemRatings(ids)) is { } found ? new ExportData([], found.Ratings, new Dictionary<string, ResolutionOutcome>()) : null;
-            return data is null ? Unavailable()
-                : Results.Text(string.Join("", FeedbackExport.Ratings(data).Select(l => l + "\n")), "application/x-ndjson; charset=utf-8", Encoding.UTF8);
-        });
+
+    static TieHandling TieParam(string value, string name) => value switch
+    {
+        "" or "drop" => TieHandling.Drop,
+        "half" => TieHandling.Half,
+        _ => throw new BadRequest($"{name}: expected drop or half"),
+    };
+
+    static long Since(string value, long now)
+    {
+        if (value.Length == 0) return now - now % 86_400_000;
+        const long week = 7 * 86_400_000L;
+        return long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out long ms) && ms >= now - week && ms <= now + 86_400_000
+            ? ms : throw new BadRequest("since: expected Unix milliseconds within the last week (the start of your day)");
     }
 
     static TBuilder Needs<TBuilder>(this TBuilder builder, FeedbackAccess access) where TBuilder : IEndpointConventionBuilder =>
@@ -140,6 +166,14 @@ public static class FeedbackEndpoints
     public static string Time(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
 
     public static IResult Error(int status, string message) => Results.Json(new { error = message }, Json, statusCode: status);
+
+    static IResult Rejected(RatingRejected r) => Error(r.Code switch
+    {
+        RejectionCode.Invalid => 400,
+        RejectionCode.UnknownTask or RejectionCode.UnknownRater => 404,
+        RejectionCode.NotLeased => 403,
+        _ => 409,
+    }, r.Message);
 
     static IResult Unavailable() => Error(503, "the feedback store did not answer in time; nothing was confirmed, retry");
 

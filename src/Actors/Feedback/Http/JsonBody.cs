@@ -18,9 +18,20 @@ public static class JsonBody
     public const int MaxDepth = 16;
     const int DrainBytes = 1 << 20;
 
+    static readonly JsonElement EmptyObject = JsonDocument.Parse("{}").RootElement.Clone();
+
+    /// <summary>
+    /// For calls whose body is all optional fields (undo, revoke, discard): a request with no body at all (no
+    /// Content-Type, nothing sent) reads as <c>{}</c>; a body, if sent, is held to every rule of <see cref="ReadAsync"/>.
+    /// </summary>
+    public static Task<JsonElement> ReadOptionalAsync(HttpContext ctx, int limit) =>
+        ctx.Request.ContentType is null && !HasBody(ctx) ? Task.FromResult(EmptyObject) : ReadAsync(ctx, limit);
+
+    static bool HasBody(HttpContext ctx) => ctx.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? ctx.Request.ContentLength > 0;
+
     public static async Task<JsonElement> ReadAsync(HttpContext ctx, int limit)
     {
-        bool hasBody = ctx.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? ctx.Request.ContentLength > 0;
+        bool hasBody = HasBody(ctx);
         if (ctx.Request.ContentType is { } type) CheckContentType(type);
         else if (hasBody) throw new HttpStatusException(415, "Content-Type: missing (expected application/json)");
         // A body up to DrainBytes over the limit is read to its end before the 413, so the client, still sending,

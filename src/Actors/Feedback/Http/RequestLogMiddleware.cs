@@ -10,13 +10,15 @@ namespace Rlft.Actors.Feedback.Http;
 /// same JSON body. Then one log line per request (category <see cref="Category"/>): method, path, status, duration and
 /// the caller's name, at Information; a 5xx at Error, with its exception when there is one, logged here and nowhere
 /// else. A log line never holds a token or its hash: headers and the query string are not logged, and a path segment
-/// that is a configured token is written as <c>[token]</c>.
+/// that is a known token (configured or issued through the admin API), or its hash, is written as <c>[token]</c>.
 /// </summary>
-public sealed class RequestLogMiddleware(RequestDelegate next, ILoggerFactory loggers, FeedbackOptions options)
+public sealed class RequestLogMiddleware(RequestDelegate next, ILoggerFactory loggers, FeedbackOptions options, RaterRegistry raters)
 {
     public const string Category = "Rlft.Feedback.Http";
     readonly ILogger _log = loggers.CreateLogger(Category);
     readonly HashSet<string> _tokenHashes = [.. options.Raters.Select(r => r.TokenSha256), .. options.AdminTokenSha256 is { } a ? [a] : Array.Empty<string>()];
+
+    bool IsToken(string hash) => _tokenHashes.Contains(hash) || raters.IsTokenHash(hash);
 
     public async Task InvokeAsync(HttpContext ctx)
     {
@@ -68,7 +70,7 @@ public sealed class RequestLogMiddleware(RequestDelegate next, ILoggerFactory lo
         for (int i = 0; i < segments.Length; i++)
         {
             string segment = Uri.UnescapeDataString(segments[i]);
-            if (segment.Length > 0 && (_tokenHashes.Contains(RaterTokens.Hash(segment)) || _tokenHashes.Contains(segment.ToLowerInvariant())))
+            if (segment.Length > 0 && (IsToken(RaterTokens.Hash(segment)) || IsToken(segment.ToLowerInvariant())))
                 segments[i] = "[token]";
         }
         return string.Join('/', segments);

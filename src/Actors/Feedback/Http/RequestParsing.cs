@@ -6,83 +6,86 @@ namespace Rlft.Actors.Feedback.Http;
 public sealed class BadRequest(string message) : Exception(message);
 
 /// <summary>
-/// Strict, hand-written parsing of the two request bodies: wrong types, unknown or repeated fields and
+/// Strict, hand-written parsing of the request bodies: wrong types, unknown or repeated fields and
 /// out-of-range values are refused with a message naming the field, before anything reaches the actor.
+/// Items are parsed in ItemParsing.cs, the workflow's small bodies in WorkflowParsing.cs.
 /// </summary>
-public static class RequestParsing
+public static partial class RequestParsing
 {
+    /// <summary>
+    /// <c>{"taskId", "choice" | "verdict" | "scores", "strength"?, "rationale"?}</c>: scores are
+    /// <c>{completion id: 1..7}</c>, or <c>{completion id: {criterion: 1..7}}</c> for an item with criteria.
+    /// </summary>
     public static SubmitRating ParseRating(JsonElement root, string rater)
     {
-        var fields = Fields(root, "body", ["taskId", "choice", "scores"]);
+        var fields = Fields(root, "body", ["taskId", "choice", "verdict", "scores", "strength", "rationale"]);
         string taskId = Id(Required(fields, "taskId", "body"), "taskId");
-        bool hasChoice = fields.TryGetValue("choice", out var choiceEl);
-        bool hasScores = fields.TryGetValue("scores", out var scoresEl);
-        if (hasChoice == hasScores) throw new BadRequest("body: give exactly one of \"choice\" (compare) or \"scores\" (score)");
-        if (hasChoice) return new SubmitRating(rater, taskId, Id(choiceEl, "choice"), null);
+        int answers = new[] { "choice", "verdict", "scores" }.Count(fields.ContainsKey);
+        if (answers != 1)
+            throw new BadRequest("body: give exactly one of \"choice\" (compare: a completion id), \"verdict\" (compare: tie or both-bad) or \"scores\" (score)");
+        string? strength = fields.TryGetValue("strength", out var st) ? OneOf(st, "strength", ItemParts.Strengths) : null;
+        string? rationale = fields.TryGetValue("rationale", out var why) ? Rationale(why, "rationale") : null;
+        if (fields.TryGetValue("choice", out var choice))
+            return new SubmitRating(rater, taskId, Id(choice, "choice"), null) { Strength = strength, Rationale = rationale };
+        if (fields.TryGetValue("verdict", out var verdict))
+            return new SubmitRating(rater, taskId, null, null) { Verdict = OneOf(verdict, "verdict", ItemParts.AllVerdicts), Strength = strength, Rationale = rationale };
+        var scoresEl = fields["scores"];
         if (scoresEl.ValueKind != JsonValueKind.Object) throw new BadRequest($"scores: expected an object of completion id to 1..7, got {Kind(scoresEl)}");
         var scores = new Dictionary<string, int>(StringComparer.Ordinal);
+        var criteria = new Dictionary<string, IReadOnlyDictionary<string, int>>(StringComparer.Ordinal);
         foreach (var p in scoresEl.EnumerateObject())
         {
             if (!FeedbackItem.IsValidId(p.Name)) throw new BadRequest("scores: keys must be completion ids (1-128 characters of A-Z a-z 0-9 . _ : -)");
-            if (scores.ContainsKey(p.Name)) throw new BadRequest($"scores.{p.Name}: appears twice");
-            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int v))
-                throw new BadRequest($"scores.{p.Name}: expected an integer 1..7, got {Kind(p.Value)}");
-            if (v is < 1 or > 7) throw new BadRequest($"scores.{p.Name}: {v} is outside 1..7");
-            scores[p.Name] = v;
-        }
-        if (scores.Count == 0) throw new BadRequest("scores: empty");
-        return new SubmitRating(rater, taskId, null, scores);
-    }
-
-    /// <summary><c>{"items": [{"kind", "prompt", "completions": [{"id","text"}|"text"], "id"?, "raters"?, "timeoutSeconds"?, "fallback"?, "origin"?}]}</c></summary>
-    public static IReadOnlyList<FeedbackItem> ParseItems(JsonElement root, FeedbackOptions defaults)
-    {
-        var top = Fields(root, "body", ["items"]);
-        var list = Required(top, "items", "body");
-        if (list.ValueKind != JsonValueKind.Array) throw new BadRequest($"items: expected a list, got {Kind(list)}");
-        if (list.GetArrayLength() is 0 or > 1000) throw new BadRequest("items: expected 1..1000 items");
-        var items = new List<FeedbackItem>();
-        int i = 0;
-        foreach (var el in list.EnumerateArray())
-        {
-            string at = $"items[{i++}]";
-            var f = Fields(el, at, ["id", "kind", "prompt", "completions", "raters", "timeoutSeconds", "fallback", "origin"]);
-            string kindText = Str(Required(f, "kind", at), $"{at}.kind");
-            var kind = kindText switch
+            if (scores.ContainsKey(p.Name) || criteria.ContainsKey(p.Name)) throw new BadRequest($"scores.{p.Name}: appears twice");
+            if (p.Value.ValueKind == JsonValueKind.Object)
             {
-                "compare" => FeedbackKind.Compare,
-                "score" => FeedbackKind.Score,
-                _ => throw new BadRequest($"{at}.kind: expected \"compare\" or \"score\", got \"{kindText}\""),
-            };
-            var comps = Required(f, "completions", at);
-            if (comps.ValueKind != JsonValueKind.Array) throw new BadRequest($"{at}.completions: expected a list, got {Kind(comps)}");
-            var completions = new List<Completion>();
-            int j = 0;
-            foreach (var c in comps.EnumerateArray())
-            {
-                string cat = $"{at}.completions[{j}]";
-                string defaultId = ((char)('a' + j % 26)).ToString() + (j >= 26 ? (j / 26).ToString(System.Globalization.CultureInfo.InvariantCulture) : "");
-                j++;
-                if (c.ValueKind == JsonValueKind.String) { completions.Add(new Completion(defaultId, c.GetString()!)); continue; }
-                var cf = Fields(c, cat, ["id", "text"]);
-                completions.Add(new Completion(cf.TryGetValue("id", out var cid) ? Id(cid, $"{cat}.id") : defaultId, Str(Required(cf, "text", cat), $"{cat}.text")));
+                if (scores.Count > 0) throw new BadRequest($"scores.{p.Name}: expected an integer 1..7 like the scores before it, got an object");
+                var byCriterion = new Dictionary<string, int>(StringComparer.Ordinal);
+                foreach (var c in p.Value.EnumerateObject())
+                {
+                    string at = $"scores.{p.Name}.{c.Name}";
+                    if (!FeedbackItem.IsValidId(c.Name)) throw new BadRequest($"scores.{p.Name}: keys must be criterion names (1-128 characters of A-Z a-z 0-9 . _ : -)");
+                    if (!byCriterion.TryAdd(c.Name, Score(c.Value, at))) throw new BadRequest($"{at}: appears twice");
+                }
+                if (byCriterion.Count == 0) throw new BadRequest($"scores.{p.Name}: empty");
+                criteria[p.Name] = byCriterion;
             }
-            var item = new FeedbackItem(
-                f.TryGetValue("id", out var id) ? Id(id, $"{at}.id") : "item-" + Guid.NewGuid().ToString("N")[..16],
-                kind,
-                Str(Required(f, "prompt", at), $"{at}.prompt"),
-                completions,
-                f.TryGetValue("raters", out var r) ? Int(r, $"{at}.raters") : defaults.RatersPerItem,
-                f.TryGetValue("timeoutSeconds", out var t) ? checked(Int(t, $"{at}.timeoutSeconds") * 1000L) : (long)defaults.ItemTimeout.TotalMilliseconds,
-                f.TryGetValue("fallback", out var fb) ? Str(fb, $"{at}.fallback") : defaults.Fallback,
-                f.TryGetValue("origin", out var o) ? Str(o, $"{at}.origin") : null);
-            if (item.Problem() is { } problem) throw new BadRequest($"{at}.{problem}");
-            items.Add(item);
+            else
+            {
+                if (criteria.Count > 0) throw new BadRequest($"scores.{p.Name}: expected an object of criterion to 1..7 like the scores before it, got {Kind(p.Value)}");
+                scores[p.Name] = Score(p.Value, $"scores.{p.Name}");
+            }
         }
-        return items;
+        if (scores.Count == 0 && criteria.Count == 0) throw new BadRequest("scores: empty");
+        return new SubmitRating(rater, taskId, null, scores.Count > 0 ? scores : null)
+        {
+            Criteria = criteria.Count > 0 ? criteria : null,
+            Strength = strength,
+            Rationale = rationale,
+        };
     }
 
-    static Dictionary<string, JsonElement> Fields(JsonElement el, string at, string[] allowed)
+    static int Score(JsonElement el, string at)
+    {
+        if (el.ValueKind != JsonValueKind.Number || !el.TryGetInt32(out int v)) throw new BadRequest($"{at}: expected an integer 1..7, got {Kind(el)}");
+        return v is < 1 or > 7 ? throw new BadRequest($"{at}: {v} is outside 1..7") : v;
+    }
+
+    /// <summary>Free text up to the rationale limit; blank is the same as absent.</summary>
+    internal static string? Rationale(JsonElement el, string at)
+    {
+        string s = Str(el, at);
+        if (s.Length > ItemParts.MaxRationaleLength) throw new BadRequest($"{at}: longer than {ItemParts.MaxRationaleLength} characters");
+        return string.IsNullOrWhiteSpace(s) ? null : s;
+    }
+
+    internal static string OneOf(JsonElement el, string at, IReadOnlyList<string> allowed)
+    {
+        string s = Str(el, at);
+        return allowed.Contains(s) ? s : throw new BadRequest($"{at}: expected {string.Join(" or ", allowed)}, got \"{Shorten(s)}\"");
+    }
+
+    internal static Dictionary<string, JsonElement> Fields(JsonElement el, string at, string[] allowed)
     {
         if (el.ValueKind != JsonValueKind.Object) throw new BadRequest($"{at}: expected a JSON object, got {Kind(el)}");
         var fields = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
@@ -90,28 +93,34 @@ public static class RequestParsing
         {
             string where = at == "body" ? p.Name : $"{at}.{p.Name}";
             if (p.Name == "rater") throw new BadRequest($"{where}: not accepted; the rater is the owner of the bearer token");
-            if (!allowed.Contains(p.Name)) throw new BadRequest($"{where}: unknown field (expected {string.Join(", ", allowed)})");
+            if (!allowed.Contains(p.Name))
+                throw new BadRequest($"{where}: unknown field ({(allowed.Length == 0 ? "this call takes no fields" : "expected " + string.Join(", ", allowed))})");
             if (!fields.TryAdd(p.Name, p.Value)) throw new BadRequest($"{where}: appears twice");
         }
         return fields;
     }
 
-    static JsonElement Required(Dictionary<string, JsonElement> fields, string name, string at) =>
+    internal static JsonElement Required(Dictionary<string, JsonElement> fields, string name, string at) =>
         fields.TryGetValue(name, out var v) ? v : throw new BadRequest($"{(at == "body" ? "" : at + ".")}{name}: missing");
 
-    static string Str(JsonElement el, string at) =>
+    internal static string Str(JsonElement el, string at) =>
         el.ValueKind == JsonValueKind.String ? el.GetString()! : throw new BadRequest($"{at}: expected a string, got {Kind(el)}");
 
-    static string Id(JsonElement el, string at)
+    internal static string Id(JsonElement el, string at)
     {
         string s = Str(el, at);
         return FeedbackItem.IsValidId(s) ? s : throw new BadRequest($"{at}: expected an id of 1-128 characters of A-Z a-z 0-9 . _ : -");
     }
 
-    static int Int(JsonElement el, string at) =>
+    internal static int Int(JsonElement el, string at) =>
         el.ValueKind == JsonValueKind.Number && el.TryGetInt32(out int v) ? v : throw new BadRequest($"{at}: expected an integer, got {Kind(el)}");
 
-    static string Kind(JsonElement el) => el.ValueKind switch
+    internal static bool Bool(JsonElement el, string at) =>
+        el.ValueKind is JsonValueKind.True or JsonValueKind.False ? el.GetBoolean() : throw new BadRequest($"{at}: expected true or false, got {Kind(el)}");
+
+    internal static string Shorten(string s) => s.Length <= 40 ? s : s[..40] + "…";
+
+    internal static string Kind(JsonElement el) => el.ValueKind switch
     {
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => "a list",
