@@ -3,6 +3,7 @@ using Akka.Event;
 using Rlft.Actors.Coordination;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using Rlft.Actors.Telemetry;
 
 namespace Rlft.Actors.Runtime;
 
@@ -363,6 +364,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _lastMetrics = metrics;
         _step = step;
         _recorder.Record(++_globalStep, _stage?.Name ?? "", metrics);
+        RlftTelemetry.RecordStep(_stage?.Name ?? "", metrics);
         _jobWatcher.Tell(Status());
     }
 

@@ -3,6 +3,7 @@ using Akka.Event;
 using Rlft.Actors.Compute;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using Rlft.Actors.Telemetry;
 using Rlft.Actors.WeightSync;
 
 namespace Rlft.Actors.Runtime;
@@ -64,7 +65,14 @@ public sealed class LearnerActor : ReceiveActor
         }));
         Receive<TrainOn>(m => Guard(m.Stage, () =>
         {
-            var updated = engine.Train(_job.Stages[m.Stage], m);
+            var started = DateTime.UtcNow;
+            PolicyUpdated updated;
+            using (var span = RlftTelemetry.StartPhase(RlftTelemetry.Train, m.BatchId, m.Batch.PolicyVersion, m.Stage))
+            {
+                updated = engine.Train(_job.Stages[m.Stage], m);
+                span?.SetTag("rlft.updated_version", updated.PolicyVersion);
+            }
+            RlftTelemetry.PhaseDone(RlftTelemetry.Train, (DateTime.UtcNow - started).TotalSeconds);
             Publish(WeightKind.Policy, updated.PolicyVersion);
             Sender.Tell(updated);
         }));

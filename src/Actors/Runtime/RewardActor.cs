@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Rlft.Actors.Compute;
 using Rlft.Actors.Protocol;
+using Rlft.Actors.Telemetry;
 
 namespace Rlft.Actors.Runtime;
 
@@ -41,7 +42,11 @@ public sealed class RewardActor : WeightFetchingActor
                     FetchThenRetry(WeightKind.RewardModel, m.RewardModelVersion, _engine.ApplyRewardModel, Failed);
                     return;
                 }
-                sender.Tell(_engine.ScoreAsync(m.Batch, CancellationToken.None).GetAwaiter().GetResult());
+                ScoredBatch scored;
+                using (RlftTelemetry.StartPhase(RlftTelemetry.Score, m.BatchId, m.Batch.PolicyVersion, m.Batch.Stage))
+                    scored = _engine.ScoreAsync(m.Batch, CancellationToken.None).GetAwaiter().GetResult();
+                RlftTelemetry.PhaseDone(RlftTelemetry.Score, scored.Seconds);
+                sender.Tell(scored);
             }
             catch (Exception e)
             {

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Rlft.Actors.Compute;
 using Rlft.Actors.Protocol;
+using Rlft.Actors.Telemetry;
 
 namespace Rlft.Actors.Runtime;
 
@@ -60,7 +61,10 @@ public sealed class RolloutActor : WeightFetchingActor
         var started = DateTime.UtcNow;
         try
         {
-            var samples = _engine.Generate(work.Prompts, work.Sampling, work.Seed);
+            RolloutSample[] samples;
+            using (RlftTelemetry.StartPhase(RlftTelemetry.Generate, work.BatchId, _engine.PolicyVersion, work.Stage))
+                samples = _engine.Generate(work.Prompts, work.Sampling, work.Seed);
+            RlftTelemetry.PhaseDone(RlftTelemetry.Generate, (DateTime.UtcNow - started).TotalSeconds);
             _coordinator.Tell(new RolloutBatch(work.BatchId, work.Stage, _engine.PolicyVersion, _workerId, samples, (DateTime.UtcNow - started).TotalSeconds));
         }
         catch (Exception e)

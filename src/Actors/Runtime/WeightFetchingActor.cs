@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Rlft.Actors.Protocol;
+using Rlft.Actors.Telemetry;
 
 namespace Rlft.Actors.Runtime;
 
@@ -35,6 +36,7 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
     // Set when weights could not be applied (e.g. a model the replica cannot build): fetching again would fail the
     // same way, so every later request for weights is answered with this reason instead of looping.
     string? _cannotApply;
+    DateTimeOffset _fetchStarted;
 
     /// <summary>
     /// Stashes the current message and fetches <paramref name="kind"/> weights of at least <paramref name="version"/>.
@@ -45,7 +47,7 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
     {
         if (_cannotApply is { } reason) { failed(reason); return; }
         Stash.Stash();
-        (_kind, _wanted, _apply) = (kind, version, apply);
+        (_kind, _wanted, _apply, _fetchStarted) = (kind, version, apply, DateTimeOffset.UtcNow);
         _coordinator.Tell(new QueryWeights(kind));
         Become(Fetching);
     }
@@ -81,6 +83,9 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
                 Stash.UnstashAll();
                 return;
             }
+            RlftTelemetry.CompletedPhase(RlftTelemetry.Sync, _fetchStarted,
+                new(RlftTelemetry.VersionTag, _fetcher.Announcement.Version), new(RlftTelemetry.KindTag, _fetcher.Announcement.Kind.ToString()),
+                new("rlft.adapter_only", _fetcher.Announcement.AdapterOnly));
             _fetcher = null;
             if (_afterBase is { } next)
             {

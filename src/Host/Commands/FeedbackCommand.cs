@@ -35,10 +35,12 @@ public static class FeedbackCommand
             Description = $"Console log level: {string.Join(", ", Levels)} (information: one line per request).",
             DefaultValueFactory = _ => "information",
         };
-        var command = new Command("feedback", "Run a feedback node: human raters rate items through a web page and an HTTP API.") { config, db, urls, logLevel };
+        var otlp = OtlpExport.Option();
+        var command = new Command("feedback", "Run a feedback node: human raters rate items through a web page and an HTTP API.") { config, db, urls, logLevel, otlp };
         command.SetAction(async (result, ct) =>
         {
             var o = result.InvocationConfiguration.Output;
+            using var telemetry = OtlpExport.Start(result.GetValue(otlp), "rlft-feedback", web: true);
             string levelName = result.GetValue(logLevel)!.ToLowerInvariant();
             if (!Levels.Contains(levelName)) throw new CliException($"--log-level: '{levelName}' is not one of {string.Join(", ", Levels)}");
             var level = Enum.Parse<LogLevel>(levelName, ignoreCase: true);

@@ -23,9 +23,14 @@ public static class NodeCommand
         var workers = new Option<int>("--rollout-workers") { Description = "Rollout actors on this node", DefaultValueFactory = _ => 1 };
         var set = new Option<string[]>("--set") { Description = "Override a job key: --set seed=3 (repeatable)" };
         var resume = new Option<string?>("--resume") { Description = "Learner node: continue the run in RUN_DIR from its newest checkpoint" };
-        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, host, port, seeds, workers, set, resume };
-        command.SetAction((r, ct) => RunAsync(r.GetValue(config)!, r.GetValue(roles)!, r.GetValue(host)!, r.GetValue(port),
-            r.GetValue(seeds), r.GetValue(workers), r.GetValue(set) ?? [], r.GetValue(resume), r.InvocationConfiguration.Output, ct));
+        var otlp = OtlpExport.Option();
+        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, host, port, seeds, workers, set, resume, otlp };
+        command.SetAction(async (r, ct) =>
+        {
+            using var telemetry = OtlpExport.Start(r.GetValue(otlp), "rlft-node");
+            return await RunAsync(r.GetValue(config)!, r.GetValue(roles)!, r.GetValue(host)!, r.GetValue(port),
+                r.GetValue(seeds), r.GetValue(workers), r.GetValue(set) ?? [], r.GetValue(resume), r.InvocationConfiguration.Output, ct);
+        });
         return command;
     }
 

@@ -18,13 +18,20 @@ public static class RunCommand
         var set = new Option<string[]>("--set") { Description = "Override a job key: --set seed=3 (repeatable)", AllowMultipleArgumentsPerToken = false };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in RUN_DIR from its newest checkpoint (the job is the one the run started with)" };
         var plain = new Option<bool>("--plain-loop") { Description = "Run the stages as one plain in-process loop, without actors (the baseline the actor runtime is measured against)" };
-        var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume, plain };
-        command.SetAction((result, ct) => result.GetValue(plain) && result.GetValue(resume) is not null
+        var otlp = OtlpExport.Option();
+        var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume, plain, otlp };
+        command.SetAction(async (result, ct) =>
+        {
+            using var telemetry = OtlpExport.Start(result.GetValue(otlp), "rlft-run");
+            return await Dispatch(result, ct);
+        });
+        return command;
+
+        Task<int> Dispatch(ParseResult result, CancellationToken ct) => result.GetValue(plain) && result.GetValue(resume) is not null
             ? throw new CliException("run: --plain-loop does not resume runs; drop --plain-loop to continue with --resume")
             : result.GetValue(plain)
             ? Task.FromResult(RunPlain(result.GetValue(job) ?? throw new CliException("run --plain-loop: give the job file"), result.GetValue(set) ?? [], result.InvocationConfiguration.Output))
-            : RunAsync(result.GetValue(job), result.GetValue(set) ?? [], result.GetValue(resume), result.InvocationConfiguration.Output, ct));
-        return command;
+            : RunAsync(result.GetValue(job), result.GetValue(set) ?? [], result.GetValue(resume), result.InvocationConfiguration.Output, ct);
     }
 
     internal static void PrintSummary(TextWriter output, IReadOnlyDictionary<string, double> summary)
