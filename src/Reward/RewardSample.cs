@@ -44,7 +44,7 @@ public sealed record SourceScores(string Source, IReadOnlyList<SampleScore> Scor
 /// <summary>
 /// Anything that scores completions: rules, a reward model, a remote scorer, human raters.
 /// Batched and asynchronous because the expensive ones (models, HTTP, people) are; a source reports
-/// per-sample failures in its result and throws only when <paramref name="ct"/> is cancelled.
+/// per-sample failures in its result and throws only when the cancellation token is cancelled.
 /// </summary>
 public interface IRewardSource
 {

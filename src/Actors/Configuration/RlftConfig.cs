@@ -68,9 +68,27 @@ public sealed class RlftConfig
         }
     }
 
+    /// <summary>
+    /// <paramref name="path"/> when it exists; otherwise, for a relative path, the preset shipped with RLFT that it
+    /// names — <c>hocon/quickstart.conf</c>, <c>quickstart.conf</c> or <c>quickstart</c> — so an installed tool runs
+    /// its presets from any folder. Unchanged when neither exists (the caller reports it).
+    /// </summary>
+    public static string ResolvePath(string path)
+    {
+        if (File.Exists(path) || Path.IsPathRooted(path)) return path;
+        string[] candidates =
+        [
+            Path.Combine(AppContext.BaseDirectory, path),
+            Path.Combine(HoconDirectory, path),
+            Path.Combine(HoconDirectory, path + ".conf"),
+        ];
+        return candidates.FirstOrDefault(File.Exists) ?? path;
+    }
+
     /// <summary>Parses a file, resolving <c>include "other.conf"</c> relative to it (then to the preset directory).</summary>
     public static RlftConfig LoadFile(string path)
     {
+        path = ResolvePath(path);
         if (!File.Exists(path)) throw new ConfigException($"config file not found: {path}");
         string full = Path.GetFullPath(path);
         return new RlftConfig(Parse(File.ReadAllText(full), Path.GetDirectoryName(full)!, full), full);

@@ -7,7 +7,7 @@ namespace Rlft.Actors.Feedback;
 
 /// <summary>
 /// Sustained durable ratings per second through the real stack (HTTP on loopback → actor → SQLite journal):
-/// <paramref name="raters"/> simulated raters each loop GET next + POST rating until the items run out or the
+/// Simulated raters each loop GET next + POST rating until the items run out or the
 /// time is up. Prints nothing; returns one JSON line for <c>rlft bench</c>.
 /// </summary>
 public static class FeedbackBench

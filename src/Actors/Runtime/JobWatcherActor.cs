@@ -5,7 +5,7 @@ namespace Rlft.Actors.Runtime;
 
 /// <summary>
 /// Local observer of the job on the node that hosts the coordinator: forwards progress to a callback
-/// (the live display) and completes <see cref="Completion"/> when the job ends.
+/// (the live display) and completes the job's completion when the job ends.
 /// </summary>
 public sealed class JobWatcherActor : ReceiveActor
 {

@@ -42,7 +42,7 @@ static class ModelCommandSupport
     }
 
     /// <summary>
-    /// Opens a model as <see cref="Open"/>, quantized as <paramref name="quantize"/> asks (or as the directory's
+    /// Opens a model as <see cref="Open(string)"/>, quantized as <paramref name="quantize"/> asks (or as the directory's
     /// quantization_config.json says), with the adapters of <paramref name="adapterDir"/> attached.
     /// </summary>
     public static (CausalLM Model, HfTokenizer Tokenizer) Open(string dir, string? quantize, string? adapterDir)

@@ -42,6 +42,7 @@ public static class NodeCommand
         // What this node will read and build is checked before it joins anything: the learner's models, datasets and
         // output directory, a reward node's reward specs.
         var parts = (roles.Contains("learner") ? JobParts.Learner : JobParts.None) | (roles.Contains("reward") ? JobParts.Rewards : JobParts.None);
+        configPath = RlftConfig.ResolvePath(configPath);
         var job = JobSpec.LoadChecked(configPath, overrides, parts);
         var seedNodes = (seedList ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var s in seedNodes)

@@ -62,6 +62,7 @@ public static class RunCommand
         if (resume is null)
         {
             if (jobPath is null) throw new CliException("run: give a job file (e.g. hocon/quickstart.conf), or --resume RUN_DIR");
+            jobPath = RlftConfig.ResolvePath(jobPath);
             // Everything the job reads and writes is checked before the run directory is touched.
             var spec = JobSpec.LoadChecked(jobPath, overrides);
             JobRecord.Of(jobPath, overrides).WriteTo(spec.RunDirectory);

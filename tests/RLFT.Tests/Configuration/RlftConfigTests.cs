@@ -92,4 +92,21 @@ public class RlftConfigTests
         var c = RlftConfig.ParseText("# a { comment [\n// another ]\na = \"x { [ y\"\nb = \"\"\"multi\n line ]\"\"\"");
         Assert.Equal("x { [ y", c.GetString("a"));
     }
+
+    [Fact]
+    public void A_job_path_that_is_not_a_file_here_names_a_shipped_preset()
+    {
+        string preset = Path.Combine(RlftConfig.HoconDirectory, "quickstart.conf");
+        Assert.Equal(preset, RlftConfig.ResolvePath("quickstart"));
+        Assert.Equal(preset, RlftConfig.ResolvePath("quickstart.conf"));
+        Assert.True(File.Exists(RlftConfig.ResolvePath("hocon/quickstart.conf")));
+        // A file that exists is taken as given; a name that is neither stays as it was, for the caller to report.
+        string mine = Path.Combine(Directory.CreateTempSubdirectory("rlft-cfg").FullName, "quickstart.conf");
+        File.WriteAllText(mine, "rlft.job.name = mine");
+        Assert.Equal(mine, RlftConfig.ResolvePath(mine));
+        Assert.Equal("no-such-preset", RlftConfig.ResolvePath("no-such-preset"));
+        Assert.Equal("/no/such/file.conf", RlftConfig.ResolvePath("/no/such/file.conf"));
+        var error = Assert.Throws<ConfigException>(() => RlftConfig.LoadFile("no-such-preset"));
+        Assert.Contains("no-such-preset", error.Message);
+    }
 }

@@ -1,7 +1,7 @@
 namespace Rlft.Policy.Chat.Jinja;
 
 /// <summary>
-/// The Python <c>str</c> methods templates call (<c>content.strip()</c>, <c>.split('</think>')</c>, <c>.startswith(…)</c>).
+/// The Python <c>str</c> methods templates call (<c>content.strip()</c>, <c>.split('&lt;/think&gt;')</c>, <c>.startswith(…)</c>).
 /// A str method that exists in Python but not here is an error naming it, never an undefined value.
 /// </summary>
 static class StringMethods

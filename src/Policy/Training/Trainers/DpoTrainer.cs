@@ -6,7 +6,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// <summary>
 /// DPO and relatives (Rafailov et al., 2023; IPO, Azar et al.; cDPO) on summed completion log-probs.
 /// Reference log-probs come from the frozen reference per batch, or from a table computed once
-/// (<see cref="PrecomputeReference"/>) so the reference model can be freed.
+/// (<c>PrecomputeReference</c>) so the reference model can be freed.
 /// </summary>
 public sealed class DpoTrainer : IDisposable
 {
