@@ -31,7 +31,22 @@ public sealed record JobStatus(
     Dictionary<string, long> BatchesPerWorker,
     Dictionary<string, double> LastMetrics,
     Dictionary<string, long[]>? InFlightPerWorker = null,
-    string[]? RolloutWorkers = null) : IRlftMessage;
+    string[]? RolloutWorkers = null,
+    RecentSample[]? RecentSamples = null) : IRlftMessage;
+
+/// <summary>A sample of the batch trained last, with its reward and each component's weighted value (for the dashboard).</summary>
+public sealed record RecentSample(long BatchId, long PolicyVersion, string Prompt, string Completion, double Reward, Dictionary<string, double> Components)
+{
+    /// <summary>The first <paramref name="count"/> scored samples of a batch about to be trained on.</summary>
+    public static RecentSample[] Of(TrainOn work, int count) =>
+        Enumerable.Range(0, Math.Min(count, work.Batch.Samples.Length))
+            .Where(i => !work.Scores.Dropped.Contains(i))
+            .Select(i => new RecentSample(work.BatchId, work.Batch.PolicyVersion, work.Batch.Samples[i].Prompt, work.Batch.Samples[i].Completion,
+                work.Scores.Scores[i],
+                work.Scores.ComponentNames.Select((name, k) => (name, value: (double)work.Scores.Components[k][i]))
+                    .Where(c => double.IsFinite(c.value)).ToDictionary(c => c.name, c => c.value)))
+            .ToArray();
+}
 
 /// <summary>Stop the job where it stands and write a checkpoint there (Ctrl-C); answered with CheckpointSaved.</summary>
 public sealed record InterruptJob(string Reason) : IRlftMessage;

@@ -329,7 +329,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     void TryTrain()
     {
-        if (_online?.NextToTrain(_policyVersion) is { } next) _learner.Tell(next);
+        if (_online?.NextToTrain(_policyVersion) is { } next)
+        {
+            _learner.Tell(next);
+            _recent = RecentSample.Of(next, 4);
+        }
         Dispatch();
     }
 
@@ -443,12 +447,14 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         return perWorker;
     }
 
+    RecentSample[]? _recent;
+
     JobStatus Status()
     {
         var perWorker = PerWorker();
         return new JobStatus(_stageIndex, _stage?.Kind.ToString() ?? "", _step, _stage?.Steps ?? 0, _policyVersion, _finished,
             _trained, Reissued, Duplicates, perWorker, _lastMetrics, _online?.Ledger.InFlightPerWorker() ?? [],
-            _rolloutWorkers.Values.Order(StringComparer.Ordinal).ToArray());
+            _rolloutWorkers.Values.Order(StringComparer.Ordinal).ToArray(), _recent);
     }
 
     sealed record StartNextStage : INoSerializationVerificationNeeded { public static readonly StartNextStage Instance = new(); }

@@ -71,6 +71,11 @@ public sealed class RlftNode : IAsyncDisposable
     /// <summary>The coordinator singleton on this node (only meaningful on the node with role learner).</summary>
     public ActorSelection Coordinator => System.ActorSelection("/user/coordinator/coordinator");
 
+    /// <summary>The cluster's members as this node sees them (address, roles, status).</summary>
+    public IReadOnlyList<Dashboard.MemberView> Members() =>
+        Akka.Cluster.Cluster.Get(System).State.Members
+            .Select(m => new Dashboard.MemberView(m.Address.ToString(), m.Roles.Order(StringComparer.Ordinal).ToArray(), m.Status.ToString())).ToList();
+
     /// <summary>Where the rater page and API listen, on a node with the feedback role (empty otherwise, and before start).</summary>
     public IReadOnlyList<string> FeedbackUrls => Host is WebApplication web ? web.Urls.ToList() : [];
 

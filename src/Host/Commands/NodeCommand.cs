@@ -1,3 +1,4 @@
+using Rlft.Actors.Dashboard;
 using System.CommandLine;
 using Rlft.Actors.Compute;
 using Rlft.Actors.Configuration;
@@ -24,18 +25,20 @@ public static class NodeCommand
         var set = new Option<string[]>("--set") { Description = "Override a job key: --set seed=3 (repeatable)" };
         var resume = new Option<string?>("--resume") { Description = "Learner node: continue the run in RUN_DIR from its newest checkpoint" };
         var otlp = OtlpExport.Option();
-        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, host, port, seeds, workers, set, resume, otlp };
+        var dashboard = new Option<string?>("--dashboard") { Description = "Learner node: serve a live page of the job at this address, e.g. http://127.0.0.1:8090" };
+        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, host, port, seeds, workers, set, resume, otlp, dashboard };
         command.SetAction(async (r, ct) =>
         {
             using var telemetry = OtlpExport.Start(r.GetValue(otlp), "rlft-node");
             return await RunAsync(r.GetValue(config)!, r.GetValue(roles)!, r.GetValue(host)!, r.GetValue(port),
-                r.GetValue(seeds), r.GetValue(workers), r.GetValue(set) ?? [], r.GetValue(resume), r.InvocationConfiguration.Output, ct);
+                r.GetValue(seeds), r.GetValue(workers), r.GetValue(set) ?? [], r.GetValue(resume), r.GetValue(dashboard), r.InvocationConfiguration.Output, ct);
         });
         return command;
     }
 
-    static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
+    static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, string? resume, string? dashboardUrl, TextWriter output, CancellationToken ct)
     {
+        if (dashboardUrl is not null) JobPage.CheckUrl(dashboardUrl);
         if (port is < 0 or > 65535) throw new CliException($"--port: {port} is not a TCP port");
         if (workers < 1) throw new CliException($"--rollout-workers: must be at least 1, got {workers}");
         var roles = roleList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -63,19 +66,25 @@ public static class NodeCommand
         }
         else if (roles.Contains("learner")) JobRecord.Of(configPath, overrides).WriteTo(job.RunDirectory);   // as `rlft run` does
 
+        if (dashboardUrl is not null && !roles.Contains("learner")) throw new CliException("--dashboard: the job page is served by the learner node");
         if (roles.Contains("learner"))
         {
+            var progress = new ProgressLine(output);
+            JobDashboard? page = null;
             var learner = RlftNode.Create(new NodeOptions
             {
                 Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers, Resume = resumePoint,
-                OnStatus = new ProgressLine(output).Update,
+                OnStatus = s => { progress.Update(s); page?.Update(s); },
             }, new TorchEngineFactory());
             await using (learner)
             {
                 await StartAsync(learner, host, port, roles, output, ct);
+                await using var dashboard = page = dashboardUrl is null ? null : await JobPage.StartAsync(dashboardUrl, job, learner, output, ct);
                 try
                 {
                     var finished = await learner.Finished.WaitAsync(ct);
+                    dashboard?.Finished(finished);
+                    if (dashboard is not null) await Task.Delay(JobDashboard.Linger, CancellationToken.None);
                     output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message}");
                     RunCommand.PrintSummary(output, finished.Summary);
                     return finished.Succeeded ? 0 : 1;

@@ -6,6 +6,7 @@ using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
 using Akka.Actor;
 using Rlft.Actors.Runtime;
+using Rlft.Actors.Dashboard;
 
 namespace Rlft.Host.Commands;
 
@@ -19,7 +20,8 @@ public static class RunCommand
         var resume = new Option<string?>("--resume") { Description = "Continue the run in RUN_DIR from its newest checkpoint (the job is the one the run started with)" };
         var plain = new Option<bool>("--plain-loop") { Description = "Run the stages as one plain in-process loop, without actors (the baseline the actor runtime is measured against)" };
         var otlp = OtlpExport.Option();
-        var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume, plain, otlp };
+        var dashboard = new Option<string?>("--dashboard") { Description = "Serve a live page of the job (curves, samples, members) at this address, e.g. http://127.0.0.1:8090" };
+        var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume, plain, otlp, dashboard };
         command.SetAction(async (result, ct) =>
         {
             using var telemetry = OtlpExport.Start(result.GetValue(otlp), "rlft-run");
@@ -31,7 +33,7 @@ public static class RunCommand
             ? throw new CliException("run: --plain-loop does not resume runs; drop --plain-loop to continue with --resume")
             : result.GetValue(plain)
             ? Task.FromResult(RunPlain(result.GetValue(job) ?? throw new CliException("run --plain-loop: give the job file"), result.GetValue(set) ?? [], result.InvocationConfiguration.Output))
-            : RunAsync(result.GetValue(job), result.GetValue(set) ?? [], result.GetValue(resume), result.InvocationConfiguration.Output, ct);
+            : RunAsync(result.GetValue(job), result.GetValue(set) ?? [], result.GetValue(resume), result.GetValue(dashboard), result.InvocationConfiguration.Output, ct);
     }
 
     internal static void PrintSummary(TextWriter output, IReadOnlyDictionary<string, double> summary)
@@ -94,16 +96,19 @@ public static class RunCommand
         Resume = resume,
     }, new TorchEngineFactory());
 
-    static async Task<int> RunAsync(string? jobPath, string[] overrides, string? resume, TextWriter output, CancellationToken ct)
+    static async Task<int> RunAsync(string? jobPath, string[] overrides, string? resume, string? dashboardUrl, TextWriter output, CancellationToken ct)
     {
+        if (dashboardUrl is not null) JobPage.CheckUrl(dashboardUrl);
         var (spec, resumePoint) = LoadJob(jobPath, overrides, resume);
         output.WriteLine($"rlft: job '{spec.Name}' → {Path.GetFullPath(spec.RunDirectory)} ({spec.Stages.Count} stages: {string.Join(" → ", spec.Stages.Select(s => s.Name))})");
         if (resumePoint is { State: var at })
             output.WriteLine($"rlft: resuming from {resumePoint.Directory}: stage {at.Stage} ({spec.Stages[at.Stage].Name}), {(at.Started ? $"step {at.Step}/{spec.Stages[at.Stage].Steps}" : "from its start")}, policy v{at.PolicyVersion}");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
-        await using var node = SingleNode(spec, display.Update, resumePoint);
+        JobDashboard? page = null;
+        await using var node = SingleNode(spec, s => { display.Update(s); page?.Update(s); }, resumePoint);
         await node.StartAsync(ct);
+        await using var dashboard = page = dashboardUrl is null ? null : await JobPage.StartAsync(dashboardUrl, spec, node, output, ct);
         if (node.FeedbackUrls.Count > 0)
             output.WriteLine($"rlft: raters: open {string.Join(", ", node.FeedbackUrls)} (journal {spec.Feedback!.Journal})");
         JobFinished finished;
@@ -124,6 +129,8 @@ public static class RunCommand
             return 130;
         }
         display.End();
+        dashboard?.Finished(finished);
+        if (dashboard is not null) await Task.Delay(JobDashboard.Linger, CancellationToken.None);   // open pages fetch the final state
         var seconds = (DateTime.UtcNow - started).TotalSeconds;
         output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message} in {seconds:F0}s");
         PrintSummary(output, finished.Summary);
