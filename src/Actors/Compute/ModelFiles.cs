@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Models;
 using Rlft.Policy.Tokenization;
@@ -27,7 +28,7 @@ public static class ModelFiles
         return dir;
     }
 
-    /// <summary>Builds an (untrained) model and tokenizer from blob files, on <paramref name="device"/>.</summary>
+    /// <summary>Builds an (untrained) model and tokenizer from blob files, on <paramref name="device"/>, with the files' chat template.</summary>
     public static PolicyModel Build(IReadOnlyDictionary<string, string> files, TorchSharp.torch.Device device, string purpose)
     {
         string dir = Materialize(files, purpose);
@@ -36,8 +37,20 @@ public static class ModelFiles
             var model = ModelFactory.Create(ModelConfig.Load(Path.Combine(dir, Checkpoint.ConfigFile)));
             model.MoveTo(device);
             model.eval();
-            return new PolicyModel(model, HfTokenizer.Load(dir));
+            var tokenizer = HfTokenizer.Load(dir);
+            return new PolicyModel(model, tokenizer, Encoder(dir, tokenizer));
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>
+    /// How a model directory's examples are encoded: its tokenizer, its chat template (chat_template.jinja or
+    /// tokenizer_config.json's; or <paramref name="templateOverride"/>, a file or builtin:NAME) and every id that ends a
+    /// turn or a sequence (generation_config.json's and config.json's eos_token_id, the template's end of turn).
+    /// </summary>
+    public static ExampleEncoder Encoder(string dir, ITokenizer tokenizer, string? templateOverride = null)
+    {
+        var template = templateOverride is null ? ChatTemplate.TryLoad(dir) : ChatTemplate.Load(dir, templateOverride);
+        return new ExampleEncoder(tokenizer, template, EndTokens.ForModel(dir, tokenizer));
     }
 }
