@@ -1,0 +1,206 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rlft.Actors.Compute;
+using Rlft.Actors.Configuration;
+using Rlft.Actors.Jobs;
+using Rlft.Policy.Chat;
+using Rlft.Tests.Cluster;
+
+namespace Rlft.Tests.Chat;
+
+/// <summary>
+/// Conversational data through a job: what the SFT trainer learns from a messages dataset, what the validator refuses
+/// before any model loads, and what rlft inspect-data shows.
+/// </summary>
+public class ChatJobTests
+{
+    const string Chatml = "model { chat-template = chatml }";
+
+    static readonly ChatMessage[][] Conversations =
+    [
+        [new("system", "You answer in one short sentence."), new("user", "review the tea:"), new("assistant", "the tea was warm.")],
+        [new("user", "add 2 and 3:"), new("assistant", "5."), new("user", "and 4 more?"), new("assistant", "9, I think — ünïcödé.")],
+        [new("user", "say <|im_end|> literally"), new("assistant", "ok: <|im_end|> is text here")],
+    ];
+
+    static string Jsonl(string name, IEnumerable<JsonObject> lines)
+    {
+        string path = Path.Combine(Directory.CreateTempSubdirectory("rlft-chatjob").FullName, name);
+        File.WriteAllLines(path, lines.Select(l => l.ToJsonString()));
+        return path;
+    }
+
+    static JsonArray Json(IEnumerable<ChatMessage> messages) => new(messages.Select(m => (JsonNode)m.ToJson()).ToArray());
+
+    static string MessagesFile() => Jsonl("messages.jsonl", Conversations.Select(c => new JsonObject { ["messages"] = Json(c) }));
+
+    /// <summary>The runs of consecutive loss-carrying tokens, each decoded with its special tokens.</summary>
+    static List<string> LossRuns(EncodedExample e, Rlft.Policy.Tokenization.ITokenizer tokenizer)
+    {
+        var runs = new List<string>();
+        for (int i = 0; i < e.Ids.Length; i++)
+        {
+            if (!e.LossMask[i]) continue;
+            int j = i;
+            while (j < e.Ids.Length && e.LossMask[j]) j++;
+            runs.Add(tokenizer.DecodeWithSpecialTokens(e.Ids[i..j]));
+            i = j;
+        }
+        return runs;
+    }
+
+    [Fact]
+    public void Sft_on_messages_trains_on_exactly_each_assistant_turn_and_its_end_of_turn_token()
+    {
+        string data = MessagesFile();
+        var job = JobHarness.Job($"{{ kind = sft, data = \"{data}\", eval-data = \"{data}\", steps = 2, batch-size = 3\n}}", extra: Chatml);
+        Assert.Empty(JobValidator.Check(job));
+        using var engine = new TorchLearnerEngine(job);
+        engine.RunOfflineStage(job.Stages[0], _ => { }, TestContext.Current.CancellationToken);
+
+        var trained = engine.TrainedExamples;
+        Assert.Equal(Conversations.Length, trained.Count);
+        var tokenizer = engine.Policy.Tokenizer;
+        int imEnd = tokenizer.SpecialTokens["<|im_end|>"];
+        for (int c = 0; c < Conversations.Length; c++)
+        {
+            var expected = Conversations[c].Where(m => m.Role == "assistant").Select(m => m.Content + "<|im_end|>").ToList();
+            Assert.Equal(expected, LossRuns(trained[c], tokenizer));
+            // The closing <|im_end|> of each assistant turn is the special token itself, and nothing of the user's or
+            // system's turns (nor the literal "<|im_end|>" text inside content, which the template renders as text
+            // the tokenizer then reads as the token) is learned beyond what the assistant says.
+            Assert.Equal(expected.Count, Enumerable.Range(0, trained[c].Ids.Length).Count(i => trained[c].LossMask[i] && trained[c].Ids[i] == imEnd
+                && (i + 1 == trained[c].Ids.Length || !trained[c].LossMask[i + 1])));
+            Assert.Equal(tokenizer.DecodeWithSpecialTokens(trained[c].Ids),
+                string.Concat(Conversations[c].Select(m => $"<|im_start|>{m.Role}\n{m.Content}<|im_end|>\n")));
+        }
+    }
+
+    [Fact]
+    public void Assistant_only_loss_off_trains_on_the_whole_conversation()
+    {
+        string data = MessagesFile();
+        var job = JobHarness.Job($"{{ kind = sft, data = \"{data}\", eval-data = \"{data}\", steps = 1, batch-size = 3, assistant-only-loss = false\n}}", extra: Chatml);
+        using var engine = new TorchLearnerEngine(job);
+        engine.RunOfflineStage(job.Stages[0], _ => { }, TestContext.Current.CancellationToken);
+        Assert.All(engine.TrainedExamples, e => Assert.Equal(e.Ids.Length - 1, e.LossTokens));
+    }
+
+    static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        int code = Rlft.Host.Commands.Cli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Theory]
+    [InlineData("sft", """{"messages": [{"role": "user", "content": "Hi"}, {"role": "narrator", "content": "a"}]}""", "messages[1].role: unknown role \"narrator\" (expected system, user, assistant or tool)")]
+    [InlineData("sft", """{"messages": [{"content": "Hi"}]}""", "messages[0].role: missing")]
+    [InlineData("sft", """{"messages": []}""", "messages: empty list")]
+    [InlineData("dpo", """{"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": 3}], "rejected": [{"role": "assistant", "content": "b"}]}""", "chosen[0].content: expected a string, got a number")]
+    [InlineData("reward-model", """{"prompt": [{"role": "user", "content": "Hi"}], "chosen": "a", "rejected": [{"role": "assistant", "content": "b"}]}""", "chosen: expected a list of messages, got a string")]
+    [InlineData("grpo", """{"prompt": [{"role": "user"}]}""", "prompt[0].content: missing")]
+    [InlineData("ppo", """{"prompt": {"role": "user", "content": "Hi"}}""", "prompt: expected a string or a list of messages, got an object")]
+    public void Run_refuses_bad_conversational_data_with_file_line_and_field_before_any_model_loads(string kind, string bad, string problem)
+    {
+        var good = kind switch
+        {
+            "sft" => """{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}""",
+            "dpo" or "reward-model" => """{"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]}""",
+            _ => """{"prompt": [{"role": "user", "content": "Hi"}]}""",
+        };
+        string data = Path.Combine(Directory.CreateTempSubdirectory("rlft-baddata").FullName, "data.jsonl");
+        File.WriteAllLines(data, [good, bad, good]);
+        string job = JobHarness.JobFile($"{{ kind = {kind}, data = \"{data}\", steps = 1, batch-size = 2\n}}", extra: Chatml);
+        var (code, output, err) = Cli("run", job);
+        Assert.Equal(2, code);
+        Assert.Equal($"rlft: rlft.job.stages[0].data: {data}:2: {problem}", err.TrimEnd());
+        // Refused before the run directory (and so the init model) was made.
+        Assert.DoesNotContain("→", output);
+        Assert.False(Directory.Exists(JobSpec.Load(job).RunDirectory));
+    }
+
+    [Fact]
+    public void Conversational_data_for_a_model_without_a_chat_template_is_refused_saying_so()
+    {
+        string job = JobHarness.JobFile("{ kind = sft, data = \"builtin:chat-sft\", steps = 1, batch-size = 2\n}");
+        var (code, _, err) = Cli("run", job);
+        Assert.Equal(2, code);
+        Assert.Equal("rlft: rlft.job.stages[0].data: builtin:chat-sft holds conversations (lists of messages), and the model has no chat template "
+            + "to render them: make the model with one (rlft.job.model.chat-template = chatml) or give one with rlft.job.chat-template = FILE", err.TrimEnd());
+        // A template file that does not exist is refused as well, naming the key.
+        string job2 = JobHarness.JobFile("{ kind = sft, data = \"builtin:chat-sft\", steps = 1, batch-size = 2\n}", extra: "chat-template = \"/nonexistent/t.jinja\"");
+        (code, _, err) = Cli("run", job2);
+        Assert.Equal(2, code);
+        Assert.Equal("rlft: rlft.job.chat-template: chat template file not found: /nonexistent/t.jinja", err.TrimEnd());
+    }
+
+    [Fact]
+    public void Inspect_data_shows_the_rendered_text_the_ids_and_the_loss_carrying_tokens()
+    {
+        string data = MessagesFile();
+        string job = JobHarness.JobFile($"{{ kind = sft, data = \"{data}\", steps = 1, batch-size = 2\n}}", extra: Chatml);
+        var (code, output, err) = Cli("inspect-data", job, "--stage", "0", "--limit", "2");
+        Assert.True(code == 0, err);
+        var lines = output.Split('\n');
+        Assert.StartsWith("stage 0 (0-sft, sft): " + data + "; chat template: the model's; loss: completions only; in conversations every assistant turn", lines[0]);
+        Assert.Equal(2, lines.Count(l => l.StartsWith("── ", StringComparison.Ordinal)));
+        Assert.Contains($"── {data}:1: ", output);
+        Assert.Contains("""
+            <|im_start|>system
+            You answer in one short sentence.<|im_end|>
+            <|im_start|>user
+            review the tea:<|im_end|>
+            <|im_start|>assistant
+            ⟦the tea was warm.<|im_end|>⟧
+
+            ids: 
+            """.Replace("\r", ""), output);
+        Assert.Contains("<|im_start|>assistant\n⟦5.<|im_end|>⟧\n<|im_start|>user\nand 4 more?<|im_end|>\n<|im_start|>assistant\n⟦9, I think — ünïcödé.<|im_end|>⟧\n", output);
+
+        // --json: the loss mask selects the same tokens the trainer learns from.
+        (code, output, err) = Cli("inspect-data", job, "--stage", "0", "--limit", "5", "--json");
+        Assert.True(code == 0, err);
+        var objects = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.Equal(Conversations.Length, objects.Count);
+        string modelDir = Path.Combine(Directory.CreateTempSubdirectory("rlft-insp-tok").FullName, "tok");
+        Rlft.Policy.Models.ModelPresets.InitTokenizer("tiny", modelDir, Rlft.Rollout.Tasks.ReviewTask.TokenizerCorpus(3), chatTemplate: "chatml");
+        using var tokenizer = Rlft.Policy.Tokenization.HfTokenizer.Load(modelDir);
+        for (int c = 0; c < objects.Count; c++)
+        {
+            var example = objects[c]["example"]!;
+            int[] ids = example["input_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+            bool[] mask = example["loss_mask"]!.AsArray().Select(x => x!.GetValue<int>() == 1).ToArray();
+            Assert.Equal($"{data}:{c + 1}", objects[c]["where"]!.GetValue<string>());
+            Assert.Equal(tokenizer.DecodeWithSpecialTokens(ids), example["text"]!.GetValue<string>());
+            Assert.Equal(Conversations[c].Where(m => m.Role == "assistant").Select(m => m.Content + "<|im_end|>"),
+                LossRuns(new EncodedExample(ids, Array.IndexOf(mask, true), mask), tokenizer));
+        }
+    }
+
+    [Fact]
+    public void Inspect_data_shows_both_sides_of_preference_pairs_and_online_prompts_with_the_generation_prompt()
+    {
+        string pairs = Jsonl("pairs.jsonl", [new JsonObject
+        {
+            ["prompt"] = Json([new("user", "review the tea:")]),
+            ["chosen"] = Json([new("assistant", "great.")]), ["rejected"] = Json([new("assistant", "bad.")]),
+        }]);
+        string prompts = Jsonl("prompts.jsonl", [new JsonObject { ["prompt"] = Json([new("user", "review the tea:")]) }]);
+        string job = JobHarness.JobFile($"{{ kind = dpo, data = \"{pairs}\", steps = 1, batch-size = 1\n}}\n{{ kind = grpo, data = \"{prompts}\", steps = 1, batch-size = 1\n}}", extra: Chatml);
+        var (code, output, err) = Cli("inspect-data", job, "--stage", "0");
+        Assert.True(code == 0, err);
+        Assert.Contains($"── {pairs}:1 chosen: ", output);
+        Assert.Contains("<|im_start|>user\nreview the tea:<|im_end|>\n<|im_start|>assistant\n⟦great.<|im_end|>⟧\n", output);
+        Assert.Contains($"── {pairs}:1 rejected: ", output);
+        Assert.Contains("<|im_start|>assistant\n⟦bad.<|im_end|>⟧\n", output);
+        (code, output, err) = Cli("inspect-data", job, "--stage", "1", "--json");
+        Assert.True(code == 0, err);
+        var prompt = JsonNode.Parse(output)!["prompt"]!;
+        Assert.Equal("<|im_start|>user\nreview the tea:<|im_end|>\n<|im_start|>assistant\n", prompt["text"]!.GetValue<string>());
+        Assert.All(prompt["loss_mask"]!.AsArray(), m => Assert.Equal(0, m!.GetValue<int>()));
+        (code, _, err) = Cli("inspect-data", job, "--stage", "2");
+        Assert.Equal(2, code);
+        Assert.Equal("rlft: --stage 2: the job has 2 stages (0 to 1)", err.TrimEnd());
+    }
+}
