@@ -86,6 +86,44 @@ public class ChatJobTests
         Assert.All(engine.TrainedExamples, e => Assert.Equal(e.Ids.Length - 1, e.LossTokens));
     }
 
+    [Fact]
+    public void Rollouts_render_conversations_with_the_generation_prompt_and_stop_on_any_end_token_of_generation_config()
+    {
+        var job = JobHarness.Job("{ kind = grpo, data = \"builtin:chat-prompts\", steps = 1, batch-size = 1\n}", extra: Chatml);
+        ChatMessage[] conversation = [new("system", "Be brief."), new("user", "review the tea:")];
+        var prompt = new Rlft.Actors.Protocol.PromptItem("", null, 0, conversation);
+        var greedy = new Rlft.Actors.Protocol.SamplingSettings(6, 0, 0, 1);
+
+        Rlft.Actors.Protocol.RolloutSample Sample()
+        {
+            using var learner = new TorchLearnerEngine(job);
+            using var rollout = new TorchRolloutEngine(job);
+            rollout.ApplyWeights(1, learner.ExportWeights(Rlft.Actors.Protocol.WeightKind.Policy));
+            var encoder = rollout.Replica!.Encoder;
+            Assert.Contains(encoder.Tokenizer.SpecialTokens["<|im_end|>"], encoder.EndIds);
+            var sample = Assert.Single(rollout.Generate([prompt], greedy, seed: 1));
+            Assert.Equal("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nreview the tea:<|im_end|>\n<|im_start|>assistant\n", sample.Prompt);
+            Assert.Equal(encoder.Tokenizer.Encode(sample.Prompt, addSpecialTokens: false), sample.PromptTokens);
+            Assert.Equal(conversation, sample.Messages);
+            return sample;
+        }
+
+        var free = Sample();
+        Assert.Equal(6, free.CompletionTokens.Length);
+        // The model's generation_config.json names a token of the greedy path as an end token too (the latest that
+        // is new there): generation stops right after it, the token kept.
+        var tokens = free.CompletionTokens;
+        int at = Enumerable.Range(0, tokens.Length).Last(k => Array.IndexOf(tokens, tokens[k]) == k);
+        int stop = tokens[at];
+        string config = Path.Combine(job.RunDirectory, "init-model", "generation_config.json");
+        var generation = JsonNode.Parse(File.ReadAllText(config))!.AsObject();
+        generation["eos_token_id"]!.AsArray().Add(stop);
+        File.WriteAllText(config, generation.ToJsonString());
+        var stopped = Sample();
+        Assert.Equal(tokens[..(at + 1)], stopped.CompletionTokens);
+        Assert.True(stopped.Finished);
+    }
+
     static (int Code, string Out, string Err) Cli(params string[] args)
     {
         var (o, e) = (new StringWriter(), new StringWriter());
