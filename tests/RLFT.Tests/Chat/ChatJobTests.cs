@@ -124,6 +124,22 @@ public class ChatJobTests
         Assert.True(stopped.Finished);
     }
 
+    [Fact]
+    public void Every_stage_kind_runs_on_the_built_in_conversational_data()
+    {
+        string Stage(string kind, string data, string rest = "") => $"{{ kind = {kind}, data = \"{data}\", steps = 2, batch-size = 4\n sampling {{ max-new-tokens = 6 }}\n {rest}\n }}";
+        const string rewards = "rewards { components = [ { name = rm, source = reward-model, model = job }\n { name = task, source = function, function = review-task, weight = 0.5 } ] }";
+        var job = JobHarness.Job(string.Join("\n",
+            Stage("sft", "builtin:chat-sft"), Stage("reward-model", "builtin:chat-preferences"), Stage("dpo", "builtin:chat-preferences"),
+            Stage("ppo", "builtin:chat-prompts", rewards), Stage("grpo", "builtin:chat-prompts", "grpo { group-size = 2 }\n rewards { sources = [ { type = reward-model } ] }"),
+            Stage("online-dpo", "builtin:chat-prompts")), extra: Chatml + "\neval-prompts = 4");
+        Assert.Empty(JobValidator.Check(job));
+        var result = PlainLoop.Run(job, new TorchEngineFactory());
+        foreach (var stage in job.Stages)
+            Assert.True(result.Summary.Keys.Any(k => k.StartsWith($"{stage.Name}/after/eval/", StringComparison.Ordinal)), $"{stage.Name} reported no held-out figures");
+        Assert.True(result.OnlineSamples > 0);
+    }
+
     static (int Code, string Out, string Err) Cli(params string[] args)
     {
         var (o, e) = (new StringWriter(), new StringWriter());
