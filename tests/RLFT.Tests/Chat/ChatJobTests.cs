@@ -140,6 +140,25 @@ public class ChatJobTests
         Assert.True(result.OnlineSamples > 0);
     }
 
+    [Fact]
+    public void Chat_keys_are_read_and_misplaced_ones_refused_naming_the_key()
+    {
+        var job = JobHarness.Job("{ kind = sft, data = \"builtin:chat-sft\", steps = 1, batch-size = 1, completion-only-loss = false, chat-template = \"builtin:chatml\" }\n"
+            + "{ kind = dpo, data = \"builtin:chat-preferences\", steps = 1, batch-size = 1 }", extra: Chatml);
+        Assert.Equal("chatml", job.Model.ChatTemplate);
+        Assert.False(job.Stages[0].CompletionOnlyLoss);
+        Assert.True(job.Stages[0].AssistantOnlyLoss);
+        Assert.Equal("builtin:chatml", job.ChatTemplateFor(job.Stages[0]));
+        Assert.Null(job.ChatTemplateFor(job.Stages[1]));
+
+        string Refusal(string stages, string extra) =>
+            string.Join("\n", Assert.Throws<ConfigException>(() => JobHarness.Job(stages, extra: extra)).Errors);
+        Assert.Equal("rlft.job.stages[0].assistant-only-loss: applies to sft and distill stages (a dpo stage's loss covers the completions it compares or samples)",
+            Refusal("{ kind = dpo, data = \"builtin:chat-preferences\", steps = 1, batch-size = 1, assistant-only-loss = false }", Chatml));
+        Assert.Contains("rlft.job.model.chat-template: 'llama' is not one of chatml",
+            Refusal("{ kind = sft, data = \"builtin:chat-sft\", steps = 1, batch-size = 1 }", "model { chat-template = llama }"));
+    }
+
     static (int Code, string Out, string Err) Cli(params string[] args)
     {
         var (o, e) = (new StringWriter(), new StringWriter());
