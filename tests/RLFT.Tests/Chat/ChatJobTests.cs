@@ -159,6 +159,30 @@ public class ChatJobTests
             Refusal("{ kind = sft, data = \"builtin:chat-sft\", steps = 1, batch-size = 1 }", "model { chat-template = llama }"));
     }
 
+    [Fact]
+    public void A_reward_model_scores_a_conversation_rendered_with_its_own_template_not_the_policys_text()
+    {
+        string dir = Path.Combine(Directory.CreateTempSubdirectory("rlft-rm-template").FullName, "model");
+        Rlft.Policy.Models.ModelPresets.InitModel("gpt2", "tiny", dir, seed: 3, corpus: Rlft.Rollout.Tasks.ReviewTask.TokenizerCorpus(3), chatTemplate: "chatml").Dispose();
+        using var tokenizer = Rlft.Policy.Tokenization.HfTokenizer.Load(dir);
+        var policyEncoder = ModelFiles.Encoder(dir, tokenizer);
+        // The reward model reads conversations in another layout than the policy's ChatML.
+        var rmEncoder = new ExampleEncoder(tokenizer, ChatTemplate.FromSource("{% for m in messages %}[{{ m.role }}] {{ m.content }}<|im_end|>{% endfor %}"), policyEncoder.EndIds);
+        var rm = new Rlft.Policy.Training.Trainers.RewardModel(
+            new Rlft.Policy.Training.Trainers.PolicyModel(Rlft.Policy.Checkpoints.Checkpoint.Load(dir), tokenizer, rmEncoder),
+            new Rlft.Policy.Heads.RewardHead(64, seed: 5));
+        ChatMessage[] conversation = [new("system", "Be brief."), new("user", "review the tea:")];
+        var prompt = PromptInput.Chat(conversation, policyEncoder);
+        Assert.Equal("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nreview the tea:<|im_end|>\n<|im_start|>assistant\n", prompt.Text);
+
+        float score = Assert.Single(rm.ScoreSamples([(prompt, "the tea was great.")]));
+        var seen = rmEncoder.Conversation([.. conversation, new ChatMessage("assistant", "the tea was great.")]);
+        Assert.Equal("[system] Be brief.<|im_end|>[user] review the tea:<|im_end|>[assistant] the tea was great.<|im_end|>", tokenizer.DecodeWithSpecialTokens(seen.Ids));
+        Assert.Equal(Assert.Single(rm.ScoreExamples([seen])), score, 6);
+        // Scoring the policy's rendered text instead gives another sequence and another score.
+        Assert.NotEqual(Assert.Single(rm.ScoreTexts([(prompt.Text, "the tea was great.")])), score, 4);
+    }
+
     static (int Code, string Out, string Err) Cli(params string[] args)
     {
         var (o, e) = (new StringWriter(), new StringWriter());
