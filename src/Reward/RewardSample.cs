@@ -1,11 +1,25 @@
 namespace Rlft.Reward;
 
-/// <summary>One prompt/completion pair to score; <paramref name="Reference"/> is the verifiable answer when the task has one.</summary>
+/// <summary>
+/// One prompt/completion pair to score; <paramref name="Reference"/> is the verifiable answer when the task has one.
+/// For a conversational prompt, <paramref name="Prompt"/> is the text the policy saw (the conversation rendered by its
+/// chat template with the generation prompt), <paramref name="Messages"/> the conversation itself and
+/// <paramref name="Completion"/> the assistant's reply (without its end-of-turn token): rules read
+/// <see cref="TaskText"/>, HTTP scorers receive the messages, reward models render the conversation their own way.
+/// </summary>
 public sealed record RewardSample(
     string Prompt,
     string Completion,
     string? Reference = null,
-    IReadOnlyDictionary<string, string>? Metadata = null);
+    IReadOnlyDictionary<string, string>? Metadata = null,
+    IReadOnlyList<Rlft.Policy.Chat.ChatMessage>? Messages = null)
+{
+    /// <summary>What a rule reads as the question: the last user message of a conversation, else the prompt.</summary>
+    public string TaskText => Rlft.Policy.Chat.PromptInput.LastUserContent(Messages) ?? Prompt;
+
+    /// <summary>The prompt as the policy's side saw it (text, or the rendered conversation and its messages).</summary>
+    public Rlft.Policy.Chat.PromptInput AsPrompt => new(Prompt, Reference, Messages);
+}
 
 /// <summary>A source's verdict on one sample: a finite score, or a failure with its reason (never both).</summary>
 public readonly record struct SampleScore

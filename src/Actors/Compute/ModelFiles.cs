@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Models;
 using Rlft.Policy.Quantization;
@@ -31,9 +32,9 @@ public static class ModelFiles
     }
 
     /// <summary>
-    /// Builds an (untrained) model and tokenizer from blob files, on <paramref name="device"/>. With
-    /// quantization_config.json among them, the projections get empty quantized storage (never fp32 weights) to
-    /// receive a quantized base.
+    /// Builds an (untrained) model and tokenizer from blob files, on <paramref name="device"/>, with the files' chat
+    /// template. With quantization_config.json among them, the projections get empty quantized storage (never fp32
+    /// weights) to receive a quantized base.
     /// </summary>
     public static PolicyModel Build(IReadOnlyDictionary<string, string> files, TorchSharp.torch.Device device, string purpose)
     {
@@ -44,8 +45,20 @@ public static class ModelFiles
             if (QuantizationOptions.Load(dir) is { } quantization) ModelQuantizer.Prepare(model, quantization);
             model.MoveTo(device);
             model.eval();
-            return new PolicyModel(model, HfTokenizer.Load(dir));
+            var tokenizer = HfTokenizer.Load(dir);
+            return new PolicyModel(model, tokenizer, Encoder(dir, tokenizer));
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>
+    /// How a model directory's examples are encoded: its tokenizer, its chat template (chat_template.jinja or
+    /// tokenizer_config.json's; or <paramref name="templateOverride"/>, a file or builtin:NAME) and every id that ends a
+    /// turn or a sequence (generation_config.json's and config.json's eos_token_id, the template's end of turn).
+    /// </summary>
+    public static ExampleEncoder Encoder(string dir, ITokenizer tokenizer, string? templateOverride = null)
+    {
+        var template = templateOverride is null ? ChatTemplate.TryLoad(dir) : ChatTemplate.Load(dir, templateOverride);
+        return new ExampleEncoder(tokenizer, template, EndTokens.ForModel(dir, tokenizer));
     }
 }

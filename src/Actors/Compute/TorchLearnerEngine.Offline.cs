@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Heads;
 using Rlft.Policy.Tokenization;
@@ -19,6 +20,10 @@ namespace Rlft.Actors.Compute;
 /// SFT <c>loss</c>; reward model <c>accuracy</c>, <c>margin</c>; DPO <c>accuracy</c> and <c>margin</c> of the implicit
 /// reward, and after it <c>reward</c>, <c>kl</c> and <c>win_rate</c> of samples against the stage-start policy;
 /// distillation <c>teacher_kl</c> and the student's <c>reward</c>.
+/// Data in any of TRL's formats is read through <see cref="DatasetFormats"/> and encoded once, before the stage trains,
+/// by the stage's <see cref="EncoderFor">encoder</see>: a conversation rendered by its chat template, the loss where the
+/// stage's completion-only-loss and assistant-only-loss put it; an example that cannot be encoded stops the stage
+/// with its file and line.
 /// </summary>
 public sealed partial class TorchLearnerEngine
 {
@@ -39,8 +44,20 @@ public sealed partial class TorchLearnerEngine
         return held == 0 ? (all, all) : (all.Take(all.Count - held).ToList(), all.Skip(all.Count - held).ToList());
     }
 
-    static List<(string, string)> Sft(string path) => Jsonl.ReadSft(path).Select(e => (e.Prompt, e.Completion)).ToList();
-    static List<(string, string, string)> Pairs(string path) => Jsonl.ReadPreferences(path).Select(e => (e.Prompt, e.Chosen, e.Rejected)).ToList();
+    /// <summary>The SFT-format examples of the last sft or distill stage as they were trained on (tests read the masks).</summary>
+    internal IReadOnlyList<EncodedExample> TrainedExamples { get; private set; } = [];
+
+    /// <summary>SFT-format records with each encoded as the stage trains on it.</summary>
+    static List<(SftRecord Record, EncodedExample Example)> Sft(string path, ExampleEncoder encoder, SftLoss loss) =>
+        DatasetFormats.ReadSft(path).Select(r => (r, r.Encode(encoder, loss))).ToList();
+
+    /// <summary>Preference records with both sides encoded.</summary>
+    static List<(PreferenceRecord Record, EncodedPair Pair)> Pairs(string path, ExampleEncoder encoder) =>
+        DatasetFormats.ReadPreferences(path).Select(r => (r, r.Encode(encoder))).ToList();
+
+    /// <summary>The held-out prompts an evaluation samples from (the records' prompts; conversations rendered by the stage's template).</summary>
+    List<PromptInput> EvalPrompts<T>(IEnumerable<T> records, Func<T, PromptInput?> prompt) =>
+        records.Select(prompt).OfType<PromptInput>().Take(_job.EvalPrompts).ToList();
 
     public StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken cancellationToken)
     {
@@ -59,50 +76,59 @@ public sealed partial class TorchLearnerEngine
             }
         }
 
+        var encoder = EncoderFor(stage);
+        var policy = _policy.WithEncoder(encoder);
+        var loss = new SftLoss(stage.CompletionOnlyLoss, stage.AssistantOnlyLoss);
         switch (stage.Kind)
         {
             case StageKind.Sft:
             {
-                var (train, heldOut) = Split(stage, Sft);
+                var (train, heldOut) = Split(stage, path => Sft(path, encoder, loss));
+                TrainedExamples = train.Select(x => x.Example).ToList();
+                var heldOutExamples = heldOut.Select(x => x.Example).ToList();
                 using var t = new SftTrainer(_trainable, stage.Optimizer, mixedPrecision: _mixed);
-                Record("before", new() { ["eval/loss"] = t.Loss(heldOut) });
-                Loop(train, t.Step);
-                Record("after", new() { ["eval/loss"] = t.Loss(heldOut) });
+                Record("before", new() { ["eval/loss"] = t.Loss(heldOutExamples) });
+                Loop(TrainedExamples, t.Step);
+                Record("after", new() { ["eval/loss"] = t.Loss(heldOutExamples) });
                 PolicyVersion++;
                 break;
             }
             case StageKind.RewardModel:
             {
-                var (train, heldOut) = Split(stage, Pairs);
-                var trunk = _policy.FrozenCopy();
+                var (train, heldOut) = Split(stage, path => Pairs(path, encoder));
+                // The reward model sees conversations as this stage renders them, wherever it scores later.
+                var trunk = _policy.FrozenCopy().WithEncoder(encoder);
+                _rmTemplate = TemplateSource(_job.ChatTemplateFor(stage));
                 foreach (var p in trunk.Model.parameters()) p.requires_grad = true;
                 var head = new RewardHead(trunk.Model.Config.HiddenSize, _job.Seed);
                 head.to(_device);
                 _rm = new RewardModel(trunk, head);
                 using var t = new RewardModelTrainer(_rm, stage.RewardModel, stage.Optimizer);
-                Record("before", t.Evaluate(heldOut));
-                Loop(train, t.Step);
-                Record("after", t.Evaluate(heldOut));
+                var heldOutPairs = heldOut.Select(x => x.Pair).ToList();
+                Record("before", t.Evaluate(heldOutPairs));
+                Loop(train.Select(x => x.Pair).ToList(), t.Step);
+                Record("after", t.Evaluate(heldOutPairs));
                 RewardModelVersion = RewardModelVersion < 0 ? 1 : RewardModelVersion + 1;
                 break;
             }
             case StageKind.Dpo:
             {
-                var (train, heldOut) = Split(stage, Pairs);
+                var (train, heldOut) = Split(stage, path => Pairs(path, encoder));
                 // The stage-start policy: DPO's reference, and what the trained policy's samples are compared with.
                 // With a quantized base the reference is the base plus the adapters as the stage found them (no second copy).
-                var start = _job.QuantizedBase ? null : _policy.FrozenCopy();
+                var start = _job.QuantizedBase ? null : _policy.FrozenCopy().WithEncoder(encoder);
                 IReferencePolicy reference = start is null ? StageReference(resume: false) : new FrozenReference(start);
                 using var t = new DpoTrainer(_trainable, reference, stage.Dpo, stage.Optimizer, mixedPrecision: _mixed);
-                var heldOutPairs = t.Encode(heldOut);
-                var prompts = heldOut.Select(p => (p.Item1, (string?)null)).Take(_job.EvalPrompts).ToList();
+                var trainPairs = train.Select(x => x.Pair).ToList();
+                var heldOutPairs = heldOut.Select(x => x.Pair).ToList();
+                var prompts = EvalPrompts(heldOut, x => x.Record.EvalPrompt(encoder));
                 var taskReward = TaskReward(stage);
                 Record("before", t.Evaluate(heldOutPairs));
-                if (taskReward is not null) Record("before", Evaluator.Run(_policy, prompts, taskReward, EvalSampling(stage)).Metrics);
-                if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(train);
-                Loop(train, t.Step);
+                if (taskReward is not null) Record("before", Evaluator.Run(policy, prompts, taskReward, EvalSampling(stage)).Metrics);
+                if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(trainPairs);
+                Loop(trainPairs, t.Step);
                 Record("after", t.Evaluate(heldOutPairs));
-                Record("after", Evaluator.Run(_policy, prompts, taskReward, EvalSampling(stage), reference, start, Judge(taskReward)).Metrics);
+                Record("after", Evaluator.Run(policy, prompts, taskReward, EvalSampling(stage), reference, start, Judge(taskReward)).Metrics);
                 start?.Model.Dispose();
                 PolicyVersion++;
                 break;
@@ -111,15 +137,18 @@ public sealed partial class TorchLearnerEngine
             {
                 var teacherPath = stage.Teacher?.Path ?? throw new ConfigException($"rlft.job.stages[{stage.Index}].teacher.path: distillation needs a teacher checkpoint");
                 var teacher = new PolicyModel(Checkpoint.Load(teacherPath, _device), HfTokenizer.Load(teacherPath));
-                var (train, heldOut) = Split(stage, Sft);
-                var prompts = heldOut.Select(p => (p.Item1, (string?)null)).Take(_job.EvalPrompts).ToList();
+                // The teacher shares the student's vocabulary and reads the sequences as the student's encoder made them.
+                var (train, heldOut) = Split(stage, path => Sft(path, encoder, loss));
+                TrainedExamples = train.Select(x => x.Example).ToList();
+                var heldOutExamples = heldOut.Select(x => x.Example).ToList();
+                var prompts = EvalPrompts(heldOut, x => x.Record.EvalPrompt(encoder));
                 var taskReward = TaskReward(stage);
                 using var t = new DistillTrainer(_policy, teacher, stage.Distill, stage.Optimizer);
-                Record("before", new() { ["eval/teacher_kl"] = t.Kl(heldOut) });
-                if (taskReward is not null) Record("before", Evaluator.Run(_policy, prompts, taskReward, EvalSampling(stage)).Metrics);
-                Loop(train, t.Step);
-                Record("after", new() { ["eval/teacher_kl"] = t.Kl(heldOut) });
-                if (taskReward is not null) Record("after", Evaluator.Run(_policy, prompts, taskReward, EvalSampling(stage)).Metrics);
+                Record("before", new() { ["eval/teacher_kl"] = t.Kl(heldOutExamples) });
+                if (taskReward is not null) Record("before", Evaluator.Run(policy, prompts, taskReward, EvalSampling(stage)).Metrics);
+                Loop(TrainedExamples, t.Step);
+                Record("after", new() { ["eval/teacher_kl"] = t.Kl(heldOutExamples) });
+                if (taskReward is not null) Record("after", Evaluator.Run(policy, prompts, taskReward, EvalSampling(stage)).Metrics);
                 teacher.Model.Dispose();
                 PolicyVersion++;
                 break;

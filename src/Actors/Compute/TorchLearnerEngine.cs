@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Generation;
 using Rlft.Policy.Heads;
@@ -53,6 +54,26 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     internal LoraAdapters? Adapters => _adapters;
     public long AdapterBaseVersion { get; private set; } = -1;
 
+    // Encoders with a template override (a stage's or the job's chat-template), by the key's value; and the Jinja
+    // source the reward model was trained with when it was not the model's own (it travels with the reward model).
+    readonly Dictionary<string, ExampleEncoder> _encoders = new();
+    string? _rmTemplate;
+
+    /// <summary>
+    /// How <paramref name="stage"/>'s examples and prompts are encoded: the policy's tokenizer and end tokens with the
+    /// stage's chat template (its own override, the job's, or the model's template).
+    /// </summary>
+    internal ExampleEncoder EncoderFor(StageSpec? stage)
+    {
+        string? key = stage is null ? _job.ChatTemplate : _job.ChatTemplateFor(stage);
+        if (key is null) return _policy.Encoder;
+        if (!_encoders.TryGetValue(key, out var encoder))
+            _encoders[key] = encoder = new ExampleEncoder(_policy.Tokenizer, ChatTemplate.Load(_modelDir, key), _policy.Encoder.EndIds);
+        return encoder;
+    }
+
+    static string? TemplateSource(string? key) => key is null ? null : BuiltinChatTemplates.Read(key).Source;
+
     // The checkpoint a resumed run continues from (rlft run --resume): weights here, training state in trainer/.
     readonly string? _resumeFrom;
     TrainerState? _resumed;
@@ -75,16 +96,17 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         {
             _modelDir = Path.Combine(job.RunDirectory, "init-model");
             if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
-                ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed)).Dispose();
+                ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed), chatTemplate: job.Model.ChatTemplate).Dispose();
         }
         string weights = resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy);
         var quantization = job.Model.Quantization;
         if (quantization.Enabled && resumeFrom is not null) QuantizedBase.CheckResumable(weights, quantization);
         var model = quantization.Enabled ? ModelQuantizer.Load(weights, quantization, _device) : Checkpoint.Load(weights, _device);
-        _policy = new PolicyModel(model, HfTokenizer.Load(_modelDir));
+        var tokenizer = HfTokenizer.Load(_modelDir);
+        _policy = new PolicyModel(model, tokenizer, ModelFiles.Encoder(_modelDir, tokenizer));
         _modelFiles = ModelFiles.Read(_modelDir);
         _mixed = !quantization.Enabled && MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
-        _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer);
+        _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer, _policy.Encoder);
         if (resumeFrom is not null) RestoreModels(resumeFrom);
         // A quantized base is frozen from the start: the adapters attach now and every stage trains them.
         if (quantization.Enabled && _adapters is null)
@@ -111,7 +133,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             var model = Checkpoint.Load(reference, _device);
             foreach (var p in model.parameters()) p.requires_grad = false;
             model.eval();
-            _reference = new PolicyModel(model, _policy.Tokenizer);
+            _reference = new PolicyModel(model, _policy.Tokenizer, _policy.Encoder);
         }
         else if (Directory.Exists(adapterDir) && !_job.QuantizedBase) _reference = _policy.FrozenCopy();
         if (Directory.Exists(adapterDir)) _adapters = LoraAdapters.Load(_policy.Model, adapterDir);
@@ -120,7 +142,10 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         string rm = Path.Combine(dir, CheckpointLayout.RewardModel);
         if (Directory.Exists(rm))
         {
-            var trunk = new PolicyModel(Checkpoint.Load(rm, _device), _policy.Tokenizer);
+            // The reward model keeps the template of the stage that trained it.
+            var rmStage = _job.Stages.LastOrDefault(s => s.Kind == StageKind.RewardModel);
+            _rmTemplate = rmStage is null ? null : TemplateSource(_job.ChatTemplateFor(rmStage));
+            var trunk = new PolicyModel(Checkpoint.Load(rm, _device), _policy.Tokenizer, EncoderFor(rmStage));
             var head = RewardHead.Load(Path.Combine(rm, CheckpointLayout.RewardHead), trunk.Model.Config.HiddenSize);
             head.to(_device);
             _rm = new RewardModel(trunk, head);
@@ -221,16 +246,25 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
 
     /// <summary>
     /// Online DPO (Guo et al., 2024): two samples per prompt, judged by the reward pipeline; the higher
-    /// scored is chosen. Pairs with equal scores carry no preference and are skipped.
+    /// scored is chosen. Pairs with equal scores carry no preference and are skipped. Each side is the sequence the
+    /// policy sampled — its prompt ids (a conversation as rendered for it) and its completion ids up to and with the
+    /// stop token — not a re-encoding of the decoded text.
     /// </summary>
     Dictionary<string, double> OnlineDpoStep(RolloutBatch batch, ScoredBatch scores, HashSet<int> dropped)
     {
         var trainer = _onlineDpo ?? throw new InvalidOperationException("online stage not begun");
+        int eos = _policy.Tokenizer.EosId;
+        EncodedExample Sampled(RolloutSample s)
+        {
+            int[] completion = s.CompletionTokens.Length > 0 ? s.CompletionTokens : [eos];
+            return new EncodedExample([.. s.PromptTokens, .. completion], s.PromptTokens.Length,
+                [.. new bool[s.PromptTokens.Length], .. Enumerable.Repeat(true, completion.Length)]);
+        }
         var pairs = batch.Samples.Select((s, i) => (s, i)).Where(x => !dropped.Contains(x.i)).GroupBy(x => x.s.Group)
             .Where(g => g.Count() == 2)
             .Select(g => g.OrderByDescending(x => scores.Scores[x.i]).ToList())
             .Where(p => scores.Scores[p[0].i] > scores.Scores[p[1].i])
-            .Select(p => (p[0].s.Prompt, p[0].s.Completion, p[1].s.Completion))
+            .Select(p => new EncodedPair(Sampled(p[0].s), Sampled(p[1].s)))
             .ToList();
         var metrics = pairs.Count > 0 ? trainer.Step(pairs) : new Dictionary<string, double>();
         metrics["dpo/pairs"] = pairs.Count;
@@ -248,7 +282,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         var rm = _rm ?? throw new InvalidOperationException("no reward model has been trained");
         var tensors = rm.Trunk.Model.state_dict().Select(kv => KeyValuePair.Create("trunk." + kv.Key, kv.Value))
             .Concat(rm.Head.state_dict().Select(kv => KeyValuePair.Create("head." + kv.Key, kv.Value)));
-        return ModelBlob.Pack(tensors, _modelFiles);
+        return ModelBlob.Pack(tensors, RewardModelFiles());
     }
 
     public byte[] ExportAdapterBase()
@@ -260,11 +294,19 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         return ModelBlob.Pack(_policy.Model.state_dict().Where(kv => !kv.Key.Contains(".lora_")), files);
     }
 
+    /// <summary>The model's files with the reward model's template, when its stage overrode the model's: it scores conversations as it was trained on them.</summary>
+    Dictionary<string, string> RewardModelFiles() =>
+        _rmTemplate is null ? _modelFiles : new Dictionary<string, string>(_modelFiles) { [ChatTemplateFile] = _rmTemplate };
+
+    const string ChatTemplateFile = "chat_template.jinja";
+
     public EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts)
     {
         var taskReward = stage is null ? null : TaskReward(stage);
-        var result = Evaluator.Run(_policy, prompts.Select(p => (p.Prompt, p.Answer)).ToList(), taskReward, EvalSampling(stage),
-            _reference is not null ? new FrozenReference(_reference) : _stageReference, _reference, Judge(taskReward));
+        var encoder = EncoderFor(stage);
+        var inputs = prompts.Select(p => p.Messages is null ? PromptInput.Plain(p.Prompt, p.Answer) : PromptInput.Chat(p.Messages, encoder, p.Answer)).ToList();
+        var result = Evaluator.Run(_policy.WithEncoder(encoder), inputs, taskReward, EvalSampling(stage),
+            _reference is not null ? new FrozenReference(_reference) : _stageReference, _reference?.WithEncoder(encoder), Judge(taskReward));
         int n = Math.Min(16, prompts.Length);
         return new EvaluationDone(stage?.Index ?? -1, label, result.Metrics, result.Prompts[..n], result.Completions[..n]);
     }
@@ -285,10 +327,13 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         stage.Data.StartsWith("builtin:", StringComparison.Ordinal) || stage.EvalData?.StartsWith("builtin:", StringComparison.Ordinal) == true
             ? ReviewTask.Score : null;
 
-    /// <summary>What decides a win between two completions: the job's reward model when there is one, else the task reward.</summary>
-    Func<IReadOnlyList<(string Prompt, string Completion)>, float[]>? Judge(Func<string, string, string?, double>? taskReward) =>
-        _rm is not null ? items => _rm.ScoreTexts(items)
-        : taskReward is not null ? items => items.Select(x => (float)taskReward(x.Prompt, x.Completion, null)).ToArray()
+    /// <summary>
+    /// What decides a win between two completions: the job's reward model when there is one (a conversation rendered
+    /// with its template), else the task reward.
+    /// </summary>
+    Func<IReadOnlyList<(PromptInput Prompt, string Completion)>, float[]>? Judge(Func<string, string, string?, double>? taskReward) =>
+        _rm is not null ? items => _rm.ScoreSamples(items)
+        : taskReward is not null ? items => items.Select(x => (float)taskReward(x.Prompt.TaskText, x.Completion, null)).ToArray()
         : null;
 
     public void SaveCheckpoint(string directory)
@@ -297,11 +342,14 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         // adapters sit beside it in PEFT's format, pointing at it as their base model.
         if (_job.QuantizedBase) QuantizedBase.SaveBase(_modelDir, Path.Combine(directory, CheckpointLayout.Policy), _job.Model.Quantization);
         else Checkpoint.Save(_policy.Model, Path.Combine(directory, CheckpointLayout.Policy), _modelDir);
+        // A job-wide template override is the template the policy was trained with: it goes with the weights.
+        if (TemplateSource(_job.ChatTemplate) is { } template) File.WriteAllText(Path.Combine(directory, CheckpointLayout.Policy, ChatTemplateFile), template);
         _adapters?.Save(Path.Combine(directory, CheckpointLayout.Adapter), baseModel: "../" + CheckpointLayout.Policy);
         _value?.Save(Path.Combine(directory, CheckpointLayout.ValueHead));
         if (_rm is not null)
         {
             Checkpoint.Save(_rm.Trunk.Model, Path.Combine(directory, CheckpointLayout.RewardModel), _modelDir);
+            if (_rmTemplate is not null) File.WriteAllText(Path.Combine(directory, CheckpointLayout.RewardModel, ChatTemplateFile), _rmTemplate);
             _rm.Head.Save(Path.Combine(directory, CheckpointLayout.RewardModel, CheckpointLayout.RewardHead));
         }
         // trainer/: what exact resume needs beyond the weights.

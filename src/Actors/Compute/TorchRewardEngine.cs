@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using Rlft.Policy.Chat;
 using Rlft.Policy.Heads;
 using Rlft.Policy.Runtime;
 using Rlft.Policy.Training;
@@ -61,13 +62,21 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
 
     /// <summary>The reward functions a job's <c>source = function</c> components can name: the built-ins and the built-in task's.</summary>
     public static RewardFunctionRegistry Functions() =>
-        RewardFunctionRegistry.WithBuiltIns().Register("review-task", s => ReviewTask.Score(s.Prompt, s.Completion, s.Reference));
+        RewardFunctionRegistry.WithBuiltIns().Register("review-task", s => ReviewTask.Score(s.TaskText, s.Completion, s.Reference));
 
-    /// <summary>The job's reward model as a pipeline source.</summary>
+    RewardModel Rm => _rm ?? throw new InvalidOperationException("the reward model has not been trained or received yet");
+
+    /// <summary>
+    /// The job's reward model as a pipeline source: a conversation is scored as the reward model sees it, the reply
+    /// appended as the assistant's turn and rendered with the reward model's own template and tokenizer.
+    /// </summary>
     sealed class JobRewardModelScorer(TorchRewardEngine engine) : ISequenceScorer
     {
         public Task<float[]> ScoreAsync(IReadOnlyList<(string Prompt, string Completion)> items, CancellationToken ct) =>
-            Task.FromResult((engine._rm ?? throw new InvalidOperationException("the reward model has not been trained or received yet")).ScoreTexts(items));
+            Task.FromResult(engine.Rm.ScoreTexts(items));
+
+        public Task<float[]> ScoreSamplesAsync(IReadOnlyList<RewardSample> batch, CancellationToken ct) =>
+            Task.FromResult(engine.Rm.ScoreSamples(batch.Select(s => (s.AsPrompt, s.Completion)).ToList()));
     }
 
     public void ApplyRewardModel(long version, byte[] blob)
@@ -91,7 +100,7 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
         var stage = job.Stages[batch.Stage];
         if (UsesPipeline(stage))
         {
-            var samples = batch.Samples.Select(x => new RewardSample(x.Prompt, x.Completion, x.Answer)).ToList();
+            var samples = batch.Samples.Select(x => new RewardSample(x.Prompt, x.Completion, x.Answer, Messages: x.Messages)).ToList();
             var scored = await Pipeline(stage).ScoreAsync(samples, cancellationToken);
             var componentNames = scored.Samples.FirstOrDefault()?.Components.Select(c => c.Name).ToArray() ?? [];
             var componentValues = componentNames.Select((_, k) => scored.Samples.Select(s => (float)(s.Components[k].Weighted ?? double.NaN)).ToArray()).ToArray();
@@ -100,12 +109,12 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
                 droppedIdx.Select(x => x.i).ToArray(), droppedIdx.Select(x => x.s.DroppedReason ?? "dropped").ToArray(), sw.Elapsed.TotalSeconds);
         }
         var sources = Sources(stage);
-        var items = batch.Samples.Select(s => (s.Prompt, s.Completion)).ToList();
+        var items = batch.Samples.Select(s => (Prompt: new PromptInput(s.Prompt, s.Answer, s.Messages), s.Completion)).ToList();
         var names = sources.Select(s => s.Type).ToArray();
         var components = sources.Select(s => s.Type switch
         {
-            "reward-model" => (_rm ?? throw new InvalidOperationException("the reward model has not been trained or received yet")).ScoreTexts(items),
-            _ => batch.Samples.Select(x => (float)ReviewTask.Score(x.Prompt, x.Completion, x.Answer)).ToArray(),
+            "reward-model" => Rm.ScoreSamples(items),
+            _ => items.Select(x => (float)ReviewTask.Score(x.Prompt.TaskText, x.Completion, x.Prompt.Answer)).ToArray(),
         }).ToArray();
         var totals = new float[items.Count];
         var dropped = new List<int>();

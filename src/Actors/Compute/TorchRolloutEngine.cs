@@ -1,5 +1,6 @@
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using Rlft.Policy.Chat;
 using System.Text.Json.Nodes;
 using Rlft.Policy.Generation;
 using Rlft.Policy.Lora;
@@ -19,6 +20,10 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
     readonly Device _device = TorchRuntime.ResolveDevice(job.Device);
     PolicyModel? _policy;
     LoraAdapters? _adapters;
+    // The blob's tokenizer_config.json (the special-token variables of an overriding template) and the encoders of
+    // the overrides seen so far, by Jinja source.
+    string? _tokenizerConfig;
+    readonly Dictionary<string, ExampleEncoder> _overrides = new();
 
     public long PolicyVersion { get; private set; } = -1;
     public long BaseVersion { get; private set; } = -1;
@@ -48,7 +53,11 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
             else
             {
                 if (_adapters is not null) throw new InvalidOperationException($"full weights v{version} for a replica that carries LoRA adapters");
-                _policy ??= ModelFiles.Build(contents.Files, _device, "replica");
+                if (_policy is null)
+                {
+                    _policy = ModelFiles.Build(contents.Files, _device, "replica");
+                    _tokenizerConfig = contents.Files.GetValueOrDefault("tokenizer_config.json");
+                }
                 ModelBlob.CopyInto(_policy.Model, contents.Tensors);
                 BaseVersion = version;
             }
@@ -60,11 +69,18 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
         PolicyVersion = version;
     }
 
+    /// <summary>
+    /// Completes the prompts: a conversation is rendered with the chat template (the batch's override, else the
+    /// model's) and the generation prompt, and every sequence stops at any of the model's end tokens (EOS, the
+    /// template's end of turn, generation_config.json's eos_token_id).
+    /// </summary>
     public RolloutSample[] Generate(PromptItem[] prompts, SamplingSettings sampling, long seed)
     {
         var policy = _policy ?? throw new InvalidOperationException("no policy weights received yet");
+        var encoder = EncoderFor(policy, sampling.ChatTemplate);
         using var scope = NewDisposeScope();
-        var promptIds = prompts.Select(p => policy.EncodePrompt(p.Prompt)).ToList();
+        var inputs = prompts.Select(p => p.Messages is null ? PromptInput.Plain(p.Prompt, p.Answer) : PromptInput.Chat(p.Messages, encoder, p.Answer)).ToList();
+        var promptIds = inputs.Select(x => x.Encode(encoder)).ToList();
         var options = new GenerationOptions
         {
             MaxNewTokens = sampling.MaxNewTokens,
@@ -72,11 +88,24 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
             TopK = sampling.TopK,
             TopP = sampling.TopP,
             Seed = seed,
+            StopTokenIds = encoder.EndIds.Order().ToList(),
         };
         var result = TextGenerator.Generate(policy.Model, promptIds, options, policy.Tokenizer.PadId, policy.Tokenizer.EosId);
         return prompts.Select((p, i) => new RolloutSample(
-            p.Prompt, p.Answer, p.Group, policy.Tokenizer.Decode(result.Tokens[i]),
-            promptIds[i], result.Tokens[i], result.LogProbs[i], result.Stopped[i])).ToArray();
+            inputs[i].Text, p.Answer, p.Group, policy.Tokenizer.Decode(result.Tokens[i]),
+            promptIds[i], result.Tokens[i], result.LogProbs[i], result.Stopped[i], p.Messages)).ToArray();
+    }
+
+    /// <summary>The replica's encoder, or one with the batch's template override (the model's special tokens and end ids).</summary>
+    ExampleEncoder EncoderFor(PolicyModel policy, string? templateSource)
+    {
+        if (templateSource is null) return policy.Encoder;
+        if (!_overrides.TryGetValue(templateSource, out var encoder))
+        {
+            var template = ChatTemplate.FromTokenizerConfig(templateSource, _tokenizerConfig, "the job's chat template");
+            _overrides[templateSource] = encoder = new ExampleEncoder(policy.Tokenizer, template, policy.Encoder.EndIds);
+        }
+        return encoder;
     }
 
     public void Dispose() => _policy?.Model.Dispose();

@@ -10,7 +10,10 @@ namespace Rlft.Actors.Jobs;
 /// </summary>
 public static class DataResolver
 {
-    public static readonly string[] BuiltinNames = ["sft", "prompts", "eval-prompts", "preferences", "sums", "eval-sums", "sums-sft"];
+    public static readonly string[] BuiltinNames = ["sft", "prompts", "eval-prompts", "preferences", "sums", "eval-sums", "sums-sft", .. ChatTask.Names];
+
+    /// <summary>True for the built-in datasets whose records are conversations (they need a chat template).</summary>
+    public static bool IsConversational(string name) => ChatTask.Names.Contains(name);
 
     public static string Resolve(string data, string runDirectory, int seed, string keyPath)
     {

@@ -6,8 +6,11 @@ namespace Rlft.Actors.Jobs;
 /// <summary>The kinds of stage a job walks through, in order.</summary>
 public enum StageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo }
 
-/// <summary>Where the model comes from: a checkpoint directory, or a fresh random init.</summary>
-public sealed record ModelSpec(string? Path, string Arch, string Preset)
+/// <summary>
+/// Where the model comes from: a checkpoint directory, or a fresh random init (with <paramref name="ChatTemplate"/>, a
+/// built-in template's name, its tokenizer carries that template and its special tokens).
+/// </summary>
+public sealed record ModelSpec(string? Path, string Arch, string Preset, string? ChatTemplate = null)
 {
     /// <summary>
     /// <c>rlft.job.model { quantize, double-quant, compute-dtype, quantize-skip-modules }</c>: the frozen base stored in
@@ -43,6 +46,12 @@ public sealed record StageSpec
     public RlftConfig? Config { get; init; }
     /// <summary>Teacher checkpoint for distillation.</summary>
     public ModelSpec? Teacher { get; init; }
+    /// <summary>This stage's chat template (a Jinja file or <c>builtin:NAME</c>) instead of the job's or the model's.</summary>
+    public string? ChatTemplate { get; init; }
+    /// <summary>SFT and distillation: a prompt/completion example learns only its completion (<c>completion-only-loss</c>, default on).</summary>
+    public bool CompletionOnlyLoss { get; init; } = true;
+    /// <summary>SFT and distillation: a conversation learns only its assistant turns (<c>assistant-only-loss</c>, default on).</summary>
+    public bool AssistantOnlyLoss { get; init; } = true;
     public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
 
     /// <summary>Samples generated per prompt: GRPO's group, two for online DPO's pairs, else one.</summary>
@@ -85,6 +94,14 @@ public sealed record JobSpec
     /// (<see cref="ModelSpec.Quantization"/>) the adapters are attached at load and every stage trains them.
     /// </summary>
     public Rlft.Policy.Lora.LoraConfig? Lora { get; init; }
+    /// <summary>
+    /// The chat template every stage renders conversations with (<c>rlft.job.chat-template</c>: a Jinja file or
+    /// <c>builtin:NAME</c>) instead of the model's own; null: the model's. A stage's own key wins over it.
+    /// </summary>
+    public string? ChatTemplate { get; init; }
+
+    /// <summary>The template override in force for <paramref name="stage"/> (its own, else the job's), or null for the model's template.</summary>
+    public string? ChatTemplateFor(StageSpec stage) => stage.ChatTemplate ?? ChatTemplate;
     /// <summary>True when a stage's reward pipeline asks human raters (<c>source = human</c>).</summary>
     public bool UsesHumanRatings => Stages.Any(s => s.Rewards?.Has("components") == true
         && s.Rewards.GetObjectList("components").Any(c => c.Has("source") && c.GetString("source") == "human"));

@@ -14,9 +14,9 @@ public static class JobSpecReader
 {
     public const string Root = "rlft.job";
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
-    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher"];
+    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss"];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
     static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
     static readonly string[] GrpoKeys = ["group-size", "clip-low", "clip-high", "kl-coef", "epochs", "scale-rewards"];
@@ -24,7 +24,7 @@ public static class JobSpecReader
     static readonly string[] RmKeys = ["margin", "center-rewards-coef"];
     static readonly string[] DistillKeys = ["temperature", "on-policy-fraction"];
     static readonly string[] SamplingKeys = ["max-new-tokens", "temperature", "top-k", "top-p"];
-    static readonly string[] ModelKeys = ["path", "arch", "preset", "quantize", "double-quant", "compute-dtype", "quantize-skip-modules"];
+    static readonly string[] ModelKeys = ["path", "arch", "preset", "chat-template", "quantize", "double-quant", "compute-dtype", "quantize-skip-modules"];
     static readonly string[] TeacherKeys = ["path", "arch", "preset"];
     static readonly string[] StageKinds = ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo"];
 
@@ -73,6 +73,7 @@ public static class JobSpecReader
             EvalPrompts = errors.Read(() => c.GetInt($"{Root}.eval-prompts", 64, min: 1, max: 100_000), 64),
             MaxConsecutiveRewardFailures = errors.Read(() => c.GetInt($"{Root}.max-consecutive-reward-failures", 3, min: 1, max: 1000), 3),
             Stages = parsedStages,
+            ChatTemplate = errors.Read(() => TemplateKey(c, $"{Root}.chat-template"), null),
             Source = c,
             Feedback = c.Has("rlft.feedback")
                 ? errors.Read(() => Rlft.Actors.Feedback.FeedbackOptions.FromConfig(c, defaultJournal: Path.Combine(outputDir, name, "feedback.db")), null)
@@ -158,9 +159,22 @@ public static class JobSpecReader
     {
         string? path = c.Has($"{at}.path") ? c.GetString($"{at}.path") : null;
         if (path is { Length: 0 }) throw new ConfigException($"{at}.path: must not be empty");
+        string? template = c.Has($"{at}.chat-template") ? c.GetEnum($"{at}.chat-template", Rlft.Policy.Chat.BuiltinChatTemplates.Names) : null;
+        if (template is not null && path is not null)
+            throw new ConfigException($"{at}.chat-template: names the built-in template an init model is made with; a checkpoint has its own (override it with {Root}.chat-template = FILE)");
         return new ModelSpec(path,
             c.GetEnum($"{at}.arch", ModelPresets.Architectures, "gpt2"),
-            c.GetEnum($"{at}.preset", ["tiny", "small"], "tiny"));
+            c.GetEnum($"{at}.preset", ["tiny", "small"], "tiny"),
+            template);
+    }
+
+    /// <summary>A chat-template key: a Jinja file or builtin:NAME (the file itself is checked by the validator).</summary>
+    static string? TemplateKey(RlftConfig c, string key)
+    {
+        if (!c.Has(key)) return null;
+        string value = c.GetString(key);
+        if (value.Length == 0) throw new ConfigException($"{key}: must not be empty (a Jinja file, or builtin:{Rlft.Policy.Chat.BuiltinChatTemplates.Names[0]})");
+        return value;
     }
 
     /// <summary>One stage; each of its fields is read on its own so that every bad one is reported.</summary>
@@ -183,6 +197,9 @@ public static class JobSpecReader
         foreach (var (section, keys) in new[] { ("optimizer", OptimizerKeys), ("ppo", PpoKeys), ("grpo", GrpoKeys), ("dpo", DpoKeys), ("reward-model", RmKeys), ("distill", DistillKeys), ("sampling", SamplingKeys), ("teacher", TeacherKeys) })
             Read(() => { s.RejectUnknownKeys(section, keys); return 0; }, 0);
         int steps = Read(() => s.GetInt("steps", min: 1), 1);
+        foreach (var lossKey in new[] { "completion-only-loss", "assistant-only-loss" })
+            if (s.Has(lossKey) && kind is not (StageKind.Sft or StageKind.Distill))
+                errors.Add($"{at}.{lossKey}: applies to sft and distill stages (a {kindName} stage's loss covers the completions it compares or samples)");
         string data = Read(() => s.GetString("data"), "");
         if (s.Has("data") && data.Length == 0) errors.Add($"{at}.data: must not be empty");
         return new StageSpec
@@ -216,6 +233,9 @@ public static class JobSpecReader
             Rewards = Read(() => s.Has("rewards") ? s.Section("rewards") : null, null),
             Config = s,
             Teacher = Read(() => s.Has("teacher") ? ParseModel(s, "teacher") : null, null),
+            ChatTemplate = Read(() => TemplateKey(s, "chat-template"), null),
+            CompletionOnlyLoss = Read(() => s.GetBool("completion-only-loss", true), true),
+            AssistantOnlyLoss = Read(() => s.GetBool("assistant-only-loss", true), true),
         };
     }
 

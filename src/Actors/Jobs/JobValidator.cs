@@ -1,5 +1,6 @@
 using Rlft.Actors.Compute;
 using Rlft.Actors.Configuration;
+using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Models;
 using Rlft.Reward;
@@ -42,7 +43,9 @@ public static class JobValidator
         {
             if (!failed($"{Root}.output-dir") && !failed($"{Root}.name")) problems.AddRange(CheckOutput(job));
             var modelConfig = failed($"{Root}.model") ? null : CheckModel(job, stages, problems);
-            foreach (var stage in stages) problems.AddRange(CheckStageData(stage));
+            bool? modelTemplate = CheckTemplates(job, stages, modelKnown: !failed($"{Root}.model") && (job.Model.Path is null || modelConfig is not null), failed, problems);
+            foreach (var stage in stages)
+                problems.AddRange(CheckStageData(stage, hasTemplate: job.ChatTemplateFor(stage) is not null || modelTemplate != false, initModel: job.Model.Path is null));
             if (job.Lora is { } lora && modelConfig is not null) problems.AddRange(CheckLoraTargets(lora.TargetModules, modelConfig));
             if (job.QuantizedBase && modelConfig is not null) problems.AddRange(CheckQuantizeSkip(job.Model.Quantization, modelConfig));
         }
@@ -141,32 +144,78 @@ public static class JobValidator
             yield return $"{at}: [{string.Join(", ", options.SkipModules)}] keeps every projection of this {config.ModelType} model in full precision: nothing would be quantized";
     }
 
-    // ---- datasets ---------------------------------------------------------------------------------
+    // ---- chat templates -----------------------------------------------------------------------------
 
-    static IEnumerable<string> CheckStageData(StageSpec stage)
+    /// <summary>
+    /// Checks that every template override (the job's, each stage's) exists and parses, and whether the model has a
+    /// template of its own: true or false, or null when that is unknown (the model directory has problems already
+    /// reported).
+    /// </summary>
+    static bool? CheckTemplates(JobSpec job, IEnumerable<StageSpec> stages, bool modelKnown, Func<string, bool> failed, List<string> problems)
     {
-        string at = $"{Root}.stages[{stage.Index}]";
-        var format = stage.Kind switch
+        var overrides = new List<(string Key, string? Value)> { ($"{Root}.chat-template", job.ChatTemplate) };
+        overrides.AddRange(stages.Select(s => ($"{Root}.stages[{s.Index}].chat-template", s.ChatTemplate)));
+        foreach (var (key, value) in overrides.Where(o => o.Value is not null && !failed(o.Key)))
         {
-            StageKind.Sft or StageKind.Distill => DatasetFormat.Sft,
-            StageKind.RewardModel or StageKind.Dpo => DatasetFormat.Preferences,
-            _ => DatasetFormat.Prompts,
-        };
-        foreach (var p in CheckDataset(stage.Data, format, $"{at}.data")) yield return p;
-        if (stage.EvalData is { } eval)
-            foreach (var p in CheckDataset(eval, stage.IsOnline ? DatasetFormat.Prompts : format, $"{at}.eval-data")) yield return p;
+            try
+            {
+                var (source, origin) = BuiltinChatTemplates.Read(value!);
+                ChatTemplate.FromSource(source, origin: origin);
+            }
+            catch (ChatTemplateException e) { problems.Add($"{key}: {e.Message}"); }
+        }
+        if (job.Model.Path is not { } path) return job.Model.ChatTemplate is not null;
+        if (!modelKnown) return null;
+        try { return ChatTemplate.TryLoad(path) is not null; }
+        catch (ChatTemplateException e)
+        {
+            problems.Add($"{Root}.model.path: {e.Message}");
+            return null;
+        }
     }
 
-    static IEnumerable<string> CheckDataset(string data, DatasetFormat format, string key)
+    // ---- datasets ---------------------------------------------------------------------------------
+
+    static IEnumerable<string> CheckStageData(StageSpec stage, bool hasTemplate, bool initModel)
     {
+        string at = $"{Root}.stages[{stage.Index}]";
+        var kind = stage.Kind switch
+        {
+            StageKind.Sft or StageKind.Distill => DataKind.Sft,
+            StageKind.RewardModel or StageKind.Dpo => DataKind.Preferences,
+            _ => DataKind.Prompts,
+        };
+        var problems = CheckDataset(stage.Data, kind, $"{at}.data", hasTemplate, at, initModel).ToList();
+        if (stage.EvalData is { } eval)
+            problems.AddRange(CheckDataset(eval, stage.IsOnline ? DataKind.Prompts : kind, $"{at}.eval-data", hasTemplate, at, initModel));
+        return problems;
+    }
+
+    /// <summary>
+    /// Every line of a dataset checked in the stage's TRL formats (file:line: field: problem, the first ten and then
+    /// how many more), and conversational data refused when there is no chat template to render it.
+    /// </summary>
+    static IEnumerable<string> CheckDataset(string data, DataKind kind, string key, bool hasTemplate, string stageKey, bool initModel)
+    {
+        bool conversational;
         if (data.StartsWith("builtin:", StringComparison.Ordinal))
         {
             string name = data["builtin:".Length..];
             if (!DataResolver.BuiltinNames.Contains(name))
                 return [$"{key}: unknown built-in dataset '{name}' (known: {string.Join(", ", DataResolver.BuiltinNames)})"];
-            return [];
+            conversational = DataResolver.IsConversational(name);
         }
-        return Jsonl.Check(data, format).Select(p => $"{key}: {p}");
+        else
+        {
+            var (errors, chat) = DatasetFormats.Scan(data, kind, limit: 10);
+            if (errors.Count > 0) return errors.Select(p => $"{key}: {p}");
+            conversational = chat;
+        }
+        if (!conversational || hasTemplate) return [];
+        string remedy = initModel
+            ? $"make the model with one (rlft.job.model.chat-template = {BuiltinChatTemplates.Names[0]}) or give one with rlft.job.chat-template = FILE"
+            : $"give one with rlft.job.chat-template = FILE (or builtin:{BuiltinChatTemplates.Names[0]}), or {stageKey}.chat-template";
+        return [$"{key}: {data} holds conversations (lists of messages), and the model has no chat template to render them: {remedy}"];
     }
 
     // ---- rewards ----------------------------------------------------------------------------------

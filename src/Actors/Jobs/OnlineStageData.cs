@@ -16,23 +16,32 @@ public sealed class OnlineStageData
     public PromptItem[] EvalPrompts { get; }
     public SamplingSettings Sampling { get; }
 
-    OnlineStageData(StageSpec stage, IReadOnlyList<PromptItem> prompts, PromptItem[] evalPrompts)
+    OnlineStageData(StageSpec stage, IReadOnlyList<PromptItem> prompts, PromptItem[] evalPrompts, string? chatTemplate)
     {
         (_stage, _prompts, EvalPrompts) = (stage, prompts, evalPrompts);
         var s = stage.Sampling;
-        Sampling = new SamplingSettings(s.MaxNewTokens, s.Temperature, s.TopK, s.TopP);
+        Sampling = new SamplingSettings(s.MaxNewTokens, s.Temperature, s.TopK, s.TopP, chatTemplate);
     }
 
-    /// <summary>Reads the stage's prompts (and held-out prompts, or the first of the prompts when none are given).</summary>
+    /// <summary>
+    /// Reads the stage's prompts, plain or conversational (and held-out prompts, or the first of the prompts when none
+    /// are given), and the stage's chat template override, which travels with every batch to the rollout workers.
+    /// </summary>
     public static OnlineStageData Load(JobSpec job, StageSpec stage)
     {
         string key = $"rlft.job.stages[{stage.Index}]";
-        var prompts = Jsonl.ReadPrompts(DataResolver.Resolve(stage.Data, job.RunDirectory, job.Seed, key + ".data"));
-        var eval = stage.EvalData is { } e ? Jsonl.ReadPrompts(DataResolver.Resolve(e, job.RunDirectory, job.Seed, key + ".eval-data")) : prompts;
-        return new OnlineStageData(stage,
-            prompts.Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToList(),
-            eval.Take(job.EvalPrompts).Select(p => new PromptItem(p.Prompt, p.Answer, 0)).ToArray());
+        var prompts = DatasetFormats.ReadPrompts(DataResolver.Resolve(stage.Data, job.RunDirectory, job.Seed, key + ".data"));
+        var eval = stage.EvalData is { } e ? DatasetFormats.ReadPrompts(DataResolver.Resolve(e, job.RunDirectory, job.Seed, key + ".eval-data")) : prompts;
+        string? template = job.ChatTemplateFor(stage) is { } t ? Rlft.Policy.Chat.BuiltinChatTemplates.Read(t).Source : null;
+        return new OnlineStageData(stage, prompts.Select(Item).ToList(), eval.Take(job.EvalPrompts).Select(Item).ToArray(), template);
     }
+
+    static PromptItem Item(PromptRecord record) => record switch
+    {
+        ChatPromptRecord chat => new PromptItem("", chat.Answer, 0, [.. chat.Prompt]),
+        TextPromptRecord text => new PromptItem(text.Prompt, text.Answer, 0),
+        _ => throw new InvalidOperationException($"{record.Where}: unknown prompt record {record.GetType().Name}"),
+    };
 
     /// <summary>Prompts drawn so far (a checkpoint records it; <see cref="Seek"/> restores it).</summary>
     public int Cursor => _cursor;

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Serialization;
 using Rlft.Actors.Protocol;
+using Rlft.Policy.Chat;
 
 namespace Rlft.Actors.Serialization;
 
@@ -73,13 +74,14 @@ internal static class Codecs
         {
             w.Write(s.Prompt); w.WriteNullable(s.Answer); w.Write(s.Group); w.Write(s.Completion);
             w.Write(s.PromptTokens); w.Write(s.CompletionTokens); w.Write(s.Logprobs); w.Write(s.Finished);
+            WriteMessages(w, s.Messages);
         });
     }
 
     public static RolloutBatch ReadRolloutBatch(WireReader r)
     {
         long batch = r.Long(); int stage = r.Int(); long version = r.Long(); string worker = r.Str(); double seconds = r.Double();
-        var samples = r.Array(r => new RolloutSample(r.Str(), r.NullableStr(), r.Int(), r.Str(), r.Ints(), r.Ints(), r.Floats(), r.Bool()));
+        var samples = r.Array(r => new RolloutSample(r.Str(), r.NullableStr(), r.Int(), r.Str(), r.Ints(), r.Ints(), r.Floats(), r.Bool(), ReadMessages(r)));
         return new RolloutBatch(batch, stage, version, worker, samples, seconds);
     }
 
@@ -87,16 +89,26 @@ internal static class Codecs
     {
         w.Write(m.BatchId); w.Write(m.Stage); w.Write(m.PolicyVersion); w.Write(m.Seed);
         w.Write(m.Sampling.MaxNewTokens); w.Write(m.Sampling.Temperature); w.Write(m.Sampling.TopK); w.Write(m.Sampling.TopP);
-        w.Write(m.Prompts, (w, p) => { w.Write(p.Prompt); w.WriteNullable(p.Answer); w.Write(p.Group); });
+        w.WriteNullable(m.Sampling.ChatTemplate);
+        w.Write(m.Prompts, (w, p) => { w.Write(p.Prompt); w.WriteNullable(p.Answer); w.Write(p.Group); WriteMessages(w, p.Messages); });
     }
 
     public static GenerateRollouts ReadGenerateRollouts(WireReader r)
     {
         long batch = r.Long(); int stage = r.Int(); long version = r.Long(); long seed = r.Long();
-        var sampling = new SamplingSettings(r.Int(), r.Double(), r.Int(), r.Double());
-        var prompts = r.Array(r => new PromptItem(r.Str(), r.NullableStr(), r.Int()));
+        var sampling = new SamplingSettings(r.Int(), r.Double(), r.Int(), r.Double(), r.NullableStr());
+        var prompts = r.Array(r => new PromptItem(r.Str(), r.NullableStr(), r.Int(), ReadMessages(r)));
         return new GenerateRollouts(batch, stage, version, prompts, sampling, seed);
     }
+
+    /// <summary>A conversation, or none: a presence flag, then (role, content) pairs.</summary>
+    static void WriteMessages(WireWriter w, ChatMessage[]? messages)
+    {
+        w.Write(messages is not null);
+        if (messages is not null) w.Write(messages, (w, m) => { w.Write(m.Role); w.Write(m.Content); });
+    }
+
+    static ChatMessage[]? ReadMessages(WireReader r) => r.Bool() ? r.Array(r => new ChatMessage(r.Str(), r.Str())) : null;
 
     public static void Write(WireWriter w, ScoredBatch m)
     {

@@ -19,6 +19,7 @@ public static class Cli
             GenerateCommand.Create(),
             LogprobsCommand.Create(),
             ChatTemplateCommand.Create(),
+            InspectDataCommand.Create(),
             BenchCommand.Create(), BenchCaseCommand.Create(),
             ScoreCommand.Create(),
             RunCommand.Create(),

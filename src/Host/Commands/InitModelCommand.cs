@@ -16,7 +16,9 @@ public static class InitModelCommand
         var seed = new Option<long>("--seed") { Description = "Initialisation seed (default 0).", DefaultValueFactory = _ => 0 };
         var corpus = new Option<string?>("--vocab-corpus") { Description = "Text file to train the tokenizer on (default: the built-in corpus)." };
         var vocab = new Option<int?>("--vocab-size") { Description = "Tokenizer vocabulary size (default 512 tiny, 2048 small)." };
-        var command = new Command("init-model", "Write a randomly initialised model in Hugging Face layout.") { arch, preset, output, seed, corpus, vocab };
+        var template = new Option<string?>("--chat-template") { Description = "A built-in chat template for the tokenizer to carry, with its special tokens (chatml)." };
+        template.AcceptOnlyFromAmong(Rlft.Policy.Chat.BuiltinChatTemplates.Names);
+        var command = new Command("init-model", "Write a randomly initialised model in Hugging Face layout.") { arch, preset, output, seed, corpus, vocab, template };
         command.SetAction(result => ModelCommandSupport.Guard(() =>
         {
             string? corpusPath = result.GetValue(corpus);
@@ -30,7 +32,7 @@ public static class InitModelCommand
             string size = result.GetValue(preset)!;
             string family = result.GetValue(arch) ?? ModelPresets.ArchitectureOf(size)
                 ?? throw new CliException($"--arch is required with --preset {size} (one of {string.Join(", ", ModelPresets.Architectures)})");
-            using var model = ModelPresets.InitModel(family, size, dir, result.GetValue(seed), text, result.GetValue(vocab));
+            using var model = ModelPresets.InitModel(family, size, dir, result.GetValue(seed), text, result.GetValue(vocab), result.GetValue(template));
             var c = model.Config;
             result.InvocationConfiguration.Output.WriteLine(
                 $"wrote {c.ModelType} ({c.NumLayers} layers, hidden {c.HiddenSize}, vocab {c.VocabSize}, {model.ParameterCount():N0} parameters) to {dir}");

@@ -125,5 +125,5 @@ public static class ScoreCommand
     /// <summary>The registry with the built-in task's reward (<c>function = review-task</c>) added.</summary>
     internal static Rlft.Reward.Sources.RewardFunctionRegistry BuiltinTaskFunctions() =>
         Rlft.Reward.Sources.RewardFunctionRegistry.WithBuiltIns()
-            .Register("review-task", s => Rlft.Rollout.Tasks.ReviewTask.Score(s.Prompt, s.Completion, s.Reference));
+            .Register("review-task", s => Rlft.Rollout.Tasks.ReviewTask.Score(s.TaskText, s.Completion, s.Reference));
 }

@@ -41,8 +41,9 @@ public sealed class ChatTemplate
     }
 
     /// <summary>
-    /// The template of a model (tokenizer) directory, or the one in <paramref name="overrideFile"/> when given (the
-    /// special tokens still come from the directory). A directory without a template is refused, saying so.
+    /// The template of a model (tokenizer) directory, or the one in <paramref name="overrideFile"/> when given (a file,
+    /// or <c>builtin:NAME</c>; the special tokens still come from the directory). A directory without a template is
+    /// refused, saying so.
     /// </summary>
     public static ChatTemplate Load(string modelDir, string? overrideFile = null, string? name = null)
     {
@@ -50,11 +51,23 @@ public sealed class ChatTemplate
         var tokens = SpecialTokenVariables(config);
         if (overrideFile is not null)
         {
-            if (!File.Exists(overrideFile)) throw new ChatTemplateException($"chat template file not found: {overrideFile}");
-            return FromSource(File.ReadAllText(overrideFile), tokens, overrideFile);
+            var (source, origin) = BuiltinChatTemplates.Read(overrideFile);
+            return FromSource(source, tokens, origin);
         }
         return Find(modelDir, config, tokens, name)
             ?? throw new ChatTemplateException($"{modelDir} has no chat template (no chat_template.jinja, and tokenizer_config.json has no \"chat_template\"); give one with --chat-template FILE");
+    }
+
+    /// <summary>
+    /// A template from <paramref name="source"/> with the special-token variables of <paramref name="tokenizerConfigJson"/>
+    /// (the text of a tokenizer_config.json, or null for none).
+    /// </summary>
+    public static ChatTemplate FromTokenizerConfig(string source, string? tokenizerConfigJson, string origin)
+    {
+        JsonObject? config;
+        try { config = tokenizerConfigJson is null ? null : JsonNode.Parse(tokenizerConfigJson) as JsonObject; }
+        catch (JsonException e) { throw new ChatTemplateException($"tokenizer_config.json: invalid JSON ({e.Message})"); }
+        return FromSource(source, SpecialTokenVariables(config), origin);
     }
 
     /// <summary>The directory's template, or null when it has none.</summary>

@@ -18,6 +18,12 @@ public sealed record EncodedExample(int[] Ids, int PromptLength, bool[] LossMask
     /// <summary>A key equal for equal sequences and masks (e.g. for caching reference log-probs).</summary>
     public string Key => $"{PromptLength}|{string.Join(',', Ids)}|{string.Concat(LossMask.Select(m => m ? '1' : '0'))}";
 
+    /// <summary>
+    /// The same sequence with loss on every token that has a context (all but the first): what training on the whole
+    /// text means (<c>completion-only-loss = off</c>, or <c>assistant-only-loss = off</c> for <c>messages</c>).
+    /// </summary>
+    public EncodedExample WithLossOnAll() => new(Ids, 1, [false, .. Enumerable.Repeat(true, Ids.Length - 1)]);
+
     public EncodedExample Validate()
     {
         if (LossMask.Length != Ids.Length) throw new ArgumentException($"loss mask has {LossMask.Length} entries for {Ids.Length} tokens");

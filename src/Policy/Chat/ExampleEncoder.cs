@@ -56,10 +56,13 @@ public sealed class ExampleEncoder
         return Assemble(text, raw, Tokenizer.PrefixIds.ToArray(), [(prompt.Length, text.Length)], promptChars: prompt.Length, appendEos);
     }
 
+    /// <summary>The text of a conversational prompt: rendered with the generation prompt.</summary>
+    public string RenderPrompt(IReadOnlyList<ChatMessage> prompt) => RequireTemplate().Render(prompt, addGenerationPrompt: true);
+
     /// <summary>A conversational prompt for generation: rendered with the generation prompt, encoded without special tokens.</summary>
     public int[] ChatPrompt(IReadOnlyList<ChatMessage> prompt)
     {
-        string text = RequireTemplate().Render(prompt, addGenerationPrompt: true);
+        string text = RenderPrompt(prompt);
         var ids = Tokenizer.Encode(text, addSpecialTokens: false);
         return ids.Length > 0 ? ids : [Tokenizer.BosId ?? Tokenizer.EosId];
     }

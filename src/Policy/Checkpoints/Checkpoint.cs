@@ -19,7 +19,7 @@ public static class Checkpoint
     public const string WeightsFile = "model.safetensors";
     public const string IndexFile = "model.safetensors.index.json";
     public static readonly string[] TokenizerFiles =
-        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt"];
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt", "chat_template.jinja"];
 
     /// <summary>Loads config and weights from <paramref name="dir"/> onto <paramref name="device"/> (CPU when null), in eval mode.</summary>
     public static CausalLM Load(string dir, Device? device = null)

@@ -124,16 +124,16 @@ public static class ModelPresets
 
     /// <summary>
     /// Trains a tokenizer, builds and seeds a model, and writes a complete HF directory to <paramref name="outDir"/>.
-    /// Returns the model (eval mode). Nothing is written when an argument is invalid.
+    /// Returns the model (eval mode). Nothing is written when an argument is invalid. With <paramref name="chatTemplate"/>
+    /// (a <see cref="Chat.BuiltinChatTemplates"/> name) the tokenizer carries the template and its special tokens.
     /// </summary>
-    public static CausalLM InitModel(string arch, string preset, string outDir, long seed = 0, string? corpus = null, int? vocabSize = null)
+    public static CausalLM InitModel(string arch, string preset, string outDir, long seed = 0, string? corpus = null, int? vocabSize = null, string? chatTemplate = null)
     {
         _ = Config(arch, preset, 300, 0, 1);   // validates arch and preset before anything is written
-        var tokenizerJson = BpeTrainer.Train(corpus ?? BuiltInCorpus(), vocabSize ?? DefaultVocabSize(preset));
         string tmpTok = Path.Combine(Path.GetTempPath(), $"rlft-tok-{Guid.NewGuid():N}");
         try
         {
-            BpeTrainer.Save(tokenizerJson, tmpTok);
+            InitTokenizer(preset, tmpTok, corpus, vocabSize, chatTemplate);
             int eos, pad, vocab;
             using (var tok = HfTokenizer.Load(tmpTok)) { eos = tok.EosId; pad = tok.PadId; vocab = tok.VocabSize; }
             var config = Config(arch, preset, vocab, eos, pad);
@@ -142,5 +142,25 @@ public static class ModelPresets
             return model;
         }
         finally { if (Directory.Exists(tmpTok)) Directory.Delete(tmpTok, true); }
+    }
+
+    /// <summary>
+    /// The tokenizer files <see cref="InitModel"/> writes (tokenizer.json, tokenizer_config.json and, with a chat
+    /// template, generation_config.json whose eos_token_id lists EOS and the end-of-turn token, as chat checkpoints do):
+    /// what tools that need only the tokenizer (inspect-data) make without building a model.
+    /// </summary>
+    public static void InitTokenizer(string preset, string dir, string? corpus = null, int? vocabSize = null, string? chatTemplate = null)
+    {
+        string? template = chatTemplate is null ? null : Chat.BuiltinChatTemplates.Source(chatTemplate);
+        string[] specials = chatTemplate is null ? BpeTrainer.DefaultSpecialTokens : [.. BpeTrainer.DefaultSpecialTokens, .. Chat.BuiltinChatTemplates.SpecialTokens(chatTemplate)];
+        // The role names the template writes, so that they are a token or two rather than a letter each.
+        string text = (corpus ?? BuiltInCorpus()) + (chatTemplate is null ? "" : "\n" + string.Join("\n", Enumerable.Repeat("system\nuser\nassistant", 8)));
+        var tokenizerJson = BpeTrainer.Train(text, vocabSize ?? DefaultVocabSize(preset), specials);
+        BpeTrainer.Save(tokenizerJson, dir, chatTemplate: template);
+        if (chatTemplate is null) return;
+        using var tok = HfTokenizer.Load(dir);
+        int[] stop = [tok.EosId, tok.SpecialTokens[Chat.BuiltinChatTemplates.EndOfTurn(chatTemplate)]];
+        var generation = new JsonObject { ["eos_token_id"] = new JsonArray(stop.Select(id => (JsonNode)id).ToArray()), ["pad_token_id"] = tok.PadId };
+        File.WriteAllText(Path.Combine(dir, "generation_config.json"), generation.ToJsonString() + "\n");
     }
 }

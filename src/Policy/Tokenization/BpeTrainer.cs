@@ -94,9 +94,9 @@ public static class BpeTrainer
 
     /// <summary>
     /// Writes tokenizer.json plus a tokenizer_config.json naming EOS and PAD (the first two special tokens),
-    /// as transformers' AutoTokenizer reads them.
+    /// as transformers' AutoTokenizer reads them, and the chat template when one is given.
     /// </summary>
-    public static void Save(JsonObject tokenizer, string dir, string eosToken = "<|endoftext|>", string padToken = "<|pad|>")
+    public static void Save(JsonObject tokenizer, string dir, string eosToken = "<|endoftext|>", string padToken = "<|pad|>", string? chatTemplate = null)
     {
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), tokenizer.ToJsonString());
@@ -106,6 +106,7 @@ public static class BpeTrainer
             ["eos_token"] = eosToken, ["pad_token"] = padToken, ["bos_token"] = null, ["unk_token"] = null,
             ["add_bos_token"] = false, ["model_max_length"] = 1024, ["clean_up_tokenization_spaces"] = false,
         };
+        if (chatTemplate is not null) cfg["chat_template"] = chatTemplate;
         File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 }

@@ -6,7 +6,11 @@ using System.Text.Json.Nodes;
 namespace Rlft.Reward.Sources;
 
 /// <summary>Where and how patiently to ask a remote scorer.</summary>
-/// <param name="Url">Endpoint that receives <c>POST {"samples": [{"prompt", "completion", "answer"?}]}</c>.</param>
+/// <param name="Url">
+/// Endpoint that receives <c>POST {"samples": [{"prompt", "completion", "answer"?, "messages"?}]}</c>; a conversational
+/// sample's <c>prompt</c> is the rendered text the policy saw and <c>messages</c> the conversation, as
+/// <c>[{"role", "content"}]</c>, the completion being the assistant's reply.
+/// </param>
 /// <param name="Timeout">Per attempt.</param>
 /// <param name="MaxRetries">Retries after the first attempt, for transport errors, timeouts, 5xx, 429 and malformed replies (not JSON, no scores, the wrong count).</param>
 /// <param name="Backoff">Wait before the first retry; doubles for each further one.</param>
@@ -38,6 +42,7 @@ public sealed class HttpRewardSource(string name, HttpClient http, HttpScorerOpt
             {
                 var o = new JsonObject { ["prompt"] = s.Prompt, ["completion"] = s.Completion };
                 if (s.Reference is not null) o["answer"] = s.Reference;
+                if (s.Messages is not null) o["messages"] = new JsonArray(s.Messages.Select(m => (JsonNode)m.ToJson()).ToArray());
                 return (JsonNode)o;
             }).ToArray()),
         };

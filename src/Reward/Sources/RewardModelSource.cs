@@ -7,6 +7,13 @@ namespace Rlft.Reward.Sources;
 public interface ISequenceScorer
 {
     Task<float[]> ScoreAsync(IReadOnlyList<(string Prompt, string Completion)> batch, CancellationToken ct);
+
+    /// <summary>
+    /// Scores whole samples: a scorer that understands conversations (a reward model with a chat template) renders
+    /// <see cref="RewardSample.Messages"/> and the reply itself; by default the prompt text and completion are scored.
+    /// </summary>
+    Task<float[]> ScoreSamplesAsync(IReadOnlyList<RewardSample> batch, CancellationToken ct) =>
+        ScoreAsync(batch.Select(s => (s.Prompt, s.Completion)).ToList(), ct);
 }
 
 /// <summary>
@@ -25,7 +32,7 @@ public sealed class RewardModelSource(string name, ISequenceScorer scorer, int m
             float[] values;
             try
             {
-                values = await scorer.ScoreAsync(chunk.Select(s => (s.Prompt, s.Completion)).ToList(), ct).ConfigureAwait(false);
+                values = await scorer.ScoreSamplesAsync(chunk, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {

@@ -6,14 +6,32 @@ namespace Rlft.Rollout.Data;
 public enum DataKind { Sft, Preferences, Prompts }
 
 /// <summary>
-/// An SFT example in one of TRL's formats, with where it came from (<c>file:line</c>). <see cref="Encode"/> gives
+/// What an SFT example's loss covers, as a stage's keys say. <paramref name="CompletionOnly"/> (<c>completion-only-loss</c>):
+/// a prompt/completion example learns its completion only — for a conversational one, the completion's assistant
+/// turns; off, the whole text. <paramref name="AssistantOnly"/> (<c>assistant-only-loss</c>): a <c>messages</c> example
+/// learns every assistant turn and its end-of-turn token, nothing the template writes for the user or system; off,
+/// the whole text. A conversational prompt/completion with completion-only-loss off keeps assistant-only-loss: then
+/// the assistant turns of its prompt are learned too.
+/// </summary>
+public sealed record SftLoss(bool CompletionOnly = true, bool AssistantOnly = true)
+{
+    public static readonly SftLoss Default = new();
+}
+
+/// <summary>
+/// An SFT example in one of TRL's formats, with where it came from (<c>file:line</c>). <c>Encode</c> gives
 /// the sequence and loss mask as the model sees them; an example the template cannot encode is a
 /// <see cref="DatasetException"/> naming the line.
 /// </summary>
 public abstract record SftRecord(string Where)
 {
-    public EncodedExample Encode(ExampleEncoder encoder) => Guard(Where, () => EncodeWith(encoder));
-    protected abstract EncodedExample EncodeWith(ExampleEncoder encoder);
+    public EncodedExample Encode(ExampleEncoder encoder) => Encode(encoder, SftLoss.Default);
+    public EncodedExample Encode(ExampleEncoder encoder, SftLoss loss) => Guard(Where, () => EncodeWith(encoder, loss));
+    protected abstract EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss);
+
+    /// <summary>The prompt a held-out evaluation samples from (null when the example has none, e.g. a conversation that opens with the assistant).</summary>
+    public PromptInput? EvalPrompt(ExampleEncoder encoder) => Guard(Where, () => PromptWith(encoder));
+    protected abstract PromptInput? PromptWith(ExampleEncoder encoder);
 
     internal static T Guard<T>(string where, Func<T> encode)
     {
@@ -26,19 +44,35 @@ public abstract record SftRecord(string Where)
 /// <summary><c>{"prompt": "…", "completion": "…"}</c>: completion-only loss.</summary>
 public sealed record TextSftRecord(string Where, string Prompt, string Completion) : SftRecord(Where)
 {
-    protected override EncodedExample EncodeWith(ExampleEncoder encoder) => encoder.PromptCompletion(Prompt, Completion);
+    protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
+        loss.CompletionOnly ? encoder.PromptCompletion(Prompt, Completion) : encoder.PromptCompletion(Prompt, Completion).WithLossOnAll();
+
+    protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt);
 }
 
 /// <summary><c>{"messages": [...]}</c>: loss on every assistant turn (content and end-of-turn token).</summary>
 public sealed record MessagesSftRecord(string Where, IReadOnlyList<ChatMessage> Messages) : SftRecord(Where)
 {
-    protected override EncodedExample EncodeWith(ExampleEncoder encoder) => encoder.Conversation(Messages);
+    protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
+        loss.AssistantOnly ? encoder.Conversation(Messages) : encoder.Conversation(Messages).WithLossOnAll();
+
+    /// <summary>The messages before the first assistant turn.</summary>
+    protected override PromptInput? PromptWith(ExampleEncoder encoder)
+    {
+        var before = Messages.TakeWhile(m => m.Role != "assistant").ToList();
+        return before.Count == 0 ? null : PromptInput.Chat(before, encoder);
+    }
 }
 
 /// <summary><c>{"prompt": [...], "completion": [...]}</c>: loss on the completion's assistant turns.</summary>
 public sealed record ChatSftRecord(string Where, IReadOnlyList<ChatMessage> Prompt, IReadOnlyList<ChatMessage> Completion) : SftRecord(Where)
 {
-    protected override EncodedExample EncodeWith(ExampleEncoder encoder) => encoder.Conversation(Prompt, Completion);
+    protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
+        loss.CompletionOnly ? encoder.Conversation(Prompt, Completion)
+        : loss.AssistantOnly ? encoder.Conversation([.. Prompt, .. Completion])
+        : encoder.Conversation(Prompt, Completion).WithLossOnAll();
+
+    protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Chat(Prompt, encoder);
 }
 
 /// <summary>A preference pair in one of TRL's formats; <see cref="Encode"/> gives both sides as the model sees them.</summary>
@@ -46,12 +80,17 @@ public abstract record PreferenceRecord(string Where)
 {
     public EncodedPair Encode(ExampleEncoder encoder) => SftRecord.Guard(Where, () => EncodeWith(encoder));
     protected abstract EncodedPair EncodeWith(ExampleEncoder encoder);
+
+    /// <summary>The shared prompt, for sampling (null for a conversation whose sides share no leading message).</summary>
+    public PromptInput? EvalPrompt(ExampleEncoder encoder) => SftRecord.Guard(Where, () => PromptWith(encoder));
+    protected abstract PromptInput? PromptWith(ExampleEncoder encoder);
 }
 
 /// <summary><c>{"prompt": "…", "chosen": "…", "rejected": "…"}</c>.</summary>
 public sealed record TextPreferenceRecord(string Where, string Prompt, string Chosen, string Rejected) : PreferenceRecord(Where)
 {
     protected override EncodedPair EncodeWith(ExampleEncoder encoder) => new(encoder.PromptCompletion(Prompt, Chosen), encoder.PromptCompletion(Prompt, Rejected));
+    protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt);
 }
 
 /// <summary>
@@ -61,6 +100,7 @@ public sealed record TextPreferenceRecord(string Where, string Prompt, string Ch
 public sealed record ChatPreferenceRecord(string Where, IReadOnlyList<ChatMessage> Prompt, IReadOnlyList<ChatMessage> Chosen, IReadOnlyList<ChatMessage> Rejected) : PreferenceRecord(Where)
 {
     protected override EncodedPair EncodeWith(ExampleEncoder encoder) => new(encoder.Conversation(Prompt, Chosen), encoder.Conversation(Prompt, Rejected));
+    protected override PromptInput? PromptWith(ExampleEncoder encoder) => Prompt.Count == 0 ? null : PromptInput.Chat(Prompt, encoder);
 }
 
 /// <summary>A prompt for the online stages, with the reference answer of verifiable tasks.</summary>
@@ -69,16 +109,22 @@ public abstract record PromptRecord(string Where, string? Answer)
     /// <summary>Prompt ids for generation (a conversation is rendered with the generation prompt).</summary>
     public int[] Encode(ExampleEncoder encoder) => SftRecord.Guard(Where, () => EncodeWith(encoder));
     protected abstract int[] EncodeWith(ExampleEncoder encoder);
+
+    /// <summary>The prompt with its answer, as the evaluator and rollout workers take it (the text of a conversation rendered).</summary>
+    public PromptInput Input(ExampleEncoder encoder) => SftRecord.Guard(Where, () => InputWith(encoder));
+    protected abstract PromptInput InputWith(ExampleEncoder encoder);
 }
 
 /// <summary><c>{"prompt": "…"}</c>.</summary>
 public sealed record TextPromptRecord(string Where, string Prompt, string? Answer = null) : PromptRecord(Where, Answer)
 {
     protected override int[] EncodeWith(ExampleEncoder encoder) => encoder.Prompt(Prompt);
+    protected override PromptInput InputWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt, Answer);
 }
 
 /// <summary><c>{"prompt": [...]}</c>: a conversation the policy continues as the assistant.</summary>
 public sealed record ChatPromptRecord(string Where, IReadOnlyList<ChatMessage> Prompt, string? Answer = null) : PromptRecord(Where, Answer)
 {
     protected override int[] EncodeWith(ExampleEncoder encoder) => encoder.ChatPrompt(Prompt);
+    protected override PromptInput InputWith(ExampleEncoder encoder) => PromptInput.Chat(Prompt, encoder, Answer);
 }

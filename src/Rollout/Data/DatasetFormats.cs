@@ -19,9 +19,24 @@ public static class DatasetFormats
 {
     /// <summary>
     /// Every problem of the file for a stage of <paramref name="kind"/>, one line each (<c>data.jsonl:3: messages[1].role:
-    /// unknown role "narrator" (…)</c>); empty when the file is good. What a job validator calls before anything loads.
+    /// unknown role "narrator" (…)</c>), the first <paramref name="limit"/> of them and then how many more; empty when the
+    /// file is good. What a job validator calls before anything loads.
     /// </summary>
-    public static IReadOnlyList<string> Check(string path, DataKind kind) => Parse(path, kind).Errors;
+    public static IReadOnlyList<string> Check(string path, DataKind kind, int limit = int.MaxValue) => Scan(path, kind, limit).Errors;
+
+    /// <summary>
+    /// <see cref="Check"/>, and whether any record is conversational (a list of messages somewhere): such a file needs
+    /// a chat template.
+    /// </summary>
+    public static (IReadOnlyList<string> Errors, bool Conversational) Scan(string path, DataKind kind, int limit = int.MaxValue)
+    {
+        var (records, errors) = Parse(path, kind);
+        var shown = errors.Count > limit ? [.. errors.Take(limit), $"{path}: ... and {errors.Count - limit} more problems"] : errors;
+        return (shown, records.Any(IsConversational));
+    }
+
+    /// <summary>True for a record whose prompt, completion or sides are messages (it is rendered by a chat template).</summary>
+    public static bool IsConversational(object record) => record is MessagesSftRecord or ChatSftRecord or ChatPreferenceRecord or ChatPromptRecord;
 
     /// <summary>The SFT examples of a file; the first problems are a <see cref="DatasetException"/>.</summary>
     public static List<SftRecord> ReadSft(string path) => Read<SftRecord>(path, DataKind.Sft);
@@ -40,28 +55,34 @@ public static class DatasetFormats
     {
         var records = new List<object>();
         var errors = new List<string>();
-        if (!File.Exists(path)) return (records, [$"dataset not found: {path}"]);
-        foreach (var (lineNo, text) in JsonlLines.Read(path))
+        if (Directory.Exists(path)) return (records, [$"{path}: is a directory, not a dataset file"]);
+        if (!File.Exists(path)) return (records, [$"{path}: dataset file not found"]);
+        try
         {
-            string where = $"{path}:{lineNo}";
-            if (text is null) { errors.Add($"{where}: invalid UTF-8"); continue; }
-            JsonObject o;
-            try
+            foreach (var (lineNo, text) in JsonlLines.Read(path))
             {
-                if (JsonNode.Parse(text) is not JsonObject obj) { errors.Add($"{where}: expected a JSON object"); continue; }
-                o = obj;
+                string where = $"{path}:{lineNo}";
+                if (text is null) { errors.Add($"{where}: invalid UTF-8"); continue; }
+                JsonObject o;
+                try
+                {
+                    if (JsonNode.Parse(text) is not JsonObject obj) { errors.Add($"{where}: expected a JSON object"); continue; }
+                    o = obj;
+                }
+                catch (JsonException e) { errors.Add($"{where}: invalid JSON ({e.Message.Split('.')[0]})"); continue; }
+                var line = new LineCheck(where, errors);
+                object? record = kind switch
+                {
+                    DataKind.Sft => Sft(o, line),
+                    DataKind.Preferences => Preference(o, line),
+                    _ => Prompt(o, line),
+                };
+                if (record is not null && !line.Failed) records.Add(record);
             }
-            catch (JsonException e) { errors.Add($"{where}: invalid JSON ({e.Message.Split('.')[0]})"); continue; }
-            var line = new LineCheck(where, errors);
-            object? record = kind switch
-            {
-                DataKind.Sft => Sft(o, line),
-                DataKind.Preferences => Preference(o, line),
-                _ => Prompt(o, line),
-            };
-            if (record is not null && !line.Failed) records.Add(record);
         }
-        if (records.Count == 0 && errors.Count == 0) errors.Add($"{path}: no records");
+        catch (IOException e) { errors.Add($"{path}: cannot be read ({e.Message})"); }
+        catch (UnauthorizedAccessException) { errors.Add($"{path}: cannot be read (permission denied)"); }
+        if (records.Count == 0 && errors.Count == 0) errors.Add($"{path}: no records (an empty dataset)");
         return (records, errors);
     }
 
@@ -119,7 +140,8 @@ public static class DatasetFormats
 
     static PromptRecord? Prompt(JsonObject o, LineCheck line)
     {
-        string? answer = o.ContainsKey("answer") ? line.String(o, "answer") : null;
+        // A null answer is no answer (as the plain format has always read it).
+        string? answer = o["answer"] is null ? null : line.String(o, "answer");
         if (o["prompt"] is JsonArray)
         {
             var messages = line.Messages(o, "prompt");

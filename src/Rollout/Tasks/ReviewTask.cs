@@ -156,7 +156,7 @@ public static class ReviewTask
     public static string TokenizerCorpus(int seed = 0) =>
         string.Join("\n", SftCorpus(4000, seed).Select(e => e.Prompt + e.Completion));
 
-    /// <summary>Writes the task's datasets as JSONL into <paramref name="directory"/>; returns the paths.</summary>
+    /// <summary>Writes the task's datasets as JSONL into <paramref name="directory"/>, the conversational ones of <see cref="ChatTask"/> too; returns the paths.</summary>
     public static IReadOnlyDictionary<string, string> WriteDatasets(string directory, int seed)
     {
         var paths = new Dictionary<string, string>
@@ -176,6 +176,7 @@ public static class ReviewTask
         Jsonl.Write(paths["sums"], SumPrompts(512, seed + 4));
         Jsonl.Write(paths["eval-sums"], SumPrompts(64, seed + 5));
         Jsonl.Write(paths["sums-sft"], WorkedSums(2000, seed + 6));
+        foreach (var (name, path) in ChatTask.WriteDatasets(directory, seed)) paths[name] = path;
         return paths;
     }
 }

@@ -29,12 +29,18 @@ public sealed class SerializationTests : IDisposable
         [
             new RolloutSample("review the movie:", null, 0, " the movie was great.", [1, 2, 3], [4, 5], [-0.5f, -1.25f], true),
             new RolloutSample("add 1 and 2:", "3", 1, " 3.", [9], [10, 11, 12], [-0.1f, float.NegativeInfinity, -2f], false),
+            // A conversational sample: the rendered prompt and the conversation itself.
+            new RolloutSample("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", null, 2, "Hello.", [7, 8], [9, 3], [-1f, -0.5f], true,
+                [new("system", "Be brief — ünï."), new("user", "Hi")]),
         ], 1.5);
 
     public static TheoryData<IRlftMessage> Messages() =>
     [
         Batch(),
         new GenerateRollouts(3, 1, 9, [new PromptItem("p", "a", 0), new PromptItem("q", null, 0)], new SamplingSettings(16, 1.0, 0, 1.0), 1234),
+        // Conversational prompts, and the stage's chat template override travelling with the batch.
+        new GenerateRollouts(4, 1, 9, [new PromptItem("", "5", 0, [new("user", "add 2 and 3:")]), new PromptItem("plain", null, 1)],
+            new SamplingSettings(16, 1.0, 0, 1.0, "{% for m in messages %}{{ m.content }}{% endfor %}"), 1234),
         new ScoredBatch(42, [0.5f, 1f], ["task", "length"], [[0.5f, 1f], [0f, 0f]], [1], ["nan"], 0.01),
         new ScoreBatch(42, 3, Batch()),
         new TrainOn(42, 2, Batch(), new ScoredBatch(42, [0.5f, 1f], ["task"], [[0.5f, 1f]], [], [], 0)),

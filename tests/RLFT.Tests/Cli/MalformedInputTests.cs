@@ -150,8 +150,8 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("sft data file empty", d => { File.WriteAllText(d.Sft, "\n\n"); return d.Run(); }, "rlft.job.stages[0].data", "no records");
         yield return new("sft line is not JSON", d => { File.WriteAllLines(d.Sft, [SftLines[0], "{\"prompt\": "]); return d.Run(); }, "sft.jsonl:2: invalid JSON");
         yield return new("sft line is not an object", d => { File.WriteAllLines(d.Sft, ["[1, 2]"]); return d.Run(); }, "sft.jsonl:1: expected a JSON object");
-        yield return new("sft line without completion", d => { File.WriteAllLines(d.Sft, [SftLines[0], "{\"prompt\": \"x\"}"]); return d.Run(); }, "sft.jsonl:2: missing string field \"completion\"");
-        yield return new("sft completion is a number", d => { File.WriteAllLines(d.Sft, ["{\"prompt\": \"x\", \"completion\": 4}"]); return d.Run(); }, "sft.jsonl:1: field \"completion\": expected a string, got a number");
+        yield return new("sft line without completion", d => { File.WriteAllLines(d.Sft, [SftLines[0], "{\"prompt\": \"x\"}"]); return d.Run(); }, "sft.jsonl:2: completion: missing");
+        yield return new("sft completion is a number", d => { File.WriteAllLines(d.Sft, ["{\"prompt\": \"x\", \"completion\": 4}"]); return d.Run(); }, "sft.jsonl:1: completion: expected a string, got a number");
         yield return new("sft line with invalid UTF-8", d =>
         {
             File.WriteAllLines(d.Sft, SftLines);
@@ -160,18 +160,18 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         }, "sft.jsonl:3: invalid UTF-8");
         yield return new("sft data is a directory", d => { Directory.CreateDirectory(d.P("dir.jsonl")); return d.Run(d.SftStage(d.P("dir.jsonl"))); }, "dir.jsonl: is a directory");
         yield return new("reward-model pairs without rejected", d => { File.WriteAllLines(d.Prefs, ["{\"prompt\": \"a\", \"chosen\": \"b\"}"]); return d.Run(d.Stage("reward-model", d.Prefs)); },
-            "rlft.job.stages[0].data", "prefs.jsonl:1: missing string field \"rejected\"");
+            "rlft.job.stages[0].data", "prefs.jsonl:1: rejected: missing");
         yield return new("dpo chosen is null", d => { File.WriteAllLines(d.Prefs, ["{\"prompt\": \"a\", \"chosen\": null, \"rejected\": \"c\"}"]); return d.Run(d.Stage("dpo", d.Prefs)); },
-            "prefs.jsonl:1: field \"chosen\": expected a string, got null");
+            "prefs.jsonl:1: chosen: expected a string, got null");
         yield return new("ppo prompts without prompt", d => { File.WriteAllLines(d.Prompts, ["{\"question\": \"a\"}"]); return d.Run(d.Stage("ppo", d.Prompts)); },
-            "prompts.jsonl:1: missing string field \"prompt\"");
+            "prompts.jsonl:1: prompt: missing");
         yield return new("grpo answer is a number", d => { File.WriteAllLines(d.Prompts, ["{\"prompt\": \"2+2\", \"answer\": 4}"]); return d.Run(d.Stage("grpo", d.Prompts)); },
-            "prompts.jsonl:1: field \"answer\": expected a string, got a number");
+            "prompts.jsonl:1: answer: expected a string, got a number");
         yield return new("online-dpo prompts file missing", d => d.Run(d.Stage("online-dpo", d.P("gone.jsonl"))), "rlft.job.stages[0].data", "gone.jsonl: dataset file not found");
         yield return new("ppo eval-data malformed", d => { File.WriteAllLines(d.P("eval.jsonl"), ["nope"]); return d.Run(d.Stage("ppo", d.Prompts, $"eval-data = \"{d.P("eval.jsonl")}\"")); },
             "rlft.job.stages[0].eval-data", "eval.jsonl:1: invalid JSON");
         yield return new("distill data malformed", d => { File.WriteAllLines(d.Sft, ["{}"]); return d.Run(d.Stage("distill", d.Sft, $"teacher {{ path = \"{d.Model}\" }}")); },
-            "sft.jsonl:1: missing string field \"prompt\"");
+            "sft.jsonl:1: messages: missing (an SFT line has \"messages\", or \"prompt\" and \"completion\")");
         yield return new("unknown built-in dataset", d => d.Run(d.SftStage("builtin:nothing")), "rlft.job.stages[0].data: unknown built-in dataset 'nothing'");
         yield return new("a later stage's dataset is named before the first trains", d => d.Run(string.Join("\n", d.SftStage(), d.Stage("dpo", d.P("later.jsonl")))),
             "rlft.job.stages[1].data", "later.jsonl: dataset file not found");

@@ -21,6 +21,7 @@ public class PresetTests(ITestOutputHelper output)
         ["dpo.conf"] = nameof(Presets_learn),
         ["grpo.conf"] = nameof(Presets_learn),
         ["cluster.conf"] = nameof(Presets_learn),
+        ["chat.conf"] = nameof(Chat_preset_learns),
         // Needs raters: run with simulated ones by HumanRewardJobTests (held-out reward +0.2 or more).
         ["human-ppo.conf"] = nameof(Rlft.Tests.Feedback.HumanRewardJobTests.Ppo_on_simulated_raters_ratings_moves_the_policy_toward_their_hidden_rule),
     };
@@ -42,6 +43,34 @@ public class PresetTests(ITestOutputHelper output)
     [InlineData("cluster.conf")]
     public void Presets_learn(string preset)
     {
+        var (job, summary) = RunPreset(preset);
+        foreach (var stage in job.Stages) AssertLearned(stage, summary.RootElement);
+    }
+
+    /// <summary>
+    /// hocon/chat.conf, SFT → DPO on conversations with a ChatML model: SFT halves its held-out loss; DPO ranks the
+    /// held-out pairs and its replies, sampled until &lt;|im_end|&gt;, score higher under the task reward than the SFT
+    /// policy's while staying near it. Measured (seed 1): loss 6.08 → 0.98; accuracy 1.0, margin 7.35, reward
+    /// 0.51 → 0.69, win rate 0.59, KL 7.4, length 8.6 → 8.4 tokens.
+    /// </summary>
+    [Fact]
+    public void Chat_preset_learns()
+    {
+        var (job, summary) = RunPreset("chat.conf");
+        double Get(string key) => summary.RootElement.TryGetProperty(key, out var v) ? v.GetDouble() : throw new Xunit.Sdk.XunitException($"summary.json has no {key}");
+        Assert.True(Get("0-sft/after/eval/loss") <= 0.5 * Get("0-sft/before/eval/loss"), $"sft loss {Get("0-sft/before/eval/loss"):F3} → {Get("0-sft/after/eval/loss"):F3}");
+        Assert.True(Get("1-dpo/after/eval/accuracy") >= 0.9, $"dpo accuracy {Get("1-dpo/after/eval/accuracy"):F3}");
+        Assert.True(Get("1-dpo/after/eval/margin") > Get("1-dpo/before/eval/margin"), "dpo margin did not grow");
+        Assert.True(Get("1-dpo/after/eval/reward") >= Get("1-dpo/before/eval/reward") + 0.1, $"dpo reward {Get("1-dpo/before/eval/reward"):F3} → {Get("1-dpo/after/eval/reward"):F3}");
+        Assert.True(Get("1-dpo/after/eval/win_rate") >= 0.5, $"dpo win rate {Get("1-dpo/after/eval/win_rate"):F3}");
+        // Replies still stop at <|im_end|> and stay near the SFT policy (a run-away policy has KL of 50 nats and more).
+        Assert.True(Get("1-dpo/after/eval/kl") <= 15, $"dpo kl {Get("1-dpo/after/eval/kl"):F3}");
+        Assert.True(Get("1-dpo/after/eval/length") <= 1.5 * Get("1-dpo/before/eval/length"), $"dpo length {Get("1-dpo/before/eval/length"):F2} → {Get("1-dpo/after/eval/length"):F2}");
+        Assert.Equal(2, job.Stages.Count);
+    }
+
+    (JobSpec Job, JsonDocument Summary) RunPreset(string preset)
+    {
         string path = Path.Combine(RlftConfig.HoconDirectory, preset);
         string dir = Directory.CreateTempSubdirectory("rlft-preset").FullName;
         var (o, e) = (new StringWriter(), new StringWriter());
@@ -49,10 +78,10 @@ public class PresetTests(ITestOutputHelper output)
         output.WriteLine(o.ToString());
         Assert.True(code == 0, $"exit {code}: {e}");
         var job = JobSpec.Load(path, [$"output-dir=\"{dir}\""]);
-        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(job.RunDirectory, RunRecorder.SummaryFile)));
-        foreach (var stage in job.Stages) AssertLearned(stage, summary.RootElement);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(job.RunDirectory, RunRecorder.SummaryFile)));
         // The held-out figures are in metrics.jsonl too, beside the training steps.
         Assert.Equal(2 * job.Stages.Count, File.ReadLines(Path.Combine(job.RunDirectory, "metrics.jsonl")).Count(l => l.Contains("\"eval\":", StringComparison.Ordinal)));
+        return (job, summary);
     }
 
     /// <summary>What each stage kind must show on held-out data, before → after.</summary>

@@ -117,9 +117,9 @@ public class DatasetFormatTests
         ], DatasetFormats.Check(path, DataKind.Prompts));
         var e = Assert.Throws<DatasetException>(() => DatasetFormats.ReadPrompts(path));
         Assert.Equal($"{path}:2: expected a JSON object (and 3 more problems in the file)", e.Message);
-        Assert.Equal($"dataset not found: {path}.missing", Assert.Single(DatasetFormats.Check(path + ".missing", DataKind.Sft)));
+        Assert.Equal($"{path}.missing: dataset file not found", Assert.Single(DatasetFormats.Check(path + ".missing", DataKind.Sft)));
         string empty = File("", "  ");
-        Assert.Equal($"{empty}: no records", Assert.Single(DatasetFormats.Check(empty, DataKind.Sft)));
+        Assert.Equal($"{empty}: no records (an empty dataset)", Assert.Single(DatasetFormats.Check(empty, DataKind.Sft)));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using Rlft.Policy.Generation;
 using static TorchSharp.torch;
 
@@ -14,6 +15,7 @@ public sealed record EvalResult(Dictionary<string, double> Metrics, string[] Pro
 /// </summary>
 public static class Evaluator
 {
+    /// <summary>Plain-text prompts (see the <see cref="PromptInput"/> overload).</summary>
     public static EvalResult Run(
         PolicyModel policy,
         IReadOnlyList<(string Prompt, string? Answer)> prompts,
@@ -22,15 +24,32 @@ public static class Evaluator
         IReferencePolicy? reference = null,
         PolicyModel? referenceSampler = null,
         Func<IReadOnlyList<(string Prompt, string Completion)>, float[]>? rewardModel = null,
+        int batchSize = 64) =>
+        Run(policy, prompts.Select(p => PromptInput.Plain(p.Prompt, p.Answer)).ToList(), taskReward, generation, reference, referenceSampler,
+            rewardModel is null ? null : items => rewardModel(items.Select(x => (x.Prompt.Text, x.Completion)).ToList()), batchSize);
+
+    /// <summary>
+    /// Samples a completion per prompt (a conversation is continued as the assistant, as the policy's encoder renders
+    /// it) and measures it. The task reward reads a conversation's last user message (<see cref="PromptInput.TaskText"/>);
+    /// <paramref name="judge"/> gets the prompts themselves, so a reward model can render conversations its own way.
+    /// </summary>
+    public static EvalResult Run(
+        PolicyModel policy,
+        IReadOnlyList<PromptInput> prompts,
+        Func<string, string, string?, double>? taskReward,
+        GenerationOptions generation,
+        IReferencePolicy? reference = null,
+        PolicyModel? referenceSampler = null,
+        Func<IReadOnlyList<(PromptInput Prompt, string Completion)>, float[]>? judge = null,
         int batchSize = 64)
     {
         var (completions, tokens, logps) = Sample(policy, prompts, generation, batchSize);
-        var rewards = taskReward is null ? [] : prompts.Select((p, i) => taskReward(p.Prompt, completions[i], p.Answer)).ToArray();
+        var rewards = taskReward is null ? [] : prompts.Select((p, i) => taskReward(p.TaskText, completions[i], p.Answer)).ToArray();
         var metrics = new Dictionary<string, double> { ["eval/length"] = tokens.Average(t => t.Length) };
         if (taskReward is not null) metrics["eval/reward"] = rewards.Average();
         if (reference is not null)
         {
-            var promptIds = prompts.Select(p => policy.EncodePrompt(p.Prompt)).ToList();
+            var promptIds = prompts.Select(p => p.Encode(policy.Encoder)).ToList();
             double kl = 0;
             for (int i = 0; i < prompts.Count; i += batchSize)
             {
@@ -42,25 +61,34 @@ public static class Evaluator
             }
             metrics["eval/kl"] = kl / prompts.Count;
         }
-        if (referenceSampler is not null && rewardModel is not null)
+        if (referenceSampler is not null && judge is not null)
         {
             var (refCompletions, _, _) = Sample(referenceSampler, prompts, generation, batchSize);
-            var mine = rewardModel(prompts.Select((p, i) => (p.Prompt, completions[i])).ToList());
-            var theirs = rewardModel(prompts.Select((p, i) => (p.Prompt, refCompletions[i])).ToList());
+            var mine = judge(prompts.Select((p, i) => (p, completions[i])).ToList());
+            var theirs = judge(prompts.Select((p, i) => (p, refCompletions[i])).ToList());
             metrics["eval/win_rate"] = mine.Zip(theirs).Average(x => x.First > x.Second ? 1.0 : x.First == x.Second ? 0.5 : 0.0);
-            if (taskReward is not null) metrics["eval/reference_reward"] = prompts.Select((p, i) => taskReward(p.Prompt, refCompletions[i], p.Answer)).Average();
+            if (taskReward is not null) metrics["eval/reference_reward"] = prompts.Select((p, i) => taskReward(p.TaskText, refCompletions[i], p.Answer)).Average();
         }
-        return new EvalResult(metrics, prompts.Select(p => p.Prompt).ToArray(), completions, rewards);
+        return new EvalResult(metrics, prompts.Select(p => p.Text).ToArray(), completions, rewards);
     }
 
-    /// <summary>Samples completions in batches: texts, tokens (EOS included when emitted), per-token log π.</summary>
-    public static (string[] Texts, int[][] Tokens, float[][] LogProbs) Sample(PolicyModel policy, IReadOnlyList<(string Prompt, string? Answer)> prompts, GenerationOptions generation, int batchSize = 64)
+    /// <summary>Plain-text prompts (see the <see cref="PromptInput"/> overload).</summary>
+    public static (string[] Texts, int[][] Tokens, float[][] LogProbs) Sample(PolicyModel policy, IReadOnlyList<(string Prompt, string? Answer)> prompts, GenerationOptions generation, int batchSize = 64) =>
+        Sample(policy, prompts.Select(p => PromptInput.Plain(p.Prompt, p.Answer)).ToList(), generation, batchSize);
+
+    /// <summary>
+    /// Samples completions in batches: texts, tokens (the stop token included when one ended the sequence), per-token
+    /// log π. Generation stops on any of the encoder's end ids (EOS, the template's end of turn) unless
+    /// <paramref name="generation"/> names its own.
+    /// </summary>
+    public static (string[] Texts, int[][] Tokens, float[][] LogProbs) Sample(PolicyModel policy, IReadOnlyList<PromptInput> prompts, GenerationOptions generation, int batchSize = 64)
     {
         var texts = new List<string>(); var tokens = new List<int[]>(); var logps = new List<float[]>();
+        var stop = generation.StopTokenIds ?? policy.Encoder.EndIds.Order().ToList();
         for (int i = 0; i < prompts.Count; i += batchSize)
         {
-            var chunk = prompts.Skip(i).Take(batchSize).Select(p => policy.EncodePrompt(p.Prompt)).ToList();
-            var options = generation.Seed is long s ? generation with { Seed = s + i } : generation;
+            var chunk = prompts.Skip(i).Take(batchSize).Select(p => p.Encode(policy.Encoder)).ToList();
+            var options = (generation.Seed is long s ? generation with { Seed = s + i } : generation) with { StopTokenIds = stop };
             var result = TextGenerator.Generate(policy.Model, chunk, options, policy.Tokenizer.PadId, policy.Tokenizer.EosId);
             tokens.AddRange(result.Tokens);
             logps.AddRange(result.LogProbs);

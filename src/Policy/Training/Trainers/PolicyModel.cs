@@ -29,6 +29,9 @@ public sealed class PolicyModel
         if (!ReferenceEquals(Encoder.Tokenizer, tokenizer)) throw new ArgumentException("the example encoder uses a different tokenizer than the model");
     }
 
+    /// <summary>The same model and tokenizer seen through another encoder (a stage's chat template or end tokens).</summary>
+    public PolicyModel WithEncoder(ExampleEncoder encoder) => ReferenceEquals(encoder, Encoder) ? this : new(Model, Tokenizer, encoder);
+
     /// <summary>Prompt ids for generation; never empty (an empty prompt starts from BOS, or EOS as GPT-2 does).</summary>
     public int[] EncodePrompt(string prompt) => Encoder.Prompt(prompt);
 

@@ -33,7 +33,18 @@ public sealed class RewardModel
     }
 
     /// <summary>Scores as floats, without gradients, in batches of <paramref name="batchSize"/>.</summary>
-    public float[] ScoreTexts(IReadOnlyList<(string Prompt, string Completion)> items, int batchSize = 64)
+    public float[] ScoreTexts(IReadOnlyList<(string Prompt, string Completion)> items, int batchSize = 64) =>
+        ScoreExamples(items.Select(i => Trunk.Encoder.PromptCompletion(i.Prompt, i.Completion)).ToList(), batchSize);
+
+    /// <summary>
+    /// Scores of completions to prompts, each as this model sees it: a conversation gets the completion as the
+    /// assistant's reply, rendered with the reward model's own template and tokenizer (<see cref="PolicyModel.Encoder"/>).
+    /// </summary>
+    public float[] ScoreSamples(IReadOnlyList<(PromptInput Prompt, string Completion)> items, int batchSize = 64) =>
+        ScoreExamples(items.Select(i => i.Prompt.WithCompletion(Trunk.Encoder, i.Completion)).ToList(), batchSize);
+
+    /// <summary>Scores of encoded sequences as floats, without gradients, in batches of <paramref name="batchSize"/>.</summary>
+    public float[] ScoreExamples(IReadOnlyList<EncodedExample> items, int batchSize = 64)
     {
         using var _ = no_grad();
         Trunk.Model.eval();
@@ -84,10 +95,14 @@ public sealed class RewardModelTrainer : IDisposable
     public double Accuracy(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs) => Evaluate(pairs)["eval/accuracy"];
 
     /// <summary>Held-out figures: the share of pairs scored the right way round (<c>eval/accuracy</c>) and the mean score margin (<c>eval/margin</c>).</summary>
-    public Dictionary<string, double> Evaluate(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs)
+    public Dictionary<string, double> Evaluate(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> pairs) =>
+        Evaluate(pairs.Select(p => new EncodedPair(_model.Trunk.Encoder.PromptCompletion(p.Prompt, p.Chosen), _model.Trunk.Encoder.PromptCompletion(p.Prompt, p.Rejected))).ToList());
+
+    /// <summary>Held-out figures of encoded pairs (see the plain-text overload).</summary>
+    public Dictionary<string, double> Evaluate(IReadOnlyList<EncodedPair> pairs)
     {
-        var c = _model.ScoreTexts(pairs.Select(p => (p.Prompt, p.Chosen)).ToList());
-        var r = _model.ScoreTexts(pairs.Select(p => (p.Prompt, p.Rejected)).ToList());
+        var c = _model.ScoreExamples(pairs.Select(p => p.Chosen).ToList());
+        var r = _model.ScoreExamples(pairs.Select(p => p.Rejected).ToList());
         return new()
         {
             ["eval/accuracy"] = c.Zip(r).Count(x => x.First > x.Second) / (double)pairs.Count,
