@@ -21,6 +21,7 @@ public static class Cli
             ChatTemplateCommand.Create(),
             BenchCommand.Create(),
             ScoreCommand.Create(),
+            ClassifyCommand.Create(),
             RunCommand.Create(),
             FrontierCommand.Create(),
             NodeCommand.Create(),

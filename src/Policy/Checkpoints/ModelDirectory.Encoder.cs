@@ -21,7 +21,7 @@ public static partial class ModelDirectory
             return problems;
         }
         var parsed = config = Try(problems, () => EncoderConfig.Load(Path.Combine(dir, Checkpoint.ConfigFile)));
-        var shapes = Try(problems, () => Checkpoint.ReadShapes(dir));
+        var shapes = Try(problems, () => EncoderCheckpoint.Canonical(Checkpoint.ReadShapes(dir)));
         if (parsed is not null && shapes is not null)
         {
             using var model = EncoderCheckpoint.CreateMeta(parsed);

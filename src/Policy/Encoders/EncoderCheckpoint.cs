@@ -23,6 +23,19 @@ public static class EncoderCheckpoint
         || key.EndsWith("embeddings.token_type_ids", StringComparison.Ordinal)
         || !config.HasPooler && key.Contains("pooler.", StringComparison.Ordinal);
 
+    /// <summary>
+    /// The name transformers loads a checkpoint key as: TF-era BERT checkpoints (bert-base-uncased among them) name
+    /// LayerNorm parameters <c>gamma</c> and <c>beta</c>, which from_pretrained renames to <c>weight</c> and <c>bias</c>.
+    /// </summary>
+    public static string CanonicalKey(string key) =>
+        key.EndsWith(".gamma", StringComparison.Ordinal) ? key[..^".gamma".Length] + ".weight"
+        : key.EndsWith(".beta", StringComparison.Ordinal) ? key[..^".beta".Length] + ".bias"
+        : key;
+
+    /// <summary>A checkpoint's tensors (or shapes) under their canonical names.</summary>
+    public static Dictionary<string, T> Canonical<T>(IReadOnlyDictionary<string, T> found) =>
+        found.ToDictionary(kv => CanonicalKey(kv.Key), kv => kv.Value);
+
     /// <summary>The model on the meta device: names and shapes, no memory.</summary>
     public static EncoderModel CreateMeta(EncoderConfig config)
     {
@@ -91,6 +104,7 @@ public static class EncoderCheckpoint
     static void Copy(EncoderModel model, IReadOnlyDictionary<string, Tensor> tensors, string source, Func<string, bool> ignore, Func<string, bool> expect)
     {
         var expected = model.state_dict().Where(kv => !kv.Key.Contains(".lora_") && expect(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        tensors = Canonical(tensors);
         var matched = Checkpoint.Match(expected.ToDictionary(kv => kv.Key, kv => kv.Value.shape), tensors.ToDictionary(kv => kv.Key, kv => kv.Value.shape),
             source, ignore, [model.Config.Prefix + "."]);
         using var _ = no_grad();

@@ -49,7 +49,8 @@ public sealed class EncoderTextModel : IDisposable
     /// <summary>Differentiable logits of encoded inputs (see <see cref="EncoderOutput"/> for their shapes).</summary>
     public EncoderOutput Forward(IReadOnlyList<EncoderInput> inputs)
     {
-        using var batch = EncoderBatch.Create(inputs, Tokenizer.PadId, Model.Device);
+        // Padded with the model's pad_token_id: RoBERTa's positions skip the tokens that carry it.
+        using var batch = EncoderBatch.Create(inputs, Model.Config.PadTokenId, Model.Device);
         return Model.Forward(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
     }
 

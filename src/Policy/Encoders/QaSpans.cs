@@ -20,7 +20,8 @@ public static class QaSpans
 {
     /// <summary>
     /// The windows of one example. The question is cut to <paramref name="maxQueryLength"/> tokens; each window holds as
-    /// much context as <paramref name="maxLength"/> leaves, and consecutive windows share <paramref name="stride"/> tokens.
+    /// much context as <paramref name="maxLength"/> leaves, and consecutive windows share <paramref name="stride"/> tokens
+    /// (at most half a window's context).
     /// </summary>
     public static List<QaWindow> Windows(EncoderTokenizer tokenizer, string question, string context, int maxLength, int stride, int maxQueryLength)
     {
@@ -29,7 +30,9 @@ public static class QaSpans
         var (ids, offsets) = tokenizer.EncodeWithOffsets(context);
         int room = maxLength - tokenizer.Template.Added(pair: true) - q.Length;
         if (room < 1) throw new ArgumentException($"max-length {maxLength} leaves no room for the context after a {q.Length}-token question");
-        int step = Math.Max(1, room - Math.Min(stride, room - 1));
+        // The overlap is at most half a window (transformers' QA pipeline caps doc_stride at max_seq_len / 2), so every
+        // window advances by at least half its context.
+        int step = room - Math.Min(Math.Max(0, stride), room / 2);
         var windows = new List<QaWindow>();
         for (int start = 0; ; start += step)
         {

@@ -51,9 +51,10 @@ public sealed class EncoderTokenizer : IDisposable
     /// <summary>
     /// <paramref name="text"/> without special tokens, with each token's character span [Start, End) in the text. The text
     /// is encoded a word at a time (a whitespace run and the non-space run after it), which gives the same ids as the
-    /// whole: WordPiece and byte-level BPE pre-tokenizers never join across a whitespace boundary. Within a word, spans
-    /// come from decoding growing prefixes; where normalisation changes the word's length (accents stripped…), every
-    /// token of the word spans the whole word.
+    /// whole: WordPiece and byte-level BPE pre-tokenizers never join across a whitespace boundary. Within a word each
+    /// token's own text (WordPiece's <c>##</c> dropped, byte-level BPE's leading space trimmed) is found in order,
+    /// ignoring case; a token of whitespace alone covers no characters. Where a token's text cannot be found (accents
+    /// stripped by the normaliser, [UNK], a partial UTF-8 byte) every token of that word spans the whole word.
     /// </summary>
     public (int[] Ids, (int Start, int End)[] Offsets) EncodeWithOffsets(string text)
     {
@@ -65,21 +66,25 @@ public sealed class EncoderTokenizer : IDisposable
             int content = start + (chunk.Length - chunk.TrimStart().Length);
             int[] wordIds = Inner.Encode(chunk, addSpecialTokens: false);
             if (wordIds.Length == 0) continue;
-            int contentLength = end - content;
-            var ends = new int[wordIds.Length];
+            var spans = new (int, int)[wordIds.Length];
+            int cursor = content;
             bool exact = true;
             for (int i = 0; i < wordIds.Length && exact; i++)
             {
-                ends[i] = Inner.Decode(wordIds[..(i + 1)]).Trim().Length;
-                if (i > 0 && ends[i] < ends[i - 1]) exact = false;
+                string raw = Inner.Decode([wordIds[i]]);
+                string piece = raw.Trim();
+                if (piece.StartsWith("##", StringComparison.Ordinal) && piece.Length > 2) piece = piece[2..];
+                if (piece.Length == 0 && raw.Length > 0) { spans[i] = (cursor, cursor); continue; }   // whitespace alone
+                int at = piece.Length == 0 ? -1 : text.IndexOf(piece, cursor, end - cursor, StringComparison.OrdinalIgnoreCase);
+                if (at < 0 || text[cursor..at].Trim().Length > 0) { exact = false; break; }               // not next in the word
+                spans[i] = (at, at + piece.Length);
+                cursor = at + piece.Length;
             }
-            exact &= ends[^1] == contentLength;
-            int previous = 0;
+            exact &= text[cursor..end].Trim().Length == 0;
             for (int i = 0; i < wordIds.Length; i++)
             {
                 ids.Add(wordIds[i]);
-                if (exact) { offsets.Add((content + previous, content + ends[i])); previous = ends[i]; }
-                else offsets.Add((content, end));
+                offsets.Add(exact ? spans[i] : (content, end));
             }
         }
         return (ids.ToArray(), offsets.ToArray());

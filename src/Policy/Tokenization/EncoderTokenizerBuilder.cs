@@ -75,7 +75,10 @@ public static class EncoderTokenizerBuilder
     {
         var json = BpeTrainer.Train(corpus, vocabSize, RobertaSpecials);
         var vocab = (JsonObject)json["model"]!["vocab"]!;
+        // The special tokens sit in the model's vocabulary too, as in roberta-base's tokenizer.json: ids then run
+        // 0 … n−1 without holes (the native decoder treats ids at or past the vocabulary's size as unknown).
         var shifted = new JsonObject();
+        for (int i = 0; i < RobertaSpecials.Length; i++) shifted[RobertaSpecials[i]] = i;
         foreach (var (token, id) in vocab.ToList()) shifted[token] = id!.GetValue<int>() + RobertaSpecials.Length;
         json["model"]!["vocab"] = shifted;
         json["added_tokens"] = Added(RobertaSpecials, 0);

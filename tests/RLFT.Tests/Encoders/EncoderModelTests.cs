@@ -123,16 +123,20 @@ public class EncoderModelTests
     [InlineData("bert")]
     [InlineData("roberta")]
     [InlineData("distilbert")]
-    public void Keys_without_the_base_model_prefix_and_old_id_buffers_load(string arch)
+    public void Keys_without_the_base_model_prefix_with_gamma_beta_names_and_old_id_buffers_load(string arch)
     {
         string dir = TinyEncoders.Directory(arch, EncoderTask.QuestionAnswering);
         using var model = EncoderCheckpoint.Load(dir);
         Rewrite(dir, t =>
         {
-            var renamed = t.ToDictionary(kv => kv.Key.StartsWith(arch + ".") ? kv.Key[(arch.Length + 1)..] : kv.Key, kv => kv.Value);
+            // TF-era names as in bert-base-uncased: LayerNorm.gamma / LayerNorm.beta.
+            static string Legacy(string key) => key.EndsWith("LayerNorm.weight") ? key[..^"weight".Length] + "gamma" : key.EndsWith("LayerNorm.bias") ? key[..^"bias".Length] + "beta" : key;
+            var renamed = t.ToDictionary(kv => Legacy(kv.Key.StartsWith(arch + ".") ? kv.Key[(arch.Length + 1)..] : kv.Key), kv => kv.Value);
             renamed["embeddings.position_ids"] = arange(128).unsqueeze(0);
             return renamed;
         });
+        Assert.Contains("embeddings.LayerNorm.gamma", SafetensorsFile.Load(Path.Combine(dir, Checkpoint.WeightsFile)).Keys);
+        Assert.Empty(ModelDirectory.CheckEncoder(dir, out _, exactHead: true));
         using var loaded = EncoderCheckpoint.Load(dir);
         foreach (var (k, t) in model.state_dict()) Assert.True(t.Equals(loaded.state_dict()[k]), k);
     }
