@@ -34,11 +34,12 @@ public static partial class ModelDirectory
         }
         if (needsTokenizer)
         {
-            string file = Path.Combine(dir, "tokenizer.json");
-            if (!File.Exists(file)) problems.Add($"{file}: missing (RLFT reads the Hugging Face tokenizer.json)");
-            else
+            string own = Path.Combine(dir, "tokenizer.json");
+            string? file = Try(problems, () => SlowTokenizerFiles.Resolve(dir) ?? "");
+            if (file == "") problems.Add($"{own}: missing (RLFT reads the Hugging Face tokenizer.json, or converts vocab.txt or vocab.json + merges.txt)");
+            else if (file is not null)
             {
-                using var tokenizer = Try(problems, () => HfTokenizer.Load(dir));
+                using var tokenizer = Try(problems, () => HfTokenizer.Load(file));
                 if (tokenizer is not null && parsed is not null && tokenizer.VocabSize > parsed.VocabSize)
                     problems.Add($"{file}: the tokenizer's largest id is {tokenizer.VocabSize - 1}, but the model's vocab_size is {parsed.VocabSize} (config.json): ids from {parsed.VocabSize} on have no embedding");
                 if (tokenizer is not null) Try(problems, () => PairTemplate.FromFile(file));

@@ -21,11 +21,15 @@ public sealed class EncoderTokenizer : IDisposable
 
     public EncoderTokenizer(HfTokenizer inner, PairTemplate template) => (Inner, Template) = (inner, template);
 
-    /// <summary>Loads tokenizer.json from a model directory (pad id from tokenizer_config.json / config.json).</summary>
+    /// <summary>
+    /// Loads tokenizer.json from a model directory (pad id from tokenizer_config.json / config.json), or one converted
+    /// from the directory's vocab.txt or vocab.json + merges.txt where it has no tokenizer.json (see <see cref="SlowTokenizerFiles"/>).
+    /// </summary>
     public static EncoderTokenizer Load(string dir)
     {
-        var inner = HfTokenizer.Load(dir);
-        try { return new EncoderTokenizer(inner, PairTemplate.FromFile(Directory.Exists(dir) ? Path.Combine(dir, "tokenizer.json") : dir)); }
+        string file = Directory.Exists(dir) ? SlowTokenizerFiles.Resolve(dir) ?? Path.Combine(dir, "tokenizer.json") : dir;
+        var inner = HfTokenizer.Load(file);
+        try { return new EncoderTokenizer(inner, PairTemplate.FromFile(file)); }
         catch { inner.Dispose(); throw; }
     }
 
