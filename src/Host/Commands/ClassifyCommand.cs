@@ -38,10 +38,11 @@ public static class ClassifyCommand
             string dir = result.GetValue(model)!, path = result.GetValue(input)!;
             if (!File.Exists(path)) throw new CliException($"input file not found: {path}");
             var problems = ModelDirectory.CheckEncoder(dir, out var config, exactHead: true);
-            if (problems.Count > 0) throw new CliException(string.Join("; ", problems));
-            if (config!.Task is not (EncoderTask.SequenceClassification or EncoderTask.QuestionAnswering))
+            // A model without a usable head is named as such before any tensor it carries for another head.
+            if (config is not null && config.Task is not (EncoderTask.SequenceClassification or EncoderTask.QuestionAnswering))
                 throw new CliException($"{Path.Combine(dir, Checkpoint.ConfigFile)}: architectures is {config.ArchitectureName}; classify runs *ForSequenceClassification and *ForQuestionAnswering models");
-            bool qa = config.Task == EncoderTask.QuestionAnswering;
+            if (problems.Count > 0) throw new CliException(string.Join("; ", problems));
+            bool qa = config!.Task == EncoderTask.QuestionAnswering;
             var items = ReadLines(path, qa);
 
             using var text = EncoderTextModel.Load(dir, maxLength: result.GetValue(maxLength));

@@ -12,6 +12,8 @@ namespace Rlft.Policy.Encoders;
 public static class EncoderPresets
 {
     public static readonly string[] Architectures = ["bert", "roberta", "distilbert"];
+    /// <summary>Encoder sizes (the causal LMs' presets may name more, published shapes among them).</summary>
+    public static readonly string[] Presets = ["tiny", "small"];
 
     public static int DefaultVocabSize(string preset) => preset == "tiny" ? 512 : 2048;
 
@@ -21,7 +23,7 @@ public static class EncoderPresets
     public static EncoderConfig Config(string arch, string preset, int vocabSize, EncoderTask task = EncoderTask.SequenceClassification,
         IReadOnlyList<string>? labels = null, ProblemType? problem = null)
     {
-        if (!ModelPresets.Presets.Contains(preset)) throw new ArgumentException($"unknown preset '{preset}': expected {string.Join(", ", ModelPresets.Presets)}");
+        if (!Presets.Contains(preset)) throw new ArgumentException($"--preset {preset}: encoder presets are {string.Join(", ", Presets)}");
         bool tiny = preset == "tiny";
         int hidden = tiny ? 64 : 256, layers = tiny ? 2 : 4, heads = tiny ? 4 : 8, positions = Positions(preset);
         JsonObject o = arch switch

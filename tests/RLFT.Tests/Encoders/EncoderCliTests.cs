@@ -116,6 +116,10 @@ public class EncoderCliTests
         Assert.Equal(0, Run("init-model", "--arch", "gpt2", "--out", gpt2).Code);
         Refused(["{\"text\": \"a\"}"], gpt2, "field 'model_type' is 'gpt2'");
 
+        string token = Path.Combine(root, "token");
+        Assert.Equal(0, Run("init-model", "--arch", "bert", "--out", token, "--head", "token").Code);
+        Refused(["{\"text\": \"a\"}"], token, "architectures is BertForTokenClassification");
+
         File.Delete(Path.Combine(dir, "model.safetensors"));
         Refused(["{\"text\": \"a\"}"], dir, "model.safetensors");
 
