@@ -22,6 +22,7 @@ public static class Cli
             InspectDataCommand.Create(),
             BenchCommand.Create(), BenchCaseCommand.Create(),
             ScoreCommand.Create(),
+            ClassifyCommand.Create(),
             RunCommand.Create(),
             FrontierCommand.Create(),
             NodeCommand.Create(),

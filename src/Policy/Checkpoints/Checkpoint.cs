@@ -71,19 +71,19 @@ public static class Checkpoint
     /// <summary>
     /// Pairs a checkpoint's tensor names with a module's parameter names (the checkpoint may omit or add the
     /// <c>transformer.</c> / <c>model.</c> prefix) and checks shapes. Returns checkpoint key → parameter name;
-    /// throws one message listing every missing, unexpected and mis-shaped tensor.
+    /// throws one message listing every missing, unexpected and mis-shaped tensor. <paramref name="prefixes"/> are the
+    /// base-model prefixes a checkpoint may omit (default <c>transformer.</c> and <c>model.</c>; encoders pass theirs).
     /// </summary>
-    public static Dictionary<string, string> Match(IReadOnlyDictionary<string, long[]> expected, IReadOnlyDictionary<string, long[]> found, string source, Func<string, bool>? ignore = null)
+    public static Dictionary<string, string> Match(IReadOnlyDictionary<string, long[]> expected, IReadOnlyDictionary<string, long[]> found, string source, Func<string, bool>? ignore = null,
+        IReadOnlyList<string>? prefixes = null)
     {
+        prefixes ??= ["transformer.", "model."];
         var matched = new Dictionary<string, string>();
         var unexpected = new List<string>();
         foreach (var key in found.Keys)
         {
             if (ignore?.Invoke(key) == true) continue;
-            string? name = expected.ContainsKey(key) ? key
-                : expected.ContainsKey("transformer." + key) ? "transformer." + key
-                : expected.ContainsKey("model." + key) ? "model." + key
-                : null;
+            string? name = expected.ContainsKey(key) ? key : prefixes.Select(p => p + key).FirstOrDefault(expected.ContainsKey);
             if (name is null) unexpected.Add(key); else matched[key] = name;
         }
         var names = matched.Values.ToHashSet();

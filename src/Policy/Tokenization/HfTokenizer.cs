@@ -68,9 +68,9 @@ public sealed class HfTokenizer : ITokenizer, IDisposable
         int? FromConfig(string key) => modelCfg?[key] is JsonValue v && v.TryGetValue<int>(out int id) ? id : modelCfg?[key] is JsonArray a && a.Count > 0 ? a[0]!.GetValue<int>() : null;
         int? First(params string[] names) { foreach (var n in names) if (specials.TryGetValue(n, out int id)) return id; return null; }
 
-        int eos = Named("eos_token") ?? FromConfig("eos_token_id") ?? First("<|endoftext|>", "</s>", "<|end_of_text|>", "<|im_end|>")
+        int eos = Named("eos_token") ?? FromConfig("eos_token_id") ?? First("<|endoftext|>", "</s>", "<|end_of_text|>", "<|im_end|>", "[SEP]")
                   ?? throw new InvalidDataException($"{file}: no EOS token (set eos_token in tokenizer_config.json or add <|endoftext|>)");
-        int pad = Named("pad_token") ?? FromConfig("pad_token_id") ?? First("<|pad|>", "<pad>", "<|finetune_right_pad_id|>") ?? eos;
+        int pad = Named("pad_token") ?? FromConfig("pad_token_id") ?? First("<|pad|>", "<pad>", "<|finetune_right_pad_id|>", "[PAD]") ?? eos;
         int? bos = BosFromPostProcessor(json["post_processor"], specials);
 
         var native = new HfNative(file);

@@ -86,7 +86,7 @@ public class PolicyCliTests
         Assert.NotEqual(0, noWeights.Code);
         Assert.Contains("model.safetensors", noWeights.Err);
 
-        var badArch = Run("init-model", "--arch", "bert", "--out", Path.Combine(root, "x"));
+        var badArch = Run("init-model", "--arch", "t5", "--out", Path.Combine(root, "x"));
         Assert.NotEqual(0, badArch.Code);
         Assert.False(Directory.Exists(Path.Combine(root, "x")));
     }
