@@ -33,8 +33,20 @@ public sealed record EncodedExample(int[] Ids, int PromptLength, bool[] LossMask
     }
 }
 
-/// <summary>A preference pair as the model sees it: each side is the prompt and its completion as one text; the loss masks select what is compared.</summary>
-public sealed record EncodedPair(EncodedExample Chosen, EncodedExample Rejected);
+/// <summary>
+/// A preference pair as the model sees it: each side is the prompt and its completion as one text; the loss masks
+/// select what is compared. <see cref="Target"/> is P(chosen ≻ rejected) in [½, 1] (1: a hard preference, ½: a tie)
+/// and <see cref="Weight"/> the pair's weight in the batch mean, as the feedback export's <c>label</c> and
+/// <c>weight</c> give them; the DPO and reward-model losses use them.
+/// </summary>
+public sealed record EncodedPair(EncodedExample Chosen, EncodedExample Rejected)
+{
+    public double Target { get; init; } = 1;
+    public double Weight { get; init; } = 1;
+
+    /// <summary>True when the pair is a hard preference of weight 1 (the plain losses apply).</summary>
+    public bool IsPlain => Target == 1 && Weight == 1;
+}
 
 /// <summary>An example that cannot be encoded as asked (e.g. a template that is not prefix-stable); one line, no stack trace.</summary>
 public sealed class ExampleEncodingException(string message) : Exception(message);

@@ -78,7 +78,12 @@ public sealed record ChatSftRecord(string Where, IReadOnlyList<ChatMessage> Prom
 /// <summary>A preference pair in one of TRL's formats; <see cref="Encode"/> gives both sides as the model sees them.</summary>
 public abstract record PreferenceRecord(string Where)
 {
-    public EncodedPair Encode(ExampleEncoder encoder) => SftRecord.Guard(Where, () => EncodeWith(encoder));
+    /// <summary>The optional <c>label</c> field: P(chosen ≻ rejected) in [½, 1] (default 1).</summary>
+    public double Target { get; init; } = 1;
+    /// <summary>The optional <c>weight</c> field: the pair's weight, &gt; 0 (default 1).</summary>
+    public double Weight { get; init; } = 1;
+
+    public EncodedPair Encode(ExampleEncoder encoder) => SftRecord.Guard(Where, () => EncodeWith(encoder) with { Target = Target, Weight = Weight });
     protected abstract EncodedPair EncodeWith(ExampleEncoder encoder);
 
     /// <summary>The shared prompt, for sampling (null for a conversation whose sides share no leading message).</summary>

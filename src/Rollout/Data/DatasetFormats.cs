@@ -111,7 +111,17 @@ public static class DatasetFormats
         return p is null || c is null ? null : new TextSftRecord(line.Where, p, c);
     }
 
+    /// <summary>A preference line with its optional soft label and weight (the feedback export writes both).</summary>
     static PreferenceRecord? Preference(JsonObject o, LineCheck line)
+    {
+        var record = PreferencePair(o, line);
+        double? target = line.OptionalNumber(o, "label", 0.5, 1, "P(chosen ≻ rejected) between 0.5 (a tie) and 1");
+        double? weight = line.OptionalNumber(o, "weight", double.Epsilon, double.MaxValue, "a positive weight");
+        if (record is null || line.Failed) return null;
+        return record with { Target = target ?? 1, Weight = weight ?? 1 };
+    }
+
+    static PreferenceRecord? PreferencePair(JsonObject o, LineCheck line)
     {
         if (o["chosen"] is JsonArray || o["rejected"] is JsonArray || o["prompt"] is JsonArray)
         {

@@ -39,6 +39,21 @@ sealed class LineCheck(string where, List<string> errors)
         _ => "something else",
     };
 
+    /// <summary>An optional number field in [<paramref name="min"/>, <paramref name="max"/>]; null when absent (or refused).</summary>
+    public double? OptionalNumber(JsonObject o, string field, double min, double max, string what)
+    {
+        if (!o.TryGetPropertyValue(field, out var node)) return null;
+        if (node is not JsonValue v || v.GetValueKind() != JsonValueKind.Number)
+        {
+            Fail(field, $"expected a number ({what}), got {Kind(node)}");
+            return null;
+        }
+        double d = v.GetValue<double>();
+        if (double.IsFinite(d) && d >= min && d <= max) return d;
+        Fail(field, $"{d.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not {what}");
+        return null;
+    }
+
     /// <summary>A required string field.</summary>
     public string? String(JsonObject o, string field, bool orMessages = false)
     {

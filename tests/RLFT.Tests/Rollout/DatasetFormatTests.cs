@@ -53,6 +53,30 @@ public class DatasetFormatTests
     }
 
     [Fact]
+    public void Preferences_carry_the_feedback_exports_soft_label_and_weight_and_refuse_bad_ones()
+    {
+        string path = File(
+            """{"prompt": "Hi", "chosen": " Hello.", "rejected": " Go away.", "label": 0.75, "weight": 2}""",
+            """{"prompt": "Hi", "chosen": " Hello.", "rejected": " Go away."}""");
+        var records = DatasetFormats.ReadPreferences(path);
+        Assert.Equal((0.75, 2.0), (records[0].Target, records[0].Weight));
+        Assert.Equal((1.0, 1.0), (records[1].Target, records[1].Weight));
+
+        string bad = File(
+            """{"prompt": "Hi", "chosen": " a", "rejected": " b", "label": 0.3}""",
+            """{"prompt": "Hi", "chosen": " a", "rejected": " b", "label": true}""",
+            """{"prompt": "Hi", "chosen": " a", "rejected": " b", "weight": 0}""",
+            """{"prompt": "Hi", "chosen": " a", "rejected": " b", "label": 1.5, "weight": -1}""");
+        Assert.Equal([
+            $"{bad}:1: label: 0.3 is not P(chosen ≻ rejected) between 0.5 (a tie) and 1",
+            $"{bad}:2: label: expected a number (P(chosen ≻ rejected) between 0.5 (a tie) and 1), got a boolean",
+            $"{bad}:3: weight: 0 is not a positive weight",
+            $"{bad}:4: label: 1.5 is not P(chosen ≻ rejected) between 0.5 (a tie) and 1",
+            $"{bad}:4: weight: -1 is not a positive weight",
+        ], DatasetFormats.Check(bad, DataKind.Preferences));
+    }
+
+    [Fact]
     public void Prompts_read_plain_and_conversational_with_answers()
     {
         string path = File("""{"prompt": "2+3?", "answer": "5"}""", """{"prompt": [{"role": "user", "content": "2+3?"}], "answer": "5"}""", """{"prompt": "x"}""");

@@ -1,3 +1,4 @@
+using Rlft.Policy.Chat;
 using Rlft.Policy.Generation;
 using Rlft.Policy.Heads;
 using Rlft.Policy.Lora;
@@ -92,6 +93,50 @@ public class TrainerStepTests
         var snap = Snapshot(policy.Model.named_parameters());
         t.Step(TinyTask.Prefs(8, 2));
         AssertAllChanged(snap);
+    }
+
+    [Fact]
+    public void Dpo_and_reward_model_steps_train_a_weighted_pair_as_that_many_copies_and_a_tie_towards_no_preference()
+    {
+        var pairs = TinyTask.Prefs(3, 5);
+        var probe = TinyTask.Load();
+        var encoded = pairs.Select(p => new EncodedPair(probe.Encoder.PromptCompletion(p.Item1, p.Item2), probe.Encoder.PromptCompletion(p.Item1, p.Item3))).ToList();
+        // [a (weight 2), b, c] must give the loss and gradients of [a, a, b, c].
+        List<EncodedPair> weighted = [encoded[0] with { Weight = 2 }, encoded[1], encoded[2]];
+        List<EncodedPair> copies = [encoded[0], encoded[0], encoded[1], encoded[2]];
+        // The policy moves off its reference first (h ≠ 0): then the pairs' losses and gradients differ.
+        (double Loss, double GradNorm) Dpo(List<EncodedPair> batch)
+        {
+            var policy = TinyTask.Load();
+            var reference = new FrozenReference(policy.FrozenCopy());
+            using (var move = new DpoTrainer(policy, reference, new DpoOptions(), Opt)) move.Step(TinyTask.Prefs(8, 9));
+            using var t = new DpoTrainer(policy, reference, new DpoOptions(), Opt with { LearningRate = 1e-12 });
+            var m = t.Step(batch);
+            return (m["loss/dpo"], m["optim/grad_norm"]);
+        }
+        var (weightedDpo, copiesDpo, plainDpo) = (Dpo(weighted), Dpo(copies), Dpo(encoded));
+        Assert.Equal(copiesDpo.Loss, weightedDpo.Loss, 1e-6);
+        Assert.Equal(copiesDpo.GradNorm, weightedDpo.GradNorm, 1e-6);
+        Assert.NotEqual(copiesDpo.Loss, plainDpo.Loss, 1e-4);
+
+        // At the start policy = reference, so h = 0: a tie (target ½) is already where its loss is least, no gradient.
+        var fresh = TinyTask.Load();
+        using (var t = new DpoTrainer(fresh, new FrozenReference(fresh.FrozenCopy()), new DpoOptions(), Opt with { LearningRate = 1e-12 }))
+        {
+            Assert.True(t.Step(encoded.Select(p => p with { Target = 0.5 }).ToList())["optim/grad_norm"] < 1e-6);
+            Assert.True(t.Step(encoded)["optim/grad_norm"] > 1e-3);
+        }
+
+        // The reward model: the same equivalence through RewardModelTrainer.
+        double Rm(List<EncodedPair> batch)
+        {
+            var trunk = TinyTask.Load();
+            var model = new RewardModel(trunk, new RewardHead(trunk.Model.Config.HiddenSize, 7));
+            using var t = new RewardModelTrainer(model, new RewardModelOptions(), Opt with { LearningRate = 1e-12 });
+            return t.Step(batch)["loss/reward_model"];
+        }
+        Assert.Equal(Rm(copies), Rm(weighted), 1e-6);
+        Assert.NotEqual(Rm(copies), Rm(encoded), 1e-6);
     }
 
     [Fact]

@@ -76,10 +76,16 @@ public sealed class DpoTrainer : IDisposable
         Tensor refSums = _refTable is { } table
             ? tensor(items.Select(x => table.TryGetValue(x.Key, out var v) ? v : throw new KeyNotFoundException("no precomputed reference log-prob for a pair of this batch")).ToArray(), device: sums.device)
             : RefSums(items);
-        var r = Losses.DpoLoss(sums.narrow(0, 0, n), sums.narrow(0, n, n), refSums.narrow(0, 0, n), refSums.narrow(0, n, n), _o.Beta, _o.LossType, _o.LabelSmoothing);
+        var (target, weight) = Labels(batch, sums.device);
+        var r = Losses.DpoLoss(sums.narrow(0, 0, n), sums.narrow(0, n, n), refSums.narrow(0, 0, n), refSums.narrow(0, n, n), _o.Beta, _o.LossType, _o.LabelSmoothing, target, weight);
         Optimizer.Backward(r.Loss);
         return SftTrainer.Merge(r.Stats, Optimizer.Step().Stats);
     }
+
+    /// <summary>Per-pair soft labels and weights, (B) each, or nulls when every pair is a hard preference of weight 1.</summary>
+    internal static (Tensor? Target, Tensor? Weight) Labels(IReadOnlyList<EncodedPair> batch, Device device) =>
+        batch.All(p => p.IsPlain) ? (null, null)
+            : (tensor(batch.Select(p => (float)p.Target).ToArray(), device: device), tensor(batch.Select(p => (float)p.Weight).ToArray(), device: device));
 
     /// <summary>
     /// Held-out preference figures: the share of pairs whose implicit reward β·(log π − log π_ref) is higher for

@@ -84,7 +84,8 @@ public sealed class RewardModelTrainer : IDisposable
         var chosen = scores.narrow(0, 0, batch.Count);
         var rejected = scores.narrow(0, batch.Count, batch.Count);
         var margin = _options.Margin > 0 ? full(batch.Count, _options.Margin, device: scores.device) : null;
-        var result = Losses.RewardModelLoss(chosen, rejected, margin);
+        var (target, weight) = DpoTrainer.Labels(batch, scores.device);
+        var result = Losses.RewardModelLoss(chosen, rejected, margin, target, weight);
         var loss = result.Loss;
         if (_options.CenterRewardsCoef > 0) loss = loss + _options.CenterRewardsCoef * (chosen + rejected).square().mean();
         Optimizer.Backward(loss);
