@@ -115,6 +115,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
         (_ppo, _grpo, _onlineDpo) = (null, null, null);
         if (resume && (_resumeFrom is null || _resumed is null)) throw new InvalidOperationException("this learner was not started from a checkpoint");
+        _trainable.Model.GradientCheckpointing = stage.GradientCheckpointing;
         // Resuming, the reference (or the adapters' base) came with the checkpoint.
         if (!resume && (_job.Lora is null || _adapters is null))
         {

@@ -36,6 +36,8 @@ public sealed record StageSpec
     public RlftConfig? Config { get; init; }
     /// <summary>Teacher checkpoint for distillation.</summary>
     public ModelSpec? Teacher { get; init; }
+    /// <summary>Recompute each block's activations in the backward pass (the stage's <c>gradient-checkpointing</c>, else the job's; default off).</summary>
+    public bool GradientCheckpointing { get; init; }
     public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
 
     /// <summary>Samples generated per prompt: GRPO's group, two for online DPO's pairs, else one.</summary>

@@ -13,9 +13,9 @@ public static class JobSpecReader
 {
     public const string Root = "rlft.job";
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "gradient-checkpointing"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
-    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher"];
+    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "gradient-checkpointing"];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
     static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
     static readonly string[] GrpoKeys = ["group-size", "clip-low", "clip-high", "kl-coef", "epochs", "scale-rewards"];
@@ -49,7 +49,9 @@ public static class JobSpecReader
         string name = errors.Read(() => c.GetString($"{Root}.name"), "job");
         if (name.Length == 0 || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name.Contains(".."))
             errors.Add($"{Root}.name: '{name}' is not usable as a directory name");
-        var parsedStages = stages.Select((s, i) => ParseStage(s, i, errors)).ToList();
+        // The job's setting is every stage's default; a stage may override it.
+        bool checkpointing = errors.Read(() => c.GetBool($"{Root}.gradient-checkpointing", false), false);
+        var parsedStages = stages.Select((s, i) => ParseStage(s, i, errors, checkpointing)).ToList();
         var lora = errors.Read(() => ParseLora(c, parsedStages), null);
         string outputDir = errors.Read(() => c.GetString($"{Root}.output-dir", "runs"), "runs");
         if (outputDir.Length == 0) errors.Add($"{Root}.output-dir: must not be empty");
@@ -110,7 +112,7 @@ public static class JobSpecReader
     }
 
     /// <summary>One stage; each of its fields is read on its own so that every bad one is reported.</summary>
-    static StageSpec ParseStage(RlftConfig s, int index, ConfigErrors errors)
+    static StageSpec ParseStage(RlftConfig s, int index, ConfigErrors errors, bool jobCheckpointing)
     {
         string at = $"{Root}.stages[{index}]";
         T Read<T>(Func<T> read, T fallback) => errors.Read(() => Wrap(at, read), fallback);
@@ -162,6 +164,7 @@ public static class JobSpecReader
             Rewards = Read(() => s.Has("rewards") ? s.Section("rewards") : null, null),
             Config = s,
             Teacher = Read(() => s.Has("teacher") ? ParseModel(s, "teacher") : null, null),
+            GradientCheckpointing = Read(() => s.GetBool("gradient-checkpointing", jobCheckpointing), jobCheckpointing),
         };
     }
 
