@@ -69,7 +69,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         {
             _modelDir = Path.Combine(job.RunDirectory, "init-model");
             if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
-                ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed)).Dispose();
+                ModelPresets.Write(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed));
         }
         _policy = new PolicyModel(Checkpoint.Load(resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy), _device), HfTokenizer.Load(_modelDir));
         _modelFiles = ModelFiles.Read(_modelDir);

@@ -106,9 +106,11 @@ public static class JobSpecReader
     {
         string? path = c.Has($"{at}.path") ? c.GetString($"{at}.path") : null;
         if (path is { Length: 0 }) throw new ConfigException($"{at}.path: must not be empty");
-        return new ModelSpec(path,
-            c.GetEnum($"{at}.arch", ModelPresets.Architectures, "gpt2"),
-            c.GetEnum($"{at}.preset", ["tiny", "small"], "tiny"));
+        string preset = c.GetEnum($"{at}.preset", ModelPresets.Presets, "tiny");
+        string? arch = c.Has($"{at}.arch") ? c.GetEnum($"{at}.arch", ModelPresets.Architectures) : null;
+        // A published shape (qwen2-0.5b, …) is of one architecture; the sizes default to gpt2.
+        try { return new ModelSpec(path, ModelPresets.ResolveArchitecture(arch ?? (PublishedShapes.IsPublished(preset) ? null : "gpt2"), preset), preset); }
+        catch (ArgumentException e) { throw new ConfigException($"{at}.arch: {e.Message}"); }
     }
 
     /// <summary>One stage; each of its fields is read on its own so that every bad one is reported.</summary>

@@ -88,6 +88,16 @@ public class JobSpecTests
     }
 
     [Fact]
+    public void A_published_model_preset_implies_its_architecture()
+    {
+        var job = Parse("rlft.job { name = t, model { preset = \"qwen2-0.5b\" }\n stages = [ { kind = sft, data = x, steps = 1 } ] }");
+        Assert.Equal(("qwen2", "qwen2-0.5b"), (job.Model.Arch, job.Model.Preset));
+        Assert.Equal("gpt2", Parse(Minimal).Model.Arch);
+        var e = Assert.Throws<ConfigException>(() => Parse("rlft.job { name = t, model { arch = llama, preset = gpt2-124m }\n stages = [ { kind = sft, data = x, steps = 1 } ] }"));
+        Assert.Contains("rlft.job.model.arch: preset 'gpt2-124m' is a gpt2 model; it cannot be built as 'llama'", e.Message);
+    }
+
+    [Fact]
     public void Overrides_set_keys_under_the_job()
     {
         string dir = Directory.CreateTempSubdirectory("rlft-job").FullName;
