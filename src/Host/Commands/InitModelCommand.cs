@@ -6,7 +6,7 @@ namespace Rlft.Host.Commands;
 /// <summary>
 /// `rlft init-model`: a randomly initialised checkpoint in HF layout, with a BPE tokenizer trained on a corpus. The
 /// published shapes (gpt2-124m, qwen2-0.5b, qwen2-1.5b, llama3-1b) imply their architecture and are written tensor by
-/// tensor, so a 1.5B model needs about one embedding matrix of memory, not the model.
+/// tensor, so the memory needed grows with the embedding matrix, not the model.
 /// </summary>
 public static class InitModelCommand
 {

@@ -135,8 +135,9 @@ public static class Checkpoint
     /// Writes a freshly initialised model of <paramref name="config"/> without ever holding it: the parameter names and
     /// shapes come from the model built on the meta device, and each tensor is created, initialised
     /// (<see cref="CausalLM.Initialize"/>, in <c>named_parameters()</c> order from one seeded generator, so the weights
-    /// equal <see cref="ModelFactory.CreateInitialized"/>'s) and written before the next exists. Peak memory is one
-    /// tensor (the embedding matrix), whatever the model's size. Writes config.json (fp32) and copies tokenizer files.
+    /// equal <see cref="ModelFactory.CreateInitialized"/>'s) and written before the next exists. Memory grows with
+    /// the largest tensor (the embedding matrix), not the model: writing Qwen2-0.5B's 2 GB peaked at 1.3 GB resident,
+    /// of which about 0.2 GB is the runtime. Writes config.json (fp32) and copies tokenizer files.
     /// </summary>
     public static void SaveInitialized(ModelConfig config, string dir, long seed, string? tokenizerDir = null)
     {

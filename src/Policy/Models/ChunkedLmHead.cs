@@ -18,8 +18,12 @@ namespace Rlft.Policy.Models;
 /// </remarks>
 public static class ChunkedLmHead
 {
-    /// <summary>Default budget of fp32 logits per chunk: 128 MiB, i.e. 220 positions at Qwen2's 151,936-token vocabulary.</summary>
-    public const long DefaultChunkBytes = 128L << 20;
+    /// <summary>
+    /// Default budget of fp32 logits per chunk: 32 MiB, i.e. 55 positions at Qwen2's 151,936-token vocabulary. The
+    /// backward pass of a chunk holds about five such tensors (logits, their softmax, gradients); the head's matmul at
+    /// 55 rows is still large enough to run at full speed.
+    /// </summary>
+    public const long DefaultChunkBytes = 32L << 20;
 
     /// <summary>Positions per chunk so that one chunk's fp32 logits take about <paramref name="chunkBytes"/>.</summary>
     public static long RowsPerChunk(int vocabSize, long chunkBytes = DefaultChunkBytes) => Math.Max(1, chunkBytes / (4L * vocabSize));

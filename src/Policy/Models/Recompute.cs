@@ -38,12 +38,29 @@ public static class Recompute
         foreach (var p in trainable) p.DetachFromDisposeScope();
         bool records = is_grad_enabled() && (trainable.Length > 0 || inputs.Any(x => x is { requires_grad: true }));
         if (!records) return f(inputs.ToArray());
+        ReleaseHandedBack();   // a new graph: the previous backward pass is over
         var call = new Call(f, inputs.Count, trainable, preserveRng);
         var args = new object?[inputs.Count + trainable.Length + 1];
         for (int i = 0; i < inputs.Count; i++) args[i] = inputs[i];
         for (int j = 0; j < trainable.Length; j++) args[inputs.Count + j] = trainable[j];
         args[^1] = call;
         return RecomputeFunction.apply(args!).ToArray();
+    }
+
+    /// <summary>
+    /// The gradients the last backward call on this thread handed to the autograd engine. The engine holds its own
+    /// reference once the call returns, so our wrappers are released at the next call (or the next forward) rather than
+    /// with the caller's dispose scope at the end of a training step: otherwise every chunk's full gradient of the LM
+    /// head's weight, and every block's parameter gradients, would stay alive for the whole backward pass.
+    /// </summary>
+    [ThreadStatic] static List<Tensor>? _handedBack;
+    static List<Tensor> HandedBack => _handedBack ??= [];
+
+    static void ReleaseHandedBack()
+    {
+        if (_handedBack is not { Count: > 0 } list) return;
+        foreach (var t in list) t.Dispose();
+        list.Clear();
     }
 
     /// <summary>What the backward pass needs besides the saved inputs: the function, the counts, the RNG to replay.</summary>
@@ -83,6 +100,7 @@ public static class Recompute
 
         public override List<Tensor> backward(AutogradContext ctx, List<Tensor> gradOutputs)
         {
+            ReleaseHandedBack();
             var call = (Call)ctx.get_data("call");
             var results = new Tensor?[call.Inputs + call.ParameterCount + 1];
             // libtorch may call this on one of its own threads (CUDA): the scope catches every temporary of the
@@ -117,7 +135,7 @@ public static class Recompute
                 {
                     var g = grad(outs, wrt, grads, allow_unused: true);
                     for (int k = 0; k < g.Count; k++)
-                        if (!g[k].IsInvalid) results[wrtIndex[k]] = g[k].MoveToOuterDisposeScope();
+                        if (!g[k].IsInvalid) HandedBack.Add(results[wrtIndex[k]] = g[k].DetachFromDisposeScope());
                 }
             }
             return results.ToList()!;
