@@ -14,7 +14,8 @@ namespace Rlft.Policy.Benchmarks;
 /// 151,936, hidden 896) for batch 8 × 512 (the backward line: 2 × 512), chunked against full (B, T, V) fp32 logits.
 /// <c>scale/checkpointing</c>: one training step of the GPT-2 124M shape cut to 6 layers, batch 1 × 512, with and without
 /// per-block gradient checkpointing. Memory is the rise of the process's peak resident set over the pass (Linux:
-/// the peak is reset through /proc/self/clear_refs before each pass); quick mode shrinks the batches.
+/// the peak is reset through /proc/self/clear_refs before each pass); quick mode shrinks the batches. Memory freed by
+/// an earlier pass and kept by the allocator is reused without a rise, so the figures move by ~100 MiB between runs.
 /// </summary>
 public sealed class ScaleBenchmarks : IBenchmark
 {

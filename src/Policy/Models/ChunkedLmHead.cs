@@ -19,11 +19,12 @@ namespace Rlft.Policy.Models;
 public static class ChunkedLmHead
 {
     /// <summary>
-    /// Default budget of fp32 logits per chunk: 32 MiB, i.e. 55 positions at Qwen2's 151,936-token vocabulary. The
-    /// backward pass of a chunk holds about five such tensors (logits, their softmax, gradients); the head's matmul at
-    /// 55 rows is still large enough to run at full speed.
+    /// Default budget of fp32 logits per chunk: 64 MiB, i.e. 110 positions at Qwen2's 151,936-token vocabulary. Each
+    /// chunk reads the whole head matrix, so fewer, larger chunks cost less time; a chunk's backward holds about five
+    /// such tensors. Above glibc's largest mmap threshold (32 MiB) every chunk buffer is mapped and unmapped on its own:
+    /// measured with 32 MiB chunks, which the heap kept, the no-grad pass at 8 × 512 rose by 1.6 GiB instead of 0.1.
     /// </summary>
-    public const long DefaultChunkBytes = 32L << 20;
+    public const long DefaultChunkBytes = 64L << 20;
 
     /// <summary>Positions per chunk so that one chunk's fp32 logits take about <paramref name="chunkBytes"/>.</summary>
     public static long RowsPerChunk(int vocabSize, long chunkBytes = DefaultChunkBytes) => Math.Max(1, chunkBytes / (4L * vocabSize));

@@ -135,7 +135,7 @@ public class ChunkedLmHeadTests
     [Fact]
     public void Rows_per_chunk_follow_the_byte_budget()
     {
-        Assert.Equal(55, ChunkedLmHead.RowsPerChunk(151_936));             // 32 MiB of fp32 logits at Qwen2's vocabulary
+        Assert.Equal(110, ChunkedLmHead.RowsPerChunk(151_936));            // 64 MiB of fp32 logits at Qwen2's vocabulary
         Assert.Equal(1, ChunkedLmHead.RowsPerChunk(151_936, chunkBytes: 16));
     }
 }
