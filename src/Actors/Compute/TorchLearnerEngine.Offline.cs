@@ -61,6 +61,7 @@ public sealed partial class TorchLearnerEngine
 
     public StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken cancellationToken)
     {
+        _trainable.Model.GradientCheckpointing = _policy.Model.GradientCheckpointing = stage.GradientCheckpointing;   // distillation trains _policy
         var figures = new Dictionary<string, double>();
         void Record(string label, Dictionary<string, double> metrics) { foreach (var (k, v) in metrics) figures[$"{label}/{k}"] = v; }
         void Loop<T>(IReadOnlyList<T> data, Func<List<T>, Dictionary<string, double>> step)

@@ -96,7 +96,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         {
             _modelDir = Path.Combine(job.RunDirectory, "init-model");
             if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
-                ModelPresets.InitModel(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed), chatTemplate: job.Model.ChatTemplate).Dispose();
+                ModelPresets.Write(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed), chatTemplate: job.Model.ChatTemplate);
         }
         string weights = resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy);
         var quantization = job.Model.Quantization;
@@ -158,6 +158,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
         (_ppo, _grpo, _onlineDpo) = (null, null, null);
         if (resume && (_resumeFrom is null || _resumed is null)) throw new InvalidOperationException("this learner was not started from a checkpoint");
+        _trainable.Model.GradientCheckpointing = stage.GradientCheckpointing;
         // Resuming, the reference (or the adapters' base) came with the checkpoint.
         if (!resume && (_job.Lora is null || _adapters is null))
         {

@@ -52,6 +52,8 @@ public sealed record StageSpec
     public bool CompletionOnlyLoss { get; init; } = true;
     /// <summary>SFT and distillation: a conversation learns only its assistant turns (<c>assistant-only-loss</c>, default on).</summary>
     public bool AssistantOnlyLoss { get; init; } = true;
+    /// <summary>Recompute each block's activations in the backward pass (the stage's <c>gradient-checkpointing</c>, else the job's; default off).</summary>
+    public bool GradientCheckpointing { get; init; }
     public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
 
     /// <summary>Samples generated per prompt: GRPO's group, two for online DPO's pairs, else one.</summary>

@@ -14,9 +14,9 @@ public static class JobSpecReader
 {
     public const string Root = "rlft.job";
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
-    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss"];
+    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing"];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
     static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
     static readonly string[] GrpoKeys = ["group-size", "clip-low", "clip-high", "kl-coef", "epochs", "scale-rewards"];
@@ -51,7 +51,9 @@ public static class JobSpecReader
         string name = errors.Read(() => c.GetString($"{Root}.name"), "job");
         if (name.Length == 0 || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name.Contains(".."))
             errors.Add($"{Root}.name: '{name}' is not usable as a directory name");
-        var parsedStages = stages.Select((s, i) => ParseStage(s, i, errors)).ToList();
+        // The job's setting is every stage's default; a stage may override it.
+        bool checkpointing = errors.Read(() => c.GetBool($"{Root}.gradient-checkpointing", false), false);
+        var parsedStages = stages.Select((s, i) => ParseStage(s, i, errors, checkpointing)).ToList();
         var quantization = errors.Read(() => ParseQuantization(c, $"{Root}.model"), new QuantizationOptions());
         var lora = errors.Read(() => ParseLora(c, parsedStages, quantization.Enabled), null);
         foreach (var problem in errors.Read(() => QuantizationConflicts(c, quantization, lora, parsedStages).ToList(), [])) errors.Add(problem);
@@ -162,10 +164,11 @@ public static class JobSpecReader
         string? template = c.Has($"{at}.chat-template") ? c.GetEnum($"{at}.chat-template", Rlft.Policy.Chat.BuiltinChatTemplates.Names) : null;
         if (template is not null && path is not null)
             throw new ConfigException($"{at}.chat-template: names the built-in template an init model is made with; a checkpoint has its own (override it with {Root}.chat-template = FILE)");
-        return new ModelSpec(path,
-            c.GetEnum($"{at}.arch", ModelPresets.Architectures, "gpt2"),
-            c.GetEnum($"{at}.preset", ["tiny", "small"], "tiny"),
-            template);
+        string preset = c.GetEnum($"{at}.preset", ModelPresets.Presets, "tiny");
+        string? arch = c.Has($"{at}.arch") ? c.GetEnum($"{at}.arch", ModelPresets.Architectures) : null;
+        // A published shape (qwen2-0.5b, …) is of one architecture; the sizes default to gpt2.
+        try { return new ModelSpec(path, ModelPresets.ResolveArchitecture(arch ?? (PublishedShapes.IsPublished(preset) ? null : "gpt2"), preset), preset, template); }
+        catch (ArgumentException e) { throw new ConfigException($"{at}.arch: {e.Message}"); }
     }
 
     /// <summary>A chat-template key: a Jinja file or builtin:NAME (the file itself is checked by the validator).</summary>
@@ -178,7 +181,7 @@ public static class JobSpecReader
     }
 
     /// <summary>One stage; each of its fields is read on its own so that every bad one is reported.</summary>
-    static StageSpec ParseStage(RlftConfig s, int index, ConfigErrors errors)
+    static StageSpec ParseStage(RlftConfig s, int index, ConfigErrors errors, bool jobCheckpointing)
     {
         string at = $"{Root}.stages[{index}]";
         T Read<T>(Func<T> read, T fallback) => errors.Read(() => Wrap(at, read), fallback);
@@ -236,6 +239,7 @@ public static class JobSpecReader
             ChatTemplate = Read(() => TemplateKey(s, "chat-template"), null),
             CompletionOnlyLoss = Read(() => s.GetBool("completion-only-loss", true), true),
             AssistantOnlyLoss = Read(() => s.GetBool("assistant-only-loss", true), true),
+            GradientCheckpointing = Read(() => s.GetBool("gradient-checkpointing", jobCheckpointing), jobCheckpointing),
         };
     }
 

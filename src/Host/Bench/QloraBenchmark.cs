@@ -175,7 +175,7 @@ public sealed class QloraBenchmark : IBenchmark
         {
             string partial = dir + ".partial";
             if (Directory.Exists(partial)) Directory.Delete(partial, true);
-            ModelPresets.InitModel("qwen2", preset, partial, seed: 1).Dispose();
+            ModelPresets.Write("qwen2", preset, partial, seed: 1);
             NativeHeapTrim();
             Directory.Move(partial, dir);
         }

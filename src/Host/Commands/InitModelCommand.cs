@@ -6,7 +6,9 @@ namespace Rlft.Host.Commands;
 
 /// <summary>
 /// `rlft init-model`: a randomly initialised checkpoint in HF layout with a tokenizer trained on a corpus — a causal LM
-/// (byte-level BPE) or an encoder (bert and distilbert with WordPiece, roberta with byte-level BPE) with a task head.
+/// (byte-level BPE) or an encoder (bert and distilbert with WordPiece, roberta with byte-level BPE) with a task head. The
+/// published decoder shapes (gpt2-124m, qwen2-0.5b, qwen2-1.5b, llama3-1b) imply their architecture and are written
+/// tensor by tensor, so the memory needed grows with the embedding matrix, not the model.
 /// </summary>
 public static class InitModelCommand
 {
@@ -17,15 +19,20 @@ public static class InitModelCommand
     {
         var arch = new Option<string?>("--arch")
         {
-            Description = "Architecture: gpt2, llama, qwen2, qwen3, gemma2, gemma3 (model_type gemma3_text), phi3 (implied by qwen2-0.5b / qwen2-1.5b); encoders bert, roberta, distilbert.",
+            Description = "Architecture: gpt2, llama, qwen2, qwen3, gemma2, gemma3 (model_type gemma3_text), phi3 (implied by a published shape); encoders bert, roberta, distilbert.",
         };
         arch.AcceptOnlyFromAmong([.. ModelPresets.Architectures, .. EncoderPresets.Architectures]);
-        var preset = new Option<string>("--preset") { Description = "Size: tiny (2 layers × d64), small (4 layers × d256), or the published shape of qwen2-0.5b / qwen2-1.5b (random weights; decoders).", DefaultValueFactory = _ => "tiny" };
+        var preset = new Option<string>("--preset")
+        {
+            Description = "Size: tiny (2 layers × d64) or small (4 layers × d256) of --arch; or a published decoder shape with random weights: " +
+                          "gpt2-124m, qwen2-0.5b, qwen2-1.5b, llama3-1b (vocabulary padded to the published size).",
+            DefaultValueFactory = _ => "tiny",
+        };
         preset.AcceptOnlyFromAmong(ModelPresets.Presets);
         var output = new Option<string>("--out") { Description = "Directory to write config.json, model.safetensors, tokenizer.json.", Required = true };
         var seed = new Option<long>("--seed") { Description = "Initialisation seed (default 0).", DefaultValueFactory = _ => 0 };
         var corpus = new Option<string?>("--vocab-corpus") { Description = "Text file to train the tokenizer on (default: the built-in corpus)." };
-        var vocab = new Option<int?>("--vocab-size") { Description = "Tokenizer vocabulary size (default 512 tiny, 2048 small)." };
+        var vocab = new Option<int?>("--vocab-size") { Description = "Tokenizer vocabulary size (default 512 tiny, 2048 otherwise)." };
         var template = new Option<string?>("--chat-template") { Description = "A built-in chat template for the tokenizer to carry, with its special tokens (chatml)." };
         template.AcceptOnlyFromAmong(Rlft.Policy.Chat.BuiltinChatTemplates.Names);
         var head = new Option<string?>("--head") { Description = "Encoders: the task head, classify (sequence classification, default), qa (extractive QA) or token (token classification)." };
@@ -48,25 +55,28 @@ public static class InitModelCommand
                 text = File.ReadAllText(corpusPath);
             }
             string dir = result.GetValue(output)!, size = result.GetValue(preset)!;
-            string architecture = result.GetValue(arch) ?? ModelPresets.ArchitectureOf(size)
-                ?? throw new CliException($"--arch is required with --preset {size} (one of {string.Join(", ", [.. ModelPresets.Architectures, .. EncoderPresets.Architectures])})");
+            string? given = result.GetValue(arch);
             var stdout = result.InvocationConfiguration.Output;
-            if (EncoderPresets.Architectures.Contains(architecture))
+            if (given is not null && EncoderPresets.Architectures.Contains(given))
             {
                 if (result.GetValue(template) is not null) throw new CliException("--chat-template: encoder architectures take no chat template");
                 var (task, names, problemType) = EncoderHead(result.GetValue(head), result.GetValue(numLabels), result.GetValue(labels), result.GetValue(problem));
-                using var encoder = EncoderPresets.InitModel(architecture, size, dir, result.GetValue(seed), text, result.GetValue(vocab), task, names, problemType);
+                using var encoder = EncoderPresets.InitModel(given, size, dir, result.GetValue(seed), text, result.GetValue(vocab), task, names, problemType);
                 var e = encoder.Config;
                 string headText = task == EncoderTask.QuestionAnswering ? "" : $" with {e.NumLabels} label{(e.NumLabels == 1 ? "" : "s")}";
                 stdout.WriteLine($"wrote {e.ArchitectureName}{headText} ({e.NumLayers} layers, hidden {e.HiddenSize}, vocab {e.VocabSize}, {encoder.ParameterCount():N0} parameters) to {dir}");
                 return 0;
             }
-            foreach (var (name, given) in new (string, bool)[] { ("--head", result.GetValue(head) is not null), ("--num-labels", result.GetValue(numLabels) is not null),
-                                                                 ("--labels", result.GetValue(labels) is not null), ("--problem-type", result.GetValue(problem) is not null) })
-                if (given) throw new CliException($"{name}: only encoder architectures ({string.Join(", ", EncoderPresets.Architectures)}) take a task head");
-            using var model = ModelPresets.InitModel(architecture, size, dir, result.GetValue(seed), text, result.GetValue(vocab), result.GetValue(template));
-            var c = model.Config;
-            stdout.WriteLine($"wrote {c.ModelType} ({c.NumLayers} layers, hidden {c.HiddenSize}, vocab {c.VocabSize}, {model.ParameterCount():N0} parameters) to {dir}");
+            foreach (var (name, isGiven) in new (string, bool)[] { ("--head", result.GetValue(head) is not null), ("--num-labels", result.GetValue(numLabels) is not null),
+                                                                   ("--labels", result.GetValue(labels) is not null), ("--problem-type", result.GetValue(problem) is not null) })
+                if (isGiven) throw new CliException($"{name}: only encoder architectures ({string.Join(", ", EncoderPresets.Architectures)}) take a task head");
+            string architecture;
+            try { architecture = ModelPresets.ResolveArchitecture(given, size); }
+            catch (ArgumentException e) { throw new CliException($"--arch: {e.Message}"); }
+            var c = ModelPresets.Write(architecture, size, dir, result.GetValue(seed), text, result.GetValue(vocab), result.GetValue(template));
+            long parameters;
+            using (var meta = ModelFactory.CreateMeta(c)) parameters = meta.ParameterCount();
+            stdout.WriteLine($"wrote {c.ModelType} ({c.NumLayers} layers, hidden {c.HiddenSize}, vocab {c.VocabSize}, {parameters:N0} parameters) to {dir}");
             return 0;
         }));
         return command;

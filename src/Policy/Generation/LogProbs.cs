@@ -6,8 +6,9 @@ namespace Rlft.Policy.Generation;
 
 /// <summary>
 /// Teacher-forced log-probabilities: the learner's hot path. Only the chosen token's logit and the log-sum-exp
-/// are kept per position (logits.gather(target) − logsumexp(logits)), never a full-vocabulary log-softmax, and
-/// with left padding only the last C+1 positions run through the LM head for completions of length ≤ C.
+/// are kept per position (logits.gather(target) − logsumexp(logits)), never a full-vocabulary log-softmax; the LM
+/// head runs a chunk of positions at a time (<see cref="ChunkedLmHead"/>), so no batch × length × vocabulary logits
+/// exist at once, and with left padding only the C positions that predict completions of length ≤ C reach it.
 /// Everything is differentiable; call under no_grad for inference.
 /// </summary>
 public static class LogProbs
@@ -30,11 +31,11 @@ public static class LogProbs
     public static Tensor OfSequences(CausalLM model, Tensor inputIds, Tensor? attentionMask)
     {
         using var scope = NewDisposeScope();
-        using var output = model.Forward(inputIds, attentionMask);
+        using var output = model.Forward(inputIds, attentionMask, logitsToKeep: -1);
         long t = inputIds.shape[1];
-        var logits = output.Logits.narrow(1, 0, t - 1);                        // (B, T-1, V)
+        var hidden = output.HiddenStates.narrow(1, 0, t - 1);                  // (B, T-1, H)
         var targets = inputIds.narrow(1, 1, t - 1);                            // (B, T-1)
-        return OfTargets(logits, targets).MoveToOuterDisposeScope();
+        return ChunkedLmHead.TokenStats(model, hidden, targets).LogProbs.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -42,10 +43,11 @@ public static class LogProbs
     /// Sequences are left-padded, so completions end-align: column j of the result is completion token
     /// j − (C − c_b) of row b, C the longest completion. Prompts must be non-empty. <paramref name="completionMasks"/>
     /// (one flag per completion token) keeps only the tokens that carry loss, e.g. the assistant turns of a
-    /// multi-turn completion; without it every completion token counts.
+    /// multi-turn completion; without it every completion token counts. With <paramref name="entropy"/> the result also
+    /// carries the policy's entropy at each completion position, from the same pass through the LM head.
     /// </summary>
     public static CompletionLogProbs OfCompletions(CausalLM model, IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions, int padId,
-        IReadOnlyList<bool[]>? completionMasks = null)
+        IReadOnlyList<bool[]>? completionMasks = null, bool entropy = false)
     {
         if (prompts.Count != completions.Count) throw new ArgumentException($"{prompts.Count} prompts but {completions.Count} completions");
         if (completionMasks is not null)
@@ -63,19 +65,16 @@ public static class LogProbs
             for (int j = c - completions[b].Length, k = 0; j < c; j++, k++)
                 mask[b * c + j] = completionMasks is null || completionMasks[b][k] ? 1f : 0f;
         var maskT = tensor(mask, [prompts.Count, c], device: device);
-        if (c == 0)
-        {
-            var empty = zeros(prompts.Count, 0, device: device);
-            var hiddenOnly = model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: -1);
-            return new CompletionLogProbs(empty.MoveToOuterDisposeScope(), maskT.MoveToOuterDisposeScope(),
-                hiddenOnly.HiddenStates.MoveToOuterDisposeScope(), batch.InputIds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope());
-        }
-        var output = model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: c + 1);
-        var logits = output.Logits.narrow(1, 0, c);                            // (B, C, V) predicts positions T-C..T-1
+        var output = model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: -1);
+        var hidden = output.HiddenStates.narrow(1, t - c - 1, c);              // (B, C, H) predicts positions T-C..T-1
         var targets = batch.InputIds.narrow(1, t - c, c);                      // (B, C)
-        var lp = OfTargets(logits, targets) * maskT;                           // (B, C), zero outside completions
+        var (lp, ent) = ChunkedLmHead.TokenStats(model, hidden, targets, entropy);
+        lp = lp * maskT;                                                       // (B, C), zero outside completions
         return new CompletionLogProbs(lp.MoveToOuterDisposeScope(), maskT.MoveToOuterDisposeScope(),
-            output.HiddenStates.MoveToOuterDisposeScope(), batch.InputIds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope());
+            output.HiddenStates.MoveToOuterDisposeScope(), batch.InputIds.MoveToOuterDisposeScope(), batch.AttentionMask.MoveToOuterDisposeScope())
+        {
+            Entropy = (ent is null ? null : ent * maskT)?.MoveToOuterDisposeScope(),
+        };
     }
 }
 
@@ -90,5 +89,8 @@ public static class LogProbs
 /// <param name="AttentionMask">(B, T) 1 = real token.</param>
 public sealed record CompletionLogProbs(Tensor LogProbs, Tensor Mask, Tensor HiddenStates, Tensor InputIds, Tensor AttentionMask) : IDisposable
 {
-    public void Dispose() { LogProbs.Dispose(); Mask.Dispose(); HiddenStates.Dispose(); InputIds.Dispose(); AttentionMask.Dispose(); }
+    /// <summary>(B, C) entropy of the policy at each completion position, 0 where Mask is 0; only when asked for.</summary>
+    public Tensor? Entropy { get; init; }
+
+    public void Dispose() { LogProbs.Dispose(); Mask.Dispose(); HiddenStates.Dispose(); InputIds.Dispose(); AttentionMask.Dispose(); Entropy?.Dispose(); }
 }

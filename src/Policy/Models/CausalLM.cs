@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Rlft.Policy.Models;
@@ -37,6 +38,13 @@ public abstract class CausalLM : nn.Module
     protected CausalLM(string name, ModelConfig config) : base(name) => Config = config;
 
     /// <summary>
+    /// Recompute each transformer block's activations in the backward pass instead of keeping them from the forward
+    /// pass (<see cref="DecoderStack"/>). Applies only while autograd records and no KV cache is in use, so
+    /// generation and no-grad scoring are unaffected; gradients are those of the plain backward.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
+    /// <summary>
     /// One forward pass. <paramref name="attentionMask"/> null means every token is real. With a
     /// <paramref name="cache"/>, the tokens are appended after what it holds (prefill, then one token per step).
     /// <paramref name="logitsToKeep"/> > 0 computes logits only for the last that many positions (decoding needs
@@ -71,7 +79,8 @@ public abstract class CausalLM : nn.Module
         var attn = AttentionMask.Build(keyValid, t, history, anyPadding, perLayer ? null : Config.SlidingWindow);
         AttentionMask? sliding = perLayer ? AttentionMask.Build(keyValid, t, history, anyPadding, Config.SlidingWindow) : null;
         // Positions never exceed the slot index, so history + t bounds the rotary table without a host sync.
-        var hidden = Body(inputIds, positions, history + t, attn, sliding, cache);  // (B, T, H)
+        bool checkpoint = GradientCheckpointing && cache is null && is_grad_enabled();
+        var hidden = Body(inputIds, positions, history + t, attn, sliding, cache, checkpoint);  // (B, T, H)
         cache?.Commit();
         Tensor logits;
         if (logitsToKeep < 0) logits = zeros(b, 0, Config.VocabSize, device: inputIds.device);
@@ -85,12 +94,22 @@ public abstract class CausalLM : nn.Module
 
     /// <summary>
     /// Embeddings → blocks → final norm. positions: (B, T), all below <paramref name="positionBound"/> → hidden (B, T, H).
-    /// <paramref name="slidingMask"/> is set only when the config slides some layers and not others.
+    /// <paramref name="slidingMask"/> is set only when the config slides some layers and not others; with
+    /// <paramref name="checkpoint"/> the blocks run under <see cref="DecoderStack"/>'s gradient checkpointing.
     /// </summary>
-    protected abstract Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache);
+    protected abstract Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint);
 
     /// <summary>hidden (B, T, H) → logits (B, T, V).</summary>
     protected abstract Tensor LmHead(Tensor hidden);
+
+    /// <summary>
+    /// The LM head alone: final-norm hidden states (..., H) → logits (..., V) in the model's dtype (Gemma 2's soft-cap
+    /// included). <see cref="ChunkedLmHead"/> applies it a chunk of positions at a time.
+    /// </summary>
+    public Tensor LmHeadLogits(Tensor hidden) => LmHead(hidden);
+
+    /// <summary>The parameters the LM head reads: the token embedding matrix when tied, else lm_head's (adapters included).</summary>
+    public abstract IEnumerable<Parameter> LmHeadParameters();
 
     /// <summary>The token embedding matrix (V, H), shared with the LM head when tied.</summary>
     public abstract Tensor WordEmbeddings { get; }
@@ -122,16 +141,24 @@ public abstract class CausalLM : nn.Module
         using var _ = no_grad();
         var gen = new Generator((ulong)seed, WordEmbeddings.device);
         foreach (var (name, p) in named_parameters())
+            if (!name.Contains(".lora_")) Initialize(Config, name, p, gen, std);
+    }
+
+    /// <summary>
+    /// The initial value of one parameter, in place: zero biases, unit norm scales (zero for Gemma's (1 + w) norms),
+    /// normal(0, std) matrices drawing from <paramref name="gen"/>. Applied in <c>named_parameters()</c> order with one
+    /// generator, it reproduces <see cref="InitWeights"/> tensor by tensor (what a streamed checkpoint writer needs).
+    /// </summary>
+    public static void Initialize(ModelConfig config, string name, Tensor p, Generator gen, double std = 0.02)
+    {
+        using var _ = no_grad();
+        if (name.EndsWith("bias")) p.zero_();
+        else if (p.dim() == 1) p.fill_(config.Family == ModelFamily.Gemma ? 0.0 : 1.0);   // LayerNorm / RMSNorm scales
+        else
         {
-            if (name.Contains(".lora_")) continue;
-            if (name.EndsWith("bias")) p.zero_();
-            else if (p.dim() == 1) p.fill_(Config.Family == ModelFamily.Gemma ? 0.0 : 1.0);   // LayerNorm / RMSNorm scales
-            else
-            {
-                // GPT-2 scales residual output projections by 1/sqrt(2·layers) (the paper's modified init).
-                double s = Config.Family == ModelFamily.Gpt2 && name.EndsWith("c_proj.weight") ? std / Math.Sqrt(2.0 * Config.NumLayers) : std;
-                p.normal_(0, s, gen);
-            }
+            // GPT-2 scales residual output projections by 1/sqrt(2·layers) (the paper's modified init).
+            double s = config.Family == ModelFamily.Gpt2 && name.EndsWith("c_proj.weight") ? std / Math.Sqrt(2.0 * config.NumLayers) : std;
+            p.normal_(0, s, gen);
         }
     }
 }

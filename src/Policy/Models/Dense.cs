@@ -80,6 +80,9 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
         _quantized = QuantizedWeight.FromTensors(_quantized.Kind, OutFeatures, InFeatures, _quantized.DoubleQuant, name => moved[name]);
     }
 
+    /// <summary>Whether a forward pass draws random numbers (adapter dropout in training): a recomputation must replay them.</summary>
+    internal bool DrawsRandom => lora_A is not null && !LoraMerged && !LoraDisabled && LoraDropout > 0 && training;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();

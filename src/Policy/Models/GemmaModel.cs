@@ -30,7 +30,7 @@ public sealed class GemmaModel : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache)
+    public Tensor Forward(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint = false)
     {
         using var scope = NewDisposeScope();
         Rotary.To(inputIds.device);
@@ -44,7 +44,7 @@ public sealed class GemmaModel : nn.Module
         var ctx = new LayerContext(mask, cache, cos, sin) { SlidingMask = slidingMask, LocalCos = localCos, LocalSin = localSin };
         var x = embed_tokens.forward(inputIds);                                        // (B, T, H)
         x = x * tensor(embedScale, dtype: x.dtype, device: x.device);
-        foreach (var layer in layers) x = layer.Forward(x, ctx);
+        x = DecoderStack.Run(layers, x, ctx, checkpoint);
         return norm.forward(x).MoveToOuterDisposeScope();                              // (B, T, H)
     }
 }
@@ -68,8 +68,10 @@ public sealed class GemmaForCausalLM : CausalLM
 
     public override Tensor WordEmbeddings => model.embed_tokens.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache) =>
-        model.Forward(inputIds, positions, positionBound, mask, slidingMask, cache);
+    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
+        model.Forward(inputIds, positions, positionBound, mask, slidingMask, cache, checkpoint);
+
+    public override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [model.embed_tokens.weight!];
 
     protected override Tensor LmHead(Tensor hidden)
     {

@@ -22,11 +22,11 @@ public sealed class Gpt2Transformer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor inputIds, Tensor positions, LayerContext ctx)
+    public Tensor Forward(Tensor inputIds, Tensor positions, LayerContext ctx, bool checkpoint = false)
     {
         using var scope = NewDisposeScope();
         var x = wte.forward(inputIds) + wpe.forward(positions);   // (B, T, C)
-        foreach (var block in h) x = block.Forward(x, ctx);
+        x = DecoderStack.Run(h, x, ctx, checkpoint);
         return ln_f.forward(x).MoveToOuterDisposeScope();          // (B, T, C)
     }
 }
@@ -50,9 +50,11 @@ public sealed class Gpt2LMHeadModel : CausalLM
 
     public override Tensor WordEmbeddings => transformer.wte.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache) =>
-        transformer.Forward(inputIds, positions, new LayerContext(mask, cache, null, null));
+    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
+        transformer.Forward(inputIds, positions, new LayerContext(mask, cache, null, null), checkpoint);
 
     protected override Tensor LmHead(Tensor hidden) =>
         lm_head is null ? F.linear(hidden, transformer.wte.weight!) : lm_head.forward(hidden);
+
+    public override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [transformer.wte.weight!];
 }

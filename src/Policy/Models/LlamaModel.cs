@@ -24,7 +24,7 @@ public sealed class LlamaModel : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache)
+    public Tensor Forward(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, KvCache? cache, bool checkpoint = false)
     {
         using var scope = NewDisposeScope();
         Rotary.To(inputIds.device);
@@ -39,7 +39,7 @@ public sealed class LlamaModel : nn.Module
         var (cos, sin) = Rotary.For(positions, positionBound);                     // (B, 1, T, R) each
         var ctx = new LayerContext(mask, cache, cos, sin);
         var x = embed_tokens.forward(inputIds);                      // (B, T, H)
-        foreach (var layer in layers) x = layer.Forward(x, ctx);
+        x = DecoderStack.Run(layers, x, ctx, checkpoint);
         return norm.forward(x).MoveToOuterDisposeScope();            // (B, T, H)
     }
 }
@@ -63,9 +63,11 @@ public sealed class LlamaForCausalLM : CausalLM
 
     public override Tensor WordEmbeddings => model.embed_tokens.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache) =>
-        model.Forward(inputIds, positions, positionBound, mask, cache);
+    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
+        model.Forward(inputIds, positions, positionBound, mask, cache, checkpoint);
 
     protected override Tensor LmHead(Tensor hidden) =>
         lm_head is null ? F.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);
+
+    public override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [model.embed_tokens.weight!];
 }

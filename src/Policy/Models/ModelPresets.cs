@@ -7,25 +7,17 @@ namespace Rlft.Policy.Models;
 /// <summary>
 /// Randomly initialised checkpoints the project makes itself (no model hub): a byte-level BPE trained on a
 /// built-in corpus (or a given one) and a config of a known size. <c>tiny</c> trains in seconds on two cores;
-/// <c>small</c> is the benchmark shape (4 layers × d256). <c>qwen2-0.5b</c> and <c>qwen2-1.5b</c> have the published
-/// shapes of those checkpoints (layers, widths, heads, KV heads, the 151,936-token vocabulary, tied embeddings) with
-/// random weights: what memory and speed at real sizes are measured on, without a download.
+/// <c>small</c> is the benchmark shape (4 layers × d256); the published shapes (<see cref="PublishedShapes"/>:
+/// gpt2-124m, qwen2-0.5b, qwen2-1.5b, llama3-1b) are real models' sizes, written tensor by tensor.
 /// </summary>
 public static class ModelPresets
 {
     /// <summary>init-model's --arch names; gemma3 writes model_type gemma3_text.</summary>
     public static readonly string[] Architectures = ["gpt2", "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
-    public static readonly string[] Presets = ["tiny", "small", "qwen2-0.5b", "qwen2-1.5b"];
-
-    /// <summary>The published shapes (config.json of Qwen/Qwen2-0.5B and Qwen/Qwen2-1.5B; positions capped at 32,768).</summary>
-    static readonly Dictionary<string, (string Arch, int Hidden, int Layers, int Heads, int KvHeads, int Intermediate, int Vocab)> Published = new()
-    {
-        ["qwen2-0.5b"] = ("qwen2", 896, 24, 14, 2, 4864, 151936),
-        ["qwen2-1.5b"] = ("qwen2", 1536, 28, 12, 2, 8960, 151936),
-    };
-
-    /// <summary>The architecture a published-shape preset implies (null for tiny and small, which take any).</summary>
-    public static string? ArchitectureOf(string preset) => Published.TryGetValue(preset, out var p) ? p.Arch : null;
+    /// <summary>Sizes that go with any architecture.</summary>
+    public static readonly string[] Sizes = ["tiny", "small"];
+    /// <summary>Every --preset: the sizes, then the published shapes (each of one architecture).</summary>
+    public static readonly string[] Presets = [.. Sizes, .. PublishedShapes.Names];
 
     /// <summary>The corpus shipped with RLFT for tokenizer training.</summary>
     public static string BuiltInCorpus()
@@ -38,27 +30,10 @@ public static class ModelPresets
 
     public static int DefaultVocabSize(string preset) => preset == "tiny" ? 512 : 2048;
 
-    /// <summary>A published shape's config: the tokenizer's ids (up to its vocabulary) index the first rows of the real-size embedding.</summary>
-    static ModelConfig PublishedConfig(string arch, string preset, int eosId, int padId)
-    {
-        var p = Published[preset];
-        if (arch != p.Arch) throw new ArgumentException($"preset '{preset}' is a {p.Arch} shape, not {arch}");
-        var o = new JsonObject
-        {
-            ["model_type"] = p.Arch, ["vocab_size"] = p.Vocab, ["hidden_size"] = p.Hidden, ["num_hidden_layers"] = p.Layers,
-            ["num_attention_heads"] = p.Heads, ["num_key_value_heads"] = p.KvHeads, ["intermediate_size"] = p.Intermediate,
-            ["max_position_embeddings"] = 32768, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0, ["hidden_act"] = "silu",
-            ["tie_word_embeddings"] = true, ["use_sliding_window"] = false, ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
-            ["bos_token_id"] = eosId, ["eos_token_id"] = eosId, ["pad_token_id"] = padId,
-        };
-        return ModelConfig.Parse(o);
-    }
-
     /// <summary>A config.json for an architecture and preset with the given vocabulary and special token ids.</summary>
     public static ModelConfig Config(string arch, string preset, int vocabSize, int eosId, int padId)
     {
-        if (!Presets.Contains(preset)) throw new ArgumentException($"unknown preset '{preset}': expected {string.Join(", ", Presets)}");
-        if (Published.ContainsKey(preset)) return PublishedConfig(arch, preset, eosId, padId);
+        if (!Sizes.Contains(preset)) throw new ArgumentException($"unknown preset '{preset}': expected {string.Join(", ", Sizes)}");
         bool tiny = preset == "tiny";
         int hidden = tiny ? 64 : 256, layers = tiny ? 2 : 4, heads = tiny ? 4 : 8, positions = tiny ? 256 : 512;
         JsonObject o = arch switch
@@ -123,25 +98,78 @@ public static class ModelPresets
     }
 
     /// <summary>
-    /// Trains a tokenizer, builds and seeds a model, and writes a complete HF directory to <paramref name="outDir"/>.
-    /// Returns the model (eval mode). Nothing is written when an argument is invalid. With <paramref name="chatTemplate"/>
-    /// (a <see cref="Chat.BuiltinChatTemplates"/> name) the tokenizer carries the template and its special tokens.
+    /// The architecture a preset is built with: a published shape fixes its own (and refuses a different
+    /// <paramref name="arch"/>); a size needs one.
     /// </summary>
-    public static CausalLM InitModel(string arch, string preset, string outDir, long seed = 0, string? corpus = null, int? vocabSize = null, string? chatTemplate = null)
+    public static string ResolveArchitecture(string? arch, string preset)
     {
-        _ = Config(arch, preset, 300, 0, 1);   // validates arch and preset before anything is written
+        if (PublishedShapes.IsPublished(preset))
+        {
+            string family = PublishedShapes.Architecture(preset);
+            if (arch is not null && arch != family) throw new ArgumentException($"preset '{preset}' is a {family} model; it cannot be built as '{arch}'");
+            return family;
+        }
+        if (!Sizes.Contains(preset)) throw new ArgumentException($"unknown preset '{preset}': expected {string.Join(", ", Presets)}");
+        if (arch is null) throw new ArgumentException($"preset '{preset}' needs an architecture ({string.Join(", ", Architectures)})");
+        if (!Architectures.Contains(arch)) throw new ArgumentException($"unknown architecture '{arch}': expected {string.Join(", ", Architectures)}");
+        return arch;
+    }
+
+    /// <summary>The architecture a published-shape preset implies (null for tiny and small, which take any).</summary>
+    public static string? ArchitectureOf(string preset) => PublishedShapes.IsPublished(preset) ? PublishedShapes.Architecture(preset) : null;
+
+    /// <summary>
+    /// Writes a complete HF directory for any preset (tokenizer trained first) and returns its config. Published
+    /// shapes are written tensor by tensor (<see cref="Checkpoint.SaveInitialized"/>): a 1.5B model never exists in
+    /// memory. Nothing is written when an argument is invalid.
+    /// </summary>
+    public static ModelConfig Write(string? arch, string preset, string outDir, long seed = 0, string? corpus = null, int? vocabSize = null, string? chatTemplate = null)
+    {
+        arch = ResolveArchitecture(arch, preset);
+        if (!PublishedShapes.IsPublished(preset))
+        {
+            using var model = InitModel(arch, preset, outDir, seed, corpus, vocabSize, chatTemplate);
+            return model.Config;
+        }
+        return WithTokenizer(preset, corpus, vocabSize, chatTemplate, (tokDir, tok) =>
+        {
+            var config = PublishedShapes.Config(preset, tok.BosId ?? tok.EosId, tok.EosId, tok.PadId);
+            if (Checkpoints.ModelDirectory.VocabularyProblem(tok, config, "tokenizer.json") is { } problem) throw new ArgumentException(problem);
+            Checkpoint.SaveInitialized(config, outDir, seed, tokDir);
+            return config;
+        });
+    }
+
+    /// <summary>Trains the tokenizer into a temporary directory and hands it (and the loaded tokenizer) to <paramref name="use"/>.</summary>
+    static T WithTokenizer<T>(string preset, string? corpus, int? vocabSize, string? chatTemplate, Func<string, HfTokenizer, T> use)
+    {
         string tmpTok = Path.Combine(Path.GetTempPath(), $"rlft-tok-{Guid.NewGuid():N}");
         try
         {
             InitTokenizer(preset, tmpTok, corpus, vocabSize, chatTemplate);
-            int eos, pad, vocab;
-            using (var tok = HfTokenizer.Load(tmpTok)) { eos = tok.EosId; pad = tok.PadId; vocab = tok.VocabSize; }
-            var config = Config(arch, preset, vocab, eos, pad);
-            var model = ModelFactory.CreateInitialized(config, seed);
-            Checkpoint.Save(model, outDir, tmpTok);
-            return model;
+            using var tok = HfTokenizer.Load(tmpTok);
+            return use(tmpTok, tok);
         }
         finally { if (Directory.Exists(tmpTok)) Directory.Delete(tmpTok, true); }
+    }
+
+    /// <summary>
+    /// Trains a tokenizer, builds and seeds a model of a size preset (tiny, small), and writes a complete HF directory
+    /// to <paramref name="outDir"/>. Returns the model (eval mode). Nothing is written when an argument is invalid. With
+    /// <paramref name="chatTemplate"/> (a <see cref="Chat.BuiltinChatTemplates"/> name) the tokenizer carries the template
+    /// and its special tokens.
+    /// </summary>
+    public static CausalLM InitModel(string arch, string preset, string outDir, long seed = 0, string? corpus = null, int? vocabSize = null, string? chatTemplate = null)
+    {
+        if (PublishedShapes.IsPublished(preset))
+            throw new ArgumentException($"preset '{preset}' is written tensor by tensor without building the model: use {nameof(ModelPresets)}.{nameof(Write)}");
+        _ = Config(arch, preset, 300, 0, 1);   // validates arch and preset before anything is written
+        return WithTokenizer(preset, corpus, vocabSize, chatTemplate, (tokDir, tok) =>
+        {
+            var model = ModelFactory.CreateInitialized(Config(arch, preset, tok.VocabSize, tok.EosId, tok.PadId), seed);
+            Checkpoint.Save(model, outDir, tokDir);
+            return model;
+        });
     }
 
     /// <summary>

@@ -93,6 +93,41 @@ public class JobSpecTests
     }
 
     [Fact]
+    public void Gradient_checkpointing_is_off_by_default_set_by_the_job_and_overridden_by_a_stage()
+    {
+        Assert.False(Parse(Minimal).Stages[0].GradientCheckpointing);
+        var job = Parse("""
+            rlft.job {
+              name = t
+              gradient-checkpointing = on
+              stages = [ { kind = sft, data = x, steps = 1 }, { kind = dpo, data = x, steps = 1, gradient-checkpointing = off } ]
+            }
+            """);
+        Assert.Equal([true, false], job.Stages.Select(s => s.GradientCheckpointing));
+        var stageOnly = Parse("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1 }, { kind = ppo, data = x, steps = 1, gradient-checkpointing = true } ] }");
+        Assert.Equal([false, true], stageOnly.Stages.Select(s => s.GradientCheckpointing));
+    }
+
+    [Theory]
+    [InlineData("rlft.job { name = t, gradient-checkpointing = maybe, stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.gradient-checkpointing: expected true or false, got 'maybe'")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1, gradient-checkpointing = 2 } ] }", "rlft.job.stages[0].gradient-checkpointing: expected true or false")]
+    public void A_gradient_checkpointing_value_that_is_not_a_boolean_is_refused_naming_the_key(string hocon, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => Parse(hocon));
+        Assert.StartsWith(expected, e.Message);
+    }
+
+    [Fact]
+    public void A_published_model_preset_implies_its_architecture()
+    {
+        var job = Parse("rlft.job { name = t, model { preset = \"qwen2-0.5b\" }\n stages = [ { kind = sft, data = x, steps = 1 } ] }");
+        Assert.Equal(("qwen2", "qwen2-0.5b"), (job.Model.Arch, job.Model.Preset));
+        Assert.Equal("gpt2", Parse(Minimal).Model.Arch);
+        var e = Assert.Throws<ConfigException>(() => Parse("rlft.job { name = t, model { arch = llama, preset = gpt2-124m }\n stages = [ { kind = sft, data = x, steps = 1 } ] }"));
+        Assert.Contains("rlft.job.model.arch: preset 'gpt2-124m' is a gpt2 model; it cannot be built as 'llama'", e.Message);
+    }
+
+    [Fact]
     public void Overrides_set_keys_under_the_job()
     {
         string dir = Directory.CreateTempSubdirectory("rlft-job").FullName;

@@ -89,5 +89,13 @@ public class PolicyCliTests
         var badArch = Run("init-model", "--arch", "t5", "--out", Path.Combine(root, "x"));
         Assert.NotEqual(0, badArch.Code);
         Assert.False(Directory.Exists(Path.Combine(root, "x")));
+
+        // A published shape fixes its architecture; a size needs one.
+        var wrongFamily = Run("init-model", "--preset", "qwen2-0.5b", "--arch", "llama", "--out", Path.Combine(root, "y"));
+        Assert.NotEqual(0, wrongFamily.Code);
+        Assert.Contains("--arch: preset 'qwen2-0.5b' is a qwen2 model; it cannot be built as 'llama'", wrongFamily.Err);
+        var noArch = Run("init-model", "--preset", "small", "--out", Path.Combine(root, "y"));
+        Assert.Contains("--arch: preset 'small' needs an architecture", noArch.Err);
+        Assert.False(Directory.Exists(Path.Combine(root, "y")));
     }
 }

@@ -1,5 +1,7 @@
 using Rlft.Policy.Chat;
 using Rlft.Policy.Generation;
+using Rlft.Policy.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Rlft.Policy.Training.Trainers;
@@ -25,19 +27,33 @@ public sealed class DistillTrainer : IDisposable
         Optimizer = new TrainingOptimizer(student.Model.parameters(), optimizer);
     }
 
-    /// <summary>(B, C, V) logits predicting each end-aligned completion token, and the (B, C) loss mask.</summary>
-    static (Tensor Logits, Tensor Mask) CompletionLogits(PolicyModel m, IReadOnlyList<EncodedExample> examples)
+    /// <summary>
+    /// (B, C, H) final hidden states predicting each end-aligned completion token, and the (B, C) loss mask. The LM
+    /// heads run later, chunk by chunk (<see cref="ChunkedLmHead.ForwardKl"/>): no (B, C, V) logits are kept.
+    /// </summary>
+    static (Tensor Hidden, Tensor Mask) CompletionHidden(PolicyModel m, IReadOnlyList<EncodedExample> examples)
     {
         int c = examples.Max(x => x.Completion.Length);
         using var batch = TokenBatch.LeftPad(examples.Select(e => e.Ids).ToList(), m.Tokenizer.PadId, m.Device);
-        using var output = m.Model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: c + 1);
+        using var output = m.Model.Forward(batch.InputIds, batch.AttentionMask, logitsToKeep: -1);
+        long t = batch.InputIds.shape[1];
         var mask = new float[examples.Count * c];
         for (int b = 0; b < examples.Count; b++)
         {
             var loss = examples[b].CompletionMask;
             for (int k = 0; k < loss.Length; k++) mask[b * c + c - loss.Length + k] = loss[k] ? 1 : 0;
         }
-        return (output.Logits.narrow(1, 0, c).clone(), tensor(mask, [examples.Count, c], device: m.Device));
+        return (output.HiddenStates.narrow(1, t - c - 1, c).clone(), tensor(mask, [examples.Count, c], device: m.Device));
+    }
+
+    /// <summary>Masked mean forward KL(teacher ‖ student) over the loss tokens, from the two models' hidden states.</summary>
+    LossResult KlLoss(Tensor student, Tensor teacher, Tensor mask)
+    {
+        var perToken = ChunkedLmHead.ForwardKl(_student.Model, student, _teacher.Model, teacher, _o.Temperature);   // (B, C)
+        var loss = Masked.Mean(perToken, mask);
+        using var _ = no_grad();
+        double kl = loss.ToDouble();
+        return new LossResult(loss, new Dictionary<string, double> { ["loss/distill"] = kl, ["distill/kl"] = kl });
     }
 
     /// <summary>Forward KL per completion token, averaged; no update.</summary>
@@ -48,9 +64,9 @@ public sealed class DistillTrainer : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var (s, mask) = CompletionLogits(_student, examples);
-        var (t, _) = CompletionLogits(_teacher, examples);
-        return Losses.ForwardKl(s, t, mask, _o.Temperature).Stats["distill/kl"];
+        var (s, mask) = CompletionHidden(_student, examples);
+        var (t, _) = CompletionHidden(_teacher, examples);
+        return KlLoss(s, t, mask).Stats["distill/kl"];
     }
 
     public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch) => Step(Encode(batch));
@@ -60,10 +76,10 @@ public sealed class DistillTrainer : IDisposable
     {
         using var scope = NewDisposeScope();
         Tensor teacher;
-        using (no_grad()) { _teacher.Model.eval(); teacher = CompletionLogits(_teacher, examples).Logits; }
+        using (no_grad()) { _teacher.Model.eval(); teacher = CompletionHidden(_teacher, examples).Hidden; }
         _student.Model.train();
-        var (student, mask) = CompletionLogits(_student, examples);
-        var r = Losses.ForwardKl(student, teacher, mask, _o.Temperature);
+        var (student, mask) = CompletionHidden(_student, examples);
+        var r = KlLoss(student, teacher, mask);
         Optimizer.Backward(r.Loss);
         return SftTrainer.Merge(r.Stats, Optimizer.Step().Stats);
     }

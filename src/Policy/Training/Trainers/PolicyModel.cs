@@ -35,21 +35,22 @@ public sealed class PolicyModel
     /// <summary>Prompt ids for generation; never empty (an empty prompt starts from BOS, or EOS as GPT-2 does).</summary>
     public int[] EncodePrompt(string prompt) => Encoder.Prompt(prompt);
 
-    /// <summary>Teacher-forced completion log-probs (see <see cref="LogProbs.OfCompletions"/>).</summary>
-    public CompletionLogProbs LogProbsOf(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions) =>
-        LogProbs.OfCompletions(Model, prompts, completions, Tokenizer.PadId);
+    /// <summary>Teacher-forced completion log-probs (see <see cref="LogProbs.OfCompletions"/>), with the entropy per position when asked.</summary>
+    public CompletionLogProbs LogProbsOf(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions, bool entropy = false) =>
+        LogProbs.OfCompletions(Model, prompts, completions, Tokenizer.PadId, entropy: entropy);
 
     /// <summary>Log-probs of the loss-carrying tokens of encoded examples; the mask is the examples' loss mask.</summary>
     public CompletionLogProbs LogProbsOf(IReadOnlyList<EncodedExample> examples) =>
         LogProbs.OfCompletions(Model, examples.Select(e => e.Prompt).ToList(), examples.Select(e => e.Completion).ToList(), Tokenizer.PadId,
             examples.Select(e => e.CompletionMask).ToList());
 
-    /// <summary>A frozen deep copy (the reference model when no LoRA adapters are used).</summary>
+    /// <summary>A frozen deep copy (the reference model when no LoRA adapters are used), with the same gradient-checkpointing setting.</summary>
     public PolicyModel FrozenCopy()
     {
         if (Quantization.ModelQuantizer.IsQuantized(Model))
             throw new InvalidOperationException("a quantized base is not copied: it is frozen already, so the reference is the same model (adapters off, or a snapshot of them)");
         var copy = ModelFactory.Create(Model.Config);
+        copy.GradientCheckpointing = Model.GradientCheckpointing;
         copy.to(Device);
         using (no_grad())
         {

@@ -46,14 +46,14 @@ public sealed class PpoTrainer : IDisposable
         using (no_grad())
         {
             _policy.Model.eval();
-            using var lp = _policy.LogProbsOf(prompts, completions);
+            using var lp = _policy.LogProbsOf(prompts, completions, entropy: _o.EntropyCoef == 0);
             logpOld = lp.LogProbs.detach().clone();                                        // (B, C)
             mask = lp.Mask.detach().clone();                                               // (B, C)
             valuesOld = (_value.forward(PolicyModel.CompletionHidden(lp).to(ScalarType.Float32)) * mask).detach(); // (B, C)
             logRef = _reference.LogProbs(prompts, completions) * mask;                     // (B, C)
             var sampler = tensor(ExperienceTensors.EndAligned(batch.Select(e => e.SamplerLogprobs).ToList(), C), [B, C], device: mask.device);
             stats["rollout/logprob_mismatch"] = Masked.Mean((sampler - logpOld).abs(), mask).ToDouble();
-            if (_o.EntropyCoef == 0) stats["objective/entropy"] = Entropy(lp, C).ToDouble();
+            if (_o.EntropyCoef == 0) stats["objective/entropy"] = Masked.Mean(lp.Entropy!, mask).ToDouble();
 
             var scores = tensor(batch.Select(e => e.Score).ToArray(), device: mask.device).clamp(-_o.RewardClip, _o.RewardClip); // (B)
             Tensor rewards;
@@ -83,7 +83,7 @@ public sealed class PpoTrainer : IDisposable
                 int c = mbCompletions.Max(x => x.Length);
                 var rows = tensor(idx.Select(i => (long)i).ToArray(), device: mask.device);
                 Tensor Cut(Tensor full) => full.index_select(0, rows).narrow(1, C - c, c);   // end-aligned columns
-                using var lp = _policy.LogProbsOf(idx.Select(i => prompts[i]).ToList(), mbCompletions);
+                using var lp = _policy.LogProbsOf(idx.Select(i => prompts[i]).ToList(), mbCompletions, entropy: _o.EntropyCoef > 0);
                 var mbMask = Cut(mask);
                 var values = _value.forward(PolicyModel.CompletionHidden(lp).to(ScalarType.Float32));               // (b, c)
                 var pl = Losses.PolicyLoss(lp.LogProbs, Cut(logpOld), Cut(advantages), mbMask, _o.ClipRange, _o.ClipRange);
@@ -91,7 +91,7 @@ public sealed class PpoTrainer : IDisposable
                 var loss = pl.Loss + _o.ValueCoef * vl.Loss;
                 if (_o.EntropyCoef > 0)
                 {
-                    var ent = Entropy(lp, c);
+                    var ent = Masked.Mean(lp.Entropy!, mbMask);
                     loss = loss - _o.EntropyCoef * ent;
                     Accumulate(sums, "objective/entropy", ent.ToDouble());
                 }
@@ -105,13 +105,6 @@ public sealed class PpoTrainer : IDisposable
         Kl.Update(stats["objective/kl"], B);
         stats["objective/kl_coef"] = Kl.Value;
         return stats;
-    }
-
-    /// <summary>Mean entropy of the policy over the completion positions of a log-prob pass.</summary>
-    Tensor Entropy(Generation.CompletionLogProbs lp, int c)
-    {
-        using var output = _policy.Model.Forward(lp.InputIds, lp.AttentionMask, logitsToKeep: c + 1);
-        return Losses.Entropy(output.Logits.narrow(1, 0, c), lp.Mask);
     }
 
     static void Accumulate(Dictionary<string, double> sums, string key, double value) =>

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Rlft.Policy.Generation;
+using Rlft.Policy.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using static Rlft.Policy.Benchmarks.BenchTiming;
+
+namespace Rlft.Policy.Benchmarks;
+
+/// <summary>
+/// Memory at real sizes, random weights. <c>scale/lm-head</c>: the log-prob pass over Qwen2-0.5B's head (vocabulary
+/// 151,936, hidden 896) for batch 8 × 512 (the backward line: 2 × 512), chunked against full (B, T, V) fp32 logits.
+/// <c>scale/checkpointing</c>: one training step of the GPT-2 124M shape cut to 6 layers, batch 1 × 512, with and without
+/// per-block gradient checkpointing. Memory is the rise of the process's peak resident set over the pass (Linux:
+/// the peak is reset through /proc/self/clear_refs before each pass); quick mode shrinks the batches. Memory freed by
+/// an earlier pass and kept by the allocator is reused without a rise, so the figures move by ~100 MiB between runs.
+/// </summary>
+public sealed class ScaleBenchmarks : IBenchmark
+{
+    public string Name => "scale";
+
+    public IEnumerable<JsonObject> Run(BenchOptions options)
+    {
+        foreach (var line in LmHead(options.Quick ? 2 : 8, options.Quick ? 128 : 512, backwardBatch: 2)) yield return line;
+        yield return Checkpointing(1, options.Quick ? 128 : 512, options.Quick ? 2 : 6);
+    }
+
+    static ModelConfig Shape(string preset, int? layers = null)
+    {
+        var json = PublishedShapes.Config(preset, 1, 2, 0).ToJson();
+        if (layers is int n) json[preset.StartsWith("gpt2") ? "n_layer" : "num_hidden_layers"] = n;
+        return ModelConfig.Parse(json);
+    }
+
+    static IEnumerable<JsonObject> LmHead(int batch, int length, int backwardBatch)
+    {
+        using var model = ModelFactory.CreateInitialized(Shape("qwen2-0.5b", layers: 1), seed: 0);
+        foreach (var p in model.parameters()) p.requires_grad = false;   // the backward line differentiates the hidden states only
+        yield return LmHeadPass(model, batch, length, backward: false);
+        yield return LmHeadPass(model, backwardBatch, length, backward: true);
+    }
+
+    /// <summary>One log-prob pass over random final hidden states, chunked then through full (B, T, V) logits.</summary>
+    static JsonObject LmHeadPass(CausalLM model, int batch, int length, bool backward)
+    {
+        using var hidden = randn([batch, length, model.Config.HiddenSize], generator: new Generator(1));      // (B, T, H)
+        using var targets = randint(model.Config.VocabSize, [batch, length], generator: new Generator(2));   // (B, T)
+        (double Mib, double Seconds) Pass(bool chunked)
+        {
+            var sw = Stopwatch.StartNew();
+            double mib = PeakRiseMiB(() =>
+            {
+                using var scope = NewDisposeScope();
+                using var grad = backward ? enable_grad() : no_grad();
+                var h = backward ? hidden.detach().requires_grad_(true) : hidden;
+                var lp = chunked
+                    ? ChunkedLmHead.TokenStats(model, h, targets).LogProbs
+                    : LogProbs.OfTargets(model.LmHeadLogits(h), targets);                                         // (B, T, V) logits
+                if (backward) lp.sum().backward();
+                lp.sum().item<float>();
+            });
+            return (mib, sw.Elapsed.TotalSeconds);
+        }
+        var (chunked, chunkedSeconds) = Pass(chunked: true);
+        var (full, fullSeconds) = Pass(chunked: false);
+        return new JsonObject
+        {
+            ["name"] = backward ? "scale/lm-head-backward" : "scale/lm-head", ["vocab"] = model.Config.VocabSize,
+            ["batch"] = batch, ["length"] = length, ["full_logits_mib"] = Round(4.0 * batch * length * model.Config.VocabSize / (1 << 20), 0),
+            ["chunked_peak_mib"] = Round(chunked, 0), ["unchunked_peak_mib"] = Round(full, 0), ["peak_ratio"] = Round(chunked / full, 3),
+            ["chunked_s"] = Round(chunkedSeconds, 2), ["unchunked_s"] = Round(fullSeconds, 2),
+        };
+    }
+
+    static JsonObject Checkpointing(int batch, int length, int layers)
+    {
+        using var model = ModelFactory.CreateInitialized(Shape("gpt2-124m", layers), seed: 0);
+        model.train();
+        using var ids = randint(model.Config.VocabSize, [batch, length], generator: new Generator(3));   // (B, T)
+        void Step()
+        {
+            using var scope = NewDisposeScope();
+            (-LogProbs.OfSequences(model, ids, null).mean()).backward();
+        }
+        Step();   // gradients exist before anything is measured
+        (double Mib, double Seconds) Measure(bool on)
+        {
+            model.GradientCheckpointing = on;
+            var sw = Stopwatch.StartNew();
+            double mib = PeakRiseMiB(Step);
+            return (mib, sw.Elapsed.TotalSeconds);
+        }
+        var (offMib, offSeconds) = Measure(false);
+        var (onMib, onSeconds) = Measure(true);
+        model.GradientCheckpointing = false;
+        return new JsonObject
+        {
+            ["name"] = "scale/checkpointing", ["shape"] = "gpt2-124m", ["layers"] = layers, ["batch"] = batch, ["length"] = length,
+            ["plain_peak_mib"] = Round(offMib, 0), ["checkpointed_peak_mib"] = Round(onMib, 0),
+            ["activation_saving"] = Round(1 - onMib / offMib, 3), ["plain_s"] = Round(offSeconds, 2), ["checkpointed_s"] = Round(onSeconds, 2),
+            ["time_cost"] = Round(onSeconds / offSeconds - 1, 3),
+        };
+    }
+
+    /// <summary>How far the peak resident set rises above the current one while <paramref name="pass"/> runs, in MiB.</summary>
+    static double PeakRiseMiB(Action pass)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        double before = Status("VmRSS:");
+        pass();
+        return Status("VmHWM:") - before;
+    }
+
+    static double Status(string key)
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith(key, StringComparison.Ordinal))
+                return double.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
+        return ResidentMiB();
+    }
+}
