@@ -25,7 +25,7 @@ public static class InitModelCommand
         var preset = new Option<string>("--preset")
         {
             Description = "Size: tiny (2 layers × d64) or small (4 layers × d256) of --arch; or a published decoder shape with random weights: " +
-                          "gpt2-124m, qwen2-0.5b, qwen2-1.5b, llama3-1b (vocabulary padded to the published size).",
+                          "gpt2-124m, qwen2-0.5b, qwen2-1.5b, llama3-1b, qwen3-0.6b, gemma3-1b, phi4-mini (vocabulary padded to the published size).",
             DefaultValueFactory = _ => "tiny",
         };
         preset.AcceptOnlyFromAmong(ModelPresets.Presets);

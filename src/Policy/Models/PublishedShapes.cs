@@ -12,7 +12,7 @@ namespace Rlft.Policy.Models;
 public static class PublishedShapes
 {
     /// <summary>init-model's --preset names for real shapes.</summary>
-    public static readonly string[] Names = ["gpt2-124m", "qwen2-0.5b", "qwen2-1.5b", "llama3-1b"];
+    public static readonly string[] Names = ["gpt2-124m", "qwen2-0.5b", "qwen2-1.5b", "llama3-1b", "qwen3-0.6b", "gemma3-1b", "phi4-mini"];
 
     public static bool IsPublished(string preset) => Names.Contains(preset);
 
@@ -22,6 +22,9 @@ public static class PublishedShapes
         "gpt2-124m" => "gpt2",
         "qwen2-0.5b" or "qwen2-1.5b" => "qwen2",
         "llama3-1b" => "llama",
+        "qwen3-0.6b" => "qwen3",
+        "gemma3-1b" => "gemma3",
+        "phi4-mini" => "phi3",
         _ => throw Unknown(preset),
     };
 
@@ -32,6 +35,9 @@ public static class PublishedShapes
         "qwen2-0.5b" => "Qwen/Qwen2-0.5B",
         "qwen2-1.5b" => "Qwen/Qwen2-1.5B",
         "llama3-1b" => "meta-llama/Llama-3.2-1B",
+        "qwen3-0.6b" => "Qwen/Qwen3-0.6B",
+        "gemma3-1b" => "google/gemma-3-1b-pt",
+        "phi4-mini" => "microsoft/Phi-4-mini-instruct",
         _ => throw Unknown(preset),
     };
 
@@ -42,6 +48,9 @@ public static class PublishedShapes
         "qwen2-0.5b" => 494_032_768,
         "qwen2-1.5b" => 1_543_714_304,
         "llama3-1b" => 1_235_814_400,
+        "qwen3-0.6b" => 596_049_920,
+        "gemma3-1b" => 999_885_952,
+        "phi4-mini" => 3_836_021_760,
         _ => throw Unknown(preset),
     };
 
@@ -70,6 +79,34 @@ public static class PublishedShapes
                 },
                 ["hidden_act"] = "silu", ["tie_word_embeddings"] = true, ["attention_bias"] = false, ["mlp_bias"] = false,
                 ["pretraining_tp"] = 1, ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
+            },
+            "qwen3-0.6b" => new JsonObject
+            {
+                ["model_type"] = "qwen3", ["vocab_size"] = 151936, ["hidden_size"] = 1024, ["intermediate_size"] = 3072,
+                ["num_hidden_layers"] = 28, ["num_attention_heads"] = 16, ["num_key_value_heads"] = 8, ["head_dim"] = 128,
+                ["max_position_embeddings"] = 40960, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 1000000.0, ["hidden_act"] = "silu",
+                ["tie_word_embeddings"] = true, ["attention_bias"] = false, ["use_sliding_window"] = false, ["max_window_layers"] = 28,
+                ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
+            },
+            "gemma3-1b" => new JsonObject
+            {
+                ["model_type"] = "gemma3_text", ["vocab_size"] = 262144, ["hidden_size"] = 1152, ["intermediate_size"] = 6912,
+                ["num_hidden_layers"] = 26, ["num_attention_heads"] = 4, ["num_key_value_heads"] = 1, ["head_dim"] = 256,
+                ["max_position_embeddings"] = 32768, ["rms_norm_eps"] = 1e-6, ["hidden_activation"] = "gelu_pytorch_tanh",
+                ["query_pre_attn_scalar"] = 256, ["sliding_window"] = 512, ["sliding_window_pattern"] = 6,
+                ["rope_theta"] = 1000000.0, ["rope_local_base_freq"] = 10000.0, ["rope_scaling"] = null,
+                ["final_logit_softcapping"] = null, ["attn_logit_softcapping"] = null, ["tie_word_embeddings"] = true,
+                ["attention_bias"] = false, ["initializer_range"] = 0.02, ["attention_dropout"] = 0.0,
+            },
+            // Phi-4-mini's longrope factors are left out (rope_scaling null): they change no shape, memory or speed.
+            "phi4-mini" => new JsonObject
+            {
+                ["model_type"] = "phi3", ["vocab_size"] = 200064, ["hidden_size"] = 3072, ["intermediate_size"] = 8192,
+                ["num_hidden_layers"] = 32, ["num_attention_heads"] = 24, ["num_key_value_heads"] = 8,
+                ["max_position_embeddings"] = 131072, ["original_max_position_embeddings"] = 4096, ["rms_norm_eps"] = 1e-5,
+                ["rope_theta"] = 10000.0, ["partial_rotary_factor"] = 0.75, ["rope_scaling"] = null, ["hidden_act"] = "silu",
+                ["tie_word_embeddings"] = true, ["sliding_window"] = 262144, ["initializer_range"] = 0.02,
+                ["attention_dropout"] = 0.0, ["resid_pdrop"] = 0.0, ["embd_pdrop"] = 0.0,
             },
             _ => throw Unknown(preset),
         };

@@ -64,6 +64,42 @@ public class PublishedShapeTests
         }
     }
 
+    /// <summary>
+    /// The newer families' shapes (Qwen/Qwen3-0.6B, google/gemma-3-1b-pt, microsoft/Phi-4-mini-instruct config.json):
+    /// Qwen3's head_dim 128 ≠ 1024 / 16 with q/k norms, Gemma 3's single KV head of 256 and 262,144-token vocabulary,
+    /// Phi-4-mini's fused projections; parameter counts as the model cards give them (0.6B with 0.44B non-embedding;
+    /// 999,885,952; 3.8B).
+    /// </summary>
+    [Theory]
+    [InlineData("qwen3-0.6b", "qwen3", 28, 1024, 16, 8, 128, 3072, 151936, 596_049_920)]
+    [InlineData("gemma3-1b", "gemma3_text", 26, 1152, 4, 1, 256, 6912, 262144, 999_885_952)]
+    [InlineData("phi4-mini", "phi3", 32, 3072, 24, 8, 128, 8192, 200064, 3_836_021_760)]
+    public void The_newer_families_published_shapes(string preset, string modelType, int layers, int hidden, int heads, int kvHeads, int headDim,
+        int mlp, int vocab, long parameters)
+    {
+        var c = PublishedShapes.Config(preset, bosId: 1, eosId: 2, padId: 0);
+        Assert.Equal((modelType, layers, hidden, heads, kvHeads, headDim, mlp, vocab, true),
+            (c.ModelType, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKeyValueHeads, c.HeadDim, c.IntermediateSize, c.VocabSize, c.TieWordEmbeddings));
+        using var meta = ModelFactory.CreateMeta(c);
+        var shapes = meta.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
+        Assert.Equal(parameters, meta.ParameterCount());
+        Assert.Equal([vocab, hidden], shapes["model.embed_tokens.weight"]);
+        Assert.DoesNotContain("lm_head.weight", shapes.Keys);
+        if (modelType == "phi3")
+        {
+            Assert.Equal([(heads + 2 * kvHeads) * headDim, hidden], shapes["model.layers.0.self_attn.qkv_proj.weight"]);
+            Assert.Equal([2 * mlp, hidden], shapes["model.layers.0.mlp.gate_up_proj.weight"]);
+        }
+        else
+        {
+            Assert.Equal([heads * headDim, hidden], shapes["model.layers.0.self_attn.q_proj.weight"]);
+            Assert.Equal([headDim], shapes["model.layers.0.self_attn.q_norm.weight"]);
+            Assert.Equal([kvHeads * headDim, hidden], shapes["model.layers.0.self_attn.k_proj.weight"]);
+        }
+        if (modelType == "gemma3_text")
+            Assert.Equal(Enumerable.Range(0, layers).Select(i => (i + 1) % 6 != 0).ToArray(), Enumerable.Range(0, layers).Select(c.IsSlidingLayer).ToArray());
+    }
+
     [Fact]
     public void The_published_positions_rope_and_norms_are_kept()
     {
