@@ -16,16 +16,15 @@ public sealed class DashboardPageTests(BrowserFixture browser) : IClassFixture<B
         int port = JobHarness.FreePort();
         string url = $"http://127.0.0.1:{port}/";
         string jobFile = JobHarness.JobFile(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(8)));
-        var (o, e) = (new StringWriter(), new StringWriter());
+        var (o, e) = (new LineSignal("rlft: dashboard at"), new StringWriter());
         var run = Task.Run(() => Rlft.Host.Commands.Cli.Run(["run", jobFile, "--dashboard", url], o, e), Ct);
 
         await using var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1200, Height = 900 } });
         var page = await context.NewPageAsync();
-        for (int attempt = 0; ; attempt++)
-        {
-            try { await page.GotoAsync(url); break; }
-            catch (PlaywrightException) when (attempt < 600 && !run.IsCompleted) { await Task.Delay(100, Ct); }
-        }
+        // The command prints the line once Kestrel listens; the run ending first means it never will.
+        var first = await Task.WhenAny(o.Seen, run).WaitAsync(TimeSpan.FromMinutes(2), Ct);
+        Assert.True(first == o.Seen, $"the dashboard never started: {e}");
+        await page.GotoAsync(url);
         await Assertions.Expect(page.Locator("#job")).ToHaveTextAsync("RLFT job: test", new() { Timeout = 60_000 });
 
         // While PPO runs: the reward curve grows point by point, the trained batch's samples appear with their components.
@@ -78,5 +77,18 @@ public sealed class DashboardPageTests(BrowserFixture browser) : IClassFixture<B
         Assert.Equal(2, Rlft.Host.Commands.Cli.Run(["run", jobFile, "--dashboard", "https://0.0.0.0/page"], o, e));
         Assert.Contains("--dashboard", e.ToString());
         Assert.DoesNotContain("rlft: job", o.ToString());
+    }
+
+    /// <summary>Output that completes <see cref="Seen"/> when a line starting with the given text is written.</summary>
+    sealed class LineSignal(string prefix) : StringWriter
+    {
+        readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Task Seen => _seen.Task;
+
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            if (value?.StartsWith(prefix, StringComparison.Ordinal) == true) _seen.TrySetResult();
+        }
     }
 }
