@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Rlft.Actors.Compute.Sessions;
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
@@ -38,10 +39,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     readonly PolicyModel _trainable;
     RewardModel? _rm;
     PolicyModel? _reference;
-    ValueHead? _value;
-    PpoTrainer? _ppo;
-    GrpoTrainer? _grpo;
-    DpoTrainer? _onlineDpo;
+    // The online stage's trainer and its models; kept until the next online stage begins (checkpoints save it).
+    IOnlineSession? _session;
 
     public long PolicyVersion { get; private set; }
     public long RewardModelVersion { get; private set; } = -1;
@@ -52,6 +51,11 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     /// <summary>The policy and its adapters (tests compare replicas with them).</summary>
     internal PolicyModel Policy => _policy;
     internal LoraAdapters? Adapters => _adapters;
+    internal JobSpec Job => _job;
+    internal Device Device => _device;
+    /// <summary>What trainers train: the policy, or its bf16 compute copy under mixed precision.</summary>
+    internal PolicyModel Trainable => _trainable;
+    internal MixedPrecisionModel? Mixed => _mixed;
     public long AdapterBaseVersion { get; private set; } = -1;
 
     // Encoders with a template override (a stage's or the job's chat-template), by the key's value; and the Jinja
@@ -155,8 +159,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
 
     public void BeginOnlineStage(StageSpec stage, bool resume = false)
     {
-        _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
-        (_ppo, _grpo, _onlineDpo) = (null, null, null);
+        _session?.Dispose();
+        _session = null;
         if (resume && (_resumeFrom is null || _resumed is null)) throw new InvalidOperationException("this learner was not started from a checkpoint");
         _trainable.Model.GradientCheckpointing = stage.GradientCheckpointing;
         // Resuming, the reference (or the adapters' base) came with the checkpoint.
@@ -176,41 +180,22 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         // With adapters, the reference is the same model with them switched off: no second copy in training.
         IReferencePolicy reference = _job.QuantizedBase ? StageReference(resume)
             : _adapters is not null ? new AdapterReference(_policy, _adapters) : new FrozenReference(_reference!);
-        var trainable = _adapters?.Parameters().ToList();
-        if (stage.Kind == StageKind.Ppo)
+        var setup = new OnlineSessionSetup(_job, stage, _trainable, _policy, reference, _adapters?.Parameters().ToList(), _mixed, resume ? _resumeFrom : null);
+        _session = IOnlineSession.Begin(setup, head => head.to(_device));
+        if (resume)
         {
-            _value = resume
-                ? ValueHead.Load(Path.Combine(_resumeFrom!, CheckpointLayout.ValueHead), _policy.Model.Config.HiddenSize)
-                : new ValueHead(_policy.Model.Config.HiddenSize, _job.Seed);
-            _value.to(_device);
-            _ppo = new PpoTrainer(_trainable, _value, reference, stage.Ppo, stage.Optimizer, trainable, seed: _job.Seed, mixedPrecision: _mixed);
+            string trainer = Path.Combine(_resumeFrom!, CheckpointLayout.Trainer);
+            _session.Optimizer.Load(Path.Combine(trainer, CheckpointLayout.Optimizer));
+            _session.Restore(trainer, _resumed!);
         }
-        else if (stage.Kind == StageKind.OnlineDpo)
-            _onlineDpo = new DpoTrainer(_trainable, reference, stage.Dpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
-        else
-            _grpo = new GrpoTrainer(_trainable, reference, stage.Grpo, stage.Optimizer, trainable, mixedPrecision: _mixed);
-        if (resume) RestoreTraining(Path.Combine(_resumeFrom!, CheckpointLayout.Trainer), _resumed!);
     }
 
     /// <summary>QLoRA: the reference for the stage beginning now (the adapters as they are), or the one a checkpoint kept.</summary>
-    SnapshotReference StageReference(bool resume)
+    internal SnapshotReference StageReference(bool resume)
     {
         if (resume && _stageReference is not null) return _stageReference;
         _stageReference?.Snapshot.Dispose();
         return _stageReference = new SnapshotReference(_policy, AdapterSnapshot.Take(_adapters!));
-    }
-
-    TrainingOptimizer? ActiveOptimizer => _ppo?.Optimizer ?? _grpo?.Optimizer ?? _onlineDpo?.Optimizer;
-
-    /// <summary>The online stage's training state: optimizer moments and schedule position, KL coefficient, PPO's shuffle RNG.</summary>
-    void RestoreTraining(string dir, TrainerState state)
-    {
-        ActiveOptimizer?.Load(Path.Combine(dir, CheckpointLayout.Optimizer));
-        if (_ppo is not null)
-        {
-            if (_ppo.Kl is AdaptiveKlController adaptive && state.KlCoef is { } coef) adaptive.Restore(coef);
-            CheckpointLayout.LoadRng(_ppo.ShuffleGenerator, Path.Combine(dir, CheckpointLayout.PpoShuffle));
-        }
     }
 
     public PolicyUpdated Train(StageSpec stage, TrainOn experience)
@@ -224,12 +209,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             .ToList();
         if (samples.Count == 0) throw new InvalidOperationException($"batch {batch.BatchId}: every sample was dropped by the reward pipeline");
         var sw = Stopwatch.StartNew();
-        var metrics = stage.Kind switch
-        {
-            StageKind.Ppo => (_ppo ?? throw new InvalidOperationException("online stage not begun")).Step(samples),
-            StageKind.OnlineDpo => OnlineDpoStep(batch, experience.Scores, dropped),
-            _ => (_grpo ?? throw new InvalidOperationException("online stage not begun")).Step(samples),
-        };
+        var metrics = (_session ?? throw new InvalidOperationException("online stage not begun")).Step(experience, samples, dropped);
         double train = sw.Elapsed.TotalSeconds;
         long generated = batch.Samples.Sum(s => (long)s.CompletionTokens.Length);
         metrics["timing/train"] = train;
@@ -243,34 +223,6 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             metrics[$"reward/{experience.Scores.ComponentNames[k]}"] = experience.Scores.Components[k].Average();
         PolicyVersion++;
         return new PolicyUpdated(batch.BatchId, stage.Index, 0, PolicyVersion, metrics);
-    }
-
-    /// <summary>
-    /// Online DPO (Guo et al., 2024): two samples per prompt, judged by the reward pipeline; the higher
-    /// scored is chosen. Pairs with equal scores carry no preference and are skipped. Each side is the sequence the
-    /// policy sampled — its prompt ids (a conversation as rendered for it) and its completion ids up to and with the
-    /// stop token — not a re-encoding of the decoded text.
-    /// </summary>
-    Dictionary<string, double> OnlineDpoStep(RolloutBatch batch, ScoredBatch scores, HashSet<int> dropped)
-    {
-        var trainer = _onlineDpo ?? throw new InvalidOperationException("online stage not begun");
-        int eos = _policy.Tokenizer.EosId;
-        EncodedExample Sampled(RolloutSample s)
-        {
-            int[] completion = s.CompletionTokens.Length > 0 ? s.CompletionTokens : [eos];
-            return new EncodedExample([.. s.PromptTokens, .. completion], s.PromptTokens.Length,
-                [.. new bool[s.PromptTokens.Length], .. Enumerable.Repeat(true, completion.Length)]);
-        }
-        var pairs = batch.Samples.Select((s, i) => (s, i)).Where(x => !dropped.Contains(x.i)).GroupBy(x => x.s.Group)
-            .Where(g => g.Count() == 2)
-            .Select(g => g.OrderByDescending(x => scores.Scores[x.i]).ToList())
-            .Where(p => scores.Scores[p[0].i] > scores.Scores[p[1].i])
-            .Select(p => new EncodedPair(Sampled(p[0].s), Sampled(p[1].s)))
-            .ToList();
-        var metrics = pairs.Count > 0 ? trainer.Step(pairs) : new Dictionary<string, double>();
-        metrics["dpo/pairs"] = pairs.Count;
-        metrics["reward/mean"] = scores.Scores.Where((_, i) => !dropped.Contains(i)).DefaultIfEmpty(0).Average();
-        return metrics;
     }
 
     public byte[] ExportWeights(WeightKind kind)
@@ -313,7 +265,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     }
 
     /// <summary>Held-out samples are drawn as the stage draws its rollouts (temperature, top-k, top-p): the figures are the policy's as trained.</summary>
-    GenerationOptions EvalSampling(StageSpec? stage)
+    internal GenerationOptions EvalSampling(StageSpec? stage)
     {
         var s = stage?.Sampling ?? new SamplingSpec(16, 1.0, 0, 1.0);
         return new GenerationOptions { MaxNewTokens = s.MaxNewTokens, Temperature = s.Temperature, TopK = s.TopK, TopP = s.TopP, Seed = _job.Seed + 7919 };
@@ -324,7 +276,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     /// its own data has no task reward the learner knows (its rewards live in the reward pipeline), and reports
     /// reward-model scores and win rates instead.
     /// </summary>
-    static Func<string, string, string?, double>? TaskReward(StageSpec stage) =>
+    internal static Func<string, string, string?, double>? TaskReward(StageSpec stage) =>
         stage.Data.StartsWith("builtin:", StringComparison.Ordinal) || stage.EvalData?.StartsWith("builtin:", StringComparison.Ordinal) == true
             ? ReviewTask.Score : null;
 
@@ -332,7 +284,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     /// What decides a win between two completions: the job's reward model when there is one (a conversation rendered
     /// with its template), else the task reward.
     /// </summary>
-    Func<IReadOnlyList<(PromptInput Prompt, string Completion)>, float[]>? Judge(Func<string, string, string?, double>? taskReward) =>
+    internal Func<IReadOnlyList<(PromptInput Prompt, string Completion)>, float[]>? Judge(Func<string, string, string?, double>? taskReward) =>
         _rm is not null ? items => _rm.ScoreSamples(items)
         : taskReward is not null ? items => items.Select(x => (float)taskReward(x.Prompt.TaskText, x.Completion, null)).ToArray()
         : null;
@@ -346,7 +298,6 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         // A job-wide template override is the template the policy was trained with: it goes with the weights.
         if (TemplateSource(_job.ChatTemplate) is { } template) File.WriteAllText(Path.Combine(directory, CheckpointLayout.Policy, ChatTemplateFile), template);
         _adapters?.Save(Path.Combine(directory, CheckpointLayout.Adapter), baseModel: "../" + CheckpointLayout.Policy);
-        _value?.Save(Path.Combine(directory, CheckpointLayout.ValueHead));
         if (_rm is not null)
         {
             Checkpoint.Save(_rm.Trunk.Model, Path.Combine(directory, CheckpointLayout.RewardModel), _modelDir);
@@ -358,63 +309,20 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         Directory.CreateDirectory(trainer);
         if (_reference is not null && _adapters is null) Checkpoint.Save(_reference.Model, Path.Combine(trainer, CheckpointLayout.Reference), _modelDir);
         _stageReference?.Snapshot.Save(Path.Combine(trainer, CheckpointLayout.ReferenceAdapter));
-        ActiveOptimizer?.Save(Path.Combine(trainer, CheckpointLayout.Optimizer));
-        if (_ppo is not null) CheckpointLayout.SaveRng(_ppo.ShuffleGenerator, Path.Combine(trainer, CheckpointLayout.PpoShuffle));
+        _session?.Optimizer.Save(Path.Combine(trainer, CheckpointLayout.Optimizer));
+        _session?.Save(directory, trainer);
         CheckpointLayout.SaveRng(Generator.Default, Path.Combine(trainer, CheckpointLayout.GlobalRng));
-        new TrainerState(PolicyVersion, RewardModelVersion, AdapterBaseVersion, _ppo?.Kl.Value).Write(directory);
+        new TrainerState(PolicyVersion, RewardModelVersion, AdapterBaseVersion, _session?.KlCoef).Write(directory);
     }
 
     public void Dispose()
     {
-        _ppo?.Dispose(); _grpo?.Dispose(); _onlineDpo?.Dispose();
+        _session?.Dispose();
         _mixed?.Dispose();
         _policy.Model.Dispose();
         _reference?.Model.Dispose();
         _stageReference?.Snapshot.Dispose();
         _rm?.Trunk.Model.Dispose();
-    }
-}
-
-/// <summary>Where a checkpoint keeps each part; written by SaveCheckpoint and read back on resume.</summary>
-internal static class CheckpointLayout
-{
-    public const string Policy = "policy", Adapter = "policy-adapter", ValueHead = "value_head.safetensors";
-    public const string RewardModel = "reward-model", RewardHead = "reward_head.safetensors";
-    /// <summary>trainer/: the training state beyond the weights.</summary>
-    public const string Trainer = "trainer", Reference = "reference", Optimizer = "optimizer.bin", PpoShuffle = "ppo_shuffle.bin", GlobalRng = "rng.bin";
-    /// <summary>trainer/reference-adapter: with a quantized base, the adapters as the current stage found them (its reference).</summary>
-    public const string ReferenceAdapter = "reference-adapter";
-
-    public static void SaveRng(Generator generator, string path)
-    {
-        using var state = generator.get_state();
-        File.WriteAllBytes(path, state.data<byte>().ToArray());
-    }
-
-    public static void LoadRng(Generator generator, string path)
-    {
-        using var state = tensor(File.ReadAllBytes(path), dtype: ScalarType.Byte);
-        generator.set_state(state);
-    }
-}
-
-/// <summary>trainer_state.json in a checkpoint: versions and the KL coefficient.</summary>
-internal sealed record TrainerState(long PolicyVersion, long RewardModelVersion, long AdapterBaseVersion, double? KlCoef)
-{
-    const string FileName = "trainer_state.json";
-    static readonly System.Text.Json.JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
-    };
-
-    public void Write(string checkpoint) => File.WriteAllText(Path.Combine(checkpoint, FileName), System.Text.Json.JsonSerializer.Serialize(this, Json) + "\n");
-
-    public static TrainerState Read(string checkpoint)
-    {
-        string path = Path.Combine(checkpoint, FileName);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: not found (not a checkpoint written by rlft?)", path);
-        return System.Text.Json.JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(path), Json) ?? throw new InvalidDataException($"{path}: empty");
     }
 }
 
