@@ -33,19 +33,17 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     readonly List<IActorRef> _rewardActors = new();
     // Which reward actor scores each batch (Nobody while none is registered).
     readonly Dictionary<long, IActorRef> _scorerOf = new();
-    // The online stage being run (null in offline stages); its decisions are carried out here as messages.
-    OnlineStageDriver? _online;
-    // Totals over finished stages (each online stage has its own driver and ledger).
-    long _reissuedBefore, _duplicatesBefore, _staleDroppedBefore, _rewardSkippedBefore;
-    readonly Dictionary<string, long> _perWorkerBefore = new();
+    // The job's totals, and the online stage being run (null in offline stages), whose decisions are carried out here as messages.
+    readonly JobTotals _totals = new();
+    OnlineStageDriver? _online => _totals.Online;
 
     int _stageIndex = -1;
     StageSpec? _stage;
     int _step, _globalStep;
-    long _policyVersion, _rewardModelVersion, _nextBatchId = 1, _trained;
+    long _policyVersion, _rewardModelVersion, _nextBatchId = 1;
     bool _finished;
     Dictionary<string, double> _lastMetrics = new();
-    readonly Dictionary<string, double> _summary = new();
+    Dictionary<string, double> _summary => _totals.Summary;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -171,11 +169,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         DataCursor = started ? _online?.DataCursor ?? 0 : 0,
         PolicyVersion = _policyVersion,
         RewardModelVersion = _rewardModelVersion,
-        Trained = _trained,
-        StaleDropped = StaleDropped,
-        Reissued = Reissued,
-        Duplicates = Duplicates,
-        BatchesPerWorker = PerWorker(),
+        Trained = _totals.Trained,
+        StaleDropped = _totals.StaleDropped,
+        Reissued = _totals.Reissued,
+        Duplicates = _totals.Duplicates,
+        BatchesPerWorker = _totals.PerWorker(),
         Summary = new Dictionary<string, double>(_summary),
         Outstanding = started ? _online?.Outstanding.ToArray() ?? [] : [],
         MetricsBytes = _recorder.MetricsBytes,
@@ -195,9 +193,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (r.Stage >= _job.Stages.Count) { Finish(false, $"the checkpoint is past the job's last stage ({r.Stage} of {_job.Stages.Count})"); return; }
         (_globalStep, _nextBatchId, _policyVersion, _rewardModelVersion) = (r.GlobalStep, r.NextBatchId, r.PolicyVersion, r.RewardModelVersion);
-        (_trained, _staleDroppedBefore, _reissuedBefore, _duplicatesBefore) = (r.Trained, r.StaleDropped, r.Reissued, r.Duplicates);
-        foreach (var (w, n) in r.BatchesPerWorker) _perWorkerBefore[w] = n;
-        foreach (var (k, v) in r.Summary) _summary[k] = v;
+        _totals.Restore(r);
         _log.Info("resuming at stage {0}, step {1} (global step {2}, policy v{3})", r.Stage, r.Step, r.GlobalStep, r.PolicyVersion);
         StartStage(r.Stage, r.Started ? r : null);
     }
@@ -208,7 +204,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     void StartStage(int index, ResumeState? midStage = null)
     {
         if (index >= _job.Stages.Count) { Finish(true, "job completed"); return; }
-        FoldStage();
+        _totals.Fold();
+        _scorerOf.Clear();
         (_stageIndex, _stage, _step) = (index, _job.Stages[index], midStage?.Step ?? 0);
         _stageStartStep = _globalStep - _step;
         _log.Info(midStage is null ? "stage {0} ({1}) starts" : "stage {0} ({1}) continues", _stage.Name, _stage.Kind);
@@ -219,7 +216,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             return;
         }
         // Batches issued before a checkpoint and not trained on are generated again, with the same prompts and seeds.
-        try { _online = new OnlineStageDriver(_job, _stage, OnlineStageData.Load(_job, _stage), _workTimeout, midStage); }
+        try { _totals.Begin(new OnlineStageDriver(_job, _stage, OnlineStageData.Load(_job, _stage), _workTimeout, midStage)); }
         catch (Exception ex) { Finish(false, ex.Message); return; }
         _resumingMidStage = midStage is not null;
         _learner.Tell(new BeginOnline(index, Resume: midStage is not null));
@@ -342,8 +339,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         var stage = _online!;
         stage.Trained(u);
         _policyVersion = u.PolicyVersion;
-        _trained++;
-        var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = StaleDropped, ["rollout/reissued"] = Reissued, ["reward/skipped_batches"] = RewardSkipped };
+        _totals.Trained++;
+        var metrics = new Dictionary<string, double>(u.Metrics) { ["rollout/stale_dropped"] = _totals.StaleDropped, ["rollout/reissued"] = _totals.Reissued, ["reward/skipped_batches"] = _totals.RewardSkipped };
         Record(metrics, stage.Step, stage.Stage.Steps);
         if (_interruptAsker is { } asker)
         {
@@ -404,14 +401,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (_completed) return;
         _completed = true;
-        var summary = new Dictionary<string, double>(_summary)
-        {
-            ["job/batches_trained"] = _trained,
-            ["job/batches_reissued"] = Reissued,
-            ["job/stale_dropped"] = StaleDropped,
-            ["job/reward_skipped_batches"] = RewardSkipped,
-            ["job/policy_version"] = _policyVersion,
-        };
+        var summary = _totals.Final(_policyVersion);
         try
         {
             var written = new Dictionary<string, object> { ["job"] = _job.Name, ["succeeded"] = ok, ["message"] = message };
@@ -422,38 +412,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _jobWatcher.Tell(new JobFinished(ok, message, summary));
     }
 
-    /// <summary>Adds the finished online stage's counts to the job's totals and lets it go.</summary>
-    void FoldStage()
-    {
-        if (_online is not { } done) return;
-        _reissuedBefore += done.Ledger.Reissued;
-        _duplicatesBefore += done.Ledger.Duplicates;
-        _staleDroppedBefore += done.StaleDropped;
-        _rewardSkippedBefore += done.RewardSkipped;
-        foreach (var (w, n) in done.Ledger.CompletedPerWorker) _perWorkerBefore[w] = _perWorkerBefore.GetValueOrDefault(w) + n;
-        _online = null;
-        _scorerOf.Clear();
-    }
-
-    long Reissued => _reissuedBefore + (_online?.Ledger.Reissued ?? 0);
-    long Duplicates => _duplicatesBefore + (_online?.Ledger.Duplicates ?? 0);
-    long StaleDropped => _staleDroppedBefore + (_online?.StaleDropped ?? 0);
-    long RewardSkipped => _rewardSkippedBefore + (_online?.RewardSkipped ?? 0);
-
-    Dictionary<string, long> PerWorker()
-    {
-        var perWorker = new Dictionary<string, long>(_perWorkerBefore);
-        foreach (var (w, n) in _online?.Ledger.CompletedPerWorker ?? new Dictionary<string, long>()) perWorker[w] = perWorker.GetValueOrDefault(w) + n;
-        return perWorker;
-    }
-
     RecentSample[]? _recent;
 
     JobStatus Status()
     {
-        var perWorker = PerWorker();
         return new JobStatus(_stageIndex, _stage?.Kind.ToString() ?? "", _step, _stage?.Steps ?? 0, _policyVersion, _finished,
-            _trained, Reissued, Duplicates, perWorker, _lastMetrics, _online?.Ledger.InFlightPerWorker() ?? [],
+            _totals.Trained, _totals.Reissued, _totals.Duplicates, _totals.PerWorker(), _lastMetrics, _online?.Ledger.InFlightPerWorker() ?? [],
             _rolloutWorkers.Values.Order(StringComparer.Ordinal).ToArray(), _recent);
     }
 
