@@ -1,0 +1,69 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Training;
+
+/// <summary>
+/// Named tensors detached from any model: the global weights of an outer loop (full weights or LoRA adapters), a
+/// participant's update, or an optimizer's moments. Kept in fp32 on the tensors' device, in the order they were given,
+/// so that every sum over them runs in one fixed order.
+/// </summary>
+public sealed class WeightSet : IDisposable
+{
+    readonly List<(string Name, Tensor Value)> _items;
+
+    WeightSet(List<(string, Tensor)> items) => _items = items;
+
+    public int Count => _items.Count;
+    public IEnumerable<string> Names => _items.Select(x => x.Name);
+    public Tensor this[string name] => _items.First(x => x.Name == name).Value;
+    public IReadOnlyList<(string Name, Tensor Value)> Items => _items;
+
+    /// <summary>A copy of <paramref name="parameters"/>' current values.</summary>
+    public static WeightSet Snapshot(IEnumerable<(string Name, Parameter Value)> parameters)
+    {
+        using var _ = no_grad();
+        return new(parameters.Select(p => (p.Name, p.Value.detach().to(ScalarType.Float32).clone().DetachFromDisposeScope())).ToList());
+    }
+
+    /// <summary>Zeros shaped like <paramref name="like"/>.</summary>
+    public static WeightSet ZerosLike(WeightSet like) =>
+        new(like._items.Select(x => (x.Name, zeros_like(x.Value).DetachFromDisposeScope())).ToList());
+
+    /// <summary>Writes these values into <paramref name="parameters"/> (same names; each cast to the parameter's dtype).</summary>
+    public void CopyTo(IEnumerable<(string Name, Parameter Value)> parameters)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in parameters) p.copy_(this[name].to(p.dtype));
+    }
+
+    /// <summary><c>after − this</c> for each tensor: a participant's update from these global weights.</summary>
+    public WeightSet DeltaTo(WeightSet after)
+    {
+        using var _ = no_grad();
+        return new(_items.Select(x => (x.Name, (after[x.Name] - x.Value).DetachFromDisposeScope())).ToList());
+    }
+
+    /// <summary>this += <paramref name="scale"/> · <paramref name="other"/>, in place.</summary>
+    public void AddScaled(WeightSet other, double scale)
+    {
+        using var _ = no_grad();
+        foreach (var (name, value) in _items) value.add_(other[name], alpha: scale);
+    }
+
+    public WeightSet Clone() => new(_items.Select(x => (x.Name, x.Value.clone().DetachFromDisposeScope())).ToList());
+
+    /// <summary>The L2 norm over all tensors.</summary>
+    public double Norm()
+    {
+        using var scope = NewDisposeScope();
+        double sum = 0;
+        foreach (var (_, v) in _items) sum += v.square().sum().item<float>();
+        return Math.Sqrt(sum);
+    }
+
+    /// <summary>Bytes the tensors take (what a participant's update costs to send).</summary>
+    public long Bytes => _items.Sum(x => x.Value.NumberOfElements * x.Value.ElementSize);
+
+    public void Dispose() { foreach (var (_, v) in _items) v.Dispose(); }
+}
