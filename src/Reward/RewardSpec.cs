@@ -58,6 +58,7 @@ public static class RewardPipelineFactory
             : throw new ArgumentException($"no reward function named '{s.Function}' (registered: {string.Join(", ", env.Functions.Names)})"),
         HttpSpec s => new HttpRewardSource(name, env.Http ?? throw new ArgumentException("an http source needs an HTTP client from the host"), s.Options),
         RewardModelSpec s => new RewardModelSource(name, (env.RewardModels ?? throw new ArgumentException("reward-model sources are not available in this command (no model loader)"))(s.Model), s.MaxBatch),
+        ClassifierSpec s => new ClassifierRewardSource(name, s),
         HumanSpec s => new HumanRatingSource(name, env.HumanRatings ?? throw new ArgumentException("human sources need the feedback service (not available in this command)"), s.Options),
         _ => throw new ArgumentException($"unknown source kind {spec.GetType().Name}"),
     };

@@ -14,7 +14,7 @@ namespace Rlft.Actors.Configuration;
 public static partial class RewardSpecReader
 {
     public static readonly IReadOnlyList<string> SourceKinds =
-        ["exact-match", "numeric-match", "regex", "length", "json", "sections", "repetition", "function", "http", "reward-model", "human"];
+        ["exact-match", "numeric-match", "regex", "length", "json", "sections", "repetition", "function", "http", "reward-model", "human", "classifier"];
 
     static readonly string[] CommonKeys = ["name", "source", "weight", "normalize", "clip", "on-missing", "substitute"];
 
@@ -31,6 +31,7 @@ public static partial class RewardSpecReader
         ["http"] = ["url", "timeout-seconds", "retries", "backoff-seconds", "max-batch"],
         ["reward-model"] = ["model", "max-batch"],
         ["human"] = ["min-raters", "timeout-seconds", "aggregate"],
+        ["classifier"] = ["model", "label", "score", "text", "max-batch", "max-length"],
     };
 
     [GeneratedRegex("^[A-Za-z0-9_-]+$")]
@@ -114,6 +115,10 @@ public static partial class RewardSpecReader
             c.GetInt("min-raters", 1, min: 1),
             TimeSpan.FromSeconds(c.GetDouble("timeout-seconds", 600, min: 0.001)),
             c.GetEnum("aggregate", ["mean", "median"], "mean") == "mean" ? ScoreAggregate.Mean : ScoreAggregate.Median)),
+        "classifier" => new ClassifierSpec(c.GetString("model"), c.GetString("label"),
+            c.GetEnum("score", ["logit", "probability", "margin"], "logit") switch { "probability" => ClassifierScore.Probability, "margin" => ClassifierScore.Margin, _ => ClassifierScore.Logit },
+            c.GetEnum("text", ["completion", "prompt-and-completion"], "completion") == "prompt-and-completion",
+            c.GetInt("max-batch", 32, min: 1), c.GetInt("max-length", 512, min: 8)),
         _ => throw Bad("source", $"unknown source '{kind}'"),
     };
 

@@ -4,6 +4,7 @@ using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Models;
 using Rlft.Reward;
+using Rlft.Reward.Sources;
 using Rlft.Rollout.Data;
 
 namespace Rlft.Actors.Jobs;
@@ -244,6 +245,9 @@ public static class JobValidator
                         break;
                     case RewardModelSpec when !rewardModelBefore:
                         problems.Add($"{c}: scores with the job's reward model, but no reward-model stage comes before stage {stage.Index}");
+                        break;
+                    case ClassifierSpec classifier:
+                        problems.AddRange(classifier.Check().Select(m => $"{c}.{(m.StartsWith("label:") || m.StartsWith("score:") || m.StartsWith("model:") ? m : "model: " + m)}"));
                         break;
                     case HumanSpec when job.Feedback is null:
                         problems.Add($"{c}: asks human raters, but the job has no rlft.feedback section (see hocon/human-ppo.conf)");

@@ -187,6 +187,12 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("human raters without a feedback section", d => d.Run(ppo(d, "components = [ { source = human } ]")), "rlft.job.stages[0].rewards.components[0]", "no rlft.feedback section");
         yield return new("http scorer with a bad url", d => d.Run(ppo(d, "components = [ { source = http, url = \"ftp://x\" } ]")), "rlft.job.stages[0].rewards.components[0].url", "not an http(s) URL");
         yield return new("negative reward weight", d => d.Run(ppo(d, "components = [ { source = length, target = 5, weight = -1 } ]")), "rlft.job.stages[0].rewards.components[0].weight");
+        yield return new("classifier source without a model directory", d => d.Run(ppo(d, $"components = [ {{ source = classifier, model = \"{d.P("no-classifier")}\", label = POSITIVE }} ]")),
+            "rlft.job.stages[0].rewards.components[0].model", "no-classifier: no such model directory");
+        yield return new("classifier source on a decoder model", d => d.Run(ppo(d, $"components = [ {{ source = classifier, model = \"{d.Model}\", label = POSITIVE }} ]")),
+            "rlft.job.stages[0].rewards.components[0].model");
+        yield return new("classifier score unknown", d => d.Run(ppo(d, "components = [ { source = classifier, model = x, label = POSITIVE, score = vibes } ]")),
+            "rlft.job.stages[0].rewards.components[0].score", "'vibes'");
         yield return new("empty component list", d => d.Run(ppo(d, "components = []")), "rlft.job.stages[0].rewards.components", "at least one component");
 
         // ---- job keys ----
