@@ -201,8 +201,7 @@ public static class JobValidator
         if (data.StartsWith("builtin:", StringComparison.Ordinal))
         {
             string name = data["builtin:".Length..];
-            if (!DataResolver.BuiltinNames.Contains(name))
-                return [$"{key}: unknown built-in dataset '{name}' (known: {string.Join(", ", DataResolver.BuiltinNames)})"];
+            if (DataResolver.BuiltinProblem(name) is { } problem) return [$"{key}: {problem}"];
             conversational = DataResolver.IsConversational(name);
         }
         else
