@@ -115,6 +115,21 @@ public class TaskFamilyTests
     }
 
     [Fact]
+    public void The_built_in_task_reward_scores_family_prompts_by_the_familys_rule_and_reviews_as_before()
+    {
+        // Stages on builtin: data are scored with ReviewTask.Score: family prompts get the family's reward there.
+        foreach (var task in TaskFamily.Tasks)
+            foreach (var p in TaskFamily.Prompts(task, 30, 6))
+                foreach (var completion in new[] { " " + p.Answer + ".", " 100.", " the movie was great." })
+                {
+                    Assert.Equal(TaskFamily.Score(p.Prompt, completion), ReviewTask.Score(p.Prompt, completion));
+                    Assert.Equal(TaskFamily.Score(p.Prompt, completion, p.Answer), ReviewTask.Score(p.Prompt, completion, p.Answer));
+                }
+        Assert.Equal(1.0, ReviewTask.Score("review the movie:", " the movie was great."));
+        Assert.Equal(0.5, ReviewTask.Score("review the max:", " the max was great and dull."));    // "review" is no family verb
+    }
+
+    [Fact]
     public void Builtin_family_names_resolve_to_written_task_datasets()
     {
         string run = Directory.CreateTempSubdirectory("rlft-family").FullName;
