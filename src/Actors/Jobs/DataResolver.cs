@@ -6,28 +6,72 @@ namespace Rlft.Actors.Jobs;
 /// <summary>
 /// Turns a stage's <c>data</c> value into a JSONL path: <c>builtin:NAME</c> names a dataset of the
 /// built-in task (written into the run's data/ folder from the job seed on first use), anything else
-/// is a file that must exist.
+/// is a file that must exist. <c>builtin:family/TASK</c> and <c>builtin:family/TASK/PART</c> name the datasets
+/// of the built-in task family (<see cref="TaskFamily"/>): TASK one of its tasks, PART one of sft (the default),
+/// eval-sft, prompts, eval-prompts, preferences; each is written as data/NAME.jsonl.
 /// </summary>
 public static class DataResolver
 {
     public static readonly string[] BuiltinNames = ["sft", "prompts", "eval-prompts", "preferences", "sums", "eval-sums", "sums-sft", .. ChatTask.Names];
 
+    /// <summary>The prefix of the task family's dataset names.</summary>
+    public const string FamilyPrefix = "family/";
+
+    /// <summary>Every built-in dataset name: the built-in task's and each family task's (<c>family/add/prompts</c>, …).</summary>
+    public static IEnumerable<string> AllBuiltinNames() => BuiltinNames.Concat(TaskFamily.DatasetNames());
+
     /// <summary>True for the built-in datasets whose records are conversations (they need a chat template).</summary>
     public static bool IsConversational(string name) => ChatTask.Names.Contains(name);
+
+    /// <summary>
+    /// Why <paramref name="name"/> (after <c>builtin:</c>) names no built-in dataset, or null when it names one.
+    /// The message is the part after the key path.
+    /// </summary>
+    public static string? BuiltinProblem(string name)
+    {
+        if (!name.StartsWith(FamilyPrefix, StringComparison.Ordinal))
+            return BuiltinNames.Contains(name) ? null
+                : $"unknown built-in dataset '{name}' (known: {string.Join(", ", BuiltinNames)}, and family/TASK[/PART] for the task family)";
+        var (task, part) = SplitFamily(name);
+        if (!TaskFamily.TryGet(task, out _))
+            return $"unknown task '{task}' in builtin:{name} (the family's tasks: {string.Join(", ", TaskFamily.Names)})";
+        if (part is not null && !TaskFamily.Parts.Contains(part))
+            return $"unknown dataset '{part}' of family task '{task}' in builtin:{name} (each task has: {string.Join(", ", TaskFamily.Parts)})";
+        return null;
+    }
+
+    /// <summary>The family task and part a <c>family/TASK[/PART]</c> name asks for (part null: the sft data).</summary>
+    public static (string Task, string? Part) SplitFamily(string name)
+    {
+        string rest = name[FamilyPrefix.Length..];
+        int slash = rest.IndexOf('/');
+        return slash < 0 ? (rest, null) : (rest[..slash], rest[(slash + 1)..]);
+    }
 
     public static string Resolve(string data, string runDirectory, int seed, string keyPath)
     {
         if (data.StartsWith("builtin:", StringComparison.Ordinal))
         {
             string name = data["builtin:".Length..];
-            if (!BuiltinNames.Contains(name))
-                throw new ConfigException($"{keyPath}: unknown built-in dataset '{name}' (known: {string.Join(", ", BuiltinNames)})");
+            if (BuiltinProblem(name) is { } problem) throw new ConfigException($"{keyPath}: {problem}");
             string dir = Path.Combine(runDirectory, "data");
             string path = Path.Combine(dir, name + ".jsonl");
-            if (!File.Exists(path)) ReviewTask.WriteDatasets(dir, seed);
+            if (File.Exists(path)) return path;
+            if (name.StartsWith(FamilyPrefix, StringComparison.Ordinal)) WriteFamilyTask(dir, SplitFamily(name).Task, seed);
+            else ReviewTask.WriteDatasets(dir, seed);
             return path;
         }
         if (!File.Exists(data)) throw new ConfigException($"{keyPath}: dataset file not found: {data}");
         return Path.GetFullPath(data);
+    }
+
+    /// <summary>Writes a family task's parts into data/family/TASK/ and its sft data as data/family/TASK.jsonl too.</summary>
+    static void WriteFamilyTask(string dataDirectory, string taskName, int seed)
+    {
+        string family = Path.Combine(dataDirectory, "family");
+        var paths = TaskFamily.WriteDatasets(TaskFamily.Get(taskName), Path.Combine(family, taskName), seed);
+        string plain = Path.Combine(family, taskName + ".jsonl");
+        File.Copy(paths["sft"], plain + ".tmp", overwrite: true);
+        File.Move(plain + ".tmp", plain, overwrite: true);
     }
 }

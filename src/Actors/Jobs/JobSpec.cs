@@ -4,7 +4,40 @@ using Rlft.Policy.Training;
 namespace Rlft.Actors.Jobs;
 
 /// <summary>The kinds of stage a job walks through, in order.</summary>
-public enum StageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo }
+public enum StageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo, Meta, Adapt }
+
+/// <summary>
+/// A meta-learning stage (<c>kind = meta</c>, its <c>meta { … }</c> section): Reptile (Nichol et al., 2018) over tasks of
+/// the built-in family. Each of the stage's <c>steps</c> is one outer round: <see cref="TasksPerRound"/> tasks drawn from
+/// <see cref="Tasks"/>, each trained <see cref="InnerSteps"/> steps of <see cref="Inner"/> from the current weights, and
+/// the weights moved <see cref="OuterLr"/> of the way toward the adapted weights' mean.
+/// </summary>
+public sealed record MetaSpec
+{
+    /// <summary><c>meta.tasks</c>: the family tasks the rounds draw from (required).</summary>
+    public required IReadOnlyList<string> Tasks { get; init; }
+    /// <summary><c>meta.tasks-per-round</c>: tasks per outer round, in [1, tasks]. Default 1 (Reptile's serial form).</summary>
+    public int TasksPerRound { get; init; } = 1;
+    /// <summary><c>meta.steps</c>: inner steps on each task. Default 5.</summary>
+    public int InnerSteps { get; init; } = 5;
+    /// <summary><c>meta.outer-lr</c>: the outer step ε in (0, 1]: θ ← θ + ε (mean θ' − θ). Default 1 (Nichol et al.).</summary>
+    public double OuterLr { get; init; } = 1.0;
+    /// <summary><c>meta.inner</c>: sft or dpo, the inner objective (on the task's sft or preferences data). Default sft.</summary>
+    public StageKind Inner { get; init; } = StageKind.Sft;
+}
+
+/// <summary>
+/// A k-shot adaptation stage (<c>kind = adapt</c>, its <c>adapt { … }</c> section): for each of <see cref="Tasks"/> (held-out
+/// tasks of the built-in family), <see cref="Shots"/> examples and the stage's <c>steps</c> steps of SFT from the stage's
+/// starting weights, evaluated on the task's held-out data.
+/// </summary>
+public sealed record AdaptSpec
+{
+    /// <summary><c>adapt.tasks</c>: the family tasks to adapt to (required).</summary>
+    public required IReadOnlyList<string> Tasks { get; init; }
+    /// <summary><c>adapt.shots</c>: examples of each task to adapt on. Default 10.</summary>
+    public int Shots { get; init; } = 10;
+}
 
 /// <summary>
 /// Where the model comes from: a checkpoint directory, or a fresh random init (with <paramref name="ChatTemplate"/>, a
@@ -54,7 +87,34 @@ public sealed record StageSpec
     public bool AssistantOnlyLoss { get; init; } = true;
     /// <summary>Recompute each block's activations in the backward pass (the stage's <c>gradient-checkpointing</c>, else the job's; default off).</summary>
     public bool GradientCheckpointing { get; init; }
+    /// <summary>
+    /// <c>replay</c>: the share of each batch drawn from earlier stages' data of the same kind, in [0, 1)
+    /// (<see cref="Rlft.Rollout.Data.ReplayMixer{T}"/>). Default 0.
+    /// </summary>
+    public double Replay { get; init; }
+    /// <summary><c>l2-sp</c>: weight of the pull toward the stage's starting weights (<see cref="Rlft.Policy.Training.Regularization.L2SpPenalty"/>). Default 0 (off).</summary>
+    public double L2Sp { get; init; }
+    /// <summary>
+    /// <c>ewc</c>: weight of elastic weight consolidation toward the previous policy stage's weights, its Fisher estimated
+    /// on that stage's data (<see cref="Rlft.Policy.Training.Regularization.EwcPenalty"/>). Default 0 (off).
+    /// </summary>
+    public double Ewc { get; init; }
+    /// <summary>The earlier stage whose data and end weights EWC consolidates (the latest one that trained the policy); null without ewc.</summary>
+    public int? EwcStage { get; init; }
+    /// <summary><c>early-stopping { patience, min-delta }</c> on the held-out loss; null: off.</summary>
+    public EarlyStoppingOptions? EarlyStopping { get; init; }
+    /// <summary>
+    /// <c>eval-every</c>: optimizer steps between held-out evaluations during the stage, which early stopping and the
+    /// plateau schedule read. Default with either: a tenth of the stage's steps (at least 1); else 0 (before and after only).
+    /// </summary>
+    public int EvalEvery { get; init; }
+    /// <summary><c>meta { … }</c> of a meta stage.</summary>
+    public MetaSpec? Meta { get; init; }
+    /// <summary><c>adapt { … }</c> of an adapt stage.</summary>
+    public AdaptSpec? Adapt { get; init; }
     public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
+    /// <summary>Stages that train the policy on a dataset of their own (what replay, l2-sp, ewc and early stopping apply to).</summary>
+    public bool TrainsPolicyOnData => Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill or StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
 
     /// <summary>Samples generated per prompt: GRPO's group, two for online DPO's pairs, else one.</summary>
     public int SamplesPerPrompt => Kind switch { StageKind.Grpo => Grpo.GroupSize, StageKind.OnlineDpo => 2, _ => 1 };

@@ -16,8 +16,13 @@ public static class JobSpecReader
 
     static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
-    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing"];
-    static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite"];
+    static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing",
+        "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt"];
+    static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite", "plateau"];
+    static readonly string[] PlateauKeys = ["factor", "patience", "min-lr", "mode", "min-delta"];
+    static readonly string[] EarlyStoppingKeys = ["patience", "min-delta"];
+    static readonly string[] MetaKeys = ["tasks", "tasks-per-round", "steps", "outer-lr", "inner"];
+    static readonly string[] AdaptKeys = ["tasks", "shots"];
     static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
     static readonly string[] GrpoKeys = ["group-size", "clip-low", "clip-high", "kl-coef", "epochs", "scale-rewards"];
     static readonly string[] DpoKeys = ["beta", "loss", "label-smoothing", "precompute-reference"];
@@ -26,7 +31,7 @@ public static class JobSpecReader
     static readonly string[] SamplingKeys = ["max-new-tokens", "temperature", "top-k", "top-p"];
     static readonly string[] ModelKeys = ["path", "arch", "preset", "chat-template", "quantize", "double-quant", "compute-dtype", "quantize-skip-modules"];
     static readonly string[] TeacherKeys = ["path", "arch", "preset"];
-    static readonly string[] StageKinds = ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo"];
+    static readonly string[] StageKinds = ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo", "meta", "adapt"];
 
     public static JobSpec Parse(RlftConfig c)
     {
@@ -54,6 +59,7 @@ public static class JobSpecReader
         // The job's setting is every stage's default; a stage may override it.
         bool checkpointing = errors.Read(() => c.GetBool($"{Root}.gradient-checkpointing", false), false);
         var parsedStages = stages.Select((s, i) => ParseStage(s, i, errors, checkpointing)).ToList();
+        parsedStages = StageSequence.Check(parsedStages, errors);
         var quantization = errors.Read(() => ParseQuantization(c, $"{Root}.model"), new QuantizationOptions());
         var lora = errors.Read(() => ParseLora(c, parsedStages, quantization.Enabled), null);
         foreach (var problem in errors.Read(() => QuantizationConflicts(c, quantization, lora, parsedStages).ToList(), [])) errors.Add(problem);
@@ -195,16 +201,23 @@ public static class JobSpecReader
             "dpo" => StageKind.Dpo,
             "grpo" => StageKind.Grpo,
             "online-dpo" => StageKind.OnlineDpo,
+            "meta" => StageKind.Meta,
+            "adapt" => StageKind.Adapt,
             _ => StageKind.Distill,
         };
-        foreach (var (section, keys) in new[] { ("optimizer", OptimizerKeys), ("ppo", PpoKeys), ("grpo", GrpoKeys), ("dpo", DpoKeys), ("reward-model", RmKeys), ("distill", DistillKeys), ("sampling", SamplingKeys), ("teacher", TeacherKeys) })
+        foreach (var (section, keys) in new[] { ("optimizer", OptimizerKeys), ("ppo", PpoKeys), ("grpo", GrpoKeys), ("dpo", DpoKeys), ("reward-model", RmKeys), ("distill", DistillKeys), ("sampling", SamplingKeys), ("teacher", TeacherKeys),
+                     ("optimizer.plateau", PlateauKeys), ("early-stopping", EarlyStoppingKeys), ("meta", MetaKeys), ("adapt", AdaptKeys) })
             Read(() => { s.RejectUnknownKeys(section, keys); return 0; }, 0);
         int steps = Read(() => s.GetInt("steps", min: 1), 1);
         foreach (var lossKey in new[] { "completion-only-loss", "assistant-only-loss" })
             if (s.Has(lossKey) && kind is not (StageKind.Sft or StageKind.Distill))
                 errors.Add($"{at}.{lossKey}: applies to sft and distill stages (a {kindName} stage's loss covers the completions it compares or samples)");
-        string data = Read(() => s.GetString("data"), "");
-        if (s.Has("data") && data.Length == 0) errors.Add($"{at}.data: must not be empty");
+        bool familyStage = kind is StageKind.Meta or StageKind.Adapt;
+        string data = familyStage ? "" : Read(() => s.GetString("data"), "");
+        if (!familyStage && s.Has("data") && data.Length == 0) errors.Add($"{at}.data: must not be empty");
+        foreach (var dataKey in new[] { "data", "eval-data" }.Where(k => familyStage && s.Has(k)))
+            errors.Add($"{at}.{dataKey}: a {kindName} stage trains and evaluates on its tasks' data ({kindName}.tasks), not on a dataset");
+
         return new StageSpec
         {
             Index = index,
@@ -214,7 +227,7 @@ public static class JobSpecReader
             EvalData = Read(() => s.Has("eval-data") ? s.GetString("eval-data") : null, null),
             Steps = steps,
             BatchSize = Read(() => s.GetInt("batch-size", 16, min: 1, max: 4096), 16),
-            Optimizer = Read(() => ParseOptimizer(s.Section("optimizer"), steps).Validate($"{at}.optimizer"), new OptimizerOptions()),
+            Optimizer = Read(() => ParseOptimizer(s, steps, kind).Validate($"{at}.optimizer"), new OptimizerOptions()),
             Ppo = Read(() => ParsePpo(s.Section("ppo")).Validate($"{at}.ppo"), new PpoOptions()),
             Grpo = Read(() => ParseGrpo(s.Section("grpo")).Validate($"{at}.grpo"), new GrpoOptions()),
             Dpo = Read(() => ParseDpo(s.Section("dpo")).Validate($"{at}.dpo"), new DpoOptions()),
@@ -240,6 +253,13 @@ public static class JobSpecReader
             CompletionOnlyLoss = Read(() => s.GetBool("completion-only-loss", true), true),
             AssistantOnlyLoss = Read(() => s.GetBool("assistant-only-loss", true), true),
             GradientCheckpointing = Read(() => s.GetBool("gradient-checkpointing", jobCheckpointing), jobCheckpointing),
+            Replay = Read(() => StageTuningReader.Replay(s, kind, kindName), 0),
+            L2Sp = Read(() => StageTuningReader.PenaltyWeight(s, "l2-sp", kind, kindName), 0),
+            Ewc = Read(() => StageTuningReader.PenaltyWeight(s, "ewc", kind, kindName), 0),
+            EarlyStopping = Read(() => StageTuningReader.EarlyStopping(s, kind, kindName), null),
+            EvalEvery = Read(() => StageTuningReader.EvalEvery(s, kind, kindName, steps), 0),
+            Meta = familyStage && kind == StageKind.Meta ? Read(() => StageTuningReader.ReadMeta(s), null) : null,
+            Adapt = familyStage && kind == StageKind.Adapt ? Read(() => StageTuningReader.ReadAdapt(s), null) : null,
         };
     }
 
@@ -258,6 +278,37 @@ public static class JobSpecReader
         return msg.StartsWith(Root, StringComparison.Ordinal) ? msg : $"{at}.{msg}";
     }
 
+    /// <summary>
+    /// The stage's optimizer section. <c>schedule = plateau</c> reads its <c>plateau { factor, patience, min-lr, mode,
+    /// min-delta }</c> (mode defaults to min, the held-out loss, for offline stages and to max, the held-out reward, for
+    /// online ones); a plateau section with another schedule is refused. Plateau keys are read from the stage
+    /// (<paramref name="s"/>) so that errors name their full path.
+    /// </summary>
+    static OptimizerOptions ParseOptimizer(RlftConfig s, int steps, StageKind kind)
+    {
+        string scheduleName = s.GetEnum("optimizer.schedule", ["constant", "linear", "cosine", "plateau"], "linear");
+        var schedule = scheduleName switch
+        {
+            "constant" => LrSchedule.Constant,
+            "cosine" => LrSchedule.Cosine,
+            "plateau" => LrSchedule.Plateau,
+            _ => LrSchedule.Linear,
+        };
+        if (schedule != LrSchedule.Plateau && s.Has("optimizer.plateau"))
+            throw new ConfigException($"optimizer.plateau: applies to schedule = plateau, and the schedule is {scheduleName}");
+        var d = new PlateauOptions();
+        bool online = kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
+        var plateau = schedule != LrSchedule.Plateau ? d : new PlateauOptions
+        {
+            Factor = s.GetDouble("optimizer.plateau.factor", d.Factor),
+            Patience = s.GetInt("optimizer.plateau.patience", d.Patience),
+            MinLr = s.GetDouble("optimizer.plateau.min-lr", d.MinLr),
+            Mode = s.GetEnum("optimizer.plateau.mode", ["min", "max"], online ? "max" : "min") == "max" ? MetricMode.Max : MetricMode.Min,
+            MinDelta = s.GetDouble("optimizer.plateau.min-delta", d.MinDelta),
+        };
+        return ParseOptimizer(s.Section("optimizer"), steps) with { Schedule = schedule, Plateau = plateau };
+    }
+
     static OptimizerOptions ParseOptimizer(RlftConfig o, int steps) => new()
     {
         LearningRate = o.GetDouble("lr", 1e-4),
@@ -266,12 +317,6 @@ public static class JobSpecReader
         Epsilon = o.GetDouble("eps", 1e-8),
         WeightDecay = o.GetDouble("weight-decay", 0),
         WarmupSteps = o.GetInt("warmup-steps", 0),
-        Schedule = o.GetEnum("schedule", ["constant", "linear", "cosine"], "linear") switch
-        {
-            "constant" => LrSchedule.Constant,
-            "cosine" => LrSchedule.Cosine,
-            _ => LrSchedule.Linear,
-        },
         TotalSteps = steps,
         MinLrRatio = o.GetDouble("min-lr-ratio", 0),
         GradientAccumulationSteps = o.GetInt("gradient-accumulation-steps", 1),

@@ -18,8 +18,11 @@ internal static class Check
     }
 }
 
-/// <summary>Learning-rate schedule after warmup.</summary>
-public enum LrSchedule { Constant, Linear, Cosine }
+/// <summary>
+/// Learning-rate schedule after warmup. Plateau: constant until a held-out metric stops improving, then lowered
+/// (<see cref="PlateauSchedule"/>, settings in <see cref="OptimizerOptions.Plateau"/>).
+/// </summary>
+public enum LrSchedule { Constant, Linear, Cosine, Plateau }
 
 /// <summary>Optimiser, schedule, accumulation, clipping and precision settings shared by every stage.</summary>
 public sealed record OptimizerOptions
@@ -48,6 +51,8 @@ public sealed record OptimizerOptions
     public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Skip (and report) an update whose loss or gradients are NaN/Inf. Default true.</summary>
     public bool SkipNonFinite { get; init; } = true;
+    /// <summary>Reduce-on-plateau settings, used when <see cref="Schedule"/> is <see cref="LrSchedule.Plateau"/>.</summary>
+    public PlateauOptions Plateau { get; init; } = new();
 
     public OptimizerOptions Validate(string prefix = "optimizer")
     {
@@ -61,6 +66,11 @@ public sealed record OptimizerOptions
         Check.Range($"{prefix}.min-lr-ratio", MinLrRatio, 0, 1);
         Check.Positive($"{prefix}.gradient-accumulation-steps", GradientAccumulationSteps);
         Check.Range($"{prefix}.max-grad-norm", MaxGradNorm, 0, 1e6);
+        if (Schedule == LrSchedule.Plateau)
+        {
+            Plateau.Validate($"{prefix}.plateau");
+            if (Plateau.MinLr > LearningRate) throw new OptionException($"{prefix}.plateau.min-lr: {Plateau.MinLr} is above the learning rate {LearningRate}");
+        }
         return this;
     }
 }

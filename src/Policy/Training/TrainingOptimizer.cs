@@ -18,7 +18,8 @@ public sealed record StepReport(bool Applied, bool Skipped, double GradNorm, dou
 /// <summary>
 /// AdamW with warmup + linear/cosine decay, gradient accumulation, gradient-norm clipping and a
 /// guard that drops an update whose loss or gradients are not finite (weights and optimizer state
-/// untouched). The schedule is a pure function of the optimizer step, so resuming restores it exactly.
+/// untouched). The schedule is a pure function of the optimizer step (and, with <c>schedule = plateau</c>, of the
+/// metrics given to <see cref="ObserveMetric"/>, whose state is saved with the optimizer), so resuming restores it exactly.
 /// Usage per micro-batch: <c>Backward(loss)</c>, then <c>Step()</c>; the update happens on every
 /// <see cref="OptimizerOptions.GradientAccumulationSteps"/>-th call.
 /// </summary>
@@ -34,6 +35,8 @@ public sealed class TrainingOptimizer : IDisposable
     public int OptimizerStep { get; private set; }
     public int SkippedSteps { get; private set; }
     public OptimizerOptions Options => _options;
+    /// <summary>The reduce-on-plateau state with <c>schedule = plateau</c>; null otherwise.</summary>
+    public PlateauSchedule? Plateau { get; }
 
     /// <param name="mixedPrecision">With bf16 compute: the parameters are the fp32 master weights, and
     /// gradients come from the bf16 copy the loss was computed with.</param>
@@ -44,13 +47,19 @@ public sealed class TrainingOptimizer : IDisposable
         _parameters = parameters.Where(p => p.requires_grad).ToList();
         if (_parameters.Count == 0) throw new ArgumentException("no trainable parameters");
         _adam = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+        if (options.Schedule == LrSchedule.Plateau) Plateau = new PlateauSchedule(options.Plateau, options.LearningRate);
         SetLearningRate(LearningRateAt(0));
     }
 
-    /// <summary>The scheduled learning rate before optimizer step <paramref name="step"/> (0-based).</summary>
+    /// <summary>
+    /// The scheduled learning rate before optimizer step <paramref name="step"/> (0-based). With a plateau schedule:
+    /// the warmup ramp to, then, the plateau schedule's current rate.
+    /// </summary>
     public double LearningRateAt(int step)
     {
         var o = _options;
+        if (Plateau is { } plateau)
+            return o.WarmupSteps > 0 && step < o.WarmupSteps ? plateau.LearningRate * (step + 1) / o.WarmupSteps : plateau.LearningRate;
         if (o.WarmupSteps > 0 && step < o.WarmupSteps) return o.LearningRate * (step + 1) / o.WarmupSteps;
         double span = Math.Max(1, o.TotalSteps - o.WarmupSteps);
         double progress = Math.Clamp((step - o.WarmupSteps) / span, 0, 1);
@@ -62,6 +71,18 @@ public sealed class TrainingOptimizer : IDisposable
             _ => 1.0,
         };
         return o.LearningRate * (o.MinLrRatio + (1 - o.MinLrRatio) * factor);
+    }
+
+    /// <summary>
+    /// Gives the plateau schedule a held-out evaluation (the metric its mode names: a loss for min, a reward for max);
+    /// returns true when it lowered the learning rate, which the next update uses. Only with <c>schedule = plateau</c>.
+    /// </summary>
+    public bool ObserveMetric(double metric)
+    {
+        if (Plateau is not { } plateau) throw new InvalidOperationException($"the optimizer's schedule is {_options.Schedule.ToString().ToLowerInvariant()}, not plateau: it takes no metric");
+        bool reduced = plateau.Observe(metric);
+        SetLearningRate(LearningRateAt(OptimizerStep));
+        return reduced;
     }
 
     /// <summary>Backpropagates one micro-batch loss, scaled by 1/accumulation so gradients average.</summary>
@@ -119,7 +140,7 @@ public sealed class TrainingOptimizer : IDisposable
     public void Save(string path)
     {
         _adam.save_state_dict(path);
-        File.WriteAllText(path + ".steps", $"{OptimizerStep} {SkippedSteps} {_microSteps}");
+        File.WriteAllText(path + ".steps", $"{OptimizerStep} {SkippedSteps} {_microSteps}" + (Plateau is null ? "" : " " + Plateau.SaveState()));
     }
 
     public void Load(string path)
@@ -128,6 +149,8 @@ public sealed class TrainingOptimizer : IDisposable
         _adam.load_state_dict(path);
         var parts = File.ReadAllText(path + ".steps").Split(' ');
         (OptimizerStep, SkippedSteps, _microSteps) = (int.Parse(parts[0]), int.Parse(parts[1]), int.Parse(parts[2]));
+        // A plateau schedule's state follows the counters (absent in state saved by other schedules).
+        if (Plateau is not null && parts.Length > 3) Plateau.LoadState(string.Join(' ', parts[3..]));
         SetLearningRate(LearningRateAt(OptimizerStep));
     }
 

@@ -113,11 +113,15 @@ public static class ReviewTask
     /// <summary>
     /// The task reward in [0, <see cref="MaxReward"/>]. Reviews: share of sentiment words that are positive
     /// (0 when there are none, or when the review does not end its first sentence with a period).
-    /// Sums: 1 when the first number equals the answer (computed from the prompt when not given).
+    /// Sums: 1 when the first number equals the answer (computed from the prompt when not given). The other prompts of
+    /// the <see cref="TaskFamily"/> ("max 3 and 8:", …) score by its rule, so every built-in dataset's prompts have
+    /// their reward here (the sums are the family's add task).
     /// </summary>
     public static double Score(string prompt, string completion, string? answer = null)
     {
         string text = completion.Trim();
+        if (!prompt.StartsWith("add ", StringComparison.Ordinal) && TaskFamily.TaskOf(prompt) is not null)
+            return TaskFamily.Score(prompt, completion, answer);
         if (prompt.StartsWith("add ", StringComparison.Ordinal))
         {
             answer ??= ExpectedSum(prompt);

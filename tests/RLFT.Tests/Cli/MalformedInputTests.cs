@@ -204,6 +204,31 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("unknown stage kind", d => d.Run("{ kind = pretrain, data = \"builtin:sft\", steps = 2 }"), "rlft.job.stages[0].kind: 'pretrain' is not one of");
         yield return new("lora without an online stage", d => d.Run(extra: "lora { rank = 4 }"), "rlft.job.lora", "this job has none");
         yield return new("lora targets no projection of the model", d => d.Run(d.Stage("ppo", d.Prompts), "lora { target-modules = [ nothing_here ] }"), "rlft.job.lora.target-modules", "nothing_here");
+
+        // ---- many tasks: replay, regularizers, early stopping, plateau, meta and adapt stages ----
+        string two(CaseDir d, string second) => string.Join("\n", d.SftStage(), d.Stage("sft", d.Sft, second));
+        yield return new("replay fraction of one", d => d.Run(two(d, "replay = 1")), "rlft.job.stages[1].replay: 1 is outside [0, 1)");
+        yield return new("replay fraction below zero", d => d.Run(two(d, "replay = -0.1")), "rlft.job.stages[1].replay: -0.1 is outside [0, 1)");
+        yield return new("replay on the first stage", d => d.Run(d.Stage("sft", d.Sft, "replay = 0.2")), "rlft.job.stages[0].replay: no earlier stage has sft data to replay");
+        yield return new("replay with no earlier data of the kind", d => d.Run(string.Join("\n", d.SftStage(), d.Stage("dpo", d.Prefs, "replay = 0.2"))),
+            "rlft.job.stages[1].replay: no earlier stage has preference data to replay");
+        yield return new("ewc on the first stage", d => d.Run(d.Stage("sft", d.Sft, "ewc = 10")), "rlft.job.stages[0].ewc: needs an earlier stage that trained the policy");
+        yield return new("negative l2-sp weight", d => d.Run(two(d, "l2-sp = -1")), "rlft.job.stages[1].l2-sp: -1 is outside [0,");
+        yield return new("early stopping on a ppo stage", d => d.Run(d.Stage("ppo", d.Prompts, "early-stopping { patience = 2 }")), "rlft.job.stages[0].early-stopping: stops on a held-out loss", "schedule = plateau");
+        yield return new("early stopping with zero patience", d => d.Run(d.Stage("sft", d.Sft, "early-stopping { patience = 0 }")), "rlft.job.stages[0].early-stopping.patience: 0 is outside [1,");
+        yield return new("early stopping unknown key", d => d.Run(d.Stage("sft", d.Sft, "early-stopping { patients = 2 }")), "rlft.job.stages[0].early-stopping.patients: unknown key");
+        yield return new("plateau settings without the plateau schedule", d => d.Run(d.Stage("sft", d.Sft, "optimizer { schedule = cosine, plateau { factor = 0.5 } }")),
+            "rlft.job.stages[0].optimizer.plateau: applies to schedule = plateau");
+        yield return new("plateau factor of one", d => d.Run(d.Stage("sft", d.Sft, "optimizer { schedule = plateau, plateau { factor = 1 } }")), "rlft.job.stages[0].optimizer.plateau.factor: 1 is outside (0, 1)");
+        yield return new("meta stage without a task family", d => d.Run("{ kind = meta, steps = 2 }"), "rlft.job.stages[0].meta.tasks: a meta stage needs a task family");
+        yield return new("meta stage on a dataset", d => d.Run($"{{ kind = meta, data = \"{d.Sft}\", steps = 2, meta {{ tasks = [add, max] }} }}"),
+            "rlft.job.stages[0].data: a meta stage trains and evaluates on its tasks' data");
+        yield return new("meta stage with an unknown task", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add, mod] } }"), "rlft.job.stages[0].meta.tasks[1]: unknown task 'mod'", "add, diff, times, max, min, join");
+        yield return new("meta stage drawing more tasks than it has", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add, max], tasks-per-round = 3 } }"), "rlft.job.stages[0].meta.tasks-per-round: 3 is outside [1, 2]");
+        yield return new("meta stage with outer-lr 0", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add], outer-lr = 0 } }"), "rlft.job.stages[0].meta.outer-lr: 0 is outside (0, 1]");
+        yield return new("meta stage is not supported yet", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add, max] } }"), "rlft.job.stages[0].kind: meta stages are not supported yet");
+        yield return new("adapt stage is not supported yet", d => d.Run("{ kind = adapt, steps = 2, adapt { tasks = [min], shots = 4 } }"), "rlft.job.stages[0].kind: adapt stages are not supported yet");
+        yield return new("unknown family task", d => d.Run(d.SftStage("builtin:family/mod")), "rlft.job.stages[0].data: unknown task 'mod' in builtin:family/mod");
         // ---- quantized base (QLoRA) ----
         string quantized(CaseDir d, string keys) => $"model {{ path = \"{d.Model}\", {keys} }}";
         yield return new("quantize without lora", d => ["run", d.Job(model: quantized(d, "quantize = nf4"))], "rlft.job.model.quantize", "rlft.job.lora");
