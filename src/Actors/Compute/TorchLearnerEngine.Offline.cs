@@ -16,8 +16,11 @@ public sealed partial class TorchLearnerEngine
     {
         _trainable.Model.GradientCheckpointing = _policy.Model.GradientCheckpointing = stage.GradientCheckpointing;   // distillation trains _policy
         var run = new OfflineRun(this, stage, progress, cancellationToken);
-        if (OfflineSessions.Run(run) == OfflineProduct.RewardModel) RewardModelVersion = RewardModelVersion < 0 ? 1 : RewardModelVersion + 1;
-        else PolicyVersion++;
+        switch (OfflineSessions.Run(run))
+        {
+            case OfflineProduct.RewardModel: RewardModelVersion = RewardModelVersion < 0 ? 1 : RewardModelVersion + 1; break;
+            case OfflineProduct.Policy: PolicyVersion++; break;
+        }
         return new StageCompleted(stage.Index, PolicyVersion, RewardModelVersion, run.Figures);
     }
 

@@ -1,4 +1,5 @@
 using Rlft.Actors.Configuration;
+using Rlft.Rollout.Data;
 using Rlft.Rollout.Tasks;
 
 namespace Rlft.Actors.Jobs;
@@ -33,6 +34,13 @@ public static class DataResolver
             return BuiltinNames.Contains(name) ? null
                 : $"unknown built-in dataset '{name}' (known: {string.Join(", ", BuiltinNames)}, and family/TASK[/PART] for the task family)";
         var (task, part) = SplitFamily(name);
+        if (task.Contains('+'))
+        {
+            // A multi-task mix, family/TASK+TASK+…: SFT pairs of those tasks drawn uniformly.
+            var unknown = task.Split('+').FirstOrDefault(t => !TaskFamily.TryGet(t, out _));
+            if (unknown is not null) return $"unknown task '{unknown}' in builtin:{name} (the family's tasks: {string.Join(", ", TaskFamily.Names)})";
+            return part is null or "sft" ? null : $"a mix of family tasks (builtin:{name}) has sft data only";
+        }
         if (!TaskFamily.TryGet(task, out _))
             return $"unknown task '{task}' in builtin:{name} (the family's tasks: {string.Join(", ", TaskFamily.Names)})";
         if (part is not null && !TaskFamily.Parts.Contains(part))
@@ -57,12 +65,22 @@ public static class DataResolver
             string dir = Path.Combine(runDirectory, "data");
             string path = Path.Combine(dir, name + ".jsonl");
             if (File.Exists(path)) return path;
-            if (name.StartsWith(FamilyPrefix, StringComparison.Ordinal)) WriteFamilyTask(dir, SplitFamily(name).Task, seed);
+            if (name.StartsWith(FamilyPrefix, StringComparison.Ordinal) && SplitFamily(name).Task.Contains('+')) WriteMix(path, SplitFamily(name).Task, seed);
+            else if (name.StartsWith(FamilyPrefix, StringComparison.Ordinal)) WriteFamilyTask(dir, SplitFamily(name).Task, seed);
             else ReviewTask.WriteDatasets(dir, seed);
             return path;
         }
         if (!File.Exists(data)) throw new ConfigException($"{keyPath}: dataset file not found: {data}");
         return Path.GetFullPath(data);
+    }
+
+    /// <summary>A mix of family tasks' SFT pairs (2000 per task, the size of one task's data) at <paramref name="path"/>.</summary>
+    static void WriteMix(string path, string tasks, int seed)
+    {
+        var family = tasks.Split('+').Select(TaskFamily.Get).ToList();
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        Jsonl.Write(path + ".tmp", TaskFamily.Mixed(family, 2000 * family.Count, seed));
+        File.Move(path + ".tmp", path, overwrite: true);
     }
 
     /// <summary>Writes a family task's parts into data/family/TASK/ and its sft data as data/family/TASK.jsonl too.</summary>

@@ -180,9 +180,9 @@ public static class JobValidator
     static IEnumerable<string> CheckStageData(StageSpec stage, bool hasTemplate, bool initModel)
     {
         string at = $"{Root}.stages[{stage.Index}]";
-        // Read and checked by the job reader (their tasks are the built-in family's), but not yet run by the learner.
+        // Their data is the built-in family's, named by their tasks (checked by the job reader).
         if (stage.Kind is StageKind.Meta or StageKind.Adapt)
-            return [$"{at}.kind: {(stage.Kind == StageKind.Meta ? "meta" : "adapt")} stages are not supported yet (the job's keys are valid; the learner does not run this kind)"];
+            return stage.Meta?.Inner == StageKind.Dpo ? [$"{at}.meta.inner: dpo as the inner loop is not supported yet; use sft"] : [];
         var kind = stage.Kind switch
         {
             StageKind.Sft or StageKind.Distill => DataKind.Sft,

@@ -31,17 +31,21 @@ internal sealed class OfflineRun(TorchLearnerEngine engine, StageSpec stage, Act
 
     public void Record(string label, Dictionary<string, double> metrics) { foreach (var (k, v) in metrics) Figures[$"{label}/{k}"] = v; }
 
-    /// <summary>The stage's steps over <paramref name="data"/>, batch by batch (wrapping around), reporting each.</summary>
-    public void Loop<T>(IReadOnlyList<T> data, Func<List<T>, Dictionary<string, double>> step)
+    /// <summary>
+    /// The stage's steps over <paramref name="data"/>, batch by batch (wrapping around), reporting each as step
+    /// <paramref name="offset"/> + s + 1 of <paramref name="total"/> (default: the stage's steps).
+    /// </summary>
+    public void Loop<T>(IReadOnlyList<T> data, Func<List<T>, Dictionary<string, double>> step, int? batchSize = null, int offset = 0, int? total = null)
     {
+        int size = batchSize ?? stage.BatchSize;
         for (int s = 0; s < stage.Steps; s++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var batch = Enumerable.Range(0, stage.BatchSize).Select(i => data[(s * stage.BatchSize + i) % data.Count]).ToList();
+            var batch = Enumerable.Range(0, size).Select(i => data[(s * size + i) % data.Count]).ToList();
             var sw = Stopwatch.StartNew();
             var m = step(batch);
             m["timing/step"] = sw.Elapsed.TotalSeconds;
-            progress(new StageProgress(stage.Index, s + 1, stage.Steps, m));
+            progress(new StageProgress(stage.Index, offset + s + 1, total ?? stage.Steps, m));
         }
     }
 
@@ -70,8 +74,8 @@ internal sealed class OfflineRun(TorchLearnerEngine engine, StageSpec stage, Act
         records.Select(prompt).OfType<PromptInput>().Take(Job.EvalPrompts).ToList();
 }
 
-/// <summary>What an offline stage made: a new policy version, or a new reward model version.</summary>
-internal enum OfflineProduct { Policy, RewardModel }
+/// <summary>What an offline stage made: a new policy version, a new reward model version, or nothing (a measurement).</summary>
+internal enum OfflineProduct { Policy, RewardModel, None }
 
 /// <summary>
 /// The offline stages (SFT, reward model, DPO, distillation): each runs to the end in the learner and reports held-out
@@ -94,6 +98,8 @@ internal static class OfflineSessions
         StageKind.RewardModel => RewardModel(run),
         StageKind.Dpo => Dpo(run),
         StageKind.Distill => Distill(run),
+        StageKind.Meta => FamilySessions.Meta(run),
+        StageKind.Adapt => FamilySessions.Adapt(run),
         _ => throw new InvalidOperationException($"stage {run.Stage.Name} ({run.Stage.Kind}) is not an offline stage"),
     };
 

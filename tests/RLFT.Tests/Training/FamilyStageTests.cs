@@ -1,0 +1,67 @@
+using Rlft.Actors.Compute;
+using Rlft.Actors.Jobs;
+using Rlft.Policy.Training;
+using Rlft.Tests.Cluster;
+
+namespace Rlft.Tests.Training;
+
+/// <summary>Meta-learning and k-shot adaptation stages in the learner, on the built-in task family.</summary>
+public class FamilyStageTests
+{
+    static WeightSet Weights(TorchLearnerEngine engine) => WeightSet.Snapshot(SftParticipant.Trainable(engine.Policy.Model));
+
+    [Fact]
+    public void A_meta_stage_moves_the_weights_and_reports_each_tasks_held_out_figures()
+    {
+        var job = JobHarness.Job("""
+            { kind = meta, steps = 2, batch-size = 4, meta { tasks = [add, max, join], tasks-per-round = 2, steps = 2, outer-lr = 0.5 }
+              optimizer { lr = 1e-3, schedule = constant } }
+            """, extra: "eval-prompts = 4");
+        Assert.Empty(JobValidator.Check(job));
+        using var engine = new TorchLearnerEngine(job);
+        using var before = Weights(engine);
+        var progress = new List<Rlft.Actors.Protocol.StageProgress>();
+        var done = engine.RunOfflineStage(job.Stages[0], progress.Add, TestContext.Current.CancellationToken);
+        using var after = Weights(engine);
+
+        Assert.True(before.DeltaTo(after).Norm() > 1e-4);
+        Assert.Equal(1, done.PolicyVersion);
+        Assert.Equal([1, 2], progress.Select(p => p.Step));
+        Assert.All(progress, p => Assert.Equal(2, p.Metrics["outer/participants"]));
+        foreach (var task in new[] { "add", "max", "join" })
+            foreach (var label in new[] { "before", "after" })
+            {
+                Assert.InRange(done.Metrics[$"{label}/eval/{task}/reward"], 0, 1);
+                Assert.True(done.Metrics[$"{label}/eval/{task}/loss"] > 0);
+            }
+        Assert.Equal(new[] { "add", "max", "join" }.Average(t => done.Metrics[$"after/eval/{t}/loss"]), done.Metrics["after/eval/loss"], 9);
+    }
+
+    [Fact]
+    public void An_adapt_stage_measures_k_shot_adaptation_and_leaves_the_policy_as_it_was()
+    {
+        var job = JobHarness.Job("""
+            { kind = adapt, steps = 3, batch-size = 4, adapt { tasks = [min, diff], shots = 4 }
+              optimizer { lr = 3e-3, schedule = constant } }
+            """, extra: "eval-prompts = 4");
+        Assert.Empty(JobValidator.Check(job));
+        using var engine = new TorchLearnerEngine(job);
+        using var before = Weights(engine);
+        var done = engine.RunOfflineStage(job.Stages[0], _ => { }, TestContext.Current.CancellationToken);
+        using var after = Weights(engine);
+
+        Assert.Equal(0.0, before.DeltaTo(after).Norm());
+        Assert.Equal(0, done.PolicyVersion);
+        // The curve starts at the zero-shot loss and ends at the adapted one; training on the shots lowers it.
+        Assert.Equal(done.Metrics["before/eval/loss"], done.Metrics["after/adapt/loss@0"], 9);
+        Assert.Equal(done.Metrics["after/eval/loss"], done.Metrics["after/adapt/loss@3"], 9);
+        Assert.True(done.Metrics["after/adapt/loss@3"] < done.Metrics["after/adapt/loss@0"]);
+    }
+
+    [Fact]
+    public void Meta_with_a_dpo_inner_loop_is_refused_before_the_job_starts()
+    {
+        var job = JobHarness.Job("{ kind = meta, steps = 2, meta { tasks = [add, max], inner = dpo } }");
+        Assert.Contains(JobValidator.Check(job), p => p.StartsWith("rlft.job.stages[0].meta.inner: dpo"));
+    }
+}
