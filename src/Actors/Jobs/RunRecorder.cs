@@ -114,7 +114,7 @@ public sealed class RunRecorder : IDisposable
         }
     }
 
-    public const string SummaryFile = "summary.json", CurveFile = "reward_kl.png";
+    public const string SummaryFile = "summary.json", CurveFile = "reward_kl.png", AdaptationFile = "adaptation.png";
 
     /// <summary>Writes summary.json atomically and the reward/KL curve (when some step reported either).</summary>
     public void Finish(IReadOnlyDictionary<string, object> summary, string rewardKey = "reward/mean", string klKey = "objective/kl")
@@ -123,6 +123,32 @@ public sealed class RunRecorder : IDisposable
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(summary, new JsonSerializerOptions(Json) { WriteIndented = true }));
         File.Move(path + ".tmp", path, overwrite: true);
         PlotCurves(Path.Combine(Directory, CurveFile), rewardKey, klKey);
+        PlotAdaptation(Path.Combine(Directory, AdaptationFile), summary);
+    }
+
+    /// <summary>
+    /// Held-out loss against adaptation steps, one line per adapt stage (<c>STAGE/after/adapt/loss@K</c> in the summary):
+    /// k-shot adaptation from each starting point the job measured. No file when the job has no adapt stage.
+    /// </summary>
+    public static void PlotAdaptation(string path, IReadOnlyDictionary<string, object> summary)
+    {
+        const string marker = "/after/adapt/loss@";
+        var curves = summary.Where(kv => kv.Key.Contains(marker, StringComparison.Ordinal) && kv.Value is double)
+            .Select(kv => (Stage: kv.Key[..kv.Key.IndexOf(marker, StringComparison.Ordinal)], Step: int.Parse(kv.Key[(kv.Key.IndexOf(marker, StringComparison.Ordinal) + marker.Length)..], CultureInfo.InvariantCulture), Loss: (double)kv.Value))
+            .GroupBy(x => x.Stage).ToList();
+        if (curves.Count == 0) return;
+        var plot = new ScottPlot.Plot();
+        plot.Title("RLFT: k-shot adaptation to held-out tasks");
+        plot.XLabel("adaptation steps");
+        plot.YLabel("held-out loss");
+        foreach (var curve in curves)
+        {
+            var points = curve.OrderBy(x => x.Step).ToList();
+            var line = plot.Add.Scatter(points.Select(x => (double)x.Step).ToArray(), points.Select(x => x.Loss).ToArray());
+            line.LegendText = curve.Key;
+        }
+        plot.ShowLegend();
+        plot.SavePng(path, 900, 500);
     }
 
     /// <summary>Reward (left axis) and KL (right axis) per step, for the steps that report them; no file when none does.</summary>

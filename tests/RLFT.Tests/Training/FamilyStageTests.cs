@@ -65,3 +65,20 @@ public class FamilyStageTests
         Assert.Contains(JobValidator.Check(job), p => p.StartsWith("rlft.job.stages[0].meta.inner: dpo"));
     }
 }
+
+public class AdaptationPlotTests
+{
+    [Fact]
+    public void The_adaptation_plot_is_written_only_for_jobs_with_adapt_stages()
+    {
+        string dir = Directory.CreateTempSubdirectory("rlft-plot").FullName;
+        string path = Path.Combine(dir, RunRecorder.AdaptationFile);
+        RunRecorder.PlotAdaptation(path, new Dictionary<string, object> { ["sft/after/eval/loss"] = 1.0, ["job/policy_version"] = 2.0 });
+        Assert.False(File.Exists(path));
+        var summary = new Dictionary<string, object>();
+        foreach (var stage in new[] { "adapt-sft", "adapt-meta" })
+            for (int k = 0; k <= 3; k++) summary[$"{stage}/after/adapt/loss@{k}"] = 2.0 / (k + 1);
+        RunRecorder.PlotAdaptation(path, summary);
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(path)[..4]);
+    }
+}
