@@ -12,15 +12,22 @@ public sealed partial class TorchLearnerEngine
     /// <summary>The SFT-format examples of the last sft or distill stage as they were trained on (tests read the masks).</summary>
     internal IReadOnlyList<EncodedExample> TrainedExamples { get; set; } = [];
 
+    /// <summary>What each finished SFT stage left to be measured again after the stages that follow it.</summary>
+    internal List<RetentionProbe> Retention { get; } = [];
+
     public StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken cancellationToken)
     {
         _trainable.Model.GradientCheckpointing = _policy.Model.GradientCheckpointing = stage.GradientCheckpointing;   // distillation trains _policy
         var run = new OfflineRun(this, stage, progress, cancellationToken);
+        var earlier = Retention.ToList();
         switch (OfflineSessions.Run(run))
         {
             case OfflineProduct.RewardModel: RewardModelVersion = RewardModelVersion < 0 ? 1 : RewardModelVersion + 1; break;
             case OfflineProduct.Policy: PolicyVersion++; break;
         }
+        // Every earlier SFT stage's held-out figures again, now that this stage changed the policy.
+        if (stage.Kind is not (StageKind.RewardModel or StageKind.Adapt))
+            foreach (var probe in earlier) run.Record("after", probe.Measure(_trainable, _policy.WithEncoder(run.Encoder), EvalSampling(stage)));
         return new StageCompleted(stage.Index, PolicyVersion, RewardModelVersion, run.Figures);
     }
 

@@ -82,3 +82,29 @@ public class AdaptationPlotTests
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(path)[..4]);
     }
 }
+
+public class RetentionTests
+{
+    [Fact]
+    public void Later_stages_measure_every_earlier_sft_stage_again()
+    {
+        var job = JobHarness.Job("""
+            { name = add, kind = sft, data = "builtin:family/add", steps = 2, batch-size = 4, optimizer { lr = 3e-3 } }
+            { name = still, kind = sft, data = "builtin:family/max", steps = 1, batch-size = 4, optimizer { lr = 1e-12, schedule = constant } }
+            { name = max, kind = sft, data = "builtin:family/max", steps = 3, batch-size = 8, optimizer { lr = 3e-2, schedule = constant } }
+            """, extra: "eval-prompts = 8");
+        Assert.Empty(JobValidator.Check(job));
+        using var engine = new Rlft.Actors.Compute.TorchLearnerEngine(job);
+        var done = job.Stages.Select(s => engine.RunOfflineStage(s, _ => { }, TestContext.Current.CancellationToken).Metrics).ToList();
+
+        Assert.DoesNotContain(done[0].Keys, k => k.Contains("retention"));
+        // A stage that barely moves the weights leaves the earlier stage's figures where they were.
+        Assert.Equal(done[0]["after/eval/loss"], done[1]["after/retention/add/loss"], 4);
+        Assert.Equal(done[0]["after/eval/reward"], done[1]["after/retention/add/reward"]);
+        Assert.InRange(done[1]["after/retention/add/loss_increase"], -1e-4, 1e-4);
+        // The third stage reports both earlier ones; a large step on another task changes the first one's loss.
+        Assert.Contains("after/retention/still/loss", done[2].Keys);
+        Assert.True(Math.Abs(done[2]["after/retention/add/loss_increase"]) > 1e-3);
+        Assert.Equal(done[2]["after/retention/add/loss"] - done[0]["after/eval/loss"], done[2]["after/retention/add/loss_increase"], 9);
+    }
+}

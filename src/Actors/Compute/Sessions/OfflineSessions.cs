@@ -110,9 +110,17 @@ internal static class OfflineSessions
         engine.TrainedExamples = train.Select(x => x.Example).ToList();
         var heldOutExamples = heldOut.Select(x => x.Example).ToList();
         using var t = new SftTrainer(engine.Trainable, run.Stage.Optimizer, mixedPrecision: engine.Mixed);
+        // On the task family's data the held-out prompts are scored too (greedy, by the family's rule): later stages report how much of it stays.
+        var prompts = run.Stage.Data.StartsWith("builtin:family/", StringComparison.Ordinal) ? run.EvalPrompts(heldOut, x => x.Record.EvalPrompt(run.Encoder)) : null;
+        var sampling = engine.EvalSampling(run.Stage);
         run.Record("before", new() { ["eval/loss"] = t.Loss(heldOutExamples) });
+        if (prompts is not null) run.Record("before", new() { ["eval/reward"] = RetentionProbe.Reward(run.Policy, prompts, sampling) });
         run.Loop(engine.TrainedExamples, t.Step);
-        run.Record("after", new() { ["eval/loss"] = t.Loss(heldOutExamples) });
+        double loss = t.Loss(heldOutExamples);
+        double? reward = prompts is null ? null : RetentionProbe.Reward(run.Policy, prompts, sampling);
+        run.Record("after", new() { ["eval/loss"] = loss });
+        if (reward is { } r) run.Record("after", new() { ["eval/reward"] = r });
+        engine.Retention.Add(new RetentionProbe(run.Stage.Name, heldOutExamples, prompts, loss, reward));
         return OfflineProduct.Policy;
     }
 
