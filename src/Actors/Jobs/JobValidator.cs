@@ -40,6 +40,7 @@ public static class JobValidator
         failed ??= _ => false;
         var problems = new List<string>();
         var stages = job.Stages.Where(s => !failed($"{Root}.stages[{s.Index}]")).ToList();
+        foreach (var stage in stages) problems.AddRange(NotRunYet(stage));
         if (parts.HasFlag(JobParts.Learner))
         {
             if (!failed($"{Root}.output-dir") && !failed($"{Root}.name")) problems.AddRange(CheckOutput(job));
@@ -53,6 +54,36 @@ public static class JobValidator
         if (parts.HasFlag(JobParts.Rewards))
             foreach (var stage in stages.Where(s => s.IsOnline)) problems.AddRange(CheckRewards(job, stage));
         return problems;
+    }
+
+    // ---- keys the learner does not run yet ------------------------------------------------------------
+
+    /// <summary>
+    /// Stage settings the job reader accepts and checks but the learner does not apply yet: each is refused, so that
+    /// no job runs without what it asked for. Remove an entry when its stage driver or trainer session applies it.
+    /// </summary>
+    public static readonly IReadOnlyList<(string Key, Func<StageSpec, bool> Set)> NotRunYetKeys =
+    [
+        ("replay", s => s.Replay > 0),
+        ("l2-sp", s => s.L2Sp > 0),
+        ("ewc", s => s.Ewc > 0),
+        ("early-stopping", s => s.EarlyStopping is not null),
+        ("optimizer.schedule", s => s.Optimizer.Schedule == Rlft.Policy.Training.LrSchedule.Plateau),
+        ("eval-every", s => s.EvalEvery > 0),
+    ];
+
+    static IEnumerable<string> NotRunYet(StageSpec stage)
+    {
+        string at = $"{Root}.stages[{stage.Index}]";
+        foreach (var (key, set) in NotRunYetKeys.Where(k => k.Set(stage)))
+        {
+            string what = key switch
+            {
+                "optimizer.schedule" => "schedule = plateau is",
+                _ => $"{key} is",
+            };
+            yield return $"{at}.{key}: {what} not supported yet (the setting is valid; the learner does not apply it)";
+        }
     }
 
     // ---- output directory -------------------------------------------------------------------------

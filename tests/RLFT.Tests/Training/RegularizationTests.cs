@@ -155,3 +155,41 @@ public class RegularizationTests
         Assert.Throws<ArgumentException>(() => FisherDiagonal.Add(a, new Dictionary<string, Tensor> { ["q"] = tensor(new[] { 1.0, 2.0 }) }));
     }
 }
+
+/// <summary>Penalties inside the trainers: added to the loss, reported, and holding the weights back.</summary>
+public class PenaltyInTrainerTests
+{
+    static double Distance(IEnumerable<(string Name, Parameter P)> now, IReadOnlyDictionary<string, Tensor> start)
+    {
+        using var _ = no_grad();
+        return now.Sum(p => (p.P - start[p.Name]).square().sum().item<float>());
+    }
+
+    [Fact]
+    public void An_l2_sp_penalty_is_reported_and_keeps_sft_nearer_its_start()
+    {
+        var data = TinyTask.Sft(64, 3);
+        double Run(double weight, out List<double> reported)
+        {
+            var policy = TinyTask.Load();
+            var named = TrainableParameters.Of(policy.Model);
+            var start = TrainableParameters.Snapshot(named);
+            using var l2sp = new L2SpPenalty(named, weight);
+            using var sft = new Rlft.Policy.Training.Trainers.SftTrainer(policy, new Rlft.Policy.Training.OptimizerOptions { LearningRate = 3e-3, TotalSteps = 20 }) { Penalties = [l2sp] };
+            reported = [];
+            for (int s = 0; s < 20; s++)
+            {
+                double expected = weight * Distance(named, start);                // the penalty at the weights the step starts from
+                var m = sft.Step(data.Skip(s % 4 * 16).Take(16).ToList());
+                Assert.Equal(expected, m["loss/l2_sp"], Math.Max(1e-6, expected * 1e-4));
+                reported.Add(m["loss/l2_sp"]);
+            }
+            return Distance(named, start);
+        }
+        double free = Run(0, out var none), held = Run(50, out var penalties);
+        Assert.All(none, v => Assert.Equal(0, v));
+        Assert.Equal(0, penalties[0]);                                          // at the start θ = θ₀
+        Assert.True(penalties[^1] > 0);
+        Assert.True(held < 0.5 * free, $"squared distance from the start: {held:G4} with l2-sp, {free:G4} without");
+    }
+}

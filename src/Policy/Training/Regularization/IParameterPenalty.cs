@@ -30,3 +30,23 @@ public static class TrainableParameters
         return parameters.ToDictionary(p => p.Name, p => p.Parameter.detach().clone().DetachFromDisposeScope());
     }
 }
+
+/// <summary>Adds a trainer's penalties to its loss.</summary>
+public static class Penalties
+{
+    /// <summary>
+    /// <paramref name="loss"/> plus every penalty, and each penalty's value under its metric name (empty when there
+    /// are none). Call inside the step's dispose scope, before the backward pass.
+    /// </summary>
+    public static (Tensor Loss, Dictionary<string, double> Stats) Add(Tensor loss, IReadOnlyList<IParameterPenalty> penalties)
+    {
+        var stats = new Dictionary<string, double>();
+        foreach (var penalty in penalties)
+        {
+            var value = penalty.Penalty();                                     // scalar
+            stats[penalty.Metric] = value.detach().cpu().to(ScalarType.Float64).item<double>();
+            loss = loss + value.to(loss.dtype);
+        }
+        return (loss, stats);
+    }
+}

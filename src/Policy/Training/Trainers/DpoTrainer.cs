@@ -15,6 +15,8 @@ public sealed class DpoTrainer : IDisposable
     readonly DpoOptions _o;
     Dictionary<string, float>? _refTable;
     public TrainingOptimizer Optimizer { get; }
+    /// <summary>Penalties on the parameters added to every step's loss (L2-SP, EWC); none by default.</summary>
+    public IReadOnlyList<Regularization.IParameterPenalty> Penalties { get; set; } = [];
 
     public DpoTrainer(PolicyModel policy, IReferencePolicy reference, DpoOptions options, OptimizerOptions optimizer,
         IEnumerable<TorchSharp.Modules.Parameter>? parameters = null, MixedPrecisionModel? mixedPrecision = null)
@@ -78,8 +80,9 @@ public sealed class DpoTrainer : IDisposable
             : RefSums(items);
         var (target, weight) = Labels(batch, sums.device);
         var r = Losses.DpoLoss(sums.narrow(0, 0, n), sums.narrow(0, n, n), refSums.narrow(0, 0, n), refSums.narrow(0, n, n), _o.Beta, _o.LossType, _o.LabelSmoothing, target, weight);
-        Optimizer.Backward(r.Loss);
-        return SftTrainer.Merge(r.Stats, Optimizer.Step().Stats);
+        var (loss, penalties) = Regularization.Penalties.Add(r.Loss, Penalties);
+        Optimizer.Backward(loss);
+        return SftTrainer.Merge(r.Stats, penalties, Optimizer.Step().Stats);
     }
 
     /// <summary>Per-pair soft labels and weights, (B) each, or nulls when every pair is a hard preference of weight 1.</summary>

@@ -11,6 +11,8 @@ public sealed class SftTrainer : IDisposable
 {
     readonly PolicyModel _policy;
     public TrainingOptimizer Optimizer { get; }
+    /// <summary>Penalties on the parameters added to every step's loss (L2-SP, EWC); none by default.</summary>
+    public IReadOnlyList<Regularization.IParameterPenalty> Penalties { get; set; } = [];
 
     /// <param name="mixedPrecision">bf16 compute: <paramref name="policy"/> wraps its compute copy; the master weights train.</param>
     public SftTrainer(PolicyModel policy, OptimizerOptions options, IEnumerable<TorchSharp.Modules.Parameter>? trainable = null, MixedPrecisionModel? mixedPrecision = null)
@@ -29,9 +31,10 @@ public sealed class SftTrainer : IDisposable
         _policy.Model.train();
         using var lp = _policy.LogProbsOf(batch);
         var result = Losses.SftLoss(lp.LogProbs, lp.Mask);
-        Optimizer.Backward(result.Loss);
+        var (loss, penalties) = Regularization.Penalties.Add(result.Loss, Penalties);
+        Optimizer.Backward(loss);
         var report = Optimizer.Step();
-        return Merge(result.Stats, report.Stats);
+        return Merge(result.Stats, penalties, report.Stats);
     }
 
     /// <summary>Mean loss over the loss-carrying tokens, without updating (held-out evaluation).</summary>
