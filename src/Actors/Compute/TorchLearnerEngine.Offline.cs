@@ -15,6 +15,9 @@ public sealed partial class TorchLearnerEngine
     /// <summary>What each finished SFT stage left to be measured again after the stages that follow it.</summary>
     internal List<RetentionProbe> Retention { get; } = [];
 
+    /// <summary>Each finished SFT stage's training examples, by stage index (what replay mixes in and EWC's Fisher is estimated on).</summary>
+    internal SortedDictionary<int, IReadOnlyList<EncodedExample>> SftExamples { get; } = new();
+
     public StageCompleted RunOfflineStage(StageSpec stage, Action<StageProgress> progress, CancellationToken cancellationToken)
     {
         _trainable.Model.GradientCheckpointing = _policy.Model.GradientCheckpointing = stage.GradientCheckpointing;   // distillation trains _policy

@@ -41,6 +41,8 @@ public static class JobValidator
         var problems = new List<string>();
         var stages = job.Stages.Where(s => !failed($"{Root}.stages[{s.Index}]")).ToList();
         foreach (var stage in stages) problems.AddRange(NotRunYet(stage));
+        foreach (var stage in stages.Where(s => s.Ewc > 0 && s.EwcStage is { } e && job.Stages[e].Kind != StageKind.Sft))
+            problems.Add($"{Root}.stages[{stage.Index}].ewc: the previous policy stage ({stage.EwcStage}, {job.Stages[stage.EwcStage!.Value].Kind}) is not an SFT stage; EWC estimates its Fisher information on an SFT stage's examples yet");
         if (parts.HasFlag(JobParts.Learner))
         {
             if (!failed($"{Root}.output-dir") && !failed($"{Root}.name")) problems.AddRange(CheckOutput(job));
@@ -64,12 +66,13 @@ public static class JobValidator
     /// </summary>
     public static readonly IReadOnlyList<(string Key, Func<StageSpec, bool> Set)> NotRunYetKeys =
     [
-        ("replay", s => s.Replay > 0),
-        ("l2-sp", s => s.L2Sp > 0),
-        ("ewc", s => s.Ewc > 0),
-        ("early-stopping", s => s.EarlyStopping is not null),
-        ("optimizer.schedule", s => s.Optimizer.Schedule == Rlft.Policy.Training.LrSchedule.Plateau),
-        ("eval-every", s => s.EvalEvery > 0),
+        // SFT stages apply them all; the other stage kinds not yet.
+        ("replay", s => s.Replay > 0 && s.Kind != StageKind.Sft),
+        ("l2-sp", s => s.L2Sp > 0 && s.Kind != StageKind.Sft),
+        ("ewc", s => s.Ewc > 0 && s.Kind != StageKind.Sft),
+        ("early-stopping", s => s.EarlyStopping is not null && s.Kind != StageKind.Sft),
+        ("optimizer.schedule", s => s.Optimizer.Schedule == Rlft.Policy.Training.LrSchedule.Plateau && s.Kind != StageKind.Sft),
+        ("eval-every", s => s.EvalEvery > 0 && s.Kind != StageKind.Sft),
     ];
 
     static IEnumerable<string> NotRunYet(StageSpec stage)
@@ -82,7 +85,7 @@ public static class JobValidator
                 "optimizer.schedule" => "schedule = plateau is",
                 _ => $"{key} is",
             };
-            yield return $"{at}.{key}: {what} not supported yet (the setting is valid; the learner does not apply it)";
+            yield return $"{at}.{key}: {what} not supported yet in {stage.Kind} stages (sft stages apply it)";
         }
     }
 

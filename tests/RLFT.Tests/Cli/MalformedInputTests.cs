@@ -229,10 +229,12 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("meta stage with a dpo inner loop", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add, max], inner = dpo } }"), "rlft.job.stages[0].meta.inner: dpo as the inner loop is not supported yet");
         yield return new("unknown task in a family mix", d => d.Run("{ kind = sft, data = \"builtin:family/add+nope\", steps = 2 }"), "rlft.job.stages[0].data", "unknown task 'nope'");
         yield return new("unknown family task", d => d.Run(d.SftStage("builtin:family/mod")), "rlft.job.stages[0].data: unknown task 'mod' in builtin:family/mod");
-        yield return new("valid many-task settings are not run yet", d => d.Run(two(d, "replay = 0.2, l2-sp = 0.1, ewc = 5\n early-stopping { patience = 2 }\n optimizer { schedule = plateau }")),
-            "rlft.job.stages[1].replay: replay is not supported yet", "rlft.job.stages[1].l2-sp: l2-sp is not supported yet", "rlft.job.stages[1].ewc: ewc is not supported yet",
+        yield return new("many-task settings on a stage kind that does not apply them yet", d => d.Run(string.Join("\n", d.SftStage(), d.Stage("dpo", d.Prefs, "l2-sp = 0.1, ewc = 5\n early-stopping { patience = 2 }\n optimizer { schedule = plateau }"))),
+            "rlft.job.stages[1].l2-sp: l2-sp is not supported yet in Dpo stages", "rlft.job.stages[1].ewc: ewc is not supported yet",
             "rlft.job.stages[1].early-stopping: early-stopping is not supported yet", "rlft.job.stages[1].optimizer.schedule: schedule = plateau is not supported yet",
             "rlft.job.stages[1].eval-every: eval-every is not supported yet");
+        yield return new("ewc after a dpo stage", d => d.Run(string.Join("\n", d.SftStage(), d.Stage("dpo", d.Prefs), d.Stage("sft", d.Sft, "ewc = 5"))),
+            "rlft.job.stages[2].ewc: the previous policy stage (1, Dpo) is not an SFT stage");
         // ---- quantized base (QLoRA) ----
         string quantized(CaseDir d, string keys) => $"model {{ path = \"{d.Model}\", {keys} }}";
         yield return new("quantize without lora", d => ["run", d.Job(model: quantized(d, "quantize = nf4"))], "rlft.job.model.quantize", "rlft.job.lora");

@@ -108,3 +108,42 @@ public class RetentionTests
         Assert.Equal(done[2]["after/retention/add/loss"] - done[0]["after/eval/loss"], done[2]["after/retention/add/loss_increase"], 9);
     }
 }
+
+public class SequentialSftTests
+{
+    [Fact]
+    public void Replay_l2sp_and_ewc_apply_in_an_sft_stage_and_early_stopping_restores_the_best_held_out_loss()
+    {
+        var job = JobHarness.Job("""
+            { name = add, kind = sft, data = "builtin:family/add", steps = 2, batch-size = 4, optimizer { lr = 3e-3 } }
+            { name = max, kind = sft, data = "builtin:family/max", steps = 3, batch-size = 8, replay = 0.5, l2-sp = 0.5, ewc = 2
+              optimizer { lr = 3e-3, schedule = constant } }
+            { name = tiny, kind = sft, data = "builtin:family/times", steps = 40, batch-size = 4, eval-every = 2
+              early-stopping { patience = 2 }
+              optimizer { lr = 5e-2, schedule = constant } }
+            """, extra: "eval-prompts = 4");
+        Assert.Empty(JobValidator.Check(job));
+        using var engine = new Rlft.Actors.Compute.TorchLearnerEngine(job);
+        var steps = new List<Rlft.Actors.Protocol.StageProgress>();
+        var done = job.Stages.Select(s => engine.RunOfflineStage(s, steps.Add, TestContext.Current.CancellationToken).Metrics).ToList();
+
+        var second = steps.Where(p => p.Stage == 1).ToList();
+        Assert.Equal(3, second.Count);
+        Assert.All(second, p =>
+        {
+            Assert.Equal(4, p.Metrics["replay/replayed"]);   // half of each batch of 8 from the first stage
+            Assert.True(p.Metrics["loss/l2_sp"] >= 0);
+            Assert.True(p.Metrics["loss/ewc"] >= 0);
+        });
+        Assert.True(second[^1].Metrics["loss/l2_sp"] > 0);
+
+        // At lr 5e-2 the held-out loss soon stops improving: the stage ends early and keeps its best weights.
+        var third = steps.Where(p => p.Stage == 2).ToList();
+        Assert.True(third.Count < 40, $"ran {third.Count} steps");
+        var evaluated = third.Where(p => p.Metrics.ContainsKey("eval/loss")).ToList();
+        Assert.Equal(third.Count / 2, evaluated.Count);
+        double best = evaluated.Min(p => p.Metrics["eval/loss"]);
+        Assert.Equal(best, done[2]["after/eval/loss"], 4);
+        Assert.Equal(2 * (evaluated.FindIndex(p => p.Metrics["eval/loss"] == best) + 1), done[2]["after/early_stopping/best_step"]);
+    }
+}

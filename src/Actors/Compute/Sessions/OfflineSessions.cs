@@ -35,7 +35,8 @@ internal sealed class OfflineRun(TorchLearnerEngine engine, StageSpec stage, Act
     /// The stage's steps over <paramref name="data"/>, batch by batch (wrapping around), reporting each as step
     /// <paramref name="offset"/> + s + 1 of <paramref name="total"/> (default: the stage's steps).
     /// </summary>
-    public void Loop<T>(IReadOnlyList<T> data, Func<List<T>, Dictionary<string, double>> step, int? batchSize = null, int offset = 0, int? total = null)
+    /// <param name="stop">Asked after each step: true ends the stage there (early stopping).</param>
+    public void Loop<T>(IReadOnlyList<T> data, Func<List<T>, Dictionary<string, double>> step, int? batchSize = null, int offset = 0, int? total = null, Func<bool>? stop = null)
     {
         int size = batchSize ?? stage.BatchSize;
         for (int s = 0; s < stage.Steps; s++)
@@ -46,6 +47,7 @@ internal sealed class OfflineRun(TorchLearnerEngine engine, StageSpec stage, Act
             var m = step(batch);
             m["timing/step"] = sw.Elapsed.TotalSeconds;
             progress(new StageProgress(stage.Index, offset + s + 1, total ?? stage.Steps, m));
+            if (stop?.Invoke() == true) return;
         }
     }
 
@@ -94,7 +96,7 @@ internal static class OfflineSessions
 {
     public static OfflineProduct Run(OfflineRun run) => run.Stage.Kind switch
     {
-        StageKind.Sft => Sft(run),
+        StageKind.Sft => SftSession.Run(run),
         StageKind.RewardModel => RewardModel(run),
         StageKind.Dpo => Dpo(run),
         StageKind.Distill => Distill(run),
@@ -102,27 +104,6 @@ internal static class OfflineSessions
         StageKind.Adapt => FamilySessions.Adapt(run),
         _ => throw new InvalidOperationException($"stage {run.Stage.Name} ({run.Stage.Kind}) is not an offline stage"),
     };
-
-    static OfflineProduct Sft(OfflineRun run)
-    {
-        var engine = run.Engine;
-        var (train, heldOut) = run.Split(run.Sft);
-        engine.TrainedExamples = train.Select(x => x.Example).ToList();
-        var heldOutExamples = heldOut.Select(x => x.Example).ToList();
-        using var t = new SftTrainer(engine.Trainable, run.Stage.Optimizer, mixedPrecision: engine.Mixed);
-        // On the task family's data the held-out prompts are scored too (greedy, by the family's rule): later stages report how much of it stays.
-        var prompts = run.Stage.Data.StartsWith("builtin:family/", StringComparison.Ordinal) ? run.EvalPrompts(heldOut, x => x.Record.EvalPrompt(run.Encoder)) : null;
-        var sampling = engine.EvalSampling(run.Stage);
-        run.Record("before", new() { ["eval/loss"] = t.Loss(heldOutExamples) });
-        if (prompts is not null) run.Record("before", new() { ["eval/reward"] = RetentionProbe.Reward(run.Policy, prompts, sampling) });
-        run.Loop(engine.TrainedExamples, t.Step);
-        double loss = t.Loss(heldOutExamples);
-        double? reward = prompts is null ? null : RetentionProbe.Reward(run.Policy, prompts, sampling);
-        run.Record("after", new() { ["eval/loss"] = loss });
-        if (reward is { } r) run.Record("after", new() { ["eval/reward"] = r });
-        engine.Retention.Add(new RetentionProbe(run.Stage.Name, heldOutExamples, prompts, loss, reward));
-        return OfflineProduct.Policy;
-    }
 
     static OfflineProduct RewardModel(OfflineRun run)
     {
