@@ -88,6 +88,8 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
         if (_rm is null)
         {
             var trunk = ModelFiles.Build(contents.Files, _device, "reward-model");
+            // The trunk in model.frozen-dtype; the head stays fp32 and reads the hidden state in fp32.
+            PolicyModel.Freeze(trunk.Model, job.Model.FrozenDtype);
             _rm = new RewardModel(trunk, new RewardHead(trunk.Model.Config.HiddenSize));
             _rm.Head.to(_device);
         }

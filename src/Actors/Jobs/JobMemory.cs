@@ -43,7 +43,7 @@ public static class JobMemory
         Lora = job.Lora,
         Quantization = job.Model.Quantization,
         MixedPrecision = !job.QuantizedBase && MixedPrecisionModel.Wanted(job.Precision, OnCuda(job.Device) ? CUDA : CPU),
-        FrozenDtype = ScalarType.Float32,
+        FrozenDtype = job.Model.FrozenDtype,
         MaxPolicyLag = job.MaxPolicyLag,
         RolloutReplicas = job.RolloutWorkers,
         EvalPrompts = job.EvalPrompts,
