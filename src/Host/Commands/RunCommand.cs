@@ -103,7 +103,7 @@ public static class RunCommand
         if (dashboardUrl is not null) JobPage.CheckUrl(dashboardUrl);
         var (spec, resumePoint, record) = LoadJob(jobPath, overrides, resume);
         // Refused for memory before anything is written or loaded.
-        var estimate = MemoryCheck.Check(spec, jobPath ?? resume!, force, output);
+        var estimate = MemoryCheck.Check(spec, jobPath ?? "JOB.conf", force, output);
         record?.WriteTo(spec.RunDirectory);
         output.WriteLine($"rlft: job '{spec.Name}' → {Path.GetFullPath(spec.RunDirectory)} ({spec.Stages.Count} stages: {string.Join(" → ", spec.Stages.Select(s => s.Name))})");
         if (resumePoint is { State: var at })

@@ -9,13 +9,19 @@ public static class MemoryRole
     public static readonly string[] Ordered = [Learner, WeightServer, Rollout, Reward, Process];
 }
 
-/// <summary>One thing the job holds: its role, what it is, and its bytes.</summary>
-public sealed record MemoryItem(string Role, string What, long Bytes);
+/// <summary>
+/// One thing the job holds: its role, what it is, and its bytes. <paramref name="HostOnly"/>: held in host memory
+/// whatever the device (the runtime, serialized weights); the rest lives on the GPU when the job runs on one.
+/// </summary>
+public sealed record MemoryItem(string Role, string What, long Bytes, bool HostOnly = false);
 
 /// <summary>The bytes a job holds at its largest stage, item by item.</summary>
 public sealed record MemoryEstimate(string Stage, IReadOnlyList<MemoryItem> Items)
 {
     public long Total => Items.Sum(i => i.Bytes);
+
+    /// <summary>What a GPU would hold of it: every item but the host-only ones.</summary>
+    public long DeviceBytes => Items.Where(i => !i.HostOnly).Sum(i => i.Bytes);
 
     /// <summary>Bytes per role, in <see cref="MemoryRole.Ordered"/> order (roles holding nothing left out).</summary>
     public IReadOnlyList<(string Role, long Bytes)> ByRole => MemoryRole.Ordered

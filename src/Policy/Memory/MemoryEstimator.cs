@@ -62,7 +62,7 @@ public static class MemoryEstimator
         const string L = MemoryRole.Learner, S = MemoryRole.WeightServer, R = MemoryRole.Rollout, W = MemoryRole.Reward;
         int frozenBytes = ElementSize(job.FrozenDtype);
         string frozenName = job.FrozenDtype == ScalarType.BFloat16 ? "bf16" : "fp32";
-        yield return new(MemoryRole.Process, "runtime (.NET, libtorch)", RuntimeBytes);
+        yield return new(MemoryRole.Process, "runtime (.NET, libtorch)", RuntimeBytes, HostOnly: true);
 
         // The policy: fp32 weights, or a quantized base whose other parameters stay fp32.
         yield return new(L, job.Quantization.Enabled ? $"policy base ({QuantizationOptions.KindName(job.Quantization.Kind)} projections, fp32 rest)" : "policy weights (fp32)", shape.BaseBytes);
@@ -106,17 +106,17 @@ public static class MemoryEstimator
         if (stage.IsOnline)
         {
             yield return lora
-                ? new(S, "policy base, serialized (once)", shape.BaseBytes)
-                : new(S, "policy, serialized (current and previous version)", 2 * shape.BaseBytes);
+                ? new(S, "policy base, serialized (once)", shape.BaseBytes, HostOnly: true)
+                : new(S, "policy, serialized (current and previous version)", 2 * shape.BaseBytes, HostOnly: true);
             // Serializing goes through a growing MemoryStream whose buffer is then copied out: up to one more blob.
-            yield return new(L, "serialization buffer while publishing (transient)", shape.BaseBytes);
+            yield return new(L, "serialization buffer while publishing (transient)", shape.BaseBytes, HostOnly: true);
             // Full fine-tuning publishes every version whole: the previous publish's buffers, chunks and assembled
             // blob are managed garbage until a full collection, which .NET runs late for large objects. Measured at the
             // GPT-2 124M shape: three blobs' worth beyond the copies counted here.
-            if (!lora) yield return new(S, "earlier versions' buffers awaiting garbage collection", 3 * shape.BaseBytes);
+            if (!lora) yield return new(S, "earlier versions' buffers awaiting garbage collection", 3 * shape.BaseBytes, HostOnly: true);
         }
         bool rewardRole = job.Stages.Any(s => s.ScoredByRewardModel) && (rewardModelTrained || stage.Kind == MemoryStageKind.RewardModel);
-        if (rewardRole && stage.IsOnline) yield return new(S, "reward model, serialized", 4 * shape.Parameters);
+        if (rewardRole && stage.IsOnline) yield return new(S, "reward model, serialized", 4 * shape.Parameters, HostOnly: true);
         if (!stage.IsOnline) yield break;
 
         long generated = (long)stage.BatchSize * stage.SamplesPerPrompt;
@@ -128,12 +128,12 @@ public static class MemoryEstimator
             yield return new(R, $"{who} weights ({(job.Quantization.Enabled ? "quantized base" : frozenName)}{(lora ? " + adapters" : "")})", replicaWeights + (lora ? 4 * shape.LoraParameters : 0));
             yield return new(R, $"{who} KV cache and logits ({generated} × {job.PromptTokens + stage.CompletionTokens} tokens)", kv);
             // While a version is applied: its chunks, the blob assembled from them, and the tensors unpacked from it.
-            yield return new(R, $"{who} weights as received (chunks, blob, unpacked; transient)", 3 * shape.BaseBytes);
+            yield return new(R, $"{who} weights as received (chunks, blob, unpacked; transient)", 3 * shape.BaseBytes, HostOnly: true);
         }
         if (stage.ScoredByRewardModel)
         {
             yield return new(W, $"reward model for scoring ({frozenName})", frozenBytes * shape.Parameters);
-            yield return new(W, "reward model as received (chunks, blob, unpacked; transient)", 3 * 4 * shape.Parameters);
+            yield return new(W, "reward model as received (chunks, blob, unpacked; transient)", 3 * 4 * shape.Parameters, HostOnly: true);
         }
     }
 
@@ -170,21 +170,51 @@ public sealed record ModelShape(long Parameters, long LoraParameters, long BaseB
     /// <summary>Parameter counts of <paramref name="config"/> (tied weights once), its LoRA adapters and its base's bytes.</summary>
     public static ModelShape Of(ModelConfig config, Lora.LoraConfig? lora, QuantizationOptions quantization)
     {
-        using var meta = ModelFactory.CreateMeta(config);
-        long parameters = meta.ParameterCount();
-        var dense = meta.DenseLayers().ToList();
+        // Built on the meta device with a vocabulary of 16 and of 32, the vocabulary-sized tensors (embeddings, an
+        // untied head) are then counted by hand: libtorch materialises an embedding table on the CPU while building it.
+        const int small = 16;
+        long Count(int vocab) { using var m = ModelFactory.CreateMeta(Reshaped(config, vocab)); return m.ParameterCount(); }
+        long atSmall = Count(small), perToken = (Count(2 * small) - atSmall) / small;   // H (tied) or 2H (untied head)
+        long parameters = atSmall + perToken * (config.VocabSize - small);
+        using var meta = ModelFactory.CreateMeta(Reshaped(config, small));
+        // Projections with the real vocabulary as a dimension (an lm_head Dense).
+        var dense = meta.DenseLayers()
+            .Select(d => (d.Name, In: d.Layer.InFeatures, Out: d.Layer.OutFeatures == small && d.Name.EndsWith("lm_head", StringComparison.Ordinal) ? (long)config.VocabSize : d.Layer.OutFeatures))
+            .ToList();
         long loraParameters = lora is null ? 0 : dense
             .Where(d => lora.TargetModules.Any(t => d.Name == t || d.Name.EndsWith("." + t, StringComparison.Ordinal)))
-            .Sum(d => (long)lora.Rank * (d.Layer.InFeatures + d.Layer.OutFeatures));
+            .Sum(d => (long)lora.Rank * (d.In + d.Out));
         long baseBytes = 4 * parameters;
         if (quantization.Enabled)
-            foreach (var (name, layer) in dense.Where(d => quantization.Quantizes(d.Name)))
+            foreach (var d in dense.Where(d => quantization.Quantizes(d.Name)))
             {
-                long n = layer.InFeatures * layer.OutFeatures;
-                baseBytes += QuantizedBytes(quantization, n, layer.OutFeatures) - 4 * n;
+                long n = d.In * d.Out;
+                baseBytes += QuantizedBytes(quantization, n, d.Out) - 4 * n;
             }
         return new ModelShape(parameters, loraParameters, baseBytes, config.NumLayers, config.HiddenSize, config.IntermediateSize,
             config.NumKeyValueHeads * config.HeadDim, config.VocabSize, config.Family != ModelFamily.Gpt2);
+    }
+
+    /// <summary>
+    /// The config with another vocabulary and, for rotary families, a short context for the meta build: rotary tables
+    /// are real CPU tensors of max_position_embeddings rows (131,072 for Llama 3) and change no parameter count. GPT-2's
+    /// learned positions are parameters, so its context is kept; so is any context the shorter one would not parse.
+    /// </summary>
+    static ModelConfig Reshaped(ModelConfig config, int vocab)
+    {
+        const int context = 4096;
+        var raw = (System.Text.Json.Nodes.JsonObject)config.ToJson().DeepClone();
+        raw["vocab_size"] = vocab;
+        foreach (var id in new[] { "bos_token_id", "eos_token_id", "pad_token_id" }) raw.Remove(id);
+        if (config.Family != ModelFamily.Gpt2 && config.MaxPositions > context)
+        {
+            var shorter = (System.Text.Json.Nodes.JsonObject)raw.DeepClone();
+            shorter["max_position_embeddings"] = context;
+            shorter.Remove("rope_scaling");
+            try { return ModelConfig.Parse(shorter); }
+            catch (InvalidDataException) { }
+        }
+        return ModelConfig.Parse(raw);
     }
 
     /// <summary>Bytes of one quantized weight matrix: NF4 codes at 4 bits plus block scales (8-bit with double quantization), int8 plus a scale per row.</summary>
