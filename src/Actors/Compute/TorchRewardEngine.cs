@@ -36,11 +36,14 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
 
     public long RewardModelVersion { get; private set; } = -1;
     // Read once: the reward actor asks before every batch.
-    readonly Lazy<bool> _needsRewardModel = new(() => job.Stages.Any(s => s.IsOnline && (UsesPipeline(s)
-        ? RewardSpecReader.Read(s.Config!).Components.Any(c => c.Source is RewardModelSpec)
-        : Sources(s).Any(x => x.Type == "reward-model"))));
+    readonly Lazy<bool> _needsRewardModel = new(() => job.Stages.Any(s => s.IsOnline && UsesRewardModel(s)));
 
     public bool NeedsRewardModel => _needsRewardModel.Value;
+
+    /// <summary>Whether the stage's rewards include the job's reward model (a pipeline component or a short-form source).</summary>
+    public static bool UsesRewardModel(StageSpec s) => UsesPipeline(s)
+        ? RewardSpecReader.Read(s.Config!).Components.Any(c => c.Source is RewardModelSpec)
+        : Sources(s).Any(x => x.Type == "reward-model");
 
     static bool UsesPipeline(StageSpec s) => s.Rewards?.Has("components") == true && s.Config is not null;
 
@@ -85,6 +88,8 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
         if (_rm is null)
         {
             var trunk = ModelFiles.Build(contents.Files, _device, "reward-model");
+            // The trunk in model.frozen-dtype; the head stays fp32 and reads the hidden state in fp32.
+            PolicyModel.Freeze(trunk.Model, job.Model.FrozenDtype);
             _rm = new RewardModel(trunk, new RewardHead(trunk.Model.Config.HiddenSize));
             _rm.Head.to(_device);
         }

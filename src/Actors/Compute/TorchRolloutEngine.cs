@@ -13,7 +13,8 @@ namespace Rlft.Actors.Compute;
 
 /// <summary>
 /// A policy replica: built from the first weight blob it receives (config and tokenizer travel with the
-/// weights, so a rollout node needs no files), then updated in place between batches.
+/// weights, so a rollout node needs no files), then updated in place between batches. It holds its weights in the
+/// job's <c>model.frozen-dtype</c> (fp32 or bf16; weights travel as fp32 and are cast as they are copied in).
 /// </summary>
 public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
 {
@@ -47,6 +48,8 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
                 {
                     var json = JsonNode.Parse(adapterConfig) as JsonObject ?? throw new InvalidDataException($"weights v{version}: adapter config is not a JSON object");
                     _adapters = LoraAdapters.Apply(policy.Model, LoraConfig.FromPeftJson(json, $"weights v{version}"));
+                    // The adapters compute in the replica's dtype (model.frozen-dtype); copy_ casts what arrives.
+                    PolicyModel.Freeze(policy.Model, job.Model.FrozenDtype);
                 }
                 _adapters.CopyFrom(contents.Tensors, $"adapter weights v{version}");
             }
@@ -56,6 +59,7 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
                 if (_policy is null)
                 {
                     _policy = ModelFiles.Build(contents.Files, _device, "replica");
+                    PolicyModel.Freeze(_policy.Model, job.Model.FrozenDtype);
                     _tokenizerConfig = contents.Files.GetValueOrDefault("tokenizer_config.json");
                 }
                 ModelBlob.CopyInto(_policy.Model, contents.Tensors);

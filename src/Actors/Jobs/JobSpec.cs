@@ -50,6 +50,13 @@ public sealed record ModelSpec(string? Path, string Arch, string Preset, string?
     /// 4 or 8 bits at load (QLoRA); every policy-training stage then trains the job's LoRA adapters. Default: none.
     /// </summary>
     public Rlft.Policy.Quantization.QuantizationOptions Quantization { get; init; } = new();
+
+    /// <summary>
+    /// <c>rlft.job.model.frozen-dtype = fp32 | bf16</c>: the dtype of the copies nothing trains — the frozen reference,
+    /// the rollout replicas, the reward model as the reward role scores with it, the distillation teacher. bf16 halves
+    /// their memory; default fp32.
+    /// </summary>
+    public TorchSharp.torch.ScalarType FrozenDtype { get; init; } = TorchSharp.torch.ScalarType.Float32;
 }
 
 /// <summary>Sampling used by rollout workers in online stages.</summary>

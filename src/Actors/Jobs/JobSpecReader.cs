@@ -29,7 +29,7 @@ public static class JobSpecReader
     static readonly string[] RmKeys = ["margin", "center-rewards-coef"];
     static readonly string[] DistillKeys = ["temperature", "on-policy-fraction"];
     static readonly string[] SamplingKeys = ["max-new-tokens", "temperature", "top-k", "top-p"];
-    static readonly string[] ModelKeys = ["path", "arch", "preset", "chat-template", "quantize", "double-quant", "compute-dtype", "quantize-skip-modules"];
+    static readonly string[] ModelKeys = ["path", "arch", "preset", "chat-template", "quantize", "double-quant", "compute-dtype", "quantize-skip-modules", "frozen-dtype"];
     static readonly string[] TeacherKeys = ["path", "arch", "preset"];
     static readonly string[] StageKinds = ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo", "meta", "adapt"];
 
@@ -73,7 +73,11 @@ public static class JobSpecReader
             Device = errors.Read(() => c.GetEnum($"{Root}.device", ["auto", "cpu", "cuda"], "auto"), "auto"),
             Precision = errors.Read(() => c.GetEnum($"{Root}.precision", ["auto", "fp32", "bf16"], "auto"), "auto") switch { "fp32" => Precision.Fp32, "bf16" => Precision.Bf16, _ => Precision.Auto },
             OutputRoot = outputDir,
-            Model = errors.Read(() => ParseModel(c, $"{Root}.model"), new ModelSpec(null, "gpt2", "tiny")) with { Quantization = quantization },
+            Model = errors.Read(() => ParseModel(c, $"{Root}.model"), new ModelSpec(null, "gpt2", "tiny")) with
+            {
+                Quantization = quantization,
+                FrozenDtype = errors.Read(() => ParseFrozenDtype(c, quantization), TorchSharp.torch.ScalarType.Float32),
+            },
             MaxPolicyLag = errors.Read(() => c.GetInt($"{Root}.max-policy-lag", 1, min: 0, max: 16), 1),
             RolloutWorkers = errors.Read(() => c.GetInt($"{Root}.rollout-workers", 1, min: 1, max: 64), 1),
             CheckpointEvery = errors.Read(() => c.GetInt($"{Root}.checkpoint-every", 0, min: 0), 0),
@@ -148,6 +152,19 @@ public static class JobSpecReader
             },
             SkipModules = skip,
         };
+    }
+
+    /// <summary>
+    /// <c>model.frozen-dtype = fp32 | bf16</c> (default fp32); bf16 is refused with a quantized base, whose projections
+    /// are 4 or 8 bits already and whose compute dtype is its own key.
+    /// </summary>
+    static TorchSharp.torch.ScalarType ParseFrozenDtype(RlftConfig c, QuantizationOptions quantization)
+    {
+        const string key = Root + ".model.frozen-dtype";
+        bool bf16 = c.GetEnum(key, ["fp32", "bf16"], "fp32") == "bf16";
+        if (bf16 && quantization.Enabled)
+            throw new ConfigException($"{key}: a {QuantizationOptions.KindName(quantization.Kind)} base is frozen in 4 or 8 bits already (the reference is the base itself); set {Root}.model.compute-dtype = bf16 for bf16 compute (in {c.Source})");
+        return bf16 ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32;
     }
 
     /// <summary>What a quantized base cannot be combined with, each naming the key at fault.</summary>

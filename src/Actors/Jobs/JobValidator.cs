@@ -145,7 +145,7 @@ public static class JobValidator
             problems.AddRange(found.Select(p => $"{Root}.model.path: {p}"));
             if (found.Count > 0) config = null;
         }
-        else config = ModelPresets.Config(job.Model.Arch, job.Model.Preset, ModelPresets.DefaultVocabSize(job.Model.Preset), 0, 0);
+        else config = ModelPresets.Shape(job.Model.Arch, job.Model.Preset);
         foreach (var stage in stages.Where(s => s.Kind == StageKind.Distill))
         {
             string at = $"{Root}.stages[{stage.Index}].teacher";

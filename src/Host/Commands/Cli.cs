@@ -23,7 +23,7 @@ public static class Cli
             BenchCommand.Create(), BenchCaseCommand.Create(),
             ScoreCommand.Create(),
             ClassifyCommand.Create(),
-            RunCommand.Create(),
+            RunCommand.Create(), EstimateCommand.Create(),
             FrontierCommand.Create(),
             NodeCommand.Create(),
             FeedbackCommand.Create(), FeedbackTokenCommand.Create(), SimulateRatersCommand.Create(),

@@ -21,7 +21,8 @@ public static class RunCommand
         var plain = new Option<bool>("--plain-loop") { Description = "Run the stages as one plain in-process loop, without actors (the baseline the actor runtime is measured against)" };
         var otlp = OtlpExport.Option();
         var dashboard = new Option<string?>("--dashboard") { Description = "Serve a live page of the job (curves, samples, members) at this address, e.g. http://127.0.0.1:8090" };
-        var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume, plain, otlp, dashboard };
+        var force = new Option<bool>("--force") { Description = "Run even when the memory estimate says the job does not fit in the memory available here" };
+        var command = new Command("run", "Run a job in one process (all roles).") { job, set, resume, plain, otlp, dashboard, force };
         command.SetAction(async (result, ct) =>
         {
             using var telemetry = OtlpExport.Start(result.GetValue(otlp), "rlft-run");
@@ -32,8 +33,8 @@ public static class RunCommand
         Task<int> Dispatch(ParseResult result, CancellationToken ct) => result.GetValue(plain) && result.GetValue(resume) is not null
             ? throw new CliException("run: --plain-loop does not resume runs; drop --plain-loop to continue with --resume")
             : result.GetValue(plain)
-            ? Task.FromResult(RunPlain(result.GetValue(job) ?? throw new CliException("run --plain-loop: give the job file"), result.GetValue(set) ?? [], result.InvocationConfiguration.Output))
-            : RunAsync(result.GetValue(job), result.GetValue(set) ?? [], result.GetValue(resume), result.GetValue(dashboard), result.InvocationConfiguration.Output, ct);
+            ? Task.FromResult(RunPlain(result.GetValue(job) ?? throw new CliException("run --plain-loop: give the job file"), result.GetValue(set) ?? [], result.GetValue(force), result.InvocationConfiguration.Output))
+            : RunAsync(result.GetValue(job), result.GetValue(set) ?? [], result.GetValue(resume), result.GetValue(dashboard), result.GetValue(force), result.InvocationConfiguration.Output, ct);
     }
 
     internal static void PrintSummary(TextWriter output, IReadOnlyDictionary<string, double> summary)
@@ -42,9 +43,10 @@ public static class RunCommand
             output.WriteLine($"  {k,-44} {v.ToString("0.####", CultureInfo.InvariantCulture)}");
     }
 
-    static int RunPlain(string jobPath, string[] overrides, TextWriter output)
+    static int RunPlain(string jobPath, string[] overrides, bool force, TextWriter output)
     {
         var spec = JobSpec.LoadChecked(jobPath, overrides);
+        var estimate = MemoryCheck.Check(spec, jobPath, force, output);
         output.WriteLine($"rlft: job '{spec.Name}' as a plain loop → {Path.GetFullPath(spec.RunDirectory)}");
         var started = DateTime.UtcNow;
         var display = new ProgressLine(output);
@@ -52,6 +54,7 @@ public static class RunCommand
             display.Update(new JobStatus(0, stage, step, total, 0, false, 0, 0, 0, new Dictionary<string, long>(), new Dictionary<string, double>(m))));
         output.WriteLine($"rlft: finished in {(DateTime.UtcNow - started).TotalSeconds:F0}s ({result.OnlineSamples / Math.Max(1e-9, result.OnlineSeconds):F1} online samples/s)");
         PrintSummary(output, result.Summary);
+        MemoryCheck.PrintPeak(output, estimate);
         return 0;
     }
 
@@ -59,7 +62,7 @@ public static class RunCommand
     /// The job to run and, with --resume, the checkpoint to continue from. A fresh run records its job file
     /// (text and overrides) in run.json; a resumed one reads it back, so it continues the very same job.
     /// </summary>
-    static (JobSpec Job, ResumePoint? Resume) LoadJob(string? jobPath, string[] overrides, string? resume)
+    static (JobSpec Job, ResumePoint? Resume, JobRecord? Record) LoadJob(string? jobPath, string[] overrides, string? resume)
     {
         if (resume is null)
         {
@@ -67,8 +70,7 @@ public static class RunCommand
             jobPath = RlftConfig.ResolvePath(jobPath);
             // Everything the job reads and writes is checked before the run directory is touched.
             var spec = JobSpec.LoadChecked(jobPath, overrides);
-            JobRecord.Of(jobPath, overrides).WriteTo(spec.RunDirectory);
-            return (spec, null);
+            return (spec, null, JobRecord.Of(jobPath, overrides));
         }
         if (jobPath is not null)
             throw new CliException($"run: --resume continues the job recorded in {Path.Combine(resume, JobRecord.FileName)}; drop the job file argument");
@@ -83,7 +85,7 @@ public static class RunCommand
         var point = ResumePoint.Latest(runDir);
         if (point.State.Stage >= job.Stages.Count)
             throw new CliException($"--resume {resume}: {Path.GetFileName(point.Directory)} continues stage {point.State.Stage}, but the job has {job.Stages.Count} stages");
-        return (job, point);
+        return (job, point, null);
     }
 
     /// <summary>The one-member cluster `rlft run` is: every role in this process (and the rater endpoint when the job has one).</summary>
@@ -96,10 +98,13 @@ public static class RunCommand
         Resume = resume,
     }, new TorchEngineFactory());
 
-    static async Task<int> RunAsync(string? jobPath, string[] overrides, string? resume, string? dashboardUrl, TextWriter output, CancellationToken ct)
+    static async Task<int> RunAsync(string? jobPath, string[] overrides, string? resume, string? dashboardUrl, bool force, TextWriter output, CancellationToken ct)
     {
         if (dashboardUrl is not null) JobPage.CheckUrl(dashboardUrl);
-        var (spec, resumePoint) = LoadJob(jobPath, overrides, resume);
+        var (spec, resumePoint, record) = LoadJob(jobPath, overrides, resume);
+        // Refused for memory before anything is written or loaded.
+        var estimate = MemoryCheck.Check(spec, jobPath ?? "JOB.conf", force, output);
+        record?.WriteTo(spec.RunDirectory);
         output.WriteLine($"rlft: job '{spec.Name}' → {Path.GetFullPath(spec.RunDirectory)} ({spec.Stages.Count} stages: {string.Join(" → ", spec.Stages.Select(s => s.Name))})");
         if (resumePoint is { State: var at })
             output.WriteLine($"rlft: resuming from {resumePoint.Directory}: stage {at.Stage} ({spec.Stages[at.Stage].Name}), {(at.Started ? $"step {at.Step}/{spec.Stages[at.Stage].Steps}" : "from its start")}, policy v{at.PolicyVersion}");
@@ -134,6 +139,7 @@ public static class RunCommand
         var seconds = (DateTime.UtcNow - started).TotalSeconds;
         output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message} in {seconds:F0}s");
         PrintSummary(output, finished.Summary);
+        MemoryCheck.PrintPeak(output, estimate);
         return finished.Succeeded ? 0 : 1;
     }
 }

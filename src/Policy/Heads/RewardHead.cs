@@ -30,7 +30,8 @@ public sealed class RewardHead : nn.Module<Tensor, Tensor, Tensor>
         var idx = arange(t, dtype: ScalarType.Int64, device: hidden.device).unsqueeze(0) * attentionMask.to(ScalarType.Int64);
         var last = idx.argmax(-1);                                                       // (B,) last real position
         var h = hidden.gather(1, last.view(-1, 1, 1).expand(-1, 1, hidden.shape[2])).squeeze(1); // (B, H)
-        return score.forward(h).squeeze(-1).MoveToOuterDisposeScope();                   // (B,)
+        // The head stays fp32 under a bf16 trunk (model.frozen-dtype): scores are read in fp32.
+        return score.forward(h.to(score.weight!.dtype)).squeeze(-1).MoveToOuterDisposeScope();   // (B,)
     }
 
     public void Save(string path) => SafetensorsFile.Save(path, state_dict().ToDictionary(kv => kv.Key, kv => kv.Value));

@@ -98,6 +98,14 @@ public static class ModelPresets
     }
 
     /// <summary>
+    /// The shape of a preset without training its tokenizer: a published shape as published, a size preset with its
+    /// default vocabulary (the trained tokenizer may come out a little smaller). Special-token ids are placeholders.
+    /// </summary>
+    public static ModelConfig Shape(string arch, string preset) => PublishedShapes.IsPublished(preset)
+        ? PublishedShapes.Config(preset, 0, 0, 1)
+        : Config(arch, preset, DefaultVocabSize(preset), 0, 1);
+
+    /// <summary>
     /// The architecture a preset is built with: a published shape fixes its own (and refuses a different
     /// <paramref name="arch"/>); a size needs one.
     /// </summary>

@@ -106,6 +106,8 @@ public sealed class RotaryEmbedding
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
         long r = cos.shape[^1], d = x.shape[^1];
+        // The table is fp32; a bf16 model rotates in bf16, as transformers casts cos/sin to the activations' dtype.
+        if (cos.dtype != x.dtype) (cos, sin) = (cos.to(x.dtype), sin.to(x.dtype));
         var rot = r == d ? x : x.narrow(-1, 0, r);
         long half = r / 2;
         var x1 = rot.narrow(-1, 0, half);

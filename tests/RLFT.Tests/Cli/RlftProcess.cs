@@ -18,9 +18,10 @@ public sealed class RlftProcess : IDisposable
 
     RlftProcess(Process process, ConcurrentQueue<string> log, string readyLine) => (Process, _log, ReadyLine) = (process, log, readyLine);
 
-    public static async Task<RlftProcess> StartAsync(IEnumerable<string> args, string readyWhen, CancellationToken ct)
+    public static async Task<RlftProcess> StartAsync(IEnumerable<string> args, string readyWhen, CancellationToken ct, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) info.Environment[key] = value;
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rlft.dll"));
         foreach (var a in args) info.ArgumentList.Add(a);
         var process = Process.Start(info)!;

@@ -139,4 +139,16 @@ public class JobSpecTests
         Assert.StartsWith("--set seed: expected key=value", Assert.Throws<ConfigException>(() => JobSpec.Load(path, ["seed"])).Message);
         Directory.Delete(dir, true);
     }
+
+    [Fact]
+    public void Frozen_copies_are_fp32_unless_the_model_says_bf16_which_a_quantized_base_refuses()
+    {
+        const string stages = "stages = [ { kind = ppo, data = x, steps = 1 } ]";
+        Assert.Equal(TorchSharp.torch.ScalarType.Float32, Parse($"rlft.job {{ name = t, model {{ arch = gpt2, preset = tiny }}\n {stages} }}").Model.FrozenDtype);
+        Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, Parse($"rlft.job {{ name = t, model {{ arch = gpt2, preset = tiny, frozen-dtype = bf16 }}\n {stages} }}").Model.FrozenDtype);
+        var bad = Assert.Throws<ConfigException>(() => Parse($"rlft.job {{ name = t, model {{ arch = gpt2, preset = tiny, frozen-dtype = fp16 }}\n {stages} }}"));
+        Assert.Contains("rlft.job.model.frozen-dtype", bad.Message);
+        var quantized = Assert.Throws<ConfigException>(() => Parse($"rlft.job {{ name = t, model {{ arch = gpt2, preset = tiny, quantize = nf4, frozen-dtype = bf16 }}\n lora {{ rank = 4 }}\n {stages} }}"));
+        Assert.Contains("rlft.job.model.frozen-dtype: a nf4 base is frozen in 4 or 8 bits already", quantized.Message);
+    }
 }

@@ -44,24 +44,50 @@ public sealed class PolicyModel
         LogProbs.OfCompletions(Model, examples.Select(e => e.Prompt).ToList(), examples.Select(e => e.Completion).ToList(), Tokenizer.PadId,
             examples.Select(e => e.CompletionMask).ToList());
 
-    /// <summary>A frozen deep copy (the reference model when no LoRA adapters are used), with the same gradient-checkpointing setting.</summary>
-    public PolicyModel FrozenCopy()
+    /// <summary>
+    /// A frozen deep copy (the reference model when no LoRA adapters are used), with the same gradient-checkpointing
+    /// setting, its weights held in <paramref name="dtype"/>: fp32, or bf16 for half the memory (<c>model.frozen-dtype</c>).
+    /// A bf16 copy computes its matmuls in bf16; log-softmax, sampling and the reward head run in fp32 (see README).
+    /// </summary>
+    public PolicyModel FrozenCopy(ScalarType dtype = ScalarType.Float32)
     {
         if (Quantization.ModelQuantizer.IsQuantized(Model))
             throw new InvalidOperationException("a quantized base is not copied: it is frozen already, so the reference is the same model (adapters off, or a snapshot of them)");
         var copy = ModelFactory.Create(Model.Config);
         copy.GradientCheckpointing = Model.GradientCheckpointing;
         copy.to(Device);
+        // Converted before the copy, so the fp32 initial weights are released and the copy casts as it writes.
+        if (dtype != ScalarType.Float32) copy.to(FrozenDtype(dtype));
         using (no_grad())
         {
             var source = Model.state_dict();
             foreach (var (name, p) in copy.state_dict())
                 if (source.TryGetValue(name, out var s)) p.copy_(s);
         }
-        foreach (var p in copy.parameters()) p.requires_grad = false;
-        copy.eval();
-        return new PolicyModel(copy, Tokenizer, Encoder);
+        return new PolicyModel(Freeze(copy, dtype), Tokenizer, Encoder);
     }
+
+    /// <summary>
+    /// Holds <paramref name="model"/> frozen in <paramref name="dtype"/> (fp32 or bf16): parameters without gradients,
+    /// eval mode. What the rollout replica, the reward model used for scoring and a loaded reference or teacher do.
+    /// </summary>
+    public static CausalLM Freeze(CausalLM model, ScalarType dtype = ScalarType.Float32)
+    {
+        dtype = FrozenDtype(dtype);
+        bool quantized = Quantization.ModelQuantizer.IsQuantized(model);
+        if (dtype != ScalarType.Float32 && quantized)
+            throw new InvalidOperationException("a quantized base keeps its projections in 4 or 8 bits; its compute dtype is set with model.compute-dtype");
+        foreach (var p in model.parameters()) p.requires_grad = false;
+        // LoRA adapters attached after an earlier conversion are converted too; a quantized base is left as it is.
+        if (!quantized && model.parameters().Any(p => p.dtype != dtype)) model.to(dtype);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>The dtypes a frozen copy may be held in: fp32 and bf16.</summary>
+    public static ScalarType FrozenDtype(ScalarType dtype) => dtype is ScalarType.Float32 or ScalarType.BFloat16
+        ? dtype
+        : throw new ArgumentException($"frozen copies are held in fp32 or bf16, not {dtype}");
 
     /// <summary>Hidden states that predict each completion column: (B, C, H) from (B, T, H).</summary>
     public static Tensor CompletionHidden(CompletionLogProbs lp)

@@ -1,0 +1,65 @@
+using Rlft.Actors.Compute;
+using Rlft.Policy.Memory;
+using Rlft.Policy.Models;
+using Rlft.Policy.Runtime;
+using Rlft.Policy.Training;
+using static TorchSharp.torch;
+
+namespace Rlft.Actors.Jobs;
+
+/// <summary>
+/// A job's memory estimate (<see cref="MemoryEstimator"/>) from its spec: the model's config.json (a checkpoint's,
+/// the one an earlier run of the job wrote into init-model/, or the preset's shape), never its weights.
+/// </summary>
+public static class JobMemory
+{
+    public static MemoryEstimate Estimate(JobSpec job, int promptTokens = 64, int sequenceTokens = 256) =>
+        MemoryEstimator.Estimate(Describe(job, promptTokens, sequenceTokens));
+
+    public static MemoryJob Describe(JobSpec job, int promptTokens = 64, int sequenceTokens = 256) => new()
+    {
+        Model = ConfigOf(job.Model, Path.Combine(job.RunDirectory, "init-model")),
+        Stages = job.Stages.Select(s => new MemoryStage
+        {
+            Name = s.Name,
+            Kind = s.Kind switch
+            {
+                StageKind.Sft => MemoryStageKind.Sft,
+                StageKind.RewardModel => MemoryStageKind.RewardModel,
+                StageKind.Ppo => MemoryStageKind.Ppo,
+                StageKind.Dpo => MemoryStageKind.Dpo,
+                StageKind.Grpo => MemoryStageKind.Grpo,
+                StageKind.OnlineDpo => MemoryStageKind.OnlineDpo,
+                _ => MemoryStageKind.Distill,
+            },
+            BatchSize = s.BatchSize,
+            SamplesPerPrompt = s.SamplesPerPrompt,
+            CompletionTokens = s.Sampling.MaxNewTokens,
+            MiniBatches = s.Kind == StageKind.Ppo ? s.Ppo.MiniBatches : 1,
+            GradientCheckpointing = s.GradientCheckpointing,
+            ScoredByRewardModel = s.IsOnline && TorchRewardEngine.UsesRewardModel(s),
+            Teacher = s.Kind == StageKind.Distill && s.Teacher is { } t ? ConfigOf(t, null) : null,
+        }).ToList(),
+        Lora = job.Lora,
+        Quantization = job.Model.Quantization,
+        MixedPrecision = !job.QuantizedBase && MixedPrecisionModel.Wanted(job.Precision, OnCuda(job.Device) ? CUDA : CPU),
+        FrozenDtype = job.Model.FrozenDtype,
+        MaxPolicyLag = job.MaxPolicyLag,
+        RolloutReplicas = job.RolloutWorkers,
+        EvalPrompts = job.EvalPrompts,
+        PromptTokens = promptTokens,
+        SequenceTokens = sequenceTokens,
+    };
+
+    /// <summary>Whether the job's device is a GPU (auto: when CUDA is available here), without failing where it is not.</summary>
+    public static bool OnCuda(string device) => device.StartsWith("cuda", StringComparison.Ordinal)
+        || (device == "auto" && TorchRuntime.ResolveDevice("auto").type == TorchSharp.DeviceType.CUDA);
+
+    static ModelConfig ConfigOf(ModelSpec model, string? initDirectory)
+    {
+        if (model.Path is { } path) return ModelConfig.Load(Path.Combine(path, "config.json"));
+        if (initDirectory is not null && File.Exists(Path.Combine(initDirectory, "config.json")))
+            return ModelConfig.Load(Path.Combine(initDirectory, "config.json"));
+        return ModelPresets.Shape(model.Arch, model.Preset);
+    }
+}

@@ -1,0 +1,227 @@
+using Rlft.Policy.Models;
+using Rlft.Policy.Quantization;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Memory;
+
+/// <summary>
+/// The bytes a job will hold, per role, from the model's config.json and the job's settings (the model is built on
+/// the meta device for its parameter names and shapes; no weight is read). It counts the copies RLFT makes today in
+/// one process (<c>rlft run</c>):
+/// <list type="bullet">
+/// <item>learner: the policy (fp32, or a 4/8-bit base plus its full-precision rest), a bf16 compute copy with mixed
+/// precision, LoRA adapters, fp32 gradients and AdamW's two moments for what is trained, the frozen reference
+/// (online stages, offline DPO), the reward model once one is trained, the distillation teacher, and a step's
+/// activations;</item>
+/// <item>weight server: the serialized versions it serves (the current and the previous full version; with LoRA the
+/// base once), and the reward model's;</item>
+/// <item>rollout, per in-process replica: its copy of the weights, the KV cache of a batch, and the weights as
+/// received (chunks, the assembled blob and the unpacked tensors while a version is applied);</item>
+/// <item>reward: the reward model's copy and its received forms while it is applied;</item>
+/// <item>process: the runtime (.NET, libtorch, Akka) before any model.</item>
+/// </list>
+/// Stages run one after another, so the total is the largest stage's; the items of that stage are reported.
+/// </summary>
+public static class MemoryEstimator
+{
+    /// <summary>Resident memory of an <c>rlft run</c> process before it holds any model (measured: a one-step PPO job on the tiny preset peaks at 297 MiB).</summary>
+    public const long RuntimeBytes = 300L << 20;
+
+    /// <summary>
+    /// Activation words kept for the backward pass, per token and layer: <c>HiddenWords</c>·hidden (norm inputs and
+    /// outputs, q/k/v and their rotated or transposed copies, attention output, projection inputs) plus, per
+    /// intermediate unit, 2 words for GPT-2's MLP (up-projection output, activation) and 4 for a gated MLP (gate, up,
+    /// activation, product). Checked against measured peaks (see README, Memory and model size).
+    /// </summary>
+    public const double HiddenWords = 12;
+
+    public static MemoryEstimate Estimate(MemoryJob job)
+    {
+        var shape = ModelShape.Of(job.Model, job.Lora, job.Quantization);
+        var teacherShapes = job.Stages.Where(s => s.Teacher is not null).Select(s => s.Teacher!).Distinct()
+            .ToDictionary(c => c, c => ModelShape.Of(c, null, new QuantizationOptions()));
+        int firstOnline = job.Stages.Select((s, i) => (s, i)).FirstOrDefault(x => x.s.IsOnline, (null!, -1)).Item2;
+        bool rewardModelTrained = false;
+        MemoryEstimate? peak = null;
+        for (int i = 0; i < job.Stages.Count; i++)
+        {
+            var stage = job.Stages[i];
+            // LoRA: adapters from the first online stage on (from the start with a quantized base).
+            bool lora = job.Lora is not null && (job.Quantization.Enabled || (firstOnline >= 0 && i >= firstOnline));
+            var items = StageItems(job, stage, shape, lora, rewardModelTrained,
+                stage.Teacher is null ? null : teacherShapes[stage.Teacher]).Where(x => x.Bytes > 0).ToList();
+            var estimate = new MemoryEstimate(stage.Name, items);
+            if (peak is null || estimate.Total > peak.Total) peak = estimate;
+            if (stage.Kind == MemoryStageKind.RewardModel) rewardModelTrained = true;
+        }
+        return peak ?? new MemoryEstimate("none", [new MemoryItem(MemoryRole.Process, "runtime", RuntimeBytes)]);
+    }
+
+    static IEnumerable<MemoryItem> StageItems(MemoryJob job, MemoryStage stage, ModelShape shape, bool lora, bool rewardModelTrained, ModelShape? teacher)
+    {
+        const string L = MemoryRole.Learner, S = MemoryRole.WeightServer, R = MemoryRole.Rollout, W = MemoryRole.Reward;
+        int frozenBytes = ElementSize(job.FrozenDtype);
+        string frozenName = job.FrozenDtype == ScalarType.BFloat16 ? "bf16" : "fp32";
+        yield return new(MemoryRole.Process, "runtime (.NET, libtorch)", RuntimeBytes, HostOnly: true);
+
+        // The policy: fp32 weights, or a quantized base whose other parameters stay fp32.
+        yield return new(L, job.Quantization.Enabled ? $"policy base ({QuantizationOptions.KindName(job.Quantization.Kind)} projections, fp32 rest)" : "policy weights (fp32)", shape.BaseBytes);
+        if (job.MixedPrecision) yield return new(L, "bf16 compute copy", 2 * shape.Parameters);
+        if (lora) yield return new(L, $"LoRA adapters (r{job.Lora!.Rank}, fp32)", 4 * shape.LoraParameters);
+
+        long trained = stage.Kind == MemoryStageKind.RewardModel ? shape.Parameters + shape.Hidden + 1
+            : (lora ? shape.LoraParameters : shape.Parameters) + (stage.Kind == MemoryStageKind.Ppo ? shape.Hidden + 1 : 0);
+        yield return new(L, "gradients (fp32)", 4 * trained);
+        yield return new(L, "AdamW moments (fp32, 2 per weight)", 8 * trained);
+
+        // Frozen copies the learner makes: the online stages' reference (a deep copy, LoRA too, unless the base is
+        // quantized), offline DPO's stage-start policy, the reward-model stage's trunk (trained, so fp32).
+        bool reference = !job.Quantization.Enabled && (stage.IsOnline || stage.Kind == MemoryStageKind.Dpo);
+        if (reference) yield return new(L, $"frozen reference ({frozenName})", frozenBytes * shape.Parameters);
+        if (stage.Kind == MemoryStageKind.RewardModel) yield return new(L, "reward model being trained (fp32)", 4 * shape.Parameters);
+        else if (rewardModelTrained) yield return new(L, "reward model (fp32)", 4 * shape.Parameters);
+        if (teacher is not null) yield return new(L, $"distillation teacher ({frozenName})", frozenBytes * teacher.Parameters);
+
+        // One training step's activations: the sequences a forward pass sees at once.
+        long sequences = stage.Kind switch
+        {
+            MemoryStageKind.Ppo => Ceil((long)stage.BatchSize * stage.SamplesPerPrompt, stage.MiniBatches),
+            MemoryStageKind.Grpo or MemoryStageKind.OnlineDpo => (long)stage.BatchSize * stage.SamplesPerPrompt,
+            MemoryStageKind.Dpo or MemoryStageKind.RewardModel => 2L * stage.BatchSize,
+            _ => stage.BatchSize,
+        };
+        long tokensPerSequence = stage.IsOnline ? job.PromptTokens + stage.CompletionTokens : job.SequenceTokens;
+        long activations = Activations(shape, sequences * tokensPerSequence, stage.GradientCheckpointing);
+        // An online stage samples its held-out prompts before and after it, at another time than a training step:
+        // the learner's working memory is the larger of the two.
+        long evalSequences = stage.IsOnline ? Math.Min(64, job.EvalPrompts) : 0;
+        long evaluation = Generation(shape, evalSequences, job.PromptTokens + stage.CompletionTokens, 4);
+        yield return evaluation > activations
+            ? new(L, $"evaluation sampling ({evalSequences} × {job.PromptTokens + stage.CompletionTokens} tokens, KV cache)", evaluation)
+            : new(L, $"activations ({sequences} × {tokensPerSequence} tokens{(stage.GradientCheckpointing ? ", checkpointed" : "")})", activations);
+
+        if (!stage.IsOnline && !rewardModelTrained) yield break;
+        // The weight server keeps serialized versions: with full fine-tuning the current and the previous one (a
+        // replica may still be fetching it); with LoRA the base once (adapters are small).
+        if (stage.IsOnline)
+        {
+            yield return lora
+                ? new(S, "policy base, serialized (once)", shape.BaseBytes, HostOnly: true)
+                : new(S, "policy, serialized (current and previous version)", 2 * shape.BaseBytes, HostOnly: true);
+            // Serializing goes through a growing MemoryStream whose buffer is then copied out: up to one more blob.
+            yield return new(L, "serialization buffer while publishing (transient)", shape.BaseBytes, HostOnly: true);
+            // Full fine-tuning publishes every version whole: the previous publish's buffers, chunks and assembled
+            // blob are managed garbage until a full collection, which .NET runs late for large objects. Measured at the
+            // GPT-2 124M shape: three blobs' worth beyond the copies counted here.
+            if (!lora) yield return new(S, "earlier versions' buffers awaiting garbage collection", 3 * shape.BaseBytes, HostOnly: true);
+        }
+        bool rewardRole = job.Stages.Any(s => s.ScoredByRewardModel) && (rewardModelTrained || stage.Kind == MemoryStageKind.RewardModel);
+        if (rewardRole && stage.IsOnline) yield return new(S, "reward model, serialized", 4 * shape.Parameters, HostOnly: true);
+        if (!stage.IsOnline) yield break;
+
+        long generated = (long)stage.BatchSize * stage.SamplesPerPrompt;
+        long kv = Generation(shape, generated, job.PromptTokens + stage.CompletionTokens, frozenBytes);
+        long replicaWeights = job.Quantization.Enabled ? shape.BaseBytes : frozenBytes * shape.Parameters;
+        for (int r = 0; r < job.RolloutReplicas; r++)
+        {
+            string who = job.RolloutReplicas == 1 ? "replica" : $"replica {r + 1}";
+            yield return new(R, $"{who} weights ({(job.Quantization.Enabled ? "quantized base" : frozenName)}{(lora ? " + adapters" : "")})", replicaWeights + (lora ? 4 * shape.LoraParameters : 0));
+            yield return new(R, $"{who} KV cache and logits ({generated} × {job.PromptTokens + stage.CompletionTokens} tokens)", kv);
+            // While a version is applied: its chunks, the blob assembled from them, and the tensors unpacked from it.
+            yield return new(R, $"{who} weights as received (chunks, blob, unpacked; transient)", 3 * shape.BaseBytes, HostOnly: true);
+        }
+        if (stage.ScoredByRewardModel)
+        {
+            yield return new(W, $"reward model for scoring ({frozenName})", frozenBytes * shape.Parameters);
+            yield return new(W, "reward model as received (chunks, blob, unpacked; transient)", 3 * 4 * shape.Parameters, HostOnly: true);
+        }
+    }
+
+    /// <summary>
+    /// Activations of one forward and backward over <paramref name="tokens"/> positions: per layer the kept tensors
+    /// (all of them, or only the block input when checkpointed plus one block recomputed), the embeddings and final
+    /// norm, and the LM head's chunks (logits, log-softmax and their gradient; 64 MiB of logits at a time).
+    /// </summary>
+    public static long Activations(ModelShape shape, long tokens, bool checkpointed)
+    {
+        double perLayer = 4.0 * (HiddenWords * shape.Hidden + (shape.GatedMlp ? 4 : 2) * shape.Intermediate);   // bytes per token
+        double layers = checkpointed ? shape.Layers * 4.0 * shape.Hidden + perLayer : shape.Layers * perLayer;
+        double head = 3.0 * Math.Min(4.0 * tokens * shape.Vocab, ChunkedLmHead.DefaultChunkBytes);
+        return (long)(tokens * (layers + 3 * 4.0 * shape.Hidden) + head);
+    }
+
+    /// <summary>Sampling <paramref name="sequences"/> of <paramref name="tokens"/>: the KV cache (keys and values of every layer) and a step's logits and probabilities.</summary>
+    public static long Generation(ModelShape shape, long sequences, long tokens, int bytesPerValue) =>
+        2L * shape.Layers * shape.KvWidth * sequences * tokens * bytesPerValue + 2L * sequences * shape.Vocab * 4;
+
+    static long Ceil(long a, long b) => (a + b - 1) / b;
+
+    static int ElementSize(ScalarType t) => t switch
+    {
+        ScalarType.BFloat16 or ScalarType.Float16 => 2,
+        ScalarType.Float32 => 4,
+        _ => throw new ArgumentException($"frozen copies are held in fp32 or bf16, not {t}"),
+    };
+}
+
+/// <summary>What the estimate needs of a model's shape: counts from the model built on the meta device.</summary>
+public sealed record ModelShape(long Parameters, long LoraParameters, long BaseBytes, int Layers, int Hidden, int Intermediate, int KvWidth, int Vocab, bool GatedMlp)
+{
+    /// <summary>Parameter counts of <paramref name="config"/> (tied weights once), its LoRA adapters and its base's bytes.</summary>
+    public static ModelShape Of(ModelConfig config, Lora.LoraConfig? lora, QuantizationOptions quantization)
+    {
+        // Built on the meta device with a vocabulary of 16 and of 32, the vocabulary-sized tensors (embeddings, an
+        // untied head) are then counted by hand: libtorch materialises an embedding table on the CPU while building it.
+        const int small = 16;
+        long Count(int vocab) { using var m = ModelFactory.CreateMeta(Reshaped(config, vocab)); return m.ParameterCount(); }
+        long atSmall = Count(small), perToken = (Count(2 * small) - atSmall) / small;   // H (tied) or 2H (untied head)
+        long parameters = atSmall + perToken * (config.VocabSize - small);
+        using var meta = ModelFactory.CreateMeta(Reshaped(config, small));
+        // Projections with the real vocabulary as a dimension (an lm_head Dense).
+        var dense = meta.DenseLayers()
+            .Select(d => (d.Name, In: d.Layer.InFeatures, Out: d.Layer.OutFeatures == small && d.Name.EndsWith("lm_head", StringComparison.Ordinal) ? (long)config.VocabSize : d.Layer.OutFeatures))
+            .ToList();
+        long loraParameters = lora is null ? 0 : dense
+            .Where(d => lora.TargetModules.Any(t => d.Name == t || d.Name.EndsWith("." + t, StringComparison.Ordinal)))
+            .Sum(d => (long)lora.Rank * (d.In + d.Out));
+        long baseBytes = 4 * parameters;
+        if (quantization.Enabled)
+            foreach (var d in dense.Where(d => quantization.Quantizes(d.Name)))
+            {
+                long n = d.In * d.Out;
+                baseBytes += QuantizedBytes(quantization, n, d.Out) - 4 * n;
+            }
+        return new ModelShape(parameters, loraParameters, baseBytes, config.NumLayers, config.HiddenSize, config.IntermediateSize,
+            config.NumKeyValueHeads * config.HeadDim, config.VocabSize, config.Family != ModelFamily.Gpt2);
+    }
+
+    /// <summary>
+    /// The config with another vocabulary and, for rotary families, a short context for the meta build: rotary tables
+    /// are real CPU tensors of max_position_embeddings rows (131,072 for Llama 3) and change no parameter count. GPT-2's
+    /// learned positions are parameters, so its context is kept; so is any context the shorter one would not parse.
+    /// </summary>
+    static ModelConfig Reshaped(ModelConfig config, int vocab)
+    {
+        const int context = 4096;
+        var raw = (System.Text.Json.Nodes.JsonObject)config.ToJson().DeepClone();
+        raw["vocab_size"] = vocab;
+        foreach (var id in new[] { "bos_token_id", "eos_token_id", "pad_token_id" }) raw.Remove(id);
+        if (config.Family != ModelFamily.Gpt2 && config.MaxPositions > context)
+        {
+            var shorter = (System.Text.Json.Nodes.JsonObject)raw.DeepClone();
+            shorter["max_position_embeddings"] = context;
+            shorter.Remove("rope_scaling");
+            try { return ModelConfig.Parse(shorter); }
+            catch (InvalidDataException) { }
+        }
+        return ModelConfig.Parse(raw);
+    }
+
+    /// <summary>Bytes of one quantized weight matrix: NF4 codes at 4 bits plus block scales (8-bit with double quantization), int8 plus a scale per row.</summary>
+    static long QuantizedBytes(QuantizationOptions q, long count, long rows) => q.Kind switch
+    {
+        QuantizationKind.Nf4 when q.DoubleQuant => count / 2 + count / 64 + 4 * (count / (64 * 256) + 1) * 2,
+        QuantizationKind.Nf4 => count / 2 + 4 * (count / 64),
+        _ => count + 4 * rows,
+    };
+}

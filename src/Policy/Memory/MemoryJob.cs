@@ -1,0 +1,60 @@
+using Rlft.Policy.Lora;
+using Rlft.Policy.Models;
+using Rlft.Policy.Quantization;
+using static TorchSharp.torch;
+
+namespace Rlft.Policy.Memory;
+
+/// <summary>What a stage trains, as far as memory is concerned.</summary>
+public enum MemoryStageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo }
+
+/// <summary>
+/// One stage of a job as the estimate sees it: how many sequences of how many tokens one training step holds
+/// activations for, and which extra models it keeps.
+/// </summary>
+public sealed record MemoryStage
+{
+    public required string Name { get; init; }
+    public required MemoryStageKind Kind { get; init; }
+    /// <summary>Prompts (online stages), examples or pairs (offline stages) per step.</summary>
+    public required int BatchSize { get; init; }
+    /// <summary>Online stages: completions per prompt (GRPO's group, 2 for online DPO, else 1).</summary>
+    public int SamplesPerPrompt { get; init; } = 1;
+    /// <summary>Online stages: <c>sampling.max-new-tokens</c>.</summary>
+    public int CompletionTokens { get; init; } = 16;
+    /// <summary>PPO's <c>mini-batches</c>: the training forward sees 1/n of the step's samples at a time.</summary>
+    public int MiniBatches { get; init; } = 1;
+    public bool GradientCheckpointing { get; init; }
+    /// <summary>An online stage scored by the job's reward model (the reward role then holds a copy).</summary>
+    public bool ScoredByRewardModel { get; init; }
+    /// <summary>Distillation's teacher (read from its config.json), held beside the student.</summary>
+    public ModelConfig? Teacher { get; init; }
+
+    public bool IsOnline => Kind is MemoryStageKind.Ppo or MemoryStageKind.Grpo or MemoryStageKind.OnlineDpo;
+}
+
+/// <summary>
+/// A job as the memory estimate sees it: the model's shape (its config.json only, never its weights) and the
+/// settings that decide how many copies of it exist, in which dtype, and how large a step's activations are.
+/// </summary>
+public sealed record MemoryJob
+{
+    public required ModelConfig Model { get; init; }
+    public required IReadOnlyList<MemoryStage> Stages { get; init; }
+    /// <summary>LoRA adapters trained in the online stages (every stage with a quantized base); null: full fine-tuning.</summary>
+    public LoraConfig? Lora { get; init; }
+    public QuantizationOptions Quantization { get; init; } = new();
+    /// <summary>bf16 mixed precision: a bf16 compute copy of the policy beside its fp32 masters.</summary>
+    public bool MixedPrecision { get; init; }
+    /// <summary>The dtype frozen copies (reference, rollout replicas, reward model, teacher) are held in.</summary>
+    public ScalarType FrozenDtype { get; init; } = ScalarType.Float32;
+    public int MaxPolicyLag { get; init; } = 1;
+    /// <summary>Rollout replicas in this process (<c>rollout-workers</c>).</summary>
+    public int RolloutReplicas { get; init; } = 1;
+    /// <summary>Held-out prompts each online stage samples before and after it (<c>eval-prompts</c>), in batches of at most 64.</summary>
+    public int EvalPrompts { get; init; } = 64;
+    /// <summary>Tokens assumed per prompt (the data is not read): 64 unless told.</summary>
+    public int PromptTokens { get; init; } = 64;
+    /// <summary>Tokens assumed per offline example (prompt and completion, or each side of a pair): 256 unless told.</summary>
+    public int SequenceTokens { get; init; } = 256;
+}

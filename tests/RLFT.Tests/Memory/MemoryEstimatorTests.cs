@@ -1,0 +1,121 @@
+using FsCheck.Xunit;
+using Rlft.Policy.Lora;
+using Rlft.Policy.Memory;
+using Rlft.Policy.Models;
+using Rlft.Policy.Quantization;
+using Rlft.Tests.Policy;
+using static TorchSharp.torch;
+
+namespace Rlft.Tests.Memory;
+
+/// <summary>The memory estimate's items against hand-counted parameters, and the invariants its totals keep.</summary>
+public class MemoryEstimatorTests
+{
+    // TinyModels' gpt2: vocab 97, H 32, 2 layers, 64 positions, tied head.
+    const long H = 32, V = TinyModels.Vocab, Positions = 64, Layers = 2;
+    // wte + wpe + per block (ln_1, c_attn, c_proj, ln_2, c_fc, mlp c_proj) + ln_f.
+    const long Gpt2Parameters = V * H + Positions * H + Layers * (2 * H + (H * 3 * H + 3 * H) + (H * H + H) + 2 * H + (H * 4 * H + 4 * H) + (4 * H * H + H)) + 2 * H;
+
+    static MemoryStage Ppo(int batch = 8, int tokens = 32, bool checkpointed = false) => new()
+    {
+        Name = "ppo", Kind = MemoryStageKind.Ppo, BatchSize = batch, CompletionTokens = tokens, GradientCheckpointing = checkpointed,
+    };
+
+    static MemoryJob Job(ModelConfig config, params MemoryStage[] stages) => new() { Model = config, Stages = stages };
+
+    static long Item(MemoryEstimate e, string startsWith) => e.Items.Single(i => i.What.StartsWith(startsWith, StringComparison.Ordinal)).Bytes;
+
+    [Fact]
+    public void Full_ppo_holds_the_weights_gradients_and_moments_of_every_parameter_and_a_frozen_reference()
+    {
+        var e = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo()));
+        Assert.Equal(4 * Gpt2Parameters, Item(e, "policy weights"));
+        // The value head (H weights and a bias) trains beside the policy.
+        Assert.Equal(4 * (Gpt2Parameters + H + 1), Item(e, "gradients"));
+        Assert.Equal(8 * (Gpt2Parameters + H + 1), Item(e, "AdamW"));
+        Assert.Equal(4 * Gpt2Parameters, Item(e, "frozen reference"));
+        Assert.Equal(2 * 4 * Gpt2Parameters, Item(e, "policy, serialized"));
+        Assert.Equal(4 * Gpt2Parameters, Item(e, "replica weights (fp32)"));
+        // KV cache: keys and values, every layer, 8 sequences of 64 prompt + 32 new tokens, H wide; a step's logits and probabilities.
+        Assert.Equal(2 * Layers * H * 8 * (64 + 32) * 4 + 2 * 8 * V * 4, Item(e, "replica KV cache"));
+        Assert.Equal(e.Items.Sum(i => i.Bytes), e.Total);
+        Assert.Equal(e.Total, e.ByRole.Sum(r => r.Bytes));
+    }
+
+    [Fact]
+    public void Lora_trains_only_the_adapters_of_the_targeted_projections()
+    {
+        var lora = new LoraConfig { Rank = 4, TargetModules = ["c_attn", "c_proj"] };
+        var e = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo()) with { Lora = lora });
+        // c_attn H→3H; c_proj is attention's H→H and the MLP's 4H→H: r·(in + out) each, per layer.
+        long adapters = Layers * 4 * ((H + 3 * H) + (H + H) + (4 * H + H));
+        Assert.Equal(4 * adapters, Item(e, "LoRA adapters"));
+        Assert.Equal(4 * (adapters + H + 1), Item(e, "gradients"));
+        Assert.Equal(4 * Gpt2Parameters, Item(e, "policy base, serialized"));
+    }
+
+    [Fact]
+    public void A_quantized_base_stores_its_projections_in_about_half_a_byte_per_weight()
+    {
+        var config = PublishedShapes.Config("qwen2-0.5b", 0, 0, 1);
+        var nf4 = new QuantizationOptions { Kind = QuantizationKind.Nf4 };
+        var full = ModelShape.Of(config, null, new QuantizationOptions());
+        var quantized = ModelShape.Of(config, null, nf4);
+        using var meta = ModelFactory.CreateMeta(config);
+        long projections = meta.DenseLayers().Where(d => nf4.Quantizes(d.Name)).Sum(d => d.Layer.InFeatures * d.Layer.OutFeatures);
+        double perWeight = (double)(quantized.BaseBytes - 4 * (full.Parameters - projections)) / projections;
+        Assert.InRange(perWeight, 0.515, 0.518);   // 4.13 bits: NF4 codes and 8-bit block scales (README)
+        Assert.Equal(494_032_768, full.Parameters); // Qwen2-0.5B's published count
+    }
+
+    [Fact]
+    public void The_peak_is_the_largest_stage_and_a_reward_model_is_held_from_its_stage_on()
+    {
+        var sft = new MemoryStage { Name = "sft", Kind = MemoryStageKind.Sft, BatchSize = 1 };
+        var rm = new MemoryStage { Name = "rm", Kind = MemoryStageKind.RewardModel, BatchSize = 1 };
+        var ppo = Ppo() with { ScoredByRewardModel = true };
+        var e = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), sft, rm, ppo) with { SequenceTokens = 32 });
+        Assert.Equal("ppo", e.Stage);
+        Assert.Equal(4 * Gpt2Parameters, Item(e, "reward model (fp32)"));
+        Assert.Equal(4 * 4 * Gpt2Parameters, e.Of(MemoryRole.Reward));   // its copy, and chunks, blob and tensors while applied
+        var sftOnly = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), sft));
+        Assert.DoesNotContain(sftOnly.Items, i => i.Role is MemoryRole.Rollout or MemoryRole.Reward or MemoryRole.WeightServer);
+    }
+
+    [Property(MaxTest = 40)]
+    public void More_tokens_or_samples_never_need_less_and_checkpointing_and_lora_never_need_more(byte batchSeed, byte tokensSeed, bool llama)
+    {
+        int batch = 1 + batchSeed % 32, tokens = 1 + tokensSeed % 200;
+        var config = TinyModels.Config(llama ? "llama" : "gpt2");
+        long Total(MemoryStage s, LoraConfig? lora = null) => MemoryEstimator.Estimate(Job(config, s) with { Lora = lora }).Total;
+        long plain = Total(Ppo(batch, tokens));
+        Assert.True(Total(Ppo(batch + 1, tokens)) > plain);
+        Assert.True(Total(Ppo(batch, tokens + 1)) > plain);
+        // Checkpointing lowers the step's activations; the learner's working memory may be the evaluation's instead.
+        Assert.True(Total(Ppo(batch, tokens, checkpointed: true)) <= plain);
+        Assert.True(MemoryEstimator.Activations(ModelShape.Of(config, null, new()), batch * tokens, checkpointed: true)
+            < MemoryEstimator.Activations(ModelShape.Of(config, null, new()), batch * tokens, checkpointed: false));
+        Assert.True(Total(Ppo(batch, tokens), new LoraConfig { TargetModules = ["c_attn", "q_proj", "v_proj"] }) < plain);
+        Assert.True(MemoryEstimator.Estimate(Job(config, Ppo(batch, tokens)) with { FrozenDtype = ScalarType.BFloat16 }).Total < plain);
+    }
+
+    [Theory]
+    [InlineData("8G", 8L << 30)]
+    [InlineData("1.5g", 3L << 29)]
+    [InlineData("512M", 512L << 20)]
+    [InlineData("1073741824", 1L << 30)]
+    public void Sizes_are_read_with_binary_suffixes(string text, long bytes) => Assert.Equal(bytes, AvailableMemory.ParseSize(text));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("lots")]
+    [InlineData("-1G")]
+    public void Sizes_that_are_not_sizes_are_refused(string text) => Assert.Null(AvailableMemory.ParseSize(text));
+
+    [Theory]
+    [InlineData(512, "512 B")]
+    [InlineData(1536, "1.50 KiB")]
+    [InlineData(823L << 20, "823 MiB")]
+    [InlineData(2_100_000_000, "1.96 GiB")]
+    public void Byte_counts_print_in_binary_units(long bytes, string text) => Assert.Equal(text, MemoryEstimate.Human(bytes));
+}
