@@ -134,12 +134,10 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         // reference, copied before the adapters attach (as when the stage first began).
         if (Directory.Exists(reference))
         {
-            var model = Checkpoint.Load(reference, _device);
-            foreach (var p in model.parameters()) p.requires_grad = false;
-            model.eval();
+            var model = PolicyModel.Freeze(Checkpoint.Load(reference, _device), _job.Model.FrozenDtype);
             _reference = new PolicyModel(model, _policy.Tokenizer, _policy.Encoder);
         }
-        else if (Directory.Exists(adapterDir) && !_job.QuantizedBase) _reference = _policy.FrozenCopy();
+        else if (Directory.Exists(adapterDir) && !_job.QuantizedBase) _reference = _policy.FrozenCopy(_job.Model.FrozenDtype);
         if (Directory.Exists(adapterDir)) _adapters = LoraAdapters.Load(_policy.Model, adapterDir);
         string snapshot = Path.Combine(dir, CheckpointLayout.Trainer, CheckpointLayout.ReferenceAdapter);
         if (_adapters is not null && Directory.Exists(snapshot)) _stageReference = new SnapshotReference(_policy, AdapterSnapshot.Load(_adapters, snapshot));
@@ -168,7 +166,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         {
             // The frozen reference; with LoRA it is only used to sample the base for the evaluation's win rate.
             _reference?.Model.Dispose();
-            _reference = _policy.FrozenCopy();
+            _reference = _policy.FrozenCopy(_job.Model.FrozenDtype);
         }
         if (_job.Lora is { } lora && _adapters is null)
         {

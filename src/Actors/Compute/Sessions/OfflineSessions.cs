@@ -129,7 +129,7 @@ internal static class OfflineSessions
         var (train, heldOut) = run.Split(run.Pairs);
         // The stage-start policy: DPO's reference, and what the trained policy's samples are compared with.
         // With a quantized base the reference is the base plus the adapters as the stage found them (no second copy).
-        var start = run.Job.QuantizedBase ? null : engine.Policy.FrozenCopy().WithEncoder(run.Encoder);
+        var start = run.Job.QuantizedBase ? null : engine.Policy.FrozenCopy(run.Job.Model.FrozenDtype).WithEncoder(run.Encoder);
         IReferencePolicy reference = start is null ? engine.StageReference(resume: false) : new FrozenReference(start);
         using var t = new DpoTrainer(engine.Trainable, reference, stage.Dpo, stage.Optimizer, mixedPrecision: engine.Mixed);
         var trainPairs = train.Select(x => x.Pair).ToList();
@@ -151,7 +151,7 @@ internal static class OfflineSessions
     {
         var (engine, stage) = (run.Engine, run.Stage);
         var teacherPath = stage.Teacher?.Path ?? throw new ConfigException($"rlft.job.stages[{stage.Index}].teacher.path: distillation needs a teacher checkpoint");
-        var teacher = new PolicyModel(Checkpoint.Load(teacherPath, engine.Device), HfTokenizer.Load(teacherPath));
+        var teacher = new PolicyModel(PolicyModel.Freeze(Checkpoint.Load(teacherPath, engine.Device), run.Job.Model.FrozenDtype), HfTokenizer.Load(teacherPath));
         // The teacher shares the student's vocabulary and reads the sequences as the student's encoder made them.
         var (train, heldOut) = run.Split(run.Sft);
         engine.TrainedExamples = train.Select(x => x.Example).ToList();
