@@ -11,6 +11,7 @@ public static class BenchCommand
     [
         new PolicyBenchmarks(),
         new PolicyBenchmarks.Memory(),
+        new BatchingBenchmarks(),
         new ScaleBenchmarks(),
         new Bench.ActorOverheadBenchmark(),
         new Bench.WeightSyncBenchmark(),
