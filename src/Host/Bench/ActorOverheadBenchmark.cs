@@ -91,7 +91,7 @@ public sealed class ActorOverheadBenchmark : IBenchmark
                     ["actors_ppo_samples_per_second"] = Math.Round(actorClock.SamplesPerSecond, 1),
                     ["steady_state_ratio"] = Math.Round(actorClock.SamplesPerSecond / plainClock.SamplesPerSecond, 3),
                     ["actors_succeeded"] = finished,
-                };
+                }.WithRatio(plainSeconds / actorSeconds, "plain-loop seconds / actor-runtime seconds (whole job)");
             }
         }
         finally { Directory.Delete(root, true); }

@@ -62,7 +62,7 @@ public sealed class BatchingBenchmarks : IBenchmark
             ["tokens_per_s"] = Round(staticTps, 0), ["seconds"] = Round(staticSeconds, 2),
             // Rows × steps decoded against tokens kept: the share of the static batch's decoding that was padding.
             ["row_utilisation"] = Round(generated / (double)(staticSteps * Slots), 3),
-        };
+        }.WithRatio(generated / (double)(staticSteps * Slots), "tokens kept / rows × steps decoded");
         yield return new JsonObject
         {
             ["name"] = "batching/continuous", ["prompts"] = count, ["slots"] = Slots, ["max_new_tokens"] = MaxNewTokens,
@@ -70,6 +70,6 @@ public sealed class BatchingBenchmarks : IBenchmark
             ["speedup_vs_static"] = Round(continuousTps / staticTps, 2), ["identical_completions"] = identical,
             ["generated_tokens"] = generated, ["mean_length"] = Round(generated / (double)count, 1),
             ["median_length"] = lengths[lengths.Length / 2], ["at_max_length"] = lengths.Count(l => l == MaxNewTokens),
-        };
+        }.WithRatio(continuousTps / staticTps, "continuous tokens/s / static tokens/s");
     }
 }
