@@ -32,6 +32,8 @@ public class BenchSmokeTests
         string all = o.ToString() + e.ToString();
         Assert.DoesNotContain("   at ", all);
         Assert.DoesNotContain("[ERROR]", all);
+        foreach (var line in lines.Where(l => l.TryGetProperty("error_log_lines", out _)))
+            Assert.Equal(0, line.GetProperty("error_log_lines").GetInt32());
     }
 
     [Fact]
