@@ -76,7 +76,9 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
     /// <summary>
     /// Completes the prompts: a conversation is rendered with the chat template (the batch's override, else the
     /// model's) and the generation prompt, and every sequence stops at any of the model's end tokens (EOS, the
-    /// template's end of turn, generation_config.json's eos_token_id).
+    /// template's end of turn, generation_config.json's eos_token_id). With continuous batching (the job's
+    /// <c>rollout.slots</c>) at most that many sequences decode at once, a finished one's slot going to the next
+    /// prompt; each prompt samples from its own stream (the batch seed, its index), so the samples are the same either way.
     /// </summary>
     public RolloutSample[] Generate(PromptItem[] prompts, SamplingSettings sampling, long seed)
     {
@@ -93,6 +95,7 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
             TopP = sampling.TopP,
             Seed = seed,
             StopTokenIds = encoder.EndIds.Order().ToList(),
+            Slots = job.RolloutSlots,
         };
         var result = TextGenerator.Generate(policy.Model, promptIds, options, policy.Tokenizer.PadId, policy.Tokenizer.EosId);
         return prompts.Select((p, i) => new RolloutSample(

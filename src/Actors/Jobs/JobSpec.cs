@@ -139,6 +139,12 @@ public sealed record JobSpec
     public required ModelSpec Model { get; init; }
     public required int MaxPolicyLag { get; init; }
     public required int RolloutWorkers { get; init; }
+    /// <summary>
+    /// Sequences a rollout worker decodes at once with continuous batching (<c>rlft.job.rollout.slots</c>, default 16):
+    /// a batch of more prompts than this keeps that many decoding, each finished sequence's slot going to the next
+    /// prompt. 0 (<c>continuous-batching = off</c>) decodes each batch as one static batch.
+    /// </summary>
+    public int RolloutSlots { get; init; } = JobSpecReader.DefaultRolloutSlots;
     /// <summary>Online steps between checkpoints (checkpoints/step-N, N the global step); 0: only the final one.</summary>
     public required int CheckpointEvery { get; init; }
     /// <summary>How many checkpoints to keep (the newest; older ones are deleted as new ones land); 0: all.</summary>

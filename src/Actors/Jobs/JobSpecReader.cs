@@ -13,8 +13,11 @@ namespace Rlft.Actors.Jobs;
 public static class JobSpecReader
 {
     public const string Root = "rlft.job";
+    /// <summary>rlft.job.rollout.slots when unset: see <see cref="JobSpec.RolloutSlots"/>.</summary>
+    public const int DefaultRolloutSlots = 16;
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing", "rollout"];
+    static readonly string[] RolloutKeys = ["continuous-batching", "slots"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing",
         "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt"];
@@ -50,6 +53,7 @@ public static class JobSpecReader
         if (!c.Has(Root)) throw new ConfigException($"{Root}: missing (a job file defines rlft.job {{ ... }}) in {c.Source}");
         errors.Check(() => c.RejectUnknownKeys(Root, JobKeys));
         errors.Check(() => c.RejectUnknownKeys($"{Root}.model", ModelKeys));
+        errors.Check(() => c.RejectUnknownKeys($"{Root}.rollout", RolloutKeys));
         var stages = errors.Read(() => c.GetObjectList($"{Root}.stages"), []);
         if (stages.Count == 0 && !errors.All.Any(e => e.StartsWith($"{Root}.stages", StringComparison.Ordinal)))
             errors.Add($"{Root}.stages: a job needs at least one stage (in {c.Source})");
@@ -80,6 +84,8 @@ public static class JobSpecReader
             },
             MaxPolicyLag = errors.Read(() => c.GetInt($"{Root}.max-policy-lag", 1, min: 0, max: 16), 1),
             RolloutWorkers = errors.Read(() => c.GetInt($"{Root}.rollout-workers", 1, min: 1, max: 64), 1),
+            RolloutSlots = errors.Read(() => c.GetBool($"{Root}.rollout.continuous-batching", true)
+                ? c.GetInt($"{Root}.rollout.slots", DefaultRolloutSlots, min: 1, max: 4096) : 0, DefaultRolloutSlots),
             CheckpointEvery = errors.Read(() => c.GetInt($"{Root}.checkpoint-every", 0, min: 0), 0),
             KeepCheckpoints = errors.Read(() => c.GetInt($"{Root}.keep-checkpoints", 0, min: 0), 0),
             EvalPrompts = errors.Read(() => c.GetInt($"{Root}.eval-prompts", 64, min: 1, max: 100_000), 64),

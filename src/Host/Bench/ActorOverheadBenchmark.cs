@@ -77,7 +77,8 @@ public sealed class ActorOverheadBenchmark : IBenchmark
                 var actorJob = Job(Path.Combine(root, $"actors-lag{lag}"), sft, ppo, lag);
                 var actorClock = new PpoClock(BatchSize);
                 sw.Restart();
-                var finished = RunActors(actorJob, actorClock).GetAwaiter().GetResult();
+                var log = new BenchLog();
+                var finished = RunActors(actorJob, actorClock, log).GetAwaiter().GetResult();
                 double actorSeconds = sw.Elapsed.TotalSeconds;
                 yield return new JsonObject
                 {
@@ -91,19 +92,26 @@ public sealed class ActorOverheadBenchmark : IBenchmark
                     ["actors_ppo_samples_per_second"] = Math.Round(actorClock.SamplesPerSecond, 1),
                     ["steady_state_ratio"] = Math.Round(actorClock.SamplesPerSecond / plainClock.SamplesPerSecond, 3),
                     ["actors_succeeded"] = finished,
-                };
+                    // Errors logged by the nodes from start to shutdown: 0 on a healthy run.
+                    ["error_log_lines"] = log.Errors,
+                }.WithRatio(plainSeconds / actorSeconds, "plain-loop seconds / actor-runtime seconds (whole job)");
             }
         }
         finally { Directory.Delete(root, true); }
     }
 
-    static async Task<bool> RunActors(JobSpec job, PpoClock clock)
+    static async Task<bool> RunActors(JobSpec job, PpoClock clock, BenchLog log)
     {
-        await using var node = RlftNode.Create(new NodeOptions
+        bool succeeded;
+        // The node is disposed (cluster left, system stopped) before the caller reads the log: shutdown counts too.
+        await using (var node = RlftNode.Create(new NodeOptions
         {
-            Job = job, Roles = ["learner", "rollout", "reward"], OnStatus = s => clock.Step(s.StageKind, s.Step),
-        }, new TorchEngineFactory());
-        await node.StartAsync();
-        return (await node.Finished.WaitAsync(TimeSpan.FromMinutes(10))).Succeeded;
+            Job = job, Roles = ["learner", "rollout", "reward"], OnStatus = s => clock.Step(s.StageKind, s.Step), LoggerProvider = log,
+        }, new TorchEngineFactory()))
+        {
+            await node.StartAsync();
+            succeeded = (await node.Finished.WaitAsync(TimeSpan.FromMinutes(10))).Succeeded;
+        }
+        return succeeded;
     }
 }

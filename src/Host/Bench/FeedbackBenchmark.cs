@@ -17,6 +17,10 @@ public sealed class FeedbackBenchmark : IBenchmark
         string line = options.Quick
             ? FeedbackBench.RunAsync(raters: 8, items: 200, duration: TimeSpan.FromSeconds(10)).GetAwaiter().GetResult()
             : FeedbackBench.RunAsync(raters: 50, items: 20_000, duration: TimeSpan.FromSeconds(20)).GetAwaiter().GetResult();
-        yield return JsonNode.Parse(line)!.AsObject();
+        var o = JsonNode.Parse(line)!.AsObject();
+        // The tail against the median: how evenly durable ratings are served under many raters.
+        if (o["post_p50_ms"] is JsonValue p50 && p50.TryGetValue<double>(out var median) && o["post_p99_ms"] is JsonValue p99 && p99.TryGetValue<double>(out var tail) && median > 0)
+            o.WithRatio(tail / median, "POST p99 ms / p50 ms");
+        yield return o;
     }
 }

@@ -73,7 +73,7 @@ public sealed class QloraBenchmark : IBenchmark
             ["name"] = "qlora/quantization-error", ["weights"] = "normal(0, 0.02), 1024 x 1024", ["block_size"] = QuantizedWeight.BlockSize,
             ["nf4_mse"] = nf4, ["nf4_double_quant_mse"] = nf4dq, ["uniform_int4_mse"] = uniform, ["int8_mse"] = int8,
             ["nf4_over_uniform_int4"] = Round(nf4 / uniform, 3), ["double_quant_cost"] = Round(nf4dq / nf4, 4),
-        };
+        }.WithRatio(nf4 / uniform, "NF4 MSE / uniform int4 MSE");
     }
 
     /// <summary>The baseline: 16 evenly spaced levels on [−1, 1], same blocks of 64 and absmax as NF4.</summary>
@@ -103,7 +103,7 @@ public sealed class QloraBenchmark : IBenchmark
             ["nf4_gweights_per_s"] = Round(w.numel() / fp32 / 1e6, 2),
             ["matmul_8_rows_ms"] = Round(decode, 3), ["matmul_512_rows_ms"] = Round(train, 3),
             ["nf4_over_decode_matmul"] = Round(fp32 / decode, 2), ["nf4_over_train_matmul"] = Round(fp32 / train, 3),
-        };
+        }.WithRatio(fp32 / decode, "NF4 dequantize ms / 8-row matmul ms");
     }
 
     /// <summary>
@@ -146,7 +146,7 @@ public sealed class QloraBenchmark : IBenchmark
                     ["max_abs_token_logprob_diff"] = Round(diff.max().item<float>(), 4),
                     ["heldout_loss_fp32"] = Round(refLoss, 4),
                     ["heldout_loss_quantized"] = Round(-(lp * mask).sum().item<float>() / mask.sum().item<float>(), 4),
-                };
+                }.WithRatio(-(lp * mask).sum().item<float>() / mask.sum().item<float>() / refLoss, "quantized held-out loss / fp32 held-out loss");
             }
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
@@ -224,6 +224,7 @@ public sealed class QloraBenchmark : IBenchmark
         foreach (var kind in new[] { "nf4", "int8" })
             foreach (var key in new[] { "peak_rss_mib", "base_mib", "step_s_median", "generate_s_median", "train_s_median" })
                 if (Get(kind, key) is double q && Get("none", key) is double f && f > 0) o[$"{kind}_over_fp32_{key}"] = Round(q / f, 3);
+        if (o["nf4_over_fp32_peak_rss_mib"] is JsonValue headline) o.WithRatio(headline.GetValue<double>(), "NF4 peak resident MiB / fp32 peak resident MiB");
         return o;
     }
 }

@@ -3,7 +3,11 @@ using Rlft.Policy.Benchmarks;
 
 namespace Rlft.Host.Commands;
 
-/// <summary>`rlft bench`: every registered benchmark, one JSON object per line.</summary>
+/// <summary>
+/// `rlft bench`: every registered benchmark, one JSON object per line (also into --output). With --compare OLD.jsonl
+/// the ratios of this run are set against an earlier run's (<see cref="BenchComparison"/>); with --against NEW.jsonl
+/// two saved runs are compared without running anything.
+/// </summary>
 public static class BenchCommand
 {
     /// <summary>The benchmark suites, in run order; a new suite is one line here.</summary>
@@ -11,6 +15,7 @@ public static class BenchCommand
     [
         new PolicyBenchmarks(),
         new PolicyBenchmarks.Memory(),
+        new BatchingBenchmarks(),
         new ScaleBenchmarks(),
         new Bench.ActorOverheadBenchmark(),
         new Bench.WeightSyncBenchmark(),
@@ -22,22 +27,47 @@ public static class BenchCommand
     {
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and smaller sizes (a smoke run)." };
         var only = new Option<string?>("--only") { Description = "Run only the suites whose name contains this text." };
-        var command = new Command("bench", "Run benchmarks; prints one JSON object per line.") { quick, only };
+        var output = new Option<FileInfo?>("--output") { Description = "Also write the JSON lines to this file." };
+        var compare = new Option<FileInfo?>("--compare") { Description = "An earlier run's JSON lines: print each ratio's change from it." };
+        var against = new Option<FileInfo?>("--against") { Description = "With --compare: compare with this saved run instead of running the benchmarks." };
+        var command = new Command("bench", "Run benchmarks; prints one JSON object per line.") { quick, only, output, compare, against };
         command.SetAction(result =>
         {
+            var o = result.InvocationConfiguration.Output;
+            var old = result.GetValue(compare) is { } oldFile ? BenchComparison.Read(ReadLines(oldFile, "--compare")) : null;
+            if (result.GetValue(against) is { } newFile)
+            {
+                if (old is null) throw new CliException("--against needs --compare OLD.jsonl");
+                foreach (var row in BenchComparison.Describe(old, BenchComparison.Read(ReadLines(newFile, "--against")))) o.WriteLine(row);
+                return 0;
+            }
             var options = new BenchOptions(result.GetValue(quick));
             string? filter = result.GetValue(only);
             var suites = Benchmarks().Where(b => filter is null ? !b.OnlyWhenNamed : b.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
             if (suites.Count == 0) throw new CliException($"no benchmark suite matches --only '{filter}'");
-            var o = result.InvocationConfiguration.Output;
+            using var file = result.GetValue(output) is { } path ? new StreamWriter(path.FullName) : null;
+            var lines = new List<string>();
             foreach (var suite in suites)
                 foreach (var line in suite.Run(options))
                 {
-                    o.WriteLine(line.ToJsonString());
+                    string json = line.ToJsonString();
+                    lines.Add(json);
+                    o.WriteLine(json);
                     o.Flush();
+                    file?.WriteLine(json);
+                    file?.Flush();
                 }
+            if (old is not null)
+            {
+                o.WriteLine();
+                o.WriteLine($"ratios against {result.GetValue(compare)!.Name} (change = new / old - 1):");
+                foreach (var row in BenchComparison.Describe(old, BenchComparison.Read(lines))) o.WriteLine(row);
+            }
             return 0;
         });
         return command;
     }
+
+    static string[] ReadLines(FileInfo file, string option) =>
+        file.Exists ? File.ReadAllLines(file.FullName) : throw new CliException($"{option}: {file.FullName} does not exist");
 }

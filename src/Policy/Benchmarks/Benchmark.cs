@@ -8,7 +8,9 @@ public sealed record BenchOptions(bool Quick);
 
 /// <summary>
 /// A named group of measurements for <c>rlft bench</c>. Each yielded object is one JSON line and carries a
-/// <c>name</c>; figures that are meant to be compared are measured in the same process and reported as ratios.
+/// <c>name</c>, its absolute figures, and a headline <c>ratio</c> with <c>ratio_of</c> saying what it divides
+/// (<see cref="BenchTiming.WithRatio"/>): the figure against a reference measured in the same process, which is what
+/// stays comparable across machines and loads (<c>rlft bench --compare</c>).
 /// </summary>
 public interface IBenchmark
 {
@@ -49,4 +51,12 @@ public static class BenchTiming
     }
 
     public static double Round(double x, int digits = 2) => Math.Round(x, digits);
+
+    /// <summary>Adds the line's headline ratio and what it is (e.g. "decode GFLOP/s ÷ matmul GFLOP/s").</summary>
+    public static JsonObject WithRatio(this JsonObject line, double ratio, string of)
+    {
+        line["ratio"] = Math.Round(ratio, 3);
+        line["ratio_of"] = of;
+        return line;
+    }
 }

@@ -71,7 +71,7 @@ public sealed class ScaleBenchmarks : IBenchmark
             ["batch"] = batch, ["length"] = length, ["full_logits_mib"] = Round(4.0 * batch * length * model.Config.VocabSize / (1 << 20), 0),
             ["chunked_peak_mib"] = Round(chunked, 0), ["unchunked_peak_mib"] = Round(full, 0), ["peak_ratio"] = Round(chunked / full, 3),
             ["chunked_s"] = Round(chunkedSeconds, 2), ["unchunked_s"] = Round(fullSeconds, 2),
-        };
+        }.WithRatio(chunked / full, "chunked peak MiB / full-logits peak MiB");
     }
 
     static JsonObject Checkpointing(int batch, int length, int layers)
@@ -101,7 +101,7 @@ public sealed class ScaleBenchmarks : IBenchmark
             ["plain_peak_mib"] = Round(offMib, 0), ["checkpointed_peak_mib"] = Round(onMib, 0),
             ["activation_saving"] = Round(1 - onMib / offMib, 3), ["plain_s"] = Round(offSeconds, 2), ["checkpointed_s"] = Round(onSeconds, 2),
             ["time_cost"] = Round(onSeconds / offSeconds - 1, 3),
-        };
+        }.WithRatio(onMib / offMib, "checkpointed peak MiB / plain peak MiB");
     }
 
     /// <summary>How far the peak resident set rises above the current one while <paramref name="pass"/> runs, in MiB.</summary>

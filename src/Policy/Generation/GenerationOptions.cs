@@ -11,8 +11,18 @@ public sealed record GenerationOptions
     public int TopK { get; init; }
     /// <summary>Nucleus sampling: keep the smallest set whose probability reaches p; 1 = off.</summary>
     public double TopP { get; init; } = 1.0;
-    /// <summary>Seed for a private torch.Generator; null uses the global RNG.</summary>
+    /// <summary>
+    /// Sampling seed. Prompt i of a call samples from its own stream seeded from (Seed, i) (<see cref="SequenceRandom"/>),
+    /// so its completion does not depend on the other prompts or on <see cref="Slots"/>; null draws the seed from torch's global RNG.
+    /// </summary>
     public long? Seed { get; init; }
+    /// <summary>The sampling-stream index of the first prompt (default 0): a prompt decoded alone as index i samples what it samples as prompt i of a batch.</summary>
+    public int FirstPromptIndex { get; init; }
+    /// <summary>
+    /// Continuous batching: decode at most this many sequences at once, a finished one's slot going to the next
+    /// prompt (<see cref="ContinuousGenerator"/>). 0 (default) decodes all prompts as one static batch.
+    /// </summary>
+    public int Slots { get; init; }
     /// <summary>Decode with a preallocated KV cache (default) or recompute the whole sequence each step.</summary>
     public bool UseKvCache { get; init; } = true;
     /// <summary>Tokens that end a sequence; null = the tokenizer's EOS passed to Generate.</summary>
@@ -24,6 +34,8 @@ public sealed record GenerationOptions
         if (Temperature < 0 || double.IsNaN(Temperature)) throw new ArgumentException($"temperature must be ≥ 0, got {Temperature}");
         if (TopK < 0) throw new ArgumentException($"top-k must be ≥ 0, got {TopK}");
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"top-p must be in (0, 1], got {TopP}");
+        if (FirstPromptIndex < 0) throw new ArgumentException($"first prompt index must be ≥ 0, got {FirstPromptIndex}");
+        if (Slots < 0) throw new ArgumentException($"slots must be ≥ 0 (0 = one static batch), got {Slots}");
     }
 }
 

@@ -6,8 +6,11 @@ namespace Rlft.Policy.Generation;
 /// <summary>Chooses the next token from last-position logits (B, V).</summary>
 public static class Sampler
 {
-    /// <summary>Returns token (B,) int64, model log-prob (B,), sampled-distribution log-prob (B,).</summary>
-    public static (Tensor Token, Tensor LogProb, Tensor SampledLogProb) Next(Tensor logits, GenerationOptions o, Generator? generator)
+    /// <summary>
+    /// Returns token (B,) int64, model log-prob (B,), sampled-distribution log-prob (B,). <paramref name="uniforms"/>
+    /// holds one draw in [0, 1) per row (each from its sequence's <see cref="SequenceRandom"/>); greedy ignores it.
+    /// </summary>
+    public static (Tensor Token, Tensor LogProb, Tensor SampledLogProb) Next(Tensor logits, GenerationOptions o, float[] uniforms)
     {
         using var scope = NewDisposeScope();
         logits = logits.to(ScalarType.Float32);
@@ -40,7 +43,8 @@ public static class Sampler
             // vocabulary entry (~10× cheaper per step here). A zero-probability token can never be chosen:
             // searchsorted(right) returns the first index whose CDF exceeds u, which needs positive mass.
             var cdf = logp.exp().cumsum(-1);                                            // (B, V)
-            var u = rand(new long[] { l.shape[0], 1 }, device: l.device, generator: generator) * cdf.narrow(1, v - 1, 1);
+            if (uniforms.Length != l.shape[0]) throw new ArgumentException($"{uniforms.Length} uniforms for {l.shape[0]} rows");
+            var u = tensor(uniforms, [l.shape[0], 1], device: l.device) * cdf.narrow(1, v - 1, 1);     // (B, 1)
             token = searchsorted(cdf, u, false, true).clamp_max(v - 1);                 // (B, 1)
             sampled = logp.gather(-1, token).squeeze(-1);
         }

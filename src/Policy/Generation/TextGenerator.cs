@@ -5,10 +5,12 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Generation;
 
 /// <summary>
-/// Batched autoregressive sampling. Prompts of different lengths are left-padded; position ids follow the mask, so
-/// every row computes what it would alone. With the KV cache (default) the prompt is encoded once and each step
-/// feeds one token per row; a row that has produced a stop token keeps receiving padding until all rows stop or
-/// MaxNewTokens is reached.
+/// Batched autoregressive sampling. Static batching (default): prompts of different lengths are left-padded; position
+/// ids follow the mask, so every row computes what it would alone. With the KV cache (default) the prompt is encoded
+/// once and each step feeds one token per row; a row that has produced a stop token keeps receiving padding until all
+/// rows stop or MaxNewTokens is reached. With <see cref="GenerationOptions.Slots"/> > 0 the prompts go through
+/// <see cref="ContinuousGenerator"/> instead (KV cache only; longrope models stay static, as their rotary table
+/// switches for the whole cache). Either way prompt i samples from its own <see cref="SequenceRandom"/>.
 /// </summary>
 public static class TextGenerator
 {
@@ -20,7 +22,8 @@ public static class TextGenerator
             if (prompts[i].Length == 0) throw new ArgumentException($"prompt {i} is empty: start it with a BOS or EOS token");
         bool wasTraining = model.training;
         model.eval();
-        try { return Run(model, prompts, options, padId, eosId); }
+        bool continuous = options.Slots > 0 && options.UseKvCache && model.Config.RopeScaling?.Type != "longrope";
+        try { return continuous ? ContinuousGenerator.Run(model, prompts, options, padId, eosId) : Run(model, prompts, options, padId, eosId); }
         finally { if (wasTraining) model.train(); }
     }
 
@@ -30,7 +33,7 @@ public static class TextGenerator
         using var scope = NewDisposeScope();
         var device = model.WordEmbeddings.device;
         int b = prompts.Count, n = o.MaxNewTokens;
-        using var generator = o.Seed is long seed ? new Generator((ulong)seed, device) : null;
+        var random = SequenceRandom.ForPrompts(o.Seed, b, o.FirstPromptIndex);
         var stop = tensor((o.StopTokenIds ?? [eosId]).Select(x => (long)x).ToArray(), device: device);  // (S,)
         var batch = TokenBatch.LeftPad(prompts, padId, device);
         var tokens = full(b, n, padId, dtype: ScalarType.Int64, device: device);       // (B, N)
@@ -50,7 +53,8 @@ public static class TextGenerator
         for (int step = 0; step < n; step++)
         {
             using var stepScope = NewDisposeScope();
-            var (tok, lp, slp) = Sampler.Next(logits, o, generator);
+            var uniforms = o.Temperature == 0 ? [] : random.Select(r => r.NextFloat()).ToArray();
+            var (tok, lp, slp) = Sampler.Next(logits, o, uniforms);
             tok = where(finished, pad, tok);                                            // (B,)
             tokens.select(1, step).copy_(tok);
             logps.select(1, step).copy_(lp.masked_fill(finished, 0));

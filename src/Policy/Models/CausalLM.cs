@@ -93,6 +93,38 @@ public abstract class CausalLM : nn.Module
     }
 
     /// <summary>
+    /// One decoding step of continuous batching. Row b of <paramref name="cache"/> holds one sequence, its token at
+    /// position p in column p (rows loaded by <see cref="KvCache.LoadRows"/>, no padding); <paramref name="tokens"/>
+    /// (B, 1) appends each row's next token at column <paramref name="columns"/>[b], which is also its position. Rows
+    /// advance independently, so a finished row can take a new prompt while the others decode; a row sees only its
+    /// own columns (and, on sliding layers, the last window of them). Returns the new tokens' logits (B, V).
+    /// </summary>
+    public Tensor DecodeSlots(Tensor tokens, KvCache cache, long[] columns)
+    {
+        if (tokens.shape[0] != columns.Length || tokens.shape[1] != 1) throw new ArgumentException($"tokens {string.Join('x', tokens.shape)} for {columns.Length} rows: one token per row");
+        using var scope = NewDisposeScope();
+        var device = tokens.device;
+        long span = columns.Max() + 1;
+        var cols = tensor(columns, device: device);                                        // (B,)
+        var query = cols.unsqueeze(1);                                                      // (B, 1) position of the new token
+        var keyPos = arange(span, dtype: ScalarType.Int64, device: device).unsqueeze(0);   // (1, S)
+        AttentionMask Visible(int? window)
+        {
+            var seen = keyPos <= query;                                                     // (B, S) the row's history and itself
+            if (window is int w) seen = seen.logical_and(keyPos > query - w);
+            return new AttentionMask(seen.view(columns.Length, 1, 1, span), false);       // (B, 1, 1, S)
+        }
+        bool perLayer = Config.SlidingLayers is not null;
+        var attn = Visible(perLayer ? null : Config.SlidingWindow);
+        AttentionMask? sliding = perLayer ? Visible(Config.SlidingWindow) : null;
+        cache.BeginSlotStep(cols, span);
+        Tensor hidden;
+        try { hidden = Body(tokens, query, span, attn, sliding, cache, checkpoint: false); }  // (B, 1, H)
+        finally { cache.EndSlotStep(); }
+        return LmHead(hidden).squeeze(1).MoveToOuterDisposeScope();                        // (B, V)
+    }
+
+    /// <summary>
     /// Embeddings → blocks → final norm. positions: (B, T), all below <paramref name="positionBound"/> → hidden (B, T, H).
     /// <paramref name="slidingMask"/> is set only when the config slides some layers and not others; with
     /// <paramref name="checkpoint"/> the blocks run under <see cref="DecoderStack"/>'s gradient checkpointing.

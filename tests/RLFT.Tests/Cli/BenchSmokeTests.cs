@@ -25,5 +25,34 @@ public class BenchSmokeTests
             var line = Assert.Single(lines, l => l.GetProperty("name").GetString() == name);
             Assert.True(line.GetProperty(figure).GetDouble() > 0, $"{name}.{figure}");
         }
+        // Every line carries its headline ratio beside its absolute figures (the qlora case lines compare in their summary line).
+        foreach (var line in lines.Where(l => !l.GetProperty("name").GetString()!.StartsWith("qlora/ppo/", StringComparison.Ordinal) || l.GetProperty("name").GetString()!.EndsWith("/compared")))
+            Assert.True(line.TryGetProperty("ratio", out var r) && r.ValueKind == JsonValueKind.Number && line.TryGetProperty("ratio_of", out _), $"{line.GetProperty("name")} has no ratio");
+        // A healthy run logs no errors and no stack traces.
+        string all = o.ToString() + e.ToString();
+        Assert.DoesNotContain("   at ", all);
+        Assert.DoesNotContain("[ERROR]", all);
+        foreach (var line in lines.Where(l => l.TryGetProperty("error_log_lines", out _)))
+            Assert.Equal(0, line.GetProperty("error_log_lines").GetInt32());
+    }
+
+    [Fact]
+    public void Compare_prints_the_change_of_every_ratio_between_two_saved_runs()
+    {
+        string dir = Directory.CreateTempSubdirectory("rlft-bench-compare").FullName;
+        try
+        {
+            File.WriteAllLines(Path.Combine(dir, "old.jsonl"), ["""{"name":"train/step","gflops":40,"fraction_of_matmul":0.2,"ratio":0.2}"""]);
+            File.WriteAllLines(Path.Combine(dir, "new.jsonl"), ["""{"name":"train/step","gflops":90,"fraction_of_matmul":0.3,"ratio":0.3}"""]);
+            var o = new StringWriter();
+            var e = new StringWriter();
+            int code = Rlft.Host.Commands.Cli.Run(["bench", "--compare", Path.Combine(dir, "old.jsonl"), "--against", Path.Combine(dir, "new.jsonl")], o, e);
+            Assert.True(code == 0, e.ToString());
+            var rows = o.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(2, rows.Count(r => r.StartsWith("train/step") && r.TrimEnd().EndsWith("+50.0%")));
+            Assert.NotEqual(0, Rlft.Host.Commands.Cli.Run(["bench", "--compare", Path.Combine(dir, "missing.jsonl")], o, e));
+            Assert.Contains("missing.jsonl does not exist", e.ToString());
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }

@@ -32,6 +32,9 @@ public class JobSpecTests
         var job = Parse(Minimal);
         Assert.Equal("auto", job.Device);
         Assert.Equal(1, job.MaxPolicyLag);
+        Assert.Equal(16, job.RolloutSlots);
+        Assert.Equal(8, Parse(Minimal.Replace("name = t", "name = t, rollout { slots = 8 }")).RolloutSlots);
+        Assert.Equal(0, Parse(Minimal.Replace("name = t", "name = t, rollout { continuous-batching = off, slots = 8 }")).RolloutSlots);
         var s = job.Stages[0];
         Assert.Equal(16, s.BatchSize);
         Assert.Equal(0.2, s.Ppo.ClipRange);
@@ -56,6 +59,9 @@ public class JobSpecTests
     [InlineData("rlft.job { name = \"../x\", stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.name: '../x' is not usable")]
     [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1, optimizer { lr = -1 } } ] }", "rlft.job.stages[0].optimizer.lr:")]
     [InlineData("other { }", "rlft.job: missing")]
+    [InlineData("rlft.job { name = t, rollout { slot = 4 }\n stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.rollout.slot: unknown key")]
+    [InlineData("rlft.job { name = t, rollout { slots = 0 }\n stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.rollout.slots: 0 is outside [1,")]
+    [InlineData("rlft.job { name = t, rollout { continuous-batching = maybe }\n stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.rollout.continuous-batching: expected true or false")]
     public void Bad_jobs_are_refused_naming_the_key_path(string hocon, string expected)
     {
         var e = Assert.Throws<ConfigException>(() => Parse(hocon));
