@@ -22,6 +22,9 @@ public class PresetTests(ITestOutputHelper output)
         ["grpo.conf"] = nameof(Presets_learn),
         ["cluster.conf"] = nameof(Presets_learn),
         ["chat.conf"] = nameof(Chat_preset_learns),
+        ["meta.conf"] = nameof(Many_task_presets_learn),
+        ["multitask.conf"] = nameof(Many_task_presets_learn),
+        ["sequential.conf"] = nameof(Many_task_presets_learn),
         // Needs raters: run with simulated ones by HumanRewardJobTests (held-out reward +0.2 or more).
         ["human-ppo.conf"] = nameof(Rlft.Tests.Feedback.HumanRewardJobTests.Ppo_on_simulated_raters_ratings_moves_the_policy_toward_their_hidden_rule),
     };
@@ -67,6 +70,42 @@ public class PresetTests(ITestOutputHelper output)
         Assert.True(Get("1-dpo/after/eval/kl") <= 15, $"dpo kl {Get("1-dpo/after/eval/kl"):F3}");
         Assert.True(Get("1-dpo/after/eval/length") <= 1.5 * Get("1-dpo/before/eval/length"), $"dpo length {Get("1-dpo/before/eval/length"):F2} → {Get("1-dpo/after/eval/length"):F2}");
         Assert.Equal(2, job.Stages.Count);
+    }
+
+    /// <summary>
+    /// The many-task presets on the built-in family: every SFT stage halves its held-out loss; every adapt stage lowers
+    /// the held-out tasks' loss by a fifth or more in its 10 steps; a meta stage lowers its tasks' held-out loss; with
+    /// replay, the first task of hocon/sequential.conf keeps at least 90% of its held-out reward through the later stages.
+    /// </summary>
+    [Theory]
+    [InlineData("meta.conf")]
+    [InlineData("multitask.conf")]
+    [InlineData("sequential.conf")]
+    public void Many_task_presets_learn(string preset)
+    {
+        var (job, summary) = RunPreset(preset);
+        double Get(string key) => summary.RootElement.TryGetProperty(key, out var v) ? v.GetDouble() : throw new Xunit.Sdk.XunitException($"summary.json has no {key}");
+        foreach (var stage in job.Stages)
+        {
+            string says = $"{stage.Name} loss {Get($"{stage.Name}/before/eval/loss"):F3} → {Get($"{stage.Name}/after/eval/loss"):F3}";
+            switch (stage.Kind)
+            {
+                case StageKind.Sft when stage.Index == 0:
+                    Assert.True(Get($"{stage.Name}/after/eval/loss") <= 0.5 * Get($"{stage.Name}/before/eval/loss"), says);
+                    break;
+                case StageKind.Adapt:
+                    Assert.True(Get($"{stage.Name}/after/eval/loss") <= 0.8 * Get($"{stage.Name}/before/eval/loss"), says);
+                    break;
+                case StageKind.Meta:
+                    Assert.True(Get($"{stage.Name}/after/eval/loss") < Get($"{stage.Name}/before/eval/loss"), says);
+                    break;
+            }
+        }
+        if (preset == "sequential.conf")
+            foreach (var later in job.Stages.Skip(1))
+                Assert.True(Get($"{later.Name}/after/retention/{job.Stages[0].Name}/reward_kept") >= 0.9,
+                    $"after {later.Name}, {job.Stages[0].Name} keeps {Get($"{later.Name}/after/retention/{job.Stages[0].Name}/reward_kept"):F3} of its held-out reward");
+        if (job.Stages.Any(s => s.Kind == StageKind.Adapt)) Assert.True(File.Exists(Path.Combine(job.RunDirectory, RunRecorder.AdaptationFile)));
     }
 
     (JobSpec Job, JsonDocument Summary) RunPreset(string preset)
