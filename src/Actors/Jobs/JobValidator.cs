@@ -216,7 +216,7 @@ public static class JobValidator
         string at = $"{Root}.stages[{stage.Index}]";
         // Their data is the built-in family's, named by their tasks (checked by the job reader).
         if (stage.Kind is StageKind.Meta or StageKind.Adapt)
-            return stage.Meta?.Inner == StageKind.Dpo ? [$"{at}.meta.inner: dpo as the inner loop is not supported yet; use sft"] : [];
+            return [];
         var kind = stage.Kind switch
         {
             StageKind.Sft or StageKind.Distill => DataKind.Sft,

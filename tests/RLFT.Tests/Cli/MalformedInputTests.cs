@@ -226,7 +226,7 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("meta stage with an unknown task", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add, mod] } }"), "rlft.job.stages[0].meta.tasks[1]: unknown task 'mod'", "add, diff, times, max, min, join");
         yield return new("meta stage drawing more tasks than it has", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add, max], tasks-per-round = 3 } }"), "rlft.job.stages[0].meta.tasks-per-round: 3 is outside [1, 2]");
         yield return new("meta stage with outer-lr 0", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add], outer-lr = 0 } }"), "rlft.job.stages[0].meta.outer-lr: 0 is outside (0, 1]");
-        yield return new("meta stage with a dpo inner loop", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add, max], inner = dpo } }"), "rlft.job.stages[0].meta.inner: dpo as the inner loop is not supported yet");
+        yield return new("meta stage with an unknown inner loop", d => d.Run("{ kind = meta, steps = 2, meta { tasks = [add, max], inner = ppo } }"), "rlft.job.stages[0].meta.inner: 'ppo' is not one of");
         yield return new("unknown task in a family mix", d => d.Run("{ kind = sft, data = \"builtin:family/add+nope\", steps = 2 }"), "rlft.job.stages[0].data", "unknown task 'nope'");
         yield return new("unknown family task", d => d.Run(d.SftStage("builtin:family/mod")), "rlft.job.stages[0].data: unknown task 'mod' in builtin:family/mod");
         yield return new("many-task settings on a stage kind that does not apply them yet", d => d.Run(string.Join("\n", d.SftStage(), d.Stage("dpo", d.Prefs, "l2-sp = 0.1, ewc = 5\n early-stopping { patience = 2 }\n optimizer { schedule = plateau }"))),

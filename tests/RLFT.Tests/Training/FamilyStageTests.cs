@@ -59,10 +59,21 @@ public class FamilyStageTests
     }
 
     [Fact]
-    public void Meta_with_a_dpo_inner_loop_is_refused_before_the_job_starts()
+    public void Meta_with_a_dpo_inner_loop_trains_on_the_tasks_preference_pairs()
     {
-        var job = JobHarness.Job("{ kind = meta, steps = 2, meta { tasks = [add, max], inner = dpo } }");
-        Assert.Contains(JobValidator.Check(job), p => p.StartsWith("rlft.job.stages[0].meta.inner: dpo"));
+        var job = JobHarness.Job("""
+            { kind = meta, steps = 2, batch-size = 4, meta { tasks = [add, max], tasks-per-round = 2, steps = 2, inner = dpo }
+              optimizer { lr = 1e-3, schedule = constant } }
+            """, extra: "eval-prompts = 4");
+        Assert.Empty(JobValidator.Check(job));
+        using var engine = new TorchLearnerEngine(job);
+        using var before = Weights(engine);
+        var progress = new List<Rlft.Actors.Protocol.StageProgress>();
+        engine.RunOfflineStage(job.Stages[0], progress.Add, TestContext.Current.CancellationToken);
+        using var after = Weights(engine);
+        Assert.True(before.DeltaTo(after).Norm() > 1e-4);
+        // DPO's first step from its own reference has the loss log 2 on every pair.
+        Assert.All(progress, p => Assert.Equal(Math.Log(2), p.Metrics["inner/loss_first"], 5));
     }
 }
 

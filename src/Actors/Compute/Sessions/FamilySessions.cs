@@ -21,9 +21,12 @@ internal static class FamilySessions
     /// <summary>A family task's data, encoded by the stage's encoder: its training examples, held-out examples and held-out prompts.</summary>
     sealed record TaskData(string Name, List<EncodedExample> Train, List<EncodedExample> HeldOut, List<PromptInput> Prompts);
 
+    static string TaskPath(OfflineRun run, string task, string part) =>
+        DataResolver.Resolve($"builtin:{DataResolver.FamilyPrefix}{task}/{part}", run.Job.RunDirectory, run.Job.Seed, $"rlft.job.stages[{run.Stage.Index}]");
+
     static TaskData Load(OfflineRun run, string task)
     {
-        string Path(string part) => DataResolver.Resolve($"builtin:{DataResolver.FamilyPrefix}{task}/{part}", run.Job.RunDirectory, run.Job.Seed, $"rlft.job.stages[{run.Stage.Index}]");
+        string Path(string part) => TaskPath(run, task, part);
         var train = run.Sft(Path("sft")).Select(x => x.Example).ToList();
         var heldOut = run.Sft(Path("eval-sft"));
         return new TaskData(task, train, heldOut.Select(x => x.Example).Take(64).ToList(), run.EvalPrompts(heldOut, x => x.Record.EvalPrompt(run.Encoder)));
@@ -62,18 +65,20 @@ internal static class FamilySessions
 
     /// <summary>
     /// Reptile (Nichol et al., 2018): each of the stage's steps is one outer round — <c>tasks-per-round</c> tasks drawn
-    /// without replacement (seeded by the job), each trained <c>meta.steps</c> SFT steps from the current weights with a
-    /// fresh optimizer, and the weights moved <c>outer-lr</c> of the way toward the adapted weights' mean. Trains the
+    /// without replacement (seeded by the job), each trained <c>meta.steps</c> steps of SFT (or, with <c>meta.inner = dpo</c>,
+    /// of DPO on the task's preference pairs against the round's weights) from the current weights with a fresh optimizer, and the weights moved <c>outer-lr</c> of the way toward the adapted weights' mean. Trains the
     /// policy's trainable parameters (all of them, or the LoRA adapters where they are attached).
     /// </summary>
     public static OfflineProduct Meta(OfflineRun run)
     {
         RefuseMixedPrecision(run);
         var (engine, stage, spec) = (run.Engine, run.Stage, run.Stage.Meta!);
-        if (spec.Inner != StageKind.Sft) throw new ConfigException($"rlft.job.stages[{stage.Index}].meta.inner: only sft runs as the inner loop yet");
         var tasks = spec.Tasks.Select(t => Load(run, t)).ToList();
         var model = engine.Trainable;
-        var participants = tasks.Select(t => new SftParticipant(t.Name, model, t.Train, Inner(stage, spec.InnerSteps), spec.InnerSteps, stage.BatchSize)).ToList();
+        var inner = Inner(stage, spec.InnerSteps);
+        var participants = spec.Inner == StageKind.Dpo
+            ? tasks.Select(t => (IParticipant)new DpoParticipant(t.Name, model, run.Pairs(TaskPath(run, t.Name, "preferences")).Select(x => x.Pair).ToList(), stage.Dpo, inner, spec.InnerSteps, stage.BatchSize)).ToList()
+            : tasks.Select(t => (IParticipant)new SftParticipant(t.Name, model, t.Train, inner, spec.InnerSteps, stage.BatchSize)).ToList();
         var trainable = SftParticipant.Trainable(model.Model);
         using var global = WeightSet.Snapshot(trainable);
         var loop = new OuterLoop(Aggregation.Mean, new ServerSgd(spec.OuterLr));

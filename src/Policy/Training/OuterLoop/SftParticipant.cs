@@ -6,38 +6,46 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training;
 
 /// <summary>
-/// A participant whose inner steps are supervised fine-tuning on its own examples: a task in meta-learning, or a
-/// client's local training in federated SFT. Each round starts from the global weights with a fresh optimizer
-/// (inner-loop state does not carry across rounds), takes <paramref name="steps"/> batches of
-/// <paramref name="batchSize"/> examples — continuing through its examples round after round, wrapping around — and
-/// returns <c>adapted − global</c>, weighted by its number of examples.
+/// A participant whose inner steps train on its own examples: a task in meta-learning, or a client's local training.
+/// Each round starts from the global weights with a fresh optimizer (inner-loop state does not carry across rounds),
+/// takes <c>steps</c> batches of <c>batchSize</c> examples — continuing through its examples round after round,
+/// wrapping around — and returns <c>adapted − global</c>, weighted by its number of examples.
 /// </summary>
-/// <param name="policy">The model the participant trains in place; the global weights are written into its trainable parameters first.</param>
-public sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedExample> examples, OptimizerOptions optimizer, int steps, int batchSize) : IParticipant
+public abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IReadOnlyList<T> examples, int steps, int batchSize) : IParticipant
 {
     int _cursor;
 
     public string Id => id;
-    public IReadOnlyList<EncodedExample> Examples => examples;
+    public IReadOnlyList<T> Examples => examples;
+    protected PolicyModel Policy => policy;
+
+    /// <summary>The inner loop's trainer over <paramref name="trainable"/> (the global weights are in them already): one step per batch, returning its loss.</summary>
+    protected abstract IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable);
+
+    /// <summary>A round's trainer: <see cref="Step"/> gives the batch's training loss.</summary>
+    protected interface IInnerTrainer : IDisposable
+    {
+        double Step(List<T> batch);
+    }
 
     public ParticipantUpdate Run(WeightSet global, int round)
     {
         if (examples.Count == 0) throw new InvalidOperationException($"participant {id} has no examples");
-        var trainable = Trainable(policy.Model);
+        var trainable = SftParticipant.Trainable(policy.Model);
         global.CopyTo(trainable);
         var losses = new List<double>();
-        using (var trainer = new SftTrainer(policy, optimizer, trainable.Select(p => p.Value)))
+        using (var trainer = Begin(trainable))
             foreach (var batch in NextBatches())
-                losses.Add(trainer.Step(batch)["loss/sft"]);
+                losses.Add(trainer.Step(batch));
         using var adapted = WeightSet.Snapshot(trainable);
         var metrics = new Dictionary<string, double> { ["inner/loss_first"] = losses[0], ["inner/loss_last"] = losses[^1] };
         return new ParticipantUpdate(id, global.DeltaTo(adapted), examples.Count, metrics);
     }
 
     /// <summary>The batches of this round's inner steps, in order.</summary>
-    public List<List<EncodedExample>> NextBatches()
+    public List<List<T>> NextBatches()
     {
-        var batches = new List<List<EncodedExample>>();
+        var batches = new List<List<T>>();
         int size = Math.Min(batchSize, examples.Count);
         for (int s = 0; s < steps; s++)
         {
@@ -46,8 +54,44 @@ public sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<
         }
         return batches;
     }
+}
+
+/// <summary>Inner steps of supervised fine-tuning (next-token loss on the loss-carrying tokens).</summary>
+/// <param name="policy">The model the participant trains in place; the global weights are written into its trainable parameters first.</param>
+public sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedExample> examples, OptimizerOptions optimizer, int steps, int batchSize)
+    : InnerLoopParticipant<EncodedExample>(id, policy, examples, steps, batchSize)
+{
+    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable) =>
+        new Inner(new SftTrainer(Policy, optimizer, trainable.Select(p => p.Value)));
+
+    sealed class Inner(SftTrainer trainer) : IInnerTrainer
+    {
+        public double Step(List<EncodedExample> batch) => trainer.Step(batch)["loss/sft"];
+        public void Dispose() => trainer.Dispose();
+    }
 
     /// <summary>The parameters that train, by name: all of them, or only the LoRA adapters when they are attached (the base is frozen).</summary>
     public static List<(string Name, Parameter Value)> Trainable(nn.Module model) =>
         model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
+}
+
+/// <summary>
+/// Inner steps of DPO on preference pairs, against the round's global weights as the reference (a frozen copy made at
+/// the start of each round: the participant's policy starts equal to its reference, as a DPO stage does).
+/// </summary>
+public sealed class DpoParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedPair> pairs, DpoOptions dpo, OptimizerOptions optimizer, int steps, int batchSize)
+    : InnerLoopParticipant<EncodedPair>(id, policy, pairs, steps, batchSize)
+{
+    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable)
+    {
+        var reference = Policy.FrozenCopy();
+        try { return new Inner(new DpoTrainer(Policy, new FrozenReference(reference), dpo, optimizer, trainable.Select(p => p.Value)), reference); }
+        catch { reference.Model.Dispose(); throw; }
+    }
+
+    sealed class Inner(DpoTrainer trainer, PolicyModel reference) : IInnerTrainer
+    {
+        public double Step(List<EncodedPair> batch) => trainer.Step(batch)["loss/dpo"];
+        public void Dispose() { trainer.Dispose(); reference.Model.Dispose(); }
+    }
 }
