@@ -65,9 +65,9 @@ public static class DataResolver
             string dir = Path.Combine(runDirectory, "data");
             string path = Path.Combine(dir, name + ".jsonl");
             if (File.Exists(path)) return path;
-            if (name.StartsWith(FamilyPrefix, StringComparison.Ordinal) && SplitFamily(name).Task.Contains('+')) WriteMix(path, SplitFamily(name).Task, seed);
-            else if (name.StartsWith(FamilyPrefix, StringComparison.Ordinal)) WriteFamilyTask(dir, SplitFamily(name).Task, seed);
-            else ReviewTask.WriteDatasets(dir, seed);
+            if (!name.StartsWith(FamilyPrefix, StringComparison.Ordinal)) ReviewTask.WriteDatasets(dir, seed);
+            else if (SplitFamily(name).Task is var task && task.Contains('+')) WriteMix(path, task, seed);
+            else WriteFamilyTask(dir, task, seed);
             return path;
         }
         if (!File.Exists(data)) throw new ConfigException($"{keyPath}: dataset file not found: {data}");

@@ -62,21 +62,22 @@ public static class JobValidator
 
     /// <summary>
     /// Stage settings the job reader accepts and checks but the learner does not apply yet: each is refused, so that
-    /// no job runs without what it asked for. Remove an entry when its stage driver or trainer session applies it.
+    /// no job runs without what it asked for (SFT stages apply them all). Remove an entry when every stage kind applies it.
     /// </summary>
     public static readonly IReadOnlyList<(string Key, Func<StageSpec, bool> Set)> NotRunYetKeys =
     [
-        // SFT stages apply them all; the other stage kinds not yet.
-        ("replay", s => s.Replay > 0 && s.Kind != StageKind.Sft),
-        ("l2-sp", s => s.L2Sp > 0 && s.Kind != StageKind.Sft),
-        ("ewc", s => s.Ewc > 0 && s.Kind != StageKind.Sft),
-        ("early-stopping", s => s.EarlyStopping is not null && s.Kind != StageKind.Sft),
-        ("optimizer.schedule", s => s.Optimizer.Schedule == Rlft.Policy.Training.LrSchedule.Plateau && s.Kind != StageKind.Sft),
-        ("eval-every", s => s.EvalEvery > 0 && s.Kind != StageKind.Sft),
+        ("replay", s => s.Replay > 0),
+        ("l2-sp", s => s.L2Sp > 0),
+        ("ewc", s => s.Ewc > 0),
+        ("early-stopping", s => s.EarlyStopping is not null),
+        ("optimizer.schedule", s => s.Optimizer.Schedule == Rlft.Policy.Training.LrSchedule.Plateau),
+        ("eval-every", s => s.EvalEvery > 0),
     ];
 
     static IEnumerable<string> NotRunYet(StageSpec stage)
     {
+        // SFT stages apply them all; the other stage kinds not yet.
+        if (stage.Kind == StageKind.Sft) yield break;
         string at = $"{Root}.stages[{stage.Index}]";
         foreach (var (key, set) in NotRunYetKeys.Where(k => k.Set(stage)))
         {
@@ -283,7 +284,7 @@ public static class JobValidator
                         problems.Add($"{c}: scores with the job's reward model, but no reward-model stage comes before stage {stage.Index}");
                         break;
                     case ClassifierSpec classifier:
-                        problems.AddRange(classifier.Check().Select(m => $"{c}.{(m.StartsWith("label:") || m.StartsWith("score:") || m.StartsWith("model:") ? m : "model: " + m)}"));
+                        problems.AddRange(classifier.Check().Select(m => $"{c}.{m}"));
                         break;
                     case HumanSpec when job.Feedback is null:
                         problems.Add($"{c}: asks human raters, but the job has no rlft.feedback section (see hocon/human-ppo.conf)");

@@ -20,10 +20,13 @@ public sealed record ClassifierSpec(string Model, string Label, ClassifierScore 
 {
     public override string Kind => "classifier";
 
-    /// <summary>The problems of this spec's model and label (empty when usable), found from config.json and the tensors' shapes without loading weights.</summary>
+    /// <summary>
+    /// The problems of this spec's model and label (empty when usable), each starting with its key (<c>model: …</c>),
+    /// found from config.json and the tensors' shapes without loading weights.
+    /// </summary>
     public List<string> Check()
     {
-        var problems = ModelDirectory.CheckEncoder(Model, out var config, exactHead: true);
+        var problems = ModelDirectory.CheckEncoder(Model, out var config, exactHead: true).Select(p => "model: " + p).ToList();
         if (config is null) return problems;
         if (config.Task != EncoderTask.SequenceClassification)
             problems.Insert(0, $"model: {Model} is a {config.ArchitectureName}; a classifier source needs a *ForSequenceClassification model");

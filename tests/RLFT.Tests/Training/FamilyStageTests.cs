@@ -8,7 +8,7 @@ namespace Rlft.Tests.Training;
 /// <summary>Meta-learning and k-shot adaptation stages in the learner, on the built-in task family.</summary>
 public class FamilyStageTests
 {
-    static WeightSet Weights(TorchLearnerEngine engine) => WeightSet.Snapshot(SftParticipant.Trainable(engine.Policy.Model));
+    static WeightSet Weights(TorchLearnerEngine engine) => WeightSet.Snapshot(Rlft.Policy.Training.Regularization.TrainableParameters.Of(engine.Policy.Model));
 
     [Fact]
     public void A_meta_stage_moves_the_weights_and_reports_each_tasks_held_out_figures()

@@ -123,14 +123,14 @@ public class OuterLoopTests
         // Reptile with one task, ε = 1: the global weights become the task's adapted weights.
         var meta = TinyTask.Load();
         var task = new SftParticipant("task", meta, examples, options, steps: 4, batchSize: 8);
-        using var global = WeightSet.Snapshot(SftParticipant.Trainable(meta.Model));
+        using var global = WeightSet.Snapshot(Rlft.Policy.Training.Regularization.TrainableParameters.Of(meta.Model));
         new OuterLoop(Aggregation.Mean, new ServerSgd(1)).Round(global, [task], 0);
 
         var expected = plain.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         double worst = global.Items.Max(x => (x.Value - expected[x.Name]).abs().max().item<float>());
         Assert.True(worst < 1e-6, $"largest difference {worst}");
         // And it really trained: the weights moved.
-        using var start = WeightSet.Snapshot(SftParticipant.Trainable(TinyTask.Load().Model));
+        using var start = WeightSet.Snapshot(Rlft.Policy.Training.Regularization.TrainableParameters.Of(TinyTask.Load().Model));
         Assert.True(start.DeltaTo(global).Norm() > 1e-3);
     }
 }

@@ -2,8 +2,8 @@ using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
 using Rlft.Policy.Chat;
-using Rlft.Policy.Generation;
 using Rlft.Policy.Training;
+using Rlft.Policy.Training.Regularization;
 using Rlft.Policy.Training.Trainers;
 using Rlft.Rollout.Data;
 using Rlft.Rollout.Tasks;
@@ -32,26 +32,22 @@ internal static class FamilySessions
         return new TaskData(task, train, heldOut.Select(x => x.Example).Take(64).ToList(), run.EvalPrompts(heldOut, x => x.Record.EvalPrompt(run.Encoder)));
     }
 
-    /// <summary>Held-out loss and greedy reward of each task, and their means, under <paramref name="label"/>.</summary>
-    static void Evaluate(OfflineRun run, IReadOnlyList<TaskData> tasks, string label, string? suffix = null)
+    /// <summary>A task's held-out loss and greedy reward, recorded under <paramref name="label"/> as <c>eval/TASK/…</c>.</summary>
+    static (double Loss, double Reward) Evaluate(OfflineRun run, TaskData task, string label)
     {
-        var engine = run.Engine;
-        var figures = new Dictionary<string, double>();
-        var sampling = engine.EvalSampling(run.Stage) with { Temperature = 0 };
-        double loss = 0, reward = 0;
-        using var t = new SftTrainer(engine.Trainable, run.Stage.Optimizer, SftParticipant.Trainable(engine.Trainable.Model).Select(p => p.Value));
-        foreach (var task in tasks)
-        {
-            double l = t.Loss(task.HeldOut);
-            double r = Evaluator.Run(run.Policy, task.Prompts, ReviewTask.Score, sampling).Metrics["eval/reward"];
-            figures[$"eval/{task.Name}/loss{suffix}"] = l;
-            figures[$"eval/{task.Name}/reward{suffix}"] = r;
-            (loss, reward) = (loss + l / tasks.Count, reward + r / tasks.Count);
-        }
-        figures[$"eval/loss{suffix}"] = loss;
-        figures[$"eval/reward{suffix}"] = reward;
-        run.Record(label, figures);
+        double loss = SftTrainer.Loss(run.Engine.Trainable, task.HeldOut);
+        double reward = RetentionProbe.Reward(run.Policy, task.Prompts, run.Engine.EvalSampling(run.Stage));
+        run.Record(label, new() { [$"eval/{task.Name}/loss"] = loss, [$"eval/{task.Name}/reward"] = reward });
+        return (loss, reward);
     }
+
+    /// <summary>The means over tasks, recorded under <paramref name="label"/> as <c>eval/loss</c> and <c>eval/reward</c>.</summary>
+    static void RecordMeans(OfflineRun run, IReadOnlyList<(double Loss, double Reward)> figures, string label) =>
+        run.Record(label, new() { ["eval/loss"] = figures.Average(f => f.Loss), ["eval/reward"] = figures.Average(f => f.Reward) });
+
+    /// <summary>Held-out loss and greedy reward of each task, and their means, under <paramref name="label"/>.</summary>
+    static void Evaluate(OfflineRun run, IReadOnlyList<TaskData> tasks, string label) =>
+        RecordMeans(run, tasks.Select(t => Evaluate(run, t, label)).ToList(), label);
 
     /// <summary>The inner loop's optimizer: the stage's settings over <paramref name="steps"/> steps, from a fresh state each time.</summary>
     static OptimizerOptions Inner(StageSpec stage, int steps) =>
@@ -79,7 +75,7 @@ internal static class FamilySessions
         var participants = spec.Inner == StageKind.Dpo
             ? tasks.Select(t => (IParticipant)new DpoParticipant(t.Name, model, run.Pairs(TaskPath(run, t.Name, "preferences")).Select(x => x.Pair).ToList(), stage.Dpo, inner, spec.InnerSteps, stage.BatchSize)).ToList()
             : tasks.Select(t => (IParticipant)new SftParticipant(t.Name, model, t.Train, inner, spec.InnerSteps, stage.BatchSize)).ToList();
-        var trainable = SftParticipant.Trainable(model.Model);
+        var trainable = TrainableParameters.Of(model.Model);
         using var global = WeightSet.Snapshot(trainable);
         var loop = new OuterLoop(Aggregation.Mean, new ServerSgd(spec.OuterLr));
         var rng = new Random(unchecked(run.Job.Seed * 7919 + stage.Index));
@@ -109,10 +105,13 @@ internal static class FamilySessions
         var (engine, stage, spec) = (run.Engine, run.Stage, run.Stage.Adapt!);
         var tasks = spec.Tasks.Select(t => Load(run, t)).ToList();
         var model = engine.Trainable;
-        var trainable = SftParticipant.Trainable(model.Model);
+        var trainable = TrainableParameters.Of(model.Model);
         using var start = WeightSet.Snapshot(trainable);
         Evaluate(run, tasks, "before");
+        // The curve starts at the zero-shot loss.
         var curve = new double[stage.Steps + 1];
+        curve[0] = run.Figures["before/eval/loss"];
+        var adapted = new List<(double Loss, double Reward)>();
         try
         {
             for (int k = 0; k < tasks.Count; k++)
@@ -120,8 +119,7 @@ internal static class FamilySessions
                 var task = tasks[k];
                 var shots = task.Train.Take(spec.Shots).ToList();
                 var inner = Inner(stage, stage.Steps);
-                using var t = new SftTrainer(model, inner, trainable.Select(p => p.Value));
-                curve[0] += t.Loss(task.HeldOut) / tasks.Count;
+                using var t = new SftTrainer(model, inner, trainable.Select(p => p.Parameter));
                 var participant = new SftParticipant(task.Name, model, shots, inner, stage.Steps, stage.BatchSize);
                 var batches = participant.NextBatches();
                 int step = 0;
@@ -134,14 +132,12 @@ internal static class FamilySessions
                     m[$"adapt/{task.Name}/heldout_loss"] = loss;
                     return m;
                 }, batchSize: 1, offset: k * stage.Steps, total: tasks.Count * stage.Steps);
-                Evaluate(run, [task], "after");
+                adapted.Add(Evaluate(run, task, "after"));
                 start.CopyTo(trainable);
             }
         }
         finally { start.CopyTo(trainable); }
-        var after = run.Figures.Where(f => f.Key.StartsWith("after/eval/", StringComparison.Ordinal) && f.Key.Count(c => c == '/') == 3).ToList();
-        run.Figures["after/eval/loss"] = after.Where(f => f.Key.EndsWith("/loss", StringComparison.Ordinal)).Average(f => f.Value);
-        run.Figures["after/eval/reward"] = after.Where(f => f.Key.EndsWith("/reward", StringComparison.Ordinal)).Average(f => f.Value);
+        RecordMeans(run, adapted, "after");
         for (int s = 0; s <= stage.Steps; s++) run.Figures[$"after/adapt/loss@{s}"] = curve[s];
         return OfflineProduct.None;
     }

@@ -21,12 +21,9 @@ internal sealed record RetentionProbe(string Stage, IReadOnlyList<EncodedExample
     public Dictionary<string, double> Measure(PolicyModel trainable, PolicyModel policy, GenerationOptions sampling)
     {
         var figures = new Dictionary<string, double>();
-        using (var t = new SftTrainer(trainable, new Policy.Training.OptimizerOptions(), Rlft.Policy.Training.SftParticipant.Trainable(trainable.Model).Select(p => p.Value)))
-        {
-            double loss = t.Loss(HeldOut);
-            figures[$"retention/{Stage}/loss"] = loss;
-            figures[$"retention/{Stage}/loss_increase"] = loss - LossAfter;
-        }
+        double loss = SftTrainer.Loss(trainable, HeldOut);
+        figures[$"retention/{Stage}/loss"] = loss;
+        figures[$"retention/{Stage}/loss_increase"] = loss - LossAfter;
         if (Prompts is { Count: > 0 } prompts && RewardAfter is { } after)
         {
             double reward = Reward(policy, prompts, sampling);

@@ -63,8 +63,9 @@ internal static class SftSession
             int step = 0;
             Dictionary<string, double> Step(List<EncodedExample> batch)
             {
-                var m = t.Step(mixer is null ? batch : [.. mixer.Batch(step).Items]);
-                if (mixer is not null) m["replay/replayed"] = mixer.Batch(step).Replayed;
+                var mixed = mixer?.Batch(step);
+                var m = t.Step(mixed is null ? batch : [.. mixed.Items]);
+                if (mixed is not null) m["replay/replayed"] = mixed.Replayed;
                 step++;
                 if (stage.EvalEvery > 0 && step % stage.EvalEvery == 0)
                 {

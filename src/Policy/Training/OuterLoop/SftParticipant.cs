@@ -1,4 +1,5 @@
 using Rlft.Policy.Chat;
+using Rlft.Policy.Training.Regularization;
 using Rlft.Policy.Training.Trainers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -31,7 +32,7 @@ public abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IRe
     public ParticipantUpdate Run(WeightSet global, int round)
     {
         if (examples.Count == 0) throw new InvalidOperationException($"participant {id} has no examples");
-        var trainable = SftParticipant.Trainable(policy.Model);
+        var trainable = TrainableParameters.Of(policy.Model);
         global.CopyTo(trainable);
         var losses = new List<double>();
         using (var trainer = Begin(trainable))
@@ -69,10 +70,6 @@ public sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<
         public double Step(List<EncodedExample> batch) => trainer.Step(batch)["loss/sft"];
         public void Dispose() => trainer.Dispose();
     }
-
-    /// <summary>The parameters that train, by name: all of them, or only the LoRA adapters when they are attached (the base is frozen).</summary>
-    public static List<(string Name, Parameter Value)> Trainable(nn.Module model) =>
-        model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
 }
 
 /// <summary>

@@ -40,12 +40,15 @@ public sealed class SftTrainer : IDisposable
     /// <summary>Mean loss over the loss-carrying tokens, without updating (held-out evaluation).</summary>
     public double Loss(IReadOnlyList<(string Prompt, string Completion)> batch) => Loss(Encode(batch));
 
-    public double Loss(IReadOnlyList<EncodedExample> batch)
+    public double Loss(IReadOnlyList<EncodedExample> batch) => Loss(_policy, batch);
+
+    /// <summary>Mean loss of <paramref name="policy"/> over the loss-carrying tokens of <paramref name="batch"/> (no gradients; eval mode).</summary>
+    public static double Loss(PolicyModel policy, IReadOnlyList<EncodedExample> batch)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        _policy.Model.eval();
-        using var lp = _policy.LogProbsOf(batch);
+        policy.Model.eval();
+        using var lp = policy.LogProbsOf(batch);
         return Losses.SftLoss(lp.LogProbs, lp.Mask).Stats["loss/sft"];
     }
 
