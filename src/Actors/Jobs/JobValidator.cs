@@ -41,8 +41,6 @@ public static class JobValidator
         var problems = new List<string>();
         var stages = job.Stages.Where(s => !failed($"{Root}.stages[{s.Index}]")).ToList();
         foreach (var stage in stages) problems.AddRange(NotRunYet(stage));
-        foreach (var stage in stages.Where(s => s.Ewc > 0 && s.EwcStage is { } e && job.Stages[e].Kind != StageKind.Sft))
-            problems.Add($"{Root}.stages[{stage.Index}].ewc: the previous policy stage ({stage.EwcStage}, {job.Stages[stage.EwcStage!.Value].Kind}) is not an SFT stage; EWC estimates its Fisher information on an SFT stage's examples yet");
         if (parts.HasFlag(JobParts.Learner))
         {
             if (!failed($"{Root}.output-dir") && !failed($"{Root}.name")) problems.AddRange(CheckOutput(job));

@@ -37,6 +37,8 @@ public static class StageSequence
                 ewcStage = earlier.LastOrDefault(s => s.TrainsPolicyOnData)?.Index;
                 if (ewcStage is null)
                     errors.Add($"{at}.ewc: needs an earlier stage that trained the policy (EWC estimates the Fisher information on that stage's data, at the weights it ended with), and stage {stage.Index} has none before it");
+                else if (stages[ewcStage.Value].Kind != StageKind.Sft)
+                    errors.Add($"{at}.ewc: the previous policy stage ({ewcStage}, {stages[ewcStage.Value].Kind}) is not an SFT stage; EWC estimates its Fisher information on an SFT stage's examples yet");
             }
             result.Add(stage with { EwcStage = ewcStage });
         }
