@@ -14,6 +14,13 @@ public interface IRolloutEngine : IDisposable
     long BaseVersion { get; }
     /// <summary>Full weights, or (a blob carrying adapter_config.json) LoRA adapter tensors on the current base.</summary>
     void ApplyWeights(long version, byte[] blob);
+    /// <summary>True when the replica can take a version from the learner's shelf in this process (<see cref="ApplyLocal"/>).</summary>
+    bool AcceptsLocalWeights => false;
+    /// <summary>
+    /// Takes a shelved version: full weights become the replica's parameters by sharing the shelf's storage (no copy
+    /// where the dtypes agree); adapters are copied into the replica's own. Called while the version is leased.
+    /// </summary>
+    void ApplyLocal(long version, WeightSync.LocalWeights weights) => throw new NotSupportedException("this replica takes weights as bytes");
     RolloutSample[] Generate(PromptItem[] prompts, SamplingSettings sampling, long seed);
 }
 
@@ -46,6 +53,11 @@ public interface ILearnerEngine : IDisposable
     PolicyUpdated Train(StageSpec stage, TrainOn experience);
     /// <summary>Serialized weights of the current version (policy or reward model).</summary>
     byte[] ExportWeights(WeightKind kind);
+    /// <summary>
+    /// The current version as tensors for replicas in this process (null: this learner only exports bytes): the
+    /// learner's own frozen tensors where they will not change while replicas read them, else a copy.
+    /// </summary>
+    WeightSync.LocalWeights? ShareWeights(WeightKind kind) => null;
     /// <summary>True once LoRA adapters are trained: policy exports then hold only adapter tensors.</summary>
     bool ExportsAdapterOnly { get; }
     /// <summary>The full policy version the exported adapters apply on (-1 without adapters).</summary>
@@ -55,6 +67,8 @@ public interface ILearnerEngine : IDisposable
     /// mid-way through a LoRA stage serves them again, since replicas start from them.
     /// </summary>
     byte[] ExportAdapterBase() => throw new NotSupportedException("this learner does not train adapters");
+    /// <summary>The adapters' base as tensors for replicas in this process (null: bytes only).</summary>
+    WeightSync.LocalWeights? ShareAdapterBase() => null;
     EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts);
     /// <summary>Writes the models and the training state (trainer/) that exact resume needs.</summary>
     void SaveCheckpoint(string directory);

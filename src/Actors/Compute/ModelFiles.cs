@@ -5,6 +5,7 @@ using Rlft.Policy.Quantization;
 using Rlft.Policy.Tokenization;
 using Rlft.Policy.Training;
 using Rlft.Policy.Training.Trainers;
+using static TorchSharp.torch;
 
 namespace Rlft.Actors.Compute;
 
@@ -49,6 +50,34 @@ public static class ModelFiles
             return new PolicyModel(model, tokenizer, Encoder(dir, tokenizer));
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>
+    /// Builds a model from blob files whose parameters share the storage of <paramref name="tensors"/> (a shelved
+    /// version in this process): built on the meta device, so no memory of its own, then each parameter takes its
+    /// tensor's storage, cast copies only where <paramref name="dtype"/> differs. Quantized projections take the
+    /// shelved 4/8-bit tensors. Frozen, in eval mode. Returns how many tensors were shared.
+    /// </summary>
+    public static (CausalLM Model, int Shared) BuildShared(IReadOnlyDictionary<string, string> files, IReadOnlyDictionary<string, Tensor> tensors,
+        TorchSharp.torch.ScalarType dtype)
+    {
+        var configText = files.GetValueOrDefault(Checkpoint.ConfigFile) ?? throw new InvalidDataException("shared weights carry no config.json");
+        var config = ModelConfig.Parse(System.Text.Json.Nodes.JsonNode.Parse(configText) as System.Text.Json.Nodes.JsonObject
+            ?? throw new InvalidDataException("shared weights: config.json is not a JSON object"));
+        var quantization = files.TryGetValue(QuantizationOptions.FileName, out var q) ? QuantizationOptions.Parse(q, "shared weights") : null;
+        var model = ModelFactory.CreateMeta(config);
+        try
+        {
+            var device = tensors.Values.First().device;
+            int shared = ParameterSharing.Adopt(model, tensors, PolicyModel.FrozenDtype(dtype), quantization?.ResolveComputeDtype(device) ?? TorchSharp.torch.ScalarType.Float32);
+            PolicyModel.Freeze(model, dtype);
+            return (model, shared);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>

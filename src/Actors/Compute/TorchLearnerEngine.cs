@@ -3,6 +3,7 @@ using Rlft.Actors.Compute.Sessions;
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
+using Rlft.Actors.WeightSync;
 using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Generation;
@@ -51,6 +52,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     /// <summary>The policy and its adapters (tests compare replicas with them).</summary>
     internal PolicyModel Policy => _policy;
     internal LoraAdapters? Adapters => _adapters;
+    /// <summary>The frozen reference copy of full fine-tuning (null with LoRA, whose reference is the policy with its adapters off).</summary>
+    internal PolicyModel? ReferenceCopy => _reference;
     internal JobSpec Job => _job;
     internal Device Device => _device;
     /// <summary>What trainers train: the policy, or its bf16 compute copy under mixed precision.</summary>
@@ -131,13 +134,12 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         string adapterDir = Path.Combine(dir, CheckpointLayout.Adapter);
         string reference = Path.Combine(dir, CheckpointLayout.Trainer, CheckpointLayout.Reference);
         // Without adapters the stage-start weights are kept apart; with them, the base (policy/) is the
-        // reference, copied before the adapters attach (as when the stage first began).
+        // reference: the policy with its adapters switched off.
         if (Directory.Exists(reference))
         {
             var model = PolicyModel.Freeze(Checkpoint.Load(reference, _device), _job.Model.FrozenDtype);
             _reference = new PolicyModel(model, _policy.Tokenizer, _policy.Encoder);
         }
-        else if (Directory.Exists(adapterDir) && !_job.QuantizedBase) _reference = _policy.FrozenCopy(_job.Model.FrozenDtype);
         if (Directory.Exists(adapterDir)) _adapters = LoraAdapters.Load(_policy.Model, adapterDir);
         string snapshot = Path.Combine(dir, CheckpointLayout.Trainer, CheckpointLayout.ReferenceAdapter);
         if (_adapters is not null && Directory.Exists(snapshot)) _stageReference = new SnapshotReference(_policy, AdapterSnapshot.Load(_adapters, snapshot));
@@ -162,9 +164,9 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         if (resume && (_resumeFrom is null || _resumed is null)) throw new InvalidOperationException("this learner was not started from a checkpoint");
         _trainable.Model.GradientCheckpointing = stage.GradientCheckpointing;
         // Resuming, the reference (or the adapters' base) came with the checkpoint.
-        if (!resume && (_job.Lora is null || _adapters is null))
+        if (!resume && _job.Lora is null)
         {
-            // The frozen reference; with LoRA it is only used to sample the base for the evaluation's win rate.
+            // The frozen reference (with LoRA, the reference is the policy with its adapters switched off: no copy).
             _reference?.Model.Dispose();
             _reference = _policy.FrozenCopy(_job.Model.FrozenDtype);
         }
@@ -236,6 +238,29 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         return ModelBlob.Pack(tensors, RewardModelFiles());
     }
 
+    public LocalWeights? ShareWeights(WeightKind kind)
+    {
+        if (kind != WeightKind.Policy) return null;
+        if (ExportsAdapterOnly)
+            return LocalWeights.Snapshot(kind, PolicyVersion, _adapters!.StateDict(), new Dictionary<string, string> { [LoraAdapters.ConfigFile] = _adapters.ConfigJson() },
+                adapterOnly: true, baseVersion: AdapterBaseVersion);
+        if (_adapters is not null) return ShareAdapterBase();
+        // Full weights: replicas generate with this version while the learner trains the next one only inside an online
+        // stage with max-policy-lag ≥ 1; then they need a copy (in their dtype), else they read the learner's own tensors.
+        var state = _policy.Model.state_dict();
+        return _session is not null && _job.MaxPolicyLag >= 1
+            ? LocalWeights.Snapshot(kind, PolicyVersion, state, _modelFiles, _job.Model.FrozenDtype)
+            : LocalWeights.Live(kind, PolicyVersion, state, _modelFiles);
+    }
+
+    public LocalWeights? ShareAdapterBase()
+    {
+        if (_adapters is null) throw new InvalidOperationException("no LoRA adapters are attached");
+        // The base is frozen once adapters attach: replicas in this process read the learner's own tensors.
+        var files = _job.QuantizedBase ? QuantizedBase.BlobFiles(_modelFiles, _job.Model.Quantization) : _modelFiles;
+        return LocalWeights.Live(WeightKind.Policy, AdapterBaseVersion, _policy.Model.state_dict().Where(kv => !kv.Key.Contains(".lora_")), files);
+    }
+
     public byte[] ExportAdapterBase()
     {
         if (_adapters is null) throw new InvalidOperationException("no LoRA adapters are attached");
@@ -256,8 +281,13 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         var taskReward = stage is null ? null : TaskReward(stage);
         var encoder = EncoderFor(stage);
         var inputs = prompts.Select(p => p.Messages is null ? PromptInput.Plain(p.Prompt, p.Answer) : PromptInput.Chat(p.Messages, encoder, p.Answer)).ToList();
+        // With LoRA on a full-precision base the reference is the policy with its adapters off, for the KL and the win rate.
+        bool adapterReference = _reference is null && _adapters is not null && !_job.QuantizedBase;
+        IReferencePolicy? reference = _reference is not null ? new FrozenReference(_reference)
+            : adapterReference ? new AdapterReference(_policy, _adapters!) : _stageReference;
+        var sampler = adapterReference ? _policy.WithEncoder(encoder) : _reference?.WithEncoder(encoder);
         var result = Evaluator.Run(_policy.WithEncoder(encoder), inputs, taskReward, EvalSampling(stage),
-            _reference is not null ? new FrozenReference(_reference) : _stageReference, _reference?.WithEncoder(encoder), Judge(taskReward));
+            reference, sampler, Judge(taskReward), asReference: adapterReference ? _adapters!.Disabled : null);
         int n = Math.Min(16, prompts.Length);
         return new EvaluationDone(stage?.Index ?? -1, label, result.Metrics, result.Prompts[..n], result.Completions[..n]);
     }

@@ -41,18 +41,7 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
         var contents = ModelBlob.Unpack(blob);
         try
         {
-            if (contents.Files.TryGetValue(LoraAdapters.ConfigFile, out var adapterConfig))
-            {
-                var policy = _policy ?? throw new InvalidOperationException($"adapter weights v{version} arrived before any full weights");
-                if (_adapters is null)
-                {
-                    var json = JsonNode.Parse(adapterConfig) as JsonObject ?? throw new InvalidDataException($"weights v{version}: adapter config is not a JSON object");
-                    _adapters = LoraAdapters.Apply(policy.Model, LoraConfig.FromPeftJson(json, $"weights v{version}"));
-                    // The adapters compute in the replica's dtype (model.frozen-dtype); copy_ casts what arrives.
-                    PolicyModel.Freeze(policy.Model, job.Model.FrozenDtype);
-                }
-                _adapters.CopyFrom(contents.Tensors, $"adapter weights v{version}");
-            }
+            if (contents.Files.ContainsKey(LoraAdapters.ConfigFile)) ApplyAdapters(version, contents.Files, contents.Tensors);
             else
             {
                 if (_adapters is not null) throw new InvalidOperationException($"full weights v{version} for a replica that carries LoRA adapters");
@@ -71,6 +60,59 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
             foreach (var t in contents.Tensors.Values) t.Dispose();
         }
         PolicyVersion = version;
+    }
+
+    public bool AcceptsLocalWeights => true;
+
+    /// <summary>Shelved tensors shared with this replica at its last full version (tests check the storage is the learner's).</summary>
+    internal int SharedTensors { get; private set; }
+
+    /// <summary>
+    /// A version from the learner's shelf in this process: full weights become this replica's parameters by sharing
+    /// their storage (the model is rebuilt on the meta device, so the replica holds no weights of its own where the
+    /// dtypes agree); adapters are copied into the replica's own adapter tensors.
+    /// </summary>
+    public void ApplyLocal(long version, WeightSync.LocalWeights weights)
+    {
+        if (weights.AdapterOnly)
+        {
+            ApplyAdapters(version, weights.Files, weights.Tensors);
+            PolicyVersion = version;
+            return;
+        }
+        if (_adapters is not null) throw new InvalidOperationException($"full weights v{version} for a replica that carries LoRA adapters");
+        var (model, shared) = ModelFiles.BuildShared(weights.Files, weights.Tensors, job.Model.FrozenDtype);
+        if (_policy is null)
+        {
+            string dir = ModelFiles.Materialize(weights.Files.Where(f => f.Key != Rlft.Policy.Quantization.QuantizationOptions.FileName).ToDictionary(), "replica");
+            try
+            {
+                var tokenizer = Rlft.Policy.Tokenization.HfTokenizer.Load(dir);
+                _policy = new PolicyModel(model, tokenizer, ModelFiles.Encoder(dir, tokenizer));
+            }
+            finally { Directory.Delete(dir, true); }
+            _tokenizerConfig = weights.Files.GetValueOrDefault("tokenizer_config.json");
+        }
+        else
+        {
+            _policy.Model.Dispose();
+            _policy = new PolicyModel(model, _policy.Tokenizer, _policy.Encoder);
+        }
+        SharedTensors = shared;
+        (BaseVersion, PolicyVersion) = (version, version);
+    }
+
+    void ApplyAdapters(long version, IReadOnlyDictionary<string, string> files, IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        var policy = _policy ?? throw new InvalidOperationException($"adapter weights v{version} arrived before any full weights");
+        if (_adapters is null)
+        {
+            var json = JsonNode.Parse(files[LoraAdapters.ConfigFile]) as JsonObject ?? throw new InvalidDataException($"weights v{version}: adapter config is not a JSON object");
+            _adapters = LoraAdapters.Apply(policy.Model, LoraConfig.FromPeftJson(json, $"weights v{version}"));
+            // The adapters compute in the replica's dtype (model.frozen-dtype); copy_ casts what arrives.
+            PolicyModel.Freeze(policy.Model, job.Model.FrozenDtype);
+        }
+        _adapters.CopyFrom(tensors, $"adapter weights v{version}");
     }
 
     /// <summary>

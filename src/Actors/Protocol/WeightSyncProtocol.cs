@@ -14,9 +14,16 @@ public sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCo
 /// <summary>
 /// Ask the weight server which version of <paramref name="Kind"/> is current, or, with
 /// <paramref name="Version"/> ≥ 0, for the announcement of that version (a replica fetching an adapter
-/// version's base).
+/// version's base). A replica on the learner's node that can take shelved tensors says so with
+/// <paramref name="AcceptsLocal"/>: it is then answered with <see cref="LocalWeightsReady"/> instead of bytes.
 /// </summary>
-public sealed record QueryWeights(WeightKind Kind, long Version = -1) : IRlftMessage;
+public sealed record QueryWeights(WeightKind Kind, long Version = -1, bool AcceptsLocal = false) : IRlftMessage;
+
+/// <summary>
+/// The version is on this node's shelf (Rlft.Actors.WeightSync.LocalWeightShelf): take its tensors from there, no
+/// bytes. Only ever sent to an actor of the learner's own process.
+/// </summary>
+public sealed record LocalWeightsReady(WeightKind Kind, long Version, bool AdapterOnly, long BaseVersion) : IRlftMessage;
 
 /// <summary>Ask the weight server for one chunk of a published version.</summary>
 public sealed record FetchChunk(WeightKind Kind, long Version, int Index) : IRlftMessage;

@@ -44,8 +44,7 @@ public sealed class LearnerActor : ReceiveActor
             return;
         }
         var engine = _engine;
-        if (engine.ExportsAdapterOnly)   // resumed mid-way through a LoRA stage: serve the base the adapters apply on
-            _weightServer.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, engine.AdapterBaseVersion, engine.ExportAdapterBase(), adapterOnly: false)));
+        if (engine.ExportsAdapterOnly) PublishAdapterBase();   // resumed mid-way through a LoRA stage: serve the base the adapters apply on
         Publish(WeightKind.Policy, engine.PolicyVersion);
         Publish(WeightKind.RewardModel, engine.RewardModelVersion);   // a resumed run's reward model (-1: none yet)
 
@@ -61,6 +60,10 @@ public sealed class LearnerActor : ReceiveActor
         Receive<BeginOnline>(m => Guard(m.Stage, () =>
         {
             engine.BeginOnlineStage(_job.Stages[m.Stage], m.Resume);
+            // What replicas of this stage start from, shelved for it: the base its adapters attached to (read in place,
+            // frozen from now on), or full weights as this stage's rollouts need them.
+            if (engine.AdapterBaseVersion >= 0) PublishAdapterBase(reshelveOnly: true);
+            else Publish(WeightKind.Policy, engine.PolicyVersion, reshelveOnly: true);
             Sender.Tell(new OnlineReady(m.Stage, engine.PolicyVersion));
         }));
         Receive<TrainOn>(m => Guard(m.Stage, () =>
@@ -94,13 +97,37 @@ public sealed class LearnerActor : ReceiveActor
         }));
     }
 
-    void Publish(WeightKind kind, long version)
+    /// <summary>
+    /// Hands the current version to the weight server: shelved as tensors for this process's replicas where the engine
+    /// can share them (bytes are then packed only if a remote replica asks), else as bytes.
+    /// </summary>
+    void Publish(WeightKind kind, long version, bool reshelveOnly = false)
     {
         if (version < 0) return;
         var engine = _engine!;
+        if (engine.ShareWeights(kind) is { } local)
+        {
+            Shelve(local);
+            return;
+        }
+        if (reshelveOnly) return;
         bool adapterOnly = kind == WeightKind.Policy && engine.ExportsAdapterOnly;
         var blob = new WeightBlob(kind, version, engine.ExportWeights(kind), adapterOnly, baseVersion: adapterOnly ? engine.AdapterBaseVersion : -1);
         _weightServer.Tell(new ServeBlob(blob));
+    }
+
+    void PublishAdapterBase(bool reshelveOnly = false)
+    {
+        var engine = _engine!;
+        if (engine.ShareAdapterBase() is { } local) Shelve(local);
+        else if (!reshelveOnly)
+            _weightServer.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, engine.AdapterBaseVersion, engine.ExportAdapterBase(), adapterOnly: false)));
+    }
+
+    void Shelve(LocalWeights local)
+    {
+        LocalWeightShelf.For(Context.System).Put(local);
+        _weightServer.Tell(new ServeShelved(local.Kind, local.Version, local.AdapterOnly, local.BaseVersion));
     }
 
     /// <summary>

@@ -47,12 +47,14 @@ public sealed class RolloutActor : WeightFetchingActor
             // Leaving: not taken; the coordinator re-issues it when this worker is gone.
             if (_draining) return;
             if (_engine.PolicyVersion >= work.PolicyVersion) Generate(work);
-            else FetchThenRetry(WeightKind.Policy, work.PolicyVersion, _engine.ApplyWeights, reason => Failed(work, reason));   // a newer policy exists
+            else FetchThenRetry(WeightKind.Policy, work.PolicyVersion, _engine.ApplyWeights, reason => Failed(work, reason),   // a newer policy exists
+                _engine.AcceptsLocalWeights ? _engine.ApplyLocal : null);
         });
         Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
         // Processed between batches (generation blocks this actor), so the batch in hand is already reported.
         Receive<Drain>(_ => { _draining = true; Sender.Tell(Drained.Instance); });
         Receive<WeightsPublished>(_ => { });
+        Receive<LocalWeightsReady>(_ => { });
         Receive<WeightChunk>(_ => { });
     }
 

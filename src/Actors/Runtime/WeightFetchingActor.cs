@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.Telemetry;
+using Rlft.Actors.WeightSync;
 
 namespace Rlft.Actors.Runtime;
 
@@ -10,7 +11,8 @@ namespace Rlft.Actors.Runtime;
 /// work is stashed; once every chunk has arrived intact the weights are applied and the work replayed.
 /// Queries go through the coordinator, which forwards them to the weight server; chunk requests then
 /// go to the server directly. An adapter-only version on a base the replica does not hold (a late joiner,
-/// or a missed stage start) is preceded by a fetch of that base.
+/// or a missed stage start) is preceded by a fetch of that base. A replica in the learner's own process that can take
+/// shelved tensors (<see cref="LocalWeightShelf"/>) asks for them and is pointed at the shelf: no bytes at all.
 /// </summary>
 public abstract class WeightFetchingActor : ReceiveActor, IWithStash
 {
@@ -20,8 +22,10 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
     WeightKind _kind;
     long _wanted;
     Action<long, byte[]> _apply = (_, _) => { };
-    // An adapter-only version waiting while its base is fetched.
+    Action<long, LocalWeights>? _applyLocal;
+    // An adapter-only version waiting while its base is fetched (its announcement, or the shelf's).
     WeightsPublished? _afterBase;
+    LocalWeightsReady? _afterLocalBase;
 
     public IStash Stash { get; set; } = null!;
 
@@ -43,17 +47,77 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
     /// When weights cannot be applied, <paramref name="failed"/> is called with the reason (now, or for the message
     /// when it is replayed) instead: the actor reports the work it cannot do rather than retrying forever.
     /// </summary>
-    protected void FetchThenRetry(WeightKind kind, long version, Action<long, byte[]> apply, Action<string> failed)
+    /// <param name="applyLocal">Takes a version from the node's shelf (null: this replica takes bytes only).</param>
+    protected void FetchThenRetry(WeightKind kind, long version, Action<long, byte[]> apply, Action<string> failed, Action<long, LocalWeights>? applyLocal = null)
     {
         if (_cannotApply is { } reason) { failed(reason); return; }
         Stash.Stash();
-        (_kind, _wanted, _apply, _fetchStarted) = (kind, version, apply, DateTimeOffset.UtcNow);
-        _coordinator.Tell(new QueryWeights(kind));
+        (_kind, _wanted, _apply, _applyLocal, _fetchStarted) = (kind, version, apply, applyLocal, DateTimeOffset.UtcNow);
+        _coordinator.Tell(Query(kind));
         Become(Fetching);
+    }
+
+    QueryWeights Query(WeightKind kind, long version = -1) => new(kind, version, AcceptsLocal: _applyLocal is not null);
+
+    /// <summary>Applies a shelved version (leased while it is read); false when the shelf no longer holds it.</summary>
+    bool ApplyShelved(LocalWeightsReady ready)
+    {
+        using var lease = LocalWeightShelf.For(Context.System).Acquire(ready.Kind, ready.Version);
+        if (lease is null) return false;
+        _applyLocal!(ready.Version, lease.Weights);
+        return true;
+    }
+
+    /// <summary>A version could not be applied: every later request is answered with the reason.</summary>
+    void CannotApply(long version, Exception e)
+    {
+        _cannotApply = $"weights v{version} could not be applied: {e.Message}";
+        Failures.Log(Context.GetLogger(), e, $"{Self.Path.Name}: weights v{version} could not be applied");
+        (_fetcher, _afterBase, _afterLocalBase) = (null, null, null);
+        Become(Ready);
+        Stash.UnstashAll();
+    }
+
+    void Fetched(long version, bool adapterOnly, bool local)
+    {
+        RlftTelemetry.CompletedPhase(RlftTelemetry.Sync, _fetchStarted,
+            new(RlftTelemetry.VersionTag, version), new(RlftTelemetry.KindTag, _kind.ToString()),
+            new("rlft.adapter_only", adapterOnly), new("rlft.local", local));
+        Become(Ready);
+        Stash.UnstashAll();
     }
 
     void Fetching()
     {
+        Receive<LocalWeightsReady>(a =>
+        {
+            if (a.Kind != _kind || _applyLocal is null) return;
+            if (_afterLocalBase is { } pending)
+            {
+                if (a.AdapterOnly || a.Version != pending.BaseVersion) return;
+                _afterLocalBase = null;
+                try
+                {
+                    if (!ApplyShelved(a) || !ApplyShelved(pending)) { AskAgainSoon(); return; }
+                }
+                catch (Exception e) { CannotApply(pending.Version, e); return; }
+                Fetched(pending.Version, adapterOnly: true, local: true);
+                return;
+            }
+            if (a.Version < _wanted) { AskAgainSoon(); return; }
+            if (a.AdapterOnly && BaseVersion(a.Kind) != a.BaseVersion)
+            {
+                _afterLocalBase = a;
+                Sender.Tell(Query(a.Kind, a.BaseVersion));
+                return;
+            }
+            try
+            {
+                if (!ApplyShelved(a)) { AskAgainSoon(); return; }
+            }
+            catch (Exception e) { CannotApply(a.Version, e); return; }
+            Fetched(a.Version, a.AdapterOnly, local: true);
+        });
         Receive<WeightsPublished>(a =>
         {
             if (a.Kind != _kind) return;
@@ -64,7 +128,7 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
             if (_afterBase is null && a.AdapterOnly && BaseVersion(a.Kind) != a.BaseVersion)
             {
                 _afterBase = a;
-                _weightServer.Tell(new QueryWeights(a.Kind, a.BaseVersion));
+                _weightServer.Tell(Query(a.Kind, a.BaseVersion));
                 return;
             }
             _fetcher = new WeightFetcher(a);
@@ -74,18 +138,8 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
         {
             if (_fetcher?.Accept(c, _weightServer, Self) is not { } blob) return;
             try { _apply(_fetcher.Announcement.Version, blob); }
-            catch (Exception e)
-            {
-                _cannotApply = $"weights v{_fetcher.Announcement.Version} could not be applied: {e.Message}";
-                Failures.Log(Context.GetLogger(), e, $"{Self.Path.Name}: weights v{_fetcher.Announcement.Version} could not be applied");
-                (_fetcher, _afterBase) = (null, null);
-                Become(Ready);
-                Stash.UnstashAll();
-                return;
-            }
-            RlftTelemetry.CompletedPhase(RlftTelemetry.Sync, _fetchStarted,
-                new(RlftTelemetry.VersionTag, _fetcher.Announcement.Version), new(RlftTelemetry.KindTag, _fetcher.Announcement.Kind.ToString()),
-                new("rlft.adapter_only", _fetcher.Announcement.AdapterOnly));
+            catch (Exception e) { CannotApply(_fetcher.Announcement.Version, e); return; }
+            var done = _fetcher.Announcement;
             _fetcher = null;
             if (_afterBase is { } next)
             {
@@ -94,17 +148,16 @@ public abstract class WeightFetchingActor : ReceiveActor, IWithStash
                 _fetcher.Pump(_weightServer, Self);
                 return;
             }
-            Become(Ready);
-            Stash.UnstashAll();
+            Fetched(done.Version, done.AdapterOnly, local: false);
         });
         Receive<WeightsUnavailable>(_ =>
         {
-            _afterBase = null; // the base (or the version) is gone: start again from the current version
+            (_afterBase, _afterLocalBase) = (null, null); // the base (or the version) is gone: start again from the current version
             AskAgainSoon();
         });
         ReceiveAny(_ => Stash.Stash());
     }
 
     void AskAgainSoon() =>
-        Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(200), _coordinator, new QueryWeights(_kind), Self);
+        Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(200), _coordinator, Query(_kind), Self);
 }

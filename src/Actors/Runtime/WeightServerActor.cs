@@ -4,51 +4,99 @@ using Rlft.Actors.WeightSync;
 
 namespace Rlft.Actors.Runtime;
 
-/// <summary>Local hand-off from the learner: a new version to serve (never crosses the wire).</summary>
+/// <summary>Local hand-off from the learner: a new version to serve as these bytes (never crosses the wire).</summary>
 public sealed record ServeBlob(WeightBlob Blob) : INoSerializationVerificationNeeded;
 
 /// <summary>
-/// Serves the latest weight versions in chunks. It lives beside the learner on the default dispatcher,
-/// so chunk requests are answered while the learner's thread is busy training. It keeps the current
-/// and the previous version of each kind (a worker mid-fetch can finish the version it started), and the
-/// latest full version, which adapter-only versions apply on (a late joiner fetches it first).
+/// Local hand-off from the learner: a new version is on the node's <see cref="LocalWeightShelf"/>. Replicas of this
+/// process take it from there; bytes are packed from it only when a remote replica asks.
+/// </summary>
+public sealed record ServeShelved(WeightKind Kind, long Version, bool AdapterOnly, long BaseVersion) : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// Serves the latest weight versions. A replica in the learner's process that accepts shelved tensors is pointed at
+/// the shelf (<see cref="LocalWeightsReady"/>): no bytes exist for it. Other replicas get chunks; a shelved version is
+/// packed into bytes on first demand, off this actor's thread, and kept while the version is served. It keeps the
+/// current and the previous version of each kind (a worker mid-fetch can finish the version it started), and the latest
+/// full version, which adapter-only versions apply on (a late joiner fetches it first).
 /// </summary>
 public sealed class WeightServerActor : ReceiveActor
 {
-    readonly Dictionary<WeightKind, List<WeightBlob>> _blobs = new();
-    readonly Dictionary<WeightKind, WeightBlob> _lastFull = new();
+    readonly Dictionary<WeightKind, List<Served>> _served = new();
+    readonly Dictionary<WeightKind, Served> _lastFull = new();
+    readonly LocalWeightShelf _shelf;
 
     public static Props Props() => Akka.Actor.Props.Create(() => new WeightServerActor());
 
+    /// <summary>One served version: what it is, and its bytes once a remote replica has asked for them.</summary>
+    sealed class Served(WeightKind kind, long version, bool adapterOnly, long baseVersion, Func<WeightBlob>? pack, WeightBlob? blob = null)
+    {
+        public WeightKind Kind => kind;
+        public long Version => version;
+        public bool AdapterOnly => adapterOnly;
+        public long BaseVersion => baseVersion;
+        public bool Shelved => pack is not null;
+        Task<WeightBlob>? _bytes = blob is null ? null : Task.FromResult(blob);
+        public Task<WeightBlob> Bytes => _bytes ??= Task.Run(pack!);
+    }
+
     public WeightServerActor()
     {
-        Receive<ServeBlob>(m =>
-        {
-            var list = _blobs.TryGetValue(m.Blob.Kind, out var l) ? l : _blobs[m.Blob.Kind] = new List<WeightBlob>();
-            list.Add(m.Blob);
-            if (list.Count > 2) list.RemoveAt(0);
-            if (!m.Blob.AdapterOnly) _lastFull[m.Blob.Kind] = m.Blob;
-        });
+        _shelf = LocalWeightShelf.For(Context.System);
+        Receive<ServeBlob>(m => Add(new Served(m.Blob.Kind, m.Blob.Version, m.Blob.AdapterOnly, m.Blob.Announcement.BaseVersion, null, m.Blob)));
+        Receive<ServeShelved>(m => Add(new Served(m.Kind, m.Version, m.AdapterOnly, m.BaseVersion, () => Pack(m))));
         Receive<QueryWeights>(m =>
         {
-            var blob = m.Version < 0 ? Current(m.Kind) : Find(m.Kind, m.Version, full: true);
-            if (blob is not null) Sender.Tell(blob.Announcement);
-            else Sender.Tell(new WeightsUnavailable(m.Kind, m.Version, Current(m.Kind)?.Version ?? -1));
+            var served = m.Version < 0 ? Current(m.Kind) : Find(m.Kind, m.Version, full: true);
+            if (served is null) { Sender.Tell(Unavailable(m.Kind, m.Version)); return; }
+            if (m.AcceptsLocal && served.Shelved && Sender.Path.Address.HasLocalScope && _shelf.Has(served.Kind, served.Version))
+            {
+                Sender.Tell(new LocalWeightsReady(served.Kind, served.Version, served.AdapterOnly, served.BaseVersion));
+                return;
+            }
+            Reply(served, Sender, blob => blob.Announcement);
         });
         Receive<FetchChunk>(m =>
         {
-            var blob = Find(m.Kind, m.Version, full: false);
-            if (blob is null || m.Index < 0 || m.Index >= blob.Announcement.ChunkCount)
-                Sender.Tell(new WeightsUnavailable(m.Kind, m.Version, Current(m.Kind)?.Version ?? -1));
-            else
-                Sender.Tell(blob.Chunk(m.Index));
+            var served = Find(m.Kind, m.Version, full: false);
+            if (served is null) Sender.Tell(Unavailable(m.Kind, m.Version));
+            else Reply(served, Sender, blob => m.Index >= 0 && m.Index < blob.Announcement.ChunkCount ? blob.Chunk(m.Index) : Unavailable(m.Kind, m.Version));
         });
     }
 
-    WeightBlob? Current(WeightKind kind) => _blobs.GetValueOrDefault(kind)?.LastOrDefault();
+    void Add(Served served)
+    {
+        var list = _served.TryGetValue(served.Kind, out var l) ? l : _served[served.Kind] = new List<Served>();
+        list.RemoveAll(s => s.Version == served.Version);   // re-served (a live base re-shelved once adapters attach)
+        list.Add(served);
+        list.Sort((a, b) => a.Version.CompareTo(b.Version));   // a base re-served under newer adapters is not the current version
+        if (list.Count > 2) list.RemoveAt(0);
+        if (!served.AdapterOnly) _lastFull[served.Kind] = served;
+    }
 
-    /// <summary>A served blob of that version (recent, or the last full one); with <paramref name="full"/>, only full weights (a base).</summary>
-    WeightBlob? Find(WeightKind kind, long version, bool full) =>
-        (_blobs.GetValueOrDefault(kind) ?? []).Append(_lastFull.GetValueOrDefault(kind))
+    /// <summary>The bytes of a shelved version, packed from the shelf's tensors (on a pool thread).</summary>
+    WeightBlob Pack(ServeShelved m)
+    {
+        using var lease = _shelf.Acquire(m.Kind, m.Version) ?? throw new InvalidOperationException($"weights v{m.Version} are no longer shelved");
+        return new WeightBlob(m.Kind, m.Version, lease.Weights.Pack(), m.AdapterOnly, baseVersion: m.AdapterOnly ? m.BaseVersion : -1);
+    }
+
+    /// <summary>Answers from the version's bytes: at once when they exist, else when they are packed (or that they cannot be).</summary>
+    void Reply(Served served, IActorRef to, Func<WeightBlob, object> answer)
+    {
+        var bytes = served.Bytes;
+        var unavailable = Unavailable(served.Kind, served.Version);
+        var self = Self;   // the fetcher asks this actor for the chunks: replies name it as their sender
+        if (bytes.IsCompletedSuccessfully) to.Tell(answer(bytes.Result), self);
+        else bytes.ContinueWith(t => to.Tell(t.IsCompletedSuccessfully ? answer(t.Result) : unavailable, self), TaskScheduler.Default);
+    }
+
+    WeightsUnavailable Unavailable(WeightKind kind, long version) => new(kind, version, Current(kind)?.Version ?? -1);
+
+    Served? Current(WeightKind kind) => _served.GetValueOrDefault(kind)?.LastOrDefault();
+
+    /// <summary>A served version (recent, or the last full one); with <paramref name="full"/>, only full weights (a base).</summary>
+    Served? Find(WeightKind kind, long version, bool full) =>
+        (_served.GetValueOrDefault(kind) ?? []).Append(_lastFull.GetValueOrDefault(kind))
             .LastOrDefault(b => b is not null && b.Version == version && !(full && b.AdapterOnly));
 }

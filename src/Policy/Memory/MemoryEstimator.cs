@@ -74,9 +74,9 @@ public static class MemoryEstimator
         yield return new(L, "gradients (fp32)", 4 * trained);
         yield return new(L, "AdamW moments (fp32, 2 per weight)", 8 * trained);
 
-        // Frozen copies the learner makes: the online stages' reference (a deep copy, LoRA too, unless the base is
-        // quantized), offline DPO's stage-start policy, the reward-model stage's trunk (trained, so fp32).
-        bool reference = !job.Quantization.Enabled && (stage.IsOnline || stage.Kind == MemoryStageKind.Dpo);
+        // Frozen copies the learner makes: the online stages' reference under full fine-tuning (with LoRA the reference
+        // is the policy with its adapters off), offline DPO's stage-start policy, the reward-model stage's trunk (trained, so fp32).
+        bool reference = !job.Quantization.Enabled && ((stage.IsOnline && !lora) || stage.Kind == MemoryStageKind.Dpo);
         if (reference) yield return new(L, $"frozen reference ({frozenName})", frozenBytes * shape.Parameters);
         if (stage.Kind == MemoryStageKind.RewardModel) yield return new(L, "reward model being trained (fp32)", 4 * shape.Parameters);
         else if (rewardModelTrained) yield return new(L, "reward model (fp32)", 4 * shape.Parameters);
@@ -101,34 +101,27 @@ public static class MemoryEstimator
             : new(L, $"activations ({sequences} × {tokensPerSequence} tokens{(stage.GradientCheckpointing ? ", checkpointed" : "")})", activations);
 
         if (!stage.IsOnline && !rewardModelTrained) yield break;
-        // The weight server keeps serialized versions: with full fine-tuning the current and the previous one (a
-        // replica may still be fetching it); with LoRA the base once (adapters are small).
-        if (stage.IsOnline)
-        {
-            yield return lora
-                ? new(S, "policy base, serialized (once)", shape.BaseBytes, HostOnly: true)
-                : new(S, "policy, serialized (current and previous version)", 2 * shape.BaseBytes, HostOnly: true);
-            // Serializing goes through a growing MemoryStream whose buffer is then copied out: up to one more blob.
-            yield return new(L, "serialization buffer while publishing (transient)", shape.BaseBytes, HostOnly: true);
-            // Full fine-tuning publishes every version whole: the previous publish's buffers, chunks and assembled
-            // blob are managed garbage until a full collection, which .NET runs late for large objects. Measured at the
-            // GPT-2 124M shape: three blobs' worth beyond the copies counted here.
-            if (!lora) yield return new(S, "earlier versions' buffers awaiting garbage collection", 3 * shape.BaseBytes, HostOnly: true);
-        }
+        // Published policy versions are shelved as tensors for the replicas of this process (no bytes; bytes are packed
+        // only for remote replicas). The learner's own tensors serve when nothing changes them while replicas read: a
+        // LoRA base, or full weights with max-policy-lag = 0. Full fine-tuning with a lag makes a copy per version in
+        // the replicas' dtype; a replica may still generate with the previous one while the newest is shelved.
+        bool snapshots = stage.IsOnline && !lora && job.MaxPolicyLag >= 1;
+        if (snapshots) yield return new(S, $"published versions for the replicas (newest and the one in use, {frozenName})", 2L * frozenBytes * shape.Parameters);
         bool rewardRole = job.Stages.Any(s => s.ScoredByRewardModel) && (rewardModelTrained || stage.Kind == MemoryStageKind.RewardModel);
         if (rewardRole && stage.IsOnline) yield return new(S, "reward model, serialized", 4 * shape.Parameters, HostOnly: true);
         if (!stage.IsOnline) yield break;
 
         long generated = (long)stage.BatchSize * stage.SamplesPerPrompt;
         long kv = Generation(shape, generated, job.PromptTokens + stage.CompletionTokens, frozenBytes);
-        long replicaWeights = job.Quantization.Enabled ? shape.BaseBytes : frozenBytes * shape.Parameters;
+        // A replica takes the shelved tensors' storage as its own; only a dtype the learner does not hold (a bf16 replica
+        // of an fp32 LoRA base) is a copy, its own.
+        long replicaWeights = lora && !job.Quantization.Enabled && frozenBytes != 4 ? frozenBytes * shape.Parameters : 0;
         for (int r = 0; r < job.RolloutReplicas; r++)
         {
             string who = job.RolloutReplicas == 1 ? "replica" : $"replica {r + 1}";
-            yield return new(R, $"{who} weights ({(job.Quantization.Enabled ? "quantized base" : frozenName)}{(lora ? " + adapters" : "")})", replicaWeights + (lora ? 4 * shape.LoraParameters : 0));
+            string weights = replicaWeights > 0 ? $"its own {frozenName} copy" : snapshots ? "a published version's, shared" : "the learner's, shared";
+            yield return new(R, $"{who} weights ({weights}){(lora ? " + adapters" : "")}", replicaWeights + (lora ? 4 * shape.LoraParameters : 0));
             yield return new(R, $"{who} KV cache and logits ({generated} × {job.PromptTokens + stage.CompletionTokens} tokens)", kv);
-            // While a version is applied: its chunks, the blob assembled from them, and the tensors unpacked from it.
-            yield return new(R, $"{who} weights as received (chunks, blob, unpacked; transient)", 3 * shape.BaseBytes, HostOnly: true);
         }
         if (stage.ScoredByRewardModel)
         {

@@ -48,6 +48,8 @@ public sealed class SerializationTests : IDisposable
         new RequestWork("w", 3),
         new WeightsPublished(WeightKind.RewardModel, 2, 4, 4_000_000, "ABCD", true, 1),
         new QueryWeights(WeightKind.Policy, 7),
+        new QueryWeights(WeightKind.Policy, -1, AcceptsLocal: true),
+        new LocalWeightsReady(WeightKind.Policy, 9, true, 4),
         new PolicyUpdated(42, 2, 10, 8, new Dictionary<string, double> { ["loss/policy"] = 0.25 }),
         new JobStatus(1, "ppo", 3, 10, 4, false, 3, 1, 0, new Dictionary<string, long> { ["a"] = 2 }, new Dictionary<string, double>()),
         QueryJobStatus.Instance,

@@ -1,5 +1,6 @@
 using Rlft.Actors.Runtime;
 using Rlft.Policy.Lora;
+using Rlft.Policy.Models;
 using static TorchSharp.torch;
 
 namespace Rlft.Tests.Cluster;
@@ -35,7 +36,13 @@ public sealed class LoraWeightSyncTests
         var replicaState = replica.Replica!.Model.state_dict();
         foreach (var (name, t) in baseNow)
             Assert.True(t.Equals(replicaState[name]), $"base tensor {name}: the replica's differs from the learner's (the base must stay frozen)");
-        // The replica's adapters came over the wire and are trained (B starts at zero).
+        // One copy of the base in the process: the local replica's base tensors are the learner's own memory, and the
+        // learner keeps no frozen reference copy (the reference is the policy with its adapters off).
+        var learnerState = learner.Policy.Model.state_dict();
+        foreach (var (name, t) in replicaState.Where(kv => !kv.Key.Contains(".lora_")))
+            Assert.True(ParameterSharing.SameStorage(t, learnerState[name]), $"base tensor {name}: the replica holds its own copy");
+        Assert.Null(learner.ReferenceCopy);
+        // The replica's adapters came from the learner and are trained (B starts at zero).
         Assert.Contains(replica.Adapters!.StateDict(), kv => kv.Key.EndsWith("lora_B.weight") && kv.Value.abs().max().item<float>() > 0);
         var checkpoint = Directory.GetDirectories(Path.Combine(job.RunDirectory, "checkpoints")).Single();
         Assert.True(File.Exists(Path.Combine(checkpoint, "policy-adapter", LoraAdapters.ConfigFile)));

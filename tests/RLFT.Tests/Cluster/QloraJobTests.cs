@@ -1,6 +1,7 @@
 using Rlft.Actors.Compute;
 using Rlft.Actors.Runtime;
 using Rlft.Policy.Lora;
+using Rlft.Policy.Models;
 using Rlft.Policy.Quantization;
 using Rlft.Policy.Training;
 using Rlft.Tests.Training;
@@ -40,6 +41,8 @@ public sealed class QloraJobTests
         var baseState = learner.Policy.Model.state_dict().Where(kv => !kv.Key.Contains(".lora_")).ToList();
         Assert.Contains(baseState, kv => kv.Key.EndsWith(".weight_nf4", StringComparison.Ordinal));
         foreach (var (name, t) in baseState) Assert.True(t.Equals(replicaState[name]), $"base tensor {name}: the replica's differs from the learner's");
+        // In one process the 4-bit base exists once: the replica reads the learner's codes and scales.
+        foreach (var (name, t) in baseState) Assert.True(ParameterSharing.SameStorage(t, replicaState[name]), $"base tensor {name}: the replica holds its own copy");
         Assert.Contains(replica.Adapters!.StateDict(), kv => kv.Key.EndsWith("lora_B.weight") && kv.Value.abs().max().item<float>() > 0);
 
         // On the wire the base costs its quantized size: codes and scales, plus the full-precision parameters in fp32.

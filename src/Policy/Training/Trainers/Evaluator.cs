@@ -32,6 +32,8 @@ public static class Evaluator
     /// Samples a completion per prompt (a conversation is continued as the assistant, as the policy's encoder renders
     /// it) and measures it. The task reward reads a conversation's last user message (<see cref="PromptInput.TaskText"/>);
     /// <paramref name="judge"/> gets the prompts themselves, so a reward model can render conversations its own way.
+    /// <paramref name="asReference"/>, when given, is entered while <paramref name="referenceSampler"/> samples: the
+    /// policy itself with its LoRA adapters switched off is the reference, with no copy of the weights.
     /// </summary>
     public static EvalResult Run(
         PolicyModel policy,
@@ -41,7 +43,8 @@ public static class Evaluator
         IReferencePolicy? reference = null,
         PolicyModel? referenceSampler = null,
         Func<IReadOnlyList<(PromptInput Prompt, string Completion)>, float[]>? judge = null,
-        int batchSize = 64)
+        int batchSize = 64,
+        Func<IDisposable>? asReference = null)
     {
         var (completions, tokens, logps) = Sample(policy, prompts, generation, batchSize);
         var rewards = taskReward is null ? [] : prompts.Select((p, i) => taskReward(p.TaskText, completions[i], p.Answer)).ToArray();
@@ -63,7 +66,8 @@ public static class Evaluator
         }
         if (referenceSampler is not null && judge is not null)
         {
-            var (refCompletions, _, _) = Sample(referenceSampler, prompts, generation, batchSize);
+            string[] refCompletions;
+            using (asReference?.Invoke()) (refCompletions, _, _) = Sample(referenceSampler, prompts, generation, batchSize);
             var mine = judge(prompts.Select((p, i) => (p, completions[i])).ToList());
             var theirs = judge(prompts.Select((p, i) => (p, refCompletions[i])).ToList());
             metrics["eval/win_rate"] = mine.Zip(theirs).Average(x => x.First > x.Second ? 1.0 : x.First == x.Second ? 0.5 : 0.0);
