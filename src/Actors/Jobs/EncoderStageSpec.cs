@@ -23,8 +23,8 @@ public sealed record EncoderStageSpec
     public string Preset { get; init; } = "tiny";
     /// <summary><c>encoder.vocab-size</c>: the tokenizer trained for a fresh model (default: the preset's, 512 or 2048).</summary>
     public int? VocabSize { get; init; }
-    /// <summary><c>encoder.max-length</c>: tokens per input (a QA window), longer inputs truncated. Default 128, at most the model's positions.</summary>
-    public int MaxLength { get; init; } = 128;
+    /// <summary><c>encoder.max-length</c>: tokens per input (a QA window), longer inputs truncated. Default 512; the model's positions cap it.</summary>
+    public int MaxLength { get; init; } = 512;
     /// <summary><c>classify.labels</c>: the label names in id order; null: the data's labels, sorted (none for regression).</summary>
     public IReadOnlyList<string>? Labels { get; init; }
     /// <summary><c>classify.problem-type</c>: single-label (default), multi-label or regression (transformers' problem_type).</summary>
