@@ -36,6 +36,8 @@ public sealed class RewardEnvironment
     public IHumanRatingPort? HumanRatings { get; init; }
     /// <summary>Loads the reward model at a path as a scorer (provided by hosts that carry models).</summary>
     public Func<string, ISequenceScorer>? RewardModels { get; init; }
+    /// <summary>The directory a classifier source's <c>model</c> names (a job maps <c>stage:NAME</c> to the stage's output); null: as written.</summary>
+    public Func<string, string>? ModelPaths { get; init; }
 }
 
 /// <summary>Builds sources and pipelines from specs; an unusable spec is an <see cref="ArgumentException"/> saying why.</summary>
@@ -58,7 +60,7 @@ public static class RewardPipelineFactory
             : throw new ArgumentException($"no reward function named '{s.Function}' (registered: {string.Join(", ", env.Functions.Names)})"),
         HttpSpec s => new HttpRewardSource(name, env.Http ?? throw new ArgumentException("an http source needs an HTTP client from the host"), s.Options),
         RewardModelSpec s => new RewardModelSource(name, (env.RewardModels ?? throw new ArgumentException("reward-model sources are not available in this command (no model loader)"))(s.Model), s.MaxBatch),
-        ClassifierSpec s => new ClassifierRewardSource(name, s),
+        ClassifierSpec s => new ClassifierRewardSource(name, env.ModelPaths is { } resolve ? s with { Model = resolve(s.Model) } : s),
         HumanSpec s => new HumanRatingSource(name, env.HumanRatings ?? throw new ArgumentException("human sources need the feedback service (not available in this command)"), s.Options),
         _ => throw new ArgumentException($"unknown source kind {spec.GetType().Name}"),
     };

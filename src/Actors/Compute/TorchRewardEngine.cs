@@ -58,6 +58,8 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
             RewardModels = name => name == JobRewardModel
                 ? new JobRewardModelScorer(this)
                 : throw new ArgumentException($"unknown reward model '{name}': a job's stages can use the reward model it trains, model = {JobRewardModel}"),
+            // A classifier named stage:NAME is the model an encoder stage of this job wrote (encoders/NAME in the run directory).
+            ModelPaths = model => EncoderStageSpec.Resolve(job, model),
         };
         try { return _pipelines[stage.Index] = RewardSpecReader.Build(stage.Config!, env); }
         catch (ConfigException e) { throw new ConfigException($"rlft.job.stages[{stage.Index}].{e.Message}"); }

@@ -13,7 +13,11 @@ namespace Rlft.Actors.Jobs;
 /// </summary>
 public static class DataResolver
 {
-    public static readonly string[] BuiltinNames = ["sft", "prompts", "eval-prompts", "preferences", "sums", "eval-sums", "sums-sft", .. ChatTask.Names];
+    public static readonly string[] BuiltinNames = ["sft", "prompts", "eval-prompts", "preferences", "sums", "eval-sums", "sums-sft", .. ChatTask.Names,
+        .. EncoderDatasets.ClassificationBuiltins, .. EncoderDatasets.QaBuiltins];
+
+    /// <summary>True for the built-in datasets of encoder stages (sentiment, eval-sentiment, qa, eval-qa).</summary>
+    public static bool IsEncoderBuiltin(string name) => EncoderDatasets.ClassificationBuiltins.Contains(name) || EncoderDatasets.QaBuiltins.Contains(name);
 
     /// <summary>The prefix of the task family's dataset names.</summary>
     public const string FamilyPrefix = "family/";
@@ -65,7 +69,8 @@ public static class DataResolver
             string dir = Path.Combine(runDirectory, "data");
             string path = Path.Combine(dir, name + ".jsonl");
             if (File.Exists(path)) return path;
-            if (!name.StartsWith(FamilyPrefix, StringComparison.Ordinal)) ReviewTask.WriteDatasets(dir, seed);
+            if (IsEncoderBuiltin(name)) EncoderDatasets.WriteBuiltin(name, path, seed);
+            else if (!name.StartsWith(FamilyPrefix, StringComparison.Ordinal)) ReviewTask.WriteDatasets(dir, seed);
             else if (SplitFamily(name).Task is var task && task.Contains('+')) WriteMix(path, task, seed);
             else WriteFamilyTask(dir, task, seed);
             return path;

@@ -4,7 +4,7 @@ using Rlft.Policy.Training;
 namespace Rlft.Actors.Jobs;
 
 /// <summary>The kinds of stage a job walks through, in order.</summary>
-public enum StageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo, Meta, Adapt }
+public enum StageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo, Meta, Adapt, Classify, Qa }
 
 /// <summary>
 /// A meta-learning stage (<c>kind = meta</c>, its <c>meta { … }</c> section): Reptile (Nichol et al., 2018) over tasks of
@@ -119,6 +119,10 @@ public sealed record StageSpec
     public MetaSpec? Meta { get; init; }
     /// <summary><c>adapt { … }</c> of an adapt stage.</summary>
     public AdaptSpec? Adapt { get; init; }
+    /// <summary>The encoder a classify, qa or encoder reward-model stage trains (<see cref="EncoderStageSpec"/>); null for the policy's stages.</summary>
+    public EncoderStageSpec? Encoder { get; init; }
+    /// <summary>Stages that train an encoder of their own and leave the policy and the job's reward model as they are.</summary>
+    public bool TrainsEncoder => Encoder is not null;
     public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
     /// <summary>Stages that train the policy on a dataset of their own (what replay, l2-sp, ewc and early stopping apply to).</summary>
     public bool TrainsPolicyOnData => Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill or StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;

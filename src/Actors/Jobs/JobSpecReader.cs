@@ -20,7 +20,7 @@ public static class JobSpecReader
     static readonly string[] RolloutKeys = ["continuous-batching", "slots"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing",
-        "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt"];
+        "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt", .. EncoderStageReader.StageKeys];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite", "plateau"];
     static readonly string[] PlateauKeys = ["factor", "patience", "min-lr", "mode", "min-delta"];
     static readonly string[] EarlyStoppingKeys = ["patience", "min-delta"];
@@ -29,12 +29,12 @@ public static class JobSpecReader
     static readonly string[] PpoKeys = ["kl-coef", "kl-estimator", "adaptive-kl", "kl-target", "kl-horizon", "reward-clip", "gamma", "lambda", "clip-range", "value-clip-range", "value-coef", "entropy-coef", "epochs", "mini-batches", "whiten-advantages"];
     static readonly string[] GrpoKeys = ["group-size", "clip-low", "clip-high", "kl-coef", "epochs", "scale-rewards"];
     static readonly string[] DpoKeys = ["beta", "loss", "label-smoothing", "precompute-reference"];
-    static readonly string[] RmKeys = ["margin", "center-rewards-coef"];
+    static readonly string[] RmKeys = ["margin", "center-rewards-coef", "text"];
     static readonly string[] DistillKeys = ["temperature", "on-policy-fraction"];
     static readonly string[] SamplingKeys = ["max-new-tokens", "temperature", "top-k", "top-p"];
     static readonly string[] ModelKeys = ["path", "arch", "preset", "chat-template", "quantize", "double-quant", "compute-dtype", "quantize-skip-modules", "frozen-dtype"];
     static readonly string[] TeacherKeys = ["path", "arch", "preset"];
-    static readonly string[] StageKinds = ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo", "meta", "adapt"];
+    static readonly string[] StageKinds = ["sft", "reward-model", "ppo", "dpo", "grpo", "distill", "online-dpo", "meta", "adapt", "classify", "qa"];
 
     public static JobSpec Parse(RlftConfig c)
     {
@@ -226,6 +226,8 @@ public static class JobSpecReader
             "online-dpo" => StageKind.OnlineDpo,
             "meta" => StageKind.Meta,
             "adapt" => StageKind.Adapt,
+            "classify" => StageKind.Classify,
+            "qa" => StageKind.Qa,
             _ => StageKind.Distill,
         };
         foreach (var (section, keys) in new[] { ("optimizer", OptimizerKeys), ("ppo", PpoKeys), ("grpo", GrpoKeys), ("dpo", DpoKeys), ("reward-model", RmKeys), ("distill", DistillKeys), ("sampling", SamplingKeys), ("teacher", TeacherKeys),
@@ -283,6 +285,7 @@ public static class JobSpecReader
             EvalEvery = Read(() => StageTuningReader.EvalEvery(s, kind, kindName, steps), 0),
             Meta = familyStage && kind == StageKind.Meta ? Read(() => StageTuningReader.ReadMeta(s), null) : null,
             Adapt = familyStage && kind == StageKind.Adapt ? Read(() => StageTuningReader.ReadAdapt(s), null) : null,
+            Encoder = Read(() => EncoderStageReader.Read(s, kind, kindName), EncoderStageReader.IsEncoderStage(s, kind) ? new EncoderStageSpec() : null),
         };
     }
 

@@ -27,7 +27,7 @@ public enum JobParts
 /// (each line, with file:line), reward specs, the output directory and the feedback settings. It reads only:
 /// nothing is created or changed. Every problem is one line naming the key path and the file or line at fault.
 /// </summary>
-public static class JobValidator
+public static partial class JobValidator
 {
     const string Root = JobSpecReader.Root;
 
@@ -47,7 +47,8 @@ public static class JobValidator
             var modelConfig = failed($"{Root}.model") ? null : CheckModel(job, stages, problems);
             bool? modelTemplate = CheckTemplates(job, stages, modelKnown: !failed($"{Root}.model") && (job.Model.Path is null || modelConfig is not null), failed, problems);
             foreach (var stage in stages)
-                problems.AddRange(CheckStageData(stage, hasTemplate: job.ChatTemplateFor(stage) is not null || modelTemplate != false, initModel: job.Model.Path is null));
+                problems.AddRange(stage.TrainsEncoder ? CheckEncoderStage(stage)
+                    : CheckStageData(stage, hasTemplate: job.ChatTemplateFor(stage) is not null || modelTemplate != false, initModel: job.Model.Path is null));
             if (job.Lora is { } lora && modelConfig is not null) problems.AddRange(CheckLoraTargets(lora.TargetModules, modelConfig));
             if (job.QuantizedBase && modelConfig is not null) problems.AddRange(CheckQuantizeSkip(job.Model.Quantization, modelConfig));
         }
@@ -239,6 +240,7 @@ public static class JobValidator
         {
             string name = data["builtin:".Length..];
             if (DataResolver.BuiltinProblem(name) is { } problem) return [$"{key}: {problem}"];
+            if (DataResolver.IsEncoderBuiltin(name)) return [$"{key}: builtin:{name} is data for encoder stages (classify, qa), not for the policy's stages"];
             conversational = DataResolver.IsConversational(name);
         }
         else
@@ -282,7 +284,7 @@ public static class JobValidator
                         problems.Add($"{c}: scores with the job's reward model, but no reward-model stage comes before stage {stage.Index}");
                         break;
                     case ClassifierSpec classifier:
-                        problems.AddRange(classifier.Check().Select(m => $"{c}.{m}"));
+                        problems.AddRange(CheckClassifierSource(job, stage, classifier).Select(m => $"{c}.{m}"));
                         break;
                     case HumanSpec when job.Feedback is null:
                         problems.Add($"{c}: asks human raters, but the job has no rlft.feedback section (see hocon/human-ppo.conf)");

@@ -46,6 +46,8 @@ public static class InspectDataCommand
             int index = result.GetValue(stage);
             if (index < 0 || index >= spec.Stages.Count)
                 throw new CliException($"--stage {index}: the job has {spec.Stages.Count} stage{(spec.Stages.Count == 1 ? "" : "s")} (0 to {spec.Stages.Count - 1})");
+            if (spec.Stages[index].TrainsEncoder)
+                throw new CliException($"--stage {index}: stage {spec.Stages[index].Name} trains an encoder, whose examples are texts with labels or answers as the data file holds them (inspect-data shows the policy's token-level examples)");
             bool color = !result.GetValue(json) && ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected
                          && Environment.GetEnvironmentVariable("NO_COLOR") is null;
             Inspect(spec, spec.Stages[index], k, result.GetValue(json), color, output);

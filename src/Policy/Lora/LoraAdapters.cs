@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Encoders;
 using Rlft.Policy.Models;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -21,25 +22,57 @@ public sealed class LoraAdapters
     public const string WeightsFile = "adapter_model.safetensors";
     internal const string PeftPrefix = "base_model.model.";
 
-    public CausalLM Model { get; }
+    /// <summary>The adapted model: a causal LM or an encoder.</summary>
+    public nn.Module Model { get; }
     public LoraConfig Config { get; }
     public IReadOnlyList<(string Name, Dense Layer)> Layers { get; }
     public bool Merged { get; private set; }
+    /// <summary>PEFT's task_type: CAUSAL_LM for a policy, SEQ_CLS / QUESTION_ANS / TOKEN_CLS for an encoder's head.</summary>
+    public string TaskType { get; }
+    /// <summary>The head modules trained in full beside the adapters (PEFT's modules_to_save); empty for a causal LM.</summary>
+    public IReadOnlyList<string> ModulesToSave { get; }
 
-    LoraAdapters(CausalLM model, LoraConfig config, IReadOnlyList<(string, Dense)> layers)
+    LoraAdapters(nn.Module model, LoraConfig config, IReadOnlyList<(string, Dense)> layers, string taskType, IReadOnlyList<string> modulesToSave)
     {
-        Model = model; Config = config; Layers = layers;
+        Model = model; Config = config; Layers = layers; TaskType = taskType; ModulesToSave = modulesToSave;
     }
 
     /// <summary>Attaches adapters to every projection whose name ends with a target and freezes everything else.</summary>
-    public static LoraAdapters Apply(CausalLM model, LoraConfig config, long seed = 0)
+    public static LoraAdapters Apply(CausalLM model, LoraConfig config, long seed = 0) =>
+        Attach(model, model.DenseLayers(), model.Config.ModelType, config, seed, "CAUSAL_LM", []);
+
+    /// <summary>
+    /// Attaches adapters to an encoder's projections whose names end with a target (BERT and RoBERTa: <c>query</c>,
+    /// <c>key</c>, <c>value</c>, <c>dense</c>; DistilBERT: <c>q_lin</c>, <c>k_lin</c>, <c>v_lin</c>, <c>out_lin</c>, <c>lin1</c>,
+    /// <c>lin2</c>) and freezes the body; the task head (<see cref="EncoderModel.IsHeadParameter"/>: classifier, qa_outputs,
+    /// BERT's pooler) stays trainable in full, as PEFT's SEQ_CLS and QUESTION_ANS tasks keep it in modules_to_save.
+    /// Targets match projections of the body only (the head's own dense layers train in full).
+    /// </summary>
+    public static LoraAdapters Apply(EncoderModel model, LoraConfig config, long seed = 0)
+    {
+        var body = model.DenseLayers().Where(d => !model.IsHeadParameter(d.Name + ".weight"));
+        var head = model.named_parameters().Where(p => model.IsHeadParameter(p.name)).Select(p => p.parameter).ToList();
+        string task = model.Config.Task switch
+        {
+            EncoderTask.QuestionAnswering => "QUESTION_ANS",
+            EncoderTask.TokenClassification => "TOKEN_CLS",
+            _ => "SEQ_CLS",
+        };
+        var saved = model.named_parameters().Select(p => p.name).Where(model.IsHeadParameter)
+            .Select(n => n.Split('.') is var parts && parts[0] == model.Config.Prefix ? string.Join('.', parts[..^1]) : parts[0]).Distinct().ToList();
+        var adapters = Attach(model, body, model.Config.ModelType, config, seed, task, saved);
+        foreach (var p in head) p.requires_grad = true;
+        return adapters;
+    }
+
+    static LoraAdapters Attach(nn.Module model, IEnumerable<(string Name, Dense Layer)> dense, string modelType, LoraConfig config, long seed, string taskType, IReadOnlyList<string> modulesToSave)
     {
         config.Validate();
-        var layers = model.DenseLayers()
+        var layers = dense
             .Where(d => config.TargetModules.Any(t => d.Name == t || d.Name.EndsWith("." + t, StringComparison.Ordinal)))
             .ToList();
         if (layers.Count == 0)
-            throw new ArgumentException($"lora target_modules [{string.Join(", ", config.TargetModules)}] match no projection of this {model.Config.ModelType} model");
+            throw new ArgumentException($"lora target_modules [{string.Join(", ", config.TargetModules)}] match no projection of this {modelType} model");
         if (layers.Any(l => l.Layer.HasAdapter)) throw new InvalidOperationException("the model already carries LoRA adapters");
         foreach (var p in model.parameters()) p.requires_grad = false;
         using var gen = new Generator((ulong)seed);
@@ -62,7 +95,7 @@ public sealed class LoraAdapters
             a.weight.requires_grad = true; b.weight.requires_grad = true;
             a.train(model.training); b.train(model.training);
         }
-        return new LoraAdapters(model, config, layers);
+        return new LoraAdapters(model, config, layers, taskType, modulesToSave);
     }
 
     /// <summary>The trainable tensors (every lora_A and lora_B weight), for the optimizer.</summary>
@@ -103,7 +136,7 @@ public sealed class LoraAdapters
 
     /// <summary>The adapter_config.json text (PEFT's format) describing these adapters.</summary>
     public string ConfigJson(string? baseModel = null) =>
-        Config.ToPeftJson(Layers.Any(l => l.Layer.Transposed), baseModel).ToJsonString(LoraConfig.Indented) + "\n";
+        Config.ToPeftJson(Layers.Any(l => l.Layer.Transposed), baseModel, TaskType, ModulesToSave.Count > 0 ? ModulesToSave : null).ToJsonString(LoraConfig.Indented) + "\n";
 
     /// <summary>
     /// Copies adapter tensors (model state-dict names, as <see cref="StateDict"/>) into these adapters; every

@@ -24,10 +24,14 @@ public sealed record LoraConfig
         if (TargetModules.Count == 0) throw new ArgumentException("lora target_modules is empty");
     }
 
-    public JsonObject ToPeftJson(bool fanInFanOut, string? baseModel) => new()
+    /// <summary>
+    /// PEFT's adapter_config.json. <paramref name="taskType"/> is PEFT's task (CAUSAL_LM, SEQ_CLS, QUESTION_ANS,
+    /// TOKEN_CLS); <paramref name="modulesToSave"/> the modules trained in full beside the adapters (an encoder's head).
+    /// </summary>
+    public JsonObject ToPeftJson(bool fanInFanOut, string? baseModel, string taskType = "CAUSAL_LM", IReadOnlyList<string>? modulesToSave = null) => new()
     {
         ["peft_type"] = "LORA",
-        ["task_type"] = "CAUSAL_LM",
+        ["task_type"] = taskType,
         ["r"] = Rank,
         ["lora_alpha"] = Alpha,
         ["lora_dropout"] = Dropout,
@@ -39,7 +43,7 @@ public sealed record LoraConfig
         ["init_lora_weights"] = true,
         ["use_rslora"] = false,
         ["use_dora"] = false,
-        ["modules_to_save"] = null,
+        ["modules_to_save"] = modulesToSave is null ? null : new JsonArray(modulesToSave.Select(m => (JsonNode)JsonValue.Create(m)!).ToArray()),
         ["revision"] = null,
     };
 

@@ -25,6 +25,9 @@ public class PresetTests(ITestOutputHelper output)
         ["meta.conf"] = nameof(Many_task_presets_learn),
         ["multitask.conf"] = nameof(Many_task_presets_learn),
         ["sequential.conf"] = nameof(Many_task_presets_learn),
+        ["classify.conf"] = nameof(Encoder_presets_learn),
+        ["qa.conf"] = nameof(Encoder_presets_learn),
+        ["sentiment-ppo.conf"] = nameof(Sentiment_ppo_preset_makes_the_classifier_find_reviews_more_positive),
         // Needs raters: run with simulated ones by HumanRewardJobTests (held-out reward +0.2 or more).
         ["human-ppo.conf"] = nameof(Rlft.Tests.Feedback.HumanRewardJobTests.Ppo_on_simulated_raters_ratings_moves_the_policy_toward_their_hidden_rule),
     };
@@ -108,6 +111,51 @@ public class PresetTests(ITestOutputHelper output)
         if (job.Stages.Any(s => s.Kind == StageKind.Adapt)) Assert.True(File.Exists(Path.Combine(job.RunDirectory, RunRecorder.AdaptationFile)));
     }
 
+    /// <summary>hocon/classify.conf reaches 0.9 held-out accuracy and macro F1; hocon/qa.conf the exact match stated in <see cref="AssertLearned"/>.</summary>
+    [Theory]
+    [InlineData("classify.conf")]
+    [InlineData("qa.conf")]
+    public void Encoder_presets_learn(string preset)
+    {
+        var (job, summary) = RunPreset(preset);
+        foreach (var stage in job.Stages) AssertLearned(stage, summary.RootElement);
+        foreach (var stage in job.Stages) Assert.True(File.Exists(Path.Combine(job.RunDirectory, "encoders", stage.Name, "model.safetensors")));
+    }
+
+    /// <summary>
+    /// hocon/sentiment-ppo.conf, the classic RLHF setup: the classifier (stage 0) reaches 0.9 held-out accuracy, and the
+    /// policy after PPO writes reviews of held-out prompts that the classifier finds more positive than the SFT policy's
+    /// did: its mean P(POSITIVE) over 64 sampled reviews rises by 0.25 or more. Measured (seed 1): classifier accuracy 1.00;
+    /// P(POSITIVE) 0.46 → 0.91, and the task's own reward (the share of positive words) 0.48 → 0.96.
+    /// </summary>
+    [Fact]
+    public void Sentiment_ppo_preset_makes_the_classifier_find_reviews_more_positive()
+    {
+        var (job, summary) = RunPreset("sentiment-ppo.conf");
+        AssertLearned(job.Stages[0], summary.RootElement);
+        // The checkpoints at the stage boundaries: after classify, after SFT, and the final one after PPO.
+        var steps = Directory.GetDirectories(Path.Combine(job.RunDirectory, "checkpoints"), "step-*")
+            .OrderBy(d => int.Parse(Path.GetFileName(d)["step-".Length..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(3, steps.Count);
+        var prompts = Rlft.Rollout.Data.Jsonl.ReadPrompts(Path.Combine(job.RunDirectory, "data", "eval-prompts.jsonl")).Take(64).Select(p => p.Prompt).ToList();
+        using var classifier = Rlft.Policy.Encoders.EncoderTextModel.Load(Path.Combine(job.RunDirectory, "encoders", "sentiment"));
+        double Positive(string checkpoint)
+        {
+            using var lm = Rlft.Policy.Checkpoints.Checkpoint.Load(Path.Combine(checkpoint, "policy"));
+            using var tokenizer = Rlft.Policy.Tokenization.HfTokenizer.Load(Path.Combine(checkpoint, "policy"));
+            {
+                var options = new Rlft.Policy.Generation.GenerationOptions { MaxNewTokens = 12, Temperature = 1.0, Seed = 11, StopTokenIds = [tokenizer.EosId] };
+                var ids = prompts.Select(p => new Rlft.Policy.Chat.ExampleEncoder(tokenizer).Prompt(p)).ToList();
+                var output = Rlft.Policy.Generation.TextGenerator.Generate(lm, ids, options, tokenizer.PadId, tokenizer.EosId);
+                var reviews = output.Tokens.Select(t => (Text: tokenizer.Decode(t), Pair: (string?)null)).ToList();
+                return classifier.Logits(reviews).Average(l => 1 / (1 + Math.Exp(l[0] - l[1])));
+            }
+        }
+        double before = Positive(steps[1]), after = Positive(steps[2]);
+        output.WriteLine($"held-out P(POSITIVE): {before:F3} (SFT) → {after:F3} (PPO)");
+        Assert.True(after >= before + 0.25, $"held-out P(POSITIVE) {before:F3} → {after:F3}");
+    }
+
     (JobSpec Job, JsonDocument Summary) RunPreset(string preset)
     {
         string path = Path.Combine(RlftConfig.HoconDirectory, preset);
@@ -146,6 +194,14 @@ public class PresetTests(ITestOutputHelper output)
                 break;
             case StageKind.Ppo:
                 Assert.True(Get("after", "reward") >= Get("before", "reward") + 0.3, Says("reward"));
+                break;
+            case StageKind.Classify:
+                Assert.True(Get("after", "accuracy") >= 0.9, Says("accuracy"));
+                Assert.True(Get("after", "f1") >= 0.9, Says("f1"));
+                break;
+            case StageKind.Qa:
+                // Measured (seed 1): exact match 0.05 → 0.42 over 200 held-out questions (F1 the same: one-word answers).
+                Assert.True(Get("after", "exact_match") >= Get("before", "exact_match") + 0.3, Says("exact_match"));
                 break;
             case StageKind.Grpo:
                 // At least +0.3 exact-match accuracy, or half the gap to 1.

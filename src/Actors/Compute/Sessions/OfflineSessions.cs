@@ -97,6 +97,9 @@ internal static class OfflineSessions
     public static OfflineProduct Run(OfflineRun run) => run.Stage.Kind switch
     {
         StageKind.Sft => SftSession.Run(run),
+        StageKind.Classify => EncoderSessions.Classify(run),
+        StageKind.Qa => EncoderSessions.Qa(run),
+        StageKind.RewardModel when run.Stage.TrainsEncoder => EncoderSessions.RewardModel(run),
         StageKind.RewardModel => RewardModel(run),
         StageKind.Dpo => Dpo(run),
         StageKind.Distill => Distill(run),
