@@ -11,9 +11,13 @@ namespace Rlft.Policy.Collectives;
 /// flattened list (1/N of it); each member sends and receives (N−1)/N of the data twice, the bandwidth of a ring,
 /// in two rounds instead of 2(N−1), and without a ring's rotating partial sums (whose order differs by chunk).
 /// Tensors of different dtypes are reduced in their own dtype, one round pair per dtype in order of first use.
+/// Frames go straight from and into the flattened tensor's memory; a list of one contiguous CPU tensor is reduced in place.
 /// </summary>
 public static class AllReduce
 {
+    /// <summary>The largest piece reduced in one round pair (frames stay well under 2 GiB).</summary>
+    const long SegmentBytes = 1L << 30;
+
     /// <summary>Replaces every tensor by its sum over the group. All members pass the same shapes and dtypes in the same order.</summary>
     public static async Task SumAsync(ICollectiveTransport transport, IReadOnlyList<Tensor> tensors, CancellationToken ct = default)
     {
@@ -22,9 +26,12 @@ public static class AllReduce
         {
             var group = tensors.Where(t => t.dtype == dtype).ToList();
             using var scope = NewDisposeScope();
-            var flat = cat(group.Select(t => t.detach().reshape(-1).cpu()).ToList(), 0).contiguous();   // (L)
-            var bytes = await SumFlatAsync(transport, flat.bytes.ToArray(), (int)flat.element_size(), dtype, ct);
-            flat.bytes = bytes;
+            bool inPlace = group.Count == 1 && group[0].device_type == DeviceType.CPU && group[0].is_contiguous();
+            var flat = inPlace ? group[0].detach().view(-1) : cat(group.Select(t => t.detach().reshape(-1).cpu()).ToList(), 0).contiguous();   // (L)
+            long step = Math.Max(1, SegmentBytes / flat.element_size());
+            for (long start = 0; start < flat.numel(); start += step)
+                await SumFlatAsync(transport, flat.narrow(0, start, Math.Min(step, flat.numel() - start)), ct);
+            if (inPlace) continue;
             long offset = 0;
             using var _ = no_grad();
             foreach (var t in group)
@@ -44,54 +51,48 @@ public static class AllReduce
         return t.data<double>().ToArray();
     }
 
-    /// <summary>Reduce-scatter then all-gather over a flat buffer of <paramref name="elementSize"/>-byte elements.</summary>
-    static async Task<byte[]> SumFlatAsync(ICollectiveTransport transport, byte[] all, int elementSize, ScalarType dtype, CancellationToken ct)
+    /// <summary>Reduce-scatter then all-gather of a contiguous 1-D CPU tensor, in place.</summary>
+    static async Task SumFlatAsync(ICollectiveTransport transport, Tensor flat, CancellationToken ct)
     {
         int rank = transport.Rank, size = transport.Size;
-        long elements = all.Length / elementSize;
-        (int Offset, int Length) Chunk(int k)
-        {
-            long lo = k * elements / size, hi = (k + 1) * elements / size;
-            return ((int)(lo * elementSize), (int)((hi - lo) * elementSize));
-        }
+        long elements = flat.numel();
+        int elementSize = (int)flat.element_size();
+        (long Start, long Count) Chunk(int k) => (k * elements / size, (k + 1) * elements / size - k * elements / size);
+        var memory = new TensorMemory(flat).Memory;
+        Memory<byte> Bytes((long Start, long Count) c) => memory.Slice((int)(c.Start * elementSize), (int)(c.Count * elementSize));
         var peers = Enumerable.Range(0, size).Where(p => p != rank).ToList();
+        var mine = Chunk(rank);
+        var own = flat.narrow(0, mine.Start, mine.Count);                                // (n) my chunk, summed here
 
         // 1. Reduce-scatter: every peer's copy of my chunk comes to me; I add them up in rank order.
-        var sends = peers.Select(p => { var (o, n) = Chunk(p); return transport.SendAsync(p, all.AsMemory(o, n), ct); }).ToList();
-        var mine = Chunk(rank);
-        var parts = new byte[size][];
-        foreach (var p in peers) parts[p] = Expect(await transport.ReceiveAsync(p, ct), mine.Length, p, rank, "its share of my chunk");
-        parts[rank] = all.AsSpan(mine.Offset, mine.Length).ToArray();
+        using var parts = empty([size, mine.Count], dtype: flat.dtype);                   // (N, n) the peers' copies
+        var partsMemory = new TensorMemory(parts).Memory;
+        int partBytes = (int)(mine.Count * elementSize);
+        var sends = peers.Select(p => transport.SendAsync(p, Bytes(Chunk(p)), ct)).ToList();
+        await Task.WhenAll(peers.Select(p => ReceiveExactly(transport, p, partsMemory.Slice(p * partBytes, partBytes), "its share of my chunk", ct)));
         await Task.WhenAll(sends);
-        byte[] sum;
         using (var scope = NewDisposeScope())
         {
-            long n = mine.Length / elementSize;
-            var acc = FromBytes(parts[0], n, dtype);
-            for (int r = 1; r < size; r++) acc.add_(FromBytes(parts[r], n, dtype));
-            sum = acc.bytes.ToArray();
+            Tensor Part(int r) => r == rank ? own : parts[r];
+            if (rank == 0) for (int r = 1; r < size; r++) own.add_(Part(r));
+            else
+            {
+                var acc = parts[0].clone();
+                for (int r = 1; r < size; r++) acc.add_(Part(r));
+                own.copy_(acc);
+            }
         }
 
-        // 2. All-gather: my summed chunk goes to every peer; theirs fill in the rest.
-        sends = peers.Select(p => transport.SendAsync(p, sum, ct)).ToList();
-        sum.CopyTo(all, mine.Offset);
-        foreach (var p in peers)
-        {
-            var (o, n) = Chunk(p);
-            Expect(await transport.ReceiveAsync(p, ct), n, p, rank, "its summed chunk").CopyTo(all, o);
-        }
+        // 2. All-gather: my summed chunk goes to every peer; theirs land in place.
+        sends = peers.Select(p => transport.SendAsync(p, Bytes(mine), ct)).ToList();
+        await Task.WhenAll(peers.Select(p => ReceiveExactly(transport, p, Bytes(Chunk(p)), "its summed chunk", ct)));
         await Task.WhenAll(sends);
-        return all;
     }
 
-    static Tensor FromBytes(byte[] bytes, long elements, ScalarType dtype)
+    static async Task ReceiveExactly(ICollectiveTransport transport, int peer, Memory<byte> into, string what, CancellationToken ct)
     {
-        var t = empty(elements, dtype: dtype);
-        t.bytes = bytes;
-        return t;
+        int length = await transport.ReceiveAsync(peer, into, ct);
+        if (length != into.Length)
+            throw new InvalidDataException($"member {transport.Rank}: member {peer} sent {length} bytes as {what}, expected {into.Length}: the members reduce tensors of different shapes or dtypes");
     }
-
-    static byte[] Expect(byte[] frame, int length, int peer, int rank, string what) => frame.Length == length
-        ? frame
-        : throw new InvalidDataException($"member {rank}: member {peer} sent {frame.Length} bytes as {what}, expected {length}: the members reduce tensors of different shapes or dtypes");
 }

@@ -13,8 +13,11 @@ public interface ICollectiveTransport : IDisposable
     int Size { get; }
     /// <summary>Sends one frame to <paramref name="peer"/>; the buffer may be reused once the task completes.</summary>
     Task SendAsync(int peer, ReadOnlyMemory<byte> frame, CancellationToken ct = default);
-    /// <summary>The next frame from <paramref name="peer"/>.</summary>
-    Task<byte[]> ReceiveAsync(int peer, CancellationToken ct = default);
+    /// <summary>
+    /// Receives the next frame from <paramref name="peer"/> into <paramref name="into"/> and returns its length; a frame of
+    /// another length than <c>into.Length</c> is consumed, not copied, and its length returned (the caller refuses it).
+    /// </summary>
+    Task<int> ReceiveAsync(int peer, Memory<byte> into, CancellationToken ct = default);
 }
 
 /// <summary>
@@ -44,8 +47,12 @@ public sealed class InProcessTransport : ICollectiveTransport
     public Task SendAsync(int peer, ReadOnlyMemory<byte> frame, CancellationToken ct = default) =>
         _links[Rank, Check(peer)].Writer.WriteAsync(frame.ToArray(), ct).AsTask();
 
-    public Task<byte[]> ReceiveAsync(int peer, CancellationToken ct = default) =>
-        _links[Check(peer), Rank].Reader.ReadAsync(ct).AsTask();
+    public async Task<int> ReceiveAsync(int peer, Memory<byte> into, CancellationToken ct = default)
+    {
+        var frame = await _links[Check(peer), Rank].Reader.ReadAsync(ct);
+        if (frame.Length == into.Length) frame.CopyTo(into);
+        return frame.Length;
+    }
 
     int Check(int peer) => peer >= 0 && peer < Size && peer != Rank
         ? peer

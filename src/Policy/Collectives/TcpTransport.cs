@@ -56,6 +56,19 @@ public sealed class TcpTransport : ICollectiveTransport
         return new TcpTransport(rank, clients);
     }
 
+    /// <summary>A whole group of <paramref name="size"/> in this process over loopback TCP (port 0 each): for tests and the bench.</summary>
+    public static async Task<TcpTransport[]> LoopbackGroupAsync(int size, TimeSpan timeout)
+    {
+        var listeners = Enumerable.Range(0, size).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        try
+        {
+            listeners.ForEach(l => l.Start());
+            var endpoints = listeners.Select(l => (IPEndPoint)l.LocalEndpoint).ToList();
+            return await Task.WhenAll(Enumerable.Range(0, size).Select(r => ConnectAsync(r, endpoints, listeners[r], timeout)));
+        }
+        finally { listeners.ForEach(l => l.Stop()); }
+    }
+
     static async Task AcceptHigherAsync(int rank, int size, TcpListener listener, TcpClient?[] clients, CancellationToken ct)
     {
         for (int accepted = 0; accepted < size - 1 - rank; accepted++)
@@ -117,7 +130,7 @@ public sealed class TcpTransport : ICollectiveTransport
         finally { _sending[peer].Release(); }
     }
 
-    public async Task<byte[]> ReceiveAsync(int peer, CancellationToken ct = default)
+    public async Task<int> ReceiveAsync(int peer, Memory<byte> into, CancellationToken ct = default)
     {
         var stream = Stream(peer);
         await _receiving[peer].WaitAsync(ct);
@@ -127,9 +140,9 @@ public sealed class TcpTransport : ICollectiveTransport
             await stream.ReadExactlyAsync(header, ct);
             long length = BinaryPrimitives.ReadInt64LittleEndian(header);
             if (length < 0 || length > Array.MaxLength) throw new InvalidDataException($"member {Rank}: a frame from member {peer} claims {length} bytes");
-            var frame = new byte[length];
-            await stream.ReadExactlyAsync(frame, ct);
-            return frame;
+            if (length == into.Length) await stream.ReadExactlyAsync(into, ct);
+            else await stream.ReadExactlyAsync(new byte[length], ct);   // consumed so the stream stays framed; the caller refuses it
+            return (int)length;
         }
         finally { _receiving[peer].Release(); }
     }

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using FsCheck.Xunit;
 using Rlft.Policy.Collectives;
 using TorchSharp;
@@ -112,25 +110,12 @@ public class AllReduceTests
         Assert.Contains("the members reduce tensors of different shapes or dtypes", error.InnerException!.Message);
     }
 
-    /// <summary>N members on loopback TCP, each with its own listener (port 0) and one connection per peer.</summary>
-    internal static TcpTransport[] ConnectLoopback(int size)
-    {
-        var listeners = Enumerable.Range(0, size).Select(_ => { var l = new TcpListener(IPAddress.Loopback, 0); l.Start(); return l; }).ToList();
-        var endpoints = listeners.Select(l => (IPEndPoint)l.LocalEndpoint).ToList();
-        try
-        {
-            var joining = Enumerable.Range(0, size).Select(r => TcpTransport.ConnectAsync(r, endpoints, listeners[r], TimeSpan.FromSeconds(30))).ToArray();
-            return Task.WhenAll(joining).GetAwaiter().GetResult();
-        }
-        finally { listeners.ForEach(l => l.Stop()); }
-    }
-
     [Fact]
-    public void Over_loopback_tcp_every_member_ends_with_the_fixed_order_sum_bitwise()
+    public async Task Over_loopback_tcp_every_member_ends_with_the_fixed_order_sum_bitwise()
     {
         foreach (int size in new[] { 2, 3 })
         {
-            var transports = ConnectLoopback(size);
+            var transports = await TcpTransport.LoopbackGroupAsync(size, TimeSpan.FromSeconds(30));
             try
             {
                 foreach (int seed in new[] { 1, 2, 3 })
