@@ -114,7 +114,12 @@ public class LearnerGroupTests
         var policy = TinyTask.Load();
         var prompts = ReviewTask.ReviewPrompts(n / group, 7).SelectMany(p => Enumerable.Repeat((p.Prompt, p.Answer), group)).ToList();
         var (_, tokens, logps) = Evaluator.Sample(policy, prompts, new GenerationOptions { MaxNewTokens = 10, Seed = 3, Temperature = 1.5 });
-        return prompts.Select((p, i) => new Experience(policy.EncodePrompt(p.Prompt), tokens[i], logps[i], (i * 7 % 5) * 0.4f - 0.6f, i / group)).ToList();
+        // Completions cut to different lengths: the members' token shares then differ from 1/N, as the weighting must handle.
+        return prompts.Select((p, i) =>
+        {
+            int length = Math.Min(tokens[i].Length, 2 + i * 5 % 9);
+            return new Experience(policy.EncodePrompt(p.Prompt), tokens[i][..length], logps[i][..length], (i * 7 % 5) * 0.4f - 0.6f, i / group);
+        }).ToList();
     }
 
     [Theory]
