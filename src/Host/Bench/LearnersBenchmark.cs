@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Rlft.Policy.Benchmarks;
 using Rlft.Policy.Collectives;
+using Rlft.Policy.Generation;
+using Rlft.Policy.Models;
+using Rlft.Policy.Training;
 using static TorchSharp.torch;
 
 namespace Rlft.Host.Bench;
@@ -12,6 +15,10 @@ namespace Rlft.Host.Bench;
 /// comparison, over the in-process transport. <c>mb_per_s</c> is the gradient's size over the time of one all-reduce
 /// (what a train step waits for); <c>bus_mb_per_s</c> counts what each member sends, 2(N−1)/N of the gradient
 /// (NCCL's bus bandwidth), the figure to set against the link.
+/// Then the train step itself (<c>learners/train-step</c>): N = 1, 2, 3 members in this process (threads, in-process
+/// transport, libtorch's intra-op threads divided among them), each taking its share of a batch of 32 × 128 tokens
+/// on the 4 layers × d256 bench model, summing gradients and stepping AdamW: samples/s, the scaling efficiency
+/// (samples/s with N ÷ N × samples/s with one) and the fraction of the step spent in the group's sums.
 /// </summary>
 public sealed class LearnersBenchmark : IBenchmark
 {
@@ -46,6 +53,60 @@ public sealed class LearnersBenchmark : IBenchmark
                 }
                 finally { foreach (var t in group) t.Dispose(); }
             }
+        foreach (var line in TrainSteps(options)) yield return line;
+    }
+
+    IEnumerable<JsonObject> TrainSteps(BenchOptions options)
+    {
+        int batch = options.Quick ? 8 : 32, length = options.Quick ? 64 : 128, steps = options.Quick ? 2 : 4;
+        var config = ModelPresets.Config("gpt2", "small", 4096, 0, 1);
+        var rng = new Random(3);
+        var ids = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, length).Select(_ => (long)rng.Next(config.VocabSize)).ToArray()).ToArray();
+        double solo = 0;
+        int threads = get_num_threads();
+        foreach (int size in new[] { 1, 2, 3 })
+        {
+            set_num_threads(Math.Max(1, threads / size));
+            var groups = size == 1 ? [LearnerGroup.Solo] : InProcessTransport.Create(size).Select(t => new LearnerGroup(t)).ToArray();
+            var seconds = new double[size];
+            var communication = new double[size];
+            var members = groups.Select((g, r) => new Thread(() =>
+            {
+                using var model = ModelFactory.CreateInitialized(config, seed: 0);
+                model.train();
+                using var optimizer = new TrainingOptimizer(model.parameters(), new OptimizerOptions { LearningRate = 1e-4, Schedule = LrSchedule.Constant }) { Group = g };
+                var (start, count) = g.Share(batch);
+                using var input = tensor(ids.Skip(start).Take(count).SelectMany(x => x).ToArray(), [count, length]);   // (b, T)
+                long t0 = 0;
+                for (int s = 0; s <= steps; s++)
+                {
+                    if (s == 1) { communication[r] = g.CommunicationTime.TotalSeconds; t0 = Stopwatch.GetTimestamp(); }   // after a warm-up step
+                    using var scope = NewDisposeScope();
+                    var loss = -LogProbs.OfSequences(model, input, null).mean() * ((double)count / batch);   // this share of the batch mean
+                    optimizer.Backward(loss);
+                    optimizer.Step();
+                }
+                seconds[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds / steps;
+                communication[r] = (g.CommunicationTime.TotalSeconds - communication[r]) / steps;
+            }, 64 << 20)).ToList();
+            members.ForEach(t => t.Start());
+            members.ForEach(t => t.Join());
+            double step = seconds.Max(), samples = batch / step;
+            if (size == 1) solo = samples;
+            yield return new JsonObject
+            {
+                ["name"] = "learners/train-step",
+                ["members"] = size,
+                ["batch"] = batch,
+                ["length"] = length,
+                ["seconds_per_step"] = Math.Round(step, 3),
+                ["samples_per_s"] = Math.Round(samples, 1),
+                ["scaling_efficiency"] = Math.Round(samples / (size * solo), 3),
+                ["communication_fraction"] = Math.Round(communication.Average() / step, 3),
+                ["torch_threads_per_member"] = get_num_threads(),
+            };
+        }
+        set_num_threads(threads);
     }
 
     /// <summary>Seconds per all-reduce (slowest member) over <paramref name="repeats"/> runs after one warm-up.</summary>

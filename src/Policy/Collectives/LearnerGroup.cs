@@ -12,6 +12,7 @@ namespace Rlft.Policy.Collectives;
 public sealed class LearnerGroup
 {
     readonly ICollectiveTransport? _transport;
+    long _communicationTicks;
 
     /// <summary>One learner alone (today's behaviour).</summary>
     public static readonly LearnerGroup Solo = new(null);
@@ -23,16 +24,27 @@ public sealed class LearnerGroup
     public bool IsSolo => Size == 1;
     /// <summary>The leader adds what must count once for the whole group (a penalty on the shared weights).</summary>
     public bool IsLeader => Rank == 0;
+    /// <summary>Wall time spent in this member's sums so far (waiting for the slowest member included): a step's <c>timing/all_reduce</c>.</summary>
+    public TimeSpan CommunicationTime => TimeSpan.FromTicks(Interlocked.Read(ref _communicationTicks));
 
     /// <summary>Replaces each tensor by its sum over the group (bitwise the same on every member).</summary>
     public void Sum(IReadOnlyList<Tensor> tensors)
     {
-        if (_transport is { Size: > 1 } t) AllReduce.SumAsync(t, tensors).GetAwaiter().GetResult();
+        if (_transport is not { Size: > 1 } t) return;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        AllReduce.SumAsync(t, tensors).GetAwaiter().GetResult();
+        Interlocked.Add(ref _communicationTicks, System.Diagnostics.Stopwatch.GetElapsedTime(start).Ticks);
     }
 
     /// <summary>Sums of scalars over the group, in rank order (the same array on every member).</summary>
-    public double[] Sum(params double[] values) =>
-        _transport is { Size: > 1 } t ? AllReduce.SumAsync(t, values).GetAwaiter().GetResult() : (double[])values.Clone();
+    public double[] Sum(params double[] values)
+    {
+        if (_transport is not { Size: > 1 } t) return (double[])values.Clone();
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        var sums = AllReduce.SumAsync(t, values).GetAwaiter().GetResult();
+        Interlocked.Add(ref _communicationTicks, System.Diagnostics.Stopwatch.GetElapsedTime(start).Ticks);
+        return sums;
+    }
 
     /// <summary>
     /// This member's contiguous share of <paramref name="count"/> rows cut into whole units of <paramref name="unit"/>
