@@ -37,6 +37,11 @@ public sealed class TrainingOptimizer : IDisposable
     public OptimizerOptions Options => _options;
     /// <summary>The reduce-on-plateau state with <c>schedule = plateau</c>; null otherwise.</summary>
     public PlateauSchedule? Plateau { get; }
+    /// <summary>
+    /// The data-parallel group whose gradients are summed before each update (each member's loss already carries
+    /// its share of the global normalisation); clipping then sees the global norm. Solo by default.
+    /// </summary>
+    public Collectives.LearnerGroup Group { get; set; } = Collectives.LearnerGroup.Solo;
 
     /// <param name="mixedPrecision">With bf16 compute: the parameters are the fp32 master weights, and
     /// gradients come from the bf16 copy the loss was computed with.</param>
@@ -103,6 +108,7 @@ public sealed class TrainingOptimizer : IDisposable
             return new StepReport(false, false, double.NaN, lr, OptimizerStep);
 
         using var scope = NewDisposeScope();
+        if (!Group.IsSolo) ReduceOverGroup();
         double norm = _options.MaxGradNorm > 0
             ? nn.utils.clip_grad_norm_(_parameters, _options.MaxGradNorm)
             : TotalNorm();
@@ -121,6 +127,15 @@ public sealed class TrainingOptimizer : IDisposable
         _mixed?.SyncWeights();
         OptimizerStep++;
         return new StepReport(true, false, norm, lr, OptimizerStep);
+    }
+
+    /// <summary>Sums the gradients (a missing one counts as zeros) and the non-finite-loss flag over the group.</summary>
+    void ReduceOverGroup()
+    {
+        _nonFiniteLoss = Group.Sum(_nonFiniteLoss ? 1 : 0)[0] > 0;
+        using (no_grad())
+            foreach (var p in _parameters) p.grad ??= zeros_like(p);
+        Group.Sum(_parameters.Select(p => p.grad!).ToList());
     }
 
     double TotalNorm()

@@ -17,6 +17,8 @@ public sealed class DpoTrainer : IDisposable
     public TrainingOptimizer Optimizer { get; }
     /// <summary>Penalties on the parameters added to every step's loss (L2-SP, EWC); none by default.</summary>
     public IReadOnlyList<Regularization.IParameterPenalty> Penalties { get; set; } = [];
+    /// <summary>The data-parallel group this trainer steps with (solo by default): each member trains on its share of every batch.</summary>
+    public Collectives.LearnerGroup Group { get => Optimizer.Group; set => Optimizer.Group = value; }
 
     public DpoTrainer(PolicyModel policy, IReferencePolicy reference, DpoOptions options, OptimizerOptions optimizer,
         IEnumerable<TorchSharp.Modules.Parameter>? parameters = null, MixedPrecisionModel? mixedPrecision = null)
@@ -67,10 +69,15 @@ public sealed class DpoTrainer : IDisposable
 
     public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> batch) => Step(Encode(batch));
 
-    public Dictionary<string, double> Step(IReadOnlyList<EncodedPair> batch)
+    /// <summary>
+    /// One step on a batch of pairs. In a group every member is given the whole batch and trains on its share of the
+    /// pairs; the loss is the (weighted) mean over the whole batch, the statistics means over all its pairs.
+    /// </summary>
+    public Dictionary<string, double> Step(IReadOnlyList<EncodedPair> whole)
     {
         using var scope = NewDisposeScope();
         _policy.Model.train();
+        var batch = GroupShare.Of(Group, whole);
         int n = batch.Count;
         var items = batch.Select(b => b.Chosen).Concat(batch.Select(b => b.Rejected)).ToList();
         using var lp = _policy.LogProbsOf(items);
@@ -80,9 +87,15 @@ public sealed class DpoTrainer : IDisposable
             : RefSums(items);
         var (target, weight) = Labels(batch, sums.device);
         var r = Losses.DpoLoss(sums.narrow(0, 0, n), sums.narrow(0, n, n), refSums.narrow(0, 0, n), refSums.narrow(0, n, n), _o.Beta, _o.LossType, _o.LabelSmoothing, target, weight);
-        var (loss, penalties) = Regularization.Penalties.Add(r.Loss, Penalties);
+        // Σ w·ℓ / Σ w over the whole batch: this share's weighted mean times its part of Σ w (pair counts without weights).
+        double pairShare = (double)n / whole.Count;
+        double lossShare = whole.All(p => p.IsPlain) ? pairShare : batch.Sum(p => p.Weight) / whole.Sum(p => p.Weight);
+        var (loss, penalties) = Regularization.Penalties.Add(GroupShare.Scale(r.Loss, lossShare), GroupShare.Penalties(Group, Penalties));
         Optimizer.Backward(loss);
-        return SftTrainer.Merge(r.Stats, penalties, Optimizer.Step().Stats);
+        var report = Optimizer.Step();
+        var stats = Group.Weighted(r.Stats.Where(s => s.Key != "loss/dpo").ToDictionary(), pairShare);
+        stats["loss/dpo"] = Group.IsSolo ? r.Stats["loss/dpo"] : Group.Sum(r.Stats["loss/dpo"] * lossShare)[0];
+        return SftTrainer.Merge(stats, penalties, report.Stats);
     }
 
     /// <summary>Per-pair soft labels and weights, (B) each, or nulls when every pair is a hard preference of weight 1.</summary>

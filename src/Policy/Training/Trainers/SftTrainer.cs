@@ -13,6 +13,8 @@ public sealed class SftTrainer : IDisposable
     public TrainingOptimizer Optimizer { get; }
     /// <summary>Penalties on the parameters added to every step's loss (L2-SP, EWC); none by default.</summary>
     public IReadOnlyList<Regularization.IParameterPenalty> Penalties { get; set; } = [];
+    /// <summary>The data-parallel group this trainer steps with (solo by default): each member trains on its share of every batch.</summary>
+    public Collectives.LearnerGroup Group { get => Optimizer.Group; set => Optimizer.Group = value; }
 
     /// <param name="mixedPrecision">bf16 compute: <paramref name="policy"/> wraps its compute copy; the master weights train.</param>
     public SftTrainer(PolicyModel policy, OptimizerOptions options, IEnumerable<TorchSharp.Modules.Parameter>? trainable = null, MixedPrecisionModel? mixedPrecision = null)
@@ -24,17 +26,24 @@ public sealed class SftTrainer : IDisposable
     /// <summary>One micro-batch of plain (prompt, completion) pairs, each encoded as one text with completion-only loss.</summary>
     public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch) => Step(Encode(batch));
 
-    /// <summary>One micro-batch: forward, backward, and an optimizer step when the accumulation window closes.</summary>
+    /// <summary>
+    /// One micro-batch: forward, backward, and an optimizer step when the accumulation window closes. In a group every
+    /// member is given the whole batch and trains on its share; the loss is the token mean over the whole batch.
+    /// </summary>
     public Dictionary<string, double> Step(IReadOnlyList<EncodedExample> batch)
     {
         using var scope = NewDisposeScope();
         _policy.Model.train();
-        using var lp = _policy.LogProbsOf(batch);
+        using var lp = _policy.LogProbsOf(GroupShare.Of(Group, batch));
         var result = Losses.SftLoss(lp.LogProbs, lp.Mask);
-        var (loss, penalties) = Regularization.Penalties.Add(result.Loss, Penalties);
+        double weight = GroupShare.TokenWeight(Group, lp.Mask);
+        var (loss, penalties) = Regularization.Penalties.Add(GroupShare.Scale(result.Loss, weight), GroupShare.Penalties(Group, Penalties));
         Optimizer.Backward(loss);
         var report = Optimizer.Step();
-        return Merge(result.Stats, penalties, report.Stats);
+        var stats = Group.Weighted(result.Stats.Where(s => s.Key != "sft/tokens").ToDictionary(), weight);
+        stats["sft/tokens"] = Group.IsSolo ? result.Stats["sft/tokens"] : Group.Sum(result.Stats["sft/tokens"])[0];
+        stats["sft/perplexity"] = Math.Exp(stats["loss/sft"]);
+        return Merge(stats, penalties, report.Stats);
     }
 
     /// <summary>Mean loss over the loss-carrying tokens, without updating (held-out evaluation).</summary>
