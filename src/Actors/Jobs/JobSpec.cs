@@ -119,6 +119,8 @@ public sealed record StageSpec
     public MetaSpec? Meta { get; init; }
     /// <summary><c>adapt { … }</c> of an adapt stage.</summary>
     public AdaptSpec? Adapt { get; init; }
+    /// <summary><c>federated { … }</c>: the stage trains on its clients' data in rounds (<see cref="FederatedSpec"/>); null: on the learner.</summary>
+    public FederatedSpec? Federated { get; init; }
     public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
     /// <summary>Stages that train the policy on a dataset of their own (what replay, l2-sp, ewc and early stopping apply to).</summary>
     public bool TrainsPolicyOnData => Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill or StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;

@@ -216,6 +216,11 @@ public static class JobValidator
         // Their data is the built-in family's, named by their tasks (checked by the job reader).
         if (stage.Kind is StageKind.Meta or StageKind.Adapt)
             return [];
+        // A federated stage's training data is on its clients; only held-out data can be checked here.
+        if (stage.Federated is not null)
+            return stage.EvalData is { } heldOut
+                ? CheckDataset(heldOut, stage.Kind == StageKind.Sft ? DataKind.Sft : DataKind.Preferences, $"{at}.eval-data", hasTemplate, at, initModel)
+                : [];
         var kind = stage.Kind switch
         {
             StageKind.Sft or StageKind.Distill => DataKind.Sft,
