@@ -21,6 +21,7 @@ public static class BenchCommand
         new Bench.WeightSyncBenchmark(),
         new Bench.FeedbackBenchmark(),
         new Bench.QloraBenchmark(),
+        new Bench.FederatedBenchmark(),
     ];
 
     public static Command Create()
