@@ -127,6 +127,30 @@ public sealed class FederatedRoundsTests : IDisposable
         Assert.True(_bytes > 0);
     }
 
+    /// <summary>A participant whose update is always (3, 4): norm 5.</summary>
+    sealed class FixedUpdate : IParticipant
+    {
+        public string Id => "fixed";
+        public ParticipantUpdate Run(WeightSet global, int round)
+        {
+            using var target = new TorchSharp.Modules.Parameter(tensor(new float[] { 3, 4 }));
+            using var after = WeightSet.Snapshot([("theta", target)]);
+            using var zero = WeightSet.ZerosLike(after);
+            return new ParticipantUpdate(Id, zero.DeltaTo(after), 1, new Dictionary<string, double>());
+        }
+    }
+
+    [Fact]
+    public void A_client_clips_its_update_when_the_server_asks()
+    {
+        using var theta = new TorchSharp.Modules.Parameter(tensor(new float[] { 0, 0 }));
+        var client = new FederatedClient("c", new FixedUpdate(), [("theta", theta)], samples: 12);
+        var clipped = client.Train(new FederatedRoundRequest(0, 0, 0, [0, 0], ClipNorm: 1));
+        Assert.Equal([0.6f, 0.8f], clipped.Delta);
+        Assert.Equal([3f, 4f], client.Train(new FederatedRoundRequest(0, 1, 0, [0, 0], ClipNorm: 0)).Delta);
+        Assert.Equal(12, clipped.Samples);
+    }
+
     static int ShardOf(string prompt)
     {
         int item = Array.FindIndex(ReviewTask.Items, it => prompt.Contains(it, StringComparison.Ordinal));

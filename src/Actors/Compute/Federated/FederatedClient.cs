@@ -19,7 +19,7 @@ public sealed class FederatedClient(string id, IParticipant participant, IReadOn
         using var like = WeightSet.Snapshot(trainable);
         using var global = WeightSet.FromFloats(like, request.Global);
         using var update = participant.Run(global, request.Round);
-        if (request.ClipNorm > 0) new ClientPrivacy(request.ClipNorm, 0, 0.5).Clip(update.Delta);
+        if (request.ClipNorm > 0) ClientPrivacy.Clip(update.Delta, request.ClipNorm);
         var metrics = update.Metrics.ToDictionary(kv => kv.Key, kv => kv.Value);
         return new FederatedRoundUpdate(id, request.Stage, request.Round, request.Attempt, update.Delta.ToFloats(), [], samples, metrics);
     }

@@ -25,15 +25,14 @@ public sealed record ClientPrivacy
         (ClipNorm, NoiseMultiplier, Delta) = (clipNorm, noiseMultiplier, delta);
     }
 
-    /// <summary>The factor min(1, C / ‖Δ‖) that brings an update of norm <paramref name="norm"/> within the clip.</summary>
-    public double ClipFactor(double norm) => norm > ClipNorm ? ClipNorm / norm : 1.0;
-
     /// <summary>Scales <paramref name="update"/> in place to norm at most <see cref="ClipNorm"/>; returns its norm before clipping.</summary>
-    public double Clip(WeightSet update)
+    public double Clip(WeightSet update) => Clip(update, ClipNorm);
+
+    /// <summary>Scales <paramref name="update"/> in place to norm at most <paramref name="clipNorm"/> (a client clipping before it sends); returns its norm before.</summary>
+    public static double Clip(WeightSet update, double clipNorm)
     {
         double norm = update.Norm();
-        double factor = ClipFactor(norm);
-        if (factor < 1) update.Scale(factor);
+        if (norm > clipNorm) update.Scale(clipNorm / norm);
         return norm;
     }
 
