@@ -123,6 +123,8 @@ public sealed record StageSpec
     public EncoderStageSpec? Encoder { get; init; }
     /// <summary>Stages that train an encoder of their own and leave the policy and the job's reward model as they are.</summary>
     public bool TrainsEncoder => Encoder is not null;
+    /// <summary><c>federated { … }</c>: the stage trains on its clients' data in rounds (<see cref="FederatedSpec"/>); null: on the learner.</summary>
+    public FederatedSpec? Federated { get; init; }
     public bool IsOnline => Kind is StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;
     /// <summary>Stages that train the policy on a dataset of their own (what replay, l2-sp, ewc and early stopping apply to).</summary>
     public bool TrainsPolicyOnData => Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill or StageKind.Ppo or StageKind.Grpo or StageKind.OnlineDpo;

@@ -20,7 +20,7 @@ public static class JobSpecReader
     static readonly string[] RolloutKeys = ["continuous-batching", "slots"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing",
-        "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt", .. EncoderStageReader.StageKeys];
+        "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt", "federated", .. EncoderStageReader.StageKeys];
     static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite", "plateau"];
     static readonly string[] PlateauKeys = ["factor", "patience", "min-lr", "mode", "min-delta"];
     static readonly string[] EarlyStoppingKeys = ["patience", "min-delta"];
@@ -231,14 +231,19 @@ public static class JobSpecReader
             _ => StageKind.Distill,
         };
         foreach (var (section, keys) in new[] { ("optimizer", OptimizerKeys), ("ppo", PpoKeys), ("grpo", GrpoKeys), ("dpo", DpoKeys), ("reward-model", RmKeys), ("distill", DistillKeys), ("sampling", SamplingKeys), ("teacher", TeacherKeys),
-                     ("optimizer.plateau", PlateauKeys), ("early-stopping", EarlyStoppingKeys), ("meta", MetaKeys), ("adapt", AdaptKeys) })
+                     ("optimizer.plateau", PlateauKeys), ("early-stopping", EarlyStoppingKeys), ("meta", MetaKeys), ("adapt", AdaptKeys),
+                     ("federated", FederatedReader.Keys), ("federated.privacy", FederatedReader.PrivacyKeys) })
             Read(() => { s.RejectUnknownKeys(section, keys); return 0; }, 0);
-        int steps = Read(() => s.GetInt("steps", min: 1), 1);
+        // A federated stage's steps are its rounds.
+        bool federated = s.Has("federated");
+        if (federated && s.Has("steps")) errors.Add($"{at}.steps: a federated stage counts rounds (federated.rounds), not steps");
+        int steps = Read(() => federated ? s.GetInt("federated.rounds", min: 1) : s.GetInt("steps", min: 1), 1);
         foreach (var lossKey in new[] { "completion-only-loss", "assistant-only-loss" })
             if (s.Has(lossKey) && kind is not (StageKind.Sft or StageKind.Distill))
                 errors.Add($"{at}.{lossKey}: applies to sft and distill stages (a {kindName} stage's loss covers the completions it compares or samples)");
         bool familyStage = kind is StageKind.Meta or StageKind.Adapt;
-        string data = familyStage ? "" : Read(() => s.GetString("data"), "");
+        var federatedSpec = Read(() => FederatedReader.Read(s, kind, kindName), null);
+        string data = familyStage || federated ? "" : Read(() => s.GetString("data"), "");
         if (!familyStage && s.Has("data") && data.Length == 0) errors.Add($"{at}.data: must not be empty");
         foreach (var dataKey in new[] { "data", "eval-data" }.Where(k => familyStage && s.Has(k)))
             errors.Add($"{at}.{dataKey}: a {kindName} stage trains and evaluates on its tasks' data ({kindName}.tasks), not on a dataset");
@@ -286,6 +291,7 @@ public static class JobSpecReader
             Meta = familyStage && kind == StageKind.Meta ? Read(() => StageTuningReader.ReadMeta(s), null) : null,
             Adapt = familyStage && kind == StageKind.Adapt ? Read(() => StageTuningReader.ReadAdapt(s), null) : null,
             Encoder = Read(() => EncoderStageReader.Read(s, kind, kindName), EncoderStageReader.IsEncoderStage(s, kind) ? new EncoderStageSpec() : null),
+            Federated = federatedSpec,
         };
     }
 

@@ -75,9 +75,13 @@ public static partial class JobValidator
 
     static IEnumerable<string> NotRunYet(StageSpec stage)
     {
+        string at = $"{Root}.stages[{stage.Index}]";
+        // The section is read and checked, and its rounds run without actors (FederatedStageDriver, FederatedServer,
+        // FederatedClient); the coordinator and the client role do not carry them over the cluster yet.
+        if (stage.Federated is not null)
+            yield return $"{at}.federated: federated stages are not run by the cluster yet (no client role); see the README's \"Federated fine-tuning\"";
         // SFT stages apply them all; the other stage kinds not yet.
         if (stage.Kind == StageKind.Sft) yield break;
-        string at = $"{Root}.stages[{stage.Index}]";
         foreach (var (key, set) in NotRunYetKeys.Where(k => k.Set(stage)))
         {
             string what = key switch
@@ -217,6 +221,11 @@ public static partial class JobValidator
         // Their data is the built-in family's, named by their tasks (checked by the job reader).
         if (stage.Kind is StageKind.Meta or StageKind.Adapt)
             return [];
+        // A federated stage's training data is on its clients; only held-out data can be checked here.
+        if (stage.Federated is not null)
+            return stage.EvalData is { } heldOut
+                ? CheckDataset(heldOut, stage.Kind == StageKind.Sft ? DataKind.Sft : DataKind.Preferences, $"{at}.eval-data", hasTemplate, at, initModel)
+                : [];
         var kind = stage.Kind switch
         {
             StageKind.Sft or StageKind.Distill => DataKind.Sft,

@@ -23,6 +23,7 @@ internal sealed class WireWriter : IDisposable
     }
     public void Write(int[] a) { _w.Write(a.Length); _w.Write(MemoryMarshal.AsBytes(a.AsSpan())); }
     public void Write(float[] a) { _w.Write(a.Length); _w.Write(MemoryMarshal.AsBytes(a.AsSpan())); }
+    public void Write(long[] a) { _w.Write(a.Length); _w.Write(MemoryMarshal.AsBytes(a.AsSpan())); }
     public void Write(byte[] a) { _w.Write(a.Length); _w.Write(a); }
     public void Write(string[] a) { _w.Write(a.Length); foreach (var s in a) _w.Write(s); }
     public void Write<T>(T[] items, Action<WireWriter, T> write) { _w.Write(items.Length); foreach (var i in items) write(this, i); }
@@ -63,6 +64,7 @@ internal sealed class WireReader
     public string? NullableStr() => Bool() ? Str() : null;
     public int[] Ints() { int n = Count(4); return MemoryMarshal.Cast<byte, int>(Take(n * 4)).ToArray(); }
     public float[] Floats() { int n = Count(4); return MemoryMarshal.Cast<byte, float>(Take(n * 4)).ToArray(); }
+    public long[] Longs() { int n = Count(8); return MemoryMarshal.Cast<byte, long>(Take(n * 8)).ToArray(); }
     public byte[] Bytes() { int n = Count(1); return Take(n).ToArray(); }
     public string[] Strings() { int n = Count(1); var a = new string[n]; for (int i = 0; i < n; i++) a[i] = Str(); return a; }
     public T[] Array<T>(Func<WireReader, T> read) { int n = Count(1); var a = new T[n]; for (int i = 0; i < n; i++) a[i] = read(this); return a; }

@@ -22,6 +22,7 @@ public static class BenchCommand
         new Bench.FeedbackBenchmark(),
         new Bench.QloraBenchmark(),
         new Bench.LearnersBenchmark(),
+        new Bench.FederatedBenchmark(),
     ];
 
     public static Command Create()

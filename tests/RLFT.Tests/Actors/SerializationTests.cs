@@ -53,6 +53,9 @@ public sealed class SerializationTests : IDisposable
         new PolicyUpdated(42, 2, 10, 8, new Dictionary<string, double> { ["loss/policy"] = 0.25 }),
         new JobStatus(1, "ppo", 3, 10, 4, false, 3, 1, 0, new Dictionary<string, long> { ["a"] = 2 }, new Dictionary<string, double>()),
         QueryJobStatus.Instance,
+        new JoinFederation("client@10.0.0.7:4060"),
+        new FederatedRoundRequest(1, 3, 0, [0.5f, -1f, float.Epsilon], 0.75),
+        new FederatedRoundUpdate("client-2", 1, 3, 1, [0.25f, -2f], [long.MinValue, 7], 41, new Dictionary<string, double> { ["inner/loss_last"] = 1.5 }),
     ];
 
     [Theory]

@@ -233,6 +233,15 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
             "rlft.job.stages[1].l2-sp: l2-sp is not supported yet in Dpo stages", "rlft.job.stages[1].ewc: ewc is not supported yet",
             "rlft.job.stages[1].early-stopping: early-stopping is not supported yet", "rlft.job.stages[1].optimizer.schedule: schedule = plateau is not supported yet",
             "rlft.job.stages[1].eval-every: eval-every is not supported yet");
+        // ---- federated stages ----
+        yield return new("federated stage naming its data in the job", d => d.Run($"{{ kind = sft, data = \"{d.Sft}\", federated {{ rounds = 2 }} }}"),
+            "rlft.job.stages[0].data: a federated stage trains on its clients' data");
+        yield return new("federated sampling more clients than the federation has", d => d.Run("{ kind = sft, federated { rounds = 2, clients = 2, clients-per-round = 3 } }"),
+            "rlft.job.stages[0].federated.clients-per-round: 3 is more than the 2 clients");
+        yield return new("federated privacy with a negative noise multiplier", d => d.Run("{ kind = sft, federated { rounds = 2, clients = 4, privacy { clip-norm = 1, noise-multiplier = -0.5 } } }"),
+            "rlft.job.stages[0].federated.privacy.noise-multiplier: -0.5 is outside");
+        yield return new("federated stage on the cluster", d => d.Run("{ kind = sft, federated { rounds = 2 } }"),
+            "rlft.job.stages[0].federated: federated stages are not run by the cluster yet");
         yield return new("ewc after a dpo stage", d => d.Run(string.Join("\n", d.SftStage(), d.Stage("dpo", d.Prefs), d.Stage("sft", d.Sft, "ewc = 5"))),
             "rlft.job.stages[2].ewc: the previous policy stage (1, Dpo) is not an SFT stage");
         // ---- quantized base (QLoRA) ----

@@ -30,11 +30,18 @@ public enum Aggregation
 /// from them, an aggregation rule, a server optimizer. FedAvg is <see cref="Aggregation.WeightedMean"/> with
 /// <see cref="ServerSgd"/> at learning rate 1; Reptile (Nichol et al., 2018) is <see cref="Aggregation.Mean"/> with
 /// <see cref="ServerSgd"/> at the outer learning rate ε; FedAdam (Reddi et al., 2021) is <see cref="ServerAdam"/>;
-/// FedProx adds its proximal term inside each participant. Updates are summed in the order of the participants' ids,
-/// so that a round's result does not depend on the order in which they finished.
+/// FedProx adds its proximal term inside each participant (<see cref="InnerLoopParticipant{T}.Mu"/>). With
+/// <paramref name="privacy"/>, updates are clipped and averaged with equal weight and the sum gets Gaussian noise
+/// (DP-FedAvg, <see cref="ClientPrivacy"/>), drawn from a generator seeded by <paramref name="noiseSeed"/> (by default
+/// from the operating system's cryptographic generator). Updates are summed in the order of the participants' ids, so
+/// that a round's result does not depend on the order in which they finished.
 /// </summary>
-public sealed class OuterLoop(Aggregation aggregation, IServerOptimizer server)
+public sealed class OuterLoop(Aggregation aggregation, IServerOptimizer server, ClientPrivacy? privacy = null, long? noiseSeed = null) : IDisposable
 {
+    TorchSharp.torch.Generator? _noise;
+
+    public ClientPrivacy? Privacy => privacy;
+
     /// <summary>
     /// One round: each participant runs from <paramref name="global"/>, and <paramref name="global"/> moves by the server
     /// optimizer's step along the aggregated update. Returns the round's figures (the participants' means, the update's norm).
@@ -52,20 +59,48 @@ public sealed class OuterLoop(Aggregation aggregation, IServerOptimizer server)
     }
 
     /// <summary>Aggregates finished updates into <paramref name="global"/> (for participants that run elsewhere).</summary>
+    /// Under privacy, each update is clipped in place first.
     public Dictionary<string, double> Apply(WeightSet global, IReadOnlyList<ParticipantUpdate> updates)
     {
-        using var aggregated = Aggregate(global, updates, aggregation);
-        var metrics = new Dictionary<string, double>
+        var metrics = new Dictionary<string, double> { ["outer/bytes_in"] = updates.Sum(u => u.Delta.Bytes) };
+        if (privacy is not null)
         {
-            ["outer/participants"] = updates.Count,
-            ["outer/update_norm"] = aggregated.Norm(),
-            ["outer/bytes_in"] = updates.Sum(u => u.Delta.Bytes),
-        };
+            var norms = updates.Select(u => privacy.Clip(u.Delta)).ToList();
+            metrics["privacy/clipped_fraction"] = norms.Count(n => n > privacy.ClipNorm) / (double)norms.Count;
+            metrics["privacy/update_norm_mean"] = norms.Average();
+        }
+        using var aggregated = Aggregate(global, updates, privacy is null ? aggregation : Aggregation.Mean);
         foreach (var key in updates.SelectMany(u => u.Metrics.Keys).Distinct().Order(StringComparer.Ordinal))
             metrics[key] = updates.Where(u => u.Metrics.ContainsKey(key)).Average(u => u.Metrics[key]);
+        return Step(global, aggregated, updates.Count, metrics);
+    }
+
+    /// <summary>
+    /// Aggregates an already summed update (what secure aggregation yields: Σ wᵢΔᵢ, the weights' total
+    /// <paramref name="totalWeight"/>; under privacy the clipped updates' plain sum and the participants' count).
+    /// </summary>
+    public Dictionary<string, double> ApplySum(WeightSet global, WeightSet sum, double totalWeight, int participants)
+    {
+        if (!(totalWeight > 0)) throw new ArgumentException("the participants' weights must sum to more than zero", nameof(totalWeight));
+        sum.Scale(1 / totalWeight);
+        return Step(global, sum, participants, []);
+    }
+
+    /// <summary>Noise (under privacy) on the mean <paramref name="aggregated"/>, then the server's step.</summary>
+    Dictionary<string, double> Step(WeightSet global, WeightSet aggregated, int participants, Dictionary<string, double> metrics)
+    {
+        if (privacy is not null)
+        {
+            _noise ??= new((ulong)(noiseSeed ?? System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue)));
+            privacy.AddNoise(aggregated, _noise, scale: 1.0 / participants);
+        }
+        metrics["outer/participants"] = participants;
+        metrics["outer/update_norm"] = aggregated.Norm();
         server.Step(global, aggregated);
         return metrics;
     }
+
+    public void Dispose() => _noise?.Dispose();
 
     /// <summary>The (weighted) mean of the updates, summed in the order of their ids.</summary>
     public static WeightSet Aggregate(WeightSet like, IReadOnlyList<ParticipantUpdate> updates, Aggregation aggregation)
@@ -77,42 +112,4 @@ public sealed class OuterLoop(Aggregation aggregation, IServerOptimizer server)
         foreach (var u in ordered) sum.AddScaled(u.Delta, (aggregation == Aggregation.Mean ? 1.0 : u.Weight) / total);
         return sum;
     }
-}
-
-/// <summary>How the server moves the global weights along the aggregated update Δ (a pseudo-gradient pointing downhill).</summary>
-public interface IServerOptimizer
-{
-    void Step(WeightSet global, WeightSet update);
-}
-
-/// <summary>x ← x + lr · Δ: FedAvg at lr = 1, Reptile's outer step at lr = ε.</summary>
-public sealed class ServerSgd(double learningRate) : IServerOptimizer
-{
-    public void Step(WeightSet global, WeightSet update) => global.AddScaled(update, learningRate);
-}
-
-/// <summary>
-/// FedAdam (Reddi et al., 2021, "Adaptive Federated Optimization"): m ← β₁m + (1−β₁)Δ, v ← β₂v + (1−β₂)Δ²,
-/// x ← x + lr · m / (√v + τ); no bias correction, as in the paper; τ (default 1e-3) bounds the adaptivity.
-/// </summary>
-public sealed class ServerAdam(double learningRate, double beta1 = 0.9, double beta2 = 0.99, double tau = 1e-3) : IServerOptimizer, IDisposable
-{
-    WeightSet? _m, _v;
-
-    public void Step(WeightSet global, WeightSet update)
-    {
-        using var _ = no_grad();
-        _m ??= WeightSet.ZerosLike(global);
-        _v ??= WeightSet.ZerosLike(global);
-        foreach (var (name, x) in global.Items)
-        {
-            using var scope = NewDisposeScope();
-            var d = update[name];
-            var m = _m[name].mul_(beta1).add_(d, alpha: 1 - beta1);
-            var v = _v[name].mul_(beta2).add_(d.square(), alpha: 1 - beta2);
-            x.add_(m / (v.sqrt() + tau), alpha: learningRate);
-        }
-    }
-
-    public void Dispose() { _m?.Dispose(); _v?.Dispose(); }
 }

@@ -10,7 +10,8 @@ namespace Rlft.Policy.Training;
 /// A participant whose inner steps train on its own examples: a task in meta-learning, or a client's local training.
 /// Each round starts from the global weights with a fresh optimizer (inner-loop state does not carry across rounds),
 /// takes <c>steps</c> batches of <c>batchSize</c> examples — continuing through its examples round after round,
-/// wrapping around — and returns <c>adapted − global</c>, weighted by its number of examples.
+/// wrapping around — and returns <c>adapted − global</c>, weighted by its number of examples. With <see cref="Mu"/> &gt; 0
+/// every inner step's loss carries FedProx's proximal term toward the round's global weights (<see cref="ProximalPenalty"/>).
 /// </summary>
 public abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IReadOnlyList<T> examples, int steps, int batchSize) : IParticipant
 {
@@ -18,10 +19,15 @@ public abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IRe
 
     public string Id => id;
     public IReadOnlyList<T> Examples => examples;
+    /// <summary>FedProx's μ: the weight of the proximal term μ/2 · ‖w − w_global‖² in every inner step; 0 (the default) leaves it out.</summary>
+    public double Mu { get; init; }
     protected PolicyModel Policy => policy;
 
-    /// <summary>The inner loop's trainer over <paramref name="trainable"/> (the global weights are in them already): one step per batch, returning its loss.</summary>
-    protected abstract IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable);
+    /// <summary>
+    /// The inner loop's trainer over <paramref name="trainable"/> (the global weights are in them already): one step per
+    /// batch, returning its loss; <paramref name="penalties"/> go on every step's loss.
+    /// </summary>
+    protected abstract IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties);
 
     /// <summary>A round's trainer: <see cref="Step"/> gives the batch's training loss.</summary>
     protected interface IInnerTrainer : IDisposable
@@ -35,7 +41,8 @@ public abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IRe
         var trainable = TrainableParameters.Of(policy.Model);
         global.CopyTo(trainable);
         var losses = new List<double>();
-        using (var trainer = Begin(trainable))
+        using var proximal = Mu > 0 ? new ProximalPenalty(trainable, global, Mu) : null;
+        using (var trainer = Begin(trainable, proximal is null ? [] : [proximal]))
             foreach (var batch in NextBatches())
                 losses.Add(trainer.Step(batch));
         using var adapted = WeightSet.Snapshot(trainable);
@@ -62,8 +69,8 @@ public abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IRe
 public sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedExample> examples, OptimizerOptions optimizer, int steps, int batchSize)
     : InnerLoopParticipant<EncodedExample>(id, policy, examples, steps, batchSize)
 {
-    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable) =>
-        new Inner(new SftTrainer(Policy, optimizer, trainable.Select(p => p.Value)));
+    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties) =>
+        new Inner(new SftTrainer(Policy, optimizer, trainable.Select(p => p.Value)) { Penalties = penalties });
 
     sealed class Inner(SftTrainer trainer) : IInnerTrainer
     {
@@ -79,10 +86,10 @@ public sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<
 public sealed class DpoParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedPair> pairs, DpoOptions dpo, OptimizerOptions optimizer, int steps, int batchSize)
     : InnerLoopParticipant<EncodedPair>(id, policy, pairs, steps, batchSize)
 {
-    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable)
+    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties)
     {
         var reference = Policy.FrozenCopy();
-        try { return new Inner(new DpoTrainer(Policy, new FrozenReference(reference), dpo, optimizer, trainable.Select(p => p.Value)), reference); }
+        try { return new Inner(new DpoTrainer(Policy, new FrozenReference(reference), dpo, optimizer, trainable.Select(p => p.Value)) { Penalties = penalties }, reference); }
         catch { reference.Model.Dispose(); throw; }
     }
 

@@ -51,6 +51,13 @@ public sealed class WeightSet : IDisposable
         foreach (var (name, value) in _items) value.add_(other[name], alpha: scale);
     }
 
+    /// <summary>this *= <paramref name="factor"/>, in place.</summary>
+    public void Scale(double factor)
+    {
+        using var _ = no_grad();
+        foreach (var (_, value) in _items) value.mul_(factor);
+    }
+
     public WeightSet Clone() => new(_items.Select(x => (x.Name, x.Value.clone().DetachFromDisposeScope())).ToList());
 
     /// <summary>The L2 norm over all tensors.</summary>
@@ -60,6 +67,29 @@ public sealed class WeightSet : IDisposable
         double sum = 0;
         foreach (var (_, v) in _items) sum += v.square().sum().item<float>();
         return Math.Sqrt(sum);
+    }
+
+    /// <summary>Every element, tensor after tensor in this set's order, as fp32 (what crosses the cluster).</summary>
+    public float[] ToFloats()
+    {
+        using var scope = NewDisposeScope();
+        return _items.SelectMany(x => x.Value.detach().cpu().to(ScalarType.Float32).flatten().data<float>().ToArray()).ToArray();
+    }
+
+    /// <summary>Tensors shaped like <paramref name="like"/>'s (same names, order and device) holding <paramref name="values"/> (from <see cref="ToFloats"/>).</summary>
+    public static WeightSet FromFloats(WeightSet like, ReadOnlySpan<float> values)
+    {
+        long total = like._items.Sum(x => x.Value.NumberOfElements);
+        if (values.Length != total) throw new ArgumentException($"expected {total} values for {like.Count} tensors, got {values.Length}", nameof(values));
+        var items = new List<(string, Tensor)>();
+        int offset = 0;
+        foreach (var (name, v) in like._items)
+        {
+            int n = (int)v.NumberOfElements;
+            items.Add((name, tensor(values.Slice(offset, n).ToArray(), v.shape).to(v.device).DetachFromDisposeScope()));
+            offset += n;
+        }
+        return new(items);
     }
 
     /// <summary>Bytes the tensors take (what a participant's update costs to send).</summary>

@@ -1,0 +1,174 @@
+using Rlft.Actors.Jobs;
+using Rlft.Policy.Training;
+
+namespace Rlft.Actors.Coordination;
+
+/// <summary>What the coordinator does next for a federated stage (the driver's decisions, carried out as messages).</summary>
+public abstract record FederatedCommand;
+
+/// <summary>Send the global weights of <paramref name="Round"/> to each of <paramref name="Clients"/>; their updates are due by <paramref name="Deadline"/>.</summary>
+public sealed record StartRound(int Round, int Attempt, IReadOnlyList<string> Clients, DateTime Deadline) : FederatedCommand;
+
+/// <summary>Aggregate these updates into the global weights (the learner does it), then call <see cref="FederatedStageDriver.Aggregated"/>.</summary>
+public sealed record AggregateRound(int Round, int Attempt, IReadOnlyList<ClientUpdate> Updates, Dictionary<string, double> Figures) : FederatedCommand;
+
+/// <summary>Not enough clients are Up to start a round; the reason says how many are and how many are needed.</summary>
+public sealed record WaitForClients(string Reason) : FederatedCommand;
+
+/// <summary>The stage cannot complete (a round failed every attempt).</summary>
+public sealed record FailStage(string Reason) : FederatedCommand;
+
+/// <summary>Every round is aggregated.</summary>
+public sealed record FinishStage : FederatedCommand;
+
+/// <summary>
+/// One client's answer in a round: its update (plain floats, or the masked fixed-point words of secure aggregation),
+/// how many examples it trained on, what it measured, and what the message cost on the wire.
+/// </summary>
+public sealed record ClientUpdate(string ClientId, int Round, int Attempt, float[]? Delta, long[]? Masked, double Samples,
+    IReadOnlyDictionary<string, double> Metrics, long Bytes);
+
+/// <summary>
+/// A federated stage as a state machine without actors. Each round samples <c>clients-per-round</c> of the clients
+/// that are Up (<see cref="ClientSampler"/>), waits until each sampled client answered or <c>round-deadline</c>
+/// passed, and aggregates when at least <c>min-clients</c> updates arrived; otherwise the round is retried with a new
+/// sample, up to <c>round-retries</c> times. An update for another round or attempt, from a client not sampled, or a
+/// second one from the same client is discarded and counted — never aggregated. A client that leaves mid-round is no
+/// longer waited for; under secure aggregation its masks would not cancel, so the round restarts without it. A client
+/// that comes back is sampled again in later rounds. Under privacy, ε (RDP accountant) is reported after every round.
+/// </summary>
+public sealed class FederatedStageDriver
+{
+    readonly FederatedSpec _spec;
+    readonly ClientSampler _sampler;
+    readonly SortedSet<string> _up = new(StringComparer.Ordinal);
+    readonly Dictionary<string, ClientUpdate> _received = new();
+    readonly HashSet<string> _gone = new();
+    readonly RdpAccountant? _accountant;
+    IReadOnlyList<string> _sample = [];
+    DateTime _deadline;
+    bool _aggregating, _begun;
+
+    public int Round { get; private set; }
+    public int Attempt { get; private set; }
+    /// <summary>Waiting for clients' updates (between <see cref="StartRound"/> and its aggregation or retry).</summary>
+    public bool InRound { get; private set; }
+    public bool Done => Round >= _spec.Rounds;
+    public long LateDiscarded { get; private set; }
+    public long Duplicates { get; private set; }
+    public long Retries { get; private set; }
+    public IReadOnlyCollection<string> Up => _up;
+
+    public FederatedStageDriver(FederatedSpec spec, int seed)
+    {
+        _spec = spec;
+        _sampler = new ClientSampler(spec.ClientsPerRound, seed);
+        _accountant = spec.Privacy is null ? null : new RdpAccountant();
+    }
+
+    /// <summary>ε so far at the privacy section's δ (null without privacy).</summary>
+    public double? Epsilon => _accountant?.Epsilon(_spec.Privacy!.Delta);
+
+    /// <summary>A client is Up (joined, or came back).</summary>
+    public FederatedCommand? ClientUp(string id, DateTime now)
+    {
+        _up.Add(id);
+        _gone.Remove(id);
+        return !_begun || InRound || _aggregating || Done ? null : TryStart(now);
+    }
+
+    /// <summary>A client left or crashed: not waited for; under secure aggregation a round it was in restarts without it.</summary>
+    public FederatedCommand? ClientDown(string id, DateTime now)
+    {
+        _up.Remove(id);
+        // An update already in is kept: a masked one carries its masks, so the sum still cancels.
+        if (!InRound || !_sample.Contains(id) || _received.ContainsKey(id)) return null;
+        _gone.Add(id);
+        if (_spec.SecureAggregation) return Retry(now, $"client {id} left after the masks were agreed");
+        return AllAnswered() ? Close(now) : null;
+    }
+
+    /// <summary>The first round (call once the stage begins).</summary>
+    public FederatedCommand Begin(DateTime now)
+    {
+        _begun = true;
+        return Done ? new FinishStage() : TryStart(now);
+    }
+
+    /// <summary>An update arrived: kept if it is the first from a sampled client for the current round and attempt.</summary>
+    public FederatedCommand? Update(ClientUpdate update, DateTime now)
+    {
+        if (!InRound || update.Round != Round || update.Attempt != Attempt || !_sample.Contains(update.ClientId) || _gone.Contains(update.ClientId))
+        {
+            LateDiscarded++;
+            return null;
+        }
+        if (!_received.TryAdd(update.ClientId, update)) { Duplicates++; return null; }
+        return AllAnswered() ? Close(now) : null;
+    }
+
+    /// <summary>Time passes: at the deadline the round aggregates what arrived, or is retried.</summary>
+    public FederatedCommand? Tick(DateTime now) => InRound && now >= _deadline ? Close(now) : null;
+
+    /// <summary>The learner applied the round's aggregate: the next round starts, or the stage ends.</summary>
+    public FederatedCommand Aggregated(DateTime now)
+    {
+        _aggregating = false;
+        Round++;
+        Attempt = 0;
+        return Done ? new FinishStage() : TryStart(now);
+    }
+
+    bool AllAnswered() => _sample.All(id => _received.ContainsKey(id) || _gone.Contains(id));
+
+    FederatedCommand Close(DateTime now)
+    {
+        bool enough = _received.Count >= _spec.MinClients && (!_spec.SecureAggregation || _received.Count == _sample.Count);
+        if (!enough)
+            return Retry(now, $"{_received.Count} of {_sample.Count} sampled clients answered in time (min-clients = {_spec.MinClients})");
+        InRound = false;
+        _aggregating = true;
+        var updates = _received.Values.OrderBy(u => u.ClientId, StringComparer.Ordinal).ToList();
+        _accountant?.Step(_spec.SamplingRate, _spec.Privacy!.NoiseMultiplier);
+        var figures = new Dictionary<string, double>
+        {
+            ["federated/round"] = Round,
+            ["federated/attempt"] = Attempt,
+            ["federated/participants"] = updates.Count,
+            ["federated/sampled"] = _sample.Count,
+            ["federated/samples"] = updates.Sum(u => u.Samples),
+            ["federated/bytes_received"] = updates.Sum(u => u.Bytes),
+            ["federated/late_discarded"] = LateDiscarded,
+            ["federated/duplicates"] = Duplicates,
+            ["federated/retries"] = Retries,
+        };
+        foreach (var key in updates.SelectMany(u => u.Metrics.Keys).Distinct().Order(StringComparer.Ordinal))
+            figures[key] = updates.Where(u => u.Metrics.ContainsKey(key)).Average(u => u.Metrics[key]);
+        if (Epsilon is { } eps) figures["privacy/epsilon"] = eps;
+        _received.Clear();
+        return new AggregateRound(Round, Attempt, updates, figures);
+    }
+
+    FederatedCommand Retry(DateTime now, string why)
+    {
+        InRound = false;
+        _received.Clear();
+        if (Attempt >= _spec.RoundRetries)
+            return new FailStage($"federated round {Round} failed {Attempt + 1} times; the last: {why}");
+        Attempt++;
+        Retries++;
+        return TryStart(now);
+    }
+
+    FederatedCommand TryStart(DateTime now)
+    {
+        if (_up.Count < _spec.MinClients)
+            return new WaitForClients($"round {Round}: {_up.Count} client(s) Up, min-clients = {_spec.MinClients} needed; waiting for more to join");
+        _sample = _sampler.Sample(_up, Round, Attempt);
+        _gone.Clear();
+        _received.Clear();
+        _deadline = now + _spec.RoundDeadline;
+        InRound = true;
+        return new StartRound(Round, Attempt, _sample, _deadline);
+    }
+}
