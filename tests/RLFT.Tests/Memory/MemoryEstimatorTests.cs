@@ -34,8 +34,14 @@ public class MemoryEstimatorTests
         Assert.Equal(4 * (Gpt2Parameters + H + 1), Item(e, "gradients"));
         Assert.Equal(8 * (Gpt2Parameters + H + 1), Item(e, "AdamW"));
         Assert.Equal(4 * Gpt2Parameters, Item(e, "frozen reference"));
-        Assert.Equal(2 * 4 * Gpt2Parameters, Item(e, "policy, serialized"));
-        Assert.Equal(4 * Gpt2Parameters, Item(e, "replica weights (fp32)"));
+        // With max-policy-lag 1 the replica generates with a shelved copy while the learner trains: the newest and the
+        // one in use. The replica shares it, so it holds no weights of its own; no serialized bytes exist in one process.
+        Assert.Equal(2 * 4 * Gpt2Parameters, Item(e, "published versions"));
+        Assert.DoesNotContain(e.Items, i => i.What.StartsWith("replica weights", StringComparison.Ordinal));
+        Assert.DoesNotContain(e.Items, i => i.What.Contains("serialized", StringComparison.Ordinal));
+        // With no lag the replica reads the learner's own tensors.
+        var onPolicy = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo()) with { MaxPolicyLag = 0 });
+        Assert.DoesNotContain(onPolicy.Items, i => i.What.StartsWith("published versions", StringComparison.Ordinal));
         // KV cache: keys and values, every layer, 8 sequences of 64 prompt + 32 new tokens, H wide; a step's logits and probabilities.
         Assert.Equal(2 * Layers * H * 8 * (64 + 32) * 4 + 2 * 8 * V * 4, Item(e, "replica KV cache"));
         Assert.Equal(e.Items.Sum(i => i.Bytes), e.Total);
@@ -51,7 +57,12 @@ public class MemoryEstimatorTests
         long adapters = Layers * 4 * ((H + 3 * H) + (H + H) + (4 * H + H));
         Assert.Equal(4 * adapters, Item(e, "LoRA adapters"));
         Assert.Equal(4 * (adapters + H + 1), Item(e, "gradients"));
-        Assert.Equal(4 * Gpt2Parameters, Item(e, "policy base, serialized"));
+        // One copy of the base: no frozen reference (the adapters switched off), the replica shares the learner's base
+        // and holds only its adapters; a bf16 replica cannot share an fp32 base and holds its own bf16 copy.
+        Assert.DoesNotContain(e.Items, i => i.What.StartsWith("frozen reference", StringComparison.Ordinal));
+        Assert.Equal(4 * adapters, Item(e, "replica weights (the learner's, shared) + adapters"));
+        var bf16 = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo()) with { Lora = lora, FrozenDtype = TorchSharp.torch.ScalarType.BFloat16 });
+        Assert.Equal(2 * Gpt2Parameters + 4 * adapters, Item(bf16, "replica weights (its own bf16 copy) + adapters"));
     }
 
     [Fact]
