@@ -31,6 +31,10 @@ public interface IRewardEngine : IDisposable
     /// <summary>True when the pipeline scores with a reward model trained by the job.</summary>
     bool NeedsRewardModel { get; }
     void ApplyRewardModel(long version, byte[] blob);
+    /// <summary>True when the reward model can be taken from the learner's shelf in this process (<see cref="ApplyLocalRewardModel"/>).</summary>
+    bool AcceptsLocalWeights => false;
+    /// <summary>Takes a shelved reward model: the trunk shares the shelf's storage, the head is copied. Called while the version is leased.</summary>
+    void ApplyLocalRewardModel(long version, WeightSync.LocalWeights weights) => throw new NotSupportedException("this reward engine takes weights as bytes");
     Task<ScoredBatch> ScoreAsync(RolloutBatch batch, CancellationToken cancellationToken);
 }
 

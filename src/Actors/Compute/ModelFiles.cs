@@ -81,6 +81,28 @@ public static class ModelFiles
     }
 
     /// <summary>
+    /// <see cref="BuildShared"/> with the files' tokenizer and chat template: a replica or a reward model over shelved
+    /// tensors (<paramref name="tensors"/> by unprefixed state-dict name).
+    /// </summary>
+    public static (PolicyModel Policy, int Shared) BuildSharedPolicy(IReadOnlyDictionary<string, string> files, IReadOnlyDictionary<string, Tensor> tensors,
+        TorchSharp.torch.ScalarType dtype, string purpose)
+    {
+        var (model, shared) = BuildShared(files, tensors, dtype);
+        string dir = Materialize(files.Where(f => f.Key != QuantizationOptions.FileName).ToDictionary(), purpose);
+        try
+        {
+            var tokenizer = HfTokenizer.Load(dir);
+            return (new PolicyModel(model, tokenizer, Encoder(dir, tokenizer)), shared);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>
     /// How a model directory's examples are encoded: its tokenizer, its chat template (chat_template.jinja or
     /// tokenizer_config.json's; or <paramref name="templateOverride"/>, a file or builtin:NAME) and every id that ends a
     /// turn or a sequence (generation_config.json's and config.json's eos_token_id, the template's end of turn).

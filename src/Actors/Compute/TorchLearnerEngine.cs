@@ -54,6 +54,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     internal LoraAdapters? Adapters => _adapters;
     /// <summary>The frozen reference copy of full fine-tuning (null with LoRA, whose reference is the policy with its adapters off).</summary>
     internal PolicyModel? ReferenceCopy => _reference;
+    /// <summary>The reward model trained by the job (null before a reward-model stage).</summary>
+    internal RewardModel? TrainedRewardModel => _rm;
     internal JobSpec Job => _job;
     internal Device Device => _device;
     /// <summary>What trainers train: the policy, or its bf16 compute copy under mixed precision.</summary>
@@ -240,7 +242,13 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
 
     public LocalWeights? ShareWeights(WeightKind kind)
     {
-        if (kind != WeightKind.Policy) return null;
+        if (kind == WeightKind.RewardModel)
+        {
+            // Trained only by reward-model stages, which run when nothing scores: reward workers read it in place.
+            var rm = _rm ?? throw new InvalidOperationException("no reward model has been trained");
+            return LocalWeights.Live(kind, RewardModelVersion, rm.Trunk.Model.state_dict().Select(kv => KeyValuePair.Create("trunk." + kv.Key, kv.Value))
+                .Concat(rm.Head.state_dict().Select(kv => KeyValuePair.Create("head." + kv.Key, kv.Value))), RewardModelFiles());
+        }
         if (ExportsAdapterOnly)
             return LocalWeights.Snapshot(kind, PolicyVersion, _adapters!.StateDict(), new Dictionary<string, string> { [LoraAdapters.ConfigFile] = _adapters.ConfigJson() },
                 adapterOnly: true, baseVersion: AdapterBaseVersion);

@@ -101,6 +101,29 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
         RewardModelVersion = version;
     }
 
+    public bool AcceptsLocalWeights => true;
+
+    /// <summary>The reward model (null until one is received); tests compare its storage with the learner's.</summary>
+    internal RewardModel? RewardModel => _rm;
+
+    /// <summary>
+    /// The reward model from the learner's shelf in this process: its trunk takes the shelved tensors' storage (the
+    /// model is rebuilt on the meta device; a copy only where model.frozen-dtype differs), the small head is copied.
+    /// </summary>
+    public void ApplyLocalRewardModel(long version, WeightSync.LocalWeights weights)
+    {
+        const string trunkPrefix = "trunk.", headPrefix = "head.";
+        var trunkTensors = weights.Tensors.Where(kv => kv.Key.StartsWith(trunkPrefix, StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[trunkPrefix.Length..], kv => kv.Value);
+        var (trunk, _) = ModelFiles.BuildSharedPolicy(weights.Files, trunkTensors, job.Model.FrozenDtype, "reward-model");
+        var head = new RewardHead(trunk.Model.Config.HiddenSize);
+        head.to(_device);
+        ModelBlob.CopyInto(head, weights.Tensors, headPrefix);
+        if (_rm is not null) { _rm.Trunk.Model.Dispose(); _rm.Head.Dispose(); }
+        _rm = new RewardModel(trunk, head);
+        RewardModelVersion = version;
+    }
+
     public async Task<ScoredBatch> ScoreAsync(RolloutBatch batch, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();

@@ -81,24 +81,17 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
             return;
         }
         if (_adapters is not null) throw new InvalidOperationException($"full weights v{version} for a replica that carries LoRA adapters");
-        var (model, shared) = ModelFiles.BuildShared(weights.Files, weights.Tensors, job.Model.FrozenDtype);
         if (_policy is null)
         {
-            string dir = ModelFiles.Materialize(weights.Files.Where(f => f.Key != Rlft.Policy.Quantization.QuantizationOptions.FileName).ToDictionary(), "replica");
-            try
-            {
-                var tokenizer = Rlft.Policy.Tokenization.HfTokenizer.Load(dir);
-                _policy = new PolicyModel(model, tokenizer, ModelFiles.Encoder(dir, tokenizer));
-            }
-            finally { Directory.Delete(dir, true); }
+            (_policy, SharedTensors) = ModelFiles.BuildSharedPolicy(weights.Files, weights.Tensors, job.Model.FrozenDtype, "replica");
             _tokenizerConfig = weights.Files.GetValueOrDefault("tokenizer_config.json");
         }
         else
         {
+            var (model, shared) = ModelFiles.BuildShared(weights.Files, weights.Tensors, job.Model.FrozenDtype);
             _policy.Model.Dispose();
-            _policy = new PolicyModel(model, _policy.Tokenizer, _policy.Encoder);
+            (_policy, SharedTensors) = (new PolicyModel(model, _policy.Tokenizer, _policy.Encoder), shared);
         }
-        SharedTensors = shared;
         (BaseVersion, PolicyVersion) = (version, version);
     }
 

@@ -39,7 +39,8 @@ public sealed class RewardActor : WeightFetchingActor
             {
                 if (_engine.NeedsRewardModel && _engine.RewardModelVersion < m.RewardModelVersion)
                 {
-                    FetchThenRetry(WeightKind.RewardModel, m.RewardModelVersion, _engine.ApplyRewardModel, Failed);
+                    FetchThenRetry(WeightKind.RewardModel, m.RewardModelVersion, _engine.ApplyRewardModel, Failed,
+                        _engine.AcceptsLocalWeights ? _engine.ApplyLocalRewardModel : null);
                     return;
                 }
                 ScoredBatch scored;
@@ -57,6 +58,7 @@ public sealed class RewardActor : WeightFetchingActor
         });
         Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
         Receive<WeightsPublished>(_ => { });
+        Receive<LocalWeightsReady>(_ => { });
         Receive<WeightChunk>(_ => { });
     }
 

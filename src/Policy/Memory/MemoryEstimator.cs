@@ -107,8 +107,6 @@ public static class MemoryEstimator
         // the replicas' dtype; a replica may still generate with the previous one while the newest is shelved.
         bool snapshots = stage.IsOnline && !lora && job.MaxPolicyLag >= 1;
         if (snapshots) yield return new(S, $"published versions for the replicas (newest and the one in use, {frozenName})", 2L * frozenBytes * shape.Parameters);
-        bool rewardRole = job.Stages.Any(s => s.ScoredByRewardModel) && (rewardModelTrained || stage.Kind == MemoryStageKind.RewardModel);
-        if (rewardRole && stage.IsOnline) yield return new(S, "reward model, serialized", 4 * shape.Parameters, HostOnly: true);
         if (!stage.IsOnline) yield break;
 
         long generated = (long)stage.BatchSize * stage.SamplesPerPrompt;
@@ -123,11 +121,10 @@ public static class MemoryEstimator
             yield return new(R, $"{who} weights ({weights}){(lora ? " + adapters" : "")}", replicaWeights + (lora ? 4 * shape.LoraParameters : 0));
             yield return new(R, $"{who} KV cache and logits ({generated} × {job.PromptTokens + stage.CompletionTokens} tokens)", kv);
         }
-        if (stage.ScoredByRewardModel)
-        {
-            yield return new(W, $"reward model for scoring ({frozenName})", frozenBytes * shape.Parameters);
-            yield return new(W, "reward model as received (chunks, blob, unpacked; transient)", 3 * 4 * shape.Parameters, HostOnly: true);
-        }
+        // The reward worker reads the learner's reward model in place (it changes only in reward-model stages, when
+        // nothing scores); only a bf16 copy for an fp32 reward model is its own.
+        if (stage.ScoredByRewardModel && frozenBytes != 4)
+            yield return new(W, $"reward model for scoring (its own {frozenName} copy)", frozenBytes * shape.Parameters);
     }
 
     /// <summary>

@@ -110,6 +110,7 @@ public static class JobHarness
 
         public ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null) { var e = (TorchLearnerEngine)_inner.CreateLearner(job, resumeFrom); lock (Learners) Learners.Add(e); return e; }
         public IRolloutEngine CreateRollout(JobSpec job, int index) { var e = (TorchRolloutEngine)_inner.CreateRollout(job, index); lock (Rollouts) Rollouts.Add(e); return e; }
-        public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings) => _inner.CreateReward(job, index, humanRatings);
+        public List<TorchRewardEngine> Rewards { get; } = new();
+        public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings) { var e = (TorchRewardEngine)_inner.CreateReward(job, index, humanRatings); lock (Rewards) Rewards.Add(e); return e; }
     }
 }

@@ -48,4 +48,25 @@ public sealed class LoraWeightSyncTests
         Assert.True(File.Exists(Path.Combine(checkpoint, "policy-adapter", LoraAdapters.ConfigFile)));
         Assert.True(File.Exists(Path.Combine(checkpoint, "policy", "config.json")));
     }
+
+    [Fact]
+    public async Task A_reward_worker_in_the_learners_process_scores_with_the_learners_own_reward_model_tensors()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(2, "sources = [ { type = reward-model } ]")));
+        var engines = new JobHarness.RecordingFactory();
+        await using var node = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner", "rollout", "reward"], ExtraHocon = JobHarness.TestHocon,
+        }, engines);
+        await node.StartAsync(ct);
+        var finished = await node.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
+        Assert.True(finished.Succeeded, finished.Message);
+
+        var trained = Assert.Single(engines.Learners).TrainedRewardModel!.Trunk.Model.state_dict();
+        var scoring = Assert.Single(engines.Rewards).RewardModel!.Trunk.Model.state_dict();
+        Assert.Equal(trained.Keys.Order(), scoring.Keys.Order());
+        foreach (var (name, t) in trained)
+            Assert.True(ParameterSharing.SameStorage(t, scoring[name]), $"reward model tensor {name}: the reward worker holds its own copy");
+    }
 }

@@ -88,7 +88,9 @@ public class MemoryEstimatorTests
         var e = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), sft, rm, ppo) with { SequenceTokens = 32 });
         Assert.Equal("ppo", e.Stage);
         Assert.Equal(4 * Gpt2Parameters, Item(e, "reward model (fp32)"));
-        Assert.Equal(4 * 4 * Gpt2Parameters, e.Of(MemoryRole.Reward));   // its copy, and chunks, blob and tensors while applied
+        Assert.Equal(0, e.Of(MemoryRole.Reward));   // the reward worker scores with the learner's own tensors
+        var bf16 = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), sft, rm, ppo) with { SequenceTokens = 32, FrozenDtype = TorchSharp.torch.ScalarType.BFloat16 });
+        Assert.Equal(2 * Gpt2Parameters, bf16.Of(MemoryRole.Reward));   // a bf16 copy of an fp32 reward model is its own
         var sftOnly = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), sft));
         Assert.DoesNotContain(sftOnly.Items, i => i.Role is MemoryRole.Rollout or MemoryRole.Reward or MemoryRole.WeightServer);
     }
