@@ -49,11 +49,19 @@ public static class Checkpoint
         || key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)
         || key == "lm_head.weight" && config.TieWordEmbeddings;
 
+    /// <summary>
+    /// Reads a checkpoint into <paramref name="model"/> one tensor at a time: names and shapes are matched from the
+    /// safetensors headers first (every problem reported before any data is read), then each tensor is read, copied
+    /// (cast to the parameter's dtype) and released, so the load never holds more than the model and one tensor.
+    /// </summary>
     public static void LoadWeights(CausalLM model, string dir)
     {
-        var tensors = ReadTensors(dir);
-        try { CopyInto(model, tensors, dir, key => IsIgnorable(key, model.Config)); }
-        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        var expected = model.state_dict().Where(kv => !kv.Key.Contains(".lora_")).ToDictionary(kv => kv.Key, kv => kv.Value);
+        var matched = Match(expected.ToDictionary(kv => kv.Key, kv => kv.Value.shape), ReadShapes(dir), dir, key => IsIgnorable(key, model.Config));
+        using var _ = no_grad();
+        foreach (var file in WeightFiles(dir))
+            foreach (var (key, tensor) in SafetensorsFile.ReadEach(file, matched.ContainsKey))
+                using (tensor) expected[matched[key]].copy_(tensor);
     }
 
     /// <summary>
