@@ -172,13 +172,16 @@ public static class Checkpoint
         if (Quantization.ModelQuantizer.IsQuantized(model))
             throw new InvalidOperationException("this model's projections are quantized: save the checkpoint it was quantized from (and its adapters), not the 4/8-bit tensors");
         Directory.CreateDirectory(dir);
-        using (var scope = NewDisposeScope())
+        var state = model.state_dict().Where(kv => !kv.Key.Contains(".lora_")).ToList();
+        if (dtype == ScalarType.Float32)
         {
-            var tensors = model.state_dict()
-                .Where(kv => !kv.Key.Contains(".lora_"))
-                .ToDictionary(kv => kv.Key, kv => kv.Value.detach().to(dtype).cpu().contiguous());
-            SafetensorsFile.Save(Path.Combine(dir, WeightsFile), tensors);
+            // Tensor by tensor: the file is never built in memory beside the model (at 0.5B parameters that was 2 GB more).
+            SafetensorsFile.WriteStreamed(Path.Combine(dir, WeightsFile), state.Select(kv => (kv.Key, kv.Value.shape)).ToList(),
+                i => state[i].Value.detach().to(ScalarType.Float32).cpu().contiguous());
         }
+        else
+            using (var scope = NewDisposeScope())
+                SafetensorsFile.Save(Path.Combine(dir, WeightsFile), state.ToDictionary(kv => kv.Key, kv => kv.Value.detach().to(dtype).cpu().contiguous()));
         WriteConfigAndTokenizer(model.Config, dir, tokenizerDir, dtype);
     }
 

@@ -13,6 +13,7 @@ namespace Rlft.Tests.Policy;
 /// dropout, whose random draws the recomputation must replay. Tolerance: 1e-6 relative per parameter (in practice the
 /// recomputation repeats the same kernels, so they agree to the bit).
 /// </summary>
+[Collection(GlobalRandomState.Name)]
 public class GradientCheckpointingTests
 {
     const double Tolerance = 1e-6;
@@ -144,4 +145,14 @@ public class GradientCheckpointingTests
         Assert.True(Cached().Equals(cached));
         Assert.True(NoGrad().Equals(noGrad));
     }
+}
+
+/// <summary>
+/// Tests that seed the process-wide generator and compare two runs that draw from it (dropout replayed by a
+/// recomputation) run alone: a test running beside them would draw from the same generator in between.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class GlobalRandomState
+{
+    public const string Name = "global random state";
 }
