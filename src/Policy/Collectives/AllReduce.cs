@@ -25,18 +25,24 @@ public static class AllReduce
         foreach (var dtype in tensors.Select(t => t.dtype).Distinct().ToList())
         {
             var group = tensors.Where(t => t.dtype == dtype).ToList();
-            using var scope = NewDisposeScope();
+            // No dispose scope here: a scope is per thread, and the awaits below resume on other threads (a scope
+            // disposed on another thread than its own corrupts both threads' scope stacks). Tensors are disposed by hand.
             bool inPlace = group.Count == 1 && group[0].device_type == DeviceType.CPU && group[0].is_contiguous();
-            var flat = inPlace ? group[0].detach().view(-1) : cat(group.Select(t => t.detach().reshape(-1).cpu()).ToList(), 0).contiguous();   // (L)
+            using var flat = inPlace ? group[0].detach().view(-1) : cat(group.Select(t => t.detach().reshape(-1).cpu()).ToList(), 0).contiguous();   // (L)
             long step = Math.Max(1, SegmentBytes / flat.element_size());
             for (long start = 0; start < flat.numel(); start += step)
-                await SumFlatAsync(transport, flat.narrow(0, start, Math.Min(step, flat.numel() - start)), ct);
+            {
+                using var segment = flat.narrow(0, start, Math.Min(step, flat.numel() - start));
+                await SumFlatAsync(transport, segment, ct);
+            }
             if (inPlace) continue;
             long offset = 0;
             using var _ = no_grad();
             foreach (var t in group)
             {
-                t.copy_(flat.narrow(0, offset, t.numel()).view(t.shape));
+                using var slice = flat.narrow(0, offset, t.numel());
+                using var shaped = slice.view(t.shape);
+                t.copy_(shaped);
                 offset += t.numel();
             }
         }
@@ -62,7 +68,7 @@ public static class AllReduce
         Memory<byte> Bytes((long Start, long Count) c) => memory.Slice((int)(c.Start * elementSize), (int)(c.Count * elementSize));
         var peers = Enumerable.Range(0, size).Where(p => p != rank).ToList();
         var mine = Chunk(rank);
-        var own = flat.narrow(0, mine.Start, mine.Count);                                // (n) my chunk, summed here
+        using var own = flat.narrow(0, mine.Start, mine.Count);                          // (n) my chunk, summed here
 
         // 1. Reduce-scatter: every peer's copy of my chunk comes to me; I add them up in rank order.
         using var parts = empty([size, mine.Count], dtype: flat.dtype);                   // (N, n) the peers' copies
