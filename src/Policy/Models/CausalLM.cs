@@ -86,7 +86,10 @@ public abstract class CausalLM : nn.Module
         if (logitsToKeep < 0) logits = zeros(b, 0, Config.VocabSize, device: inputIds.device);
         else
         {
-            var h = logitsToKeep > 0 && logitsToKeep < t ? hidden.narrow(1, t - logitsToKeep, logitsToKeep) : hidden;
+            // The kept positions are copied out contiguous: on a strided (B, T', H) slice, matmul cannot fold the batch
+            // into rows and, when the head's weight needs no gradient, broadcasts the (V, H) weight over the batch; in
+            // bf16 on the CPU that is a B-fold copy of the vocabulary matrix (2.2 GB at Qwen2-0.5B's, batch 8).
+            var h = logitsToKeep > 0 && logitsToKeep < t ? hidden.narrow(1, t - logitsToKeep, logitsToKeep).contiguous() : hidden;
             logits = LmHead(h);                                                      // (B, T', V)
         }
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
