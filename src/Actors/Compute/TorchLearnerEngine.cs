@@ -35,9 +35,10 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     // config.json and tokenizer files, sent with every weight blob; read once, they do not change.
     readonly Dictionary<string, string> _modelFiles;
     readonly PolicyModel _policy;
-    // With bf16 compute the trainers run on the bf16 copy and update the fp32 master (_policy).
-    readonly MixedPrecisionModel? _mixed;
-    readonly PolicyModel _trainable;
+    // With bf16 compute the trainers run on the bf16 copy and update the fp32 master (_policy); under LoRA both give
+    // way to a bf16 base once the adapters attach (HoldBaseInBf16).
+    MixedPrecisionModel? _mixed;
+    PolicyModel _trainable;
     RewardModel? _rm;
     PolicyModel? _reference;
     // The online stage's trainer and its models; kept until the next online stage begins (checkpoints save it).
@@ -142,7 +143,11 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             var model = PolicyModel.Freeze(Checkpoint.Load(reference, _device), _job.Model.FrozenDtype);
             _reference = new PolicyModel(model, _policy.Tokenizer, _policy.Encoder);
         }
-        if (Directory.Exists(adapterDir)) _adapters = LoraAdapters.Load(_policy.Model, adapterDir);
+        if (Directory.Exists(adapterDir))
+        {
+            HoldBaseInBf16();
+            _adapters = LoraAdapters.Load(_policy.Model, adapterDir);
+        }
         string snapshot = Path.Combine(dir, CheckpointLayout.Trainer, CheckpointLayout.ReferenceAdapter);
         if (_adapters is not null && Directory.Exists(snapshot)) _stageReference = new SnapshotReference(_policy, AdapterSnapshot.Load(_adapters, snapshot));
         string rm = Path.Combine(dir, CheckpointLayout.RewardModel);
@@ -174,8 +179,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         }
         if (_job.Lora is { } lora && _adapters is null)
         {
-            if (_mixed is not null)
-                throw new ConfigException("rlft.job.lora: LoRA with bf16 mixed precision is not supported yet; set rlft.job.precision = fp32");
+            HoldBaseInBf16();
             _adapters = LoraAdapters.Apply(_policy.Model, lora, _job.Seed);
             AdapterBaseVersion = PolicyVersion;
         }
@@ -190,6 +194,22 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             _session.Optimizer.Load(Path.Combine(trainer, CheckpointLayout.Optimizer));
             _session.Restore(trainer, _resumed!);
         }
+    }
+
+    /// <summary>
+    /// LoRA with bf16 compute (<see cref="JobSpec.LoraInBf16"/>), as the adapters are about to attach: the base is
+    /// frozen from now on and needs no fp32 master, so it is cast to bf16 in place and the mixed-precision copy is
+    /// released; the adapters then attach in fp32 and train on it directly. Half the base's memory, and the rollout
+    /// replicas and the reference (the adapters switched off) read the same bf16 tensors.
+    /// </summary>
+    void HoldBaseInBf16()
+    {
+        if (!_job.LoraInBf16(_device)) return;
+        _mixed?.Dispose();
+        _mixed = null;
+        _trainable = _policy;
+        _policy.Model.to(ScalarType.BFloat16);
+        NativeHeap.Trim();
     }
 
     /// <summary>QLoRA: the reference for the stage beginning now (the adapters as they are), or the one a checkpoint kept.</summary>

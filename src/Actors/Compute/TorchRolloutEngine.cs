@@ -14,11 +14,13 @@ namespace Rlft.Actors.Compute;
 /// <summary>
 /// A policy replica: built from the first weight blob it receives (config and tokenizer travel with the
 /// weights, so a rollout node needs no files), then updated in place between batches. It holds its weights in the
-/// job's <c>model.frozen-dtype</c> (fp32 or bf16; weights travel as fp32 and are cast as they are copied in).
+/// job's <c>model.frozen-dtype</c> (fp32 or bf16; weights travel as fp32 and are cast as they are copied in); under
+/// LoRA with bf16 compute its base is bf16 and its adapters fp32, as the learner's are, so both compute alike.
 /// </summary>
 public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
 {
     readonly Device _device = TorchRuntime.ResolveDevice(job.Device);
+    readonly ScalarType _dtype = job.PolicyFrozenDtype(TorchRuntime.ResolveDevice(job.Device));
     PolicyModel? _policy;
     LoraAdapters? _adapters;
     // The blob's tokenizer_config.json (the special-token variables of an overriding template) and the encoders of
@@ -48,7 +50,7 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
                 if (_policy is null)
                 {
                     _policy = ModelFiles.Build(contents.Files, _device, "replica");
-                    PolicyModel.Freeze(_policy.Model, job.Model.FrozenDtype);
+                    PolicyModel.Freeze(_policy.Model, _dtype);
                     _tokenizerConfig = contents.Files.GetValueOrDefault("tokenizer_config.json");
                 }
                 ModelBlob.CopyInto(_policy.Model, contents.Tensors);
@@ -83,12 +85,12 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
         if (_adapters is not null) throw new InvalidOperationException($"full weights v{version} for a replica that carries LoRA adapters");
         if (_policy is null)
         {
-            (_policy, SharedTensors) = ModelFiles.BuildSharedPolicy(weights.Files, weights.Tensors, job.Model.FrozenDtype, "replica");
+            (_policy, SharedTensors) = ModelFiles.BuildSharedPolicy(weights.Files, weights.Tensors, _dtype, "replica");
             _tokenizerConfig = weights.Files.GetValueOrDefault("tokenizer_config.json");
         }
         else
         {
-            var (model, shared) = ModelFiles.BuildShared(weights.Files, weights.Tensors, job.Model.FrozenDtype);
+            var (model, shared) = ModelFiles.BuildShared(weights.Files, weights.Tensors, _dtype);
             _policy.Model.Dispose();
             (_policy, SharedTensors) = (new PolicyModel(model, _policy.Tokenizer, _policy.Encoder), shared);
         }
@@ -102,8 +104,10 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
         {
             var json = JsonNode.Parse(files[LoraAdapters.ConfigFile]) as JsonObject ?? throw new InvalidDataException($"weights v{version}: adapter config is not a JSON object");
             _adapters = LoraAdapters.Apply(policy.Model, LoraConfig.FromPeftJson(json, $"weights v{version}"));
-            // The adapters compute in the replica's dtype (model.frozen-dtype); copy_ casts what arrives.
-            PolicyModel.Freeze(policy.Model, job.Model.FrozenDtype);
+            // The adapters compute in the replica's dtype (model.frozen-dtype), or in fp32 as the learner's do under
+            // LoRA with bf16 compute; copy_ casts what arrives.
+            if (job.LoraInBf16(_device)) PolicyModel.Freeze(policy.Model, _dtype, keepAdapterDtype: true);
+            else PolicyModel.Freeze(policy.Model, _dtype);
         }
         _adapters.CopyFrom(tensors, $"adapter weights v{version}");
     }

@@ -192,6 +192,21 @@ public sealed record JobSpec
     /// <summary>True when the policy's base is quantized (QLoRA): adapters from the start, in every stage.</summary>
     public bool QuantizedBase => Model.Quantization.Enabled;
 
+    /// <summary>
+    /// LoRA with bf16 compute on <paramref name="device"/> (<c>precision = bf16</c>, or <c>auto</c> on CUDA): once the
+    /// adapters attach, the frozen base needs no fp32 master, so it is held in bf16 (half its memory) and the adapters
+    /// stay fp32 and train as they are, as PEFT keeps them (<c>autocast_adapter_dtype</c>).
+    /// </summary>
+    public bool LoraInBf16(TorchSharp.torch.Device device) =>
+        Lora is not null && !QuantizedBase && MixedPrecisionModel.Wanted(Precision, device);
+
+    /// <summary>
+    /// The dtype of the policy's frozen copies on <paramref name="device"/> (rollout replicas, references, teachers):
+    /// <c>model.frozen-dtype</c>, or bf16 under LoRA with bf16 compute, whose replicas share the learner's bf16 base.
+    /// </summary>
+    public TorchSharp.torch.ScalarType PolicyFrozenDtype(TorchSharp.torch.Device device) =>
+        LoraInBf16(device) ? TorchSharp.torch.ScalarType.BFloat16 : Model.FrozenDtype;
+
     /// <summary>Reads and validates a job file; <paramref name="overrides"/> are <c>key=value</c> pairs under rlft.job.</summary>
     public static JobSpec Load(string path, IReadOnlyList<string>? overrides = null) => JobSpecReader.Parse(WithOverrides(RlftConfig.LoadFile(path), overrides));
 

@@ -8,7 +8,8 @@ namespace Rlft.Policy.Memory;
 /// <summary>
 /// The README's "what fits" table, generated from the estimator (<c>rlft estimate --fits</c>): PPO at the published
 /// shapes, batch 8 × (64 prompt + 32 new tokens), one rollout replica, against host memory of 8/16/24 GiB and GPUs of
-/// 24/80 GiB. On a GPU the job runs with bf16 mixed precision (precision = auto), and only what is not host-only counts.
+/// 24/80 GiB. On a GPU the job runs with bf16 compute (precision = auto: mixed precision, or a bf16 base under LoRA), and only
+/// what is not host-only counts.
 /// </summary>
 public static class FitTable
 {
@@ -19,6 +20,7 @@ public static class FitTable
         ("full PPO", j => j),
         ("LoRA r16 PPO", j => j with { Lora = new LoraConfig { Rank = 16 } }),
         ("LoRA r16 PPO, frozen-dtype bf16", j => j with { Lora = new LoraConfig { Rank = 16 }, FrozenDtype = ScalarType.BFloat16 }),
+        ("LoRA r16 PPO, precision bf16", j => j with { Lora = new LoraConfig { Rank = 16 }, MixedPrecision = true, LoraBf16 = true }),
         ("QLoRA nf4 r16 PPO", j => j with { Lora = new LoraConfig { Rank = 16 }, Quantization = new QuantizationOptions { Kind = QuantizationKind.Nf4 } }),
     ];
 
@@ -37,7 +39,8 @@ public static class FitTable
                     Stages = [new MemoryStage { Name = "ppo", Kind = MemoryStageKind.Ppo, BatchSize = 8, CompletionTokens = 32 }],
                 });
                 var cpu = MemoryEstimator.Estimate(job);
-                var gpu = MemoryEstimator.Estimate(job with { MixedPrecision = !job.Quantization.Enabled });
+                // precision = auto on a GPU: bf16 compute, so a LoRA base is held in bf16.
+                var gpu = MemoryEstimator.Estimate(job with { MixedPrecision = !job.Quantization.Enabled, LoraBf16 = job.Lora is not null && !job.Quantization.Enabled });
                 yield return $"| {preset} | {name} | {MemoryEstimate.Human(cpu.Total)} | {string.Join(" | ", hosts.Select(h => Mark(cpu.Total, h)))} | "
                     + $"{MemoryEstimate.Human(gpu.DeviceBytes)} | {string.Join(" | ", gpus.Select(g => Mark(gpu.DeviceBytes, g)))} |";
             }

@@ -64,9 +64,12 @@ public static class MemoryEstimator
         string frozenName = job.FrozenDtype == ScalarType.BFloat16 ? "bf16" : "fp32";
         yield return new(MemoryRole.Process, "runtime (.NET, libtorch)", RuntimeBytes, HostOnly: true);
 
-        // The policy: fp32 weights, or a quantized base whose other parameters stay fp32.
-        yield return new(L, job.Quantization.Enabled ? $"policy base ({QuantizationOptions.KindName(job.Quantization.Kind)} projections, fp32 rest)" : "policy weights (fp32)", shape.BaseBytes);
-        if (job.MixedPrecision) yield return new(L, "bf16 compute copy", 2 * shape.Parameters);
+        // The policy: fp32 weights, or a quantized base whose other parameters stay fp32, or (LoRA with bf16 compute,
+        // once the adapters attach) a bf16 base with no fp32 master.
+        bool bf16Base = lora && job.LoraBf16 && !job.Quantization.Enabled;
+        if (bf16Base) yield return new(L, "policy base (bf16, frozen)", 2 * shape.Parameters);
+        else yield return new(L, job.Quantization.Enabled ? $"policy base ({QuantizationOptions.KindName(job.Quantization.Kind)} projections, fp32 rest)" : "policy weights (fp32)", shape.BaseBytes);
+        if (job.MixedPrecision && !bf16Base) yield return new(L, "bf16 compute copy", 2 * shape.Parameters);
         if (lora) yield return new(L, $"LoRA adapters (r{job.Lora!.Rank}, fp32)", 4 * shape.LoraParameters);
 
         long trained = stage.Kind == MemoryStageKind.RewardModel ? shape.Parameters + shape.Hidden + 1
@@ -110,14 +113,16 @@ public static class MemoryEstimator
         if (!stage.IsOnline) yield break;
 
         long generated = (long)stage.BatchSize * stage.SamplesPerPrompt;
-        long kv = Generation(shape, generated, job.PromptTokens + stage.CompletionTokens, frozenBytes);
+        // Under LoRA with bf16 compute the replicas share the learner's bf16 base: bf16 whatever frozen-dtype says.
+        var (replicaBytes, replicaName) = bf16Base ? (2, "bf16") : (frozenBytes, frozenName);
+        long kv = Generation(shape, generated, job.PromptTokens + stage.CompletionTokens, replicaBytes);
         // A replica takes the shelved tensors' storage as its own; only a dtype the learner does not hold (a bf16 replica
         // of an fp32 LoRA base) is a copy, its own.
-        long replicaWeights = lora && !job.Quantization.Enabled && frozenBytes != 4 ? frozenBytes * shape.Parameters : 0;
+        long replicaWeights = lora && !job.Quantization.Enabled && replicaBytes != 4 && !bf16Base ? replicaBytes * shape.Parameters : 0;
         for (int r = 0; r < job.RolloutReplicas; r++)
         {
             string who = job.RolloutReplicas == 1 ? "replica" : $"replica {r + 1}";
-            string weights = replicaWeights > 0 ? $"its own {frozenName} copy" : snapshots ? "a published version's, shared" : "the learner's, shared";
+            string weights = replicaWeights > 0 ? $"its own {replicaName} copy" : snapshots ? "a published version's, shared" : "the learner's, shared";
             yield return new(R, $"{who} weights ({weights}){(lora ? " + adapters" : "")}", replicaWeights + (lora ? 4 * shape.LoraParameters : 0));
             yield return new(R, $"{who} KV cache and logits ({generated} × {job.PromptTokens + stage.CompletionTokens} tokens)", kv);
         }

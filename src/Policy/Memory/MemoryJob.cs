@@ -46,6 +46,11 @@ public sealed record MemoryJob
     public QuantizationOptions Quantization { get; init; } = new();
     /// <summary>bf16 mixed precision: a bf16 compute copy of the policy beside its fp32 masters.</summary>
     public bool MixedPrecision { get; init; }
+    /// <summary>
+    /// LoRA with bf16 compute: from the stage the adapters attach in, the base is held in bf16 (no fp32 master, no
+    /// compute copy), shared by the reference and the replicas; the adapters stay fp32.
+    /// </summary>
+    public bool LoraBf16 { get; init; }
     /// <summary>The dtype frozen copies (reference, rollout replicas, reward model, teacher) are held in.</summary>
     public ScalarType FrozenDtype { get; init; } = ScalarType.Float32;
     public int MaxPolicyLag { get; init; } = 1;

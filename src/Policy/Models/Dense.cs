@@ -104,15 +104,21 @@ public sealed class Dense : nn.Module<Tensor, Tensor>
         }
         if (lora_A is not null && !LoraMerged && !LoraDisabled)
         {
-            if (LoraOverride is var (a, b)) y = y + F.linear(F.linear(x, a), b) * LoraScale;  // (..., out)
+            // A bf16 base with fp32 adapters (LoRA with bf16 compute): the adapter branch runs in the adapters' dtype
+            // and its output is cast to the base's, as PEFT does.
+            Tensor delta;
+            if (LoraOverride is var (a, b)) delta = F.linear(F.linear(InDtype(x, a.dtype), a), b) * LoraScale;  // (..., out)
             else
             {
-                var h = LoraDropout > 0 ? F.dropout(x, LoraDropout, training) : x;
-                y = y + lora_B!.forward(lora_A.forward(h)) * LoraScale;               // (..., out)
+                var h = InDtype(LoraDropout > 0 ? F.dropout(x, LoraDropout, training) : x, lora_A.weight!.dtype);
+                delta = lora_B!.forward(lora_A.forward(h)) * LoraScale;                // (..., out)
             }
+            y = y + InDtype(delta, y.dtype);
         }
         return y.MoveToOuterDisposeScope();
     }
+
+    static Tensor InDtype(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
 
     /// <summary>The adapter's update as a weight delta in this layer's storage layout.</summary>
     internal Tensor AdapterDelta()

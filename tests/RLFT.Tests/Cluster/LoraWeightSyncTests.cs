@@ -50,6 +50,44 @@ public sealed class LoraWeightSyncTests
     }
 
     [Fact]
+    public async Task A_lora_job_with_bf16_compute_holds_one_bf16_base_for_learner_and_replica_and_trains_fp32_adapters()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(3)),
+            extra: "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }\n precision = bf16");
+        var engines = new JobHarness.RecordingFactory();
+        await using var node = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner", "rollout", "reward"], ExtraHocon = JobHarness.TestHocon,
+        }, engines);
+        await node.StartAsync(ct);
+        var finished = await node.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
+        Assert.True(finished.Succeeded, finished.Message);
+        Assert.Equal(3, finished.Summary["job/batches_trained"]);
+
+        var learner = Assert.Single(engines.Learners);
+        var replica = Assert.Single(engines.Rollouts);
+        // The SFT stage trained fp32 masters through a bf16 copy; once the adapters attached, the base is bf16 alone.
+        Assert.Null(learner.Mixed);
+        var learnerState = learner.Policy.Model.state_dict();
+        foreach (var (name, t) in learnerState)
+            Assert.Equal(name.Contains(".lora_") ? ScalarType.Float32 : ScalarType.BFloat16, t.dtype);
+        // The replica reads the same bf16 tensors and carries fp32 adapters equal to the learner's last published ones.
+        foreach (var (name, t) in replica.Replica!.Model.state_dict())
+        {
+            if (name.Contains(".lora_")) Assert.Equal(ScalarType.Float32, t.dtype);
+            else Assert.True(ParameterSharing.SameStorage(t, learnerState[name]), $"base tensor {name}: the replica holds its own copy");
+        }
+        Assert.Contains(learner.Adapters!.StateDict(), kv => kv.Key.EndsWith("lora_B.weight") && kv.Value.abs().max().item<float>() > 0);
+        // The checkpoint's base is the bf16 weights written as fp32 (exact), with the adapters beside it.
+        var checkpoint = Directory.GetDirectories(Path.Combine(job.RunDirectory, "checkpoints")).Single();
+        using var saved = Rlft.Policy.Checkpoints.Checkpoint.Load(Path.Combine(checkpoint, "policy"));
+        foreach (var (name, t) in saved.state_dict())
+            Assert.True(t.to(ScalarType.BFloat16).Equals(learnerState[name]), $"checkpoint tensor {name} differs from the learner's base");
+        Assert.True(File.Exists(Path.Combine(checkpoint, "policy-adapter", LoraAdapters.ConfigFile)));
+    }
+
+    [Fact]
     public async Task A_reward_worker_in_the_learners_process_scores_with_the_learners_own_reward_model_tensors()
     {
         var ct = TestContext.Current.CancellationToken;

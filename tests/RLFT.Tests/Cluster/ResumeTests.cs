@@ -44,6 +44,7 @@ public class ResumeTests(ITestOutputHelper output)
     [Theory]
     [InlineData("PPO, full fine-tuning", "")]
     [InlineData("PPO, LoRA", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }")]
+    [InlineData("PPO, LoRA with bf16 compute (bf16 base, fp32 adapters)", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }\n precision = bf16")]
     [InlineData("PPO, QLoRA (nf4 base, adapters from SFT on)", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }\n model.quantize = nf4")]
     [InlineData("GRPO", "")]
     [InlineData("PPO, stopped with SIGTERM (Ctrl-C)", "")]

@@ -85,4 +85,45 @@ public class LoraTests
         LoraAdapters.Load(fresh, dir);
         Assert.True(adapted.Equals(Logits(fresh)));
     }
+
+    /// <summary>
+    /// LoRA with bf16 compute: a bf16 base with fp32 adapters (PEFT's layout) trains the adapters with the gradients
+    /// an fp32 computation on the same (bf16-rounded) base gives, to bf16's precision; the adapters stay fp32.
+    /// </summary>
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("gpt2")]
+    public void Adapters_on_a_bf16_base_get_the_fp32_gradients_to_bf16_precision(string arch)
+    {
+        using var reference = TinyModels.Create(arch, std: 0.05);
+        using var bf16 = TinyModels.Create(arch, std: 0.05);
+        using (no_grad())
+            foreach (var (p, q) in reference.parameters().Zip(bf16.parameters())) { p.copy_(p.to(ScalarType.BFloat16)); q.copy_(p); }
+        bf16.to(ScalarType.BFloat16);
+        var config = new LoraConfig { Rank = 4, Alpha = 8, TargetModules = arch == "llama" ? ["q_proj", "v_proj", "down_proj"] : ["c_attn", "c_fc"] };
+        var a32 = LoraAdapters.Apply(reference, config, seed: 3);
+        var a16 = LoraAdapters.Apply(bf16, config, seed: 3);
+        using (no_grad())   // B nonzero, so every adapter's branch contributes to the output
+            foreach (var (p, q) in a32.Parameters().Zip(a16.Parameters())) { if (p.shape[0] > 4) { p.normal_(0, 0.05); q.copy_(p); } }
+        Assert.All(a16.Parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+
+        Tensor[] Grads(CausalLM model, LoraAdapters adapters)
+        {
+            using var scope = NewDisposeScope();
+            var loss = -LogProbs.OfSequences(model, Ids, null).mean();
+            Assert.Equal(ScalarType.Float32, loss.dtype);
+            loss.backward();
+            return adapters.Parameters().Select(p => p.grad!.clone().MoveToOuterDisposeScope()).ToArray();
+        }
+        var g32 = Grads(reference, a32);
+        var g16 = Grads(bf16, a16);
+        for (int i = 0; i < g32.Length; i++)
+        {
+            Assert.Equal(ScalarType.Float32, g16[i].dtype);
+            double rel = (g16[i] - g32[i]).norm().item<float>() / Math.Max(1e-12, g32[i].norm().item<float>());
+            Assert.True(rel < 0.05, $"adapter tensor {i}: bf16-compute gradient differs by {rel:G3} (relative) from fp32's");
+        }
+        // The base stays bf16 and untouched by the backward.
+        Assert.All(bf16.named_parameters().Where(p => !p.name.Contains(".lora_")), p => { Assert.Equal(ScalarType.BFloat16, p.parameter.dtype); Assert.Null(p.parameter.grad); });
+    }
 }

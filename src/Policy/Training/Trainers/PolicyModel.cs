@@ -70,16 +70,22 @@ public sealed class PolicyModel
     /// <summary>
     /// Holds <paramref name="model"/> frozen in <paramref name="dtype"/> (fp32 or bf16): parameters without gradients,
     /// eval mode. What the rollout replica, the reward model used for scoring and a loaded reference or teacher do.
+    /// With <paramref name="keepAdapterDtype"/>, LoRA adapters keep their own dtype (fp32 adapters on a bf16 base).
     /// </summary>
-    public static CausalLM Freeze(CausalLM model, ScalarType dtype = ScalarType.Float32)
+    public static CausalLM Freeze(CausalLM model, ScalarType dtype = ScalarType.Float32, bool keepAdapterDtype = false)
     {
         dtype = FrozenDtype(dtype);
         bool quantized = Quantization.ModelQuantizer.IsQuantized(model);
         if (dtype != ScalarType.Float32 && quantized)
             throw new InvalidOperationException("a quantized base keeps its projections in 4 or 8 bits; its compute dtype is set with model.compute-dtype");
         foreach (var p in model.parameters()) p.requires_grad = false;
-        // LoRA adapters attached after an earlier conversion are converted too; a quantized base is left as it is.
-        if (!quantized && model.parameters().Any(p => p.dtype != dtype)) model.to(dtype);
+        // LoRA adapters attached after an earlier conversion are converted too (unless kept); a quantized base is left as it is.
+        if (keepAdapterDtype)
+        {
+            if (model.named_parameters().Any(p => !p.name.Contains(".lora_") && p.parameter.dtype != dtype))
+                throw new InvalidOperationException($"the base is not held in {dtype}: convert it before its adapters attach");
+        }
+        else if (!quantized && model.parameters().Any(p => p.dtype != dtype)) model.to(dtype);
         model.eval();
         return model;
     }
