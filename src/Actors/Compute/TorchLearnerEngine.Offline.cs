@@ -30,7 +30,7 @@ public sealed partial class TorchLearnerEngine
         }
         // Every earlier SFT stage's held-out figures again, now that this stage changed the policy.
         if (stage.Kind is not (StageKind.RewardModel or StageKind.Adapt) && !stage.TrainsEncoder)
-            foreach (var probe in earlier) run.Record("after", probe.Measure(_trainable, _policy.WithEncoder(run.Encoder), EvalSampling(stage)));
+            foreach (var probe in earlier) run.Measure("after", () => probe.Measure(_trainable, _policy.WithEncoder(run.Encoder), EvalSampling(stage)));
         return new StageCompleted(stage.Index, PolicyVersion, RewardModelVersion, run.Figures);
     }
 

@@ -6,6 +6,7 @@ using Rlft.Actors.Protocol;
 using Rlft.Actors.WeightSync;
 using Rlft.Policy.Chat;
 using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Collectives;
 using Rlft.Policy.Generation;
 using Rlft.Policy.Heads;
 using Rlft.Policy.Lora;
@@ -63,6 +64,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     internal PolicyModel Trainable => _trainable;
     internal MixedPrecisionModel? Mixed => _mixed;
     public long AdapterBaseVersion { get; private set; } = -1;
+    /// <summary>The data-parallel group this learner trains in (<see cref="LearnerGroup.Solo"/>: alone); every trainer it makes steps with it.</summary>
+    internal LearnerGroup Group { get; }
 
     // Encoders with a template override (a stage's or the job's chat-template), by the key's value; and the Jinja
     // source the reward model was trained with when it was not the model's own (it travels with the reward model).
@@ -92,9 +95,9 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
     // them (just the base while they are zero). Kept with checkpoints so a resumed stage has the same reference.
     SnapshotReference? _stageReference;
 
-    public TorchLearnerEngine(JobSpec job, string? resumeFrom = null)
+    public TorchLearnerEngine(JobSpec job, string? resumeFrom = null, LearnerGroup? group = null)
     {
-        (_job, _resumeFrom) = (job, resumeFrom);
+        (_job, _resumeFrom, Group) = (job, resumeFrom, group ?? LearnerGroup.Solo);
         _device = TorchRuntime.ResolveDevice(job.Device);
         manual_seed(job.Seed);
         if (job.Model.Path is { } path)
@@ -186,7 +189,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         // With adapters, the reference is the same model with them switched off: no second copy in training.
         IReferencePolicy reference = _job.QuantizedBase ? StageReference(resume)
             : _adapters is not null ? new AdapterReference(_policy, _adapters) : new FrozenReference(_reference!);
-        var setup = new OnlineSessionSetup(_job, stage, _trainable, _policy, reference, _adapters?.Parameters().ToList(), _mixed, resume ? _resumeFrom : null);
+        var setup = new OnlineSessionSetup(_job, stage, _trainable, _policy, reference, _adapters?.Parameters().ToList(), _mixed, resume ? _resumeFrom : null, Group);
         _session = IOnlineSession.Begin(setup, head => head.to(_device));
         if (resume)
         {
@@ -385,7 +388,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
 /// <summary>The engines RLFT runs with: TorchSharp models on the job's device.</summary>
 public sealed class TorchEngineFactory : Runtime.IEngineFactory
 {
-    public ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null) => new TorchLearnerEngine(job, resumeFrom);
+    public ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null) =>
+        job.Learners > 1 ? new LearnerGroupEngine(job, group => new TorchLearnerEngine(job, resumeFrom, group)) : new TorchLearnerEngine(job, resumeFrom);
     public IRolloutEngine CreateRollout(JobSpec job, int index) => new TorchRolloutEngine(job);
     public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings) => new TorchRewardEngine(job, humanRatings);
 }

@@ -84,8 +84,7 @@ public static class DataResolver
     {
         var family = tasks.Split('+').Select(TaskFamily.Get).ToList();
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        Jsonl.Write(path + ".tmp", TaskFamily.Mixed(family, 2000 * family.Count, seed));
-        File.Move(path + ".tmp", path, overwrite: true);
+        Jsonl.Write(path, TaskFamily.Mixed(family, 2000 * family.Count, seed));
     }
 
     /// <summary>Writes a family task's parts into data/family/TASK/ and its sft data as data/family/TASK.jsonl too.</summary>
@@ -94,7 +93,8 @@ public static class DataResolver
         string family = Path.Combine(dataDirectory, "family");
         var paths = TaskFamily.WriteDatasets(TaskFamily.Get(taskName), Path.Combine(family, taskName), seed);
         string plain = Path.Combine(family, taskName + ".jsonl");
-        File.Copy(paths["sft"], plain + ".tmp", overwrite: true);
-        File.Move(plain + ".tmp", plain, overwrite: true);
+        string tmp = Jsonl.TemporaryBeside(plain);
+        File.Copy(paths["sft"], tmp, overwrite: true);
+        File.Move(tmp, plain, overwrite: true);
     }
 }

@@ -47,6 +47,7 @@ public static class JobMemory
         FrozenDtype = job.Model.FrozenDtype,
         MaxPolicyLag = job.MaxPolicyLag,
         RolloutReplicas = job.RolloutWorkers,
+        Learners = job.Learners,
         EvalPrompts = job.EvalPrompts,
         PromptTokens = promptTokens,
         SequenceTokens = sequenceTokens,

@@ -146,6 +146,12 @@ public sealed record JobSpec
     public required int MaxPolicyLag { get; init; }
     public required int RolloutWorkers { get; init; }
     /// <summary>
+    /// Learners that train the policy data-parallel (<c>rlft.job.learners</c>, default 1): <c>rlft run</c> hosts them in
+    /// one process, the leader and N − 1 replicas, each training on its share of every batch and summing gradients with
+    /// the others (<see cref="Compute.LearnerGroupEngine"/>). <see cref="LearnersReader"/> says which jobs a group can run.
+    /// </summary>
+    public int Learners { get; init; } = 1;
+    /// <summary>
     /// Sequences a rollout worker decodes at once with continuous batching (<c>rlft.job.rollout.slots</c>, default 16):
     /// a batch of more prompts than this keeps that many decoding, each finished sequence's slot going to the next
     /// prompt. 0 (<c>continuous-batching = off</c>) decodes each batch as one static batch.

@@ -16,7 +16,7 @@ public static class JobSpecReader
     /// <summary>rlft.job.rollout.slots when unset: see <see cref="JobSpec.RolloutSlots"/>.</summary>
     public const int DefaultRolloutSlots = 16;
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing", "rollout"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing", "rollout", "learners"];
     static readonly string[] RolloutKeys = ["continuous-batching", "slots"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing",
@@ -84,6 +84,7 @@ public static class JobSpecReader
             },
             MaxPolicyLag = errors.Read(() => c.GetInt($"{Root}.max-policy-lag", 1, min: 0, max: 16), 1),
             RolloutWorkers = errors.Read(() => c.GetInt($"{Root}.rollout-workers", 1, min: 1, max: 64), 1),
+            Learners = errors.Read(() => LearnersReader.Read(c), 1),
             RolloutSlots = errors.Read(() => c.GetBool($"{Root}.rollout.continuous-batching", true)
                 ? c.GetInt($"{Root}.rollout.slots", DefaultRolloutSlots, min: 1, max: 4096) : 0, DefaultRolloutSlots),
             CheckpointEvery = errors.Read(() => c.GetInt($"{Root}.checkpoint-every", 0, min: 0), 0),
@@ -97,6 +98,9 @@ public static class JobSpecReader
                 ? errors.Read(() => Rlft.Actors.Feedback.FeedbackOptions.FromConfig(c, defaultJournal: Path.Combine(outputDir, name, "feedback.db")), null)
                 : null,
         };
+        // What a learner group cannot run yet, and batches too small to share, once the stages are known.
+        if (spec.Learners > 1 && !errors.All.Any(e => e.StartsWith($"{Root}.stages", StringComparison.Ordinal) || e.StartsWith($"{Root}.lora", StringComparison.Ordinal)))
+            foreach (var problem in LearnersReader.Conflicts(spec)) errors.Add(problem);
         return spec;
     }
 

@@ -12,7 +12,8 @@ namespace Rlft.Policy.Memory;
 /// <item>learner: the policy (fp32, or a 4/8-bit base plus its full-precision rest), a bf16 compute copy with mixed
 /// precision, LoRA adapters, fp32 gradients and AdamW's two moments for what is trained, the frozen reference
 /// (online stages, offline DPO), the reward model once one is trained, the distillation teacher, and a step's
-/// activations;</item>
+/// activations; with a learner group (<c>learners = N</c>) each learner runs a 1/N share's activations and the N − 1
+/// replicas hold all of the rest again;</item>
 /// <item>weight server: the serialized versions it serves (the current and the previous full version; with LoRA the
 /// base once), and the reward model's;</item>
 /// <item>rollout, per in-process replica: its copy of the weights, the KV cache of a batch, and the weights as
@@ -64,26 +65,29 @@ public static class MemoryEstimator
         string frozenName = job.FrozenDtype == ScalarType.BFloat16 ? "bf16" : "fp32";
         yield return new(MemoryRole.Process, "runtime (.NET, libtorch)", RuntimeBytes, HostOnly: true);
 
+        // The learner's models and training state; with learners = N every replica holds them too.
+        var learner = new List<MemoryItem>();
         // The policy: fp32 weights, or a quantized base whose other parameters stay fp32, or (LoRA with bf16 compute,
         // once the adapters attach) a bf16 base with no fp32 master.
         bool bf16Base = lora && job.LoraBf16 && !job.Quantization.Enabled;
-        if (bf16Base) yield return new(L, "policy base (bf16, frozen)", 2 * shape.Parameters);
-        else yield return new(L, job.Quantization.Enabled ? $"policy base ({QuantizationOptions.KindName(job.Quantization.Kind)} projections, fp32 rest)" : "policy weights (fp32)", shape.BaseBytes);
-        if (job.MixedPrecision && !bf16Base) yield return new(L, "bf16 compute copy", 2 * shape.Parameters);
-        if (lora) yield return new(L, $"LoRA adapters (r{job.Lora!.Rank}, fp32)", 4 * shape.LoraParameters);
+        if (bf16Base) learner.Add(new(L, "policy base (bf16, frozen)", 2 * shape.Parameters));
+        else learner.Add(new(L, job.Quantization.Enabled ? $"policy base ({QuantizationOptions.KindName(job.Quantization.Kind)} projections, fp32 rest)" : "policy weights (fp32)", shape.BaseBytes));
+        if (job.MixedPrecision && !bf16Base) learner.Add(new(L, "bf16 compute copy", 2 * shape.Parameters));
+        if (lora) learner.Add(new(L, $"LoRA adapters (r{job.Lora!.Rank}, fp32)", 4 * shape.LoraParameters));
 
         long trained = stage.Kind == MemoryStageKind.RewardModel ? shape.Parameters + shape.Hidden + 1
             : (lora ? shape.LoraParameters : shape.Parameters) + (stage.Kind == MemoryStageKind.Ppo ? shape.Hidden + 1 : 0);
-        yield return new(L, "gradients (fp32)", 4 * trained);
-        yield return new(L, "AdamW moments (fp32, 2 per weight)", 8 * trained);
+        learner.Add(new(L, "gradients (fp32)", 4 * trained));
+        learner.Add(new(L, "AdamW moments (fp32, 2 per weight)", 8 * trained));
 
         // Frozen copies the learner makes: the online stages' reference under full fine-tuning (with LoRA the reference
         // is the policy with its adapters off), offline DPO's stage-start policy, the reward-model stage's trunk (trained, so fp32).
         bool reference = !job.Quantization.Enabled && ((stage.IsOnline && !lora) || stage.Kind == MemoryStageKind.Dpo);
-        if (reference) yield return new(L, $"frozen reference ({frozenName})", frozenBytes * shape.Parameters);
-        if (stage.Kind == MemoryStageKind.RewardModel) yield return new(L, "reward model being trained (fp32)", 4 * shape.Parameters);
-        else if (rewardModelTrained) yield return new(L, "reward model (fp32)", 4 * shape.Parameters);
-        if (teacher is not null) yield return new(L, $"distillation teacher ({frozenName})", frozenBytes * teacher.Parameters);
+        if (reference) learner.Add(new(L, $"frozen reference ({frozenName})", frozenBytes * shape.Parameters));
+        if (stage.Kind == MemoryStageKind.RewardModel) learner.Add(new(L, "reward model being trained (fp32)", 4 * shape.Parameters));
+        else if (rewardModelTrained) learner.Add(new(L, "reward model (fp32)", 4 * shape.Parameters));
+        if (teacher is not null) learner.Add(new(L, $"distillation teacher ({frozenName})", frozenBytes * teacher.Parameters));
+        foreach (var item in learner) yield return item;
 
         // One training step's activations: the sequences a forward pass sees at once.
         long sequences = stage.Kind switch
@@ -93,6 +97,9 @@ public static class MemoryEstimator
             MemoryStageKind.Dpo or MemoryStageKind.RewardModel => 2L * stage.BatchSize,
             _ => stage.BatchSize,
         };
+        // In a group each learner runs the forward passes of its share of the sequences.
+        int n = job.Learners;
+        sequences = Ceil(sequences, n);
         long tokensPerSequence = stage.IsOnline ? job.PromptTokens + stage.CompletionTokens : job.SequenceTokens;
         long activations = Activations(shape, sequences * tokensPerSequence, stage.GradientCheckpointing);
         // An online stage samples its held-out prompts before and after it, at another time than a training step:
@@ -102,6 +109,9 @@ public static class MemoryEstimator
         yield return evaluation > activations
             ? new(L, $"evaluation sampling ({evalSequences} × {job.PromptTokens + stage.CompletionTokens} tokens, KV cache)", evaluation)
             : new(L, $"activations ({sequences} × {tokensPerSequence} tokens{(stage.GradientCheckpointing ? ", checkpointed" : "")})", activations);
+        // The replicas of a learner group: each its own models, training state and share's activations (they measure nothing).
+        if (n > 1)
+            yield return new(L, $"{n - 1} learner replica(s), each its own models, gradients, moments and a 1/{n} share's activations", (n - 1) * (learner.Sum(x => x.Bytes) + activations));
 
         if (!stage.IsOnline && !rewardModelTrained) yield break;
         // Published policy versions are shelved as tensors for the replicas of this process (no bytes; bytes are packed

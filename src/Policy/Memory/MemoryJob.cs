@@ -56,6 +56,8 @@ public sealed record MemoryJob
     public int MaxPolicyLag { get; init; } = 1;
     /// <summary>Rollout replicas in this process (<c>rollout-workers</c>).</summary>
     public int RolloutReplicas { get; init; } = 1;
+    /// <summary>Learners training data-parallel in this process (rlft.job.learners): the leader and N − 1 replicas.</summary>
+    public int Learners { get; init; } = 1;
     /// <summary>Held-out prompts each online stage samples before and after it (<c>eval-prompts</c>), in batches of at most 64.</summary>
     public int EvalPrompts { get; init; } = 64;
     /// <summary>Tokens assumed per prompt (the data is not read): 64 unless told.</summary>

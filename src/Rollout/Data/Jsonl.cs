@@ -145,14 +145,20 @@ public static class Jsonl
     public static List<SftExample> ReadSft(string path) => Read<SftExample>(path, "prompt", "completion");
     public static List<PreferenceExample> ReadPreferences(string path) => Read<PreferenceExample>(path, "prompt", "chosen", "rejected");
 
-    /// <summary>Writes all records atomically (temporary file, then rename): never a half-written dataset.</summary>
+    /// <summary>
+    /// Writes all records atomically (a temporary file of this writer's own, then rename): never a half-written dataset,
+    /// also when several writers (the learners of a group) write the same dataset at once.
+    /// </summary>
     public static void Write<T>(string path, IEnumerable<T> items)
     {
         string full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string tmp = full + ".tmp";
+        string tmp = TemporaryBeside(full);
         using (var w = new StreamWriter(tmp, false, new UTF8Encoding(false)))
             foreach (var item in items) w.WriteLine(JsonSerializer.Serialize(item, Options));
         File.Move(tmp, full, overwrite: true);
     }
+
+    /// <summary>A temporary name beside <paramref name="path"/> that no other writer uses.</summary>
+    public static string TemporaryBeside(string path) => $"{path}.{Guid.NewGuid():N}.tmp";
 }

@@ -49,6 +49,20 @@ public class MemoryEstimatorTests
     }
 
     [Fact]
+    public void Each_replica_of_a_learner_group_holds_the_learners_models_and_state_and_a_share_of_the_activations()
+    {
+        var solo = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo(batch: 16)) with { EvalPrompts = 1 });
+        var group = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo(batch: 16)) with { EvalPrompts = 1, Learners = 3 });
+        // Policy, gradients and moments (with the value head), the frozen reference.
+        long perLearner = 4 * Gpt2Parameters + 12 * (Gpt2Parameters + H + 1) + 4 * Gpt2Parameters;
+        long share = MemoryEstimator.Activations(ModelShape.Of(TinyModels.Config("gpt2"), null, new QuantizationOptions()), 6 * (64 + 32), checkpointed: false);
+        Assert.Equal(share, Item(group, "activations (6 × 96 tokens"));                   // ⌈16 / 3⌉ sequences each
+        Assert.Equal(2 * (perLearner + share), Item(group, "2 learner replica(s)"));
+        Assert.DoesNotContain(solo.Items, i => i.What.Contains("learner replica", StringComparison.Ordinal));
+        Assert.True(group.Total > solo.Total + perLearner, $"{group.Total} vs {solo.Total}");
+    }
+
+    [Fact]
     public void Lora_trains_only_the_adapters_of_the_targeted_projections()
     {
         var lora = new LoraConfig { Rank = 4, TargetModules = ["c_attn", "c_proj"] };

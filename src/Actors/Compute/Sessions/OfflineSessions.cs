@@ -32,6 +32,15 @@ internal sealed class OfflineRun(TorchLearnerEngine engine, StageSpec stage, Act
     public void Record(string label, Dictionary<string, double> metrics) { foreach (var (k, v) in metrics) Figures[$"{label}/{k}"] = v; }
 
     /// <summary>
+    /// Whether this learner measures what a stage reports: a learner alone, or the leader of a group. The replicas of a
+    /// group train exactly as the leader does and skip what only reports (nobody reads their figures).
+    /// </summary>
+    public bool Measures => engine.Group.IsLeader;
+
+    /// <summary>Records <paramref name="measure"/>'s figures where this learner <see cref="Measures"/>; elsewhere it is not run.</summary>
+    public void Measure(string label, Func<Dictionary<string, double>> measure) { if (Measures) Record(label, measure()); }
+
+    /// <summary>
     /// The stage's steps over <paramref name="data"/>, batch by batch (wrapping around), reporting each as step
     /// <paramref name="offset"/> + s + 1 of <paramref name="total"/> (default: the stage's steps).
     /// </summary>
@@ -118,11 +127,11 @@ internal static class OfflineSessions
         var head = new RewardHead(trunk.Model.Config.HiddenSize, run.Job.Seed);
         head.to(engine.Device);
         var rm = engine.ReplaceRewardModel(new RewardModel(trunk, head), run.Job.ChatTemplateFor(run.Stage));
-        using var t = new RewardModelTrainer(rm, run.Stage.RewardModel, run.Stage.Optimizer);
+        using var t = new RewardModelTrainer(rm, run.Stage.RewardModel, run.Stage.Optimizer) { Group = engine.Group };
         var heldOutPairs = heldOut.Select(x => x.Pair).ToList();
-        run.Record("before", t.Evaluate(heldOutPairs));
+        run.Measure("before", () => t.Evaluate(heldOutPairs));
         run.Loop(train.Select(x => x.Pair).ToList(), t.Step);
-        run.Record("after", t.Evaluate(heldOutPairs));
+        run.Measure("after", () => t.Evaluate(heldOutPairs));
         return OfflineProduct.RewardModel;
     }
 
@@ -135,18 +144,18 @@ internal static class OfflineSessions
         // adapters as the stage found them (no second copy).
         var start = run.Job.QuantizedBase || engine.Adapters is not null ? null : engine.Policy.FrozenCopy(run.Job.Model.FrozenDtype).WithEncoder(run.Encoder);
         IReferencePolicy reference = start is null ? engine.StageReference(resume: false) : new FrozenReference(start);
-        using var t = new DpoTrainer(engine.Trainable, reference, stage.Dpo, stage.Optimizer, mixedPrecision: engine.Mixed);
+        using var t = new DpoTrainer(engine.Trainable, reference, stage.Dpo, stage.Optimizer, mixedPrecision: engine.Mixed) { Group = engine.Group };
         var trainPairs = train.Select(x => x.Pair).ToList();
         var heldOutPairs = heldOut.Select(x => x.Pair).ToList();
         var prompts = run.EvalPrompts(heldOut, x => x.Record.EvalPrompt(run.Encoder));
         var taskReward = TorchLearnerEngine.TaskReward(stage);
         var sampling = engine.EvalSampling(stage);
-        run.Record("before", t.Evaluate(heldOutPairs));
-        if (taskReward is not null) run.Record("before", Evaluator.Run(run.Policy, prompts, taskReward, sampling).Metrics);
+        run.Measure("before", () => t.Evaluate(heldOutPairs));
+        if (taskReward is not null) run.Measure("before", () => Evaluator.Run(run.Policy, prompts, taskReward, sampling).Metrics);
         if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(trainPairs);
         run.Loop(trainPairs, t.Step);
-        run.Record("after", t.Evaluate(heldOutPairs));
-        run.Record("after", Evaluator.Run(run.Policy, prompts, taskReward, sampling, reference, start, engine.Judge(taskReward)).Metrics);
+        run.Measure("after", () => t.Evaluate(heldOutPairs));
+        run.Measure("after", () => Evaluator.Run(run.Policy, prompts, taskReward, sampling, reference, start, engine.Judge(taskReward)).Metrics);
         start?.Model.Dispose();
         return OfflineProduct.Policy;
     }
@@ -163,12 +172,12 @@ internal static class OfflineSessions
         var prompts = run.EvalPrompts(heldOut, x => x.Record.EvalPrompt(run.Encoder));
         var taskReward = TorchLearnerEngine.TaskReward(stage);
         var sampling = engine.EvalSampling(stage);
-        using var t = new DistillTrainer(engine.Policy, teacher, stage.Distill, stage.Optimizer);
-        run.Record("before", new() { ["eval/teacher_kl"] = t.Kl(heldOutExamples) });
-        if (taskReward is not null) run.Record("before", Evaluator.Run(run.Policy, prompts, taskReward, sampling).Metrics);
+        using var t = new DistillTrainer(engine.Policy, teacher, stage.Distill, stage.Optimizer) { Group = engine.Group };
+        run.Measure("before", () => new Dictionary<string, double> { ["eval/teacher_kl"] = t.Kl(heldOutExamples) });
+        if (taskReward is not null) run.Measure("before", () => Evaluator.Run(run.Policy, prompts, taskReward, sampling).Metrics);
         run.Loop(engine.TrainedExamples, t.Step);
-        run.Record("after", new() { ["eval/teacher_kl"] = t.Kl(heldOutExamples) });
-        if (taskReward is not null) run.Record("after", Evaluator.Run(run.Policy, prompts, taskReward, sampling).Metrics);
+        run.Measure("after", () => new Dictionary<string, double> { ["eval/teacher_kl"] = t.Kl(heldOutExamples) });
+        if (taskReward is not null) run.Measure("after", () => Evaluator.Run(run.Policy, prompts, taskReward, sampling).Metrics);
         teacher.Model.Dispose();
         return OfflineProduct.Policy;
     }

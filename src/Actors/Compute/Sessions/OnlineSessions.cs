@@ -14,7 +14,8 @@ namespace Rlft.Actors.Compute.Sessions;
 /// </summary>
 internal sealed record OnlineSessionSetup(
     JobSpec Job, StageSpec Stage, PolicyModel Trainable, PolicyModel Policy, IReferencePolicy Reference,
-    IReadOnlyList<TorchSharp.Modules.Parameter>? Parameters, MixedPrecisionModel? Mixed, string? ResumeFrom);
+    IReadOnlyList<TorchSharp.Modules.Parameter>? Parameters, MixedPrecisionModel? Mixed, string? ResumeFrom,
+    Rlft.Policy.Collectives.LearnerGroup Group);
 
 /// <summary>
 /// One online stage's training state in the learner, created when the stage begins and kept (for checkpoints)
@@ -54,7 +55,7 @@ internal sealed class PpoSession : IOnlineSession
             ? ValueHead.Load(Path.Combine(from, CheckpointLayout.ValueHead), hidden)
             : new ValueHead(hidden, s.Job.Seed);
         toDevice(_value);
-        _trainer = new PpoTrainer(s.Trainable, _value, s.Reference, s.Stage.Ppo, s.Stage.Optimizer, s.Parameters, seed: s.Job.Seed, mixedPrecision: s.Mixed);
+        _trainer = new PpoTrainer(s.Trainable, _value, s.Reference, s.Stage.Ppo, s.Stage.Optimizer, s.Parameters, seed: s.Job.Seed, mixedPrecision: s.Mixed) { Group = s.Group };
     }
 
     public TrainingOptimizer Optimizer => _trainer.Optimizer;
@@ -80,7 +81,7 @@ internal sealed class PpoSession : IOnlineSession
 /// <summary>GRPO: the trainer alone (its advantages are relative to each prompt's group).</summary>
 internal sealed class GrpoSession(OnlineSessionSetup s) : IOnlineSession
 {
-    readonly GrpoTrainer _trainer = new(s.Trainable, s.Reference, s.Stage.Grpo, s.Stage.Optimizer, s.Parameters, mixedPrecision: s.Mixed);
+    readonly GrpoTrainer _trainer = new(s.Trainable, s.Reference, s.Stage.Grpo, s.Stage.Optimizer, s.Parameters, mixedPrecision: s.Mixed) { Group = s.Group };
 
     public TrainingOptimizer Optimizer => _trainer.Optimizer;
     public Dictionary<string, double> Step(TrainOn experience, IReadOnlyList<Experience> samples, HashSet<int> dropped) => _trainer.Step(samples);
@@ -97,7 +98,7 @@ internal sealed class GrpoSession(OnlineSessionSetup s) : IOnlineSession
 /// </summary>
 internal sealed class OnlineDpoSession(OnlineSessionSetup s) : IOnlineSession
 {
-    readonly DpoTrainer _trainer = new(s.Trainable, s.Reference, s.Stage.Dpo, s.Stage.Optimizer, s.Parameters, mixedPrecision: s.Mixed);
+    readonly DpoTrainer _trainer = new(s.Trainable, s.Reference, s.Stage.Dpo, s.Stage.Optimizer, s.Parameters, mixedPrecision: s.Mixed) { Group = s.Group };
     readonly int _eos = s.Policy.Tokenizer.EosId;
 
     public TrainingOptimizer Optimizer => _trainer.Optimizer;

@@ -33,7 +33,7 @@ internal static class SftSession
             throw new ConfigException($"rlft.job.stages[{stage.Index}]: l2-sp, ewc and early-stopping train in fp32; set rlft.job.precision = fp32");
         // The parameters that train (all, or the LoRA adapters), on the fp32 model.
         var parameters = TrainableParameters.Of(engine.Policy.Model);
-        using var t = new SftTrainer(engine.Trainable, stage.Optimizer, mixedPrecision: engine.Mixed);
+        using var t = new SftTrainer(engine.Trainable, stage.Optimizer, mixedPrecision: engine.Mixed) { Group = engine.Group };
         var penalties = new List<IParameterPenalty>();
         using var early = stage.EarlyStopping is { } options ? new EarlyStopping(options, parameters) : null;
         try
@@ -53,8 +53,8 @@ internal static class SftSession
             // On the task family's data the held-out prompts are scored too (greedy, by the family's rule): later stages report how much of it stays.
             var prompts = stage.Data.StartsWith("builtin:family/", StringComparison.Ordinal) ? run.EvalPrompts(heldOut, x => x.Record.EvalPrompt(run.Encoder)) : null;
             var sampling = engine.EvalSampling(stage);
-            run.Record("before", new() { ["eval/loss"] = t.Loss(heldOutExamples) });
-            if (prompts is not null) run.Record("before", new() { ["eval/reward"] = RetentionProbe.Reward(run.Policy, prompts, sampling) });
+            run.Measure("before", () => new Dictionary<string, double> { ["eval/loss"] = t.Loss(heldOutExamples) });
+            if (prompts is not null) run.Measure("before", () => new Dictionary<string, double> { ["eval/reward"] = RetentionProbe.Reward(run.Policy, prompts, sampling) });
 
             var mixer = stage.Replay > 0
                 ? new ReplayMixer<EncodedExample>(engine.TrainedExamples, engine.SftExamples.Where(kv => kv.Key < stage.Index).Select(kv => kv.Value).ToList(), stage.Replay, stage.BatchSize, run.Job.Seed + stage.Index)
@@ -84,8 +84,9 @@ internal static class SftSession
             run.Loop(engine.TrainedExamples, Step, stop: () => stop);
             if (early is not null && early.RestoreBest())
                 run.Record("after", new() { ["early_stopping/best_step"] = early.BestStep, ["early_stopping/steps"] = step });
-            double after = t.Loss(heldOutExamples);
-            double? reward = prompts is null ? null : RetentionProbe.Reward(run.Policy, prompts, sampling);
+            // A group's replicas measure nothing (and so leave probes that later stages do not measure either).
+            double after = run.Measures ? t.Loss(heldOutExamples) : double.NaN;
+            double? reward = prompts is null || !run.Measures ? null : RetentionProbe.Reward(run.Policy, prompts, sampling);
             run.Record("after", new() { ["eval/loss"] = after });
             if (reward is { } r) run.Record("after", new() { ["eval/reward"] = r });
             engine.Retention.Add(new RetentionProbe(stage.Name, heldOutExamples, prompts, after, reward));

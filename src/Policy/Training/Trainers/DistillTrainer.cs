@@ -17,6 +17,8 @@ public sealed class DistillTrainer : IDisposable
     readonly PolicyModel _teacher;
     readonly DistillOptions _o;
     public TrainingOptimizer Optimizer { get; }
+    /// <summary>The data-parallel group this trainer steps with (solo by default): each member trains on its share of every batch.</summary>
+    public Collectives.LearnerGroup Group { get => Optimizer.Group; set => Optimizer.Group = value; }
 
     public DistillTrainer(PolicyModel student, PolicyModel teacher, DistillOptions options, OptimizerOptions optimizer)
     {
@@ -71,17 +73,23 @@ public sealed class DistillTrainer : IDisposable
 
     public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Completion)> batch) => Step(Encode(batch));
 
-    /// <summary>One update on the loss-carrying tokens of encoded examples (the teacher shares the student's tokenizer).</summary>
-    public Dictionary<string, double> Step(IReadOnlyList<EncodedExample> examples)
+    /// <summary>
+    /// One update on the loss-carrying tokens of encoded examples (the teacher shares the student's tokenizer). In a group
+    /// every member is given the whole batch and trains on its share; the loss is the token mean over the whole batch.
+    /// </summary>
+    public Dictionary<string, double> Step(IReadOnlyList<EncodedExample> whole)
     {
         using var scope = NewDisposeScope();
+        var examples = GroupShare.Of(Group, whole);
         Tensor teacher;
         using (no_grad()) { _teacher.Model.eval(); teacher = CompletionHidden(_teacher, examples).Hidden; }
         _student.Model.train();
         var (student, mask) = CompletionHidden(_student, examples);
         var r = KlLoss(student, teacher, mask);
-        Optimizer.Backward(r.Loss);
-        return SftTrainer.Merge(r.Stats, Optimizer.Step().Stats);
+        double weight = GroupShare.TokenWeight(Group, mask);
+        Optimizer.Backward(GroupShare.Scale(r.Loss, weight));
+        var report = Optimizer.Step();
+        return SftTrainer.Merge(Group.Weighted(r.Stats, weight), report.Stats);
     }
 
     /// <summary>Each pair as one text with the student's tokenizer (shared with the teacher), completion-only loss.</summary>

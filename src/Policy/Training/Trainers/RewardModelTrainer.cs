@@ -64,6 +64,8 @@ public sealed class RewardModelTrainer : IDisposable
     readonly RewardModel _model;
     readonly RewardModelOptions _options;
     public TrainingOptimizer Optimizer { get; }
+    /// <summary>The data-parallel group this trainer steps with (solo by default): each member trains on its share of the pairs.</summary>
+    public Collectives.LearnerGroup Group { get => Optimizer.Group; set => Optimizer.Group = value; }
 
     public RewardModelTrainer(RewardModel model, RewardModelOptions options, OptimizerOptions optimizer)
     {
@@ -74,9 +76,14 @@ public sealed class RewardModelTrainer : IDisposable
     public Dictionary<string, double> Step(IReadOnlyList<(string Prompt, string Chosen, string Rejected)> batch) =>
         Step(batch.Select(b => new EncodedPair(_model.Trunk.Encoder.PromptCompletion(b.Prompt, b.Chosen), _model.Trunk.Encoder.PromptCompletion(b.Prompt, b.Rejected))).ToList());
 
-    public Dictionary<string, double> Step(IReadOnlyList<EncodedPair> batch)
+    /// <summary>
+    /// One step on a batch of pairs. In a group every member is given the whole batch and trains on its share of the
+    /// pairs; the loss is the (weighted) mean over the whole batch, the statistics means over all its pairs.
+    /// </summary>
+    public Dictionary<string, double> Step(IReadOnlyList<EncodedPair> whole)
     {
         using var scope = NewDisposeScope();
+        var batch = GroupShare.Of(Group, whole);
         _model.Trunk.Model.train();
         // Chosen and rejected in one forward: [c0..cn, r0..rn].
         var items = batch.Select(b => b.Chosen).Concat(batch.Select(b => b.Rejected)).ToList();
@@ -86,10 +93,16 @@ public sealed class RewardModelTrainer : IDisposable
         var margin = _options.Margin > 0 ? full(batch.Count, _options.Margin, device: scores.device) : null;
         var (target, weight) = DpoTrainer.Labels(batch, scores.device);
         var result = Losses.RewardModelLoss(chosen, rejected, margin, target, weight);
-        var loss = result.Loss;
-        if (_options.CenterRewardsCoef > 0) loss = loss + _options.CenterRewardsCoef * (chosen + rejected).square().mean();
+        // Σ w·ℓ / Σ w over the whole batch: this share's weighted mean times its part of Σ w; the centring term is a plain mean over pairs.
+        double pairShare = (double)batch.Count / whole.Count;
+        double lossShare = whole.All(p => p.IsPlain) ? pairShare : batch.Sum(p => p.Weight) / whole.Sum(p => p.Weight);
+        var loss = GroupShare.Scale(result.Loss, lossShare);
+        if (_options.CenterRewardsCoef > 0) loss = loss + GroupShare.Scale(_options.CenterRewardsCoef * (chosen + rejected).square().mean(), pairShare);
         Optimizer.Backward(loss);
-        return SftTrainer.Merge(result.Stats, Optimizer.Step().Stats);
+        var report = Optimizer.Step();
+        var stats = Group.Weighted(result.Stats.Where(s => s.Key != "loss/reward_model").ToDictionary(), pairShare);
+        if (result.Stats.TryGetValue("loss/reward_model", out var l)) stats["loss/reward_model"] = Group.IsSolo ? l : Group.Sum(l * lossShare)[0];
+        return SftTrainer.Merge(stats, report.Stats);
     }
 
     /// <summary>Share of held-out pairs where the chosen completion scores higher.</summary>
