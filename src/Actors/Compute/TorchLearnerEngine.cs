@@ -114,11 +114,15 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         string weights = resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy);
         var quantization = job.Model.Quantization;
         if (quantization.Enabled && resumeFrom is not null) QuantizedBase.CheckResumable(weights, quantization);
-        var model = quantization.Enabled ? ModelQuantizer.Load(weights, quantization, _device) : Checkpoint.Load(weights, _device);
+        // LoRA with bf16 compute in a job that begins with an online stage: nothing ever trains the full weights, so the
+        // base is read straight into bf16 (no fp32 model, no mixed-precision copy at any point).
+        bool bf16FromStart = job.LoraInBf16(_device) && job.Stages.Count > 0 && job.Stages[0].IsOnline;
+        var model = quantization.Enabled ? ModelQuantizer.Load(weights, quantization, _device)
+            : Checkpoint.Load(weights, _device, bf16FromStart ? ScalarType.BFloat16 : ScalarType.Float32);
         var tokenizer = HfTokenizer.Load(_modelDir);
         _policy = new PolicyModel(model, tokenizer, ModelFiles.Encoder(_modelDir, tokenizer));
         _modelFiles = ModelFiles.Read(_modelDir);
-        _mixed = !quantization.Enabled && MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
+        _mixed = !quantization.Enabled && !bf16FromStart && MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
         _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer, _policy.Encoder);
         if (resumeFrom is not null) RestoreModels(resumeFrom);
         // A quantized base is frozen from the start: the adapters attach now and every stage trains them.

@@ -13,7 +13,10 @@ namespace Rlft.Policy.Benchmarks;
 /// Memory at real sizes, random weights. <c>scale/lm-head</c>: the log-prob pass over Qwen2-0.5B's head (vocabulary
 /// 151,936, hidden 896) for batch 8 × 512 (the backward line: 2 × 512), chunked against full (B, T, V) fp32 logits.
 /// <c>scale/checkpointing</c>: one training step of the GPT-2 124M shape cut to 6 layers, batch 1 × 512, with and without
-/// per-block gradient checkpointing. Memory is the rise of the process's peak resident set over the pass (Linux:
+/// per-block gradient checkpointing. <c>scale/bf16-prefill</c>: a frozen bf16 Qwen2-0.5B shape cut to one layer
+/// prefilling batch 8 and keeping the last position's logits (what generation does), against the size of its bf16
+/// vocabulary matrix: a strided slice into the LM head once made matmul copy that matrix per batch row (ratio ≈ 8).
+/// Memory is the rise of the process's peak resident set over the pass (Linux:
 /// the peak is reset through /proc/self/clear_refs before each pass); quick mode shrinks the batches. Memory freed by
 /// an earlier pass and kept by the allocator is reused without a rise, so the figures move by ~100 MiB between runs.
 /// </summary>
@@ -25,6 +28,31 @@ public sealed class ScaleBenchmarks : IBenchmark
     {
         foreach (var line in LmHead(options.Quick ? 2 : 8, options.Quick ? 128 : 512, backwardBatch: 2)) yield return line;
         yield return Checkpointing(1, options.Quick ? 128 : 512, options.Quick ? 2 : 6);
+        yield return Bf16Prefill(8, options.Quick ? 16 : 64);
+    }
+
+    static JsonObject Bf16Prefill(int batch, int length)
+    {
+        using var model = ModelFactory.CreateInitialized(Shape("qwen2-0.5b", layers: 1), seed: 0);
+        model.to(ScalarType.BFloat16);
+        foreach (var p in model.parameters()) p.requires_grad = false;   // frozen, as a replica or a LoRA base is
+        model.eval();
+        using var ids = randint(model.Config.VocabSize, [batch, length], generator: new Generator(4));   // (B, T)
+        void Prefill()
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            model.Forward(ids, null, null, logitsToKeep: 1).Logits.sum().item<float>();
+        }
+        Prefill();
+        var sw = Stopwatch.StartNew();
+        double mib = PeakRiseMiB(Prefill);
+        double vocabMib = 2.0 * model.Config.VocabSize * model.Config.HiddenSize / (1 << 20);
+        return new JsonObject
+        {
+            ["name"] = "scale/bf16-prefill", ["shape"] = "qwen2-0.5b", ["layers"] = 1, ["batch"] = batch, ["length"] = length,
+            ["peak_mib"] = Round(mib, 0), ["vocab_matrix_mib"] = Round(vocabMib, 0), ["seconds"] = Round(sw.Elapsed.TotalSeconds, 2),
+        }.WithRatio(mib / vocabMib, "prefill peak rise MiB / bf16 vocabulary matrix MiB");
     }
 
     static ModelConfig Shape(string preset, int? layers = null)

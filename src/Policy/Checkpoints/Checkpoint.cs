@@ -21,12 +21,17 @@ public static class Checkpoint
     public static readonly string[] TokenizerFiles =
         ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt", "chat_template.jinja"];
 
-    /// <summary>Loads config and weights from <paramref name="dir"/> onto <paramref name="device"/> (CPU when null), in eval mode.</summary>
-    public static CausalLM Load(string dir, Device? device = null)
+    /// <summary>
+    /// Loads config and weights from <paramref name="dir"/> onto <paramref name="device"/> (CPU when null), in eval mode,
+    /// held in <paramref name="dtype"/>: the model is converted before the weights are read, so a bf16 load never holds
+    /// the fp32 model (each tensor is cast as it is copied in).
+    /// </summary>
+    public static CausalLM Load(string dir, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory not found: {dir}");
         var config = ModelConfig.Load(Path.Combine(dir, ConfigFile));
         var model = ModelFactory.Create(config);
+        if (dtype != ScalarType.Float32) model.to(dtype);
         LoadWeights(model, dir);
         model.eval();
         if (device is not null && device.type != DeviceType.CPU) model.MoveTo(device);

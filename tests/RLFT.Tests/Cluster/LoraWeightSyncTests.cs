@@ -49,11 +49,13 @@ public sealed class LoraWeightSyncTests
         Assert.True(File.Exists(Path.Combine(checkpoint, "policy", "config.json")));
     }
 
-    [Fact]
-    public async Task A_lora_job_with_bf16_compute_holds_one_bf16_base_for_learner_and_replica_and_trains_fp32_adapters()
+    [Theory]
+    [InlineData(true)]    // SFT first: fp32 masters and a bf16 compute copy until the adapters attach
+    [InlineData(false)]   // PPO first: the base is read straight into bf16
+    public async Task A_lora_job_with_bf16_compute_holds_one_bf16_base_for_learner_and_replica_and_trains_fp32_adapters(bool sftFirst)
     {
         var ct = TestContext.Current.CancellationToken;
-        var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(3)),
+        var job = JobHarness.Job(sftFirst ? string.Join("\n", JobHarness.Sft, JobHarness.Ppo(3)) : JobHarness.Ppo(3),
             extra: "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }\n precision = bf16");
         var engines = new JobHarness.RecordingFactory();
         await using var node = RlftNode.Create(new NodeOptions
@@ -67,7 +69,7 @@ public sealed class LoraWeightSyncTests
 
         var learner = Assert.Single(engines.Learners);
         var replica = Assert.Single(engines.Rollouts);
-        // The SFT stage trained fp32 masters through a bf16 copy; once the adapters attached, the base is bf16 alone.
+        // An SFT stage trains fp32 masters through a bf16 copy; once the adapters attach, the base is bf16 alone.
         Assert.Null(learner.Mixed);
         var learnerState = learner.Policy.Model.state_dict();
         foreach (var (name, t) in learnerState)
