@@ -42,7 +42,7 @@ public sealed class ScaleBenchmarks : IBenchmark
         {
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            model.Forward(ids, null, null, logitsToKeep: 1).Logits.sum().item<float>();
+            model.Forward(ids, null, null, logitsToKeep: 1).Logits.to(ScalarType.Float32).sum().item<float>();
         }
         Prefill();
         var sw = Stopwatch.StartNew();
