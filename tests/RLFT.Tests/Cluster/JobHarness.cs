@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Rlft.Actors.Compute;
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
+using Rlft.Actors.Protocol;
 using Rlft.Actors.Runtime;
 
 namespace Rlft.Tests.Cluster;
@@ -100,6 +101,25 @@ public static class JobHarness
     /// <summary>A node with only the rollout role that joins through <paramref name="seed"/>.</summary>
     public static RlftNode RolloutNode(JobSpec job, string seed, IEngineFactory? engines = null, string hocon = TestHocon) =>
         RlftNode.Create(new NodeOptions { Job = job, Roles = ["rollout"], SeedNodes = [seed], ExtraHocon = hocon }, engines ?? new RecordingFactory());
+
+    /// <summary>
+    /// Runs <paramref name="job"/> on one node with every role until it finishes; the caller disposes the node once it
+    /// has looked inside the engines <paramref name="engines"/> made (disposing it releases them).
+    /// </summary>
+    public static async Task<(RlftNode Node, JobFinished Finished)> RunAllRoles(JobSpec job, IEngineFactory engines, CancellationToken ct, int minutes = 3)
+    {
+        var node = RlftNode.Create(new NodeOptions { Job = job, Roles = ["learner", "rollout", "reward"], ExtraHocon = TestHocon }, engines);
+        try
+        {
+            await node.StartAsync(ct);
+            return (node, await node.Finished.WaitAsync(TimeSpan.FromMinutes(minutes), ct));
+        }
+        catch
+        {
+            await node.DisposeAsync();
+            throw;
+        }
+    }
 
     /// <summary>Remembers the engines it makes so tests can look inside them.</summary>
     public sealed class RecordingFactory : IEngineFactory

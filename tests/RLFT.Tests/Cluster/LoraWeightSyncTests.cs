@@ -15,12 +15,8 @@ public sealed class LoraWeightSyncTests
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(4)),
             extra: "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }");
         var engines = new JobHarness.RecordingFactory();
-        await using var node = RlftNode.Create(new NodeOptions
-        {
-            Job = job, Roles = ["learner", "rollout", "reward"], ExtraHocon = JobHarness.TestHocon,
-        }, engines);
-        await node.StartAsync(ct);
-        var finished = await node.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
+        var (node, finished) = await JobHarness.RunAllRoles(job, engines, ct);
+        await using var _ = node;
         Assert.True(finished.Succeeded, finished.Message);
         Assert.Equal(4, finished.Summary["job/batches_trained"]);
 
@@ -58,12 +54,8 @@ public sealed class LoraWeightSyncTests
         var job = JobHarness.Job(sftFirst ? string.Join("\n", JobHarness.Sft, JobHarness.Ppo(3)) : JobHarness.Ppo(3),
             extra: "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }\n precision = bf16");
         var engines = new JobHarness.RecordingFactory();
-        await using var node = RlftNode.Create(new NodeOptions
-        {
-            Job = job, Roles = ["learner", "rollout", "reward"], ExtraHocon = JobHarness.TestHocon,
-        }, engines);
-        await node.StartAsync(ct);
-        var finished = await node.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
+        var (node, finished) = await JobHarness.RunAllRoles(job, engines, ct);
+        await using var _ = node;
         Assert.True(finished.Succeeded, finished.Message);
         Assert.Equal(3, finished.Summary["job/batches_trained"]);
 
@@ -95,12 +87,8 @@ public sealed class LoraWeightSyncTests
         var ct = TestContext.Current.CancellationToken;
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.RewardModel, JobHarness.Ppo(2, "sources = [ { type = reward-model } ]")));
         var engines = new JobHarness.RecordingFactory();
-        await using var node = RlftNode.Create(new NodeOptions
-        {
-            Job = job, Roles = ["learner", "rollout", "reward"], ExtraHocon = JobHarness.TestHocon,
-        }, engines);
-        await node.StartAsync(ct);
-        var finished = await node.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
+        var (node, finished) = await JobHarness.RunAllRoles(job, engines, ct);
+        await using var _ = node;
         Assert.True(finished.Succeeded, finished.Message);
 
         var trained = Assert.Single(engines.Learners).TrainedRewardModel!.Trunk.Model.state_dict();

@@ -20,12 +20,8 @@ public sealed class QloraJobTests
         var ct = TestContext.Current.CancellationToken;
         var job = JobHarness.Job(string.Join("\n", JobHarness.Sft, JobHarness.Ppo(4)), extra: Qlora + "\n checkpoint-every = 2");
         var engines = new JobHarness.RecordingFactory();
-        await using var node = RlftNode.Create(new NodeOptions
-        {
-            Job = job, Roles = ["learner", "rollout", "reward"], ExtraHocon = JobHarness.TestHocon,
-        }, engines);
-        await node.StartAsync(ct);
-        var finished = await node.Finished.WaitAsync(TimeSpan.FromMinutes(3), ct);
+        var (node, finished) = await JobHarness.RunAllRoles(job, engines, ct);
+        await using var _ = node;
         Assert.True(finished.Succeeded, finished.Message);
         Assert.Equal(4, finished.Summary["job/batches_trained"]);
 
