@@ -106,8 +106,7 @@ public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
             _adapters = LoraAdapters.Apply(policy.Model, LoraConfig.FromPeftJson(json, $"weights v{version}"));
             // The adapters compute in the replica's dtype (model.frozen-dtype), or in fp32 as the learner's do under
             // LoRA with bf16 compute; copy_ casts what arrives.
-            if (job.LoraInBf16(_device)) PolicyModel.Freeze(policy.Model, _dtype, keepAdapterDtype: true);
-            else PolicyModel.Freeze(policy.Model, _dtype);
+            PolicyModel.Freeze(policy.Model, _dtype, keepAdapterDtype: job.LoraInBf16(_device));
         }
         _adapters.CopyFrom(tensors, $"adapter weights v{version}");
     }

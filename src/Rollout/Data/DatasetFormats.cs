@@ -43,48 +43,14 @@ public static class DatasetFormats
     public static List<PreferenceRecord> ReadPreferences(string path) => Read<PreferenceRecord>(path, DataKind.Preferences);
     public static List<PromptRecord> ReadPrompts(string path) => Read<PromptRecord>(path, DataKind.Prompts);
 
-    static List<T> Read<T>(string path, DataKind kind)
-    {
-        var (records, errors) = Parse(path, kind);
-        if (errors.Count > 0)
-            throw new DatasetException(errors.Count == 1 ? errors[0] : $"{errors[0]} (and {errors.Count - 1} more problem{(errors.Count == 2 ? "" : "s")} in the file)");
-        return records.Cast<T>().ToList();
-    }
+    static List<T> Read<T>(string path, DataKind kind) => JsonlLines.OrThrow(Parse(path, kind)).Cast<T>().ToList();
 
-    static (List<object> Records, List<string> Errors) Parse(string path, DataKind kind)
+    static (List<object> Records, List<string> Errors) Parse(string path, DataKind kind) => JsonlLines.Scan<object>(path, (o, line) => kind switch
     {
-        var records = new List<object>();
-        var errors = new List<string>();
-        if (Directory.Exists(path)) return (records, [$"{path}: is a directory, not a dataset file"]);
-        if (!File.Exists(path)) return (records, [$"{path}: dataset file not found"]);
-        try
-        {
-            foreach (var (lineNo, text) in JsonlLines.Read(path))
-            {
-                string where = $"{path}:{lineNo}";
-                if (text is null) { errors.Add($"{where}: invalid UTF-8"); continue; }
-                JsonObject o;
-                try
-                {
-                    if (JsonNode.Parse(text) is not JsonObject obj) { errors.Add($"{where}: expected a JSON object"); continue; }
-                    o = obj;
-                }
-                catch (JsonException e) { errors.Add($"{where}: invalid JSON ({e.Message.Split('.')[0]})"); continue; }
-                var line = new LineCheck(where, errors);
-                object? record = kind switch
-                {
-                    DataKind.Sft => Sft(o, line),
-                    DataKind.Preferences => Preference(o, line),
-                    _ => Prompt(o, line),
-                };
-                if (record is not null && !line.Failed) records.Add(record);
-            }
-        }
-        catch (IOException e) { errors.Add($"{path}: cannot be read ({e.Message})"); }
-        catch (UnauthorizedAccessException) { errors.Add($"{path}: cannot be read (permission denied)"); }
-        if (records.Count == 0 && errors.Count == 0) errors.Add($"{path}: no records (an empty dataset)");
-        return (records, errors);
-    }
+        DataKind.Sft => Sft(o, line),
+        DataKind.Preferences => Preference(o, line),
+        _ => Prompt(o, line),
+    });
 
     static SftRecord? Sft(JsonObject o, LineCheck line)
     {

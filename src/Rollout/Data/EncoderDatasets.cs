@@ -46,17 +46,13 @@ public static class EncoderDatasets
     static object Squad(QaExample x) => new { question = x.Question, context = x.Context, answers = new { text = x.Answers, answer_start = x.AnswerStarts } };
 
     /// <summary>The classification records of a file; the first problems are a <see cref="DatasetException"/>.</summary>
-    public static List<LabelledRecord> ReadLabelled(string path) => Throw(ScanLabelled(path));
+    public static List<LabelledRecord> ReadLabelled(string path) => JsonlLines.OrThrow(ScanLabelled(path));
 
     /// <summary>The QA records of a file; the first problems are a <see cref="DatasetException"/>.</summary>
-    public static List<QaRecord> ReadQa(string path) => Throw(ScanQa(path));
-
-    static List<T> Throw<T>((List<T> Records, List<string> Errors) scan) =>
-        scan.Errors.Count == 0 ? scan.Records
-        : throw new DatasetException(scan.Errors.Count == 1 ? scan.Errors[0] : $"{scan.Errors[0]} (and {scan.Errors.Count - 1} more problem{(scan.Errors.Count == 2 ? "" : "s")} in the file)");
+    public static List<QaRecord> ReadQa(string path) => JsonlLines.OrThrow(ScanQa(path));
 
     /// <summary>Every record and every problem of a classification file.</summary>
-    public static (List<LabelledRecord> Records, List<string> Errors) ScanLabelled(string path) => Scan(path, (o, line) =>
+    public static (List<LabelledRecord> Records, List<string> Errors) ScanLabelled(string path) => JsonlLines.Scan(path, (o, line) =>
     {
         string? text = line.String(o, "text");
         string? pair = o.ContainsKey("text_pair") ? line.String(o, "text_pair") : null;
@@ -65,7 +61,7 @@ public static class EncoderDatasets
     });
 
     /// <summary>Every record and every problem of a SQuAD-style file.</summary>
-    public static (List<QaRecord> Records, List<string> Errors) ScanQa(string path) => Scan(path, (o, line) =>
+    public static (List<QaRecord> Records, List<string> Errors) ScanQa(string path) => JsonlLines.Scan(path, (o, line) =>
     {
         string? question = line.String(o, "question"), context = line.String(o, "context");
         if (o["answers"] is not JsonObject answers) return line.Fail<QaRecord>("answers", "missing, or not an object {\"text\": [...], \"answer_start\": [...]}");
@@ -104,34 +100,5 @@ public static class EncoderDatasets
             default:
                 return line.Fail<string>("label", "expected a label name, a number, or a list of label names");
         }
-    }
-
-    static (List<T> Records, List<string> Errors) Scan<T>(string path, Func<JsonObject, LineCheck, T?> read) where T : class
-    {
-        var records = new List<T>();
-        var errors = new List<string>();
-        if (Directory.Exists(path)) return (records, [$"{path}: is a directory, not a dataset file"]);
-        if (!File.Exists(path)) return (records, [$"{path}: dataset file not found"]);
-        try
-        {
-            foreach (var (lineNo, text) in JsonlLines.Read(path))
-            {
-                string where = $"{path}:{lineNo}";
-                if (text is null) { errors.Add($"{where}: invalid UTF-8"); continue; }
-                JsonObject o;
-                try
-                {
-                    if (JsonNode.Parse(text) is not JsonObject obj) { errors.Add($"{where}: expected a JSON object"); continue; }
-                    o = obj;
-                }
-                catch (JsonException e) { errors.Add($"{where}: invalid JSON ({e.Message.Split('.')[0]})"); continue; }
-                var line = new LineCheck(where, errors);
-                if (read(o, line) is { } record && !line.Failed) records.Add(record);
-            }
-        }
-        catch (IOException e) { errors.Add($"{path}: cannot be read ({e.Message})"); }
-        catch (UnauthorizedAccessException) { errors.Add($"{path}: cannot be read (permission denied)"); }
-        if (records.Count == 0 && errors.Count == 0) errors.Add($"{path}: no records (an empty dataset)");
-        return (records, errors);
     }
 }

@@ -1,4 +1,6 @@
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Rlft.Rollout.Data;
 
@@ -35,4 +37,43 @@ static class JsonlLines
             if (b < 0) yield break;
         }
     }
+
+    /// <summary>
+    /// Every record of a JSONL dataset file and every problem with it, by file and line: each line must be a JSON
+    /// object, which <paramref name="read"/> turns into a record (or null, having reported through the line's check).
+    /// A missing, unreadable or empty file is a problem too.
+    /// </summary>
+    public static (List<T> Records, List<string> Errors) Scan<T>(string path, Func<JsonObject, LineCheck, T?> read) where T : class
+    {
+        var records = new List<T>();
+        var errors = new List<string>();
+        if (Directory.Exists(path)) return (records, [$"{path}: is a directory, not a dataset file"]);
+        if (!File.Exists(path)) return (records, [$"{path}: dataset file not found"]);
+        try
+        {
+            foreach (var (lineNo, text) in Read(path))
+            {
+                string where = $"{path}:{lineNo}";
+                if (text is null) { errors.Add($"{where}: invalid UTF-8"); continue; }
+                JsonObject o;
+                try
+                {
+                    if (JsonNode.Parse(text) is not JsonObject obj) { errors.Add($"{where}: expected a JSON object"); continue; }
+                    o = obj;
+                }
+                catch (JsonException e) { errors.Add($"{where}: invalid JSON ({e.Message.Split('.')[0]})"); continue; }
+                var line = new LineCheck(where, errors);
+                if (read(o, line) is { } record && !line.Failed) records.Add(record);
+            }
+        }
+        catch (IOException e) { errors.Add($"{path}: cannot be read ({e.Message})"); }
+        catch (UnauthorizedAccessException) { errors.Add($"{path}: cannot be read (permission denied)"); }
+        if (records.Count == 0 && errors.Count == 0) errors.Add($"{path}: no records (an empty dataset)");
+        return (records, errors);
+    }
+
+    /// <summary>The records of a scan, or its first problem (and how many more) as a <see cref="DatasetException"/>.</summary>
+    public static List<T> OrThrow<T>((List<T> Records, List<string> Errors) scan) =>
+        scan.Errors.Count == 0 ? scan.Records
+        : throw new DatasetException(scan.Errors.Count == 1 ? scan.Errors[0] : $"{scan.Errors[0]} (and {scan.Errors.Count - 1} more problem{(scan.Errors.Count == 2 ? "" : "s")} in the file)");
 }
