@@ -101,6 +101,9 @@ public static partial class JobValidator
             yield return $"{at}.federated: federated reward-model stages are not run by the cluster yet (client nodes train sft and dpo stages)";
         if (stage.EvalData is null)
             yield return $"{at}.eval-data: a federated stage measures its held-out figures before and after on eval-data (its training data is on the clients); name a held-out file or a builtin: dataset";
+        // Clients load the job's model as it is on disk and attach the adapters to it: the server's base must be that model.
+        if (job.Lora is not null && job.Stages.Take(stage.Index).FirstOrDefault(s => s.Federated is null && !s.IsOnline) is { } earlier)
+            yield return $"{at}.federated: with rlft.job.lora the clients' adapters apply on the job's model as loaded, but stage {earlier.Index} ({earlier.Kind}) trains on the server first; put the federated stages first, or train without lora";
         if (job.QuantizedBase)
             yield return $"{Root}.model.quantize: a federated stage exchanges fp32 weights; a quantized base is not supported with federated stages";
     }

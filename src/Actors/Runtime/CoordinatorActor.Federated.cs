@@ -94,6 +94,14 @@ public sealed partial class CoordinatorActor
         var now = DateTime.UtcNow;
         foreach (var id in _clients.Keys) _federated.ClientUp(id, now);
         var spec = _stage!.Federated!;
+        // A round's weights travel as one message: one that the transport would drop must stop the job now, not after every retry.
+        long size = WireBytes(new FederatedRoundRequest(_stageIndex, 0, 0, _global, 0));
+        long frame = Context.System.Settings.Config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size") ?? 128000;
+        if (size > frame)
+        {
+            Finish(false, $"stage {_stage.Name}: the global weights take {size} bytes per message, above akka.remote.dot-netty.tcp.maximum-frame-size ({frame}); train LoRA adapters (rlft.job.lora) or use a smaller model");
+            return;
+        }
         _log.Info("federated stage {0}: {1} rounds of {2} client(s) ({3} joined so far), {4} weights of {5} bytes to each",
             _stage.Name, spec.Rounds, spec.ClientsPerRound, _clients.Count, _global.Length, _global.Length * 4L);
         Carry(_federated.Begin(now));
@@ -115,6 +123,7 @@ public sealed partial class CoordinatorActor
     {
         if (_federated is null || applied.Stage != _stageIndex) return;
         _global = applied.Global;
+        _policyVersion++;   // the learner made a new version of the policy
         var metrics = new Dictionary<string, double>(_aggregating);
         foreach (var (k, v) in applied.Metrics) metrics.TryAdd(k, v);
         metrics["federated/bytes_sent"] = _roundBytesSent;
