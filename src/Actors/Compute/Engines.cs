@@ -74,6 +74,15 @@ public interface ILearnerEngine : IDisposable
     /// <summary>The adapters' base as tensors for replicas in this process (null: bytes only).</summary>
     WeightSync.LocalWeights? ShareAdapterBase() => null;
     EvaluationDone Evaluate(StageSpec? stage, string label, PromptItem[] prompts);
+    /// <summary>A hash of the policy's structure (<see cref="Federated.ModelStructure"/>) that federated clients must match.</summary>
+    string ModelHash => "";
+    /// <summary>A federated stage begins: its held-out "before" figures are measured; returns the global weights.</summary>
+    float[] BeginFederated(StageSpec stage) => throw new NotSupportedException("this learner does not run federated stages");
+    /// <summary>Aggregates a federated round into the global weights (a new policy version); returns them and the outer loop's figures.</summary>
+    (float[] Global, Dictionary<string, double> Metrics) ApplyFederatedRound(StageSpec stage, Coordination.AggregateRound round) =>
+        throw new NotSupportedException("this learner does not run federated stages");
+    /// <summary>The federated stage ended: its held-out figures before and after.</summary>
+    StageCompleted EndFederated(StageSpec stage) => throw new NotSupportedException("this learner does not run federated stages");
     /// <summary>Writes the models and the training state (trainer/) that exact resume needs.</summary>
     void SaveCheckpoint(string directory);
 }

@@ -34,6 +34,38 @@ public sealed partial class TorchLearnerEngine
         return new StageCompleted(stage.Index, PolicyVersion, RewardModelVersion, run.Figures);
     }
 
+    // The federated stage being run (the server's side: global weights, outer loop, held-out figures).
+    FederatedSession? _federated;
+
+    public string ModelHash { get; } = "";
+
+    public float[] BeginFederated(StageSpec stage)
+    {
+        _federated?.Dispose();
+        _federated = null;
+        _federated = FederatedSession.Begin(this, stage);
+        return _federated.Global();
+    }
+
+    public (float[] Global, Dictionary<string, double> Metrics) ApplyFederatedRound(StageSpec stage, Coordination.AggregateRound round)
+    {
+        var session = Federated(stage);
+        var metrics = session.Apply(round);
+        PolicyVersion++;
+        return (session.Global(), metrics);
+    }
+
+    public StageCompleted EndFederated(StageSpec stage)
+    {
+        var figures = Federated(stage).End();
+        _federated!.Dispose();
+        _federated = null;
+        return new StageCompleted(stage.Index, PolicyVersion, RewardModelVersion, figures);
+    }
+
+    FederatedSession Federated(StageSpec stage) =>
+        _federated is { } s && s.Stage == stage.Index ? s : throw new InvalidOperationException($"federated stage {stage.Index} has not begun in the learner");
+
     /// <summary>The job's reward model from now on (a reward-model stage's), trained with the chat template under <paramref name="templateKey"/>.</summary>
     internal RewardModel ReplaceRewardModel(RewardModel rm, string? templateKey)
     {

@@ -122,6 +122,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         var tokenizer = HfTokenizer.Load(_modelDir);
         _policy = new PolicyModel(model, tokenizer, ModelFiles.Encoder(_modelDir, tokenizer));
         _modelFiles = ModelFiles.Read(_modelDir);
+        ModelHash = Compute.Federated.ModelStructure.Hash(_policy.Model);
         _mixed = !quantization.Enabled && !bf16FromStart && MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
         _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer, _policy.Encoder);
         if (resumeFrom is not null) RestoreModels(resumeFrom);
@@ -184,12 +185,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
             _reference?.Model.Dispose();
             _reference = _policy.FrozenCopy(_job.Model.FrozenDtype);
         }
-        if (_job.Lora is { } lora && _adapters is null)
-        {
-            HoldBaseInBf16();
-            _adapters = LoraAdapters.Apply(_policy.Model, lora, _job.Seed);
-            AdapterBaseVersion = PolicyVersion;
-        }
+        AttachAdapters();
         // With adapters, the reference is the same model with them switched off: no second copy in training.
         IReferencePolicy reference = _job.QuantizedBase ? StageReference(resume)
             : _adapters is not null ? new AdapterReference(_policy, _adapters) : new FrozenReference(_reference!);
@@ -217,6 +213,15 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         _trainable = _policy;
         _policy.Model.to(ScalarType.BFloat16);
         NativeHeap.Trim();
+    }
+
+    /// <summary>LoRA (rlft.job.lora): attaches the adapters when the first stage that trains them begins (online or federated); the base stays frozen after that.</summary>
+    internal void AttachAdapters()
+    {
+        if (_job.Lora is not { } lora || _adapters is not null) return;
+        HoldBaseInBf16();
+        _adapters = LoraAdapters.Apply(_policy.Model, lora, _job.Seed);
+        AdapterBaseVersion = PolicyVersion;
     }
 
     /// <summary>QLoRA: the reference for the stage beginning now (the adapters as they are), or the one a checkpoint kept.</summary>
@@ -380,6 +385,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
 
     public void Dispose()
     {
+        _federated?.Dispose();
         _session?.Dispose();
         _mixed?.Dispose();
         _policy.Model.Dispose();

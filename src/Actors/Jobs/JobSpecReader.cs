@@ -121,9 +121,10 @@ public static class JobSpecReader
         if (config.TargetModules.Count == 0) throw new ConfigException($"{at}.target-modules: at least one module name is needed (in {c.Source})");
         // A quantized base is frozen from the start: every stage trains these adapters, in any order.
         if (quantizedBase) return config;
-        int firstOnline = stages.FirstOrDefault(s => s.IsOnline)?.Index
-            ?? throw new ConfigException($"{at}: LoRA applies to the online stages (ppo, grpo, online-dpo) and this job has none (in {c.Source})");
-        var later = stages.FirstOrDefault(s => s.Index > firstOnline && s.Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill);
+        // The adapters attach when the first online or federated stage begins (a federated stage's clients train them too).
+        int firstOnline = stages.FirstOrDefault(s => s.IsOnline || s.Federated is not null)?.Index
+            ?? throw new ConfigException($"{at}: LoRA applies to the online stages (ppo, grpo, online-dpo) and federated stages, and this job has none (in {c.Source})");
+        var later = stages.FirstOrDefault(s => s.Index > firstOnline && s.Federated is null && s.Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill);
         if (later is not null)
             throw new ConfigException($"{Root}.stages[{later.Index}]: a {later.Name} stage cannot follow a LoRA stage (the base weights are frozen from stage {firstOnline} on); move it before, or drop {at}");
         return config;

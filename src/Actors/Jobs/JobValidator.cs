@@ -41,6 +41,7 @@ public static partial class JobValidator
         var problems = new List<string>();
         var stages = job.Stages.Where(s => !failed($"{Root}.stages[{s.Index}]")).ToList();
         foreach (var stage in stages) problems.AddRange(NotRunYet(stage));
+        foreach (var stage in stages.Where(s => s.Federated is not null)) problems.AddRange(CheckFederated(job, stage));
         if (parts.HasFlag(JobParts.Learner))
         {
             if (!failed($"{Root}.output-dir") && !failed($"{Root}.name")) problems.AddRange(CheckOutput(job));
@@ -76,10 +77,6 @@ public static partial class JobValidator
     static IEnumerable<string> NotRunYet(StageSpec stage)
     {
         string at = $"{Root}.stages[{stage.Index}]";
-        // The section is read and checked, and its rounds run without actors (FederatedStageDriver, FederatedServer,
-        // FederatedClient); the coordinator and the client role do not carry them over the cluster yet.
-        if (stage.Federated is not null)
-            yield return $"{at}.federated: federated stages are not run by the cluster yet (no client role); see the README's \"Federated fine-tuning\"";
         // SFT stages apply them all; the other stage kinds not yet.
         if (stage.Kind == StageKind.Sft) yield break;
         foreach (var (key, set) in NotRunYetKeys.Where(k => k.Set(stage)))
@@ -91,6 +88,24 @@ public static partial class JobValidator
             };
             yield return $"{at}.{key}: {what} not supported yet in {stage.Kind} stages (sft stages apply it)";
         }
+    }
+
+    /// <summary>What a federated stage needs that the cluster does not carry (yet), each refused with its key path.</summary>
+    static IEnumerable<string> CheckFederated(JobSpec job, StageSpec stage)
+    {
+        string at = $"{Root}.stages[{stage.Index}]";
+        var spec = stage.Federated!;
+        if (spec.SecureAggregation)
+            yield return $"{at}.federated.secure-aggregation: the pairwise key agreement and masked updates are not carried through the cluster yet (the masking itself is tested in one process); set secure-aggregation = off";
+        if (stage.Kind == StageKind.RewardModel)
+            yield return $"{at}.federated: federated reward-model stages are not run by the cluster yet (client nodes train sft and dpo stages)";
+        if (stage.EvalData is null)
+            yield return $"{at}.eval-data: a federated stage measures its held-out figures before and after on eval-data (its training data is on the clients); name a held-out file or a builtin: dataset";
+        // Clients load the job's model as it is on disk and attach the adapters to it: the server's base must be that model.
+        if (job.Lora is not null && job.Stages.Take(stage.Index).FirstOrDefault(s => s.Federated is null && !s.IsOnline) is { } earlier)
+            yield return $"{at}.federated: with rlft.job.lora the clients' adapters apply on the job's model as loaded, but stage {earlier.Index} ({earlier.Kind}) trains on the server first; put the federated stages first, or train without lora";
+        if (job.QuantizedBase)
+            yield return $"{Root}.model.quantize: a federated stage exchanges fp32 weights; a quantized base is not supported with federated stages";
     }
 
     // ---- output directory -------------------------------------------------------------------------

@@ -91,7 +91,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             if (_finished) Complete(false, $"the final checkpoint failed: {f.Reason}");
             else Finish(false, f.Stage < 0 ? $"the learner failed: {f.Reason}" : $"learner failed in stage {f.Stage}: {f.Reason}");
         });
-        Receive<Tick>(_ => { if (_online?.Expire(DateTime.UtcNow) == true) Dispatch(); });
+        Receive<Tick>(_ =>
+        {
+            if (_online?.Expire(DateTime.UtcNow) == true) Dispatch();
+            FederatedTick(DateTime.UtcNow);
+        });
+        ReceiveFederated();
         Receive<QueryJobStatus>(_ => Sender.Tell(Status()));
         Receive<Terminated>(OnTerminated);
         Receive<CheckpointSaved>(c =>
@@ -209,6 +214,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         (_stageIndex, _stage, _step) = (index, _job.Stages[index], midStage?.Step ?? 0);
         _stageStartStep = _globalStep - _step;
         _log.Info(midStage is null ? "stage {0} ({1}) starts" : "stage {0} ({1}) continues", _stage.Name, _stage.Kind);
+        if (_stage.Federated is not null)
+        {
+            if (midStage is null) StartFederated(index);
+            else Finish(false, $"the checkpoint continues federated stage {index} mid-way; resume from a checkpoint between stages");
+            return;
+        }
         if (!_stage.IsOnline)
         {
             if (midStage is null) _learner.Tell(new RunOfflineStage(index));
@@ -230,6 +241,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         (_policyVersion, _rewardModelVersion) = (done.PolicyVersion, done.RewardModelVersion);
         var stage = _stage!;
         foreach (var (k, v) in done.Metrics) _summary[$"{stage.Name}/{k}"] = v;
+        FederatedStageEnded();
         _recorder.RecordEvaluation(_stageStartStep, stage.Name, "before", done.Figures("before"));
         _recorder.RecordEvaluation(_globalStep, stage.Name, "after", done.Figures("after"));
         StageBoundaryCheckpoint();
@@ -372,6 +384,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     void OnTerminated(Terminated t)
     {
         if (t.ActorRef.Equals(_learner)) { Finish(false, _childFailure is { } why ? $"the learner stopped: {why}" : "the learner stopped"); return; }
+        if (ClientLeft(t.ActorRef)) return;
         if (_rolloutWorkers.Remove(t.ActorRef, out var id))
         {
             var reissued = _online?.WorkerLost(id) ?? [];
@@ -390,7 +403,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _finished = true;
         _online?.Stop();
         _log.Info("job {0}: {1}", ok ? "finished" : "failed", message);
-        foreach (var w in _rolloutWorkers.Keys.Concat(_rewardActors)) w.Tell(new NoMoreWork(message));
+        foreach (var w in _rolloutWorkers.Keys.Concat(_rewardActors).Concat(_clients.Values)) w.Tell(new NoMoreWork(message));
         if (ok) _learner.Tell(new SaveCheckpoint(CheckpointDirectory, State(started: false, completed: true)));
         else Complete(false, message);
     }

@@ -79,6 +79,19 @@ public sealed class LearnerActor : ReceiveActor
             Publish(WeightKind.Policy, updated.PolicyVersion);
             Sender.Tell(updated);
         }));
+        Context.Parent.Tell(new LearnerModel(engine.ModelHash));
+        Receive<BeginFederated>(m => Guard(m.Stage, () => Sender.Tell(new FederatedReady(m.Stage, engine.BeginFederated(_job.Stages[m.Stage])))));
+        Receive<ApplyFederatedRound>(m => Guard(m.Stage, () =>
+        {
+            var (global, metrics) = engine.ApplyFederatedRound(_job.Stages[m.Stage], m.Round);
+            Sender.Tell(new FederatedRoundApplied(m.Stage, m.Round.Round, global, metrics));
+        }));
+        Receive<EndFederated>(m => Guard(m.Stage, () =>
+        {
+            var done = engine.EndFederated(_job.Stages[m.Stage]);
+            Publish(WeightKind.Policy, done.PolicyVersion);
+            Sender.Tell(done);
+        }));
         Receive<EvaluateWith>(m => Guard(m.Stage, () =>
             Sender.Tell(engine.Evaluate(m.Stage >= 0 ? _job.Stages[m.Stage] : null, m.Label, m.Prompts))));
         Receive<SaveCheckpoint>(m => Guard(-1, () =>

@@ -28,7 +28,10 @@ public interface IEngineFactory
 public sealed record NodeOptions
 {
     public required JobSpec Job { get; init; }
-    /// <summary>Any of learner, rollout, reward, feedback (the job's rater endpoint, from its rlft.feedback section).</summary>
+    /// <summary>
+    /// Any of learner, rollout, reward, feedback (the job's rater endpoint, from its rlft.feedback section), client (a
+    /// member of the federation, training federated stages on <see cref="ClientData"/>).
+    /// </summary>
     public required IReadOnlyList<string> Roles { get; init; }
     public string Hostname { get; init; } = "127.0.0.1";
     /// <summary>TCP port; 0 picks a free one (then the node can only be its own seed).</summary>
@@ -38,6 +41,10 @@ public sealed record NodeOptions
     /// <summary>Extra HOCON laid over hocon/akka.conf (e.g. serialize-messages = on in tests).</summary>
     public string ExtraHocon { get; init; } = "";
     public int RolloutWorkers { get; init; } = 1;
+    /// <summary>For a client node: its own training data (checked by <see cref="Compute.Federated.ClientData.Check"/>).</summary>
+    public Compute.Federated.ClientData? ClientData { get; init; }
+    /// <summary>For a client node: where it writes the job's preset model when the job names no model.path (default: a folder in the temp directory per client).</summary>
+    public string? ClientWorkDirectory { get; init; }
     /// <summary>For a learner node: continue the run from this checkpoint (<c>--resume</c>) instead of starting it.</summary>
     public ResumePoint? Resume { get; init; }
     public TimeSpan WorkTimeout { get; init; } = TimeSpan.FromMinutes(2);
@@ -83,8 +90,10 @@ public sealed class RlftNode : IAsyncDisposable
     {
         var roles = options.Roles.Select(r => r.Trim().ToLowerInvariant()).ToArray();
         foreach (var r in roles)
-            if (r is not ("learner" or "rollout" or "reward" or "feedback"))
-                throw new ConfigException($"--roles: unknown role '{r}' (expected learner, rollout, reward, feedback)");
+            if (r is not ("learner" or "rollout" or "reward" or "feedback" or "client"))
+                throw new ConfigException($"--roles: unknown role '{r}' (expected learner, rollout, reward, feedback, client)");
+        if (roles.Contains("client") && options.ClientData is null)
+            throw new ConfigException("--data: a client node trains on its own data: rlft node --roles client --data PATH");
         var finished = new TaskCompletionSource<JobFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
         var jobEnded = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         var job = options.Job;
@@ -166,6 +175,13 @@ public sealed class RlftNode : IAsyncDisposable
                 {
                     var humans = job.UsesHumanRatings ? FeedbackRatingPort.InCluster(system, TimeSpan.FromSeconds(60)) : null;
                     system.ActorOf(RewardActor.Props(engines.CreateReward(job, 0, humans), coordinator, $"reward@{node}"), "reward");
+                }
+                if (roles.Contains("client"))
+                {
+                    string id = $"client@{node}";
+                    string work = options.ClientWorkDirectory ?? Path.Combine(Path.GetTempPath(), "rlft-client", string.Concat(id.Select(c => char.IsLetterOrDigit(c) ? c : '-')));
+                    var data = options.ClientData!;
+                    system.ActorOf(FederatedClientActor.Props(() => new Compute.Federated.FederatedClientEngine(job, data, id, work), coordinator), "federated-client");
                 }
                 if (roles.Contains("rollout"))
                 {

@@ -25,7 +25,7 @@ public static class Cli
             ClassifyCommand.Create(),
             RunCommand.Create(), EstimateCommand.Create(),
             FrontierCommand.Create(),
-            NodeCommand.Create(),
+            NodeCommand.Create(), FederatedShardsCommand.Create(),
             FeedbackCommand.Create(), FeedbackTokenCommand.Create(), SimulateRatersCommand.Create(),
         ];
         foreach (var command in commands) root.Subcommands.Add(command);

@@ -10,14 +10,17 @@ namespace Rlft.Host.Commands;
 /// <summary>
 /// `rlft node --config JOB.conf --roles rollout,reward [--port P] [--seed-nodes URI,…]`: one member of
 /// a cluster. The node with role learner hosts the coordinator, runs the job and exits when it ends;
-/// other nodes serve until stopped (Ctrl-C leaves the cluster gracefully).
+/// other nodes serve until stopped (Ctrl-C leaves the cluster gracefully). A node with role client
+/// (`--roles client --data PATH`) trains the job's federated stages on its own data, which it checks
+/// before joining; it exits 2 if the coordinator refuses it (another model).
 /// </summary>
 public static class NodeCommand
 {
     public static Command Create()
     {
         var config = new Option<string>("--config") { Description = "Job file (HOCON); every node of a cluster uses the same one", Required = true };
-        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: learner, rollout, reward, feedback", Required = true };
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: learner, rollout, reward, feedback, client", Required = true };
+        var data = new Option<string?>("--data") { Description = "Client node: its own training data for the federated stages (a JSONL file, or a directory with sft.jsonl and preferences.jsonl); never sent" };
         var host = new Option<string>("--host") { Description = "Address to bind and advertise", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 0 };
         var seeds = new Option<string?>("--seed-nodes") { Description = "Comma-separated seed addresses, e.g. akka.tcp://rlft@10.0.0.1:4053" };
@@ -26,17 +29,17 @@ public static class NodeCommand
         var resume = new Option<string?>("--resume") { Description = "Learner node: continue the run in RUN_DIR from its newest checkpoint" };
         var otlp = OtlpExport.Option();
         var dashboard = new Option<string?>("--dashboard") { Description = "Learner node: serve a live page of the job at this address, e.g. http://127.0.0.1:8090" };
-        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, host, port, seeds, workers, set, resume, otlp, dashboard };
+        var command = new Command("node", "Start a cluster node with the given roles.") { config, roles, data, host, port, seeds, workers, set, resume, otlp, dashboard };
         command.SetAction(async (r, ct) =>
         {
             using var telemetry = OtlpExport.Start(r.GetValue(otlp), "rlft-node");
-            return await RunAsync(r.GetValue(config)!, r.GetValue(roles)!, r.GetValue(host)!, r.GetValue(port),
+            return await RunAsync(r.GetValue(config)!, r.GetValue(roles)!, r.GetValue(data), r.GetValue(host)!, r.GetValue(port),
                 r.GetValue(seeds), r.GetValue(workers), r.GetValue(set) ?? [], r.GetValue(resume), r.GetValue(dashboard), r.InvocationConfiguration.Output, ct);
         });
         return command;
     }
 
-    static async Task<int> RunAsync(string configPath, string roleList, string host, int port, string? seedList, int workers, string[] overrides, string? resume, string? dashboardUrl, TextWriter output, CancellationToken ct)
+    static async Task<int> RunAsync(string configPath, string roleList, string? dataPath, string host, int port, string? seedList, int workers, string[] overrides, string? resume, string? dashboardUrl, TextWriter output, CancellationToken ct)
     {
         if (dashboardUrl is not null) JobPage.CheckUrl(dashboardUrl);
         if (port is < 0 or > 65535) throw new CliException($"--port: {port} is not a TCP port");
@@ -47,6 +50,8 @@ public static class NodeCommand
         var parts = (roles.Contains("learner") ? JobParts.Learner : JobParts.None) | (roles.Contains("reward") ? JobParts.Rewards : JobParts.None);
         configPath = RlftConfig.ResolvePath(configPath);
         var job = JobSpec.LoadChecked(configPath, overrides, parts);
+        if (dataPath is not null && !roles.Contains("client")) throw new CliException("--data: only a node with role client holds training data of its own");
+        var clientData = roles.Contains("client") ? Rlft.Actors.Compute.Federated.ClientData.Check(dataPath, job) : null;
         var seedNodes = (seedList ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var s in seedNodes)
             if (!s.StartsWith($"akka.tcp://{RlftNode.SystemName}@", StringComparison.Ordinal))
@@ -105,7 +110,7 @@ public static class NodeCommand
         {
             var node = RlftNode.Create(new NodeOptions
             {
-                Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers,
+                Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, RolloutWorkers = workers, ClientData = clientData,
             }, new TorchEngineFactory());
             await using (node)
             {
@@ -115,6 +120,11 @@ public static class NodeCommand
                     var removed = node.System.WhenTerminated;
                     var first = await Task.WhenAny(removed, node.JobEnded, Task.Delay(Timeout.Infinite, ct));
                     ct.ThrowIfCancellationRequested();
+                    if (first == node.JobEnded && node.JobEnded.Result.StartsWith(FederatedClientActor.StopPrefix, StringComparison.Ordinal))
+                    {
+                        output.WriteLine($"rlft: {node.JobEnded.Result}");
+                        return Cli.InvalidInput;
+                    }
                     if (first == node.JobEnded)
                     {
                         output.WriteLine($"rlft: the job ended ({node.JobEnded.Result}); leaving the cluster");

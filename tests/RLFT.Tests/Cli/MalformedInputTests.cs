@@ -240,8 +240,12 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
             "rlft.job.stages[0].federated.clients-per-round: 3 is more than the 2 clients");
         yield return new("federated privacy with a negative noise multiplier", d => d.Run("{ kind = sft, federated { rounds = 2, clients = 4, privacy { clip-norm = 1, noise-multiplier = -0.5 } } }"),
             "rlft.job.stages[0].federated.privacy.noise-multiplier: -0.5 is outside");
-        yield return new("federated stage on the cluster", d => d.Run("{ kind = sft, federated { rounds = 2 } }"),
-            "rlft.job.stages[0].federated: federated stages are not run by the cluster yet");
+        yield return new("federated stage without held-out data", d => d.Run("{ kind = sft, federated { rounds = 2 } }"),
+            "rlft.job.stages[0].eval-data: a federated stage measures its held-out figures");
+        yield return new("federated stage with secure aggregation", d => d.Run("{ kind = sft, eval-data = \"builtin:sft\", federated { rounds = 2, secure-aggregation = on } }"),
+            "rlft.job.stages[0].federated.secure-aggregation: the pairwise key agreement and masked updates are not carried through the cluster yet");
+        yield return new("federated reward-model stage", d => d.Run($"{{ kind = reward-model, eval-data = \"{d.Prefs}\", federated {{ rounds = 2 }} }}"),
+            "rlft.job.stages[0].federated: federated reward-model stages are not run by the cluster yet");
         yield return new("ewc after a dpo stage", d => d.Run(string.Join("\n", d.SftStage(), d.Stage("dpo", d.Prefs), d.Stage("sft", d.Sft, "ewc = 5"))),
             "rlft.job.stages[2].ewc: the previous policy stage (1, Dpo) is not an SFT stage");
         // ---- quantized base (QLoRA) ----
@@ -277,6 +281,19 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("node port out of range", d => ["node", "--config", d.Job(), "--roles", "learner", "--port", "70000"], "--port: 70000 is not a TCP port");
         yield return new("node with a bad dataset is refused before it joins", d => ["node", "--config", d.Job(d.SftStage(d.P("x.jsonl"))), "--roles", "learner", "--port", "4999"],
             "rlft.job.stages[0].data", "x.jsonl: dataset file not found");
+        // A client node's own data, checked before it joins (the job has a federated stage; the seed is never reached).
+        string fedJob(CaseDir d) => d.Job($"{{ kind = sft, eval-data = \"{d.Sft}\", federated {{ rounds = 2 }} }}");
+        string[] client(CaseDir d, params string[] data) => ["node", "--config", fedJob(d), "--roles", "client", "--seed-nodes", "akka.tcp://rlft@127.0.0.1:4999", .. data];
+        yield return new("client node without data", d => client(d), "--data: a client node trains on its own data");
+        yield return new("client node whose data path is missing", d => client(d, "--data", d.P("nowhere.jsonl")), "--data", "nowhere.jsonl: no such file or directory");
+        yield return new("client node with a malformed data line", d => { File.WriteAllLines(d.P("mine.jsonl"), [SftLines[0], "{\"prompt\": \"a\""]); return client(d, "--data", d.P("mine.jsonl")); },
+            "--data", "mine.jsonl:2:");
+        yield return new("client node with a directory lacking the stage's file", d => { Directory.CreateDirectory(d.P("shard")); return client(d, "--data", d.P("shard")); },
+            "--data", "no sft.jsonl for federated stage 0");
+        yield return new("client node for a job without federated stages", d => ["node", "--config", d.Job(), "--roles", "client", "--data", d.Sft, "--seed-nodes", "akka.tcp://rlft@127.0.0.1:4999"],
+            "--roles client: the job has no federated stage");
+        yield return new("data on a node that is not a client", d => ["node", "--config", d.Job(), "--roles", "rollout", "--data", d.Sft, "--seed-nodes", "akka.tcp://rlft@127.0.0.1:4999"],
+            "--data: only a node with role client");
 
         // ---- output paths ----
         yield return new("output-dir below a file", d => { File.WriteAllText(d.P("afile"), "x"); return d.Run(extra: $"output-dir = \"{d.P("afile")}/runs\""); }, "rlft.job.output-dir", "afile is a file");

@@ -28,6 +28,8 @@ public class PresetTests(ITestOutputHelper output)
         ["classify.conf"] = nameof(Encoder_presets_learn),
         ["qa.conf"] = nameof(Encoder_presets_learn),
         ["sentiment-ppo.conf"] = nameof(Sentiment_ppo_preset_makes_the_classifier_find_reviews_more_positive),
+        // Needs client processes with their own data: run by FederatedPresetTests as scripts/federated-demo.sh runs it.
+        ["federated.conf"] = nameof(Rlft.Tests.Federated.FederatedPresetTests.The_federated_preset_runs_with_a_server_and_four_client_processes),
         // Needs raters: run with simulated ones by HumanRewardJobTests (held-out reward +0.2 or more).
         ["human-ppo.conf"] = nameof(Rlft.Tests.Feedback.HumanRewardJobTests.Ppo_on_simulated_raters_ratings_moves_the_policy_toward_their_hidden_rule),
     };

@@ -1,0 +1,92 @@
+using Akka.Actor;
+using Akka.Event;
+using Rlft.Actors.Compute.Federated;
+using Rlft.Actors.Protocol;
+
+namespace Rlft.Actors.Runtime;
+
+/// <summary>
+/// A client node's member of the federation: offers itself to the coordinator (<see cref="JoinFederation"/>, every few
+/// seconds until <see cref="FederationJoined"/>), and answers each <see cref="FederatedRoundRequest"/> with the update
+/// its engine trained on this node's data. Runs on a pinned dispatcher: a round's training blocks only this actor.
+/// The coordinator refusing it (another model) or its engine failing to load stops the node with the reason.
+/// </summary>
+public sealed class FederatedClientActor : ReceiveActor, IWithTimers
+{
+    /// <summary>How the reasons a client stops on its own begin (the node command exits 2 on them).</summary>
+    public const string StopPrefix = "federated client stopped: ";
+
+    readonly IActorRef _coordinator;
+    readonly ILoggingAdapter _log = Context.GetLogger();
+    readonly FederatedClientEngine? _engine;
+    bool _joined;
+    string? _failure;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(Func<FederatedClientEngine> createEngine, IActorRef coordinator) =>
+        Akka.Actor.Props.Create(() => new FederatedClientActor(createEngine, coordinator)).WithDispatcher("rlft.compute-dispatcher");
+
+    public FederatedClientActor(Func<FederatedClientEngine> createEngine, IActorRef coordinator)
+    {
+        _coordinator = coordinator;
+        try { _engine = createEngine(); }
+        catch (Exception e)
+        {
+            _failure = $"could not load the model: {e.Message}";
+            ReceiveAny(_ => { });
+            return;
+        }
+        var engine = _engine;
+        Receive<Join>(_ => { if (!_joined) _coordinator.Tell(new JoinFederation(engine.Id, engine.ModelHash)); });
+        Receive<FederationJoined>(_ =>
+        {
+            if (_joined) return;
+            _joined = true;
+            Timers.Cancel("join");
+            _log.Info("federated client {0} joined the federation", engine.Id);
+        });
+        Receive<FederationRefused>(m => Stop($"the coordinator refused client {m.ClientId}: {m.Reason}"));
+        Receive<FederatedRoundRequest>(request =>
+        {
+            try
+            {
+                var started = DateTime.UtcNow;
+                var update = engine.Train(request);
+                _log.Info("federated round {0} (attempt {1}) of stage {2}: trained in {3:F1}s on {4} examples", request.Round + 1, request.Attempt + 1,
+                    request.Stage, (DateTime.UtcNow - started).TotalSeconds, update.Samples);
+                Sender.Tell(update);
+            }
+            catch (Exception e)
+            {
+                // Not answered: the round goes on without this client (deadline, min-clients) and the node stays.
+                _log.Error("federated round {0} of stage {1} failed on this client: {2}", request.Round + 1, request.Stage, e.Message);
+            }
+        });
+        Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
+    }
+
+    protected override void PreStart()
+    {
+        if (_failure is not null)
+        {
+            _log.Error("{0}", _failure);
+            Context.System.EventStream.Publish(new NoMoreWork(StopPrefix + _failure));
+            return;
+        }
+        Self.Tell(Join.Instance);
+        Timers.StartPeriodicTimer("join", Join.Instance, TimeSpan.FromSeconds(2));
+    }
+
+    void Stop(string reason)
+    {
+        _log.Error("{0}", reason);
+        Context.System.EventStream.Publish(new NoMoreWork(StopPrefix + reason));
+        Timers.CancelAll();
+        Become(() => ReceiveAny(_ => { }));
+    }
+
+    protected override void PostStop() => _engine?.Dispose();
+
+    sealed record Join : INoSerializationVerificationNeeded { public static readonly Join Instance = new(); }
+}

@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Serialization;
+using Rlft.Actors.Compute;
+using Rlft.Actors.Compute.Federated;
+using Rlft.Actors.Jobs;
+using Rlft.Actors.Runtime;
+using Rlft.Actors.Serialization;
+using Rlft.Policy.Tokenization;
+using Rlft.Rollout.Data;
+using Rlft.Rollout.Tasks;
+using Rlft.Tests.Cluster;
+
+namespace Rlft.Tests.Federated;
+
+/// <summary>The cluster's serializer, keeping a copy of every message it writes: what crosses the wire between nodes.</summary>
+public sealed class CapturingSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public static readonly ConcurrentQueue<(string Type, byte[] Bytes)> Written = new();
+    readonly RlftSerializer _inner = new(system);
+
+    public override int Identifier => RlftSerializer.Id;
+    public override string Manifest(object o) => _inner.Manifest(o);
+    public override object FromBinary(byte[] bytes, string manifest) => _inner.FromBinary(bytes, manifest);
+
+    public override byte[] ToBinary(object obj)
+    {
+        var bytes = _inner.ToBinary(obj);
+        Written.Enqueue((obj.GetType().Name, bytes));
+        return bytes;
+    }
+}
+
+/// <summary>
+/// Federated stages on real nodes in one process (a learner and client nodes over loopback TCP): the clients' data —
+/// canary strings, and their token ids — never appears in any message that crosses the cluster, and a client whose
+/// model differs from the server's is refused and stops.
+/// </summary>
+[Collection(ProcessTests.Name)]
+public sealed class FederatedNodeTests(ITestOutputHelper output)
+{
+    static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    const string Capturing = """
+        akka.actor.serializers.rlft = "Rlft.Tests.Federated.CapturingSerializer, Rlft.Tests"
+        akka.actor.serialization-identifiers { "Rlft.Tests.Federated.CapturingSerializer, Rlft.Tests" = 1701 }
+        """;
+
+    static string Stage(int rounds, int clients) => $$"""
+        { kind = sft, eval-data = "builtin:sft", batch-size = 8
+          optimizer { lr = 2e-3 }
+          federated { rounds = {{rounds}}, clients = {{clients}}, clients-per-round = {{clients}}, min-clients = {{clients}}, local-steps = 2, round-deadline = 60s }
+        }
+        """;
+
+    static RlftNode Client(JobSpec job, string seed, string data, string hocon) => RlftNode.Create(new NodeOptions
+    {
+        Job = job, Roles = ["client"], SeedNodes = [seed], ExtraHocon = hocon, ClientData = ClientData.Check(data, job),
+        ClientWorkDirectory = Directory.CreateTempSubdirectory("rlft-client").FullName,
+    }, new TorchEngineFactory());
+
+    [Fact]
+    public async Task No_canary_of_a_clients_data_crosses_the_cluster_and_the_stage_completes()
+    {
+        var job = JobHarness.Job(Stage(rounds: 2, clients: 2));
+        var (port, seed) = JobHarness.NewSeed();
+        string dataDir = Directory.CreateTempSubdirectory("rlft-fed-data").FullName;
+        var canaries = new List<string>();
+        var shards = new List<string>();
+        for (int i = 0; i < 2; i++)
+        {
+            string canary = $" zqx canary {i} vvk secret";
+            canaries.Add(canary);
+            var records = ReviewTask.SftCorpus(60, seed: 10 + i).Select(e => (object)e).Append(new SftExample("review the movie:", canary)).ToList();
+            string path = Path.Combine(dataDir, $"client-{i}.jsonl");
+            Jsonl.Write(path, records);
+            shards.Add(path);
+        }
+        CapturingSerializer.Written.Clear();
+        string hocon = JobHarness.NodeLossHocon + "\n" + Capturing;
+        await using var learner = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = hocon,
+            MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
+        }, new TorchEngineFactory());
+        await learner.StartAsync(Ct);
+        await using var c0 = Client(job, seed, shards[0], hocon);
+        await using var c1 = Client(job, seed, shards[1], hocon);
+        await Task.WhenAll(c0.StartAsync(Ct), c1.StartAsync(Ct));
+        var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(4), Ct);
+        Assert.True(finished.Succeeded, finished.Message);
+
+        // The canaries as bytes: their text, and the token ids a client trains on (int32, as arrays travel).
+        string modelDir = Path.Combine(job.RunDirectory, "init-model");
+        var encoder = ModelFiles.Encoder(modelDir, HfTokenizer.Load(modelDir));
+        var patterns = canaries.SelectMany(c => new[]
+        {
+            (c + " (text)", Encoding.UTF8.GetBytes(c.Trim())),
+            (c + " (token ids)", MemoryMarshal.AsBytes(encoder.PromptCompletion("review the movie:", c).Completion.AsSpan()).ToArray()),
+        }).ToList();
+        var written = CapturingSerializer.Written.ToList();
+        Assert.Contains(written, w => w.Type == "FederatedRoundUpdate");
+        Assert.Contains(written, w => w.Type == "FederatedRoundRequest");
+        Assert.Contains(written, w => w.Type == "JoinFederation");
+        foreach (var (type, bytes) in written)
+            foreach (var (what, pattern) in patterns)
+                Assert.True(bytes.AsSpan().IndexOf(pattern) < 0, $"a {type} carried the canary{what}");
+        output.WriteLine($"{written.Count} messages crossed the cluster, {written.Sum(w => (long)w.Bytes.Length)} bytes; none carried a canary");
+        // And the check can fail: a message that did carry a client's record would have been caught.
+        var leak = new RlftSerializer((ExtendedActorSystem)learner.System).ToBinary(new Rlft.Actors.Protocol.NoMoreWork(canaries[0]));
+        Assert.Contains(patterns, p => leak.AsSpan().IndexOf(p.Item2) >= 0);
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(job.RunDirectory, "summary.json")));
+        var root = summary.RootElement;
+        Assert.Equal(2, root.GetProperty("0-sft/federated/rounds").GetDouble());
+        Assert.True(root.GetProperty("0-sft/after/eval/loss").GetDouble() < root.GetProperty("0-sft/before/eval/loss").GetDouble());
+    }
+
+    [Fact]
+    public async Task A_client_with_another_model_is_refused_and_stops()
+    {
+        var job = JobHarness.Job(Stage(rounds: 1, clients: 1));
+        var other = JobHarness.Job(Stage(rounds: 1, clients: 1), extra: "model { arch = llama, preset = tiny }");
+        var (port, seed) = JobHarness.NewSeed();
+        string data = Path.Combine(Directory.CreateTempSubdirectory("rlft-fed-data").FullName, "mine.jsonl");
+        Jsonl.Write(data, ReviewTask.SftCorpus(20, seed: 1));
+        await using var learner = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = JobHarness.NodeLossHocon,
+            MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
+        }, new TorchEngineFactory());
+        await learner.StartAsync(Ct);
+        await using var client = Client(other, seed, data, JobHarness.NodeLossHocon);
+        await client.StartAsync(Ct);
+        string reason = await client.JobEnded.WaitAsync(TimeSpan.FromMinutes(2), Ct);
+        Assert.StartsWith(FederatedClientActor.StopPrefix, reason);
+        Assert.Contains("differs from the server's", reason);
+        Assert.False(learner.Finished.IsCompleted, "the job waits for a client with the right model");
+    }
+}
