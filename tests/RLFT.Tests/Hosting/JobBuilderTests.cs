@@ -126,6 +126,13 @@ public class JobBuilderTests
         Assert.Throws<ArgumentException>(() => RlftStage.Sft(RlftData.Builtin("sft"), 1, 1).Set("optimizer { lr", 1));
     }
 
+    [Fact]
+    public void The_base_Akka_settings_built_into_the_library_are_hocon_akka_conf()
+    {
+        // A program referencing the package has no hocon/ folder; nodes then start from the built-in copy.
+        Assert.Equal(File.ReadAllText(Path.Combine(RlftConfig.HoconDirectory, "akka.conf")), RlftConfig.EmbeddedAkka());
+    }
+
     /// <summary>
     /// A JobSpec as JSON with every configuration section in sorted canonical form (key order and file names aside), so
     /// two specs compare by value; <see cref="JobSpec.Source"/> is the whole configuration both were read from.
