@@ -76,6 +76,13 @@ public sealed class RlftJobBuilder
         return this;
     }
 
+    /// <summary>An asynchronous reward function (one that awaits a service or a file): awaited for one sample at a time.</summary>
+    public RlftJobBuilder RewardFunction(string name, Func<RewardSample, CancellationToken, Task<double>> function)
+    {
+        _functions.Register(name, function);
+        return this;
+    }
+
     /// <summary>The job as HOCON, code datasets named by the files they are written to when the job is built.</summary>
     public string ToHocon() => Render((d, label) => d.Reference(Path.Combine("<run directory>", "data", "code"), label));
 

@@ -31,8 +31,12 @@ public class JobRunnerTests(ITestOutputHelper output)
     [Fact]
     public async Task The_event_stream_yields_each_stage_start_its_steps_its_end_and_then_the_job_end_in_order()
     {
-        int calls = 0;
-        var job = TwoStages("events", 3, s => { Interlocked.Increment(ref calls); return s.Completion.Count(char.IsLetter) / 10.0; }).Build();
+        int calls = 0, asyncCalls = 0;
+        var job = TwoStages("events", 3, s => { Interlocked.Increment(ref calls); return s.Completion.Count(char.IsLetter) / 10.0; })
+            // An asynchronous function beside it, as a second component of the PPO stage's reward.
+            .RewardFunction("later", async (s, ct) => { await Task.Yield(); Interlocked.Increment(ref asyncCalls); return s.Completion.Length / 20.0; })
+            .Stage(RlftStage.Ppo(RlftData.Builtin("prompts"), 2, batchSize: 8).MaxNewTokens(6).Set("ppo.epochs", 1).Reward("letters").Reward("later", 0.5))
+            .Build();
         using var host = NewHost();
         var runner = host.Services.GetRequiredService<IRlftJobRunner>();
 
@@ -49,10 +53,13 @@ public class JobRunnerTests(ITestOutputHelper output)
             _ => e.ToString(),
         };
         Assert.Equal(["start 0 Sft 3", "step 0 1/3", "step 0 2/3", "step 0 3/3", "end 0",
-                      "start 1 Ppo 3", "step 1 1/3", "step 1 2/3", "step 1 3/3", "end 1", "job Succeeded"], events.Select(Describe));
-        var ppoSteps = events.OfType<StepCompleted>().Where(s => s.Stage == 1).ToList();
+                      "start 1 Ppo 3", "step 1 1/3", "step 1 2/3", "step 1 3/3", "end 1",
+                      "start 2 Ppo 2", "step 2 1/2", "step 2 2/2", "end 2", "job Succeeded"], events.Select(Describe));
+        var ppoSteps = events.OfType<StepCompleted>().Where(s => s.Stage >= 1).ToList();
         Assert.All(ppoSteps, s => Assert.Contains("reward/mean", s.Metrics.Keys));
-        Assert.True(calls >= 3 * 8, $"the C# reward was called {calls} times for 3 batches of 8");
+        Assert.True(calls >= 5 * 8, $"the C# reward was called {calls} times for 5 batches of 8");
+        Assert.True(asyncCalls >= 2 * 8, $"the asynchronous reward was called {asyncCalls} times for 2 batches of 8");
+        Assert.All(ppoSteps.Where(s => s.Stage == 2), s => Assert.Contains("reward/later", s.Metrics.Keys));
         var end = Assert.IsType<JobEnded>(events[^1]);
         Assert.True(File.Exists(Path.Combine(end.RunDirectory, "summary.json")));
         Assert.True(File.Exists(Path.Combine(end.RunDirectory, JobRecord.FileName)));
