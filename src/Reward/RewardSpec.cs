@@ -57,6 +57,8 @@ public static class RewardPipelineFactory
         RepetitionSpec s => RuleRewards.RepetitionPenalty(s.N, name),
         FunctionSpec s => env.Functions.TryGet(s.Function, out var f)
             ? RuleRewards.Function(name, f)
+            : env.Functions.TryGetAsync(s.Function, out var af)
+            ? new AsyncFunctionSource(name, af)
             : throw new ArgumentException($"no reward function named '{s.Function}' (registered: {string.Join(", ", env.Functions.Names)})"),
         HttpSpec s => new HttpRewardSource(name, env.Http ?? throw new ArgumentException("an http source needs an HTTP client from the host"), s.Options),
         RewardModelSpec s => new RewardModelSource(name, (env.RewardModels ?? throw new ArgumentException("reward-model sources are not available in this command (no model loader)"))(s.Model), s.MaxBatch),

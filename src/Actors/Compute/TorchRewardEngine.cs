@@ -54,7 +54,7 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
         {
             Http = _http,
             HumanRatings = humanRatings,
-            Functions = Functions(),
+            Functions = Functions(job),
             RewardModels = name => name == JobRewardModel
                 ? new JobRewardModelScorer(this)
                 : throw new ArgumentException($"unknown reward model '{name}': a job's stages can use the reward model it trains, model = {JobRewardModel}"),
@@ -68,6 +68,9 @@ public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRating
     /// <summary>The reward functions a job's <c>source = function</c> components can name: the built-ins and the built-in task's.</summary>
     public static RewardFunctionRegistry Functions() =>
         RewardFunctionRegistry.WithBuiltIns().Register("review-task", s => ReviewTask.Score(s.TaskText, s.Completion, s.Reference));
+
+    /// <summary>The functions <paramref name="job"/>'s components can name: the built-ins, and those its program registered.</summary>
+    public static RewardFunctionRegistry Functions(JobSpec job) => job.RewardFunctions ?? Functions();
 
     RewardModel Rm => _rm ?? throw new InvalidOperationException("the reward model has not been trained or received yet");
 

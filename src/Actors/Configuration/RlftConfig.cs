@@ -98,7 +98,25 @@ public sealed class RlftConfig
         new(Parse(hocon, baseDirectory ?? HoconDirectory, source), source);
 
     /// <summary>The base Akka settings (hocon/akka.conf) every node starts from.</summary>
-    public static RlftConfig BaseAkka() => LoadFile(Path.Combine(HoconDirectory, "akka.conf"));
+    /// <remarks>
+    /// hocon/akka.conf beside the executable (as <c>rlft</c> ships it) when there is one; otherwise the copy built into
+    /// this assembly, so a program that references the Rlft.Actors package (and has no hocon folder) starts nodes too.
+    /// </remarks>
+    public static RlftConfig BaseAkka()
+    {
+        string path = Path.Combine(HoconDirectory, "akka.conf");
+        if (File.Exists(path)) return LoadFile(path);
+        return ParseText(EmbeddedAkka(), "akka.conf (built into Rlft.Actors)");
+    }
+
+    /// <summary>The text of hocon/akka.conf as this assembly was built with it.</summary>
+    internal static string EmbeddedAkka()
+    {
+        using var stream = typeof(RlftConfig).Assembly.GetManifestResourceStream("Rlft.Actors.akka.conf")
+            ?? throw new InvalidOperationException("the built-in akka.conf resource is missing from Rlft.Actors");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
 
     public RlftConfig WithFallback(RlftConfig fallback) => new(Config.WithFallback(fallback.Config), Source);
 

@@ -79,11 +79,21 @@ public static class FeedbackNode
             k.Limits.MaxRequestBodySize = options.MaxRequestBytes;
             k.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
         });
-        builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(new RaterRegistry(options.Raters));
+        AddFeedbackServices(builder.Services, options);
+        return builder;
+    }
+
+    /// <summary>
+    /// The services the rater page and API read: the options, the rater registry, the JSON options and the per-rater
+    /// rate limiter (a node's builder, or a program's own ASP.NET Core app through <c>AddRlftFeedback</c>).
+    /// </summary>
+    internal static void AddFeedbackServices(IServiceCollection services, FeedbackOptions options)
+    {
+        services.AddSingleton(options);
+        services.AddSingleton(new RaterRegistry(options.Raters));
         // The default encoder escapes < > & ' in JSON strings, so texts stay inert even if a client mishandles them.
-        builder.Services.ConfigureHttpJsonOptions(j => j.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default);
-        builder.Services.AddRateLimiter(r =>
+        services.ConfigureHttpJsonOptions(j => j.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default);
+        services.AddRateLimiter(r =>
         {
             r.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
             r.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(ctx =>
@@ -103,7 +113,6 @@ public static class FeedbackNode
                 return new ValueTask(ctx.HttpContext.Response.WriteAsJsonAsync(new { error = "too many requests for this rater; slow down" }, ct));
             };
         });
-        return builder;
     }
 
     /// <summary>Starts a feedback web application; an address it cannot bind is a configuration error naming rlft.feedback.urls.</summary>

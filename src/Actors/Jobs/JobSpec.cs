@@ -186,6 +186,12 @@ public sealed record JobSpec
     /// <c>builtin:NAME</c>) instead of the model's own; null: the model's. A stage's own key wins over it.
     /// </summary>
     public string? ChatTemplate { get; init; }
+    /// <summary>
+    /// The reward functions this job's <c>source = function</c> components may name: the built-ins and those a program
+    /// registered in code (<see cref="Rlft.Hosting.RlftJobBuilder.RewardFunction(string, Func{Rlft.Reward.RewardSample, double})"/>);
+    /// null: the built-ins (<see cref="Compute.TorchRewardEngine.Functions()"/>). Not in the job file: a program's code.
+    /// </summary>
+    internal Rlft.Reward.Sources.RewardFunctionRegistry? RewardFunctions { get; init; }
 
     /// <summary>The template override in force for <paramref name="stage"/> (its own, else the job's), or null for the model's template.</summary>
     public string? ChatTemplateFor(StageSpec stage) => stage.ChatTemplate ?? ChatTemplate;

@@ -292,7 +292,7 @@ public static partial class JobValidator
             RewardSpec spec;
             try { spec = RewardSpecReader.Read(stage.Config!); }
             catch (ConfigException e) { return e.Errors.Select(m => $"{Root}.stages[{stage.Index}].{m}"); }
-            var functions = TorchRewardEngine.Functions();
+            var functions = TorchRewardEngine.Functions(job);
             for (int i = 0; i < spec.Components.Count; i++)
             {
                 string c = $"{at}.components[{i}]";

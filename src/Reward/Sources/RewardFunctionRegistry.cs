@@ -7,17 +7,34 @@ namespace Rlft.Reward.Sources;
 public sealed class RewardFunctionRegistry
 {
     readonly Dictionary<string, Func<RewardSample, double>> functions = new(StringComparer.Ordinal);
+    readonly Dictionary<string, Func<RewardSample, CancellationToken, Task<double>>> asyncFunctions = new(StringComparer.Ordinal);
 
     public RewardFunctionRegistry Register(string name, Func<RewardSample, double> function)
     {
-        if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("a reward function needs a name", nameof(name));
-        if (!functions.TryAdd(name, function)) throw new ArgumentException($"reward function '{name}' is already registered", nameof(name));
+        CheckNew(name);
+        functions.Add(name, function);
         return this;
+    }
+
+    /// <summary>An asynchronous function (one that awaits a service, say): awaited for one sample at a time, in batch order.</summary>
+    public RewardFunctionRegistry Register(string name, Func<RewardSample, CancellationToken, Task<double>> function)
+    {
+        CheckNew(name);
+        asyncFunctions.Add(name, function);
+        return this;
+    }
+
+    void CheckNew(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("a reward function needs a name", nameof(name));
+        if (functions.ContainsKey(name) || asyncFunctions.ContainsKey(name)) throw new ArgumentException($"reward function '{name}' is already registered", nameof(name));
     }
 
     public bool TryGet(string name, out Func<RewardSample, double> function) => functions.TryGetValue(name, out function!);
 
-    public IReadOnlyCollection<string> Names => functions.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+    public bool TryGetAsync(string name, out Func<RewardSample, CancellationToken, Task<double>> function) => asyncFunctions.TryGetValue(name, out function!);
+
+    public IReadOnlyCollection<string> Names => functions.Keys.Concat(asyncFunctions.Keys).OrderBy(k => k, StringComparer.Ordinal).ToList();
 
     /// <summary>A registry holding the built-ins: <c>word-count</c>, <c>char-count</c>, <c>contains-reference</c> (1/0).</summary>
     public static RewardFunctionRegistry WithBuiltIns() => new RewardFunctionRegistry()

@@ -24,6 +24,27 @@ public sealed class RuleSource(string name, Func<RewardSample, SampleScore> rule
     }
 }
 
+/// <summary>
+/// A registered asynchronous reward function as a source: awaited for one sample at a time, in batch order; an exception
+/// (other than cancellation) fails that sample, as a rule's does.
+/// </summary>
+public sealed class AsyncFunctionSource(string name, Func<RewardSample, CancellationToken, Task<double>> function) : IRewardSource
+{
+    public string Name { get; } = name;
+
+    public async Task<SourceScores> ScoreAsync(IReadOnlyList<RewardSample> batch, CancellationToken ct)
+    {
+        var scores = new SampleScore[batch.Count];
+        for (int i = 0; i < batch.Count; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            try { scores[i] = SampleScore.Ok(await function(batch[i], ct)); }
+            catch (Exception e) when (e is not OperationCanceledException) { scores[i] = SampleScore.Fail(e.Message); }
+        }
+        return new SourceScores(Name, scores);
+    }
+}
+
 public enum LengthUnit { Words, Characters }
 
 /// <summary>Verifiable and format rewards. Each returns a <see cref="RuleSource"/>.</summary>

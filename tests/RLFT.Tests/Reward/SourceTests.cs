@@ -73,6 +73,26 @@ public class RuleRewardTests
     }
 
     [Fact]
+    public async Task Asynchronous_functions_are_awaited_in_batch_order_through_the_pipeline_factory_and_fail_only_their_sample()
+    {
+        var order = new List<string>();
+        var registry = new RewardFunctionRegistry().Register("slow-length", async (s, ct) =>
+        {
+            await Task.Delay(5, ct);
+            lock (order) order.Add(s.Completion);
+            return s.Completion.Length == 0 ? throw new InvalidOperationException("empty completion") : s.Completion.Length;
+        });
+        Assert.Equal(["slow-length"], registry.Names);
+        Assert.Throws<ArgumentException>(() => registry.Register("slow-length", _ => 0));
+        var source = RewardPipelineFactory.CreateSource("len", new FunctionSpec("slow-length"), new RewardEnvironment { Functions = registry });
+        var result = await source.ScoreAsync([new("q", "abc"), new("q", ""), new("q", "de")], TestContext.Current.CancellationToken);
+        Assert.Equal(3, result.Scores[0].Value);
+        Assert.Equal("empty completion", result.Scores[1].Failure);
+        Assert.Equal(2, result.Scores[2].Value);
+        Assert.Equal(["abc", "", "de"], order);
+    }
+
+    [Fact]
     public void Invalid_patterns_and_lengths_are_refused_when_the_source_is_built()
     {
         Assert.Contains("invalid regular expression '('", Assert.Throws<ArgumentException>(() => RuleRewards.Regex("(")).Message);
