@@ -63,10 +63,16 @@ public static class NodeCommand
         if (discovery is null && seedNodes.Length == 0 && port == 0)
             throw new CliException("--port: the founding node needs a fixed port so others can name it as a seed");
         discovery?.Check(job.Source.Config);
+        if (dashboardUrl is not null && !roles.Contains("learner")) throw new CliException("--dashboard: the job page is served by the learner node");
+        if (resume is not null && !roles.Contains("learner")) throw new CliException("--resume: only the learner node resumes a run; other nodes simply join");
+        // Ports last among the checks, still before anything is written or joined: the probes answer from here on
+        // (not ready until the node is an Up member).
+        if (discovery is not null) NodeDeployment.CheckManagementPortFree(discovery);
+        var health = new NodeHealth(roles);
+        await using var healthEndpoint = await NodeDeployment.StartHealthAsync(deploy, health, output, ct);
         ResumePoint? resumePoint = null;
         if (resume is not null)
         {
-            if (!roles.Contains("learner")) throw new CliException("--resume: only the learner node resumes a run; other nodes simply join");
             if (Path.GetFullPath(resume).TrimEnd(Path.DirectorySeparatorChar) != Path.GetFullPath(job.RunDirectory).TrimEnd(Path.DirectorySeparatorChar))
                 throw new CliException($"--resume {resume}: the job in {configPath} writes to {Path.GetFullPath(job.RunDirectory)}, not there");
             resumePoint = ResumePoint.Latest(job.RunDirectory);
@@ -74,10 +80,6 @@ public static class NodeCommand
         }
         else if (roles.Contains("learner")) JobRecord.Of(configPath, overrides).WriteTo(job.RunDirectory);   // as `rlft run` does
 
-        if (dashboardUrl is not null && !roles.Contains("learner")) throw new CliException("--dashboard: the job page is served by the learner node");
-        if (discovery is not null) NodeDeployment.CheckManagementPortFree(discovery);
-        var health = new NodeHealth(roles);
-        await using var healthEndpoint = await NodeDeployment.StartHealthAsync(deploy, health, output, ct);
         if (roles.Contains("learner"))
         {
             var progress = new ProgressLine(output);
