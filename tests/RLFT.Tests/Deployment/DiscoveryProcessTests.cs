@@ -100,4 +100,32 @@ public class DiscoveryProcessTests(ITestOutputHelper output)
             Assert.Contains("the job ended", worker.Process.Log);
         }
     }
+
+    /// <summary>
+    /// Outside a pod, Kubernetes discovery has no API server to ask: the node keeps running (alive) and is never ready,
+    /// and what it logs shows Akka.Discovery.KubernetesApi was the method the bootstrap asked.
+    /// </summary>
+    [Fact]
+    public async Task A_node_that_cannot_find_its_cluster_stays_alive_and_is_never_ready()
+    {
+        string jobFile = JobFile([JobHarness.FreePort()], steps: 2);
+        int management = JobHarness.FreePort(), health = JobHarness.FreePort();
+        using var node = await RlftProcess.StartAsync(
+            ["node", "--config", jobFile, "--roles", "rollout", "--discovery", "kubernetes", "--management-port", management.ToString(), "--health-port", health.ToString()],
+            "rlft: health on", Ct, new Dictionary<string, string> { ["KUBERNETES_SERVICE_HOST"] = "" });
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!node.Log.Contains("KUBERNETES_SERVICE_HOST", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"no Kubernetes lookup was tried:\n{node.Log}");
+            await Task.Delay(250, Ct);
+        }
+        await Task.Delay(TimeSpan.FromSeconds(3), Ct);
+        var (alive, _) = await Probe(health, "/alive");
+        var (ready, body) = await Probe(health, "/ready");
+        output.WriteLine(body.ToJsonString());
+        Assert.Equal(HttpStatusCode.OK, alive);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready);
+        Assert.Empty(body["members"]!.AsArray());
+        Assert.False(node.Process.HasExited);
+    }
 }
