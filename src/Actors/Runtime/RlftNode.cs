@@ -74,6 +74,9 @@ public sealed class RlftNode : IAsyncDisposable
 
     public ActorSystem System => Host.Services.GetRequiredService<ActorSystem>();
 
+    /// <summary>How this node finds its cluster when it has no seed list (null: seed nodes).</summary>
+    public ClusterDiscovery? Discovery => _discovery;
+
     /// <summary>The coordinator singleton on this node (only meaningful on the node with role learner).</summary>
     public ActorSelection Coordinator => System.ActorSelection("/user/coordinator/coordinator");
 

@@ -152,6 +152,8 @@ public static class NodeCommand
         try { await node.StartAsync(ct); }
         catch (IOException e) when (e.Message.StartsWith("--management-port", StringComparison.Ordinal)) { throw new CliException(e.Message); }
         output.WriteLine($"rlft: node {host}:{port} up with roles {string.Join(",", roles)}");
+        if (node.Discovery is { } d)
+            output.WriteLine($"rlft: finding the cluster through {d.Method.ToString().ToLowerInvariant()} discovery (this node's contact point: {d.ManagementHost}:{d.ManagementPort})");
         if (node.FeedbackUrls.Count > 0) output.WriteLine($"rlft: rater page and API on {string.Join(", ", node.FeedbackUrls)}");
     }
 }
