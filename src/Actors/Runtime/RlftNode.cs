@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Rlft.Actors.Compute;
 using Microsoft.AspNetCore.Builder;
 using Rlft.Actors.Configuration;
+using Rlft.Actors.Deployment;
 using Rlft.Actors.Feedback;
 using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
@@ -36,8 +37,10 @@ public sealed record NodeOptions
     public string Hostname { get; init; } = "127.0.0.1";
     /// <summary>TCP port; 0 picks a free one (then the node can only be its own seed).</summary>
     public int Port { get; init; }
-    /// <summary>Seed node addresses (akka.tcp://rlft@host:port); empty: this node seeds itself.</summary>
+    /// <summary>Seed node addresses (akka.tcp://rlft@host:port); empty: this node seeds itself (unless <see cref="Discovery"/> finds the cluster).</summary>
     public IReadOnlyList<string> SeedNodes { get; init; } = [];
+    /// <summary>Cluster bootstrap through discovery instead of a seed list (Akka.Management); null: seed nodes as above.</summary>
+    public ClusterDiscovery? Discovery { get; init; }
     /// <summary>Extra HOCON laid over hocon/akka.conf (e.g. serialize-messages = on in tests).</summary>
     public string ExtraHocon { get; init; } = "";
     public int RolloutWorkers { get; init; } = 1;
@@ -70,10 +73,16 @@ public sealed class RlftNode : IAsyncDisposable
     /// <summary>On a worker node: completes (with the reason) when the coordinator says the job has ended.</summary>
     public Task<string> JobEnded => _jobEnded.Task;
     readonly TaskCompletionSource<string> _jobEnded;
+    readonly ClusterDiscovery? _discovery;
+    ManagementEndpoint? _management;
 
-    RlftNode(IHost host, Task<JobFinished> finished, TaskCompletionSource<string> jobEnded) => (Host, Finished, _jobEnded) = (host, finished, jobEnded);
+    RlftNode(IHost host, Task<JobFinished> finished, TaskCompletionSource<string> jobEnded, ClusterDiscovery? discovery) =>
+        (Host, Finished, _jobEnded, _discovery) = (host, finished, jobEnded, discovery);
 
     public ActorSystem System => Host.Services.GetRequiredService<ActorSystem>();
+
+    /// <summary>How this node finds its cluster when it has no seed list (null: seed nodes).</summary>
+    public ClusterDiscovery? Discovery => _discovery;
 
     /// <summary>The coordinator singleton on this node (only meaningful on the node with role learner).</summary>
     public ActorSelection Coordinator => System.ActorSelection("/user/coordinator/coordinator");
@@ -109,6 +118,15 @@ public sealed class RlftNode : IAsyncDisposable
         var feedback = roles.Contains("feedback")
             ? job.Feedback ?? throw new ConfigException("--roles feedback: the job has no rlft.feedback section (see hocon/human-ppo.conf)")
             : null;
+        var discovery = options.Discovery is { Method: not DiscoveryMethod.None } d ? d : null;
+        if (discovery is not null && options.SeedNodes.Count > 0)
+            throw new ConfigException("--seed-nodes: a node that finds its cluster through --discovery takes no seed list");
+        discovery?.Check(job.Source.Config);
+        // With discovery, this node's management endpoint and method go over everything; the bootstrap defaults go under
+        // the job file's akka section, so a job file can tune them (stable-margin, required-contact-point-nr...).
+        var akkaConfig = discovery is null
+            ? extra.WithFallback(baseConfig)
+            : discovery.Forced().WithFallback(extra).WithFallback(discovery.Defaults(job.Source.Config)).WithFallback(baseConfig);
         if (feedback is { Raters.Count: 0 })
             throw new ConfigException("rlft.feedback.raters: no raters configured (issue a token with 'rlft feedback-token --rater NAME')");
 
@@ -121,7 +139,7 @@ public sealed class RlftNode : IAsyncDisposable
         builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
         builder.Services.AddAkka(SystemName, (akka, sp) =>
         {
-            akka.AddHocon(extra.WithFallback(baseConfig), HoconAddMode.Prepend)
+            akka.AddHocon(akkaConfig, HoconAddMode.Prepend)
                 .AddHocon(FeedbackSerializer.Hocon, HoconAddMode.Append)
                 // Akka's own level follows the node's: below it, nothing reaches a sink anyway, and Akka's console
                 // fallback (used while the system stops) would print what the node's logging filters out.
@@ -129,7 +147,10 @@ public sealed class RlftNode : IAsyncDisposable
                 .WithRemoting(options.Hostname, options.Port)
                 .WithClustering(new ClusterOptions { Roles = roles, SeedNodes = options.SeedNodes.ToArray() });
             if (feedback is not null) akka.WithFeedback(feedback);
-            if (options.SeedNodes.Count == 0)
+            if (discovery is { Method: DiscoveryMethod.Kubernetes })
+                akka.AddHocon(Akka.Discovery.KubernetesApi.KubernetesDiscovery.DefaultConfiguration(), HoconAddMode.Append);
+            // With discovery, the bootstrap joins (or founds) the cluster once the node has started.
+            if (discovery is null && options.SeedNodes.Count == 0)
             {
                 // No seeds: this node founds the cluster by joining itself (a one-member cluster for `rlft run`).
                 akka.AddStartup((system, _) =>
@@ -207,7 +228,7 @@ public sealed class RlftNode : IAsyncDisposable
             host = app;
         }
         else host = ((HostApplicationBuilder)builder).Build();
-        return new RlftNode(host, finished.Task, jobEnded);
+        return new RlftNode(host, finished.Task, jobEnded, discovery);
     }
 
     static Akka.Event.LogLevel AkkaLevel(LogLevel level) => level switch
@@ -218,11 +239,18 @@ public sealed class RlftNode : IAsyncDisposable
         _ => Akka.Event.LogLevel.ErrorLevel,
     };
 
-    public Task StartAsync(CancellationToken ct = default) =>
-        Host is WebApplication web ? FeedbackNode.StartAsync(web, ct) : Host.StartAsync(ct);
+    public async Task StartAsync(CancellationToken ct = default)
+    {
+        await (Host is WebApplication web ? FeedbackNode.StartAsync(web, ct) : Host.StartAsync(ct));
+        // The contact point first (peers probe it, and it is this node's own), then the bootstrap, which runs on in the
+        // background until the node has joined or founded the cluster.
+        if (_discovery is not null) _management = await ManagementEndpoint.StartAsync(System, _discovery, ct);
+    }
 
     public async ValueTask DisposeAsync()
     {
+        // Free the management port now (a worker that rejoins binds it again in the same process).
+        if (_management is not null) await _management.DisposeAsync();
         try { await Host.StopAsync(TimeSpan.FromSeconds(20)); } catch (OperationCanceledException) { }
         Host.Dispose();
     }
