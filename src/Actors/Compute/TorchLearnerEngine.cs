@@ -244,6 +244,9 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         if (samples.Count == 0) throw new InvalidOperationException($"batch {batch.BatchId}: every sample was dropped by the reward pipeline");
         var sw = Stopwatch.StartNew();
         var metrics = (_session ?? throw new InvalidOperationException("online stage not begun")).Step(experience, samples, dropped);
+        // The step's activations and logit chunks were freed into the C heap, which keeps them: give them back, so
+        // that generation and evaluation between steps start from the model's own memory.
+        NativeHeap.Trim();
         double train = sw.Elapsed.TotalSeconds;
         long generated = batch.Samples.Sum(s => (long)s.CompletionTokens.Length);
         metrics["timing/train"] = train;

@@ -25,11 +25,11 @@ public sealed class EncoderEmbeddings : nn.Module
         var device = ParameterDevice.Current;
         roberta = c.ModelType == "roberta";
         pad = c.PadTokenId;
-        word_embeddings = nn.Embedding(c.VocabSize, c.HiddenSize, padding_idx: c.PadTokenId, device: device);
+        word_embeddings = Embeddings.Create(c.VocabSize, c.HiddenSize, c.PadTokenId, device);
         position_embeddings = roberta
-            ? nn.Embedding(c.MaxPositions, c.HiddenSize, padding_idx: c.PadTokenId, device: device)
-            : nn.Embedding(c.MaxPositions, c.HiddenSize, device: device);
-        token_type_embeddings = c.TypeVocabSize > 0 ? nn.Embedding(c.TypeVocabSize, c.HiddenSize, device: device) : null;
+            ? Embeddings.Create(c.MaxPositions, c.HiddenSize, c.PadTokenId, device)
+            : Embeddings.Create(c.MaxPositions, c.HiddenSize, device: device);
+        token_type_embeddings = c.TypeVocabSize > 0 ? Embeddings.Create(c.TypeVocabSize, c.HiddenSize, device: device) : null;
         LayerNorm = nn.LayerNorm(c.HiddenSize, c.NormEps, device: device);
         RegisterComponents();
     }

@@ -21,7 +21,7 @@ public sealed class GemmaModel : nn.Module
 
     public GemmaModel(ModelConfig c) : base(nameof(GemmaModel))
     {
-        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: ParameterDevice.Current);
+        embed_tokens = Embeddings.Create(c.VocabSize, c.HiddenSize, device: ParameterDevice.Current);
         layers = new ModuleList<GemmaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new GemmaDecoderLayer(c, i)).ToArray());
         norm = new GemmaRmsNorm(c.HiddenSize, c.NormEps);
         Rotary = new RotaryEmbedding(c.RotaryDim, c.RopeTheta, c.MaxPositions, c.RopeScaling, CPU);

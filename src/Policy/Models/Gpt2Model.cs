@@ -15,8 +15,8 @@ public sealed class Gpt2Transformer : nn.Module
 
     public Gpt2Transformer(ModelConfig c) : base(nameof(Gpt2Transformer))
     {
-        wte = nn.Embedding(c.VocabSize, c.HiddenSize, device: ParameterDevice.Current);
-        wpe = nn.Embedding(c.MaxPositions, c.HiddenSize, device: ParameterDevice.Current);
+        wte = Embeddings.Create(c.VocabSize, c.HiddenSize, device: ParameterDevice.Current);
+        wpe = Embeddings.Create(c.MaxPositions, c.HiddenSize, device: ParameterDevice.Current);
         h = new ModuleList<Gpt2Block>(Enumerable.Range(0, c.NumLayers).Select(i => new Gpt2Block(c, i)).ToArray());
         ln_f = nn.LayerNorm(c.HiddenSize, c.NormEps, device: ParameterDevice.Current);
         RegisterComponents();

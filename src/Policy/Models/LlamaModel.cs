@@ -16,7 +16,7 @@ public sealed class LlamaModel : nn.Module
 
     public LlamaModel(ModelConfig c) : base(nameof(LlamaModel))
     {
-        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: ParameterDevice.Current);
+        embed_tokens = Embeddings.Create(c.VocabSize, c.HiddenSize, device: ParameterDevice.Current);
         layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i)).ToArray());
         norm = new RmsNorm(c.HiddenSize, c.NormEps);
         Rotary = new RotaryEmbedding(c.RotaryDim, c.RopeTheta, c.MaxPositions, c.RopeScaling, CPU);

@@ -47,6 +47,23 @@ public class ParameterSharingTests
         Assert.True(Logits(source).Equals(Logits(target)));
     }
 
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("llama")]
+    [InlineData("qwen2")]
+    public void A_model_built_on_the_meta_device_holds_no_memory_for_its_vocabulary(string arch)
+    {
+        // 16M tokens × 32 wide: a 1.9 GiB fp32 table, far above what other tests running beside this one allocate.
+        // libtorch's Embedding module builds its table on the CPU even when asked for meta, and keeps it.
+        var config = TinyModels.Config(arch, vocab: 16_000_000);
+        double before = Rlft.Policy.Benchmarks.BenchTiming.ResidentMiB();
+        using var model = ModelFactory.CreateMeta(config);
+        double grown = Rlft.Policy.Benchmarks.BenchTiming.ResidentMiB() - before;
+        Assert.Equal(TorchSharp.DeviceType.META, model.WordEmbeddings.device_type);
+        Assert.Equal([16_000_000L, 32L], model.WordEmbeddings.shape);
+        Assert.True(grown < 256, $"building the model on the meta device took {grown:F0} MiB");
+    }
+
     [Fact]
     public void Equal_values_in_separate_memory_are_not_the_same_storage()
     {
