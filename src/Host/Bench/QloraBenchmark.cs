@@ -46,10 +46,11 @@ public sealed class QloraBenchmark : IBenchmark
         foreach (var shape in shapes)
         {
             var lines = new List<JsonObject>();
-            foreach (var kind in new[] { "none", "int8", "nf4" })
+            // The last: NF4 with gradient checkpointing, how QLoRA is meant to run (the 4 GB goal at Qwen2-1.5B).
+            foreach (var (kind, checkpointed) in new[] { ("none", false), ("int8", false), ("nf4", false), ("nf4", true) })
             {
-                var line = options.Quick ? InProcess(shape, kind) : InChildProcess(shape, kind);
-                line["name"] = $"qlora/ppo/{shape}/{kind}";
+                var line = options.Quick ? InProcess(shape, kind, checkpointed) : InChildProcess(shape, kind, checkpointed);
+                line["name"] = $"qlora/ppo/{shape}/{kind}{(checkpointed ? "-checkpointed" : "")}";
                 line["shape"] = shape;
                 lines.Add(line);
                 yield return line;
@@ -184,7 +185,7 @@ public sealed class QloraBenchmark : IBenchmark
 
     static void NativeHeapTrim() => Rlft.Policy.Runtime.NativeHeap.Trim();
 
-    static JsonObject InProcess(string shape, string kind)
+    static JsonObject InProcess(string shape, string kind, bool checkpointed)
     {
         var options = kind switch
         {
@@ -192,13 +193,13 @@ public sealed class QloraBenchmark : IBenchmark
             "int8" => new QuantizationOptions { Kind = QuantizationKind.Int8, DoubleQuant = false },
             _ => new QuantizationOptions(),
         };
-        var line = QloraPpoCase.Run(new QloraPpoCase.Settings(ModelDirectory(shape), options, Batch, 8, 1),
+        var line = QloraPpoCase.Run(new QloraPpoCase.Settings(ModelDirectory(shape), options, Batch, 8, 1, Checkpointing: checkpointed),
             ReviewTask.ReviewPrompts(64, 1).Select(p => p.Prompt).ToList(), (p, c) => ReviewTask.Score(p, c));
         line["peak_rss_mib_note"] = "quick: measured in the bench process, shared by every configuration";
         return line;
     }
 
-    static JsonObject InChildProcess(string shape, string kind)
+    static JsonObject InChildProcess(string shape, string kind, bool checkpointed)
     {
         string self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the rlft executable to start a benchmark process");
         var start = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -206,6 +207,7 @@ public sealed class QloraBenchmark : IBenchmark
         if (Path.GetFileNameWithoutExtension(self) == "dotnet") start.ArgumentList.Add(typeof(QloraBenchmark).Assembly.Location);
         foreach (var a in new[] { "bench-case", "qlora", "--model", ModelDirectory(shape), "--quantize", kind, "--batch", $"{Batch}", "--new-tokens", $"{NewTokens}", "--steps", $"{Steps}" })
             start.ArgumentList.Add(a);
+        if (checkpointed) start.ArgumentList.Add("--checkpointing");
         using var p = Process.Start(start) ?? throw new InvalidOperationException($"could not start {self}");
         var stderr = p.StandardError.ReadToEndAsync();
         string output = p.StandardOutput.ReadToEnd();
@@ -219,7 +221,7 @@ public sealed class QloraBenchmark : IBenchmark
     /// <summary>NF4 and int8 against no quantization at one shape: memory and time as ratios.</summary>
     static JsonObject Compare(string shape, List<JsonObject> lines)
     {
-        double? Get(string kind, string key) => lines.FirstOrDefault(l => l["quantize"]?.GetValue<string>() == kind)?[key]?.GetValue<double>();
+        double? Get(string kind, string key) => lines.FirstOrDefault(l => l["quantize"]?.GetValue<string>() == kind && l["gradient_checkpointing"]?.GetValue<bool>() != true)?[key]?.GetValue<double>();
         var o = new JsonObject { ["name"] = $"qlora/ppo/{shape}/compared" };
         foreach (var kind in new[] { "nf4", "int8" })
             foreach (var key in new[] { "peak_rss_mib", "base_mib", "step_s_median", "generate_s_median", "train_s_median" })

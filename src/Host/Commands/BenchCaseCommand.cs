@@ -23,7 +23,8 @@ public static class BenchCaseCommand
         var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 32 };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 3 };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 1 };
-        var qlora = new Command("qlora", "One LoRA PPO configuration of the qlora benchmark.") { model, quantize, doubleQuant, computeDtype, batch, newTokens, steps, epochs };
+        var checkpointing = new Option<bool>("--checkpointing") { Description = "Gradient checkpointing per block (QLoRA's usual setting)" };
+        var qlora = new Command("qlora", "One LoRA PPO configuration of the qlora benchmark.") { model, quantize, doubleQuant, computeDtype, batch, newTokens, steps, epochs, checkpointing };
         qlora.SetAction(result =>
         {
             string kind = result.GetValue(quantize)!;
@@ -34,7 +35,8 @@ public static class BenchCaseCommand
                 ComputeDtype = result.GetValue(computeDtype) == "bf16" ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32,
             };
             var line = QloraPpoCase.Run(
-                new QloraPpoCase.Settings(result.GetValue(model)!, options, result.GetValue(batch), result.GetValue(newTokens), result.GetValue(steps), PpoEpochs: result.GetValue(epochs)),
+                new QloraPpoCase.Settings(result.GetValue(model)!, options, result.GetValue(batch), result.GetValue(newTokens), result.GetValue(steps), PpoEpochs: result.GetValue(epochs),
+                    Checkpointing: result.GetValue(checkpointing)),
                 ReviewTask.ReviewPrompts(64, 1).Select(p => p.Prompt).ToList(), (p, c) => ReviewTask.Score(p, c));
             result.InvocationConfiguration.Output.WriteLine(line.ToJsonString());
             return 0;

@@ -22,7 +22,7 @@ namespace Rlft.Policy.Benchmarks;
 /// </summary>
 public static class QloraPpoCase
 {
-    public sealed record Settings(string ModelDir, QuantizationOptions Quantization, int Batch, int NewTokens, int Steps, int Rank = 16, int PpoEpochs = 1);
+    public sealed record Settings(string ModelDir, QuantizationOptions Quantization, int Batch, int NewTokens, int Steps, int Rank = 16, int PpoEpochs = 1, bool Checkpointing = false);
 
     public static readonly string[] BlockProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "c_attn", "c_proj", "c_fc", "qkv_proj", "gate_up_proj"];
 
@@ -32,6 +32,7 @@ public static class QloraPpoCase
         var load = Stopwatch.StartNew();
         using var tokenizer = HfTokenizer.Load(s.ModelDir);
         var model = s.Quantization.Enabled ? ModelQuantizer.Load(s.ModelDir, s.Quantization) : Checkpoint.Load(s.ModelDir);
+        model.GradientCheckpointing = s.Checkpointing;
         double loadSeconds = load.Elapsed.TotalSeconds;
         double afterLoad = ResidentMiB();
         var (qWeights, qBytes, fullPrecision) = ModelQuantizer.Footprint(model);
@@ -78,6 +79,7 @@ public static class QloraPpoCase
             ["base_mib"] = Round((qBytes + fullPrecision * 4.0) / (1 << 20), 1),
             ["adapter_parameters"] = adapters.Parameters().Sum(p => p.numel()),
             ["batch"] = s.Batch, ["new_tokens"] = s.NewTokens, ["ppo_epochs"] = s.PpoEpochs, ["lora_rank"] = s.Rank,
+            ["gradient_checkpointing"] = s.Checkpointing,
             ["load_s"] = Round(loadSeconds, 2), ["rss_after_load_mib"] = Round(afterLoad, 0),
             ["generate_s"] = generate, ["train_s"] = train,
             ["generate_s_median"] = Round(Median(generate), 3), ["train_s_median"] = Round(Median(train), 3),

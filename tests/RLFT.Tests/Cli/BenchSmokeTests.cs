@@ -11,7 +11,7 @@ public class BenchSmokeTests
     [InlineData("actors", "actors/ppo-job-lag0:steady_state_ratio", "actors/ppo-job-lag1:throughput_ratio")]
     [InlineData("feedback", "feedback/ratings:ratings_per_s")]
     [InlineData("qlora", "qlora/quantization-error:nf4_over_uniform_int4", "qlora/logprob-drift/nf4:mean_abs_token_logprob_diff", "qlora/ppo/small/nf4:bytes_per_quantized_weight",
-        "qlora/ppo/small/compared:nf4_over_fp32_base_mib")]
+        "qlora/ppo/small/nf4-checkpointed:train_s_median", "qlora/ppo/small/compared:nf4_over_fp32_base_mib")]
     public void Quick_runtime_benchmarks_print_a_json_line_with_their_figure(string suite, params string[] expected)
     {
         var o = new StringWriter();
