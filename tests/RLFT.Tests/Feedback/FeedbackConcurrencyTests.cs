@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
 
 namespace Rlft.Tests.Feedback;
 
@@ -33,7 +34,8 @@ public class FeedbackConcurrencyTests
     [Fact]
     public async Task Two_different_answers_racing_give_one_201_and_one_409_and_the_stored_rating_is_the_winner()
     {
-        await using var node = await FeedbackTestNode.StartAsync();
+        var log = new CapturedLog();
+        await using var node = await FeedbackTestNode.StartAsync(logging: l => l.AddProvider(log).SetMinimumLevel(LogLevel.Warning));
         const int Items = 4;
         await node.Admin.EnqueueAsync(Enumerable.Range(0, Items).Select(i => FeedbackTestNode.Compare($"c{i}", "p", $"x{i}", $"y{i}")), Ct);
         var alice = node.Client("alice");
@@ -50,6 +52,8 @@ public class FeedbackConcurrencyTests
             for (int k = 0; k < bodies.Count; k++)
             {
                 bool same = bodies[k].Contains($"\"{winner}\"", StringComparison.Ordinal);
+                Assert.True(results[k].Status < HttpStatusCode.InternalServerError,
+                    $"{results[k].Status} {results[k].Body}; logged: {string.Join(" | ", log.Entries.Select(e => $"{e.Category} {e.Message} {e.Exception}"))}");
                 Assert.Equal(same ? HttpStatusCode.Created : HttpStatusCode.Conflict, results[k].Status);
                 if (same) Assert.Equal(ratingId, RatingId(results[k].Body));
                 else Assert.Contains("different answer", results[k].Body);
