@@ -24,7 +24,8 @@ public static class BenchCaseCommand
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 3 };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 1 };
         var checkpointing = new Option<bool>("--checkpointing") { Description = "Gradient checkpointing per block (QLoRA's usual setting)" };
-        var qlora = new Command("qlora", "One LoRA PPO configuration of the qlora benchmark.") { model, quantize, doubleQuant, computeDtype, batch, newTokens, steps, epochs, checkpointing };
+        var allProjections = new Option<bool>("--all-projections") { Description = "LoRA on every projection of the blocks (default: attention, as a job's lora section)" };
+        var qlora = new Command("qlora", "One LoRA PPO configuration of the qlora benchmark.") { model, quantize, doubleQuant, computeDtype, batch, newTokens, steps, epochs, checkpointing, allProjections };
         qlora.SetAction(result =>
         {
             string kind = result.GetValue(quantize)!;
@@ -36,7 +37,7 @@ public static class BenchCaseCommand
             };
             var line = QloraPpoCase.Run(
                 new QloraPpoCase.Settings(result.GetValue(model)!, options, result.GetValue(batch), result.GetValue(newTokens), result.GetValue(steps), PpoEpochs: result.GetValue(epochs),
-                    Checkpointing: result.GetValue(checkpointing)),
+                    Checkpointing: result.GetValue(checkpointing), AllProjections: result.GetValue(allProjections)),
                 ReviewTask.ReviewPrompts(64, 1).Select(p => p.Prompt).ToList(), (p, c) => ReviewTask.Score(p, c));
             result.InvocationConfiguration.Output.WriteLine(line.ToJsonString());
             return 0;

@@ -15,14 +15,16 @@ namespace Rlft.Policy.Benchmarks;
 
 /// <summary>
 /// One LoRA PPO configuration, meant to run alone in its process so that the peak resident memory is its own: load the
-/// model (quantizing at load, or fp32), attach LoRA to every projection of the blocks, then steps of generate (one
-/// model: the policy samples) → score → PPO update (the reference is the same base with adapters off). This is what
-/// the job fundamentally holds (one frozen base, adapters and their optimizer state, activations); the runtime's own
-/// copies (a rollout replica, weight blobs) come on top in <c>rlft run</c>.
+/// model (quantizing at load, or fp32), attach LoRA to the projections a job's <c>lora</c> section targets by default
+/// (attention: q, k, v, o) or, with <see cref="Settings.AllProjections"/>, to every projection of the blocks, then
+/// steps of generate (one model: the policy samples) → score → PPO update (the reference is the same base with adapters
+/// off), returning the C heap's free pages after each step as the learner does. This is what the job fundamentally
+/// holds (one frozen base, adapters and their optimizer state, activations); the runtime's own copies (a rollout
+/// replica, weight blobs) come on top in <c>rlft run</c>.
 /// </summary>
 public static class QloraPpoCase
 {
-    public sealed record Settings(string ModelDir, QuantizationOptions Quantization, int Batch, int NewTokens, int Steps, int Rank = 16, int PpoEpochs = 1, bool Checkpointing = false);
+    public sealed record Settings(string ModelDir, QuantizationOptions Quantization, int Batch, int NewTokens, int Steps, int Rank = 16, int PpoEpochs = 1, bool Checkpointing = false, bool AllProjections = false);
 
     public static readonly string[] BlockProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "c_attn", "c_proj", "c_fc", "qkv_proj", "gate_up_proj"];
 
@@ -37,7 +39,9 @@ public static class QloraPpoCase
         double afterLoad = ResidentMiB();
         var (qWeights, qBytes, fullPrecision) = ModelQuantizer.Footprint(model);
         var policy = new PolicyModel(model, tokenizer);
-        var adapters = LoraAdapters.Apply(model, new LoraConfig { Rank = s.Rank, Alpha = 2 * s.Rank, TargetModules = BlockProjections }, seed: 1);
+        var lora = new LoraConfig { Rank = s.Rank, Alpha = 2 * s.Rank };
+        if (s.AllProjections) lora = lora with { TargetModules = BlockProjections };
+        var adapters = LoraAdapters.Apply(model, lora, seed: 1);
         var value = new ValueHead(model.Config.HiddenSize, 1);
         var ppo = new PpoTrainer(policy, value, new AdapterReference(policy, adapters), new PpoOptions { Epochs = s.PpoEpochs },
             new OptimizerOptions { LearningRate = 1e-4, TotalSteps = Math.Max(1, s.Steps) }, adapters.Parameters(), seed: 1);
@@ -61,6 +65,7 @@ public static class QloraPpoCase
             sw.Restart();
             ppo.Step(experience);
             train.Add(Round(sw.Elapsed.TotalSeconds, 3));
+            Runtime.NativeHeap.Trim();
         }
         double Median(JsonArray a)
         {
@@ -78,6 +83,7 @@ public static class QloraPpoCase
             ["bytes_per_quantized_weight"] = qWeights > 0 ? Math.Round(qBytes / (double)qWeights, 4) : 4.0,
             ["base_mib"] = Round((qBytes + fullPrecision * 4.0) / (1 << 20), 1),
             ["adapter_parameters"] = adapters.Parameters().Sum(p => p.numel()),
+            ["lora_targets"] = s.AllProjections ? "all" : "attention",
             ["batch"] = s.Batch, ["new_tokens"] = s.NewTokens, ["ppo_epochs"] = s.PpoEpochs, ["lora_rank"] = s.Rank,
             ["gradient_checkpointing"] = s.Checkpointing,
             ["load_s"] = Round(loadSeconds, 2), ["rss_after_load_mib"] = Round(afterLoad, 0),
