@@ -43,6 +43,8 @@ internal static class BenchCases
         string output = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
         string? json = output.Split('\n').LastOrDefault(l => l.StartsWith('{'));
+        // A case that failed in a way it can describe prints its line with the error and exits non-zero.
+        if (json is not null && JsonNode.Parse(json)!.AsObject() is var line && (p.ExitCode == 0 || line.ContainsKey("error"))) return line;
         if (p.ExitCode != 0 || json is null)
             return new JsonObject { ["error"] = $"bench-case exited {p.ExitCode}: {stderr.Result.Trim().Split('\n').LastOrDefault()}" };
         return JsonNode.Parse(json)!.AsObject();
