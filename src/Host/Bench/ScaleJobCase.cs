@@ -101,7 +101,11 @@ public static class ScaleJobCase
         double wall = sw.Elapsed.TotalSeconds;
         double peak = QloraPpoCase.PeakResidentMiB();
         if (code != 0)
-            return new JsonObject { ["error"] = $"rlft run exited {code}: {LastLine(errors.ToString()) ?? LastLine(output.ToString())}" };
+        {
+            // A job that ran and failed says why in its "rlft: FAILED: …" line; a refused one on stderr.
+            string? failed = output.ToString().Split('\n').FirstOrDefault(l => l.StartsWith("rlft: FAILED", StringComparison.Ordinal))?.Trim();
+            return new JsonObject { ["error"] = $"rlft run exited {code}: {failed ?? LastLine(errors.ToString()) ?? LastLine(output.ToString())}", ["peak_rss_mib"] = Round(peak, 0) };
+        }
         matmul = Math.Max(matmul, PolicyBenchmarks.MatmulGflops(MatmulSize, 3));
 
         var spec = JobSpec.Load(jobPath);
