@@ -131,7 +131,7 @@ public static class ScaleJobCase
             ["steps"] = steps.Count, ["batch"] = s.Batch, ["new_tokens"] = online ? s.NewTokens : 0, ["passes"] = passes,
             ["peak_rss_mib"] = Round(peak, 0), ["bytes_per_parameter"] = Round(peak * (1 << 20) / shape.Parameters, 2),
             ["estimate_mib"] = Round(estimate / (double)(1 << 20), 0), ["peak_over_estimate"] = Round(peak * (1 << 20) / estimate, 3),
-            ["generate_s"] = Round(generate, 3), ["score_s"] = Round(score, 3), ["train_s"] = Round(train, 3), ["step_s"] = Round(generate + score + train, 3),
+            ["generate_s"] = Round(generate, 3), ["score_s"] = Round(score, 4), ["train_s"] = Round(train, 3), ["step_s"] = Round(generate + score + train, 3),
             ["train_s_per_step"] = new JsonArray(steps.Select(m => (JsonNode)Round(m.GetValueOrDefault(online ? "timing/train" : "timing/step"), 3)).ToArray()),
             ["train_tokens"] = Round(tokens, 0),
             ["train_tokens_per_s"] = Round(train > 0 ? tokens * passes / train : 0, 1),
