@@ -252,6 +252,8 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
         metrics["timing/train"] = train;
         metrics["timing/generate"] = batch.Seconds;
         metrics["timing/score"] = experience.Scores.Seconds;
+        // Sequence tokens (prompt + completion) the update trains on per pass over the batch: the work behind timing/train.
+        metrics["train/tokens"] = samples.Sum(s => (long)s.PromptTokens.Length + s.CompletionTokens.Length);
         metrics["rollout/tokens_per_second"] = batch.Seconds > 0 ? generated / batch.Seconds : 0;
         metrics["rollout/policy_lag"] = PolicyVersion - batch.PolicyVersion;
         metrics["rollout/dropped"] = batch.Samples.Length - samples.Count;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Rlft.Policy.Benchmarks;
 using Rlft.Policy.Checkpoints;
@@ -169,21 +168,8 @@ public sealed class QloraBenchmark : IBenchmark
 
     const int Batch = 8, NewTokens = 32, Steps = 3;
 
-    static string ModelDirectory(string preset)
-    {
-        string dir = Path.Combine(Path.GetTempPath(), "rlft-bench-models", preset);
-        if (!File.Exists(Path.Combine(dir, Checkpoint.ConfigFile)))
-        {
-            string partial = dir + ".partial";
-            if (Directory.Exists(partial)) Directory.Delete(partial, true);
-            ModelPresets.Write("qwen2", preset, partial, seed: 1);
-            NativeHeapTrim();
-            Directory.Move(partial, dir);
-        }
-        return dir;
-    }
-
-    static void NativeHeapTrim() => Rlft.Policy.Runtime.NativeHeap.Trim();
+    /// <summary>The qwen2 family at every shape: the small quick shape is built as qwen2 too.</summary>
+    static string ModelDirectory(string preset) => BenchCases.ModelDirectory(preset, preset == "small" ? "qwen2" : null);
 
     static JsonObject InProcess(string shape, string kind, bool checkpointed)
     {
@@ -199,24 +185,9 @@ public sealed class QloraBenchmark : IBenchmark
         return line;
     }
 
-    static JsonObject InChildProcess(string shape, string kind, bool checkpointed)
-    {
-        string self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the rlft executable to start a benchmark process");
-        var start = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        // Run through `dotnet rlft.dll`: the entry assembly comes first.
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet") start.ArgumentList.Add(typeof(QloraBenchmark).Assembly.Location);
-        foreach (var a in new[] { "bench-case", "qlora", "--model", ModelDirectory(shape), "--quantize", kind, "--batch", $"{Batch}", "--new-tokens", $"{NewTokens}", "--steps", $"{Steps}" })
-            start.ArgumentList.Add(a);
-        if (checkpointed) start.ArgumentList.Add("--checkpointing");
-        using var p = Process.Start(start) ?? throw new InvalidOperationException($"could not start {self}");
-        var stderr = p.StandardError.ReadToEndAsync();
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        string? json = output.Split('\n').LastOrDefault(l => l.StartsWith('{'));
-        if (p.ExitCode != 0 || json is null)
-            return new JsonObject { ["error"] = $"bench-case exited {p.ExitCode}: {stderr.Result.Trim().Split('\n').LastOrDefault()}" };
-        return JsonNode.Parse(json)!.AsObject();
-    }
+    static JsonObject InChildProcess(string shape, string kind, bool checkpointed) => BenchCases.RunChild(
+        ["bench-case", "qlora", "--model", ModelDirectory(shape), "--quantize", kind, "--batch", $"{Batch}", "--new-tokens", $"{NewTokens}", "--steps", $"{Steps}",
+            .. checkpointed ? new[] { "--checkpointing" } : []]);
 
     /// <summary>NF4 and int8 against no quantization at one shape: memory and time as ratios.</summary>
     static JsonObject Compare(string shape, List<JsonObject> lines)

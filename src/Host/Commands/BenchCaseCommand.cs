@@ -6,8 +6,9 @@ using Rlft.Rollout.Tasks;
 namespace Rlft.Host.Commands;
 
 /// <summary>
-/// `rlft bench-case qlora …` (hidden): one configuration of the qlora benchmark in a process of its own, so that its
-/// peak resident memory is its own; prints one JSON line. `rlft bench --only qlora` starts these.
+/// `rlft bench-case qlora|job …` (hidden): one configuration of the qlora or the scale-jobs benchmark in a process of
+/// its own, so that its peak resident memory is its own; prints one JSON line. `rlft bench --only qlora` and
+/// `rlft bench --only scale-jobs` start these.
 /// </summary>
 public static class BenchCaseCommand
 {
@@ -42,6 +43,31 @@ public static class BenchCaseCommand
             result.InvocationConfiguration.Output.WriteLine(line.ToJsonString());
             return 0;
         });
-        return new Command("bench-case", "One benchmark configuration in its own process (used by rlft bench).") { Hidden = true, Subcommands = { qlora } };
+        return new Command("bench-case", "One benchmark configuration in its own process (used by rlft bench).") { Hidden = true, Subcommands = { qlora, Job() } };
+    }
+
+    /// <summary>`rlft bench-case job`: one configuration of the scale-jobs bench as `rlft run` runs it (<see cref="Bench.ScaleJobCase"/>).</summary>
+    static Command Job()
+    {
+        var model = new Option<string>("--model") { Required = true, Description = "A checkpoint directory (rlft init-model --preset ...)" };
+        var kind = new Option<string>("--kind") { Required = true };
+        kind.AcceptOnlyFromAmong(Bench.ScaleJobCase.Kinds);
+        var mode = new Option<string>("--mode") { DefaultValueFactory = _ => "full" };
+        mode.AcceptOnlyFromAmong("full", "lora");
+        var checkpointing = new Option<bool>("--checkpointing") { Description = "gradient-checkpointing = on" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 3 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 8 };
+        var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 32 };
+        var job = new Command("job", "One configuration of the scale-jobs benchmark: a real job through rlft run.") { model, kind, mode, checkpointing, steps, batch, newTokens };
+        job.SetAction(result =>
+        {
+            string dir = result.GetValue(model)!;
+            if (!File.Exists(Path.Combine(dir, "config.json"))) throw new CliException($"--model {dir}: no config.json there");
+            var line = Bench.ScaleJobCase.Run(new Bench.ScaleJobCase.Settings(dir, result.GetValue(kind)!, result.GetValue(mode) == "lora", result.GetValue(checkpointing),
+                result.GetValue(steps), result.GetValue(batch), result.GetValue(newTokens)), Path.GetTempPath());
+            result.InvocationConfiguration.Output.WriteLine(line.ToJsonString());
+            return line.ContainsKey("error") ? 1 : 0;
+        });
+        return job;
     }
 }

@@ -17,6 +17,7 @@ public static class BenchCommand
         new PolicyBenchmarks.Memory(),
         new BatchingBenchmarks(),
         new ScaleBenchmarks(),
+        new Bench.ScaleJobsBenchmark(),
         new Bench.ActorOverheadBenchmark(),
         new Bench.WeightSyncBenchmark(),
         new Bench.FeedbackBenchmark(),
@@ -28,11 +29,12 @@ public static class BenchCommand
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and smaller sizes (a smoke run)." };
+        var large = new Option<bool>("--large") { Description = "Also the largest shapes where a suite has them (scale-jobs: Qwen2-1.5B)." };
         var only = new Option<string?>("--only") { Description = "Run only the suites whose name contains this text." };
         var output = new Option<FileInfo?>("--output") { Description = "Also write the JSON lines to this file." };
         var compare = new Option<FileInfo?>("--compare") { Description = "An earlier run's JSON lines: print each ratio's change from it." };
         var against = new Option<FileInfo?>("--against") { Description = "With --compare: compare with this saved run instead of running the benchmarks." };
-        var command = new Command("bench", "Run benchmarks; prints one JSON object per line.") { quick, only, output, compare, against };
+        var command = new Command("bench", "Run benchmarks; prints one JSON object per line.") { quick, large, only, output, compare, against };
         command.SetAction(result =>
         {
             var o = result.InvocationConfiguration.Output;
@@ -43,7 +45,7 @@ public static class BenchCommand
                 foreach (var row in BenchComparison.Describe(old, BenchComparison.Read(ReadLines(newFile, "--against")))) o.WriteLine(row);
                 return 0;
             }
-            var options = new BenchOptions(result.GetValue(quick));
+            var options = new BenchOptions(result.GetValue(quick), result.GetValue(large));
             string? filter = result.GetValue(only);
             var suites = Benchmarks().Where(b => filter is null ? !b.OnlyWhenNamed : b.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
             if (suites.Count == 0) throw new CliException($"no benchmark suite matches --only '{filter}'");

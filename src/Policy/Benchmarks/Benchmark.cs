@@ -3,8 +3,11 @@ using System.Text.Json.Nodes;
 
 namespace Rlft.Policy.Benchmarks;
 
-/// <summary>Settings every benchmark receives: quick mode trims repetitions and sizes for a smoke run.</summary>
-public sealed record BenchOptions(bool Quick);
+/// <summary>
+/// Settings every benchmark receives: quick mode trims repetitions and sizes for a smoke run; <paramref name="Large"/>
+/// adds the largest shapes where a suite has them (they take the most time and memory).
+/// </summary>
+public sealed record BenchOptions(bool Quick, bool Large = false);
 
 /// <summary>
 /// A named group of measurements for <c>rlft bench</c>. Each yielded object is one JSON line and carries a

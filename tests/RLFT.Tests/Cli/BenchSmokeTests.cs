@@ -12,6 +12,8 @@ public class BenchSmokeTests
     [InlineData("feedback", "feedback/ratings:ratings_per_s")]
     [InlineData("qlora", "qlora/quantization-error:nf4_over_uniform_int4", "qlora/logprob-drift/nf4:mean_abs_token_logprob_diff", "qlora/ppo/small/nf4:bytes_per_quantized_weight",
         "qlora/ppo/small/nf4-checkpointed:train_s_median", "qlora/ppo/small/compared:nf4_over_fp32_base_mib")]
+    [InlineData("scale-jobs", "scale/job/tiny/ppo-full:generate_s", "scale/job/tiny/ppo-full:train_gflops", "scale/job/tiny/grpo-lora:peak_rss_mib",
+        "scale/job/tiny/dpo-full:train_tokens_per_s", "scale/job/tiny/sft-full-checkpointed:bytes_per_parameter", "scale/jobs:total_s")]
     public void Quick_runtime_benchmarks_print_a_json_line_with_their_figure(string suite, params string[] expected)
     {
         var o = new StringWriter();

@@ -153,7 +153,12 @@ internal static class OfflineSessions
         run.Measure("before", () => t.Evaluate(heldOutPairs));
         if (taskReward is not null) run.Measure("before", () => Evaluator.Run(run.Policy, prompts, taskReward, sampling).Metrics);
         if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(trainPairs);
-        run.Loop(trainPairs, t.Step);
+        run.Loop(trainPairs, pairs =>
+        {
+            var m = t.Step(pairs);
+            m["train/tokens"] = pairs.Sum(p => p.Chosen.Ids.Length + p.Rejected.Ids.Length);
+            return m;
+        });
         run.Measure("after", () => t.Evaluate(heldOutPairs));
         run.Measure("after", () => Evaluator.Run(run.Policy, prompts, taskReward, sampling, reference, start, engine.Judge(taskReward)).Metrics);
         start?.Model.Dispose();

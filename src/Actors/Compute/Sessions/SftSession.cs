@@ -64,7 +64,9 @@ internal static class SftSession
             Dictionary<string, double> Step(List<EncodedExample> batch)
             {
                 var mixed = mixer?.Batch(step);
-                var m = t.Step(mixed is null ? batch : [.. mixed.Items]);
+                List<EncodedExample> examples = mixed is null ? batch : [.. mixed.Items];
+                var m = t.Step(examples);
+                m["train/tokens"] = examples.Sum(e => e.Ids.Length);
                 if (mixed is not null) m["replay/replayed"] = mixed.Replayed;
                 step++;
                 if (stage.EvalEvery > 0 && step % stage.EvalEvery == 0)
