@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Packs RLFT's NuGet packages, installs the `rlft` tool from them into a temporary tool path, and runs it from
 # an empty folder with no repository in sight: `rlft info` and the default job (its preset ships in the tool).
+# The three samples build against the packed packages and run.
 # Used by .ci/run; run it by hand after changing package metadata.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+app_pid=
+cleanup() {
+  if [ -n "$app_pid" ]; then kill "$app_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 packages="$work/packages"
 
 dotnet pack RLFT.sln -c Release -o "$packages" -v quiet -nologo
@@ -29,10 +35,39 @@ for sample in CustomReward:custom-reward DpoFromJsonl:dpo-from-jsonl; do
   grep -q '"succeeded": *true' "$work/sample-runs/$job/summary.json"
 done
 
+# The ASP.NET Core sample against the packages: started on a free loopback port, its own route and the health check
+# fetched, then stopped.
+NUGET_PACKAGES="$work/nuget" dotnet build samples/FeedbackInAspNet -c Release -p:RlftSamplesFromPackages=true \
+  -p:RestoreAdditionalProjectSources="$packages" -o "$work/samples/FeedbackInAspNet" -v quiet -nologo
+grep -A1 '"Rlft.Actors/' "$repo/samples/FeedbackInAspNet/obj/from-packages/project.assets.json" | grep -q '"type": "package"'
+app_log="$work/feedback-app.log"
+(cd "$work" && exec timeout 300 dotnet "$work/samples/FeedbackInAspNet/Rlft.Samples.FeedbackInAspNet.dll" \
+  --urls http://127.0.0.1:0 --journal "$work/feedback.db" --token "smoke-$$" >"$app_log" 2>&1) &
+app_pid=$!
+url=
+for _ in $(seq 1 120); do
+  url=$(sed -n 's|^listening on \(http://[^ ,]*\).*|\1|p' "$app_log" | head -n 1)
+  if [ -n "$url" ] || ! kill -0 "$app_pid" 2>/dev/null; then break; fi
+  sleep 0.5
+done
+if [ -z "$url" ]; then echo "tool-smoke: FeedbackInAspNet did not say where it listens within 60 s:"; cat "$app_log"; exit 1; fi
+curl -fsS --max-time 10 "$url/hello" | grep -q 'hello from my app'
+# The health check asks the feedback actor, which may still be opening its journal: a few tries.
+healthy=
+for _ in 1 2 3 4 5; do
+  if curl -fsS --max-time 10 "$url/healthz" | grep -q '"status":"ok"'; then healthy=yes; break; fi
+  sleep 1
+done
+if [ -z "$healthy" ]; then echo "tool-smoke: $url/healthz never said ok:"; cat "$app_log"; exit 1; fi
+kill "$app_pid"
+wait "$app_pid" 2>/dev/null || true
+app_pid=
+echo "FeedbackInAspNet: $url/hello and $url/healthz answered"
+
 mkdir "$work/empty"
 cd "$work/empty"
 "$work/tool/rlft" info
 "$work/tool/rlft" run quickstart --set output-dir="$work/runs"
 test -s "$work/runs/quickstart/summary.json"
 grep -q '"succeeded": *true' "$work/runs/quickstart/summary.json"
-echo "tool-smoke: rlft $version installed from the packages, ran info and the default job; the samples built against the packages and ran"
+echo "tool-smoke: rlft $version installed from the packages, ran info and the default job; the three samples built against the packages and ran"
