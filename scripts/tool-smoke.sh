@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs RLFT's NuGet packages, installs the `rlft` tool from them into a temporary tool path, and runs it from
 # an empty folder with no repository in sight: `rlft info` and the default job (its preset ships in the tool).
-# The three samples build against the packed packages and run.
+# The three samples build against the packed packages and run; one of them is also built from a copy outside the
+# repository (a project of the user's own: no repository build files, only what the packages bring).
 # Used by .ci/run; run it by hand after changing package metadata.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,10 +65,43 @@ wait "$app_pid" 2>/dev/null || true
 app_pid=
 echo "FeedbackInAspNet: $url/hello and $url/healthz answered"
 
+# A project of the user's own, outside the repository: a minimal csproj referencing Rlft.Actors at the packed version,
+# with DpoFromJsonl's Program.cs. No repository build file applies there, so TorchSharp's libLibTorchSharp.so loads on
+# Debian 12 only through the patch that Rlft.Policy ships (buildTransitive/Rlft.Policy.targets).
+outside="$work/outside"
+mkdir "$outside"
+dir="$outside"
+while :; do
+  for f in Directory.Build.props Directory.Build.targets Directory.Packages.props; do
+    if [ -e "$dir/$f" ]; then echo "tool-smoke: $dir/$f would apply to the outside project"; exit 1; fi
+  done
+  [ "$dir" = / ] && break
+  dir=$(dirname "$dir")
+done
+cp samples/DpoFromJsonl/Program.cs "$outside/"
+printf '%s\n' \
+  '<Project Sdk="Microsoft.NET.Sdk">' \
+  '  <PropertyGroup>' \
+  '    <OutputType>Exe</OutputType>' \
+  '    <TargetFramework>net10.0</TargetFramework>' \
+  '    <ImplicitUsings>enable</ImplicitUsings>' \
+  '    <Nullable>enable</Nullable>' \
+  '    <RuntimeIdentifier>linux-x64</RuntimeIdentifier>' \
+  '    <SelfContained>false</SelfContained>' \
+  "    <RestoreAdditionalProjectSources>$packages</RestoreAdditionalProjectSources>" \
+  '  </PropertyGroup>' \
+  '  <ItemGroup>' \
+  "    <PackageReference Include=\"Rlft.Actors\" Version=\"$version\" />" \
+  '  </ItemGroup>' \
+  '</Project>' > "$outside/MyDpo.csproj"
+NUGET_PACKAGES="$work/nuget" dotnet build "$outside/MyDpo.csproj" -c Release -o "$outside/out" -v quiet -nologo
+(cd "$outside" && timeout 300 dotnet out/MyDpo.dll "$outside/runs" | tail -n 2)
+grep -q '"succeeded": *true' "$outside/runs/dpo-from-jsonl/summary.json"
+
 mkdir "$work/empty"
 cd "$work/empty"
 "$work/tool/rlft" info
 "$work/tool/rlft" run quickstart --set output-dir="$work/runs"
 test -s "$work/runs/quickstart/summary.json"
 grep -q '"succeeded": *true' "$work/runs/quickstart/summary.json"
-echo "tool-smoke: rlft $version installed from the packages, ran info and the default job; the three samples built against the packages and ran"
+echo "tool-smoke: rlft $version installed from the packages, ran info and the default job; the three samples built against the packages and ran, one also as a project outside the repository"
