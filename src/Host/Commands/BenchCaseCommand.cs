@@ -9,7 +9,7 @@ namespace Rlft.Host.Commands;
 /// `rlft bench-case qlora …` (hidden): one configuration of the qlora benchmark in a process of its own, so that its
 /// peak resident memory is its own; prints one JSON line. `rlft bench --only qlora` starts these.
 /// </summary>
-public static class BenchCaseCommand
+internal static class BenchCaseCommand
 {
     public static Command Create()
     {
