@@ -34,6 +34,7 @@ for sample in CustomReward:custom-reward DpoFromJsonl:dpo-from-jsonl; do
   grep -A1 '"Rlft.Actors/' "$repo/samples/$project/obj/from-packages/project.assets.json" | grep -q '"type": "package"'
   (cd "$work" && dotnet "$work/samples/$project/Rlft.Samples.$project.dll" "$work/sample-runs" | tail -n 2)
   grep -q '"succeeded": *true' "$work/sample-runs/$job/summary.json"
+  rm -rf "$work/samples/$project"   # ~480 MB of libtorch per output: the next one needs the room
 done
 
 # The ASP.NET Core sample against the packages: started on a free loopback port, its own route and the health check
@@ -64,6 +65,7 @@ kill "$app_pid"
 wait "$app_pid" 2>/dev/null || true
 app_pid=
 echo "FeedbackInAspNet: $url/hello and $url/healthz answered"
+rm -rf "$work/samples/FeedbackInAspNet"
 
 # A project of the user's own, outside the repository: a minimal csproj referencing Rlft.Actors at the packed version,
 # with DpoFromJsonl's Program.cs. No repository build file applies there, so TorchSharp's libLibTorchSharp.so loads on
@@ -97,6 +99,7 @@ printf '%s\n' \
 NUGET_PACKAGES="$work/nuget" dotnet build "$outside/MyDpo.csproj" -c Release -o "$outside/out" -v quiet -nologo
 (cd "$outside" && timeout 300 dotnet out/MyDpo.dll "$outside/runs" | tail -n 2)
 grep -q '"succeeded": *true' "$outside/runs/dpo-from-jsonl/summary.json"
+rm -rf "$outside/out"
 
 mkdir "$work/empty"
 cd "$work/empty"
