@@ -7,7 +7,7 @@ namespace Rlft.Actors.Compute;
 /// The compute behind a rollout actor: a policy replica that switches weight versions atomically and
 /// completes prompts. Called only from the rollout actor's own (pinned) thread.
 /// </summary>
-public interface IRolloutEngine : IDisposable
+internal interface IRolloutEngine : IDisposable
 {
     long PolicyVersion { get; }
     /// <summary>The version of the full weights under the replica (its LoRA adapters, if any, apply on these).</summary>
@@ -25,7 +25,7 @@ public interface IRolloutEngine : IDisposable
 }
 
 /// <summary>The compute behind a reward actor: the reward pipeline (and its reward model, if any).</summary>
-public interface IRewardEngine : IDisposable
+internal interface IRewardEngine : IDisposable
 {
     long RewardModelVersion { get; }
     /// <summary>True when the pipeline scores with a reward model trained by the job.</summary>
@@ -42,7 +42,7 @@ public interface IRewardEngine : IDisposable
 /// The compute behind the learner actor: policy, value head, reference, reward model, optimizers.
 /// Everything here runs on the learner's pinned thread.
 /// </summary>
-public interface ILearnerEngine : IDisposable
+internal interface ILearnerEngine : IDisposable
 {
     long PolicyVersion { get; }
     long RewardModelVersion { get; }

@@ -17,7 +17,7 @@ namespace Rlft.Actors.Compute;
 /// A member that fails breaks the group (the others are released from the sums): the failure is reported, and
 /// later training calls are refused; the leader still evaluates, exports and checkpoints.
 /// </summary>
-public sealed class LearnerGroupEngine : ILearnerEngine
+internal sealed class LearnerGroupEngine : ILearnerEngine
 {
     readonly ILearnerEngine[] _members;
     readonly LearnerGroup[] _groups;

@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace Rlft.Actors.Compute;
 
 /// <summary>The small text files that describe a model (config, tokenizer), carried inside weight blobs.</summary>
-public static class ModelFiles
+internal static class ModelFiles
 {
     static readonly string[] Names = [Checkpoint.ConfigFile, .. Checkpoint.TokenizerFiles, QuantizationOptions.FileName];
 

@@ -9,7 +9,7 @@ namespace Rlft.Actors.Compute;
 /// and a checkpoint's <c>policy/</c> is the checkpoint the base was quantized from, byte for byte, plus that file:
 /// quantizing it again gives the same base bit for bit, so a resumed run continues on exactly the same weights.
 /// </summary>
-public static class QuantizedBase
+internal static class QuantizedBase
 {
     /// <summary>The model files a quantized base's blob carries: config and tokenizer, and the quantization settings.</summary>
     public static Dictionary<string, string> BlobFiles(IReadOnlyDictionary<string, string> modelFiles, QuantizationOptions options)

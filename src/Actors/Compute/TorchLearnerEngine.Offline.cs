@@ -7,7 +7,7 @@ using Rlft.Policy.Training.Trainers;
 namespace Rlft.Actors.Compute;
 
 /// <summary>Offline stages run to the end in the learner, each by its session (<see cref="OfflineSessions"/>).</summary>
-public sealed partial class TorchLearnerEngine
+internal sealed partial class TorchLearnerEngine
 {
     /// <summary>The SFT-format examples of the last sft or distill stage as they were trained on (tests read the masks).</summary>
     internal IReadOnlyList<EncodedExample> TrainedExamples { get; set; } = [];

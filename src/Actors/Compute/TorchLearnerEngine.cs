@@ -28,7 +28,7 @@ namespace Rlft.Actors.Compute;
 /// reward model, and the trainers of each stage kind. Offline stages run to completion here; online
 /// stages take one scored batch per <see cref="Train"/>.
 /// </summary>
-public sealed partial class TorchLearnerEngine : ILearnerEngine
+internal sealed partial class TorchLearnerEngine : ILearnerEngine
 {
     readonly JobSpec _job;
     readonly Device _device;
@@ -401,7 +401,7 @@ public sealed partial class TorchLearnerEngine : ILearnerEngine
 }
 
 /// <summary>The engines RLFT runs with: TorchSharp models on the job's device.</summary>
-public sealed class TorchEngineFactory : Runtime.IEngineFactory
+internal sealed class TorchEngineFactory : Runtime.IEngineFactory
 {
     public ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null) =>
         job.Learners > 1 ? new LearnerGroupEngine(job, group => new TorchLearnerEngine(job, resumeFrom, group)) : new TorchLearnerEngine(job, resumeFrom);

@@ -24,7 +24,7 @@ namespace Rlft.Actors.Compute;
 /// from the learner; a <c>source = human</c> component asks raters through <paramref name="humanRatings"/> (the
 /// feedback actor). Dropped or non-finite samples are reported with their reasons.
 /// </summary>
-public sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRatings = null) : IRewardEngine
+internal sealed class TorchRewardEngine(JobSpec job, IHumanRatingPort? humanRatings = null) : IRewardEngine
 {
     /// <summary>The name under which a pipeline spec refers to the reward model the job trains.</summary>
     public const string JobRewardModel = "job";

@@ -17,7 +17,7 @@ namespace Rlft.Actors.Compute;
 /// job's <c>model.frozen-dtype</c> (fp32 or bf16; weights travel as fp32 and are cast as they are copied in); under
 /// LoRA with bf16 compute its base is bf16 and its adapters fp32, as the learner's are, so both compute alike.
 /// </summary>
-public sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
+internal sealed class TorchRolloutEngine(JobSpec job) : IRolloutEngine
 {
     readonly Device _device = TorchRuntime.ResolveDevice(job.Device);
     readonly ScalarType _dtype = job.PolicyFrozenDtype(TorchRuntime.ResolveDevice(job.Device));

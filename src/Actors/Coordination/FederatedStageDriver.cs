@@ -4,28 +4,28 @@ using Rlft.Policy.Training;
 namespace Rlft.Actors.Coordination;
 
 /// <summary>What the coordinator does next for a federated stage (the driver's decisions, carried out as messages).</summary>
-public abstract record FederatedCommand;
+internal abstract record FederatedCommand;
 
 /// <summary>Send the global weights of <paramref name="Round"/> to each of <paramref name="Clients"/>; their updates are due by <paramref name="Deadline"/>.</summary>
-public sealed record StartRound(int Round, int Attempt, IReadOnlyList<string> Clients, DateTime Deadline) : FederatedCommand;
+internal sealed record StartRound(int Round, int Attempt, IReadOnlyList<string> Clients, DateTime Deadline) : FederatedCommand;
 
 /// <summary>Aggregate these updates into the global weights (the learner does it), then call <see cref="FederatedStageDriver.Aggregated"/>.</summary>
-public sealed record AggregateRound(int Round, int Attempt, IReadOnlyList<ClientUpdate> Updates, Dictionary<string, double> Figures) : FederatedCommand;
+internal sealed record AggregateRound(int Round, int Attempt, IReadOnlyList<ClientUpdate> Updates, Dictionary<string, double> Figures) : FederatedCommand;
 
 /// <summary>Not enough clients are Up to start a round; the reason says how many are and how many are needed.</summary>
-public sealed record WaitForClients(string Reason) : FederatedCommand;
+internal sealed record WaitForClients(string Reason) : FederatedCommand;
 
 /// <summary>The stage cannot complete (a round failed every attempt).</summary>
-public sealed record FailStage(string Reason) : FederatedCommand;
+internal sealed record FailStage(string Reason) : FederatedCommand;
 
 /// <summary>Every round is aggregated.</summary>
-public sealed record FinishStage : FederatedCommand;
+internal sealed record FinishStage : FederatedCommand;
 
 /// <summary>
 /// One client's answer in a round: its update (plain floats, or the masked fixed-point words of secure aggregation),
 /// how many examples it trained on, what it measured, and what the message cost on the wire.
 /// </summary>
-public sealed record ClientUpdate(string ClientId, int Round, int Attempt, float[]? Delta, long[]? Masked, double Samples,
+internal sealed record ClientUpdate(string ClientId, int Round, int Attempt, float[]? Delta, long[]? Masked, double Samples,
     IReadOnlyDictionary<string, double> Metrics, long Bytes);
 
 /// <summary>
@@ -37,7 +37,7 @@ public sealed record ClientUpdate(string ClientId, int Round, int Attempt, float
 /// longer waited for; under secure aggregation its masks would not cancel, so the round restarts without it. A client
 /// that comes back is sampled again in later rounds. Under privacy, ε (RDP accountant) is reported after every round.
 /// </summary>
-public sealed class FederatedStageDriver
+internal sealed class FederatedStageDriver
 {
     readonly FederatedSpec _spec;
     readonly ClientSampler _sampler;

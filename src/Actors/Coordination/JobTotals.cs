@@ -8,7 +8,7 @@ namespace Rlft.Actors.Coordination;
 /// counts in its <see cref="OnlineStageDriver"/>; they are folded in here when the stage ends, and a checkpoint's
 /// <see cref="ResumeState"/> carries them.
 /// </summary>
-public sealed class JobTotals
+internal sealed class JobTotals
 {
     long _reissuedBefore, _duplicatesBefore, _staleDroppedBefore, _rewardSkippedBefore;
     readonly Dictionary<string, long> _perWorkerBefore = new();

@@ -12,7 +12,7 @@ namespace Rlft.Actors.Coordination;
 /// current policy; a batch whose scoring fails is skipped the same way, until
 /// <c>max-consecutive-reward-failures</c> in a row fail the job.
 /// </summary>
-public sealed class OnlineStageDriver
+internal sealed class OnlineStageDriver
 {
     readonly JobSpec _job;
     readonly OnlineStageData _data;

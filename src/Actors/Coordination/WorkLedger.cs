@@ -1,7 +1,7 @@
 namespace Rlft.Actors.Coordination;
 
 /// <summary>A unit of rollout work: one batch of prompts to complete with a given policy version.</summary>
-public sealed record WorkItem<T>(long BatchId, T Payload);
+internal sealed record WorkItem<T>(long BatchId, T Payload);
 
 /// <summary>
 /// The coordinator's book of rollout work (no actors inside, so it is tested directly).
@@ -10,7 +10,7 @@ public sealed record WorkItem<T>(long BatchId, T Payload);
 /// Each batch id completes at most once: a late answer for a batch that another worker already
 /// finished is a duplicate and is ignored, so the learner never sees a batch twice.
 /// </summary>
-public sealed class WorkLedger<T>
+internal sealed class WorkLedger<T>
 {
     readonly LinkedList<WorkItem<T>> _pending = new();
     readonly Dictionary<long, (string Worker, WorkItem<T> Item, DateTime Deadline)> _inFlight = new();

@@ -11,7 +11,7 @@ using Rlft.Actors.Protocol;
 namespace Rlft.Actors.Dashboard;
 
 /// <summary>A cluster member as the dashboard lists it.</summary>
-public sealed record MemberView(string Address, string[] Roles, string Status);
+internal sealed record MemberView(string Address, string[] Roles, string Status);
 
 /// <summary>
 /// The live job page (<c>--dashboard URL</c>): Kestrel on the learner's node serving one read-only page and
@@ -20,7 +20,7 @@ public sealed record MemberView(string Address, string[] Roles, string Status);
 /// their reward components, and the cluster's members. Nothing on it is secret (no tokens, no paths beyond the
 /// job's name); it stays up after the job ends until the process leaves.
 /// </summary>
-public sealed class JobDashboard : IAsyncDisposable
+internal sealed class JobDashboard : IAsyncDisposable
 {
     /// <summary>The metrics plotted, by panel: a key, or a prefix ending in '/' for every key under it.</summary>
     public static readonly (string Panel, string[] Keys)[] Panels =

@@ -4,7 +4,7 @@ using Rlft.Actors.Configuration;
 namespace Rlft.Actors.Deployment;
 
 /// <summary>How a node finds its cluster: a hand-written seed list, or Akka.Management's cluster bootstrap over discovery.</summary>
-public enum DiscoveryMethod
+internal enum DiscoveryMethod
 {
     /// <summary><c>--seed-nodes</c>; the learner founds the cluster (the default, as before).</summary>
     None,
@@ -21,7 +21,7 @@ public enum DiscoveryMethod
 /// <c>required-contact-point-nr</c> contact points have answered (and, with <c>contact-with-all-contact-points</c>, every
 /// discovered one) and the discovered set has been stable for <c>stable-margin</c>.
 /// </summary>
-public sealed record ClusterDiscovery
+internal sealed record ClusterDiscovery
 {
     public const string DefaultServiceName = "rlft";
     public const int DefaultManagementPort = 8558;

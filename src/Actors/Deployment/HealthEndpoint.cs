@@ -9,7 +9,7 @@ namespace Rlft.Actors.Deployment;
 /// The probes over HTTP (Kestrel, loopback unless told otherwise): <c>GET /alive</c> and <c>GET /ready</c> answer 200 or
 /// 503 with a small JSON body (status, reason, this node's address and the members it sees with their roles).
 /// </summary>
-public sealed class HealthEndpoint : IAsyncDisposable
+internal sealed class HealthEndpoint : IAsyncDisposable
 {
     public const string AlivePath = "/alive";
     public const string ReadyPath = "/ready";

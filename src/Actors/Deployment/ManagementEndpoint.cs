@@ -21,7 +21,7 @@ namespace Rlft.Actors.Deployment;
 /// 0.9.10, whose <c>HttpServer.ListenAsync</c> has another signature: binding fails with MissingMethodException.
 /// Discovery, probing and the join decision stay Akka.Management's (<see cref="ClusterBootstrap"/>).
 /// </summary>
-public sealed class ManagementEndpoint : IAsyncDisposable
+internal sealed class ManagementEndpoint : IAsyncDisposable
 {
     public const string SeedNodesPath = "/bootstrap/seed-nodes";
     readonly WebApplication _app;

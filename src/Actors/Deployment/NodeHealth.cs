@@ -7,7 +7,7 @@ using Rlft.Actors.Runtime;
 namespace Rlft.Actors.Deployment;
 
 /// <summary>One probe's answer: ok (HTTP 200) or not (503), why, and the cluster as this node sees it.</summary>
-public sealed record HealthReport(bool Ok, string Reason, JsonObject Body);
+internal sealed record HealthReport(bool Ok, string Reason, JsonObject Body);
 
 /// <summary>
 /// Liveness and readiness of one `rlft node` process, for orchestrators (Kubernetes probes) and scripts.
@@ -15,7 +15,7 @@ public sealed record HealthReport(bool Ok, string Reason, JsonObject Body);
 /// memberships, rejoining, is alive). Ready: this node is an Up member of the cluster; on a learner node also the job is
 /// loaded (the coordinator singleton answers). A node that cannot join never becomes ready.
 /// </summary>
-public sealed class NodeHealth
+internal sealed class NodeHealth
 {
     readonly bool _learner;
     volatile RlftNode? _node;

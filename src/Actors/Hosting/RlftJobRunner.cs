@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
 using Rlft.Actors.Compute;
+using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.Runtime;
 
@@ -15,7 +16,9 @@ public interface IRlftJobRunner
     /// Runs <paramref name="job"/> and yields its events until <see cref="JobEnded"/>, the last. Cancelling
     /// <paramref name="cancellationToken"/> (or leaving the loop early) stops the job as Ctrl-C stops <c>rlft run</c>: the
     /// learner finishes its step and writes a checkpoint, named by <see cref="JobEnded.ResumeFrom"/>. A job that
-    /// cannot start (a port in use, a model that fails to load) throws from the enumeration.
+    /// cannot start throws from the enumeration: <see cref="JobMemoryException"/> for one whose memory estimate exceeds the
+    /// memory available here (unless <see cref="RlftOptions.AllowOverMemory"/>), before anything of it is written or
+    /// loaded; others for a port in use or a model that fails to load.
     /// </summary>
     IAsyncEnumerable<JobEvent> RunAsync(RlftJob job, CancellationToken cancellationToken = default);
 
@@ -32,6 +35,14 @@ public sealed class RlftOptions
     public string AkkaHocon { get; set; } = "";
     /// <summary>How long a cancelled job waits for the learner to finish its step and write its checkpoint (default 60 s).</summary>
     public TimeSpan InterruptTimeout { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// Run a job whose memory estimate exceeds the memory available here (what <c>rlft run --force</c> does). Default
+    /// false: such a job is refused with <see cref="JobMemoryException"/>, naming both figures, before any model loads
+    /// or its run directory is written. GPU jobs are not checked (their models live in device memory).
+    /// </summary>
+    public bool AllowOverMemory { get; set; }
+    /// <summary>Reads the memory available to a job (default <see cref="Policy.Memory.AvailableMemory.Read"/>); tests give a figure.</summary>
+    internal Func<(long Bytes, string Source)>? ReadAvailableMemory { get; set; }
 }
 
 sealed class RlftJobRunner(RlftOptions options, ILoggerFactory? loggers) : IRlftJobRunner
@@ -70,6 +81,15 @@ sealed class RlftJobRunner(RlftOptions options, ILoggerFactory? loggers) : IRlft
         try
         {
             var spec = job.Spec;
+            // Refused for memory before anything is written or loaded, as `rlft run` refuses it.
+            var memory = JobMemoryCheck.Check(spec, options.AllowOverMemory, options.ReadAvailableMemory);
+            var log = loggers?.CreateLogger<RlftJobRunner>();
+            if (log is not null)
+            {
+                foreach (var line in memory.Estimate.Summary()) log.LogInformation("job '{Job}': {Line}", spec.Name, line);
+                if (memory.Verdict == MemoryVerdict.OverMemoryAllowed)
+                    log.LogWarning("job '{Job}': AllowOverMemory: running although {Figures}", spec.Name, memory.Figures);
+            }
             // run.json, so `rlft run --resume` and RlftJob.Resume continue this very job (a resumed run keeps the original's).
             if (job.ResumeFrom is null) job.Record.WriteTo(spec.RunDirectory);
             var translator = new JobEventTranslator(spec);

@@ -11,7 +11,7 @@ namespace Rlft.Actors.Jobs;
 /// of the built-in task family (<see cref="TaskFamily"/>): TASK one of its tasks, PART one of sft (the default),
 /// eval-sft, prompts, eval-prompts, preferences; each is written as data/NAME.jsonl.
 /// </summary>
-public static class DataResolver
+internal static class DataResolver
 {
     public static readonly string[] BuiltinNames = ["sft", "prompts", "eval-prompts", "preferences", "sums", "eval-sums", "sums-sft", .. ChatTask.Names,
         .. EncoderDatasets.ClassificationBuiltins, .. EncoderDatasets.QaBuiltins];

@@ -9,7 +9,7 @@ namespace Rlft.Actors.Jobs;
 /// into an <see cref="EncoderStageSpec"/>, and refuses them on stages they do not apply to. Keys are relative to the
 /// stage; the job reader prefixes the stage's path.
 /// </summary>
-public static class EncoderStageReader
+internal static class EncoderStageReader
 {
     static readonly string[] EncoderKeys = ["path", "arch", "preset", "vocab-size", "max-length"];
     static readonly string[] ClassifyKeys = ["labels", "problem-type"];

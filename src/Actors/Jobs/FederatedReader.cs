@@ -5,7 +5,7 @@ using Rlft.Policy.Training;
 namespace Rlft.Actors.Jobs;
 
 /// <summary>Reads a stage's <c>federated { … }</c> section; every problem names its key.</summary>
-public static class FederatedReader
+internal static class FederatedReader
 {
     public static readonly string[] Keys = ["rounds", "clients-per-round", "min-clients", "clients", "local-steps", "round-deadline", "round-retries",
         "algorithm", "mu", "server-lr", "privacy", "secure-aggregation"];

@@ -10,7 +10,7 @@ namespace Rlft.Actors.Jobs;
 /// refused; reading goes on past a bad value so that one run of the command reports every error, each naming its
 /// full key path (<c>rlft.job.stages[2].ppo.gamma: 2 is outside [0, 1]</c>).
 /// </summary>
-public static class JobSpecReader
+internal static class JobSpecReader
 {
     public const string Root = "rlft.job";
     /// <summary>rlft.job.rollout.slots when unset: see <see cref="JobSpec.RolloutSlots"/>.</summary>

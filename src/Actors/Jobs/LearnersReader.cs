@@ -6,7 +6,7 @@ namespace Rlft.Actors.Jobs;
 /// <c>rlft.job.learners = N</c>: how many learners train the policy data-parallel (default 1), and which jobs a group of
 /// N can run. Each refusal is one line naming the key at fault and, for a batch too small to share, the figures.
 /// </summary>
-public static class LearnersReader
+internal static class LearnersReader
 {
     const string Key = JobSpecReader.Root + ".learners";
 

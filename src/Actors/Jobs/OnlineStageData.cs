@@ -7,7 +7,7 @@ namespace Rlft.Actors.Jobs;
 /// The prompts of an online stage and how they are cut into rollout batches: the coordinator and the
 /// plain loop draw batches the same way, so both do the same work.
 /// </summary>
-public sealed class OnlineStageData
+internal sealed class OnlineStageData
 {
     readonly IReadOnlyList<PromptItem> _prompts;
     readonly StageSpec _stage;

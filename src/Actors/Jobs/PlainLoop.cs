@@ -10,7 +10,7 @@ namespace Rlft.Actors.Jobs;
 /// generate → score → train, stage after stage, with the same engines and the same run directory.
 /// It is the in-process example of the pipeline and the baseline the actor runtime is benchmarked against.
 /// </summary>
-public static class PlainLoop
+internal static class PlainLoop
 {
     public sealed record Result(Dictionary<string, double> Summary, double OnlineSeconds, long OnlineSamples);
 

@@ -10,7 +10,7 @@ namespace Rlft.Actors.Jobs;
 /// counted, so that <c>rlft run --resume</c> continues exactly where the checkpoint was written. The
 /// learner's half (weights, optimizer, KL coefficient, RNG states) sits beside it.
 /// </summary>
-public sealed record ResumeState
+internal sealed record ResumeState
 {
     public const string FileName = "resume.json";
 
@@ -78,7 +78,7 @@ public sealed record ResumeState
 }
 
 /// <summary>A checkpoint to continue from: its directory and the coordinator's state in it.</summary>
-public sealed record ResumePoint(string Directory, ResumeState State)
+internal sealed record ResumePoint(string Directory, ResumeState State)
 {
     /// <summary>
     /// The newest resumable checkpoint of a run directory (the one with the highest global step that has a
@@ -110,7 +110,7 @@ public sealed record ResumePoint(string Directory, ResumeState State)
 /// <c>run.json</c> in a run directory: the job file's text, where it was, and the <c>--set</c> overrides, so
 /// that <c>rlft run --resume RUN_DIR</c> continues the very job that started the run even if the file changed.
 /// </summary>
-public sealed record JobRecord(string JobFile, string JobText, string[] Overrides)
+internal sealed record JobRecord(string JobFile, string JobText, string[] Overrides)
 {
     public const string FileName = "run.json";
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

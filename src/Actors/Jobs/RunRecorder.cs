@@ -11,7 +11,7 @@ namespace Rlft.Actors.Jobs;
 /// event files, <c>samples.jsonl</c>, <c>summary.json</c> and a reward/KL curve PNG. Every line is
 /// flushed as it is written, so a killed run keeps what it logged.
 /// </summary>
-public sealed class RunRecorder : IDisposable
+internal sealed class RunRecorder : IDisposable
 {
     static readonly JsonSerializerOptions Json = new()
     {

@@ -8,7 +8,7 @@ namespace Rlft.Actors.Jobs;
 /// kind to replay, <c>ewc</c> an earlier stage that trained the policy (its data gives the Fisher information, its end
 /// weights the anchor; it is recorded as <see cref="StageSpec.EwcStage"/>).
 /// </summary>
-public static class StageSequence
+internal static class StageSequence
 {
     /// <summary>The kind of data a stage trains on; null for stages whose data are a task family's.</summary>
     public static DataKind? DataOf(StageKind kind) => kind switch

@@ -10,7 +10,7 @@ namespace Rlft.Actors.Jobs;
 /// sections of those stage kinds. Each reader throws a <see cref="ConfigException"/> whose message starts with the key
 /// inside the stage (the stage reader prefixes the stage's path).
 /// </summary>
-public static class StageTuningReader
+internal static class StageTuningReader
 {
     const string PolicyKinds = "sft, dpo, distill, ppo, grpo and online-dpo";
 

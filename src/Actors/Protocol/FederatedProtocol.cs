@@ -5,45 +5,45 @@ namespace Rlft.Actors.Protocol;
 /// data: <see cref="ModelHash"/> is a hash of the client's model structure (parameter names, shapes and dtypes), which
 /// must equal the server's.
 /// </summary>
-public sealed record JoinFederation(string ClientId, string ModelHash = "") : IRlftMessage;
+internal sealed record JoinFederation(string ClientId, string ModelHash = "") : IRlftMessage;
 
 /// <summary>The coordinator heard <see cref="JoinFederation"/>.</summary>
-public sealed record FederationJoined(string ClientId) : IRlftMessage;
+internal sealed record FederationJoined(string ClientId) : IRlftMessage;
 
 /// <summary>The coordinator will not take this client (its model differs from the server's); the client node stops.</summary>
-public sealed record FederationRefused(string ClientId, string Reason) : IRlftMessage;
+internal sealed record FederationRefused(string ClientId, string Reason) : IRlftMessage;
 
 /// <summary>
 /// One round's work for a client: the global weights (the trainable tensors in the policy's order, flattened: LoRA
 /// adapters, or all weights of a small model). <see cref="ClipNorm"/> &gt; 0: clip the update before sending it
 /// (client-level DP; the server clips again).
 /// </summary>
-public sealed record FederatedRoundRequest(int Stage, int Round, int Attempt, float[] Global, double ClipNorm) : IRlftMessage;
+internal sealed record FederatedRoundRequest(int Stage, int Round, int Attempt, float[] Global, double ClipNorm) : IRlftMessage;
 
 /// <summary>
 /// A client's answer: its update from the round's global weights (<see cref="Delta"/>, or under secure aggregation the
 /// masked fixed-point words <see cref="Masked"/>), how many examples it holds, and its training figures. Nothing else
 /// about its data leaves the node.
 /// </summary>
-public sealed record FederatedRoundUpdate(string ClientId, int Stage, int Round, int Attempt, float[] Delta, long[] Masked, double Samples,
+internal sealed record FederatedRoundUpdate(string ClientId, int Stage, int Round, int Attempt, float[] Delta, long[] Masked, double Samples,
     Dictionary<string, double> Metrics) : IRlftMessage;
 
 // ---- between the coordinator and its learner (a child of the coordinator, always in the same process) ----------
 
 /// <summary>A federated stage begins in the learner: it measures the held-out figures and answers <see cref="FederatedReady"/>.</summary>
-public sealed record BeginFederated(int Stage) : IRlftMessage;
+internal sealed record BeginFederated(int Stage) : IRlftMessage;
 
 /// <summary>The learner's global weights at the start of a federated stage. Local only (never crosses the wire).</summary>
-public sealed record FederatedReady(int Stage, float[] Global) : Akka.Actor.INoSerializationVerificationNeeded;
+internal sealed record FederatedReady(int Stage, float[] Global) : Akka.Actor.INoSerializationVerificationNeeded;
 
 /// <summary>Aggregate a round's updates into the global weights (the driver's decision). Local only.</summary>
-public sealed record ApplyFederatedRound(int Stage, Coordination.AggregateRound Round) : Akka.Actor.INoSerializationVerificationNeeded;
+internal sealed record ApplyFederatedRound(int Stage, Coordination.AggregateRound Round) : Akka.Actor.INoSerializationVerificationNeeded;
 
 /// <summary>The round is aggregated: the next global weights and the outer loop's figures. Local only.</summary>
-public sealed record FederatedRoundApplied(int Stage, int Round, float[] Global, Dictionary<string, double> Metrics) : Akka.Actor.INoSerializationVerificationNeeded;
+internal sealed record FederatedRoundApplied(int Stage, int Round, float[] Global, Dictionary<string, double> Metrics) : Akka.Actor.INoSerializationVerificationNeeded;
 
 /// <summary>The federated stage's last round is aggregated: the learner measures again and answers <see cref="StageCompleted"/>.</summary>
-public sealed record EndFederated(int Stage) : IRlftMessage;
+internal sealed record EndFederated(int Stage) : IRlftMessage;
 
 /// <summary>The learner's model structure hash, told to the coordinator once the models are loaded (federated clients must match it).</summary>
-public sealed record LearnerModel(string ModelHash) : IRlftMessage;
+internal sealed record LearnerModel(string ModelHash) : IRlftMessage;

@@ -5,4 +5,4 @@ namespace Rlft.Actors.Protocol;
 /// (hocon/akka.conf, <c>serialization-bindings</c>) maps it to <see cref="Serialization.RlftSerializer"/>;
 /// with unregistered types refused, a message without this marker cannot leave its node.
 /// </summary>
-public interface IRlftMessage;
+internal interface IRlftMessage;

@@ -1,10 +1,10 @@
 namespace Rlft.Actors.Protocol;
 
 /// <summary>Registers a worker (rollout or reward) with the coordinator.</summary>
-public sealed record RegisterWorker(string WorkerId, string Role) : IRlftMessage;
+internal sealed record RegisterWorker(string WorkerId, string Role) : IRlftMessage;
 
 /// <summary>The job has finished: the path of summary.json and the final figures.</summary>
-public sealed record JobFinished(bool Succeeded, string Message, Dictionary<string, double> Summary) : IRlftMessage
+internal sealed record JobFinished(bool Succeeded, string Message, Dictionary<string, double> Summary) : IRlftMessage
 {
     /// <summary>Why a job ends when the learner's node stops being a cluster member before it finished.</summary>
     public const string NodeLeft = "this node left the cluster before the job finished (downed by the split-brain resolver, or shut down); "
@@ -12,13 +12,13 @@ public sealed record JobFinished(bool Succeeded, string Message, Dictionary<stri
 }
 
 /// <summary>Ask the coordinator how the job stands (for progress displays and tests).</summary>
-public sealed record QueryJobStatus : IRlftMessage
+internal sealed record QueryJobStatus : IRlftMessage
 {
     public static readonly QueryJobStatus Instance = new();
 }
 
 /// <summary>The job's state: stage, step, batch accounting.</summary>
-public sealed record JobStatus(
+internal sealed record JobStatus(
     int Stage,
     string StageKind,
     int Step,
@@ -35,7 +35,7 @@ public sealed record JobStatus(
     RecentSample[]? RecentSamples = null) : IRlftMessage;
 
 /// <summary>A sample of the batch trained last, with its reward and each component's weighted value (for the dashboard).</summary>
-public sealed record RecentSample(long BatchId, long PolicyVersion, string Prompt, string Completion, double Reward, Dictionary<string, double> Components)
+internal sealed record RecentSample(long BatchId, long PolicyVersion, string Prompt, string Completion, double Reward, Dictionary<string, double> Components)
 {
     /// <summary>The first <paramref name="count"/> scored samples of a batch about to be trained on.</summary>
     public static RecentSample[] Of(TrainOn work, int count) =>
@@ -49,4 +49,4 @@ public sealed record RecentSample(long BatchId, long PolicyVersion, string Promp
 }
 
 /// <summary>Stop the job where it stands and write a checkpoint there (Ctrl-C); answered with CheckpointSaved.</summary>
-public sealed record InterruptJob(string Reason) : IRlftMessage;
+internal sealed record InterruptJob(string Reason) : IRlftMessage;

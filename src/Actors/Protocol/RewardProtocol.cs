@@ -1,13 +1,13 @@
 namespace Rlft.Actors.Protocol;
 
 /// <summary>Score the samples of one rollout batch.</summary>
-public sealed record ScoreBatch(long BatchId, long RewardModelVersion, RolloutBatch Batch) : IRlftMessage;
+internal sealed record ScoreBatch(long BatchId, long RewardModelVersion, RolloutBatch Batch) : IRlftMessage;
 
 /// <summary>
 /// Scores for a batch: one total per sample, each component's values, and the samples dropped (with
 /// reasons) by the pipeline's missing-value policy. Totals of dropped samples are 0 and must be ignored.
 /// </summary>
-public sealed record ScoredBatch(long BatchId, float[] Scores, string[] ComponentNames, float[][] Components, int[] Dropped, string[] DropReasons, double Seconds) : IRlftMessage
+internal sealed record ScoredBatch(long BatchId, float[] Scores, string[] ComponentNames, float[][] Components, int[] Dropped, string[] DropReasons, double Seconds) : IRlftMessage
 {
     /// <summary>
     /// The indices of <paramref name="batch"/>'s samples a learner can train on: those not dropped, and with groups
@@ -30,4 +30,4 @@ public sealed record ScoredBatch(long BatchId, float[] Scores, string[] Componen
 }
 
 /// <summary>Scoring failed as a whole (e.g. the reward model is not loaded); the coordinator skips the batch and generates another.</summary>
-public sealed record ScoreFailed(long BatchId, string Reason) : IRlftMessage;
+internal sealed record ScoreFailed(long BatchId, string Reason) : IRlftMessage;

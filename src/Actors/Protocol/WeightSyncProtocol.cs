@@ -1,7 +1,7 @@
 namespace Rlft.Actors.Protocol;
 
 /// <summary>Which weights a version refers to: the policy replica or the reward model.</summary>
-public enum WeightKind { Policy = 0, RewardModel = 1 }
+internal enum WeightKind { Policy = 0, RewardModel = 1 }
 
 /// <summary>
 /// A published weight version: a small control message; the bytes move separately in chunks.
@@ -9,7 +9,7 @@ public enum WeightKind { Policy = 0, RewardModel = 1 }
 /// <paramref name="AdapterOnly"/> version holds only LoRA adapter tensors, to be applied on the full
 /// weights of <paramref name="BaseVersion"/> (for full weights, BaseVersion is the version itself).
 /// </summary>
-public sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCount, long TotalBytes, string Sha256, bool AdapterOnly, long BaseVersion) : IRlftMessage;
+internal sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCount, long TotalBytes, string Sha256, bool AdapterOnly, long BaseVersion) : IRlftMessage;
 
 /// <summary>
 /// Ask the weight server which version of <paramref name="Kind"/> is current, or, with
@@ -17,19 +17,19 @@ public sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCo
 /// version's base). A replica on the learner's node that can take shelved tensors says so with
 /// <paramref name="AcceptsLocal"/>: it is then answered with <see cref="LocalWeightsReady"/> instead of bytes.
 /// </summary>
-public sealed record QueryWeights(WeightKind Kind, long Version = -1, bool AcceptsLocal = false) : IRlftMessage;
+internal sealed record QueryWeights(WeightKind Kind, long Version = -1, bool AcceptsLocal = false) : IRlftMessage;
 
 /// <summary>
 /// The version is on this node's shelf (Rlft.Actors.WeightSync.LocalWeightShelf): take its tensors from there, no
 /// bytes. Only ever sent to an actor of the learner's own process.
 /// </summary>
-public sealed record LocalWeightsReady(WeightKind Kind, long Version, bool AdapterOnly, long BaseVersion) : IRlftMessage;
+internal sealed record LocalWeightsReady(WeightKind Kind, long Version, bool AdapterOnly, long BaseVersion) : IRlftMessage;
 
 /// <summary>Ask the weight server for one chunk of a published version.</summary>
-public sealed record FetchChunk(WeightKind Kind, long Version, int Index) : IRlftMessage;
+internal sealed record FetchChunk(WeightKind Kind, long Version, int Index) : IRlftMessage;
 
 /// <summary>One chunk of a weight blob with the SHA-256 of its bytes.</summary>
-public sealed record WeightChunk(WeightKind Kind, long Version, int Index, int Count, byte[] Data, byte[] Sha256) : IRlftMessage;
+internal sealed record WeightChunk(WeightKind Kind, long Version, int Index, int Count, byte[] Data, byte[] Sha256) : IRlftMessage;
 
 /// <summary>The requested version is no longer (or not yet) served; ask for the current one.</summary>
-public sealed record WeightsUnavailable(WeightKind Kind, long Version, long CurrentVersion) : IRlftMessage;
+internal sealed record WeightsUnavailable(WeightKind Kind, long Version, long CurrentVersion) : IRlftMessage;

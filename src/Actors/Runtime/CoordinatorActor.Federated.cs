@@ -14,7 +14,7 @@ namespace Rlft.Actors.Runtime;
 /// the learner (<see cref="FederatedServer"/>), and the round's figures — participants, samples, bytes sent and
 /// received, the clients' losses, ε — to metrics.jsonl and TensorBoard as one step of the stage.
 /// </summary>
-public sealed partial class CoordinatorActor
+internal sealed partial class CoordinatorActor
 {
     // Clients that joined: their actor by id, and the id by actor (for Terminated). Kept across stages.
     readonly Dictionary<string, IActorRef> _clients = new(StringComparer.Ordinal);

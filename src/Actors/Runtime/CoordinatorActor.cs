@@ -18,7 +18,7 @@ namespace Rlft.Actors.Runtime;
 /// Checkpoints carry the coordinator's state (<see cref="ResumeState"/>): a coordinator given one continues
 /// the job from there (<c>rlft run --resume</c>).
 /// </summary>
-public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
+internal sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 {
     readonly JobSpec _job;
     readonly IActorRef _learner;

@@ -8,7 +8,7 @@ namespace Rlft.Actors.Runtime;
 /// are logged as their one-line message: the job's final line says the same, and a stack trace would only bury it.
 /// Anything else is a defect in RLFT, logged once with its stack trace.
 /// </summary>
-public static class Failures
+internal static class Failures
 {
     public static bool IsInputProblem(Exception e) => e is ConfigException or InvalidDataException or FileNotFoundException
         or DirectoryNotFoundException or Rlft.Rollout.Data.DatasetException or Rlft.Policy.Training.OptionException or UnauthorizedAccessException

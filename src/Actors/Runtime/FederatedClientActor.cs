@@ -11,7 +11,7 @@ namespace Rlft.Actors.Runtime;
 /// its engine trained on this node's data. Runs on a pinned dispatcher: a round's training blocks only this actor.
 /// The coordinator refusing it (another model) or its engine failing to load stops the node with the reason.
 /// </summary>
-public sealed class FederatedClientActor : ReceiveActor, IWithTimers
+internal sealed class FederatedClientActor : ReceiveActor, IWithTimers
 {
     /// <summary>How the reasons a client stops on its own begin (the node command exits 2 on them).</summary>
     public const string StopPrefix = "federated client stopped: ";

@@ -7,7 +7,7 @@ namespace Rlft.Actors.Runtime;
 /// Local observer of the job on the node that hosts the coordinator: forwards progress to a callback
 /// (the live display) and completes the job's completion when the job ends.
 /// </summary>
-public sealed class JobWatcherActor : ReceiveActor
+internal sealed class JobWatcherActor : ReceiveActor
 {
     public static Props Props(TaskCompletionSource<JobFinished> completion, Action<JobStatus>? onStatus) =>
         Akka.Actor.Props.Create(() => new JobWatcherActor(completion, onStatus));

@@ -13,7 +13,7 @@ namespace Rlft.Actors.Runtime;
 /// a training step blocks only this actor's own thread, never heartbeats or other actors. After every
 /// update it hands the new weights to the weight server, which serves them in chunks.
 /// </summary>
-public sealed class LearnerActor : ReceiveActor
+internal sealed class LearnerActor : ReceiveActor
 {
     readonly ILearnerEngine? _engine;
     readonly JobSpec _job;
@@ -173,10 +173,10 @@ public sealed class LearnerActor : ReceiveActor
 }
 
 /// <summary>Prepare an online stage.</summary>
-public sealed record BeginOnline(int Stage, bool Resume = false) : IRlftMessage;
+internal sealed record BeginOnline(int Stage, bool Resume = false) : IRlftMessage;
 
 /// <summary>The learner is ready for experience of an online stage.</summary>
-public sealed record OnlineReady(int Stage, long PolicyVersion) : IRlftMessage;
+internal sealed record OnlineReady(int Stage, long PolicyVersion) : IRlftMessage;
 
 /// <summary>Evaluate on given held-out prompts.</summary>
-public sealed record EvaluateWith(int Stage, string Label, PromptItem[] Prompts) : IRlftMessage;
+internal sealed record EvaluateWith(int Stage, string Label, PromptItem[] Prompts) : IRlftMessage;

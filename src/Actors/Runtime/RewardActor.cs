@@ -11,7 +11,7 @@ namespace Rlft.Actors.Runtime;
 /// is published, it fetches the weights before scoring. Pinned dispatcher: reward-model forward passes
 /// block only this thread.
 /// </summary>
-public sealed class RewardActor : WeightFetchingActor
+internal sealed class RewardActor : WeightFetchingActor
 {
     readonly IRewardEngine _engine;
     readonly IActorRef _coordinator;

@@ -16,7 +16,7 @@ using Rlft.Actors.Protocol;
 namespace Rlft.Actors.Runtime;
 
 /// <summary>Creates the compute engines for a node (the composition root supplies the real ones).</summary>
-public interface IEngineFactory
+internal interface IEngineFactory
 {
     /// <summary><paramref name="resumeFrom"/>: a checkpoint directory whose models and training state the learner starts from.</summary>
     ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null);
@@ -26,7 +26,7 @@ public interface IEngineFactory
 }
 
 /// <summary>How one node joins the cluster and what it hosts.</summary>
-public sealed record NodeOptions
+internal sealed record NodeOptions
 {
     public required JobSpec Job { get; init; }
     /// <summary>
@@ -58,14 +58,14 @@ public sealed record NodeOptions
 }
 
 /// <summary>Marker for the coordinator singleton (proxy) in the actor registry.</summary>
-public sealed class CoordinatorKey;
+internal sealed class CoordinatorKey;
 
 /// <summary>
 /// One RLFT node: an Akka.Cluster member inside a Microsoft.Extensions.Hosting host. `rlft run` is a
 /// node with every role (a one-member cluster); `rlft node` starts members with chosen roles. The same
 /// actors and messages serve both.
 /// </summary>
-public sealed class RlftNode : IAsyncDisposable
+internal sealed class RlftNode : IAsyncDisposable
 {
     public const string SystemName = "rlft";
     public IHost Host { get; }

@@ -12,7 +12,7 @@ namespace Rlft.Actors.Runtime;
 /// the batch. Runs on a pinned dispatcher, so generation blocks only its own thread. Weights switch
 /// between batches, never during one.
 /// </summary>
-public sealed class RolloutActor : WeightFetchingActor
+internal sealed class RolloutActor : WeightFetchingActor
 {
     readonly IRolloutEngine _engine;
     readonly IActorRef _coordinator;
@@ -88,7 +88,7 @@ public sealed class RolloutActor : WeightFetchingActor
 }
 
 /// <summary>The node is leaving: finish the batch in hand and take no more (local, from the node's shutdown).</summary>
-public sealed record Drain : INoSerializationVerificationNeeded { public static readonly Drain Instance = new(); }
+internal sealed record Drain : INoSerializationVerificationNeeded { public static readonly Drain Instance = new(); }
 
 /// <summary>The rollout actor holds no work and asks for none.</summary>
-public sealed record Drained : INoSerializationVerificationNeeded { public static readonly Drained Instance = new(); }
+internal sealed record Drained : INoSerializationVerificationNeeded { public static readonly Drained Instance = new(); }

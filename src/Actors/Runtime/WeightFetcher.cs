@@ -8,7 +8,7 @@ namespace Rlft.Actors.Runtime;
 /// The fetching side of weight sync, used inside an actor: asks for the chunks of an announced
 /// version a few at a time, re-asks for any chunk that arrives corrupt, and yields the verified blob.
 /// </summary>
-public sealed class WeightFetcher
+internal sealed class WeightFetcher
 {
     const int Window = 4;
     readonly WeightAssembler _assembler;

@@ -14,7 +14,7 @@ namespace Rlft.Actors.Runtime;
 /// or a missed stage start) is preceded by a fetch of that base. A replica in the learner's own process that can take
 /// shelved tensors (<see cref="LocalWeightShelf"/>) asks for them and is pointed at the shelf: no bytes at all.
 /// </summary>
-public abstract class WeightFetchingActor : ReceiveActor, IWithStash
+internal abstract class WeightFetchingActor : ReceiveActor, IWithStash
 {
     readonly IActorRef _coordinator;
     WeightFetcher? _fetcher;

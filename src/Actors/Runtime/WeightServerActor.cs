@@ -5,13 +5,13 @@ using Rlft.Actors.WeightSync;
 namespace Rlft.Actors.Runtime;
 
 /// <summary>Local hand-off from the learner: a new version to serve as these bytes (never crosses the wire).</summary>
-public sealed record ServeBlob(WeightBlob Blob) : INoSerializationVerificationNeeded;
+internal sealed record ServeBlob(WeightBlob Blob) : INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Local hand-off from the learner: a new version is on the node's <see cref="LocalWeightShelf"/>. Replicas of this
 /// process take it from there; bytes are packed from it only when a remote replica asks.
 /// </summary>
-public sealed record ServeShelved(WeightKind Kind, long Version, bool AdapterOnly, long BaseVersion) : INoSerializationVerificationNeeded;
+internal sealed record ServeShelved(WeightKind Kind, long Version, bool AdapterOnly, long BaseVersion) : INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Serves the latest weight versions. A replica in the learner's process that accepts shelved tensors is pointed at
@@ -20,7 +20,7 @@ public sealed record ServeShelved(WeightKind Kind, long Version, bool AdapterOnl
 /// current and the previous version of each kind (a worker mid-fetch can finish the version it started), and the latest
 /// full version, which adapter-only versions apply on (a late joiner fetches it first).
 /// </summary>
-public sealed class WeightServerActor : ReceiveActor
+internal sealed class WeightServerActor : ReceiveActor
 {
     readonly Dictionary<WeightKind, List<Served>> _served = new();
     readonly Dictionary<WeightKind, Served> _lastFull = new();

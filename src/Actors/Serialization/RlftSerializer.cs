@@ -13,7 +13,7 @@ namespace Rlft.Actors.Serialization;
 /// System.Text.Json. The manifest is the message's type name; an unknown manifest raises
 /// <see cref="SerializationException"/>, which drops that message only.
 /// </summary>
-public sealed class RlftSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+internal sealed class RlftSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 1701;
     public override int Identifier => Id;

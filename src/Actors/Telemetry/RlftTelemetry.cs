@@ -12,7 +12,7 @@ namespace Rlft.Actors.Telemetry;
 /// phase-duration histogram. Nothing is collected unless something listens (an OTLP exporter with
 /// <c>--otlp-endpoint</c>, or a test's listener).
 /// </summary>
-public static class RlftTelemetry
+internal static class RlftTelemetry
 {
     public const string Name = "Rlft";
     public const string Generate = "rlft.generate", Score = "rlft.score", Train = "rlft.train", Sync = "rlft.sync";

@@ -13,7 +13,7 @@ namespace Rlft.Actors.WeightSync;
 /// v+1 while replicas generate with v). The entry owns its tensor handles (aliases or copies); releasing them never
 /// frees memory a model still reads. Remote nodes get the same version as bytes, packed from these tensors on demand.
 /// </summary>
-public sealed class LocalWeights : IDisposable
+internal sealed class LocalWeights : IDisposable
 {
     public WeightKind Kind { get; }
     public long Version { get; }
@@ -70,7 +70,7 @@ public sealed class LocalWeights : IDisposable
 /// base adapter versions apply on). Readers lease an entry while they use its tensors; an entry replaced while leased
 /// is released by its last reader. Thread-safe: the learner puts, rollout and weight-server threads read.
 /// </summary>
-public sealed class LocalWeightShelf : IExtension
+internal sealed class LocalWeightShelf : IExtension
 {
     readonly object _gate = new();
     readonly Dictionary<WeightKind, LocalWeights> _newest = new();
@@ -169,7 +169,7 @@ public sealed class LocalWeightShelf : IExtension
 }
 
 /// <summary>Creates the node's <see cref="LocalWeightShelf"/>.</summary>
-public sealed class LocalWeightShelfProvider : ExtensionIdProvider<LocalWeightShelf>
+internal sealed class LocalWeightShelfProvider : ExtensionIdProvider<LocalWeightShelf>
 {
     public override LocalWeightShelf CreateExtension(ExtendedActorSystem system)
     {

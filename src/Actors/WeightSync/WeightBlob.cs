@@ -7,7 +7,7 @@ namespace Rlft.Actors.WeightSync;
 /// A published weight version split into chunks that fit the transport's frame size. Each chunk carries
 /// the SHA-256 of its bytes; the announcement carries the digest of the whole blob.
 /// </summary>
-public sealed class WeightBlob
+internal sealed class WeightBlob
 {
     /// <summary>Default chunk size: well under the 4 MiB frame limit in hocon/akka.conf.</summary>
     public const int DefaultChunkSize = 1 << 20;
@@ -49,7 +49,7 @@ public sealed class WeightBlob
 /// Reassembles a published version from chunks arriving in any order. A chunk whose digest does not
 /// match its bytes is refused (the caller fetches it again); the whole blob is verified at the end.
 /// </summary>
-public sealed class WeightAssembler
+internal sealed class WeightAssembler
 {
     readonly byte[]?[] _chunks;
 

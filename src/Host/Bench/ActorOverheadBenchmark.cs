@@ -16,7 +16,7 @@ namespace Rlft.Host.Bench;
 /// evaluation excluded). The actors run strictly on-policy (max-policy-lag = 0, the loop's schedule) and
 /// with max-policy-lag = 1 (generation of the next batch overlaps training).
 /// </summary>
-public sealed class ActorOverheadBenchmark : IBenchmark
+internal sealed class ActorOverheadBenchmark : IBenchmark
 {
     public string Name => "actors";
 

@@ -7,7 +7,7 @@ namespace Rlft.Host.Bench;
 /// and message, never its stack trace, so a bench's output stays readable), and errors are counted so that the
 /// bench line can say whether the run was healthy (<c>error_log_lines</c>, 0 on a healthy run).
 /// </summary>
-public sealed class BenchLog : ILoggerProvider
+internal sealed class BenchLog : ILoggerProvider
 {
     int _errors;
     public int Errors => Volatile.Read(ref _errors);

@@ -21,7 +21,7 @@ namespace Rlft.Host.Bench;
 /// loss curves, the federated run's share of the centralized improvement, bytes per round with all weights and with
 /// LoRA adapters, and DP-FedAvg's utility at a noise multiplier that keeps ε ≤ 8 at δ = 1e-5 over the run.
 /// </summary>
-public sealed class FederatedBenchmark : IBenchmark
+internal sealed class FederatedBenchmark : IBenchmark
 {
     public string Name => "federated";
     public bool OnlyWhenNamed => true;

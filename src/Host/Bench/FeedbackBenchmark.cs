@@ -8,7 +8,7 @@ namespace Rlft.Host.Bench;
 /// Sustained durable ratings/s and POST latency with 50 concurrent simulated raters against a real feedback
 /// node (Kestrel on loopback, SQLite journal): see <see cref="FeedbackBench"/>.
 /// </summary>
-public sealed class FeedbackBenchmark : IBenchmark
+internal sealed class FeedbackBenchmark : IBenchmark
 {
     public string Name => "feedback";
 

@@ -20,7 +20,7 @@ namespace Rlft.Host.Bench;
 /// on the 4 layers × d256 bench model, summing gradients and stepping AdamW: samples/s, the scaling efficiency
 /// (samples/s with N ÷ N × samples/s with one) and the fraction of the step spent in the group's sums.
 /// </summary>
-public sealed class LearnersBenchmark : IBenchmark
+internal sealed class LearnersBenchmark : IBenchmark
 {
     public string Name => "learners";
 

@@ -22,7 +22,7 @@ namespace Rlft.Host.Bench;
 /// train seconds per step. --quick: the small shape only, in this process, one step. The random checkpoints are kept in
 /// $TMPDIR/rlft-bench-models between runs.
 /// </summary>
-public sealed class QloraBenchmark : IBenchmark
+internal sealed class QloraBenchmark : IBenchmark
 {
     public string Name => "qlora";
     /// <summary>The full run writes 8 GB of random checkpoints and takes tens of minutes: only with --only qlora.</summary>

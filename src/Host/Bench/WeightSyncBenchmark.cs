@@ -16,7 +16,7 @@ namespace Rlft.Host.Bench;
 /// latency of an adapter-only version (LoRA rank 8 on the four attention projections of the same model's
 /// 12 layers of width 512: 393k parameters, 1.6 MB), which is what moves after each update with LoRA.
 /// </summary>
-public sealed class WeightSyncBenchmark : IBenchmark
+internal sealed class WeightSyncBenchmark : IBenchmark
 {
     public string Name => "weight-sync";
 

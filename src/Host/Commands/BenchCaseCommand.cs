@@ -10,7 +10,7 @@ namespace Rlft.Host.Commands;
 /// its own, so that its peak resident memory is its own; prints one JSON line. `rlft bench --only qlora` and
 /// `rlft bench --only scale-jobs` start these.
 /// </summary>
-public static class BenchCaseCommand
+internal static class BenchCaseCommand
 {
     public static Command Create()
     {

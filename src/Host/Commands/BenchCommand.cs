@@ -8,7 +8,7 @@ namespace Rlft.Host.Commands;
 /// the ratios of this run are set against an earlier run's (<see cref="BenchComparison"/>); with --against NEW.jsonl
 /// two saved runs are compared without running anything.
 /// </summary>
-public static class BenchCommand
+internal static class BenchCommand
 {
     /// <summary>The benchmark suites, in run order; a new suite is one line here.</summary>
     public static IBenchmark[] Benchmarks() =>

@@ -15,7 +15,7 @@ namespace Rlft.Host.Commands;
 /// being the text encoded without adding special tokens, or <c>{"error"}</c> with the template's message. The other
 /// lines still render; the command exits 1 when any line failed. The model directory needs only tokenizer files.
 /// </summary>
-public static class ChatTemplateCommand
+internal static class ChatTemplateCommand
 {
     static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 

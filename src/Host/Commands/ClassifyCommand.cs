@@ -15,7 +15,7 @@ namespace Rlft.Host.Commands;
 /// <c>{"question", "context"}</c> and writes <c>{"answer", "start", "end", "score"}</c> with character offsets into the
 /// context. The directory and every line are checked before anything runs or is written.
 /// </summary>
-public static class ClassifyCommand
+internal static class ClassifyCommand
 {
     public static Command Create()
     {

@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace Rlft.Host.Commands;
 
 /// <summary>The `rlft` command line: builds the command tree and turns parse errors into one line.</summary>
-public static class Cli
+internal static class Cli
 {
     /// <summary>The exit status for input refused before anything ran (options, job files, datasets, models).</summary>
     public const int InvalidInput = 2;
@@ -83,7 +83,7 @@ public static class Cli
 }
 
 /// <summary>A user error with a message that names the problem; printed as one line (exit 2: invalid input).</summary>
-public sealed class CliException(string message, int exitCode = Cli.InvalidInput) : Exception(message)
+internal sealed class CliException(string message, int exitCode = Cli.InvalidInput) : Exception(message)
 {
     public int ExitCode { get; } = exitCode;
 }

@@ -6,7 +6,7 @@ using Rlft.Policy.Memory;
 namespace Rlft.Host.Commands;
 
 /// <summary>`rlft estimate JOB.conf`: the memory the job will hold, per role and in total, without running anything.</summary>
-public static class EstimateCommand
+internal static class EstimateCommand
 {
     public static Command Create()
     {

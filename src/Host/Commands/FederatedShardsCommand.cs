@@ -9,7 +9,7 @@ namespace Rlft.Host.Commands;
 /// items whose index is i modulo the number of clients, client 0 also holds the sums — and the server's held-out sets
 /// DIR/eval-sft.jsonl and DIR/eval-preferences.jsonl. Each client node gets its folder: --data DIR/client-i.
 /// </summary>
-public static class FederatedShardsCommand
+internal static class FederatedShardsCommand
 {
     public static Command Create()
     {

@@ -11,7 +11,7 @@ namespace Rlft.Host.Commands;
 /// feedback actor, the rater page, the admin page and the API) until Ctrl+C or SIGTERM. Prints one line with the bound address once
 /// it is serving; logs one console line per request (Information) and each failure (Error, with its exception).
 /// </summary>
-public static class FeedbackCommand
+internal static class FeedbackCommand
 {
     static readonly string[] Levels = ["debug", "information", "warning", "error", "none"];
 
@@ -73,7 +73,7 @@ public static class FeedbackCommand
 }
 
 /// <summary>`rlft feedback-token --rater NAME | --admin`: a new bearer token and the config line holding only its hash.</summary>
-public static class FeedbackTokenCommand
+internal static class FeedbackTokenCommand
 {
     public static Command Create()
     {
@@ -104,7 +104,7 @@ public static class FeedbackTokenCommand
 /// whatever the feedback endpoint hands them by a hidden rule, until Ctrl+C (or --ratings each), so a job whose
 /// rewards come from people can run end to end without any.
 /// </summary>
-public static class SimulateRatersCommand
+internal static class SimulateRatersCommand
 {
     public static Command Create()
     {

@@ -14,7 +14,7 @@ namespace Rlft.Host.Commands;
 /// each run's held-out task reward is plotted against its KL to the SFT policy on the same held-out samples.
 /// Writes frontier.png, frontier.csv and frontier.json; every run is an ordinary job in the output folder.
 /// </summary>
-public static class FrontierCommand
+internal static class FrontierCommand
 {
     /// <summary>One point: a method at one strength of its KL control.</summary>
     public sealed record Point(string Method, double Beta, double Reward, double Kl, double WinRate, double Seconds);

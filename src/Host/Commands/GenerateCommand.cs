@@ -10,7 +10,7 @@ namespace Rlft.Host.Commands;
 /// <c>--chat</c> the prompt is a user message rendered with the model's chat template (or <c>--chat-template FILE</c>)
 /// and the generation prompt, as a chat model sees it in an online stage.
 /// </summary>
-public static class GenerateCommand
+internal static class GenerateCommand
 {
     public static Command Create()
     {

@@ -4,7 +4,7 @@ using Rlft.Policy.Runtime;
 namespace Rlft.Host.Commands;
 
 /// <summary>`rlft info`: what a user needs to report a problem.</summary>
-public static class InfoCommand
+internal static class InfoCommand
 {
     public static Command Create()
     {

@@ -10,7 +10,7 @@ namespace Rlft.Host.Commands;
 /// published decoder shapes (gpt2-124m, qwen2-0.5b, qwen2-1.5b, llama3-1b) imply their architecture and are written
 /// tensor by tensor, so the memory needed grows with the embedding matrix, not the model.
 /// </summary>
-public static class InitModelCommand
+internal static class InitModelCommand
 {
     static readonly string[] Heads = ["classify", "qa", "token"];
     static readonly string[] ProblemTypes = ["single_label_classification", "multi_label_classification", "regression"];

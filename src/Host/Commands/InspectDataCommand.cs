@@ -23,7 +23,7 @@ namespace Rlft.Host.Commands;
 /// <c>rejected</c> for pairs. The job is validated first (model and data, as rlft run does); nothing is trained, and
 /// for a job that makes its own model only the tokenizer is made.
 /// </summary>
-public static class InspectDataCommand
+internal static class InspectDataCommand
 {
     static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     const string Highlight = "\u001b[1;4;32m", Reset = "\u001b[0m";

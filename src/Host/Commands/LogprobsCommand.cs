@@ -11,7 +11,7 @@ namespace Rlft.Host.Commands;
 /// completion's tokens) or {"input_ids":[...]} (scores every token after the first). Every line is validated
 /// before anything is written.
 /// </summary>
-public static class LogprobsCommand
+internal static class LogprobsCommand
 {
     const int BatchSize = 16;
 

@@ -15,7 +15,7 @@ namespace Rlft.Host.Commands;
 /// (`--roles client --data PATH`) trains the job's federated stages on its own data, which it checks
 /// before joining; it exits 2 if the coordinator refuses it (another model).
 /// </summary>
-public static class NodeCommand
+internal static class NodeCommand
 {
     public static Command Create()
     {

@@ -11,7 +11,7 @@ using Rlft.Actors.Dashboard;
 namespace Rlft.Host.Commands;
 
 /// <summary>`rlft run JOB.conf`: every role in one process, a one-member cluster.</summary>
-public static class RunCommand
+internal static class RunCommand
 {
     public static Command Create()
     {

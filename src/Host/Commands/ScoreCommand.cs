@@ -13,7 +13,7 @@ namespace Rlft.Host.Commands;
 /// prompt/completion lines and prints every component and the total, one JSON object per input line,
 /// so reward functions can be debugged before a run.
 /// </summary>
-public static class ScoreCommand
+internal static class ScoreCommand
 {
     public static Command Create()
     {

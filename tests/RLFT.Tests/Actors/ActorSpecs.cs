@@ -33,15 +33,15 @@ public abstract class ActorSpec(ITestOutputHelper output) : Akka.Hosting.TestKit
         builder.AddHocon(config, HoconAddMode.Prepend);
     }
 
-    protected static RolloutSample Sample(string completion) =>
+    private protected static RolloutSample Sample(string completion) =>
         new("review the book:", null, 0, completion, [1, 2], [3, 4], [-0.5f, -0.25f], true);
 
-    protected static RolloutBatch Batch(long id, long version, string worker, int stage = 0) =>
+    private protected static RolloutBatch Batch(long id, long version, string worker, int stage = 0) =>
         new(id, stage, version, worker, [Sample("great"), Sample("dull")], 0.01);
 
-    protected static ScoredBatch Scored(long id) => new(id, [1f, 0f], ["task"], [[1f, 0f]], [], [], 0.01);
+    private protected static ScoredBatch Scored(long id) => new(id, [1f, 0f], ["task"], [[1f, 0f]], [], [], 0.01);
 
-    protected sealed class FakeRollout(long version) : IRolloutEngine
+    private protected sealed class FakeRollout(long version) : IRolloutEngine
     {
         public long PolicyVersion { get; private set; } = version;
         public long BaseVersion { get; private set; } = version;
@@ -56,7 +56,7 @@ public abstract class ActorSpec(ITestOutputHelper output) : Akka.Hosting.TestKit
         public void Dispose() { }
     }
 
-    protected sealed class FakeReward : IRewardEngine
+    private protected sealed class FakeReward : IRewardEngine
     {
         public string? FailWith { get; set; }
         public long RewardModelVersion => -1;
@@ -70,7 +70,7 @@ public abstract class ActorSpec(ITestOutputHelper output) : Akka.Hosting.TestKit
         public void Dispose() { }
     }
 
-    protected sealed class FakeLearner : ILearnerEngine
+    private protected sealed class FakeLearner : ILearnerEngine
     {
         public long PolicyVersion { get; private set; }
         public long RewardModelVersion => -1;

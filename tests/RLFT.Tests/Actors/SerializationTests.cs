@@ -34,7 +34,7 @@ public sealed class SerializationTests : IDisposable
                 [new("system", "Be brief — ünï."), new("user", "Hi")]),
         ], 1.5);
 
-    public static TheoryData<IRlftMessage> Messages() =>
+    public static TheoryData<object> Messages() =>
     [
         Batch(),
         new GenerateRollouts(3, 1, 9, [new PromptItem("p", "a", 0), new PromptItem("q", null, 0)], new SamplingSettings(16, 1.0, 0, 1.0), 1234),
@@ -60,7 +60,7 @@ public sealed class SerializationTests : IDisposable
 
     [Theory]
     [MemberData(nameof(Messages))]
-    public void Every_message_round_trips_through_the_bound_serializer(IRlftMessage message)
+    public void Every_message_round_trips_through_the_bound_serializer(object message)
     {
         var back = RoundTrip(message);
         Assert.Equal(message.GetType(), back.GetType());

@@ -9,7 +9,7 @@ using Rlft.Actors.Runtime;
 namespace Rlft.Tests.Cluster;
 
 /// <summary>Short jobs on the tiny model, and the plumbing to run them on real (loopback) clusters.</summary>
-public static class JobHarness
+internal static class JobHarness
 {
     /// <summary>
     /// Akka settings for tests: every message serialized (ours through RlftSerializer, which they are bound

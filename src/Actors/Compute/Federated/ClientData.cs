@@ -10,7 +10,7 @@ namespace Rlft.Actors.Compute.Federated;
 /// dpo), or a directory holding <c>sft.jsonl</c> and/or <c>preferences.jsonl</c>, each for the stages of its kind.
 /// <see cref="Check"/> reads everything the job's federated stages will train on before the node joins anything.
 /// </summary>
-public sealed class ClientData
+internal sealed class ClientData
 {
     public const string SftFile = "sft.jsonl", PreferencesFile = "preferences.jsonl";
 

@@ -10,7 +10,7 @@ namespace Rlft.Actors.Compute.Federated;
 /// into the trainable parameters, trains, and answers with the update, clipped when the server asks for it. The
 /// answer carries the update, the number of examples and the training losses — nothing else of the data.
 /// </summary>
-public sealed class FederatedClient(string id, IParticipant participant, IReadOnlyList<(string Name, Parameter Value)> trainable, double samples)
+internal sealed class FederatedClient(string id, IParticipant participant, IReadOnlyList<(string Name, Parameter Value)> trainable, double samples)
 {
     public string Id => id;
 

@@ -22,7 +22,7 @@ namespace Rlft.Actors.Compute.Federated;
 /// them, and per federated stage a <see cref="FederatedClient"/> over this node's data. Runs on the client actor's
 /// pinned thread. What leaves it: the update, the number of examples and the inner losses.
 /// </summary>
-public sealed class FederatedClientEngine : IDisposable
+internal sealed class FederatedClientEngine : IDisposable
 {
     readonly JobSpec _job;
     readonly ClientData _data;

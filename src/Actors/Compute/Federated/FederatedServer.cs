@@ -10,7 +10,7 @@ namespace Rlft.Actors.Compute.Federated;
 /// outer loop of the stage's algorithm (FedAvg weighted by samples, FedProx, FedAdam/FedAdagrad/FedYogi at
 /// <c>server-lr</c>, DP-FedAvg under privacy), and the policy kept equal to the global weights after every round.
 /// </summary>
-public sealed class FederatedServer : IDisposable
+internal sealed class FederatedServer : IDisposable
 {
     readonly IReadOnlyList<(string Name, Parameter Value)> _trainable;
     readonly WeightSet _global;

@@ -9,7 +9,7 @@ namespace Rlft.Actors.Compute.Federated;
 /// of the base model's parameters (LoRA adapters left out: they attach when a federated stage begins, on both sides
 /// alike). A hash of them travels in <see cref="Protocol.JoinFederation"/>; the values do not.
 /// </summary>
-public static class ModelStructure
+internal static class ModelStructure
 {
     public static string Hash(torch.nn.Module model)
     {

@@ -11,7 +11,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// new version), raters (add, revoke, new token: journal events, tokens shown once and kept as SHA-256), and the
 /// overview the admin page shows. Every write is answered only once its event is durable.
 /// </summary>
-public static partial class FeedbackEndpoints
+internal static partial class FeedbackEndpoints
 {
     static void MapAdmin(RouteGroupBuilder admin, FeedbackOptions options)
     {

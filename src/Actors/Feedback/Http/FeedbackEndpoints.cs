@@ -15,7 +15,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// Handlers parse and validate, ask the feedback actor, and map its answer to a status; the rater id always comes
 /// from the bearer token. The admin's routes are in FeedbackAdminEndpoints.cs.
 /// </summary>
-public static partial class FeedbackEndpoints
+internal static partial class FeedbackEndpoints
 {
     /// <summary>The <see cref="HttpContext.Items"/> key of the request's <see cref="FeedbackCaller"/>.</summary>
     public const string CallerItem = "rlft.caller";
@@ -191,7 +191,7 @@ public static partial class FeedbackEndpoints
 }
 
 /// <summary>A request refused with a specific status and message (the error middleware writes it).</summary>
-public sealed class HttpStatusException(int status, string message) : Exception(message)
+internal sealed class HttpStatusException(int status, string message) : Exception(message)
 {
     public int Status { get; } = status;
 }

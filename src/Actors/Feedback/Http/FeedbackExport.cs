@@ -13,7 +13,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// is exported in TRL's conversational form: <c>prompt</c> is its message list, completions are one assistant message.
 /// Every rating is exported as given; aggregation across raters is the reward pipeline's job.
 /// </summary>
-public static class FeedbackExport
+internal static class FeedbackExport
 {
     static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 

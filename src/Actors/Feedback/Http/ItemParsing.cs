@@ -3,7 +3,7 @@ using System.Text.Json;
 
 namespace Rlft.Actors.Feedback.Http;
 
-public static partial class RequestParsing
+internal static partial class RequestParsing
 {
     static readonly string[] ItemFields =
         ["id", "kind", "prompt", "messages", "completions", "raters", "timeoutSeconds", "fallback", "origin",

@@ -13,7 +13,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// name UTF-8 text without unpaired surrogates or NUL (400 naming the field). A leading UTF-8 byte order mark is
 /// skipped (RFC 8259 allows a parser to ignore it).
 /// </summary>
-public static class JsonBody
+internal static class JsonBody
 {
     public const int MaxDepth = 16;
     const int DrainBytes = 1 << 20;

@@ -4,10 +4,10 @@ using Microsoft.AspNetCore.Http;
 namespace Rlft.Actors.Feedback.Http;
 
 /// <summary>Who may call an endpoint: a rater's token, the admin token, or either.</summary>
-public enum FeedbackAccess { Rater, Admin, Any }
+internal enum FeedbackAccess { Rater, Admin, Any }
 
 /// <summary>The owner of the bearer token of a request: a rater by name, or the admin.</summary>
-public sealed record FeedbackCaller(string Name, bool IsAdmin)
+internal sealed record FeedbackCaller(string Name, bool IsAdmin)
 {
     public static readonly FeedbackCaller Admin = new("(admin)", true);
 }
@@ -23,7 +23,7 @@ public sealed record FeedbackCaller(string Name, bool IsAdmin)
 /// caller is put in <see cref="HttpContext.Items"/> for the rate limiter, the request log and the handlers. Nothing
 /// here is logged.
 /// </summary>
-public sealed class RaterAuthMiddleware(RequestDelegate next, FeedbackOptions options, RaterRegistry raters)
+internal sealed class RaterAuthMiddleware(RequestDelegate next, FeedbackOptions options, RaterRegistry raters)
 {
     static readonly TimeSpan RecoveryWait = TimeSpan.FromSeconds(10);
     readonly byte[]? _admin = options.AdminTokenSha256 is { } a ? Convert.FromHexString(a) : null;
@@ -81,4 +81,4 @@ public sealed class RaterAuthMiddleware(RequestDelegate next, FeedbackOptions op
 }
 
 /// <summary>Endpoint metadata: the <see cref="FeedbackAccess"/> an endpoint needs.</summary>
-public sealed record FeedbackAccessMetadata(FeedbackAccess Access);
+internal sealed record FeedbackAccessMetadata(FeedbackAccess Access);

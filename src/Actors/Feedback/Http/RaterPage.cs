@@ -10,7 +10,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// Content-Security-Policy that allows exactly its own inline scripts by hash: even if markup slipped into the page,
 /// no injected script or handler would run.
 /// </summary>
-public sealed partial record RaterPage(string Html, string ContentSecurityPolicy)
+internal sealed partial record RaterPage(string Html, string ContentSecurityPolicy)
 {
     public static RaterPage Load(string name)
     {

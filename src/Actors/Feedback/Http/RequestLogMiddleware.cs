@@ -12,7 +12,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// else. A log line never holds a token or its hash: headers and the query string are not logged, and a path segment
 /// that is a known token (configured or issued through the admin API), or its hash, is written as <c>[token]</c>.
 /// </summary>
-public sealed class RequestLogMiddleware(RequestDelegate next, ILoggerFactory loggers, FeedbackOptions options, RaterRegistry raters)
+internal sealed class RequestLogMiddleware(RequestDelegate next, ILoggerFactory loggers, FeedbackOptions options, RaterRegistry raters)
 {
     public const string Category = "Rlft.Feedback.Http";
     readonly ILogger _log = loggers.CreateLogger(Category);

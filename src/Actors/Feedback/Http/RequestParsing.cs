@@ -3,14 +3,14 @@ using System.Text.Json;
 namespace Rlft.Actors.Feedback.Http;
 
 /// <summary>A request body that cannot be used; the message names the field and what is wrong.</summary>
-public sealed class BadRequest(string message) : Exception(message);
+internal sealed class BadRequest(string message) : Exception(message);
 
 /// <summary>
 /// Strict, hand-written parsing of the request bodies: wrong types, unknown or repeated fields and
 /// out-of-range values are refused with a message naming the field, before anything reaches the actor.
 /// Items are parsed in ItemParsing.cs, the workflow's small bodies in WorkflowParsing.cs.
 /// </summary>
-public static partial class RequestParsing
+internal static partial class RequestParsing
 {
     /// <summary>
     /// <c>{"taskId", "choice" | "verdict" | "scores", "strength"?, "rationale"?}</c>: scores are

@@ -15,7 +15,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// the HTML away and returns the text escaped in a <c>&lt;pre&gt;</c>. The page's Content-Security-Policy (no inline
 /// script but its own, by hash) is the fourth.
 /// </summary>
-public static partial class SafeMarkdown
+internal static partial class SafeMarkdown
 {
     static readonly MarkdownPipeline Pipeline = new MarkdownPipelineBuilder()
         .DisableHtml()

@@ -4,7 +4,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// The JSON shapes the page reads: a task (its texts as given and as safe HTML rendered from Markdown, what the
 /// rater may answer, the guideline it is rated under) and a rater's progress.
 /// </summary>
-public static class TaskJson
+internal static class TaskJson
 {
     public static object Task(TaskOffer o) => new
     {

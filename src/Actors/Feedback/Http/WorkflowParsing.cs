@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Rlft.Actors.Feedback.Http;
 
-public static partial class RequestParsing
+internal static partial class RequestParsing
 {
     /// <summary><c>{"taskId", "reason"?}</c> for a skip or a flag as broken.</summary>
     public static SetAsideTask ParseSetAside(JsonElement root, string rater, bool broken)
