@@ -117,13 +117,13 @@ public sealed class TrainingOptimizer : IDisposable
         if (!finite && _options.SkipNonFinite)
         {
             // Drop the update: gradients are poisoned, the weights and Adam moments stay as they were.
-            _adam.zero_grad();
+            ZeroGrad();
             SkippedSteps++;
             return new StepReport(false, true, norm, lr, OptimizerStep);
         }
         SetLearningRate(lr);
         _adam.step();
-        _adam.zero_grad();
+        ZeroGrad();
         _mixed?.SyncWeights();
         OptimizerStep++;
         return new StepReport(true, false, norm, lr, OptimizerStep);
@@ -144,6 +144,21 @@ public sealed class TrainingOptimizer : IDisposable
         foreach (var p in _parameters)
             if (p.grad is { } g) sum += g.detach().square().sum().item<float>();
         return Math.Sqrt(sum);
+    }
+
+    /// <summary>
+    /// Drops the gradients (set to none, as torch's <c>zero_grad()</c> does by default; TorchSharp's optimizers zero
+    /// them in place): between updates — rollout, evaluation, the next forward pass — they hold no memory, and backward
+    /// allocates them as activations are freed.
+    /// </summary>
+    void ZeroGrad()
+    {
+        foreach (var p in _parameters)
+        {
+            if (p.grad is not { } g) continue;
+            p.grad = null;
+            g.Dispose();
+        }
     }
 
     void SetLearningRate(double lr)
