@@ -21,7 +21,7 @@ public static class JobSpecReader
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing",
         "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt", "federated", .. EncoderStageReader.StageKeys];
-    static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite", "plateau"];
+    static readonly string[] OptimizerKeys = ["kind", "lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite", "plateau"];
     static readonly string[] PlateauKeys = ["factor", "patience", "min-lr", "mode", "min-delta"];
     static readonly string[] EarlyStoppingKeys = ["patience", "min-delta"];
     static readonly string[] MetaKeys = ["tasks", "tasks-per-round", "steps", "outer-lr", "inner"];
@@ -348,6 +348,7 @@ public static class JobSpecReader
 
     static OptimizerOptions ParseOptimizer(RlftConfig o, int steps) => new()
     {
+        Kind = o.GetEnum("kind", ["adamw", "adamw-8bit"], "adamw") == "adamw-8bit" ? OptimizerKind.AdamW8bit : OptimizerKind.AdamW,
         LearningRate = o.GetDouble("lr", 1e-4),
         Beta1 = o.GetDouble("beta1", 0.9),
         Beta2 = o.GetDouble("beta2", 0.999),
