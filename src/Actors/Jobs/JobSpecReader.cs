@@ -343,12 +343,12 @@ public static class JobSpecReader
             Mode = s.GetEnum("optimizer.plateau.mode", ["min", "max"], online ? "max" : "min") == "max" ? MetricMode.Max : MetricMode.Min,
             MinDelta = s.GetDouble("optimizer.plateau.min-delta", d.MinDelta),
         };
-        return ParseOptimizer(s.Section("optimizer"), steps) with { Schedule = schedule, Plateau = plateau };
+        var optimizerKind = s.GetEnum("optimizer.kind", ["adamw", "adamw-8bit"], "adamw") == "adamw-8bit" ? OptimizerKind.AdamW8bit : OptimizerKind.AdamW;
+        return ParseOptimizer(s.Section("optimizer"), steps) with { Kind = optimizerKind, Schedule = schedule, Plateau = plateau };
     }
 
     static OptimizerOptions ParseOptimizer(RlftConfig o, int steps) => new()
     {
-        Kind = o.GetEnum("kind", ["adamw", "adamw-8bit"], "adamw") == "adamw-8bit" ? OptimizerKind.AdamW8bit : OptimizerKind.AdamW,
         LearningRate = o.GetDouble("lr", 1e-4),
         Beta1 = o.GetDouble("beta1", 0.9),
         Beta2 = o.GetDouble("beta2", 0.999),

@@ -43,12 +43,12 @@ public class AdamW8bitTests(ITestOutputHelper output)
     {
         using var scope = NewDisposeScope();
         using var q = new BlockwiseQuantizer(signed, block);
-        torch.manual_seed(7);
+        var gen = new torch.Generator(7);
         long n = 9L * block + block / 3;                                   // a partial last block
         long blocks = q.Blocks(n);
         // Blocks of very different scales (1e-4 … 1e2), heavy-tailed within a block, one all-zero block.
-        var scale = pow(10.0, rand(blocks) * 6 - 4).repeat_interleave(block).narrow(0, 0, n);
-        var x = randn(n) * scale * exp(randn(n));
+        var scale = pow(10.0, rand(blocks, generator: gen) * 6 - 4).repeat_interleave(block).narrow(0, 0, n);
+        var x = randn(n, generator: gen) * scale * exp(randn(n, generator: gen));
         if (!signed) x = x.abs();
         x.narrow(0, 2 * block, block).zero_();
         var codes = zeros(n, dtype: ScalarType.Byte);
@@ -98,10 +98,13 @@ public class AdamW8bitTests(ITestOutputHelper output)
         public override Tensor forward(Tensor x) => head.forward(nn.functional.gelu(fc2.forward(nn.functional.gelu(fc1.forward(x)))));
     }
 
-    static (Mlp Model, List<Parameter> Parameters) Model(int seed)
+    /// <summary>A fresh model with the weights of <paramref name="like"/> (tests run in parallel: the global seed is not ours alone).</summary>
+    static (Mlp Model, List<Parameter> Parameters) Model(Mlp? like = null)
     {
-        torch.manual_seed(seed);
         var m = new Mlp();
+        if (like is not null)
+            using (no_grad())
+                foreach (var (p, q) in m.parameters().Zip(like.parameters())) p.copy_(q);
         return (m, m.parameters().ToList());
     }
 
@@ -110,11 +113,11 @@ public class AdamW8bitTests(ITestOutputHelper output)
     {
         const int steps = 60;
         const double lr = 3e-3, wd = 0.01;
-        torch.manual_seed(3);
-        var inputs = randn(256, 64);
-        var targets = randn(256, 8);
-        var (m32, p32) = Model(11);
-        var (m8, p8) = Model(11);
+        var gen = new torch.Generator(3);
+        var inputs = randn(256, 64, generator: gen);
+        var targets = randn(256, 8, generator: gen);
+        var (m32, p32) = Model();
+        var (m8, p8) = Model(m32);
         var start = p32.Select(p => p.detach().clone()).ToList();
         using var reference = optim.AdamW(p32, lr, 0.9, 0.999, 1e-8, wd);
         using var eight = new AdamW8bit(p8, lr, 0.9, 0.999, 1e-8, wd);
@@ -154,15 +157,18 @@ public class AdamW8bitTests(ITestOutputHelper output)
     [Fact]
     public void Moments_stay_within_the_quantization_bound_of_an_exact_fp64_computation()
     {
-        // Fed the same gradients, the dequantized moments track exact ones (fp64, no rounding) to the map's precision.
+        // Fed the same gradients, the dequantized moments track exact ones (fp64, never rounded). Each update rounds a
+        // moment by at most half a code gap of its block's absmax (0.70 % signed, 0.35 % unsigned), and the errors decay
+        // with β: after 30 updates at most Σ β^k · half a gap (6.7 % for m, 10.4 % for v); measured about 2.7 % for both.
         var w = new Parameter(zeros(3 * 2048 + 100));
         using var eight = new AdamW8bit([w], 1e-3, 0.9, 0.999, 1e-8, 0);
-        torch.manual_seed(5);
+        var gen = new torch.Generator(5);
+        var scale = pow(10.0, rand(4, generator: gen) * 2 - 1).repeat_interleave(2048).narrow(0, 0, w.shape[0]);   // a scale per block
         var m = zeros(w.shape, dtype: ScalarType.Float64);
         var v = zeros(w.shape, dtype: ScalarType.Float64);
         for (int t = 0; t < 30; t++)
         {
-            var g = randn(w.shape) * pow(10.0, randn(w.shape));
+            var g = randn(w.shape, generator: gen) * scale;
             w.grad = g.clone();
             eight.Step();
             m = m * 0.9 + g.to(ScalarType.Float64) * 0.1;
@@ -172,7 +178,8 @@ public class AdamW8bitTests(ITestOutputHelper output)
         double mErr = ((m8.to(ScalarType.Float64) - m).abs().max() / m.abs().max()).ToDouble();
         double vErr = ((v8.to(ScalarType.Float64) - v).abs().max() / v.abs().max()).ToDouble();
         output.WriteLine($"max |m8 − m| / max|m| {mErr:E2}, max |v8 − v| / max|v| {vErr:E2}");
-        Assert.True(mErr < 0.03 && vErr < 0.03, $"moment errors {mErr}, {vErr}");
+        double mBound = Enumerable.Range(0, 30).Sum(k => Math.Pow(0.9, k)) * 0.00704, vBound = Enumerable.Range(0, 30).Sum(k => Math.Pow(0.999, k)) * 0.00352;
+        Assert.True(mErr < mBound && vErr < vBound, $"moment errors {mErr} (bound {mBound}), {vErr} (bound {vBound})");
         Assert.Equal(30, eight.StepOf(0));
     }
 
@@ -183,17 +190,15 @@ public class AdamW8bitTests(ITestOutputHelper output)
         try
         {
             var options = new OptimizerOptions { Kind = OptimizerKind.AdamW8bit, LearningRate = 1e-2, TotalSteps = 20, WeightDecay = 0.01 };
-            var (model, parameters) = Model(2);
-            torch.manual_seed(9);
-            var x = randn(32, 64);
+            var (model, parameters) = Model();
+            var x = randn(32, 64, generator: new torch.Generator(9));
             void Train(Mlp m, TrainingOptimizer o) { o.Backward(m.forward(x).square().mean()); o.Step(); }
             using var optimizer = new TrainingOptimizer(parameters, options);
             for (int i = 0; i < 5; i++) Train(model, optimizer);
             string first = Path.Combine(dir, "optimizer.bin"), second = Path.Combine(dir, "again.bin");
             optimizer.Save(first);
 
-            var (copy, copyParameters) = Model(2);
-            using (no_grad()) for (int i = 0; i < parameters.Count; i++) copyParameters[i].copy_(parameters[i]);
+            var (copy, copyParameters) = Model(model);
             using var restored = new TrainingOptimizer(copyParameters, options);
             restored.Load(first);
             restored.Save(second);
@@ -204,7 +209,7 @@ public class AdamW8bitTests(ITestOutputHelper output)
             for (int i = 0; i < parameters.Count; i++) Assert.True(parameters[i].Equals(copyParameters[i]), $"parameter {i} after resuming");
 
             // State of the other kind is refused with both kinds named.
-            using var plain = new TrainingOptimizer(Model(2).Parameters, options with { Kind = OptimizerKind.AdamW });
+            using var plain = new TrainingOptimizer(Model().Parameters, options with { Kind = OptimizerKind.AdamW });
             var e = Assert.Throws<InvalidDataException>(() => plain.Load(first));
             Assert.Equal($"{first}: optimizer state of kind adamw-8bit, and optimizer.kind is adamw", e.Message);
         }
