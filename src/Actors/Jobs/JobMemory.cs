@@ -37,6 +37,7 @@ public static class JobMemory
             CompletionTokens = s.Sampling.MaxNewTokens,
             MiniBatches = s.Kind == StageKind.Ppo ? s.Ppo.MiniBatches : 1,
             GradientCheckpointing = s.GradientCheckpointing,
+            Optimizer = s.Optimizer.Kind,
             ScoredByRewardModel = s.IsOnline && TorchRewardEngine.UsesRewardModel(s),
             Teacher = s.Kind == StageKind.Distill && s.Teacher is { } t ? ConfigOf(t, null) : null,
         }).ToList(),

@@ -21,7 +21,7 @@ internal static class JobSpecReader
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing",
         "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt", "federated", .. EncoderStageReader.StageKeys];
-    static readonly string[] OptimizerKeys = ["lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite", "plateau"];
+    static readonly string[] OptimizerKeys = ["kind", "lr", "beta1", "beta2", "eps", "weight-decay", "warmup-steps", "schedule", "min-lr-ratio", "gradient-accumulation-steps", "max-grad-norm", "skip-non-finite", "plateau"];
     static readonly string[] PlateauKeys = ["factor", "patience", "min-lr", "mode", "min-delta"];
     static readonly string[] EarlyStoppingKeys = ["patience", "min-delta"];
     static readonly string[] MetaKeys = ["tasks", "tasks-per-round", "steps", "outer-lr", "inner"];
@@ -343,7 +343,8 @@ internal static class JobSpecReader
             Mode = s.GetEnum("optimizer.plateau.mode", ["min", "max"], online ? "max" : "min") == "max" ? MetricMode.Max : MetricMode.Min,
             MinDelta = s.GetDouble("optimizer.plateau.min-delta", d.MinDelta),
         };
-        return ParseOptimizer(s.Section("optimizer"), steps) with { Schedule = schedule, Plateau = plateau };
+        var optimizerKind = s.GetEnum("optimizer.kind", ["adamw", "adamw-8bit"], "adamw") == "adamw-8bit" ? OptimizerKind.AdamW8bit : OptimizerKind.AdamW;
+        return ParseOptimizer(s.Section("optimizer"), steps) with { Kind = optimizerKind, Schedule = schedule, Plateau = plateau };
     }
 
     static OptimizerOptions ParseOptimizer(RlftConfig o, int steps) => new()

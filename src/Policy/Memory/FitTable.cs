@@ -18,11 +18,15 @@ public static class FitTable
     static readonly (string Name, Func<MemoryJob, MemoryJob> Apply)[] Modes =
     [
         ("full PPO", j => j),
+        ("full PPO, adamw-8bit", EightBit),
+        ("full PPO, adamw-8bit, frozen-dtype bf16", j => EightBit(j) with { FrozenDtype = ScalarType.BFloat16 }),
         ("LoRA r16 PPO", j => j with { Lora = new LoraConfig { Rank = 16 } }),
         ("LoRA r16 PPO, frozen-dtype bf16", j => j with { Lora = new LoraConfig { Rank = 16 }, FrozenDtype = ScalarType.BFloat16 }),
         ("LoRA r16 PPO, precision bf16", j => j with { Lora = new LoraConfig { Rank = 16 }, MixedPrecision = true, LoraBf16 = true }),
         ("QLoRA nf4 r16 PPO", j => j with { Lora = new LoraConfig { Rank = 16 }, Quantization = new QuantizationOptions { Kind = QuantizationKind.Nf4 } }),
     ];
+
+    static MemoryJob EightBit(MemoryJob j) => j with { Stages = j.Stages.Select(s => s with { Optimizer = Training.OptimizerKind.AdamW8bit }).ToList() };
 
     public static IEnumerable<string> Markdown()
     {

@@ -78,7 +78,9 @@ public static class MemoryEstimator
         long trained = stage.Kind == MemoryStageKind.RewardModel ? shape.Parameters + shape.Hidden + 1
             : (lora ? shape.LoraParameters : shape.Parameters) + (stage.Kind == MemoryStageKind.Ppo ? shape.Hidden + 1 : 0);
         learner.Add(new(L, "gradients (fp32)", 4 * trained));
-        learner.Add(new(L, "AdamW moments (fp32, 2 per weight)", 8 * trained));
+        learner.Add(stage.Optimizer == Training.OptimizerKind.AdamW8bit
+            ? new(L, "AdamW moments (8-bit block-wise, 2 per weight)", 2 * trained + 2 * 4 * Ceil(trained, 2048))
+            : new(L, "AdamW moments (fp32, 2 per weight)", 8 * trained));
 
         // Frozen copies the learner makes: the online stages' reference under full fine-tuning (with LoRA the reference
         // is the policy with its adapters off), offline DPO's stage-start policy, the reward-model stage's trunk (trained, so fp32).

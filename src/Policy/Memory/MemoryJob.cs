@@ -25,6 +25,8 @@ public sealed record MemoryStage
     /// <summary>PPO's <c>mini-batches</c>: the training forward sees 1/n of the step's samples at a time.</summary>
     public int MiniBatches { get; init; } = 1;
     public bool GradientCheckpointing { get; init; }
+    /// <summary><c>optimizer.kind</c>: fp32 moments (8 bytes per trained weight) or 8-bit ones (2 bytes and an absmax per block).</summary>
+    public Training.OptimizerKind Optimizer { get; init; } = Training.OptimizerKind.AdamW;
     /// <summary>An online stage scored by the job's reward model (the reward role then holds a copy).</summary>
     public bool ScoredByRewardModel { get; init; }
     /// <summary>Distillation's teacher (read from its config.json), held beside the student.</summary>

@@ -24,9 +24,19 @@ internal static class Check
 /// </summary>
 public enum LrSchedule { Constant, Linear, Cosine, Plateau }
 
+/// <summary>
+/// The update rule. <c>adamw</c>: torch's AdamW, fp32 moments (8 bytes of state per weight). <c>adamw-8bit</c>: the same
+/// update with both moments stored as block-wise 8-bit codes (<see cref="Optimizers.AdamW8bit"/>, about 2 bytes per weight).
+/// </summary>
+public enum OptimizerKind { AdamW, AdamW8bit }
+
 /// <summary>Optimiser, schedule, accumulation, clipping and precision settings shared by every stage.</summary>
 public sealed record OptimizerOptions
 {
+    /// <summary>AdamW with fp32 or 8-bit block-wise moments. Default AdamW (fp32 moments).</summary>
+    public OptimizerKind Kind { get; init; } = OptimizerKind.AdamW;
+    /// <summary>The config name of <paramref name="kind"/>: adamw, adamw-8bit.</summary>
+    public static string KindName(OptimizerKind kind) => kind == OptimizerKind.AdamW8bit ? "adamw-8bit" : "adamw";
     /// <summary>AdamW learning rate. Default 1e-4 (tiny models; TRL uses 1e-5…1e-6 for large ones).</summary>
     public double LearningRate { get; init; } = 1e-4;
     /// <summary>AdamW β1. Default 0.9 (Loshchilov &amp; Hutter; PyTorch default).</summary>

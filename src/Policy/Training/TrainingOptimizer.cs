@@ -1,3 +1,4 @@
+using Rlft.Policy.Training.Optimizers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -16,7 +17,7 @@ public sealed record StepReport(bool Applied, bool Skipped, double GradNorm, dou
 }
 
 /// <summary>
-/// AdamW with warmup + linear/cosine decay, gradient accumulation, gradient-norm clipping and a
+/// AdamW (fp32 moments, or 8-bit block-wise ones with <c>kind = adamw-8bit</c>) with warmup + linear/cosine decay, gradient accumulation, gradient-norm clipping and a
 /// guard that drops an update whose loss or gradients are not finite (weights and optimizer state
 /// untouched). The schedule is a pure function of the optimizer step (and, with <c>schedule = plateau</c>, of the
 /// metrics given to <see cref="ObserveMetric"/>, whose state is saved with the optimizer), so resuming restores it exactly.
@@ -27,7 +28,8 @@ public sealed class TrainingOptimizer : IDisposable
 {
     readonly IReadOnlyList<Parameter> _parameters;
     readonly OptimizerOptions _options;
-    readonly AdamW _adam;
+    readonly AdamW? _adam;
+    readonly AdamW8bit? _adam8;
     readonly MixedPrecisionModel? _mixed;
     int _microSteps;
     bool _nonFiniteLoss;
@@ -51,7 +53,10 @@ public sealed class TrainingOptimizer : IDisposable
         _options = options.Validate();
         _parameters = parameters.Where(p => p.requires_grad).ToList();
         if (_parameters.Count == 0) throw new ArgumentException("no trainable parameters");
-        _adam = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+        if (options.Kind == OptimizerKind.AdamW8bit)
+            _adam8 = new AdamW8bit(_parameters, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+        else
+            _adam = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
         if (options.Schedule == LrSchedule.Plateau) Plateau = new PlateauSchedule(options.Plateau, options.LearningRate);
         SetLearningRate(LearningRateAt(0));
     }
@@ -117,13 +122,14 @@ public sealed class TrainingOptimizer : IDisposable
         if (!finite && _options.SkipNonFinite)
         {
             // Drop the update: gradients are poisoned, the weights and Adam moments stay as they were.
-            _adam.zero_grad();
+            ZeroGrad();
             SkippedSteps++;
             return new StepReport(false, true, norm, lr, OptimizerStep);
         }
         SetLearningRate(lr);
-        _adam.step();
-        _adam.zero_grad();
+        if (_adam8 is not null) _adam8.Step();
+        else _adam!.step();
+        ZeroGrad();
         _mixed?.SyncWeights();
         OptimizerStep++;
         return new StepReport(true, false, norm, lr, OptimizerStep);
@@ -146,22 +152,44 @@ public sealed class TrainingOptimizer : IDisposable
         return Math.Sqrt(sum);
     }
 
+    /// <summary>
+    /// Drops the gradients (set to none, as torch's <c>zero_grad()</c> does by default; TorchSharp's optimizers zero
+    /// them in place): between updates — rollout, evaluation, the next forward pass — they hold no memory, and backward
+    /// allocates them as activations are freed.
+    /// </summary>
+    void ZeroGrad()
+    {
+        foreach (var p in _parameters)
+        {
+            if (p.grad is not { } g) continue;
+            p.grad = null;
+            g.Dispose();
+        }
+    }
+
     void SetLearningRate(double lr)
     {
-        foreach (var group in _adam.ParamGroups) group.LearningRate = lr;
+        if (_adam8 is not null) _adam8.LearningRate = lr;
+        else foreach (var group in _adam!.ParamGroups) group.LearningRate = lr;
     }
 
     /// <summary>Saves Adam's moments and the step counters (training state for exact resume).</summary>
     public void Save(string path)
     {
-        _adam.save_state_dict(path);
+        if (_adam8 is not null) _adam8.Save(path);
+        else _adam!.save_state_dict(path);
         File.WriteAllText(path + ".steps", $"{OptimizerStep} {SkippedSteps} {_microSteps}" + (Plateau is null ? "" : " " + Plateau.SaveState()));
     }
 
     public void Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"optimizer state not found: {path}", path);
-        _adam.load_state_dict(path);
+        // State of the other kind cannot be carried over: say which kind wrote it rather than fail inside libtorch.
+        bool eightBit = AdamW8bit.IsOwnFormat(path);
+        if (eightBit != (_adam8 is not null))
+            throw new InvalidDataException($"{path}: optimizer state of kind {(eightBit ? "adamw-8bit" : "adamw")}, and optimizer.kind is {OptimizerOptions.KindName(_options.Kind)}");
+        if (_adam8 is not null) _adam8.Load(path);
+        else _adam!.load_state_dict(path);
         var parts = File.ReadAllText(path + ".steps").Split(' ');
         (OptimizerStep, SkippedSteps, _microSteps) = (int.Parse(parts[0]), int.Parse(parts[1]), int.Parse(parts[2]));
         // A plateau schedule's state follows the counters (absent in state saved by other schedules).
@@ -169,5 +197,9 @@ public sealed class TrainingOptimizer : IDisposable
         SetLearningRate(LearningRateAt(OptimizerStep));
     }
 
-    public void Dispose() => _adam.Dispose();
+    public void Dispose()
+    {
+        _adam?.Dispose();
+        _adam8?.Dispose();
+    }
 }

@@ -43,6 +43,7 @@ public class ResumeTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("PPO, full fine-tuning", "")]
+    [InlineData("PPO, full fine-tuning with 8-bit AdamW", "")]
     [InlineData("PPO, LoRA", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }")]
     [InlineData("PPO, LoRA with bf16 compute (bf16 base, fp32 adapters)", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }\n precision = bf16")]
     [InlineData("PPO, QLoRA (nf4 base, adapters from SFT on)", "lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }\n model.quantize = nf4")]
@@ -53,6 +54,8 @@ public class ResumeTests(ITestOutputHelper output)
         output.WriteLine(label);
         bool grpo = label == "GRPO", interrupt = label.Contains("SIGTERM");
         string stages = grpo ? Grpo : ResumeHarness.Stages;
+        if (label.Contains("8-bit")) stages = stages.Replace("{ kind = ppo,", "{ kind = ppo\n optimizer { kind = adamw-8bit }\n");
+        Assert.Equal(label.Contains("8-bit"), stages.Contains("adamw-8bit"));
         // Interrupted: no periodic checkpoints, the one Ctrl-C writes is the only resume point.
         string extra = (interrupt ? "max-policy-lag = 0" : ResumeHarness.Extra) + "\n" + lora;
 
@@ -98,6 +101,7 @@ public class ResumeTests(ITestOutputHelper output)
             : new List<string> { "policy/model.safetensors", "value_head.safetensors", "trainer/optimizer.bin", "trainer/ppo_shuffle.bin" };
         if (lora.Length > 0) files.Add("policy-adapter/adapter_model.safetensors");
         if (lora.Contains("quantize")) files.AddRange(["policy/quantization_config.json", "trainer/reference-adapter/adapter_model.safetensors"]);
+        if (label.Contains("8-bit")) Assert.True(Rlft.Policy.Training.Optimizers.AdamW8bit.IsOwnFormat(Path.Combine(finalB, "trainer/optimizer.bin")), "the resumed run saved 8-bit state");
         foreach (var file in files)
             Assert.True(ResumeHarness.Hash(Path.Combine(finalA, file)) == ResumeHarness.Hash(Path.Combine(finalB, file)), $"{file} differs between the straight and the resumed run");
         using var sa = JsonDocument.Parse(File.ReadAllText(Path.Combine(a, "summary.json")));

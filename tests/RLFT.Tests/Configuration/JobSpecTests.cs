@@ -1,5 +1,6 @@
 using Rlft.Actors.Configuration;
 using Rlft.Actors.Jobs;
+using Rlft.Policy.Training;
 
 namespace Rlft.Tests.Configuration;
 
@@ -58,6 +59,7 @@ public class JobSpecTests
     [InlineData("rlft.job { name = t, stages = [] }", "rlft.job.stages: a job needs at least one stage")]
     [InlineData("rlft.job { name = \"../x\", stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.name: '../x' is not usable")]
     [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1, optimizer { lr = -1 } } ] }", "rlft.job.stages[0].optimizer.lr:")]
+    [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1, optimizer { kind = adam8 } } ] }", "rlft.job.stages[0].optimizer.kind: 'adam8' is not one of adamw, adamw-8bit")]
     [InlineData("other { }", "rlft.job: missing")]
     [InlineData("rlft.job { name = t, rollout { slot = 4 }\n stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.rollout.slot: unknown key")]
     [InlineData("rlft.job { name = t, rollout { slots = 0 }\n stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.rollout.slots: 0 is outside [1,")]
@@ -96,6 +98,15 @@ public class JobSpecTests
         var int8 = Parse(Minimal.Replace("name = t", "name = t\n model { quantize = int8 }\n lora { rank = 2 }")).Model.Quantization;
         Assert.Equal(Rlft.Policy.Quantization.QuantizationKind.Int8, int8.Kind);
         Assert.False(int8.DoubleQuant);
+    }
+
+    [Fact]
+    public void The_optimizer_kind_is_adamw_by_default_and_adamw_8bit_per_stage()
+    {
+        Assert.Equal(OptimizerKind.AdamW, Parse(Minimal).Stages[0].Optimizer.Kind);
+        var job = Parse("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1 }, { kind = ppo, data = x, steps = 1, optimizer { kind = adamw-8bit } } ] }");
+        Assert.Equal(OptimizerKind.AdamW, job.Stages[0].Optimizer.Kind);
+        Assert.Equal(OptimizerKind.AdamW8bit, job.Stages[1].Optimizer.Kind);
     }
 
     [Fact]

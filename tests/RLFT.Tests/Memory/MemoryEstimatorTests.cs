@@ -49,6 +49,17 @@ public class MemoryEstimatorTests
     }
 
     [Fact]
+    public void Eight_bit_adamw_holds_two_bytes_per_trained_weight_and_an_absmax_per_block_of_each_moment()
+    {
+        var stage = Ppo() with { Optimizer = Rlft.Policy.Training.OptimizerKind.AdamW8bit };
+        var e = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), stage));
+        long trained = Gpt2Parameters + H + 1, blocks = (trained + 2047) / 2048;
+        Assert.Equal(2 * trained + 2 * 4 * blocks, Item(e, "AdamW moments (8-bit"));
+        var fp32 = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo()));
+        Assert.Equal(fp32.Total - 8 * trained + 2 * trained + 8 * blocks, e.Total);
+    }
+
+    [Fact]
     public void Each_replica_of_a_learner_group_holds_the_learners_models_and_state_and_a_share_of_the_activations()
     {
         var solo = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo(batch: 16)) with { EvalPrompts = 1 });
