@@ -47,7 +47,8 @@ internal sealed partial class TorchLearnerEngine : ILearnerEngine
 
     public long PolicyVersion { get; private set; }
     public long RewardModelVersion { get; private set; } = -1;
-    // LoRA (rlft.job.lora): attached when the first online stage begins; the base stays frozen after that.
+    // LoRA (rlft.job.lora): attached when the first online or federated stage begins (at load when the job has neither,
+    // or its base is quantized); the base stays frozen after that.
     LoraAdapters? _adapters;
     // A quantized base (rlft.job.model.quantize) ships in full once, at its load version, then adapters only.
     public bool ExportsAdapterOnly => _adapters is not null && !(_job.QuantizedBase && PolicyVersion == AdapterBaseVersion);
@@ -91,7 +92,7 @@ internal sealed partial class TorchLearnerEngine : ILearnerEngine
     readonly string? _resumeFrom;
     TrainerState? _resumed;
 
-    // QLoRA: every stage trains the adapters; a stage's reference is the base plus the adapters as the stage found
+    // Adapters from the start (QLoRA, or LoRA with no online stage): every stage trains them; a stage's reference is the base plus the adapters as the stage found
     // them (just the base while they are zero). Kept with checkpoints so a resumed stage has the same reference.
     SnapshotReference? _stageReference;
 
@@ -114,9 +115,9 @@ internal sealed partial class TorchLearnerEngine : ILearnerEngine
         string weights = resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy);
         var quantization = job.Model.Quantization;
         if (quantization.Enabled && resumeFrom is not null) QuantizedBase.CheckResumable(weights, quantization);
-        // LoRA with bf16 compute in a job that begins with an online stage: nothing ever trains the full weights, so the
-        // base is read straight into bf16 (no fp32 model, no mixed-precision copy at any point).
-        bool bf16FromStart = job.LoraInBf16(_device) && job.Stages.Count > 0 && job.Stages[0].IsOnline;
+        // LoRA with bf16 compute in a job that begins with an online stage, or whose adapters attach at the start: nothing
+        // ever trains the full weights, so the base is read straight into bf16 (no fp32 model, no mixed-precision copy at any point).
+        bool bf16FromStart = job.LoraInBf16(_device) && (job.LoraFromStart || (job.Stages.Count > 0 && job.Stages[0].IsOnline));
         var model = quantization.Enabled ? ModelQuantizer.Load(weights, quantization, _device)
             : Checkpoint.Load(weights, _device, bf16FromStart ? ScalarType.BFloat16 : ScalarType.Float32);
         var tokenizer = HfTokenizer.Load(_modelDir);
@@ -126,12 +127,10 @@ internal sealed partial class TorchLearnerEngine : ILearnerEngine
         _mixed = !quantization.Enabled && !bf16FromStart && MixedPrecisionModel.Wanted(job.Precision, _device) ? new MixedPrecisionModel(_policy.Model) : null;
         _trainable = _mixed is null ? _policy : new PolicyModel(_mixed.Compute, _policy.Tokenizer, _policy.Encoder);
         if (resumeFrom is not null) RestoreModels(resumeFrom);
-        // A quantized base is frozen from the start: the adapters attach now and every stage trains them.
-        if (quantization.Enabled && _adapters is null)
-        {
-            _adapters = LoraAdapters.Apply(_policy.Model, job.Lora ?? throw new ConfigException("rlft.job.model.quantize: a quantized base needs rlft.job.lora"), job.Seed);
-            AdapterBaseVersion = PolicyVersion;
-        }
+        // A quantized base is frozen from the start, and so is the base of a LoRA job with no online or federated stage:
+        // the adapters attach now and every stage trains them.
+        if (quantization.Enabled && job.Lora is null) throw new ConfigException("rlft.job.model.quantize: a quantized base needs rlft.job.lora");
+        if (job.LoraFromStart) AttachAdapters();
     }
 
     /// <summary>
@@ -215,7 +214,7 @@ internal sealed partial class TorchLearnerEngine : ILearnerEngine
         NativeHeap.Trim();
     }
 
-    /// <summary>LoRA (rlft.job.lora): attaches the adapters when the first stage that trains them begins (online or federated); the base stays frozen after that.</summary>
+    /// <summary>LoRA (rlft.job.lora): attaches the adapters when the first stage that trains them begins (online or federated, or the job's start: <see cref="JobSpec.LoraFromStart"/>); the base stays frozen after that.</summary>
     internal void AttachAdapters()
     {
         if (_job.Lora is not { } lora || _adapters is not null) return;

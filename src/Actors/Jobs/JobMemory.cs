@@ -43,6 +43,7 @@ public static class JobMemory
         }).ToList(),
         Lora = job.Lora,
         Quantization = job.Model.Quantization,
+        LoraFromStart = job.LoraFromStart,
         MixedPrecision = !job.QuantizedBase && MixedPrecisionModel.Wanted(job.Precision, OnCuda(job.Device) ? CUDA : CPU),
         LoraBf16 = job.LoraInBf16(OnCuda(job.Device) ? CUDA : CPU),
         FrozenDtype = job.Model.FrozenDtype,

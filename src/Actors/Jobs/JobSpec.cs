@@ -175,10 +175,11 @@ public sealed record JobSpec
     /// </summary>
     public Rlft.Actors.Feedback.FeedbackOptions? Feedback { get; init; }
     /// <summary>
-    /// LoRA for the online stages (<c>rlft.job.lora</c>): adapters are attached to the policy when the first
-    /// online stage begins and are all that is trained from then on; the frozen base is the reference and
-    /// weight sync moves only adapter tensors. Null: full fine-tuning. With a quantized base
-    /// (<see cref="ModelSpec.Quantization"/>) the adapters are attached at load and every stage trains them.
+    /// LoRA adapters (<c>rlft.job.lora</c>). In a job with an online (ppo, grpo, online-dpo) or federated stage they
+    /// are attached to the policy when the first such stage begins and are all that is trained from then on (earlier
+    /// sft/dpo stages train the full weights); the frozen base is the reference and weight sync moves only adapter
+    /// tensors. In a job with neither, and always with a quantized base (<see cref="ModelSpec.Quantization"/>), they
+    /// are attached at load and every stage trains them (<see cref="LoraFromStart"/>). Null: full fine-tuning.
     /// </summary>
     public Rlft.Policy.Lora.LoraConfig? Lora { get; init; }
     /// <summary>
@@ -203,6 +204,13 @@ public sealed record JobSpec
 
     /// <summary>True when the policy's base is quantized (QLoRA): adapters from the start, in every stage.</summary>
     public bool QuantizedBase => Model.Quantization.Enabled;
+
+    /// <summary>
+    /// LoRA adapters attached when the job starts and trained by every stage: a quantized base, or a job with no online
+    /// or federated stage (an SFT and/or DPO job with <c>lora</c>); a DPO stage's reference is then the policy as the
+    /// stage found it (the base with the adapters off while they are still zero), as TRL's DPOTrainer with a PEFT model.
+    /// </summary>
+    public bool LoraFromStart => Lora is not null && (QuantizedBase || !Stages.Any(s => s.IsOnline || s.Federated is not null));
 
     /// <summary>
     /// LoRA with bf16 compute on <paramref name="device"/> (<c>precision = bf16</c>, or <c>auto</c> on CUDA): once the

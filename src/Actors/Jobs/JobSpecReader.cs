@@ -121,9 +121,16 @@ internal static class JobSpecReader
         if (config.TargetModules.Count == 0) throw new ConfigException($"{at}.target-modules: at least one module name is needed (in {c.Source})");
         // A quantized base is frozen from the start: every stage trains these adapters, in any order.
         if (quantizedBase) return config;
-        // The adapters attach when the first online or federated stage begins (a federated stage's clients train them too).
-        int firstOnline = stages.FirstOrDefault(s => s.IsOnline || s.Federated is not null)?.Index
-            ?? throw new ConfigException($"{at}: LoRA applies to the online stages (ppo, grpo, online-dpo) and federated stages, and this job has none (in {c.Source})");
+        // The adapters attach when the first online or federated stage begins (a federated stage's clients train them too);
+        // in a job with neither (SFT and/or DPO) they attach at the start and every stage trains them, as on a quantized base.
+        int? firstOnline = stages.FirstOrDefault(s => s.IsOnline || s.Federated is not null)?.Index;
+        if (firstOnline is null)
+        {
+            var rm = stages.FirstOrDefault(s => s.Kind == StageKind.RewardModel && !s.TrainsEncoder);
+            if (rm is not null)
+                throw new ConfigException($"{Root}.stages[{rm.Index}]: a reward-model stage trains a full copy of the policy's weights, and with {at} in a job with no online or federated stage the adapters attach at the start (the base is frozen); train the reward model in a job without {at}");
+            return config;
+        }
         var later = stages.FirstOrDefault(s => s.Index > firstOnline && s.Federated is null && s.Kind is StageKind.Sft or StageKind.Dpo or StageKind.Distill);
         if (later is not null)
             throw new ConfigException($"{Root}.stages[{later.Index}]: a {later.Name} stage cannot follow a LoRA stage (the base weights are frozen from stage {firstOnline} on); move it before, or drop {at}");

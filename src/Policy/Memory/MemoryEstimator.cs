@@ -47,8 +47,8 @@ public static class MemoryEstimator
         for (int i = 0; i < job.Stages.Count; i++)
         {
             var stage = job.Stages[i];
-            // LoRA: adapters from the first online stage on (from the start with a quantized base).
-            bool lora = job.Lora is not null && (job.Quantization.Enabled || (firstOnline >= 0 && i >= firstOnline));
+            // LoRA: adapters from the first online stage on (from the start with a quantized base, or with no online stage).
+            bool lora = job.Lora is not null && (job.Quantization.Enabled || job.LoraFromStart || (firstOnline >= 0 && i >= firstOnline));
             var items = StageItems(job, stage, shape, lora, rewardModelTrained,
                 stage.Teacher is null ? null : teacherShapes[stage.Teacher]).Where(x => x.Bytes > 0).ToList();
             var estimate = new MemoryEstimate(stage.Name, items);
@@ -83,8 +83,10 @@ public static class MemoryEstimator
             : new(L, "AdamW moments (fp32, 2 per weight)", 8 * trained));
 
         // Frozen copies the learner makes: the online stages' reference under full fine-tuning (with LoRA the reference
-        // is the policy with its adapters off), offline DPO's stage-start policy, the reward-model stage's trunk (trained, so fp32).
-        bool reference = !job.Quantization.Enabled && ((stage.IsOnline && !lora) || stage.Kind == MemoryStageKind.Dpo);
+        // is the policy with its adapters off), offline DPO's stage-start policy under full fine-tuning (with adapters, the
+        // base plus a snapshot of the adapters), the reward-model stage's trunk (trained, so fp32).
+        bool reference = !job.Quantization.Enabled && !lora && (stage.IsOnline || stage.Kind == MemoryStageKind.Dpo);
+        if (lora && stage.Kind == MemoryStageKind.Dpo) learner.Add(new(L, "reference adapters (stage-start snapshot, fp32)", 4 * shape.LoraParameters));
         if (reference) learner.Add(new(L, $"frozen reference ({frozenName})", frozenBytes * shape.Parameters));
         if (stage.Kind == MemoryStageKind.RewardModel) learner.Add(new(L, "reward model being trained (fp32)", 4 * shape.Parameters));
         else if (rewardModelTrained) learner.Add(new(L, "reward model (fp32)", 4 * shape.Parameters));

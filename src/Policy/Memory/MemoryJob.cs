@@ -43,9 +43,11 @@ public sealed record MemoryJob
 {
     public required ModelConfig Model { get; init; }
     public required IReadOnlyList<MemoryStage> Stages { get; init; }
-    /// <summary>LoRA adapters trained in the online stages (every stage with a quantized base); null: full fine-tuning.</summary>
+    /// <summary>LoRA adapters trained in the online stages (every stage with <see cref="LoraFromStart"/>); null: full fine-tuning.</summary>
     public LoraConfig? Lora { get; init; }
     public QuantizationOptions Quantization { get; init; } = new();
+    /// <summary>LoRA adapters attached from the start, trained by every stage (a quantized base, or a job with no online or federated stage).</summary>
+    public bool LoraFromStart { get; init; }
     /// <summary>bf16 mixed precision: a bf16 compute copy of the policy beside its fp32 masters.</summary>
     public bool MixedPrecision { get; init; }
     /// <summary>

@@ -202,7 +202,7 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("stage without data", d => d.Run("{ kind = sft, steps = 2 }"), "rlft.job.stages[0].data: missing required key");
         yield return new("zero steps", d => d.Run("{ kind = sft, data = \"builtin:sft\", steps = 0 }"), "rlft.job.stages[0].steps: 0 is outside");
         yield return new("unknown stage kind", d => d.Run("{ kind = pretrain, data = \"builtin:sft\", steps = 2 }"), "rlft.job.stages[0].kind: 'pretrain' is not one of");
-        yield return new("lora without an online stage", d => d.Run(extra: "lora { rank = 4 }"), "rlft.job.lora", "this job has none");
+        yield return new("lora with a reward-model stage and no online stage", d => d.Run(d.Stage("reward-model", d.Prefs), "lora { rank = 4 }"), "rlft.job.stages[0]", "adapters attach at the start");
         yield return new("lora targets no projection of the model", d => d.Run(d.Stage("ppo", d.Prompts), "lora { target-modules = [ nothing_here ] }"), "rlft.job.lora.target-modules", "nothing_here");
 
         // ---- many tasks: replay, regularizers, early stopping, plateau, meta and adapt stages ----

@@ -49,7 +49,7 @@ public class JobSpecTests
     [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1 }, { kind = ppo, data = x, steps = 1, ppo { gamma = 2 } } ] }", "rlft.job.stages[1].ppo.gamma: 2 is outside [0, 1]")]
     [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 1, ppo { gama = 1 } } ] }", "rlft.job.stages[0].ppo.gama: unknown key")]
     [InlineData("rlft.job { name = t, stages = [ { kind = sft, data = x, steps = 0 } ] }", "rlft.job.stages[0].steps: 0 is outside [1,")]
-    [InlineData("rlft.job { name = t, lora { rank = 4 }\n stages = [ { kind = sft, data = x, steps = 1 } ] }", "rlft.job.lora: LoRA applies to the online stages")]
+    [InlineData("rlft.job { name = t, lora { rank = 4 }\n stages = [ { kind = sft, data = x, steps = 1 }, { kind = reward-model, data = x, steps = 1 } ] }", "rlft.job.stages[1]: a reward-model stage trains a full copy of the policy's weights, and with rlft.job.lora in a job with no online or federated stage")]
     [InlineData("rlft.job { name = t, lora { rank = 0 }\n stages = [ { kind = ppo, data = x, steps = 1 } ] }", "rlft.job.lora.rank: 0 is outside [1,")]
     [InlineData("rlft.job { name = t, lora { rnk = 4 }\n stages = [ { kind = ppo, data = x, steps = 1 } ] }", "rlft.job.lora.rnk: unknown key")]
     [InlineData("rlft.job { name = t, lora { rank = 4 }\n stages = [ { kind = ppo, data = x, steps = 1 }, { kind = dpo, data = x, steps = 1 } ] }", "rlft.job.stages[1]: a 1-dpo stage cannot follow a LoRA stage")]
@@ -68,6 +68,20 @@ public class JobSpecTests
     {
         var e = Assert.Throws<ConfigException>(() => Parse(hocon));
         Assert.StartsWith(expected, e.Message);
+    }
+
+    [Theory]
+    [InlineData("{ kind = sft, data = x, steps = 1 }", true)]
+    [InlineData("{ kind = dpo, data = x, steps = 1 }", true)]
+    [InlineData("{ kind = sft, data = x, steps = 1 }, { kind = dpo, data = x, steps = 1 }, { kind = sft, data = x, steps = 1 }", true)]
+    [InlineData("{ kind = sft, data = x, steps = 1 }, { kind = ppo, data = x, steps = 1 }", false)]
+    [InlineData("{ kind = sft, data = x, steps = 1 }, { kind = sft, federated { rounds = 1 } }", false)]
+    public void Lora_attaches_at_the_start_of_a_job_with_no_online_or_federated_stage_and_at_the_first_such_stage_otherwise(string stages, bool fromStart)
+    {
+        var job = Parse($"rlft.job {{ name = t, lora {{ rank = 4 }}\n stages = [ {stages} ] }}");
+        Assert.NotNull(job.Lora);
+        Assert.Equal(fromStart, job.LoraFromStart);
+        Assert.False(Parse($"rlft.job {{ name = t\n stages = [ {stages} ] }}").LoraFromStart);
     }
 
     [Fact]

@@ -90,6 +90,35 @@ public class MemoryEstimatorTests
         Assert.Equal(2 * Gpt2Parameters + 4 * adapters, Item(bf16, "replica weights (its own bf16 copy) + adapters"));
     }
 
+    [Theory]
+    [InlineData("sft")]
+    [InlineData("dpo")]
+    public void A_lora_job_with_no_online_stage_is_estimated_as_lora_in_every_stage(string kind)
+    {
+        string Text(string lora) => $"rlft.job {{ name = t, device = cpu, model {{ arch = gpt2, preset = tiny }}\n {lora}\n stages = [ {{ kind = {kind}, data = x, steps = 1, batch-size = 8 }} ] }}";
+        var full = Rlft.Actors.Jobs.JobMemory.Estimate(Rlft.Actors.Jobs.JobSpec.Parse(Rlft.Actors.Configuration.RlftConfig.ParseText(Text(""), "job.conf")));
+        var job = Rlft.Actors.Jobs.JobSpec.Parse(Rlft.Actors.Configuration.RlftConfig.ParseText(Text("lora { rank = 4, target-modules = [c_attn, c_proj] }"), "job.conf"));
+        Assert.True(Rlft.Actors.Jobs.JobMemory.Describe(job).LoraFromStart);
+        var e = Rlft.Actors.Jobs.JobMemory.Estimate(job);
+        var shape = ModelShape.Of(Rlft.Actors.Jobs.JobMemory.Describe(job).Model, job.Lora, new QuantizationOptions());
+        var (adapters, parameters) = (shape.LoraParameters, shape.Parameters);
+        Assert.True(adapters > 0 && adapters < parameters / 10);
+        // The frozen base once, the adapters with their gradients and AdamW moments; no full-weight gradients or moments,
+        // and DPO keeps no frozen copy (its reference is the base plus a snapshot of the adapters as the stage found them).
+        Assert.Equal(4 * parameters, Item(e, "policy weights"));
+        Assert.Equal(4 * adapters, Item(e, "LoRA adapters"));
+        Assert.Equal(4 * adapters, Item(e, "gradients"));
+        Assert.Equal(8 * adapters, Item(e, "AdamW"));
+        Assert.DoesNotContain(e.Items, i => i.What.StartsWith("frozen reference", StringComparison.Ordinal));
+        if (kind == "dpo")
+        {
+            Assert.Equal(4 * adapters, Item(e, "reference adapters"));
+            Assert.Equal(4 * parameters, Item(full, "frozen reference"));
+        }
+        Assert.Equal(12 * parameters, Item(full, "gradients") + Item(full, "AdamW"));
+        Assert.True(e.Total < full.Total - 10 * parameters, $"{e.Total} vs {full.Total}");
+    }
+
     [Fact]
     public void A_quantized_base_stores_its_projections_in_about_half_a_byte_per_weight()
     {

@@ -140,8 +140,9 @@ internal static class OfflineSessions
         var (engine, stage) = (run.Engine, run.Stage);
         var (train, heldOut) = run.Split(run.Pairs);
         // The stage-start policy: DPO's reference, and what the trained policy's samples are compared with.
-        // With adapters attached (a quantized base, or LoRA after an online stage) the reference is the base plus the
-        // adapters as the stage found them (no second copy).
+        // With adapters attached (a quantized base, or LoRA in a job with no online stage) the reference is the base plus
+        // the adapters as the stage found them (no second copy): the base with the adapters off while they are still zero,
+        // as TRL's DPOTrainer with a PEFT model and no ref_model; after a LoRA SFT stage, the SFT'd policy.
         var start = run.Job.QuantizedBase || engine.Adapters is not null ? null : engine.Policy.FrozenCopy(run.Job.Model.FrozenDtype).WithEncoder(run.Encoder);
         IReferencePolicy reference = start is null ? engine.StageReference(resume: false) : new FrozenReference(start);
         using var t = new DpoTrainer(engine.Trainable, reference, stage.Dpo, stage.Optimizer, mixedPrecision: engine.Mixed) { Group = engine.Group };
