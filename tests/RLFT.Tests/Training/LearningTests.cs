@@ -84,7 +84,7 @@ public class LearningTests(ITestOutputHelper output)
         var policy = SftPolicy();
         var frozen = policy.FrozenCopy();
         var value = new ValueHead(policy.Model.Config.HiddenSize, seed: 2);
-        var options = new PpoOptions { KlCoef = 0.02, Epochs = 4, MiniBatches = 2 };
+        var options = new PpoOptions { KlCoef = 0.05, Epochs = 4, MiniBatches = 2 };
         using var ppo = new PpoTrainer(policy, value, new FrozenReference(frozen), options, new OptimizerOptions { LearningRate = 5e-4, TotalSteps = 25, Schedule = LrSchedule.Constant }, seed: 3);
         double start = HeldOut(policy);
         var prompts = ReviewTask.ReviewPrompts(2000, 11).Select(p => (p.Prompt, p.Answer)).ToList();
