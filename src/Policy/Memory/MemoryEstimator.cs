@@ -96,8 +96,8 @@ public static class MemoryEstimator
         // One training step's activations: the sequences a forward pass sees at once.
         long sequences = stage.Kind switch
         {
-            MemoryStageKind.Ppo => Ceil((long)stage.BatchSize * stage.SamplesPerPrompt, stage.MiniBatches),
-            MemoryStageKind.Grpo or MemoryStageKind.OnlineDpo => (long)stage.BatchSize * stage.SamplesPerPrompt,
+            MemoryStageKind.Ppo => Ceil(stage.Completions, stage.MiniBatches),
+            MemoryStageKind.Grpo or MemoryStageKind.OnlineDpo => stage.Completions,
             MemoryStageKind.Dpo or MemoryStageKind.RewardModel => 2L * stage.BatchSize,
             _ => stage.BatchSize,
         };
@@ -126,7 +126,7 @@ public static class MemoryEstimator
         if (snapshots) yield return new(S, $"published versions for the replicas (newest and the one in use, {frozenName})", 2L * frozenBytes * shape.Parameters);
         if (!stage.IsOnline) yield break;
 
-        long generated = (long)stage.BatchSize * stage.SamplesPerPrompt;
+        long generated = stage.Completions;
         // Under LoRA with bf16 compute the replicas share the learner's bf16 base: bf16 whatever frozen-dtype says.
         var (replicaBytes, replicaName) = bf16Base ? (2, "bf16") : (frozenBytes, frozenName);
         long kv = Generation(shape, generated, job.PromptTokens + stage.CompletionTokens, replicaBytes);

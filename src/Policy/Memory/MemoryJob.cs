@@ -16,10 +16,12 @@ public sealed record MemoryStage
 {
     public required string Name { get; init; }
     public required MemoryStageKind Kind { get; init; }
-    /// <summary>Prompts (online stages), examples or pairs (offline stages) per step.</summary>
+    /// <summary>Completions (online stages: batch-size ÷ samples-per-prompt prompts, each sampled that many times), examples or pairs (offline stages) per step.</summary>
     public required int BatchSize { get; init; }
     /// <summary>Online stages: completions per prompt (GRPO's group, 2 for online DPO, else 1).</summary>
     public int SamplesPerPrompt { get; init; } = 1;
+    /// <summary>Online stages: the completions a step generates and trains on, as the prompt source draws them (at least one prompt's group).</summary>
+    public long Completions => (long)Math.Max(1, BatchSize / SamplesPerPrompt) * SamplesPerPrompt;
     /// <summary>Online stages: <c>sampling.max-new-tokens</c>.</summary>
     public int CompletionTokens { get; init; } = 16;
     /// <summary>PPO's <c>mini-batches</c>: the training forward sees 1/n of the step's samples at a time.</summary>

@@ -48,6 +48,22 @@ public class MemoryEstimatorTests
         Assert.Equal(e.Total, e.ByRole.Sum(r => r.Bytes));
     }
 
+    [Theory]
+    [InlineData(MemoryStageKind.Grpo, 8, 4, 8)]        // two prompts, each sampled four times
+    [InlineData(MemoryStageKind.Grpo, 10, 4, 8)]       // whole groups only: two prompts
+    [InlineData(MemoryStageKind.Grpo, 2, 4, 4)]        // fewer completions than a group: one prompt's group
+    [InlineData(MemoryStageKind.OnlineDpo, 8, 2, 8)]   // four prompts, a pair each
+    public void A_grouped_stage_generates_and_trains_on_batch_size_completions_as_the_prompt_source_draws_them(MemoryStageKind kind, int batch, int group, int completions)
+    {
+        // batch-size counts completions (OnlineStageData.NextBatch draws batch-size / group prompts), so the KV cache
+        // and a training forward hold as many sequences as a PPO stage of that many prompts.
+        var grouped = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo(batch) with { Kind = kind, SamplesPerPrompt = group }) with { MaxPolicyLag = 0, EvalPrompts = 0 });
+        var ppo = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo(completions)) with { MaxPolicyLag = 0, EvalPrompts = 0 });
+        Assert.Equal(2 * Layers * H * completions * (64 + 32) * 4 + 2 * completions * V * 4, Item(grouped, "replica KV cache"));
+        Assert.Equal(Item(ppo, "activations"), Item(grouped, "activations"));
+        Assert.Contains(grouped.Items, i => i.What.StartsWith($"activations ({completions} ×", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Eight_bit_adamw_holds_two_bytes_per_trained_weight_and_an_absmax_per_block_of_each_moment()
     {
