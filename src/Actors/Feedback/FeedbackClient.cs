@@ -19,7 +19,7 @@ public sealed record RatingResult(HttpStatusCode Status, string? RatingId, strin
 /// <summary>A small typed client of the feedback API, for simulated raters, the benchmark and producers of items.</summary>
 public sealed class FeedbackClient(HttpClient http, string token)
 {
-    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    static readonly JsonSerializerOptions Json = FeedbackJson.Web;
 
     HttpRequestMessage Request(HttpMethod method, string path, object? body = null)
     {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Rlft.Actors.Feedback;
 
 namespace Rlft.Tests.Feedback;
 
@@ -60,6 +61,18 @@ public class FeedbackConcurrencyTests
             }
         }
         Assert.Equal(Items, (await node.RatingsAsync()).Length);
+    }
+
+    [Fact]
+    public void Refusals_are_written_with_json_options_that_are_read_only_before_their_first_use()
+    {
+        // ASP.NET Core's JsonHttpResult assigns a type-info resolver to options that are not read-only yet; with one
+        // shared instance, two refusals answered at once could race that assignment against the other's serialization
+        // (InvalidOperationException: a 500 where a 409 was due). Options locked when made are never assigned to.
+        Assert.True(FeedbackJson.Create().IsReadOnly);
+        var refusal = Rlft.Actors.Feedback.Http.FeedbackEndpoints.Error(409, "already rated");
+        var options = refusal.GetType().GetProperty("JsonSerializerOptions")!.GetValue(refusal);
+        Assert.Same(FeedbackJson.Web, options);
     }
 
     static async Task<(HttpStatusCode Status, string Body)[]> PostAllAsync(FeedbackTestNode node, IEnumerable<string> bodies)

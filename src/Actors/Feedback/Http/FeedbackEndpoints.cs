@@ -20,7 +20,7 @@ internal static partial class FeedbackEndpoints
     /// <summary>The <see cref="HttpContext.Items"/> key of the request's <see cref="FeedbackCaller"/>.</summary>
     public const string CallerItem = "rlft.caller";
     static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
-    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    static readonly JsonSerializerOptions Json = FeedbackJson.Web;
 
     public static void MapFeedbackEndpoints(this IEndpointRouteBuilder app, FeedbackOptions options)
     {

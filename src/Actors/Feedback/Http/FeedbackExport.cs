@@ -15,7 +15,7 @@ namespace Rlft.Actors.Feedback.Http;
 /// </summary>
 internal static class FeedbackExport
 {
-    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    static readonly JsonSerializerOptions Json = FeedbackJson.Web;
 
     public static IEnumerable<string> Preferences(ExportData data, PreferenceWeighting weighting)
     {
