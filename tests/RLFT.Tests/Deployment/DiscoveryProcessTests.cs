@@ -26,6 +26,17 @@ public class DiscoveryProcessTests(ITestOutputHelper output)
         return (response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!.AsObject());
     }
 
+    /// <summary>A probe that, when the node stops answering, fails naming it with its exit code and everything it printed.</summary>
+    static async Task<(HttpStatusCode Code, JsonObject Body)> ProbeNode(Node n, string path)
+    {
+        try { return await Probe(n.HealthPort, path); }
+        catch (HttpRequestException e)
+        {
+            bool exited = n.Process.Process.WaitForExit(TimeSpan.FromSeconds(2));
+            throw new Xunit.Sdk.XunitException($"the {n.Roles} node's {path} did not answer ({e.Message}); {(exited ? $"its process exited with {n.Process.Process.ExitCode}" : "its process is still running")}:\n{n.Process.Log}");
+        }
+    }
+
     static async Task<Node> StartNode(string jobFile, string roles, int managementPort)
     {
         int health = JobHarness.FreePort();
@@ -48,14 +59,14 @@ public class DiscoveryProcessTests(ITestOutputHelper output)
     public async Task Three_node_processes_form_one_cluster_through_config_discovery_and_run_the_job_without_a_seed_list()
     {
         int[] management = [JobHarness.FreePort(), JobHarness.FreePort(), JobHarness.FreePort()];
-        string jobFile = JobFile(management, steps: 6);
+        string jobFile = JobFile(management, steps: 20);
         using var learner = await StartNode(jobFile, "learner,reward", management[0]);
         using var a = await StartNode(jobFile, "rollout", management[1]);
 
         // Three contact points are listed, so (required-contact-point-nr = the listed count, all must answer) no cluster
         // forms while one of them is missing: both nodes are alive and not ready.
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await Probe(learner.HealthPort, "/alive")).Code != HttpStatusCode.OK || (await Probe(a.HealthPort, "/alive")).Code != HttpStatusCode.OK)
+        while ((await ProbeNode(learner, "/alive")).Code != HttpStatusCode.OK || (await ProbeNode(a, "/alive")).Code != HttpStatusCode.OK)
         {
             Assert.True(DateTime.UtcNow < deadline, "the first two nodes never became alive");
             await Task.Delay(200, Ct);
@@ -63,29 +74,30 @@ public class DiscoveryProcessTests(ITestOutputHelper output)
         await Task.Delay(TimeSpan.FromSeconds(4), Ct);   // well past the 1 s stable margin
         foreach (var n in new[] { learner, a })
         {
-            var (code, body) = await Probe(n.HealthPort, "/ready");
+            var (code, body) = await ProbeNode(n, "/ready");
             output.WriteLine($"before the third node, {n.Roles}: {(int)code} {body.ToJsonString()}");
             Assert.Equal(HttpStatusCode.ServiceUnavailable, code);
             Assert.Contains("not an Up cluster member", (string)body["reason"]!);
         }
 
         using var b = await StartNode(jobFile, "rollout", management[2]);
-        JsonObject view;
+        // The job starts as soon as the cluster has its roles, and the rollout processes exit when it ends: every node is
+        // polled in each round (not one after the other), so each is seen ready while the job is still running.
+        var view = new Dictionary<Node, JsonObject>();
         deadline = DateTime.UtcNow.AddSeconds(90);
-        foreach (var n in new[] { learner, a, b })
+        while (view.Count < 3)
         {
-            while (true)
+            foreach (var n in new[] { learner, a, b }.Where(n => !view.ContainsKey(n)))
             {
-                var (code, body) = await Probe(n.HealthPort, "/ready");
-                if (code == HttpStatusCode.OK && body["members"]!.AsArray() is { Count: 3 } all && all.All(m => (string)m!["status"]! == "Up")) break;
-                Assert.True(DateTime.UtcNow < deadline, $"{n.Roles} node not ready: {body.ToJsonString()}\n{n.Process.Log}");
-                await Task.Delay(250, Ct);
+                var (code, body) = await ProbeNode(n, "/ready");
+                if (code == HttpStatusCode.OK && body["members"]!.AsArray() is { Count: 3 } all && all.All(m => (string)m!["status"]! == "Up")) view[n] = body;
+                else Assert.True(DateTime.UtcNow < deadline, $"{n.Roles} node not ready: {body.ToJsonString()}\n{n.Process.Log}");
             }
+            if (view.Count < 3) await Task.Delay(100, Ct);
         }
-        // Every node sees all three Up; the learner's view names the roles.
-        view = (await Probe(learner.HealthPort, "/ready")).Body;
-        output.WriteLine($"learner's view: {view.ToJsonString()}");
-        var members = view["members"]!.AsArray().Select(m => (Roles: string.Join(",", m!["roles"]!.AsArray().Select(r => (string)r!)), Status: (string)m["status"]!)).ToList();
+        // Every node saw all three Up; the learner's view names the roles.
+        output.WriteLine($"learner's view: {view[learner].ToJsonString()}");
+        var members = view[learner]["members"]!.AsArray().Select(m => (Roles: string.Join(",", m!["roles"]!.AsArray().Select(r => (string)r!)), Status: (string)m["status"]!)).ToList();
         Assert.All(members, m => Assert.Equal("Up", m.Status));
         Assert.Equal(["learner,reward", "rollout", "rollout"], members.Select(m => m.Roles).Order(StringComparer.Ordinal));
 
