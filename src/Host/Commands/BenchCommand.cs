@@ -29,7 +29,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and smaller sizes (a smoke run)." };
-        var large = new Option<bool>("--large") { Description = "Also the largest shapes where a suite has them (scale-jobs: Qwen2-1.5B)." };
+        var large = new Option<bool>("--large") { Description = "Also the largest shapes where a suite has them (scale-jobs: Qwen2-1.5B; scale: checkpointing at GPT-2 124M, 4 × 1,024)." };
         var only = new Option<string?>("--only") { Description = "Run only the suites whose name contains this text." };
         var output = new Option<FileInfo?>("--output") { Description = "Also write the JSON lines to this file." };
         var compare = new Option<FileInfo?>("--compare") { Description = "An earlier run's JSON lines: print each ratio's change from it." };

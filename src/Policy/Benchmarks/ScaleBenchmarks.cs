@@ -13,12 +13,12 @@ namespace Rlft.Policy.Benchmarks;
 /// Memory at real sizes, random weights. <c>scale/lm-head</c>: the log-prob pass over Qwen2-0.5B's head (vocabulary
 /// 151,936, hidden 896) for batch 8 × 512 (the backward line: 2 × 512), chunked against full (B, T, V) fp32 logits.
 /// <c>scale/checkpointing</c>: one training step of the GPT-2 124M shape cut to 6 layers, batch 1 × 512, with and without
-/// per-block gradient checkpointing. <c>scale/bf16-prefill</c>: a frozen bf16 Qwen2-0.5B shape cut to one layer
+/// per-block gradient checkpointing (with <c>--large</c> also the whole 12 layers at batch 4 × 1,024). <c>scale/bf16-prefill</c>: a frozen bf16 Qwen2-0.5B shape cut to one layer
 /// prefilling batch 8 and keeping the last position's logits (what generation does), against the size of its bf16
 /// vocabulary matrix: a strided slice into the LM head once made matmul copy that matrix per batch row (ratio ≈ 8).
 /// Memory is the rise of the process's peak resident set over the pass (Linux:
-/// the peak is reset through /proc/self/clear_refs before each pass); quick mode shrinks the batches. Memory freed by
-/// an earlier pass and kept by the allocator is reused without a rise, so the figures move by ~100 MiB between runs.
+/// the peak is reset through /proc/self/clear_refs before each pass, after the C heap has returned what earlier passes
+/// freed); quick mode shrinks the batches. The figures still move by ~100 MiB between runs.
 /// </summary>
 public sealed class ScaleBenchmarks : IBenchmark
 {
@@ -28,6 +28,8 @@ public sealed class ScaleBenchmarks : IBenchmark
     {
         foreach (var line in LmHead(options.Quick ? 2 : 8, options.Quick ? 128 : 512, backwardBatch: 2)) yield return line;
         yield return Checkpointing(1, options.Quick ? 128 : 512, options.Quick ? 2 : 6);
+        // The whole 12-layer shape at batch 4 × 1,024 (several GB of activations and minutes of CPU): with --large only.
+        if (options.Large && !options.Quick) yield return Checkpointing(4, 1024, 12);
         yield return Bf16Prefill(8, options.Quick ? 16 : 64);
     }
 
@@ -137,6 +139,9 @@ public sealed class ScaleBenchmarks : IBenchmark
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
+        // Pages an earlier pass freed go back to the system first: kept by the allocator, they would be reused without a
+        // rise and make whichever pass runs second look smaller than it is.
+        Runtime.NativeHeap.Trim();
         try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         double before = Status("VmRSS:");
         pass();
