@@ -17,7 +17,7 @@ namespace Rlft.Host.Bench;
 public sealed class ScaleJobsBenchmark : IBenchmark
 {
     public string Name => "scale-jobs";
-    /// <summary>About 14 minutes on two shared cores (832 s measured), 2.4 GB of checkpoints in $TMPDIR and a 2 GB final checkpoint per Qwen2-0.5B job: only with --only.</summary>
+    /// <summary>9–14 minutes on two cores (516 s idle, 832 s shared with other work), 2.4 GB of checkpoints in $TMPDIR and a 2 GB final checkpoint per Qwen2-0.5B job: only with --only.</summary>
     public bool OnlyWhenNamed => true;
 
     /// <summary>The full grid, in run order (the qwen2-1.5b rows only with --large).</summary>

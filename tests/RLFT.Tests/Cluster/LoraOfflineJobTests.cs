@@ -133,14 +133,7 @@ public sealed class LoraOfflineJobTests(ITestOutputHelper output)
         string runDir = JobSpec.Load(killed).RunDirectory;
         using (var p = await RlftProcess.StartAsync(["run", killed], "rlft: job", Ct))
         {
-            string checkpoints = Path.Combine(runDir, "checkpoints");
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-            while (!(Directory.Exists(checkpoints) && Directory.GetDirectories(checkpoints).Any(d => !d.EndsWith(".partial", StringComparison.Ordinal) && File.Exists(Path.Combine(d, ResumeState.FileName)))))
-            {
-                Assert.False(p.Process.HasExited, $"the run ended before a checkpoint appeared:\n{p.Log}");
-                Assert.True(DateTime.UtcNow < deadline, $"no checkpoint within 3 minutes:\n{p.Log}");
-                await Task.Delay(10, Ct);
-            }
+            await ResumeHarness.WaitForCheckpoint(runDir, p, midStage: false);
             p.Kill();
             await p.Process.WaitForExitAsync(Ct);
             output.WriteLine($"--- killed run\n{p.Log}");

@@ -199,16 +199,20 @@ static class ResumeHarness
     public const string Extra = "max-policy-lag = 0\n checkpoint-every = 4";
 
     /// <summary>Waits (while <paramref name="writer"/> runs) for a checkpoint taken inside a stage.</summary>
-    public static async Task WaitForMidStageCheckpoint(string runDir, RlftProcess writer)
+    public static Task WaitForMidStageCheckpoint(string runDir, RlftProcess writer) => WaitForCheckpoint(runDir, writer, midStage: true);
+
+    /// <summary>Waits for a complete checkpoint (a mid-stage one, or any, such as an offline stage's end) while the writer runs.</summary>
+    public static async Task WaitForCheckpoint(string runDir, RlftProcess writer, bool midStage)
     {
         string checkpoints = Path.Combine(runDir, "checkpoints");
+        string what = midStage ? "a mid-stage checkpoint" : "a checkpoint";
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
         // A *.partial directory is still being written (its resume.json may be half there): only renamed ones count.
         while (!(Directory.Exists(checkpoints) && Directory.GetDirectories(checkpoints)
-                   .Any(d => !d.EndsWith(".partial", StringComparison.Ordinal) && File.Exists(Path.Combine(d, ResumeState.FileName)) && ResumeState.Read(d).Started)))
+                   .Any(d => !d.EndsWith(".partial", StringComparison.Ordinal) && File.Exists(Path.Combine(d, ResumeState.FileName)) && (!midStage || ResumeState.Read(d).Started))))
         {
-            Assert.False(writer.Process.HasExited, $"the run ended before a mid-stage checkpoint appeared:\n{writer.Log}");
-            Assert.True(DateTime.UtcNow < deadline, $"no mid-stage checkpoint within 3 minutes:\n{writer.Log}");
+            Assert.False(writer.Process.HasExited, $"the run ended before {what} appeared:\n{writer.Log}");
+            Assert.True(DateTime.UtcNow < deadline, $"no {what} within 3 minutes:\n{writer.Log}");
             await Task.Delay(10, TestContext.Current.CancellationToken);
         }
     }
