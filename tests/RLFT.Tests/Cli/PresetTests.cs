@@ -202,8 +202,9 @@ public class PresetTests(ITestOutputHelper output)
                 Assert.True(Get("after", "f1") >= 0.9, Says("f1"));
                 break;
             case StageKind.Qa:
-                // Measured (seed 1): exact match 0.05 → 0.42 over 200 held-out questions (F1 the same: one-word answers).
-                Assert.True(Get("after", "exact_match") >= Get("before", "exact_match") + 0.3, Says("exact_match"));
+                // Measured: exact match 0.05 → 1.00 over 200 held-out questions with seed 1 (F1 the same: one-word
+                // answers); seeds 2 and 3 reach 1.00 and 0.815.
+                Assert.True(Get("after", "exact_match") >= 0.8, Says("exact_match"));
                 break;
             case StageKind.Grpo:
                 // At least +0.3 exact-match accuracy, or half the gap to 1.
