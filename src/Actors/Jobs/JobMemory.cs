@@ -9,14 +9,26 @@ namespace Rlft.Actors.Jobs;
 
 /// <summary>
 /// A job's memory estimate (<see cref="MemoryEstimator"/>) from its spec: the model's config.json (a checkpoint's,
-/// the one an earlier run of the job wrote into init-model/, or the preset's shape), never its weights.
+/// the one an earlier run of the job wrote into init-model/, or the preset's shape), never its weights, and the token
+/// lengths of the stages' data (<see cref="DataLengths"/>: the longest prompt of an online stage, the longest example
+/// of an offline one), unless they are given.
 /// </summary>
 public static class JobMemory
 {
-    public static MemoryEstimate Estimate(JobSpec job, int promptTokens = 64, int sequenceTokens = 256) =>
+    /// <param name="promptTokens">Tokens per prompt for every online stage (null: measured from each stage's data; 64 where it cannot be read).</param>
+    /// <param name="sequenceTokens">Tokens per offline example for every offline stage (null: measured; 256 where it cannot be read).</param>
+    public static MemoryEstimate Estimate(JobSpec job, int? promptTokens = null, int? sequenceTokens = null) =>
         MemoryEstimator.Estimate(Describe(job, promptTokens, sequenceTokens));
 
-    public static MemoryJob Describe(JobSpec job, int promptTokens = 64, int sequenceTokens = 256) => new()
+    public static MemoryJob Describe(JobSpec job, int? promptTokens = null, int? sequenceTokens = null)
+    {
+        using var lengths = promptTokens is null || sequenceTokens is null ? new DataLengths(job) : null;
+        return Describe(job, promptTokens ?? 64, sequenceTokens ?? 256,
+            s => promptTokens is null ? lengths!.LongestPrompt(s) : null,
+            s => sequenceTokens is null ? lengths!.LongestExample(s) : null);
+    }
+
+    static MemoryJob Describe(JobSpec job, int promptTokens, int sequenceTokens, Func<StageSpec, int?> prompt, Func<StageSpec, int?> sequence) => new()
     {
         Model = ConfigOf(job.Model, Path.Combine(job.RunDirectory, "init-model")),
         Stages = job.Stages.Select(s => new MemoryStage
@@ -40,6 +52,8 @@ public static class JobMemory
             Optimizer = s.Optimizer.Kind,
             ScoredByRewardModel = s.IsOnline && TorchRewardEngine.UsesRewardModel(s),
             Teacher = s.Kind == StageKind.Distill && s.Teacher is { } t ? ConfigOf(t, null) : null,
+            PromptTokens = prompt(s),
+            SequenceTokens = sequence(s),
         }).ToList(),
         Lora = job.Lora,
         Quantization = job.Model.Quantization,

@@ -13,8 +13,8 @@ internal static class EstimateCommand
         var job = new Argument<string?>("job") { Description = "Job file (HOCON), e.g. hocon/quickstart.conf", Arity = ArgumentArity.ZeroOrOne };
         var fits = new Option<bool>("--fits") { Description = "Print the table of what fits in 8/16/24 GiB and on 24/80 GiB GPUs at the published shapes (markdown), instead of a job's estimate" };
         var set = new Option<string[]>("--set") { Description = "Override a job key: --set model.preset=qwen2-0.5b (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var promptTokens = new Option<int>("--prompt-tokens") { Description = "Tokens per prompt assumed for online stages (the data is not read)", DefaultValueFactory = _ => 64 };
-        var sequenceTokens = new Option<int>("--sequence-tokens") { Description = "Tokens per example assumed for offline stages (SFT, DPO, reward model, distillation)", DefaultValueFactory = _ => 256 };
+        var promptTokens = new Option<int?>("--prompt-tokens") { Description = "Tokens per prompt for every online stage (default: the longest prompt of each stage's data)" };
+        var sequenceTokens = new Option<int?>("--sequence-tokens") { Description = "Tokens per example for every offline stage: SFT, DPO, reward model, distillation (default: the longest example of each stage's data)" };
         var command = new Command("estimate", "Print the memory a job will hold, per role and in total (reads the model's config.json, never its weights).")
             { job, set, promptTokens, sequenceTokens, fits };
         command.SetAction(result =>
@@ -26,7 +26,7 @@ internal static class EstimateCommand
                 foreach (var line in FitTable.Markdown()) o.WriteLine(line);
                 return 0;
             }
-            int prompt = result.GetValue(promptTokens), sequence = result.GetValue(sequenceTokens);
+            int? prompt = result.GetValue(promptTokens), sequence = result.GetValue(sequenceTokens);
             if (prompt < 1) throw new CliException($"--prompt-tokens: {prompt} must be at least 1");
             if (sequence < 1) throw new CliException($"--sequence-tokens: {sequence} must be at least 1");
             string path = RlftConfig.ResolvePath(result.GetValue(job) ?? throw new CliException("estimate: give a job file (e.g. hocon/quickstart.conf), or --fits"));
@@ -37,7 +37,8 @@ internal static class EstimateCommand
             {
                 throw new CliException($"estimate: {e.Message}");
             }
-            o.WriteLine($"job '{spec.Name}': memory estimate ({prompt}-token prompts, {sequence}-token offline examples)");
+            o.WriteLine($"job '{spec.Name}': memory estimate ({(prompt is { } p ? $"{p}-token prompts" : "prompts")}, "
+                + $"{(sequence is { } q ? $"{q}-token offline examples" : "offline examples")}{(prompt is null || sequence is null ? "; lengths not given are the data's longest" : "")})");
             foreach (var line in estimate.Table()) o.WriteLine(line);
             var (available, source) = AvailableMemory.Read();
             o.WriteLine(JobMemory.OnCuda(spec.Device)

@@ -62,6 +62,7 @@ public static class MemoryEstimator
     {
         const string L = MemoryRole.Learner, S = MemoryRole.WeightServer, R = MemoryRole.Rollout, W = MemoryRole.Reward;
         int frozenBytes = ElementSize(job.FrozenDtype);
+        int promptTokens = stage.PromptTokens ?? job.PromptTokens;
         string frozenName = job.FrozenDtype == ScalarType.BFloat16 ? "bf16" : "fp32";
         yield return new(MemoryRole.Process, "runtime (.NET, libtorch)", RuntimeBytes, HostOnly: true);
 
@@ -104,14 +105,14 @@ public static class MemoryEstimator
         // In a group each learner runs the forward passes of its share of the sequences.
         int n = job.Learners;
         sequences = Ceil(sequences, n);
-        long tokensPerSequence = stage.IsOnline ? job.PromptTokens + stage.CompletionTokens : job.SequenceTokens;
+        long tokensPerSequence = stage.IsOnline ? promptTokens + stage.CompletionTokens : stage.SequenceTokens ?? job.SequenceTokens;
         long activations = Activations(shape, sequences * tokensPerSequence, stage.GradientCheckpointing);
         // An online stage samples its held-out prompts before and after it, at another time than a training step:
         // the learner's working memory is the larger of the two.
         long evalSequences = stage.IsOnline ? Math.Min(64, job.EvalPrompts) : 0;
-        long evaluation = Generation(shape, evalSequences, job.PromptTokens + stage.CompletionTokens, 4);
+        long evaluation = Generation(shape, evalSequences, promptTokens + stage.CompletionTokens, 4);
         yield return evaluation > activations
-            ? new(L, $"evaluation sampling ({evalSequences} × {job.PromptTokens + stage.CompletionTokens} tokens, KV cache)", evaluation)
+            ? new(L, $"evaluation sampling ({evalSequences} × {promptTokens + stage.CompletionTokens} tokens, KV cache)", evaluation)
             : new(L, $"activations ({sequences} × {tokensPerSequence} tokens{(stage.GradientCheckpointing ? ", checkpointed" : "")})", activations);
         // The replicas of a learner group: each its own models, training state and share's activations (they measure nothing).
         if (n > 1)
@@ -129,7 +130,7 @@ public static class MemoryEstimator
         long generated = stage.Completions;
         // Under LoRA with bf16 compute the replicas share the learner's bf16 base: bf16 whatever frozen-dtype says.
         var (replicaBytes, replicaName) = bf16Base ? (2, "bf16") : (frozenBytes, frozenName);
-        long kv = Generation(shape, generated, job.PromptTokens + stage.CompletionTokens, replicaBytes);
+        long kv = Generation(shape, generated, promptTokens + stage.CompletionTokens, replicaBytes);
         // A replica takes the shelved tensors' storage as its own; only a dtype the learner does not hold (a bf16 replica
         // of an fp32 LoRA base) is a copy, its own.
         long replicaWeights = lora && !job.Quantization.Enabled && replicaBytes != 4 && !bf16Base ? replicaBytes * shape.Parameters : 0;
@@ -138,7 +139,7 @@ public static class MemoryEstimator
             string who = job.RolloutReplicas == 1 ? "replica" : $"replica {r + 1}";
             string weights = replicaWeights > 0 ? $"its own {replicaName} copy" : snapshots ? "a published version's, shared" : "the learner's, shared";
             yield return new(R, $"{who} weights ({weights}){(lora ? " + adapters" : "")}", replicaWeights + (lora ? 4 * shape.LoraParameters : 0));
-            yield return new(R, $"{who} KV cache and logits ({generated} × {job.PromptTokens + stage.CompletionTokens} tokens)", kv);
+            yield return new(R, $"{who} KV cache and logits ({generated} × {promptTokens + stage.CompletionTokens} tokens)", kv);
         }
         // The reward worker reads the learner's reward model in place (it changes only in reward-model stages, when
         // nothing scores); only a bf16 copy for an fp32 reward model is its own.

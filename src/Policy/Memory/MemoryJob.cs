@@ -31,6 +31,10 @@ public sealed record MemoryStage
     public Training.OptimizerKind Optimizer { get; init; } = Training.OptimizerKind.AdamW;
     /// <summary>An online stage scored by the job's reward model (the reward role then holds a copy).</summary>
     public bool ScoredByRewardModel { get; init; }
+    /// <summary>Online stages: tokens of the longest prompt, measured from the data (null: the job's <see cref="MemoryJob.PromptTokens"/>).</summary>
+    public int? PromptTokens { get; init; }
+    /// <summary>Offline stages: tokens of the longest example (a pair's longer side), measured from the data (null: the job's <see cref="MemoryJob.SequenceTokens"/>).</summary>
+    public int? SequenceTokens { get; init; }
     /// <summary>Distillation's teacher (read from its config.json), held beside the student.</summary>
     public ModelConfig? Teacher { get; init; }
 
@@ -66,8 +70,8 @@ public sealed record MemoryJob
     public int Learners { get; init; } = 1;
     /// <summary>Held-out prompts each online stage samples before and after it (<c>eval-prompts</c>), in batches of at most 64.</summary>
     public int EvalPrompts { get; init; } = 64;
-    /// <summary>Tokens assumed per prompt (the data is not read): 64 unless told.</summary>
+    /// <summary>Tokens assumed per prompt where a stage's own figure is not known: 64 unless told.</summary>
     public int PromptTokens { get; init; } = 64;
-    /// <summary>Tokens assumed per offline example (prompt and completion, or each side of a pair): 256 unless told.</summary>
+    /// <summary>Tokens assumed per offline example (prompt and completion, or each side of a pair) where a stage's own figure is not known: 256 unless told.</summary>
     public int SequenceTokens { get; init; } = 256;
 }

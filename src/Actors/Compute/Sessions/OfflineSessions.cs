@@ -151,7 +151,7 @@ internal static class OfflineSessions
         var prompts = run.EvalPrompts(heldOut, x => x.Record.EvalPrompt(run.Encoder));
         var taskReward = TorchLearnerEngine.TaskReward(stage);
         var sampling = engine.EvalSampling(stage);
-        run.Measure("before", () => t.Evaluate(heldOutPairs));
+        run.Measure("before", () => t.Evaluate(heldOutPairs, stage.BatchSize));
         if (taskReward is not null) run.Measure("before", () => Evaluator.Run(run.Policy, prompts, taskReward, sampling).Metrics);
         if (stage.Dpo.PrecomputeReference) t.PrecomputeReference(trainPairs);
         run.Loop(trainPairs, pairs =>
@@ -160,7 +160,7 @@ internal static class OfflineSessions
             m["train/tokens"] = pairs.Sum(p => p.Chosen.Ids.Length + p.Rejected.Ids.Length);
             return m;
         });
-        run.Measure("after", () => t.Evaluate(heldOutPairs));
+        run.Measure("after", () => t.Evaluate(heldOutPairs, stage.BatchSize));
         run.Measure("after", () => Evaluator.Run(run.Policy, prompts, taskReward, sampling, reference, start, engine.Judge(taskReward)).Metrics);
         start?.Model.Dispose();
         return OfflineProduct.Policy;

@@ -33,7 +33,7 @@ internal static class SftSession
             throw new ConfigException($"rlft.job.stages[{stage.Index}]: l2-sp, ewc and early-stopping train in fp32; set rlft.job.precision = fp32");
         // The parameters that train (all, or the LoRA adapters), on the fp32 model.
         var parameters = TrainableParameters.Of(engine.Policy.Model);
-        using var t = new SftTrainer(engine.Trainable, stage.Optimizer, mixedPrecision: engine.Mixed) { Group = engine.Group };
+        using var t = new SftTrainer(engine.Trainable, stage.Optimizer, mixedPrecision: engine.Mixed) { Group = engine.Group, EvalBatchSize = stage.BatchSize };
         var penalties = new List<IParameterPenalty>();
         using var early = stage.EarlyStopping is { } options ? new EarlyStopping(options, parameters) : null;
         try

@@ -1,4 +1,5 @@
 using Rlft.Policy.Chat;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Rlft.Policy.Training.Trainers;
@@ -49,16 +50,33 @@ public sealed class SftTrainer : IDisposable
     /// <summary>Mean loss over the loss-carrying tokens, without updating (held-out evaluation).</summary>
     public double Loss(IReadOnlyList<(string Prompt, string Completion)> batch) => Loss(Encode(batch));
 
-    public double Loss(IReadOnlyList<EncodedExample> batch) => Loss(_policy, batch);
+    public double Loss(IReadOnlyList<EncodedExample> examples) => Loss(_policy, examples, EvalBatchSize);
 
-    /// <summary>Mean loss of <paramref name="policy"/> over the loss-carrying tokens of <paramref name="batch"/> (no gradients; eval mode).</summary>
-    public static double Loss(PolicyModel policy, IReadOnlyList<EncodedExample> batch)
+    /// <summary>
+    /// Examples per forward pass of a held-out evaluation (<see cref="Loss(IReadOnlyList{EncodedExample})"/>): a stage
+    /// sets its batch size, so that evaluating holds no more than a training step does (32 unless set).
+    /// </summary>
+    public int EvalBatchSize { get; init; } = 32;
+
+    /// <summary>
+    /// Mean loss of <paramref name="policy"/> over the loss-carrying tokens of <paramref name="examples"/> (no gradients;
+    /// eval mode), <paramref name="batchSize"/> examples per forward pass: the token-weighted mean over all of them,
+    /// the same figure one pass over every example gives.
+    /// </summary>
+    public static double Loss(PolicyModel policy, IReadOnlyList<EncodedExample> examples, int batchSize = 32)
     {
-        using var scope = NewDisposeScope();
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         using var _ = no_grad();
         policy.Model.eval();
-        using var lp = policy.LogProbsOf(batch);
-        return Losses.SftLoss(lp.LogProbs, lp.Mask).Stats["loss/sft"];
+        double sum = 0, tokens = 0;
+        for (int i = 0; i < examples.Count; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            using var lp = policy.LogProbsOf(examples.Skip(i).Take(batchSize).ToList());
+            sum += (lp.LogProbs * lp.Mask).sum().ToDouble();
+            tokens += lp.Mask.sum().ToDouble();
+        }
+        return tokens > 0 ? -sum / tokens : 0;
     }
 
     List<EncodedExample> Encode(IReadOnlyList<(string Prompt, string Completion)> batch) =>
