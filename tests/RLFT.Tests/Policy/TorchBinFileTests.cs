@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Encoders;
 using Rlft.Policy.Models;
+using Rlft.Policy.Quantization;
 using Rlft.Tests.Encoders;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -93,6 +94,21 @@ public class TorchBinFileTests
         Assert.Empty(ModelDirectory.Check(sharded, out _));
         using var loaded = Checkpoint.Load(sharded);
         Assert.True(Logits(reference).Equals(Logits(loaded)));
+    }
+
+    [Fact]
+    public void Quantizing_at_load_reads_a_bin_as_it_reads_safetensors()
+    {
+        using var model = TinyModels.Create("qwen2", std: 0.05);
+        string dir = TinyModels.TempDir();
+        Checkpoint.Save(model, dir);
+        string bin = CopyWithoutWeights(dir);
+        model.save_py(Path.Combine(bin, Checkpoint.BinWeightsFile));
+        var options = new QuantizationOptions { Kind = QuantizationKind.Nf4 };
+        using var fromSafetensors = ModelQuantizer.Load(dir, options);
+        using var fromBin = ModelQuantizer.Load(bin, options);
+        var a = fromSafetensors.state_dict();
+        foreach (var (name, t) in fromBin.state_dict()) Assert.True(a[name].Equals(t), name);
     }
 
     [Fact]
