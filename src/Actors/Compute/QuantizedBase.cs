@@ -27,7 +27,7 @@ internal static class QuantizedBase
     {
         Directory.CreateDirectory(policyDir);
         var files = Checkpoint.WeightFiles(sourceDir).Select(Path.GetFileName)
-            .Concat([Checkpoint.ConfigFile, Checkpoint.IndexFile, .. Checkpoint.TokenizerFiles])
+            .Concat([Checkpoint.ConfigFile, Checkpoint.IndexFile, Checkpoint.BinIndexFile, .. Checkpoint.TokenizerFiles])
             .Where(f => File.Exists(Path.Combine(sourceDir, f!)));
         foreach (var file in files.Distinct())
             File.Copy(Path.Combine(sourceDir, file!), Path.Combine(policyDir, file!), overwrite: true);

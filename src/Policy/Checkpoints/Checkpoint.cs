@@ -8,7 +8,8 @@ namespace Rlft.Policy.Checkpoints;
 
 /// <summary>
 /// Hugging Face checkpoint directories: <c>config.json</c> + <c>model.safetensors</c> (or a sharded
-/// <c>model.safetensors.index.json</c>) + tokenizer files. Loading accepts keys with or without the
+/// <c>model.safetensors.index.json</c>, or, read only, a PyTorch <c>pytorch_model.bin</c> or its sharded index) +
+/// tokenizer files. Loading accepts keys with or without the
 /// <c>transformer.</c> / <c>model.</c> prefix, any of fp32/fp16/bf16 (converted to the model's dtype), and
 /// ignores GPT-2's attention-mask buffers; anything missing, unexpected or of the wrong shape is an error
 /// listing every such tensor.
@@ -18,6 +19,8 @@ public static class Checkpoint
     public const string ConfigFile = "config.json";
     public const string WeightsFile = "model.safetensors";
     public const string IndexFile = "model.safetensors.index.json";
+    /// <summary>torch.save state dicts, read (never written) when a checkpoint has no safetensors.</summary>
+    public const string BinWeightsFile = "pytorch_model.bin", BinIndexFile = "pytorch_model.bin.index.json";
     public static readonly string[] TokenizerFiles =
         ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt", "chat_template.jinja"];
 
@@ -43,7 +46,7 @@ public static class Checkpoint
     {
         var all = new Dictionary<string, Tensor>();
         foreach (var file in WeightFiles(dir))
-            foreach (var kv in SafetensorsFile.Load(file)) all[kv.Key] = kv.Value;
+            foreach (var kv in IsSafetensors(file) ? SafetensorsFile.Load(file) : TorchBinFile.Load(file)) all[kv.Key] = kv.Value;
         return all;
     }
 
@@ -56,7 +59,7 @@ public static class Checkpoint
 
     /// <summary>
     /// Reads a checkpoint into <paramref name="model"/> one tensor at a time: names and shapes are matched from the
-    /// safetensors headers first (every problem reported before any data is read), then each tensor is read, copied
+    /// safetensors headers (or the pickles of pytorch_model.bin) first (every problem reported before any data is read), then each tensor is read, copied
     /// (cast to the parameter's dtype) and released, so the load never holds more than the model and one tensor.
     /// </summary>
     public static void LoadWeights(CausalLM model, string dir)
@@ -65,9 +68,18 @@ public static class Checkpoint
         var matched = Match(expected.ToDictionary(kv => kv.Key, kv => kv.Value.shape), ReadShapes(dir), dir, key => IsIgnorable(key, model.Config));
         using var _ = no_grad();
         foreach (var file in WeightFiles(dir))
-            foreach (var (key, tensor) in SafetensorsFile.ReadEach(file, matched.ContainsKey))
+            foreach (var (key, tensor) in ReadEach(file, matched.ContainsKey))
                 using (tensor) expected[matched[key]].copy_(tensor);
     }
+
+    static bool IsSafetensors(string file) => file.EndsWith(".safetensors", StringComparison.Ordinal);
+
+    /// <summary>
+    /// One weights file's tensors one at a time, in their stored dtype (<see cref="SafetensorsFile.ReadEach"/> or
+    /// <see cref="TorchBinFile.ReadEach"/> by the file's kind); <paramref name="wanted"/> skips tensors unread.
+    /// </summary>
+    public static IEnumerable<(string Name, Tensor Tensor)> ReadEach(string file, Func<string, bool>? wanted = null) =>
+        IsSafetensors(file) ? SafetensorsFile.ReadEach(file, wanted) : TorchBinFile.ReadEach(file, wanted);
 
     /// <summary>
     /// Copies <paramref name="tensors"/> into <paramref name="module"/>'s parameters by name. Adapter tensors
@@ -112,23 +124,35 @@ public static class Checkpoint
     }
 
     /// <summary>
-    /// Every tensor's name and shape in a checkpoint directory, read from the safetensors headers only (single
-    /// file or shards): no tensor data is loaded. Throws naming the file for a missing, unreadable or truncated one.
+    /// Every tensor's name and shape in a checkpoint directory, read from the safetensors headers or the
+    /// pytorch_model.bin pickles only (single file or shards): no tensor data is loaded. Throws naming the file for a
+    /// missing, unreadable or truncated one.
     /// </summary>
     public static Dictionary<string, long[]> ReadShapes(string dir)
     {
         var shapes = new Dictionary<string, long[]>();
         foreach (var file in WeightFiles(dir))
-            foreach (var (name, info) in SafetensorsFile.Describe(file)) shapes[name] = info.Shape;
+            if (IsSafetensors(file)) foreach (var (name, info) in SafetensorsFile.Describe(file)) shapes[name] = info.Shape;
+            else foreach (var (name, info) in TorchBinFile.Describe(file)) shapes[name] = info.Shape;
         return shapes;
     }
 
-    /// <summary>The safetensors files of a checkpoint: model.safetensors, or the shards its index names.</summary>
+    /// <summary>
+    /// The weight files of a checkpoint, in transformers' from_pretrained precedence: model.safetensors, the shards
+    /// of model.safetensors.index.json, pytorch_model.bin, the shards of pytorch_model.bin.index.json.
+    /// </summary>
     public static IReadOnlyList<string> WeightFiles(string dir)
     {
-        string single = Path.Combine(dir, WeightsFile), index = Path.Combine(dir, IndexFile);
-        if (File.Exists(single)) return [single];
-        if (!File.Exists(index)) throw new FileNotFoundException($"{dir}: no {WeightsFile} or {IndexFile}", single);
+        foreach (var (single, index) in new[] { (WeightsFile, IndexFile), (BinWeightsFile, BinIndexFile) })
+        {
+            if (File.Exists(Path.Combine(dir, single))) return [Path.Combine(dir, single)];
+            if (File.Exists(Path.Combine(dir, index))) return Shards(dir, Path.Combine(dir, index));
+        }
+        throw new FileNotFoundException($"{dir}: no {WeightsFile}, {IndexFile}, {BinWeightsFile} or {BinIndexFile}", Path.Combine(dir, WeightsFile));
+    }
+
+    static List<string> Shards(string dir, string index)
+    {
         JsonObject map;
         try { map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject ?? throw new InvalidDataException($"{index}: 'weight_map' missing"); }
         catch (JsonException e) { throw new InvalidDataException($"{index}: invalid JSON ({e.Message})", e); }

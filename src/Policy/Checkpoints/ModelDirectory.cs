@@ -6,7 +6,7 @@ namespace Rlft.Policy.Checkpoints;
 /// <summary>
 /// Checks a Hugging Face model directory before anything loads it: the config parses and names an architecture
 /// RLFT builds; the weights exist, are complete, and hold exactly the tensors (names and shapes) that config
-/// implies, read from the safetensors headers without loading any data; the tokenizer loads and its ids fit the
+/// implies, read from the safetensors headers (or pytorch_model.bin's pickle) without loading any data; the tokenizer loads and its ids fit the
 /// model's vocabulary. Every problem is one line naming the file.
 /// </summary>
 public static partial class ModelDirectory

@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Encoders;
 
 /// <summary>
-/// Encoder checkpoints in Hugging Face layout: <c>config.json</c>, <c>model.safetensors</c> (or shards), tokenizer
-/// files. Keys are accepted with or without the base-model prefix (<c>bert.</c>, <c>roberta.</c>, <c>distilbert.</c>);
+/// Encoder checkpoints in Hugging Face layout: <c>config.json</c>, <c>model.safetensors</c> (or shards, or a
+/// <c>pytorch_model.bin</c> read through <see cref="TorchBinFile"/>), tokenizer files. Keys are accepted with or without the base-model prefix (<c>bert.</c>, <c>roberta.</c>, <c>distilbert.</c>);
 /// the position/token-type id buffers older checkpoints carry, and a pooler the head does not read, are ignored as
 /// transformers ignores them. Anything else missing, unexpected or mis-shaped is refused, every such name listed.
 /// </summary>

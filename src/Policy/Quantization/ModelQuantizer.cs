@@ -65,7 +65,7 @@ public static class ModelQuantizer
             var targets = CheckedTargets(model, options).ToDictionary(t => t.Name + ".weight", t => t.Layer);
             var dtype = options.ResolveComputeDtype(device ?? CPU);
             foreach (var file in Checkpoint.WeightFiles(dir))
-                foreach (var (key, tensor) in SafetensorsFile.ReadEach(file, matched.ContainsKey))
+                foreach (var (key, tensor) in Checkpoint.ReadEach(file, matched.ContainsKey))
                 {
                     string name = matched[key];
                     bool quantized = targets.TryGetValue(name, out var layer);

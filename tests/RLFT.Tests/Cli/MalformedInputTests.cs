@@ -111,7 +111,19 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
         yield return new("unknown model_type", d => { d.EditConfig(o => o["model_type"] = "bert"); return d.Run(); }, "config.json", "'model_type' is 'bert'");
         yield return new("config misses a required field", d => { d.EditConfig(o => o.Remove("n_embd")); return d.Run(); }, "config.json", "n_embd");
         yield return new("config asks for an option not implemented", d => { d.EditConfig(o => o["activation_function"] = "relu"); return d.Run(); }, "config.json", "activation_function");
-        yield return new("no weights file", d => { File.Delete(d.Weights); return d.Run(); }, "rlft.job.model.path", "no model.safetensors or model.safetensors.index.json");
+        yield return new("no weights file", d => { File.Delete(d.Weights); return d.Run(); }, "rlft.job.model.path", "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json");
+        yield return new("pytorch_model.bin is garbage", d =>
+        {
+            File.Delete(d.Weights);
+            File.WriteAllBytes(Path.Combine(d.Model, "pytorch_model.bin"), Encoding.UTF8.GetBytes("definitely not a torch.save archive"));
+            return d.Run();
+        }, "pytorch_model.bin", "not a torch.save zip archive");
+        yield return new("pytorch_model.bin in the legacy format", d =>
+        {
+            File.Delete(d.Weights);
+            File.WriteAllBytes(Path.Combine(d.Model, "pytorch_model.bin"), [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]);
+            return d.Run();
+        }, "pytorch_model.bin", "legacy format", "safetensors");
         yield return new("truncated weights", d =>
         {
             using (var f = new FileStream(d.Weights, FileMode.Open)) f.SetLength(f.Length - 1000);
