@@ -163,6 +163,12 @@ public sealed record JobSpec
     /// each version; -1: no stream, replicas fetch chunks through the weight server actor.
     /// </summary>
     public int WeightStreamPort { get; init; }
+    /// <summary>
+    /// rlft.job.weight-sync.sync-dtype = bf16: remote replicas receive floating-point tensors as bf16 (half the bytes;
+    /// relative error ≤ 2^-9 per weight) and widen them to fp32 on arrival. fp32 (default): bit-exact. Replicas in the
+    /// learner's process share its tensors either way.
+    /// </summary>
+    public bool SyncBf16 { get; init; }
     /// <summary>Online steps between checkpoints (checkpoints/step-N, N the global step); 0: only the final one.</summary>
     public required int CheckpointEvery { get; init; }
     /// <summary>How many checkpoints to keep (the newest; older ones are deleted as new ones land); 0: all.</summary>

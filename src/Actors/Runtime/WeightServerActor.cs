@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.WeightSync;
+using Rlft.Policy.Training;
 
 namespace Rlft.Actors.Runtime;
 
@@ -28,32 +29,36 @@ internal sealed class WeightServerActor : ReceiveActor
     readonly Dictionary<WeightKind, Served> _lastFull = new();
     readonly LocalWeightShelf _shelf;
     readonly WeightStreamServer? _stream;
+    readonly bool _syncBf16;
     // What the bulk channel may stream, read from its connection tasks: replaced (never changed) by this actor.
     volatile Served[] _streamable = [];
 
     /// <param name="stream">The node's bulk channel, owned (stopped with) this actor; null: chunks only.</param>
-    public static Props Props(WeightStreamServer? stream = null) => Akka.Actor.Props.Create(() => new WeightServerActor(stream));
+    /// <param name="syncBf16">Remote replicas get floating-point tensors as bf16, widened to fp32 on arrival (<c>sync-dtype = bf16</c>).</param>
+    public static Props Props(WeightStreamServer? stream = null, bool syncBf16 = false) => Akka.Actor.Props.Create(() => new WeightServerActor(stream, syncBf16));
 
     /// <summary>One served version: what it is, and its bytes once a remote replica has asked for them.</summary>
-    sealed class Served(WeightKind kind, long version, bool adapterOnly, long baseVersion, Func<WeightBlob>? pack, WeightBlob? blob = null)
+    sealed class Served(WeightKind kind, long version, bool adapterOnly, long baseVersion, bool shelved, Func<WeightBlob> pack)
     {
         public WeightKind Kind => kind;
         public long Version => version;
         public bool AdapterOnly => adapterOnly;
         public long BaseVersion => baseVersion;
-        public bool Shelved => pack is not null;
+        public bool Shelved => shelved;
         // Thread-safe: asked for by this actor and by the bulk channel's connections.
-        readonly Lazy<Task<WeightBlob>> _bytes = new(() => blob is null ? Task.Run(pack!) : Task.FromResult(blob));
+        readonly Lazy<Task<WeightBlob>> _bytes = new(() => Task.Run(pack));
         public Task<WeightBlob> Bytes => _bytes.Value;
     }
 
-    public WeightServerActor(WeightStreamServer? stream)
+    public WeightServerActor(WeightStreamServer? stream, bool syncBf16)
     {
+        _syncBf16 = syncBf16;
         _shelf = LocalWeightShelf.For(Context.System);
         _stream = stream;
         stream?.Serve((kind, version) => _streamable.LastOrDefault(s => s.Kind == kind && s.Version == version)?.Bytes);
-        Receive<ServeBlob>(m => Add(new Served(m.Blob.Kind, m.Blob.Version, m.Blob.AdapterOnly, m.Blob.Announcement.BaseVersion, null, m.Blob)));
-        Receive<ServeShelved>(m => Add(new Served(m.Kind, m.Version, m.AdapterOnly, m.BaseVersion, () => Pack(m))));
+        Receive<ServeBlob>(m => Add(new Served(m.Blob.Kind, m.Blob.Version, m.Blob.AdapterOnly, m.Blob.Announcement.BaseVersion, shelved: false,
+            () => _syncBf16 ? Narrowed(m.Blob) : m.Blob)));
+        Receive<ServeShelved>(m => Add(new Served(m.Kind, m.Version, m.AdapterOnly, m.BaseVersion, shelved: true, () => Pack(m))));
         Receive<QueryWeights>(m =>
         {
             var served = m.Version < 0 ? Current(m.Kind) : Find(m.Kind, m.Version, full: true);
@@ -97,8 +102,13 @@ internal sealed class WeightServerActor : ReceiveActor
     WeightBlob Pack(ServeShelved m)
     {
         using var lease = _shelf.Acquire(m.Kind, m.Version) ?? throw new InvalidOperationException($"weights v{m.Version} are no longer shelved");
-        return new WeightBlob(m.Kind, m.Version, lease.Weights.Pack(), m.AdapterOnly, baseVersion: m.AdapterOnly ? m.BaseVersion : -1);
+        var bytes = lease.Weights.Pack();
+        return new WeightBlob(m.Kind, m.Version, _syncBf16 ? ModelBlob.ToBf16(bytes) : bytes, m.AdapterOnly, baseVersion: m.AdapterOnly ? m.BaseVersion : -1);
     }
+
+    /// <summary>A version's bytes with its floating-point tensors as bf16 (rlft.job.weight-sync.sync-dtype = bf16): half the bytes on the wire.</summary>
+    static WeightBlob Narrowed(WeightBlob blob) =>
+        new(blob.Kind, blob.Version, ModelBlob.ToBf16(blob.Data), blob.AdapterOnly, blob.ChunkSize, blob.Announcement.BaseVersion);
 
     /// <summary>Answers from the version's bytes: at once when they exist, else when they are packed (or that they cannot be).</summary>
     void Reply(Served served, IActorRef to, Func<WeightBlob, object> answer)

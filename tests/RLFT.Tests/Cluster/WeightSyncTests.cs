@@ -110,6 +110,27 @@ public sealed class WeightSyncTests : IAsyncDisposable
         Assert.Equal(0, stream.Connections);
     }
 
+    [Fact]
+    public async Task With_sync_dtype_bf16_a_streamed_replica_is_within_2_to_the_minus_8_of_every_published_weight()
+    {
+        using var stream = new WeightStreamServer("127.0.0.1");
+        var (source, engine) = await FetchThrough(WeightServerActor.Props(stream, syncBf16: true));
+        var replica = engine.Replica!.Model.state_dict();
+        bool anyRounded = false;
+        using var scope = NewDisposeScope();
+        foreach (var (name, t) in source.Model.state_dict())
+        {
+            var r = replica[name];
+            Assert.Equal(ScalarType.Float32, r.dtype);
+            double worst = ((r - t).abs() / t.abs().clamp_min(1e-30)).where(t != 0, zeros_like(t)).max().item<float>();
+            Assert.True(worst <= Math.Pow(2, -8), $"{name}: relative error {worst}");
+            Assert.True(r.where(t == 0, zeros_like(r)).abs().max().item<float>() == 0, $"{name}: a zero weight arrived non-zero");
+            anyRounded |= !t.Equals(r);
+        }
+        Assert.True(anyRounded, "bf16 sync delivered the fp32 weights unchanged");
+        Assert.True(SpinWait.SpinUntil(() => stream.Completed == 1, 5000));
+    }
+
     /// <summary>Serves a perturbed tiny model as version 5 from a server made by <paramref name="serverProps"/> and lets a rollout replica fetch it.</summary>
     async Task<(PolicyModel Source, TorchRolloutEngine Engine)> FetchThrough(Props serverProps)
     {

@@ -28,7 +28,7 @@ public class JobSpecTests
     }
 
     [Fact]
-    public void The_weight_stream_port_defaults_to_a_free_one_and_a_bad_value_names_its_key()
+    public void The_weight_sync_settings_default_to_a_free_port_and_fp32_and_a_bad_value_names_its_key()
     {
         Assert.Equal(0, Parse(Minimal).WeightStreamPort);
         Assert.Equal(-1, Parse(Minimal.Replace("name = t", "name = t, weight-sync { stream-port = -1 }")).WeightStreamPort);
@@ -37,6 +37,10 @@ public class JobSpecTests
         Assert.StartsWith("rlft.job.weight-sync.stream-port", Assert.Single(e.Errors));
         e = Assert.Throws<ConfigException>(() => Parse(Minimal.Replace("name = t", "name = t, weight-sync { stream-prot = 1 }")));
         Assert.StartsWith("rlft.job.weight-sync.stream-prot: unknown key", Assert.Single(e.Errors));
+        Assert.False(Parse(Minimal).SyncBf16);
+        Assert.True(Parse(Minimal.Replace("name = t", "name = t, weight-sync { sync-dtype = bf16 }")).SyncBf16);
+        e = Assert.Throws<ConfigException>(() => Parse(Minimal.Replace("name = t", "name = t, weight-sync { sync-dtype = fp16 }")));
+        Assert.StartsWith("rlft.job.weight-sync.sync-dtype: 'fp16' is not one of fp32, bf16", Assert.Single(e.Errors));
     }
 
     [Fact]
