@@ -38,7 +38,7 @@ internal sealed class WeightServerActor : ReceiveActor
     public static Props Props(WeightStreamServer? stream = null, bool syncBf16 = false) => Akka.Actor.Props.Create(() => new WeightServerActor(stream, syncBf16));
 
     /// <summary>One served version: what it is, and its bytes once a remote replica has asked for them.</summary>
-    sealed class Served(WeightKind kind, long version, bool adapterOnly, long baseVersion, bool shelved, Func<WeightBlob> pack)
+    sealed class Served(WeightKind kind, long version, bool adapterOnly, long baseVersion, bool shelved, Func<WeightBlob>? pack, WeightBlob? blob = null)
     {
         public WeightKind Kind => kind;
         public long Version => version;
@@ -46,7 +46,7 @@ internal sealed class WeightServerActor : ReceiveActor
         public long BaseVersion => baseVersion;
         public bool Shelved => shelved;
         // Thread-safe: asked for by this actor and by the bulk channel's connections.
-        readonly Lazy<Task<WeightBlob>> _bytes = new(() => Task.Run(pack));
+        readonly Lazy<Task<WeightBlob>> _bytes = new(() => blob is not null ? Task.FromResult(blob) : Task.Run(pack!));
         public Task<WeightBlob> Bytes => _bytes.Value;
     }
 
@@ -57,7 +57,7 @@ internal sealed class WeightServerActor : ReceiveActor
         _stream = stream;
         stream?.Serve((kind, version) => _streamable.LastOrDefault(s => s.Kind == kind && s.Version == version)?.Bytes);
         Receive<ServeBlob>(m => Add(new Served(m.Blob.Kind, m.Blob.Version, m.Blob.AdapterOnly, m.Blob.Announcement.BaseVersion, shelved: false,
-            () => _syncBf16 ? Narrowed(m.Blob) : m.Blob)));
+            _syncBf16 ? () => Narrowed(m.Blob) : null, _syncBf16 ? null : m.Blob)));
         Receive<ServeShelved>(m => Add(new Served(m.Kind, m.Version, m.AdapterOnly, m.BaseVersion, shelved: true, () => Pack(m))));
         Receive<QueryWeights>(m =>
         {
