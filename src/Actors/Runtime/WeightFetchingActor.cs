@@ -140,7 +140,11 @@ internal abstract class WeightFetchingActor : ReceiveActor, IWithStash
         {
             if (r.Announcement != _streaming) return;   // a fetch since replaced by a newer announcement
             _streaming = null;
-            if (r.Data is { } blob) { Completed(r.Announcement, blob); return; }
+            if (r.Data is { } blob)
+            {
+                if (Completed(r.Announcement, blob)) WeightStreamClient.Recycle(blob);   // applied: its array serves the next version
+                return;
+            }
             Context.GetLogger().Warning("{0}: weights v{1} could not be streamed ({2}); fetching them in chunks", Self.Path.Name, r.Announcement.Version, r.Failure);
             FetchChunks(r.Announcement);
         });
@@ -171,19 +175,23 @@ internal abstract class WeightFetchingActor : ReceiveActor, IWithStash
         _fetcher.Pump(_weightServer, Self);
     }
 
-    /// <summary>A version's verified bytes arrived: applies them, then fetches the adapters waiting on this base, or resumes work.</summary>
-    void Completed(WeightsPublished done, byte[] blob)
+    /// <summary>
+    /// A version's verified bytes arrived: applies them, then fetches the adapters waiting on this base, or resumes
+    /// work. False when they could not be applied.
+    /// </summary>
+    bool Completed(WeightsPublished done, byte[] blob)
     {
         _fetcher = null;
         try { _apply(done.Version, blob); }
-        catch (Exception e) { CannotApply(done.Version, e); return; }
+        catch (Exception e) { CannotApply(done.Version, e); return false; }
         if (_afterBase is { } next)
         {
             _afterBase = null;
             StartFetch(next);
-            return;
+            return true;
         }
         Fetched(done.Version, done.AdapterOnly, local: false);
+        return true;
     }
 
     void AskAgainSoon() =>

@@ -26,6 +26,30 @@ internal static class WeightStreamClient
 {
     public const int DefaultAttempts = 3;
 
+    // The last applied blob's array, for the next fetch of the same size (a model's versions all are): its pages are
+    // already mapped, while a new 100 MB array costs the kernel ~25k page faults and zeroing, as much as the copy
+    // itself. Weak: the GC may take it back whenever memory is needed.
+    static readonly WeakReference<byte[]?> Spare = new(null);
+
+    /// <summary>Hands back the array of a fetch whose bytes have been applied and are no longer read.</summary>
+    public static void Recycle(byte[] data)
+    {
+        lock (Spare) Spare.SetTarget(data);
+    }
+
+    static byte[] Allocate(int length)
+    {
+        lock (Spare)
+        {
+            if (Spare.TryGetTarget(out var spare) && spare is not null && spare.Length == length)
+            {
+                Spare.SetTarget(null);
+                return spare;
+            }
+        }
+        return GC.AllocateUninitializedArray<byte>(length);
+    }
+
     /// <summary>Fetches <paramref name="announcement"/>'s bytes (it must be <see cref="WeightsPublished.Streamable"/>); throws only when <paramref name="ct"/> is cancelled.</summary>
     public static async Task<WeightsStreamed> FetchAsync(WeightsPublished announcement, int attempts = DefaultAttempts, CancellationToken ct = default)
     {
@@ -69,7 +93,7 @@ internal static class WeightStreamClient
         if (status != WeightStreamWire.Served) throw new WeightStreamException($"weights v{a.Version}: no longer streamed", retry: false);
         if (length != a.TotalBytes) throw new WeightStreamException($"weights v{a.Version}: {length} bytes streamed, {a.TotalBytes} announced", retry: true);
 
-        var data = GC.AllocateUninitializedArray<byte>(checked((int)length));
+        var data = Allocate(checked((int)length));
         var hash = new XxHash128();
         int offset = 0;
         while (offset < data.Length)

@@ -77,6 +77,7 @@ internal sealed class WeightSyncBenchmark : IBenchmark
                 var fetched = WeightStreamClient.FetchAsync(announcement).GetAwaiter().GetResult();
                 if (fetched.Data?.Length != expectedBytes) throw new InvalidOperationException($"streamed {fetched.Data?.Length ?? 0} of {expectedBytes} bytes: {fetched.Failure}");
                 seconds.Add(clock.Elapsed.TotalSeconds);
+                WeightStreamClient.Recycle(fetched.Data);   // as a replica does once it has applied the bytes
             }
             seconds.Sort();
             return seconds;

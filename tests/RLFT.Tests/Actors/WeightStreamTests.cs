@@ -37,6 +37,19 @@ public sealed class WeightStreamTests : IDisposable
         Assert.True(SpinWait.SpinUntil(() => _server.Completed == 3, 5000), $"{_server.Completed} streams completed");
     }
 
+    [Fact]
+    public async Task A_recycled_array_of_the_same_size_is_overwritten_whole_by_the_next_fetch()
+    {
+        var stale = new byte[_blob.Data.Length];
+        Array.Fill(stale, (byte)0xff);
+        WeightStreamClient.Recycle(stale);
+        var f = await WeightStreamClient.FetchAsync(Announcement, ct: TestContext.Current.CancellationToken);
+        Assert.True(_blob.Data.AsSpan().SequenceEqual(f.Data));
+        WeightStreamClient.Recycle(f.Data!);
+        var again = await WeightStreamClient.FetchAsync(Announcement, ct: TestContext.Current.CancellationToken);
+        Assert.True(_blob.Data.AsSpan().SequenceEqual(again.Data));
+    }
+
     [Theory]
     [InlineData(nameof(StreamFault.CorruptByte))]
     [InlineData(nameof(StreamFault.Truncate))]
