@@ -12,7 +12,10 @@ internal interface IRolloutEngine : IDisposable
     long PolicyVersion { get; }
     /// <summary>The version of the full weights under the replica (its LoRA adapters, if any, apply on these).</summary>
     long BaseVersion { get; }
-    /// <summary>Full weights, or (a blob carrying adapter_config.json) LoRA adapter tensors on the current base.</summary>
+    /// <summary>
+    /// Full weights, or (a blob carrying adapter_config.json) LoRA adapter tensors on the current base. The blob is
+    /// read during the call only: the weight stream reuses its array for the next version.
+    /// </summary>
     void ApplyWeights(long version, byte[] blob);
     /// <summary>True when the replica can take a version from the learner's shelf in this process (<see cref="ApplyLocal"/>).</summary>
     bool AcceptsLocalWeights => false;
@@ -30,6 +33,7 @@ internal interface IRewardEngine : IDisposable
     long RewardModelVersion { get; }
     /// <summary>True when the pipeline scores with a reward model trained by the job.</summary>
     bool NeedsRewardModel { get; }
+    /// <summary>Reward-model weights; the blob is read during the call only (see <see cref="IRolloutEngine.ApplyWeights"/>).</summary>
     void ApplyRewardModel(long version, byte[] blob);
     /// <summary>True when the reward model can be taken from the learner's shelf in this process (<see cref="ApplyLocalRewardModel"/>).</summary>
     bool AcceptsLocalWeights => false;

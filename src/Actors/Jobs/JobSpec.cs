@@ -157,6 +157,18 @@ public sealed record JobSpec
     /// prompt. 0 (<c>continuous-batching = off</c>) decodes each batch as one static batch.
     /// </summary>
     public int RolloutSlots { get; init; } = JobSpecReader.DefaultRolloutSlots;
+    /// <summary>
+    /// rlft.job.weight-sync.stream-port: the TCP port of the learner node's weight stream (remote replicas fetch a
+    /// version's bytes from it in one stream), on the node's remote hostname. 0 (default): a free port, announced with
+    /// each version; -1: no stream, replicas fetch chunks through the weight server actor.
+    /// </summary>
+    public int WeightStreamPort { get; init; }
+    /// <summary>
+    /// rlft.job.weight-sync.sync-dtype = bf16: remote replicas receive floating-point tensors as bf16 (half the bytes;
+    /// relative error ≤ 2^-9 per weight) and widen them to fp32 on arrival. fp32 (default): bit-exact. Replicas in the
+    /// learner's process share its tensors either way.
+    /// </summary>
+    public bool SyncBf16 { get; init; }
     /// <summary>Online steps between checkpoints (checkpoints/step-N, N the global step); 0: only the final one.</summary>
     public required int CheckpointEvery { get; init; }
     /// <summary>How many checkpoints to keep (the newest; older ones are deleted as new ones land); 0: all.</summary>

@@ -16,8 +16,9 @@ internal static class JobSpecReader
     /// <summary>rlft.job.rollout.slots when unset: see <see cref="JobSpec.RolloutSlots"/>.</summary>
     public const int DefaultRolloutSlots = 16;
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing", "rollout", "learners"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing", "rollout", "learners", "weight-sync"];
     static readonly string[] RolloutKeys = ["continuous-batching", "slots"];
+    static readonly string[] WeightSyncKeys = ["stream-port", "sync-dtype"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
     static readonly string[] StageKeys = ["kind", "name", "data", "eval-data", "steps", "batch-size", "optimizer", "ppo", "grpo", "dpo", "reward-model", "distill", "sampling", "rewards", "teacher", "chat-template", "completion-only-loss", "assistant-only-loss", "gradient-checkpointing",
         "replay", "l2-sp", "ewc", "early-stopping", "eval-every", "meta", "adapt", "federated", .. EncoderStageReader.StageKeys];
@@ -54,6 +55,7 @@ internal static class JobSpecReader
         errors.Check(() => c.RejectUnknownKeys(Root, JobKeys));
         errors.Check(() => c.RejectUnknownKeys($"{Root}.model", ModelKeys));
         errors.Check(() => c.RejectUnknownKeys($"{Root}.rollout", RolloutKeys));
+        errors.Check(() => c.RejectUnknownKeys($"{Root}.weight-sync", WeightSyncKeys));
         var stages = errors.Read(() => c.GetObjectList($"{Root}.stages"), []);
         if (stages.Count == 0 && !errors.All.Any(e => e.StartsWith($"{Root}.stages", StringComparison.Ordinal)))
             errors.Add($"{Root}.stages: a job needs at least one stage (in {c.Source})");
@@ -87,6 +89,8 @@ internal static class JobSpecReader
             Learners = errors.Read(() => LearnersReader.Read(c), 1),
             RolloutSlots = errors.Read(() => c.GetBool($"{Root}.rollout.continuous-batching", true)
                 ? c.GetInt($"{Root}.rollout.slots", DefaultRolloutSlots, min: 1, max: 4096) : 0, DefaultRolloutSlots),
+            WeightStreamPort = errors.Read(() => c.GetInt($"{Root}.weight-sync.stream-port", 0, min: -1, max: 65535), 0),
+            SyncBf16 = errors.Read(() => c.GetEnum($"{Root}.weight-sync.sync-dtype", ["fp32", "bf16"], "fp32"), "fp32") == "bf16",
             CheckpointEvery = errors.Read(() => c.GetInt($"{Root}.checkpoint-every", 0, min: 0), 0),
             KeepCheckpoints = errors.Read(() => c.GetInt($"{Root}.keep-checkpoints", 0, min: 0), 0),
             EvalPrompts = errors.Read(() => c.GetInt($"{Root}.eval-prompts", 64, min: 1, max: 100_000), 64),

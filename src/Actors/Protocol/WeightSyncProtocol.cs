@@ -4,12 +4,21 @@ namespace Rlft.Actors.Protocol;
 internal enum WeightKind { Policy = 0, RewardModel = 1 }
 
 /// <summary>
-/// A published weight version: a small control message; the bytes move separately in chunks.
-/// <see cref="Sha256"/> covers the whole blob, each chunk carries its own digest. An
-/// <paramref name="AdapterOnly"/> version holds only LoRA adapter tensors, to be applied on the full
-/// weights of <paramref name="BaseVersion"/> (for full weights, BaseVersion is the version itself).
+/// A published weight version: a small control message; the bytes move separately, as one stream from
+/// <paramref name="StreamHost"/>:<paramref name="StreamPort"/> (the weight server node's bulk channel, verified
+/// against <paramref name="StreamChecksum"/>, the XxHash128 of the blob in hex) or, where no stream is announced
+/// (null host) or it cannot be reached, in chunks through the weight server actor. <see cref="Sha256"/> covers the
+/// whole blob, each chunk carries its own digest. An <paramref name="AdapterOnly"/> version holds only LoRA adapter
+/// tensors, to be applied on the full weights of <paramref name="BaseVersion"/> (for full weights, BaseVersion is
+/// the version itself).
 /// </summary>
-internal sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCount, long TotalBytes, string Sha256, bool AdapterOnly, long BaseVersion) : IRlftMessage;
+internal sealed record WeightsPublished(WeightKind Kind, long Version, int ChunkCount, long TotalBytes, string Sha256, bool AdapterOnly, long BaseVersion,
+    string? StreamHost = null, int StreamPort = 0, string? StreamChecksum = null) : IRlftMessage
+{
+    /// <summary>Whether the bytes can be fetched as one stream (else: chunks).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool Streamable => StreamHost is not null && StreamPort > 0 && StreamChecksum is not null;
+}
 
 /// <summary>
 /// Ask the weight server which version of <paramref name="Kind"/> is current, or, with

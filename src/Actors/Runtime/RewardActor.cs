@@ -3,6 +3,7 @@ using Akka.Event;
 using Rlft.Actors.Compute;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.Telemetry;
+using Rlft.Actors.WeightSync;
 
 namespace Rlft.Actors.Runtime;
 
@@ -60,6 +61,7 @@ internal sealed class RewardActor : WeightFetchingActor
         Receive<WeightsPublished>(_ => { });
         Receive<LocalWeightsReady>(_ => { });
         Receive<WeightChunk>(_ => { });
+        Receive<WeightsStreamed>(_ => { });
     }
 
     protected override void PostStop() => _engine.Dispose();

@@ -175,7 +175,7 @@ internal sealed class RlftNode : IAsyncDisposable
                     var recorder = resume is null ? new RunRecorder(job.RunDirectory) : RunRecorder.Resume(job.RunDirectory, resume.State);
                     return CoordinatorActor.Props(job, (ctx, interrupt) =>
                     {
-                        var server = ctx.ActorOf(WeightServerActor.Props(), "weights");
+                        var server = ctx.ActorOf(WeightServerActor.Props(WeightSync.WeightStreamServer.TryStart(options.Hostname, job.WeightStreamPort, system.Log), job.SyncBf16), "weights");
                         var learner = ctx.ActorOf(LearnerActor.Props(() => engines.CreateLearner(job, resume?.Directory), job, server, interrupt), "learner");
                         return (learner, server);
                     }, recorder, registry.Get<JobWatcherActor>(), options.WorkTimeout, resume?.State);

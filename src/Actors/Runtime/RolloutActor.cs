@@ -3,6 +3,7 @@ using Akka.Event;
 using Rlft.Actors.Compute;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.Telemetry;
+using Rlft.Actors.WeightSync;
 
 namespace Rlft.Actors.Runtime;
 
@@ -56,6 +57,7 @@ internal sealed class RolloutActor : WeightFetchingActor
         Receive<WeightsPublished>(_ => { });
         Receive<LocalWeightsReady>(_ => { });
         Receive<WeightChunk>(_ => { });
+        Receive<WeightsStreamed>(_ => { });
     }
 
     void Generate(GenerateRollouts work)

@@ -8,9 +8,11 @@ namespace Rlft.Actors.Runtime;
 
 /// <summary>
 /// Base of the actors that hold a replica (rollout, reward): while a newer weight version is fetched,
-/// work is stashed; once every chunk has arrived intact the weights are applied and the work replayed.
-/// Queries go through the coordinator, which forwards them to the weight server; chunk requests then
-/// go to the server directly. An adapter-only version on a base the replica does not hold (a late joiner,
+/// work is stashed; once the bytes have arrived intact the weights are applied and the work replayed.
+/// Queries go through the coordinator, which forwards them to the weight server. When the announcement names the
+/// server node's bulk channel the bytes are streamed from it by a task whose result is piped back here (damaged or
+/// short streams are fetched again); otherwise, or when the channel cannot be reached, chunk requests go to the
+/// server directly. An adapter-only version on a base the replica does not hold (a late joiner,
 /// or a missed stage start) is preceded by a fetch of that base. A replica in the learner's own process that can take
 /// shelved tensors (<see cref="LocalWeightShelf"/>) asks for them and is pointed at the shelf: no bytes at all.
 /// </summary>
@@ -18,6 +20,7 @@ internal abstract class WeightFetchingActor : ReceiveActor, IWithStash
 {
     readonly IActorRef _coordinator;
     WeightFetcher? _fetcher;
+    WeightsPublished? _streaming;   // the version being streamed (its result comes back as WeightsStreamed)
     IActorRef _weightServer = ActorRefs.Nobody;
     WeightKind _kind;
     long _wanted;
@@ -73,7 +76,7 @@ internal abstract class WeightFetchingActor : ReceiveActor, IWithStash
     {
         _cannotApply = $"weights v{version} could not be applied: {e.Message}";
         Failures.Log(Context.GetLogger(), e, $"{Self.Path.Name}: weights v{version} could not be applied");
-        (_fetcher, _afterBase, _afterLocalBase) = (null, null, null);
+        (_fetcher, _streaming, _afterBase, _afterLocalBase) = (null, null, null, null);
         Become(Ready);
         Stash.UnstashAll();
     }
@@ -131,24 +134,23 @@ internal abstract class WeightFetchingActor : ReceiveActor, IWithStash
                 _weightServer.Tell(Query(a.Kind, a.BaseVersion));
                 return;
             }
-            _fetcher = new WeightFetcher(a);
-            _fetcher.Pump(_weightServer, Self);
+            StartFetch(a);
+        });
+        Receive<WeightsStreamed>(r =>
+        {
+            if (r.Announcement != _streaming) return;   // a fetch since replaced by a newer announcement
+            _streaming = null;
+            if (r.Data is { } blob)
+            {
+                if (Completed(r.Announcement, blob)) WeightStreamClient.Recycle(blob);   // applied: its array serves the next version
+                return;
+            }
+            Context.GetLogger().Warning("{0}: weights v{1} could not be streamed ({2}); fetching them in chunks", Self.Path.Name, r.Announcement.Version, r.Failure);
+            FetchChunks(r.Announcement);
         });
         Receive<WeightChunk>(c =>
         {
-            if (_fetcher?.Accept(c, _weightServer, Self) is not { } blob) return;
-            try { _apply(_fetcher.Announcement.Version, blob); }
-            catch (Exception e) { CannotApply(_fetcher.Announcement.Version, e); return; }
-            var done = _fetcher.Announcement;
-            _fetcher = null;
-            if (_afterBase is { } next)
-            {
-                _afterBase = null;
-                _fetcher = new WeightFetcher(next);
-                _fetcher.Pump(_weightServer, Self);
-                return;
-            }
-            Fetched(done.Version, done.AdapterOnly, local: false);
+            if (_fetcher?.Accept(c, _weightServer, Self) is { } blob) Completed(_fetcher.Announcement, blob);
         });
         Receive<WeightsUnavailable>(_ =>
         {
@@ -156,6 +158,40 @@ internal abstract class WeightFetchingActor : ReceiveActor, IWithStash
             AskAgainSoon();
         });
         ReceiveAny(_ => Stash.Stash());
+    }
+
+    /// <summary>Fetches an announced version: streamed off this actor's thread when the server's node has a bulk channel, else in chunks.</summary>
+    void StartFetch(WeightsPublished a)
+    {
+        _fetcher = null;
+        if (!a.Streamable) { FetchChunks(a); return; }
+        _streaming = a;
+        WeightStreamClient.FetchAsync(a).PipeTo(Self);
+    }
+
+    void FetchChunks(WeightsPublished a)
+    {
+        _fetcher = new WeightFetcher(a);
+        _fetcher.Pump(_weightServer, Self);
+    }
+
+    /// <summary>
+    /// A version's verified bytes arrived: applies them, then fetches the adapters waiting on this base, or resumes
+    /// work. False when they could not be applied.
+    /// </summary>
+    bool Completed(WeightsPublished done, byte[] blob)
+    {
+        _fetcher = null;
+        try { _apply(done.Version, blob); }
+        catch (Exception e) { CannotApply(done.Version, e); return false; }
+        if (_afterBase is { } next)
+        {
+            _afterBase = null;
+            StartFetch(next);
+            return true;
+        }
+        Fetched(done.Version, done.AdapterOnly, local: false);
+        return true;
     }
 
     void AskAgainSoon() =>

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Rlft.Actors.Protocol;
 using Rlft.Actors.WeightSync;
+using Rlft.Policy.Training;
 
 namespace Rlft.Actors.Runtime;
 
@@ -15,7 +16,9 @@ internal sealed record ServeShelved(WeightKind Kind, long Version, bool AdapterO
 
 /// <summary>
 /// Serves the latest weight versions. A replica in the learner's process that accepts shelved tensors is pointed at
-/// the shelf (<see cref="LocalWeightsReady"/>): no bytes exist for it. Other replicas get chunks; a shelved version is
+/// the shelf (<see cref="LocalWeightsReady"/>): no bytes exist for it. Other replicas get an announcement naming the
+/// node's bulk channel (<see cref="WeightStreamServer"/>, when the node has one) and stream the bytes from there, or
+/// fetch them here in chunks (no channel, or it cannot be reached); a shelved version is
 /// packed into bytes on first demand, off this actor's thread, and kept while the version is served. It keeps the
 /// current and the previous version of each kind (a worker mid-fetch can finish the version it started), and the latest
 /// full version, which adapter-only versions apply on (a late joiner fetches it first).
@@ -25,26 +28,37 @@ internal sealed class WeightServerActor : ReceiveActor
     readonly Dictionary<WeightKind, List<Served>> _served = new();
     readonly Dictionary<WeightKind, Served> _lastFull = new();
     readonly LocalWeightShelf _shelf;
+    readonly WeightStreamServer? _stream;
+    readonly bool _syncBf16;
+    // What the bulk channel may stream, read from its connection tasks: replaced (never changed) by this actor.
+    volatile Served[] _streamable = [];
 
-    public static Props Props() => Akka.Actor.Props.Create(() => new WeightServerActor());
+    /// <param name="stream">The node's bulk channel, owned (stopped with) this actor; null: chunks only.</param>
+    /// <param name="syncBf16">Remote replicas get floating-point tensors as bf16, widened to fp32 on arrival (<c>sync-dtype = bf16</c>).</param>
+    public static Props Props(WeightStreamServer? stream = null, bool syncBf16 = false) => Akka.Actor.Props.Create(() => new WeightServerActor(stream, syncBf16));
 
     /// <summary>One served version: what it is, and its bytes once a remote replica has asked for them.</summary>
-    sealed class Served(WeightKind kind, long version, bool adapterOnly, long baseVersion, Func<WeightBlob>? pack, WeightBlob? blob = null)
+    sealed class Served(WeightKind kind, long version, bool adapterOnly, long baseVersion, bool shelved, Func<WeightBlob>? pack, WeightBlob? blob = null)
     {
         public WeightKind Kind => kind;
         public long Version => version;
         public bool AdapterOnly => adapterOnly;
         public long BaseVersion => baseVersion;
-        public bool Shelved => pack is not null;
-        Task<WeightBlob>? _bytes = blob is null ? null : Task.FromResult(blob);
-        public Task<WeightBlob> Bytes => _bytes ??= Task.Run(pack!);
+        public bool Shelved => shelved;
+        // Thread-safe: asked for by this actor and by the bulk channel's connections.
+        readonly Lazy<Task<WeightBlob>> _bytes = new(() => blob is not null ? Task.FromResult(blob) : Task.Run(pack!));
+        public Task<WeightBlob> Bytes => _bytes.Value;
     }
 
-    public WeightServerActor()
+    public WeightServerActor(WeightStreamServer? stream, bool syncBf16)
     {
+        _syncBf16 = syncBf16;
         _shelf = LocalWeightShelf.For(Context.System);
-        Receive<ServeBlob>(m => Add(new Served(m.Blob.Kind, m.Blob.Version, m.Blob.AdapterOnly, m.Blob.Announcement.BaseVersion, null, m.Blob)));
-        Receive<ServeShelved>(m => Add(new Served(m.Kind, m.Version, m.AdapterOnly, m.BaseVersion, () => Pack(m))));
+        _stream = stream;
+        stream?.Serve((kind, version) => _streamable.LastOrDefault(s => s.Kind == kind && s.Version == version)?.Bytes);
+        Receive<ServeBlob>(m => Add(new Served(m.Blob.Kind, m.Blob.Version, m.Blob.AdapterOnly, m.Blob.Announcement.BaseVersion, shelved: false,
+            _syncBf16 ? () => Narrowed(m.Blob) : null, _syncBf16 ? null : m.Blob)));
+        Receive<ServeShelved>(m => Add(new Served(m.Kind, m.Version, m.AdapterOnly, m.BaseVersion, shelved: true, () => Pack(m))));
         Receive<QueryWeights>(m =>
         {
             var served = m.Version < 0 ? Current(m.Kind) : Find(m.Kind, m.Version, full: true);
@@ -54,7 +68,7 @@ internal sealed class WeightServerActor : ReceiveActor
                 Sender.Tell(new LocalWeightsReady(served.Kind, served.Version, served.AdapterOnly, served.BaseVersion));
                 return;
             }
-            Reply(served, Sender, blob => blob.Announcement);
+            Reply(served, Sender, Announce);
         });
         Receive<FetchChunk>(m =>
         {
@@ -72,14 +86,29 @@ internal sealed class WeightServerActor : ReceiveActor
         list.Sort((a, b) => a.Version.CompareTo(b.Version));   // a base re-served under newer adapters is not the current version
         if (list.Count > 2) list.RemoveAt(0);
         if (!served.AdapterOnly) _lastFull[served.Kind] = served;
+        _streamable = _served.Values.SelectMany(l => l).Concat(_lastFull.Values).Distinct().ToArray();
     }
+
+    /// <summary>A version's announcement, naming the bulk channel when the node has one.</summary>
+    WeightsPublished Announce(WeightBlob blob) =>
+        _stream is null ? blob.Announcement : blob.Announcement with { StreamHost = _stream.Host, StreamPort = _stream.Port };
+
+    protected override void PostStop() => _stream?.Dispose();
+
+    // A restarted instance takes the same bulk channel (its Props hold it): only a stop closes it.
+    protected override void PreRestart(Exception reason, object message) { }
 
     /// <summary>The bytes of a shelved version, packed from the shelf's tensors (on a pool thread).</summary>
     WeightBlob Pack(ServeShelved m)
     {
         using var lease = _shelf.Acquire(m.Kind, m.Version) ?? throw new InvalidOperationException($"weights v{m.Version} are no longer shelved");
-        return new WeightBlob(m.Kind, m.Version, lease.Weights.Pack(), m.AdapterOnly, baseVersion: m.AdapterOnly ? m.BaseVersion : -1);
+        var bytes = lease.Weights.Pack();
+        return new WeightBlob(m.Kind, m.Version, _syncBf16 ? ModelBlob.ToBf16(bytes) : bytes, m.AdapterOnly, baseVersion: m.AdapterOnly ? m.BaseVersion : -1);
     }
+
+    /// <summary>A version's bytes with its floating-point tensors as bf16 (rlft.job.weight-sync.sync-dtype = bf16): half the bytes on the wire.</summary>
+    static WeightBlob Narrowed(WeightBlob blob) =>
+        new(blob.Kind, blob.Version, ModelBlob.ToBf16(blob.Data), blob.AdapterOnly, blob.ChunkSize, blob.Announcement.BaseVersion);
 
     /// <summary>Answers from the version's bytes: at once when they exist, else when they are packed (or that they cannot be).</summary>
     void Reply(Served served, IActorRef to, Func<WeightBlob, object> answer)

@@ -1,11 +1,14 @@
+using System.IO.Hashing;
 using System.Security.Cryptography;
 using Rlft.Actors.Protocol;
 
 namespace Rlft.Actors.WeightSync;
 
 /// <summary>
-/// A published weight version split into chunks that fit the transport's frame size. Each chunk carries
-/// the SHA-256 of its bytes; the announcement carries the digest of the whole blob.
+/// A published weight version's bytes. A remote replica streams them whole from the node's bulk channel
+/// (<see cref="WeightStreamServer"/>), verified with <see cref="Checksum"/>; or fetches them in chunks that fit the
+/// transport's frame size, each carrying the SHA-256 of its bytes (computed on first demand: a streamed version
+/// never pays for them), the announcement carrying the digest of the whole blob.
 /// </summary>
 internal sealed class WeightBlob
 {
@@ -13,13 +16,18 @@ internal sealed class WeightBlob
     public const int DefaultChunkSize = 1 << 20;
 
     readonly byte[] _data;
-    readonly byte[][] _chunkDigests;
+    readonly Lazy<byte[][]> _chunkDigests;
 
     public WeightKind Kind { get; }
     public long Version { get; }
     public int ChunkSize { get; }
     public bool AdapterOnly { get; }
+    /// <summary>The announcement without a stream endpoint (the weight server adds its own).</summary>
     public WeightsPublished Announcement { get; }
+    /// <summary>The bytes themselves (never modified: streamed as they are).</summary>
+    public byte[] Data => _data;
+    /// <summary>XxHash128 of the bytes, in hex: what a streamed fetch is checked against.</summary>
+    public string Checksum => Announcement.StreamChecksum!;
 
     /// <param name="baseVersion">For an adapter-only blob, the full version its adapters apply on.</param>
     public WeightBlob(WeightKind kind, long version, byte[] data, bool adapterOnly = false, int chunkSize = DefaultChunkSize, long baseVersion = -1)
@@ -28,9 +36,13 @@ internal sealed class WeightBlob
         if (chunkSize <= 0) throw new ArgumentOutOfRangeException(nameof(chunkSize));
         (Kind, Version, _data, ChunkSize, AdapterOnly) = (kind, version, data, chunkSize, adapterOnly);
         int count = Math.Max(1, (data.Length + chunkSize - 1) / chunkSize);
-        _chunkDigests = Enumerable.Range(0, count).Select(i => SHA256.HashData(Slice(i))).ToArray();
-        Announcement = new WeightsPublished(kind, version, count, data.Length, Convert.ToHexString(SHA256.HashData(data)), adapterOnly, adapterOnly ? baseVersion : version);
+        _chunkDigests = new(() => Enumerable.Range(0, count).Select(i => SHA256.HashData(Slice(i))).ToArray());
+        Announcement = new WeightsPublished(kind, version, count, data.Length, Convert.ToHexString(SHA256.HashData(data)), adapterOnly, adapterOnly ? baseVersion : version,
+            StreamChecksum: StreamChecksumOf(data));
     }
+
+    /// <summary>The streamed checksum of <paramref name="data"/>: XxHash128, in hex.</summary>
+    public static string StreamChecksumOf(ReadOnlySpan<byte> data) => Convert.ToHexString(XxHash128.Hash(data));
 
     ReadOnlySpan<byte> Slice(int index)
     {
@@ -40,8 +52,9 @@ internal sealed class WeightBlob
 
     public WeightChunk Chunk(int index)
     {
-        if (index < 0 || index >= _chunkDigests.Length) throw new ArgumentOutOfRangeException(nameof(index), $"chunk {index} of {_chunkDigests.Length}");
-        return new WeightChunk(Kind, Version, index, _chunkDigests.Length, Slice(index).ToArray(), _chunkDigests[index]);
+        var digests = _chunkDigests.Value;
+        if (index < 0 || index >= digests.Length) throw new ArgumentOutOfRangeException(nameof(index), $"chunk {index} of {digests.Length}");
+        return new WeightChunk(Kind, Version, index, digests.Length, Slice(index).ToArray(), digests[index]);
     }
 }
 

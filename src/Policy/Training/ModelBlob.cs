@@ -9,15 +9,17 @@ namespace Rlft.Policy.Training;
 /// tokenizer.json, so a replica can be built from the blob alone, plus each tensor's name, shape and dtype)
 /// followed by every tensor's data: floating-point tensors as float32, integer tensors (a quantized base's codes
 /// and scales: int16, int8, uint8) as they are, so a quantized base travels at its quantized size. Packing and
-/// unpacking are bit-exact; a header without dtypes (an older blob) is all float32.
+/// unpacking are bit-exact, unless packed with bf16 (a bf16 weight sync: floating-point tensors rounded to bf16,
+/// widened back to float32 on unpacking); a header without dtypes (an older blob) is all float32.
 /// </summary>
 public static class ModelBlob
 {
     public sealed record Contents(IReadOnlyDictionary<string, string> Files, IReadOnlyDictionary<string, Tensor> Tensors);
 
-    public static byte[] Pack(IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? files = null)
+    /// <param name="bf16">Floating-point tensors travel as bf16 (half the bytes, not bit-exact); <see cref="Unpack"/> widens them to float32.</param>
+    public static byte[] Pack(IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? files = null, bool bf16 = false)
     {
-        var list = tensors.Select(kv => (kv.Key, T: kv.Value.detach().to(Wire(kv.Value.dtype)).cpu().contiguous())).ToList();
+        var list = tensors.Select(kv => (kv.Key, T: kv.Value.detach().to(Wire(kv.Value.dtype, bf16)).cpu().contiguous())).ToList();
         var header = new JsonObject
         {
             ["files"] = new JsonObject((files ?? new Dictionary<string, string>()).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
@@ -45,12 +47,20 @@ public static class ModelBlob
     static readonly Dictionary<ScalarType, string> DTypeNames = new()
     {
         [ScalarType.Float32] = "F32", [ScalarType.Int16] = "I16", [ScalarType.Int8] = "I8", [ScalarType.Byte] = "U8",
-        [ScalarType.Int32] = "I32", [ScalarType.Int64] = "I64",
+        [ScalarType.Int32] = "I32", [ScalarType.Int64] = "I64", [ScalarType.BFloat16] = "BF16",
     };
 
-    /// <summary>What a tensor of <paramref name="dtype"/> travels as: float32 for floating point, itself for integers.</summary>
-    static ScalarType Wire(ScalarType dtype) =>
-        dtype is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64 ? ScalarType.Float32 : dtype;
+    /// <summary>What a tensor of <paramref name="dtype"/> travels as: float32 (or bf16) for floating point, itself for integers.</summary>
+    static ScalarType Wire(ScalarType dtype, bool bf16) =>
+        dtype is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64 ? (bf16 ? ScalarType.BFloat16 : ScalarType.Float32) : dtype;
+
+    /// <summary>A blob with its floating-point tensors narrowed to bf16 (rounded to nearest even): what a bf16 weight sync sends.</summary>
+    public static byte[] ToBf16(byte[] blob)
+    {
+        using var scope = NewDisposeScope();
+        var contents = Unpack(blob);
+        return Pack(contents.Tensors, contents.Files, bf16: true);
+    }
 
     public static Contents Unpack(byte[] blob)
     {
@@ -71,6 +81,8 @@ public static class ModelBlob
             long bytes = t.numel() * t.ElementSize;
             if (offset + bytes > blob.Length) { t.Dispose(); throw new InvalidDataException($"model blob is truncated inside tensor {name}"); }
             blob.AsSpan(offset, (int)bytes).CopyTo(t.bytes);
+            // bf16 is a wire encoding (a bf16 weight sync): the receiver's tensors are float32, as with any other blob.
+            if (dtype == ScalarType.BFloat16) { var wide = t.to(ScalarType.Float32); t.Dispose(); t = wide; }
             tensors[name] = t;
             offset += (int)bytes;
         }

@@ -1,5 +1,6 @@
 using Rlft.Actors.Protocol;
 using Rlft.Actors.WeightSync;
+using Rlft.Policy.Training;
 
 namespace Rlft.Tests.Actors;
 
@@ -39,6 +40,28 @@ public class WeightBlobTests
         Assert.Equal([0, 1, 2, 3], asm.Missing);
         foreach (var i in asm.Missing.ToList()) asm.Accept(blob.Chunk(i));
         Assert.Equal(data, asm.Assemble());
+    }
+
+    [Fact]
+    public void A_bf16_blob_is_about_half_the_bytes_and_widens_to_float32_within_2_to_the_minus_8()
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        TorchSharp.torch.manual_seed(3);
+        var tensors = new Dictionary<string, TorchSharp.torch.Tensor>
+        {
+            ["w"] = TorchSharp.torch.randn(64, 48) * 0.02,
+            ["b"] = TorchSharp.torch.zeros(48),
+            ["ids"] = TorchSharp.torch.arange(10),
+        };
+        var fp32 = ModelBlob.Pack(tensors);
+        var bf16 = ModelBlob.ToBf16(fp32);
+        Assert.True(bf16.Length < fp32.Length * 0.6, $"{bf16.Length} B as bf16 vs {fp32.Length} B");
+        var back = ModelBlob.Unpack(bf16).Tensors;
+        Assert.Equal(TorchSharp.torch.ScalarType.Float32, back["w"].dtype);
+        Assert.True(back["ids"].Equals(tensors["ids"]));
+        Assert.True(back["b"].Equals(tensors["b"]));
+        double worst = ((back["w"] - tensors["w"]).abs() / tensors["w"].abs()).max().item<float>();
+        Assert.True(worst is > 0 and <= 1.0 / 256, $"max relative error {worst}");
     }
 
     [Fact]

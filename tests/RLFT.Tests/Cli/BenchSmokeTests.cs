@@ -7,7 +7,7 @@ public class BenchSmokeTests
 {
     /// <summary>Each suite runs once; every expectation is "line-name:figure".</summary>
     [Theory]
-    [InlineData("weight-sync", "weight-sync/full-loopback:megabytes_per_second", "weight-sync/adapter-loopback:p50_ms")]
+    [InlineData("weight-sync", "weight-sync/full-loopback:megabytes_per_second", "weight-sync/adapter-loopback:p50_ms", "weight-sync/full-stream:megabytes_per_second", "weight-sync/adapter-stream:p90_ms")]
     [InlineData("actors", "actors/ppo-job-lag0:steady_state_ratio", "actors/ppo-job-lag1:throughput_ratio")]
     [InlineData("feedback", "feedback/ratings:ratings_per_s")]
     [InlineData("qlora", "qlora/quantization-error:nf4_over_uniform_int4", "qlora/logprob-drift/nf4:mean_abs_token_logprob_diff", "qlora/ppo/small/nf4:bytes_per_quantized_weight",

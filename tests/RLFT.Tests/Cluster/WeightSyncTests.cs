@@ -8,6 +8,7 @@ using Rlft.Actors.WeightSync;
 using Rlft.Policy.Checkpoints;
 using Rlft.Policy.Lora;
 using Rlft.Policy.Training;
+using Rlft.Policy.Training.Trainers;
 using Rlft.Tests.Training;
 
 using static TorchSharp.torch;
@@ -79,6 +80,76 @@ public sealed class WeightSyncTests : IAsyncDisposable
         var batch = await done.Task.WaitAsync(TimeSpan.FromMinutes(1), ct);
         Assert.Equal(5, batch.PolicyVersion);
         Assert.Equal(corrupt ? 1 : 0, corrupted);
+        var replica = engine.Replica!.Model.state_dict();
+        foreach (var (name, t) in source.Model.state_dict())
+            Assert.True(t.Equals(replica[name]), $"{name} differs from the learner's");
+    }
+
+    [Theory]
+    [InlineData(nameof(StreamFault.None))]
+    [InlineData(nameof(StreamFault.CorruptByte))]
+    [InlineData(nameof(StreamFault.Truncate))]
+    public async Task A_replica_streams_the_published_weights_bit_for_bit_fetching_a_damaged_stream_again(string faultName)
+    {
+        var fault = Enum.Parse<StreamFault>(faultName);
+        using var stream = new WeightStreamServer("127.0.0.1");
+        stream.InjectFault(fault);
+        var (source, engine) = await FetchThrough(WeightServerActor.Props(stream));
+        AssertReplicaMatches(source, engine);
+        Assert.True(SpinWait.SpinUntil(() => stream.Completed == 1, 5000), $"{stream.Completed} streams completed");
+        Assert.Equal(fault == StreamFault.None ? 1 : 2, stream.Connections);
+    }
+
+    [Fact]
+    public async Task A_replica_falls_back_to_chunks_when_the_announced_stream_port_is_unreachable()
+    {
+        var stream = new WeightStreamServer("127.0.0.1");
+        stream.Dispose();   // announced, but nothing listens there any more
+        var (source, engine) = await FetchThrough(WeightServerActor.Props(stream));
+        AssertReplicaMatches(source, engine);
+        Assert.Equal(0, stream.Connections);
+    }
+
+    [Fact]
+    public async Task With_sync_dtype_bf16_a_streamed_replica_is_within_2_to_the_minus_8_of_every_published_weight()
+    {
+        using var stream = new WeightStreamServer("127.0.0.1");
+        var (source, engine) = await FetchThrough(WeightServerActor.Props(stream, syncBf16: true));
+        var replica = engine.Replica!.Model.state_dict();
+        bool anyRounded = false;
+        using var scope = NewDisposeScope();
+        foreach (var (name, t) in source.Model.state_dict())
+        {
+            var r = replica[name];
+            Assert.Equal(ScalarType.Float32, r.dtype);
+            double worst = ((r - t).abs() / t.abs().clamp_min(1e-30)).where(t != 0, zeros_like(t)).max().item<float>();
+            Assert.True(worst <= Math.Pow(2, -8), $"{name}: relative error {worst}");
+            Assert.True(r.where(t == 0, zeros_like(r)).abs().max().item<float>() == 0, $"{name}: a zero weight arrived non-zero");
+            anyRounded |= !t.Equals(r);
+        }
+        Assert.True(anyRounded, "bf16 sync delivered the fp32 weights unchanged");
+        Assert.True(SpinWait.SpinUntil(() => stream.Completed == 1, 5000));
+    }
+
+    /// <summary>Serves a perturbed tiny model as version 5 from a server made by <paramref name="serverProps"/> and lets a rollout replica fetch it.</summary>
+    async Task<(PolicyModel Source, TorchRolloutEngine Engine)> FetchThrough(Props serverProps)
+    {
+        var source = TinyTask.Load();
+        using (no_grad()) foreach (var p in source.Model.parameters()) p.add_(randn_like(p) * 0.01);
+        var server = _system.ActorOf(serverProps);
+        server.Tell(new ServeBlob(new WeightBlob(WeightKind.Policy, 5, ModelBlob.Pack(source.Model.state_dict(), ModelFiles.Read(TinyTask.ModelDirectory)), chunkSize: 64 * 1024)));
+        var done = new TaskCompletionSource<RolloutBatch>();
+        var work = new GenerateRollouts(1, 0, 5, [new PromptItem("review the book:", null, 0)], new SamplingSettings(4, 1.0, 0, 1.0), 9);
+        var driver = _system.ActorOf(Props.Create(() => new Driver(server, work, done)));
+        var engine = new TorchRolloutEngine(JobHarness.Job(JobHarness.Sft));
+        _system.ActorOf(RolloutActor.Props(engine, driver, "w1"));
+        var batch = await done.Task.WaitAsync(TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken);
+        Assert.Equal(5, batch.PolicyVersion);
+        return (source, engine);
+    }
+
+    static void AssertReplicaMatches(PolicyModel source, TorchRolloutEngine engine)
+    {
         var replica = engine.Replica!.Model.state_dict();
         foreach (var (name, t) in source.Model.state_dict())
             Assert.True(t.Equals(replica[name]), $"{name} differs from the learner's");

@@ -28,6 +28,22 @@ public class JobSpecTests
     }
 
     [Fact]
+    public void The_weight_sync_settings_default_to_a_free_port_and_fp32_and_a_bad_value_names_its_key()
+    {
+        Assert.Equal(0, Parse(Minimal).WeightStreamPort);
+        Assert.Equal(-1, Parse(Minimal.Replace("name = t", "name = t, weight-sync { stream-port = -1 }")).WeightStreamPort);
+        Assert.Equal(7355, Parse(Minimal.Replace("name = t", "name = t, weight-sync { stream-port = 7355 }")).WeightStreamPort);
+        var e = Assert.Throws<ConfigException>(() => Parse(Minimal.Replace("name = t", "name = t, weight-sync { stream-port = 70000 }")));
+        Assert.StartsWith("rlft.job.weight-sync.stream-port", Assert.Single(e.Errors));
+        e = Assert.Throws<ConfigException>(() => Parse(Minimal.Replace("name = t", "name = t, weight-sync { stream-prot = 1 }")));
+        Assert.StartsWith("rlft.job.weight-sync.stream-prot: unknown key", Assert.Single(e.Errors));
+        Assert.False(Parse(Minimal).SyncBf16);
+        Assert.True(Parse(Minimal.Replace("name = t", "name = t, weight-sync { sync-dtype = bf16 }")).SyncBf16);
+        e = Assert.Throws<ConfigException>(() => Parse(Minimal.Replace("name = t", "name = t, weight-sync { sync-dtype = fp16 }")));
+        Assert.StartsWith("rlft.job.weight-sync.sync-dtype: 'fp16' is not one of fp32, bf16", Assert.Single(e.Errors));
+    }
+
+    [Fact]
     public void Defaults_come_from_the_documented_sources()
     {
         var job = Parse(Minimal);
