@@ -41,16 +41,31 @@ public sealed class PolicyBenchmarks : IBenchmark
         double avgContext = Prompt + NewTokens / 2.0;
         double decodeFlopsPerToken = 2.0 * (blockWeights + headWeights) + 4.0 * config.NumLayers * avgContext * config.HiddenSize;
 
+        // Decode bytes per step: every weight once (the batch shares them) and each sequence's K and V cache over the
+        // mean context, fp32; the memory roofline is the same process's best large copy (bytes read + written per s).
+        double decodeBytesPerStep = 4.0 * (blockWeights + headWeights) + 4.0 * Batch * config.NumLayers * 2 * avgContext * config.HiddenSize;
+        double bandwidth = CopyGBps(repeats + 2);
+        yield return new JsonObject
+        {
+            ["name"] = "memory/copy", ["megabytes"] = CopyBytes >> 20, ["gb_per_s"] = Round(bandwidth, 2), ["matmul_gflops"] = Round(roofline, 1),
+            ["machine_balance_flops_per_byte"] = Round(roofline / bandwidth, 1),
+        }.WithRatio(roofline / bandwidth, "matmul GFLOP/s / copy GB/s (FLOPs per byte where compute and memory bound meet)");
+
         var sampling = new GenerationOptions { MaxNewTokens = NewTokens, Temperature = 1.0, Seed = 5, StopTokenIds = [-1] };
         double cached = Best(repeats, () => TextGenerator.Generate(model, prompts, sampling, 0, 0));
         double cachedTps = Batch * NewTokens / cached;
         double decodeGflops = cachedTps * decodeFlopsPerToken / 1e9;
         roofline = Math.Max(roofline, Roofline());
+        double stepsPerSecond = NewTokens / cached, decodeGBps = decodeBytesPerStep * stepsPerSecond / 1e9;
+        double intensity = Batch * decodeFlopsPerToken / decodeBytesPerStep;
         yield return new JsonObject
         {
             ["name"] = "generate/kv-cache", ["batch"] = Batch, ["prompt_tokens"] = Prompt, ["new_tokens"] = NewTokens,
             ["tokens_per_s"] = Round(cachedTps, 0), ["ms_per_step"] = Round(cached * 1000 / NewTokens, 2),
             ["gflops"] = Round(decodeGflops, 2), ["matmul_gflops"] = Round(roofline, 1), ["fraction_of_matmul"] = Round(decodeGflops / roofline, 3),
+            ["bytes_per_step_mb"] = Round(decodeBytesPerStep / 1e6, 2), ["gb_per_s"] = Round(decodeGBps, 2), ["copy_gb_per_s"] = Round(bandwidth, 2),
+            ["fraction_of_bandwidth"] = Round(decodeGBps / bandwidth, 3), ["flops_per_byte"] = Round(intensity, 1),
+            ["memory_bound"] = intensity < roofline / bandwidth,
         }.WithRatio(decodeGflops / roofline, "decode GFLOP/s / matmul GFLOP/s");
 
         // Decoding runs ~80 small kernels per step; on a shared machine, waking a second intra-op thread for each
@@ -128,6 +143,23 @@ public sealed class PolicyBenchmarks : IBenchmark
     {
         public string Name => "policy-memory";
         public IEnumerable<JsonObject> Run(BenchOptions options) { yield return MemoryOverGenerations(options.Quick ? 400 : 1000); }
+    }
+
+    /// <summary>Bytes of the buffer <see cref="CopyGBps"/> copies: far larger than any cache.</summary>
+    public const long CopyBytes = 512L << 20;
+
+    /// <summary>
+    /// The best large-copy bandwidth over <paramref name="repeats"/> runs, in this process: bytes read plus bytes written
+    /// per second (GB/s) for a <see cref="CopyBytes"/> fp32 buffer — the memory roofline a memory-bound kernel meets.
+    /// </summary>
+    public static double CopyGBps(int repeats)
+    {
+        using var scope = NewDisposeScope();
+        var a = ones(CopyBytes / 4);
+        var b = empty_like(a);
+        b.copy_(a);
+        double s = Best(repeats, () => b.copy_(a));
+        return 2.0 * CopyBytes / s / 1e9;
     }
 
     /// <summary>The best fp32 n × n × n matmul GFLOP/s over <paramref name="repeats"/> runs, in this process: the compute roofline.</summary>
