@@ -46,14 +46,12 @@ public class OptimizerTests
     public void The_scoped_chunked_AdamW_update_is_TorchSharps_AdamW_to_the_last_bits()
     {
         using var _ = NewDisposeScope();
-        // A parameter of more than one 2^20-value chunk (not a multiple of it), a small one, a non-contiguous one.
-        TorchSharp.Modules.Parameter[] Make()
-        {
-            manual_seed(11);
-            return [new TorchSharp.Modules.Parameter(randn(1031, 1100) * 0.02), new TorchSharp.Modules.Parameter(randn(7)), new TorchSharp.Modules.Parameter(randn(6, 5).t())];
-        }
-        var ours = Make();
-        var theirs = Make();
+        // A parameter of more than one 2^20-value chunk (not a multiple of it), a small one, a non-contiguous one; the
+        // reference starts from copies (not from a second seeded draw, which a test on another thread could interleave).
+        manual_seed(11);
+        TorchSharp.Modules.Parameter[] ours = [new(randn(1031, 1100) * 0.02), new(randn(7)), new(randn(6, 5).t())];
+        var theirs = ours.Select(p => new TorchSharp.Modules.Parameter(p.detach().clone())).ToArray();
+        theirs[2] = new TorchSharp.Modules.Parameter(ours[2].detach().t().clone().t());   // non-contiguous like ours
         Assert.True(TrainingOptimizer.AdamChunkValues < ours[0].numel() && ours[0].numel() % TrainingOptimizer.AdamChunkValues != 0);
         Assert.False(ours[2].is_contiguous());
         var options = new OptimizerOptions { LearningRate = 3e-3, WeightDecay = 0.1, Beta2 = 0.99, Epsilon = 1e-6, MaxGradNorm = 0, Schedule = LrSchedule.Constant, WarmupSteps = 0 };
