@@ -160,20 +160,27 @@ public sealed class TrainingOptimizer : IDisposable
             state.step += 1;
             double bc1 = 1 - Math.Pow(o.Beta1, state.step), bc2Sqrt = Math.Sqrt(1 - Math.Pow(o.Beta2, state.step));
             double stepSize = lr / bc1;
-            bool flat = p.is_contiguous() && grad.is_contiguous() && state.exp_avg.is_contiguous() && state.exp_avg_sq.is_contiguous();
-            Tensor P = flat ? p.detach().view(-1) : p.detach(), G = flat ? grad.view(-1) : grad;
-            Tensor M = flat ? state.exp_avg.view(-1) : state.exp_avg, V = flat ? state.exp_avg_sq.view(-1) : state.exp_avg_sq;
-            long n = flat ? P.shape[0] : 0, chunk = flat ? AdamChunkValues : 1;
-            for (long start = 0; start < Math.Max(n, 1); start += chunk)
+            var (param, m, v) = (p.detach(), state.exp_avg, state.exp_avg_sq);
+            void Update(Tensor pc, Tensor gc, Tensor mc, Tensor vc)
             {
-                using var chunkScope = NewDisposeScope();
-                long len = flat ? Math.Min(chunk, n - start) : 0;
-                var (pc, gc, mc, vc) = flat ? (P.narrow(0, start, len), G.narrow(0, start, len), M.narrow(0, start, len), V.narrow(0, start, len)) : (P, G, M, V);
+                using var sliceScope = NewDisposeScope();
                 pc.mul_(1 - lr * o.WeightDecay);
                 mc.mul_(o.Beta1).add_(gc, alpha: 1 - o.Beta1);
                 vc.mul_(o.Beta2).addcmul_(gc, gc, value: 1 - o.Beta2);
                 var denom = (vc.sqrt() / bc2Sqrt).add_(o.Epsilon);
                 pc.addcdiv_(mc, denom, value: -stepSize);
+            }
+            if (!(param.is_contiguous() && grad.is_contiguous() && m.is_contiguous() && v.is_contiguous()))
+            {
+                Update(param, grad, m, v);   // no flat view: the whole parameter at once
+                continue;
+            }
+            var (P, G, M, V) = (param.view(-1), grad.view(-1), m.view(-1), v.view(-1));
+            long n = P.shape[0];
+            for (long start = 0; start < n; start += AdamChunkValues)
+            {
+                long len = Math.Min(AdamChunkValues, n - start);
+                Update(P.narrow(0, start, len), G.narrow(0, start, len), M.narrow(0, start, len), V.narrow(0, start, len));
             }
         }
     }
