@@ -18,7 +18,7 @@ public sealed record RewardSample(
     public string TaskText => Rlft.Policy.Chat.PromptInput.LastUserContent(Messages) ?? Prompt;
 
     /// <summary>The prompt as the policy's side saw it (text, or the rendered conversation and its messages).</summary>
-    public Rlft.Policy.Chat.PromptInput AsPrompt => new(Prompt, Reference, Messages);
+    internal Rlft.Policy.Chat.PromptInput AsPrompt => new(Prompt, Reference, Messages);
 }
 
 /// <summary>A source's verdict on one sample: a finite score, or a failure with its reason (never both).</summary>

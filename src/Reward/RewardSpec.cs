@@ -29,7 +29,7 @@ public sealed record RewardComponentSpec(ComponentOptions Options, SourceSpec So
 public sealed record RewardSpec(IReadOnlyList<RewardComponentSpec> Components, ClipRange TotalClip);
 
 /// <summary>What some sources need from their host: registered functions, an HTTP client, the rating port, reward models.</summary>
-public sealed class RewardEnvironment
+internal sealed class RewardEnvironment
 {
     public RewardFunctionRegistry Functions { get; init; } = RewardFunctionRegistry.WithBuiltIns();
     public HttpClient? Http { get; init; }
@@ -41,7 +41,7 @@ public sealed class RewardEnvironment
 }
 
 /// <summary>Builds sources and pipelines from specs; an unusable spec is an <see cref="ArgumentException"/> saying why.</summary>
-public static class RewardPipelineFactory
+internal static class RewardPipelineFactory
 {
     public static RewardPipeline Create(RewardSpec spec, RewardEnvironment environment) =>
         new(spec.Components.Select(c => new RewardComponent(CreateSource(c.Options.Name, c.Source, environment), c.Options)).ToList(), spec.TotalClip);

@@ -6,7 +6,7 @@ namespace Rlft.Actors.Configuration;
 /// list inside an object (<c>a { b = [1, 2 }</c>). A user's typo must be a one-line error, not a hang.
 /// Strings ("...", """...""") and comments (#, //) are skipped.
 /// </summary>
-public static class HoconBrackets
+internal static class HoconBrackets
 {
     public static void Check(string text, string source)
     {

@@ -11,7 +11,7 @@ namespace Rlft.Actors.Configuration;
 /// <see cref="RewardSpec"/> and builds its pipeline. Every key is checked; errors name the full key
 /// path, e.g. <c>rewards.components[1].weight: -1 is outside [0, Infinity]</c>.
 /// </summary>
-public static partial class RewardSpecReader
+internal static partial class RewardSpecReader
 {
     public static readonly IReadOnlyList<string> SourceKinds =
         ["exact-match", "numeric-match", "regex", "length", "json", "sections", "repetition", "function", "http", "reward-model", "human", "classifier"];

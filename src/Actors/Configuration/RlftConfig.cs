@@ -19,7 +19,7 @@ public sealed class ConfigException : Exception
 }
 
 /// <summary>Collects configuration errors so that reading goes on past the first one; throws them all at the end.</summary>
-public sealed class ConfigErrors
+internal sealed class ConfigErrors
 {
     readonly List<string> _errors = new();
 

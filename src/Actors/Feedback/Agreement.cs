@@ -5,7 +5,7 @@ namespace Rlft.Actors.Feedback;
 /// "Computing Krippendorff's Alpha-Reliability"). Each unit is the list of values its raters gave; units with
 /// fewer than two values are not pairable and are ignored. Missing data and any number of raters are fine.
 /// </summary>
-public static class Agreement
+internal static class Agreement
 {
     /// <summary>δ² for nominal data: 0 when equal, 1 otherwise (pairwise choices).</summary>
     public static double Nominal(double a, double b) => a == b ? 0 : 1;

@@ -9,7 +9,7 @@ namespace Rlft.Actors.Feedback;
 /// Actor settings: the journal id, how long a rater may hold an item, how often timeouts are checked;
 /// <paramref name="SnapshotEvery"/>: events between snapshots (0: never), which bounds recovery time.
 /// </summary>
-public sealed record FeedbackActorSettings(string PersistenceId, TimeSpan Lease, TimeSpan TickInterval, int SnapshotEvery = 100_000)
+internal sealed record FeedbackActorSettings(string PersistenceId, TimeSpan Lease, TimeSpan TickInterval, int SnapshotEvery = 100_000)
 {
     public static readonly FeedbackActorSettings Default = new("rlft-feedback", TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(1));
 
@@ -31,7 +31,7 @@ public sealed record FeedbackActorSettings(string PersistenceId, TimeSpan Lease,
 /// the events before it to be durable (a persist callback or DeferAsync), so a 201 never precedes the write.
 /// A failed write stops the actor; its supervisor restarts it and recovery rebuilds state from the journal.
 /// </summary>
-public sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
+internal sealed class FeedbackActor : ReceivePersistentActor, IWithTimers
 {
     readonly FeedbackActorSettings _settings;
     readonly TimeProvider _clock;

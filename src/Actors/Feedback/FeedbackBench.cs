@@ -10,7 +10,7 @@ namespace Rlft.Actors.Feedback;
 /// Simulated raters each loop GET next + POST rating until the items run out or the
 /// time is up. Prints nothing; returns one JSON line for <c>rlft bench</c>.
 /// </summary>
-public static class FeedbackBench
+internal static class FeedbackBench
 {
     public static async Task<string> RunAsync(int raters = 50, int items = 20_000, TimeSpan? duration = null, string? workDirectory = null, CancellationToken ct = default)
     {

@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace Rlft.Actors.Feedback;
 
 /// <summary>A task as a rater receives it from <c>GET /api/v1/tasks/next</c> (the parts a client program needs).</summary>
-public sealed record RaterTask(string TaskId, string Kind, string Prompt, IReadOnlyList<Completion> Completions)
+internal sealed record RaterTask(string TaskId, string Kind, string Prompt, IReadOnlyList<Completion> Completions)
 {
     public IReadOnlyList<ChatMessage>? Messages { get; init; }
     public IReadOnlyList<string> Verdicts { get; init; } = [];
@@ -14,10 +14,10 @@ public sealed record RaterTask(string TaskId, string Kind, string Prompt, IReadO
 }
 
 /// <summary>The outcome of <c>POST /api/v1/ratings</c>: the status, the rating id on 201, the error text otherwise.</summary>
-public sealed record RatingResult(HttpStatusCode Status, string? RatingId, string? Error);
+internal sealed record RatingResult(HttpStatusCode Status, string? RatingId, string? Error);
 
 /// <summary>A small typed client of the feedback API, for simulated raters, the benchmark and producers of items.</summary>
-public sealed class FeedbackClient(HttpClient http, string token)
+internal sealed class FeedbackClient(HttpClient http, string token)
 {
     static readonly JsonSerializerOptions Json = FeedbackJson.Web;
 
@@ -90,7 +90,7 @@ public sealed class FeedbackClient(HttpClient http, string token)
 /// higher score). <c>word:W</c> scores 1 + 2 per occurrence of W (capped at 7); <c>positive</c> scores the share of
 /// the built-in task's sentiment words that are positive, 1 (none, or all negative) to 7 (all positive).
 /// </summary>
-public sealed record HiddenRule(string Name, Func<string, int> Score)
+internal sealed record HiddenRule(string Name, Func<string, int> Score)
 {
     public static HiddenRule Word(string word) =>
         string.IsNullOrWhiteSpace(word) ? throw new ArgumentException("the rule's word is empty", nameof(word))
@@ -116,7 +116,7 @@ public sealed record HiddenRule(string Name, Func<string, int> Score)
 /// A stand-in for a person: rates every task it is given by a <see cref="HiddenRule"/>, so a training loop fed by
 /// it should move toward what the rule rewards.
 /// </summary>
-public sealed class SimulatedRater(FeedbackClient client, HiddenRule rule)
+internal sealed class SimulatedRater(FeedbackClient client, HiddenRule rule)
 {
     public SimulatedRater(FeedbackClient client, string word) : this(client, HiddenRule.Word(word)) { }
 

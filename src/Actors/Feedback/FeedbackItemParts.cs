@@ -1,19 +1,19 @@
 namespace Rlft.Actors.Feedback;
 
 /// <summary>One turn of a conversation, as in TRL's conversational datasets: <c>{"role", "content"}</c>.</summary>
-public sealed record ChatMessage(string Role, string Content);
+internal sealed record ChatMessage(string Role, string Content);
 
 /// <summary>Whether the page asks for a free-text rationale with each answer.</summary>
 public enum RationalePolicy { Off, Optional, Required }
 
 /// <summary>A guideline by name and version (versions count from 1 per name).</summary>
-public sealed record GuidelineRef(string Name, int Version);
+internal sealed record GuidelineRef(string Name, int Version);
 
 /// <summary>A guideline's text at one version (Markdown).</summary>
-public sealed record GuidelineVersion(string Name, int Version, string Markdown, long AtMs, string Source);
+internal sealed record GuidelineVersion(string Name, int Version, string Markdown, long AtMs, string Source);
 
 /// <summary>The vocabulary of answers, and the checks on an item's schema-2 parts.</summary>
-public static class ItemParts
+internal static class ItemParts
 {
     public const string Tie = "tie";
     public const string BothBad = "both-bad";

@@ -19,7 +19,7 @@ namespace Rlft.Actors.Feedback;
 /// journal) and Kestrel serving the rater page and API. <see cref="WithFeedback"/> is the reusable part for a
 /// cluster node that takes the <c>feedback</c> role alongside others.
 /// </summary>
-public static class FeedbackNode
+internal static class FeedbackNode
 {
     /// <summary>
     /// Builds (does not start) the web application; after StartAsync, <c>app.Urls</c> holds the bound addresses.

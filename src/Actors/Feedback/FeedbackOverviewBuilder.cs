@@ -7,7 +7,7 @@ namespace Rlft.Actors.Feedback;
 /// computation itself can run anywhere. Counts: items short of ratings, fully rated (closed or in their undo window),
 /// timed out and discarded.
 /// </summary>
-public sealed record OverviewInputs(
+internal sealed record OverviewInputs(
     ExportData Data,
     IReadOnlyList<(string Name, string TokenSha256, bool Revoked, string Source)> Raters,
     IReadOnlyList<RatingUndone> Undos,
@@ -22,7 +22,7 @@ public sealed record OverviewInputs(
 /// rater with the others (Krippendorff's α over the pairs (this rater, another rater) of answers to the same unit),
 /// Cohen's κ for each pair of raters, and the items flagged as broken. Pure: the same inputs give the same overview.
 /// </summary>
-public static class FeedbackOverviewBuilder
+internal static class FeedbackOverviewBuilder
 {
     const long HourMs = 3_600_000;
     /// <summary>Hours listed in the throughput table (the most recent ones with ratings).</summary>

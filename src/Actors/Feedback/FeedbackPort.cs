@@ -8,7 +8,7 @@ namespace Rlft.Actors.Feedback;
 /// pipeline's human rating port (submit items; collect ratings with a minimum number of raters and a timeout),
 /// so adapting it is a field-by-field mapping.
 /// </summary>
-public sealed class FeedbackPort(IActorRef feedback, FeedbackOptions options)
+internal sealed class FeedbackPort(IActorRef feedback, FeedbackOptions options)
 {
     static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 

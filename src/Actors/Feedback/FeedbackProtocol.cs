@@ -4,21 +4,21 @@ using Akka.Actor;
 namespace Rlft.Actors.Feedback;
 
 /// <summary>Marker for every feedback message and event: binds them to <see cref="FeedbackSerializer"/> in HOCON.</summary>
-public interface IFeedbackMessage;
+internal interface IFeedbackMessage;
 
 /// <summary>Marker for the events the feedback actor persists (a subset of the messages).</summary>
-public interface IFeedbackEvent : IFeedbackMessage;
+internal interface IFeedbackEvent : IFeedbackMessage;
 
 /// <summary>compare: a pair of completions for one prompt, the rater picks one. score: each completion gets 1..7.</summary>
-public enum FeedbackKind { Compare, Score }
+internal enum FeedbackKind { Compare, Score }
 
 /// <summary>
 /// How an item ended: enough ratings arrived, its timeout passed first, or it was discarded as broken (by the admin,
 /// or by <c>close-after-flags</c> raters); the fallback applies to the last two.
 /// </summary>
-public enum ResolutionOutcome { Rated, TimedOut, Discarded }
+internal enum ResolutionOutcome { Rated, TimedOut, Discarded }
 
-public sealed record Completion(string Id, string Text);
+internal sealed record Completion(string Id, string Text);
 
 /// <summary>
 /// One unit of human work. <paramref name="Origin"/> is opaque to the feedback actor: the producer (the reward
@@ -28,7 +28,7 @@ public sealed record Completion(string Id, string Text);
 /// The init-only properties came with event schema 2 (<see cref="FeedbackSchema"/>): a conversation as context, the
 /// guideline the rater reads, which pair verdicts and answer parts are asked for, and score criteria.
 /// </summary>
-public sealed record FeedbackItem(
+internal sealed record FeedbackItem(
     string Id,
     FeedbackKind Kind,
     string Prompt,
@@ -110,7 +110,7 @@ public sealed record FeedbackItem(
 /// <see cref="Strength"/>, a score item per-criterion <see cref="Criteria"/> (then <paramref name="Scores"/> is null),
 /// any rating a <see cref="Rationale"/>; and each records the guideline version the item was handed out under.
 /// </summary>
-public sealed record RatingRecord(
+internal sealed record RatingRecord(
     string RatingId,
     string TaskId,
     string Rater,
@@ -139,28 +139,28 @@ public sealed record RatingRecord(
 // ---- commands and replies -------------------------------------------------------------------------------------
 
 /// <summary>Adds items to the queue. Re-sending an item with the same id and content is a no-op; different content is rejected.</summary>
-public sealed record EnqueueItems(IReadOnlyList<FeedbackItem> Items) : IFeedbackMessage;
+internal sealed record EnqueueItems(IReadOnlyList<FeedbackItem> Items) : IFeedbackMessage;
 
 /// <summary>Replied once every new item is durable.</summary>
-public sealed record ItemsEnqueued(IReadOnlyList<string> Ids, int Added) : IFeedbackMessage;
+internal sealed record ItemsEnqueued(IReadOnlyList<string> Ids, int Added) : IFeedbackMessage;
 
-public sealed record EnqueueRejected(string Reason) : IFeedbackMessage;
+internal sealed record EnqueueRejected(string Reason) : IFeedbackMessage;
 
 /// <summary>A rater asks for work: they get their current lease, a new lease, or <see cref="NoTask"/>.</summary>
-public sealed record NextTask(string Rater) : IFeedbackMessage;
+internal sealed record NextTask(string Rater) : IFeedbackMessage;
 
 /// <summary>A leased item and the guideline it is rated under (null: none is set).</summary>
-public sealed record TaskOffer(FeedbackItem Item, long LeaseExpiresAtMs) : IFeedbackMessage
+internal sealed record TaskOffer(FeedbackItem Item, long LeaseExpiresAtMs) : IFeedbackMessage
 {
     public GuidelineVersion? Guideline { get; init; }
 }
 
-public sealed record NoTask : IFeedbackMessage
+internal sealed record NoTask : IFeedbackMessage
 {
     public static readonly NoTask Instance = new();
 }
 
-public sealed record SubmitRating(string Rater, string TaskId, string? Choice, IReadOnlyDictionary<string, int>? Scores) : IFeedbackMessage
+internal sealed record SubmitRating(string Rater, string TaskId, string? Choice, IReadOnlyDictionary<string, int>? Scores) : IFeedbackMessage
 {
     public string? Verdict { get; init; }
     public string? Strength { get; init; }
@@ -169,19 +169,19 @@ public sealed record SubmitRating(string Rater, string TaskId, string? Choice, I
 }
 
 /// <summary>Sent only after the rating is durable; <paramref name="Duplicate"/> for an identical resubmission.</summary>
-public sealed record RatingAccepted(string RatingId, bool Duplicate) : IFeedbackMessage;
+internal sealed record RatingAccepted(string RatingId, bool Duplicate) : IFeedbackMessage;
 
 /// <summary>Why a rating was refused; the HTTP layer maps each code to one status.</summary>
-public enum RejectionCode { Invalid, UnknownTask, NotLeased, Conflict, Closed, UnknownRater }
+internal enum RejectionCode { Invalid, UnknownTask, NotLeased, Conflict, Closed, UnknownRater }
 
-public sealed record RatingRejected(RejectionCode Code, string Message) : IFeedbackMessage;
+internal sealed record RatingRejected(RejectionCode Code, string Message) : IFeedbackMessage;
 
-public sealed record GetStats : IFeedbackMessage
+internal sealed record GetStats : IFeedbackMessage
 {
     public static readonly GetStats Instance = new();
 }
 
-public sealed record FeedbackStats(
+internal sealed record FeedbackStats(
     int Pending,
     int Rated,
     int TimedOut,
@@ -191,23 +191,23 @@ public sealed record FeedbackStats(
     double? ScoreAgreement) : IFeedbackMessage;
 
 /// <summary>A cheap per-rater count (the page asks after every rating; <see cref="GetStats"/> computes agreement).</summary>
-public sealed record GetRaterStats(string Rater) : IFeedbackMessage;
+internal sealed record GetRaterStats(string Rater) : IFeedbackMessage;
 
-public sealed record RaterStats(string Rater, int Rated, int Pending) : IFeedbackMessage;
+internal sealed record RaterStats(string Rater, int Rated, int Pending) : IFeedbackMessage;
 
 /// <summary>The durable ratings of the given items so far (a producer polls this while it waits).</summary>
-public sealed record GetItemRatings(IReadOnlyList<string> ItemIds) : IFeedbackMessage;
+internal sealed record GetItemRatings(IReadOnlyList<string> ItemIds) : IFeedbackMessage;
 
-public sealed record ItemRatings(IReadOnlyList<RatingRecord> Ratings, IReadOnlyList<string> Closed) : IFeedbackMessage;
+internal sealed record ItemRatings(IReadOnlyList<RatingRecord> Ratings, IReadOnlyList<string> Closed) : IFeedbackMessage;
 
 /// <summary>Every item and every durable rating, for export.</summary>
-public sealed record GetExport : IFeedbackMessage
+internal sealed record GetExport : IFeedbackMessage
 {
     public static readonly GetExport Instance = new();
 }
 
 /// <summary>Every item, every standing rating, how items ended; and the undone ratings and set-aside items (schema 2).</summary>
-public sealed record ExportData(IReadOnlyList<FeedbackItem> Items, IReadOnlyList<RatingRecord> Ratings, IReadOnlyDictionary<string, ResolutionOutcome> Resolved) : IFeedbackMessage
+internal sealed record ExportData(IReadOnlyList<FeedbackItem> Items, IReadOnlyList<RatingRecord> Ratings, IReadOnlyDictionary<string, ResolutionOutcome> Resolved) : IFeedbackMessage
 {
     public IReadOnlyList<RatingRecord> Undone { get; init; } = [];
     public IReadOnlyList<ItemSetAside> SetAside { get; init; } = [];
@@ -218,10 +218,10 @@ public sealed record ExportData(IReadOnlyList<FeedbackItem> Items, IReadOnlyList
 /// The reward pipeline's human source subscribes here: it first receives every resolution after
 /// <paramref name="AfterSequence"/> (so a restarted consumer catches up from its own cursor), then each new one.
 /// </summary>
-public sealed record SubscribeResolutions(IActorRef Subscriber, long AfterSequence) : IFeedbackMessage;
+internal sealed record SubscribeResolutions(IActorRef Subscriber, long AfterSequence) : IFeedbackMessage;
 
 /// <summary>An item is done: its ratings (possibly fewer than needed when it timed out) and its fallback marker.</summary>
-public sealed record ItemResolved(
+internal sealed record ItemResolved(
     long Sequence,
     string ItemId,
     string? Origin,
@@ -233,20 +233,20 @@ public sealed record ItemResolved(
 
 // ---- events (persisted) ---------------------------------------------------------------------------------------
 
-public sealed record ItemEnqueued(FeedbackItem Item, long AtMs) : IFeedbackEvent;
+internal sealed record ItemEnqueued(FeedbackItem Item, long AtMs) : IFeedbackEvent;
 
 /// <summary><see cref="Guideline"/> (schema 2): the guideline version in force when the item was handed out.</summary>
-public sealed record LeaseGranted(string ItemId, string Rater, long AtMs, long ExpiresAtMs) : IFeedbackEvent
+internal sealed record LeaseGranted(string ItemId, string Rater, long AtMs, long ExpiresAtMs) : IFeedbackEvent
 {
     public GuidelineRef? Guideline { get; init; }
 }
 
-public sealed record RatingRecorded(RatingRecord Rating) : IFeedbackEvent;
+internal sealed record RatingRecorded(RatingRecord Rating) : IFeedbackEvent;
 
-public sealed record ItemClosed(string ItemId, ResolutionOutcome Outcome, string Reason, long AtMs) : IFeedbackEvent;
+internal sealed record ItemClosed(string ItemId, ResolutionOutcome Outcome, string Reason, long AtMs) : IFeedbackEvent;
 
 /// <summary>The feedback state at a sequence number, so recovery replays only the events after it.</summary>
-public sealed record FeedbackSnapshot(
+internal sealed record FeedbackSnapshot(
     IReadOnlyList<SnapshotItem> Items,
     IReadOnlyList<RatingRecord> Ratings,
     IReadOnlyList<ItemResolved> Resolutions,
@@ -261,14 +261,14 @@ public sealed record FeedbackSnapshot(
     public IReadOnlyList<RaterState> Raters { get; init; } = [];
 }
 
-public sealed record SnapshotItem(FeedbackItem Item, long EnqueuedAtMs, IReadOnlyDictionary<string, long> Leases, IReadOnlyList<string> EverLeased)
+internal sealed record SnapshotItem(FeedbackItem Item, long EnqueuedAtMs, IReadOnlyDictionary<string, long> Leases, IReadOnlyList<string> EverLeased)
 {
     /// <summary>Schema 2: rater → the guideline their lease was granted under.</summary>
     public IReadOnlyDictionary<string, GuidelineRef> LeaseGuidelines { get; init; } = new Dictionary<string, GuidelineRef>();
 }
 
 /// <summary>Internal tick that expires leases and times out items.</summary>
-public sealed record FeedbackTick : IFeedbackMessage
+internal sealed record FeedbackTick : IFeedbackMessage
 {
     public static readonly FeedbackTick Instance = new();
 }

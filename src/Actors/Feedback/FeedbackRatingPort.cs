@@ -12,7 +12,7 @@ namespace Rlft.Actors.Feedback;
 /// The feedback actor is found by <paramref name="locate"/>: in a cluster, on the member with the
 /// <c>feedback</c> role (<see cref="InCluster"/>).
 /// </summary>
-public sealed class FeedbackRatingPort(Func<CancellationToken, Task<IActorRef>> locate, string origin = "reward-pipeline") : IHumanRatingPort
+internal sealed class FeedbackRatingPort(Func<CancellationToken, Task<IActorRef>> locate, string origin = "reward-pipeline") : IHumanRatingPort
 {
     static readonly FeedbackOptions PortOptions = new() { Fallback = "drop" };
     IActorRef? _feedback;

@@ -10,7 +10,7 @@ namespace Rlft.Actors.Feedback;
 /// the same records and new event types. Reading upcasts to the current shape; a journal from a newer version than
 /// this build knows is refused (replaying it with missing meaning would be silently wrong).
 /// </summary>
-public static class FeedbackSchema
+internal static class FeedbackSchema
 {
     public const int Current = 2;
 

@@ -13,7 +13,7 @@ namespace Rlft.Actors.Feedback;
 /// here and keeps the journal readable with sqlite3. Journal events and snapshots carry their schema version in the
 /// manifest (<see cref="FeedbackSchema"/>): <c>RatingRecorded@2</c>; a bare name is schema 1, read through its upcast.
 /// </summary>
-public sealed class FeedbackSerializer : SerializerWithStringManifest
+internal sealed class FeedbackSerializer : SerializerWithStringManifest
 {
     public const int Id = 801;
 

@@ -1,7 +1,7 @@
 namespace Rlft.Actors.Feedback;
 
 /// <summary>Read-only views of the feedback state (stats, progress, export, the admin overview) and its snapshots.</summary>
-public sealed partial class FeedbackState
+internal sealed partial class FeedbackState
 {
     /// <summary>Pending: open items short of ratings. Rated: items with all their ratings, closed or still in their undo window.</summary>
     public FeedbackStats Stats()

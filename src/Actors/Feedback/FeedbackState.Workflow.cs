@@ -1,7 +1,7 @@
 namespace Rlft.Actors.Feedback;
 
 /// <summary>The rater workflow beyond rating: skip and flag (set aside), undo, and the admin's discard.</summary>
-public sealed partial class FeedbackState
+internal sealed partial class FeedbackState
 {
     /// <summary>
     /// A rater puts back an item they were handed and have not rated: it goes to other raters, never to them again.

@@ -8,7 +8,7 @@ namespace Rlft.Actors.Feedback;
 /// With an undo window, an item that has all its ratings stays open (handed to nobody) until its last rating can no
 /// longer be undone, and closes then: a resolution, once sent, never has to be taken back. Without one it closes at once.
 /// </summary>
-public sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredRaters = null, long undoWindowMs = 0)
+internal sealed partial class FeedbackState(IReadOnlyList<RaterEntry>? configuredRaters = null, long undoWindowMs = 0)
 {
     sealed class Entry(FeedbackItem item, long enqueuedAt, long order)
     {

@@ -6,80 +6,80 @@ namespace Rlft.Actors.Feedback;
 // ---- skip and flag ----------------------------------------------------------------------------------------------
 
 /// <summary>A rater puts back the item they hold: skipped (it goes to someone else) or <paramref name="Broken"/> (flagged for the admin too).</summary>
-public sealed record SetAsideTask(string Rater, string TaskId, bool Broken, string? Reason) : IFeedbackMessage;
+internal sealed record SetAsideTask(string Rater, string TaskId, bool Broken, string? Reason) : IFeedbackMessage;
 
 /// <summary>Sent once durable; <paramref name="Duplicate"/> for a repeat of the same request.</summary>
-public sealed record TaskSetAside(string TaskId, bool Broken, bool Duplicate) : IFeedbackMessage;
+internal sealed record TaskSetAside(string TaskId, bool Broken, bool Duplicate) : IFeedbackMessage;
 
-public sealed record ItemSetAside(string ItemId, string Rater, bool Broken, string? Reason, long AtMs) : IFeedbackEvent;
+internal sealed record ItemSetAside(string ItemId, string Rater, bool Broken, string? Reason, long AtMs) : IFeedbackEvent;
 
 // ---- undo -------------------------------------------------------------------------------------------------------
 
 /// <summary>Takes back the rater's most recent rating (<paramref name="RatingId"/> null: whichever that is).</summary>
-public sealed record UndoRating(string Rater, string? RatingId) : IFeedbackMessage;
+internal sealed record UndoRating(string Rater, string? RatingId) : IFeedbackMessage;
 
-public sealed record UndoAccepted(string RatingId, string TaskId, bool Duplicate) : IFeedbackMessage;
+internal sealed record UndoAccepted(string RatingId, string TaskId, bool Duplicate) : IFeedbackMessage;
 
 /// <summary>
 /// A rating taken back: it leaves the item's ratings (the journal keeps it) and the rater holds the item again until
 /// <paramref name="LeaseExpiresAtMs"/>, so the page can show it for a new answer.
 /// </summary>
-public sealed record RatingUndone(string RatingId, string TaskId, string Rater, long AtMs, long LeaseExpiresAtMs) : IFeedbackEvent;
+internal sealed record RatingUndone(string RatingId, string TaskId, string Rater, long AtMs, long LeaseExpiresAtMs) : IFeedbackEvent;
 
 // ---- the admin's item actions -----------------------------------------------------------------------------------
 
 /// <summary>Closes an open item as <see cref="ResolutionOutcome.Discarded"/> (its fallback applies).</summary>
-public sealed record DiscardItem(string ItemId, string Reason) : IFeedbackMessage;
+internal sealed record DiscardItem(string ItemId, string Reason) : IFeedbackMessage;
 
-public sealed record ItemDiscarded(string ItemId, bool Duplicate) : IFeedbackMessage;
+internal sealed record ItemDiscarded(string ItemId, bool Duplicate) : IFeedbackMessage;
 
 // ---- guidelines -------------------------------------------------------------------------------------------------
 
-public sealed record SetGuideline(string Name, string Markdown, string Source) : IFeedbackMessage;
+internal sealed record SetGuideline(string Name, string Markdown, string Source) : IFeedbackMessage;
 
 /// <summary><paramref name="Changed"/> false: the text equals the current version, which is kept.</summary>
-public sealed record GuidelineStored(GuidelineRef Guideline, bool Changed) : IFeedbackMessage;
+internal sealed record GuidelineStored(GuidelineRef Guideline, bool Changed) : IFeedbackMessage;
 
 /// <summary>A new version of a guideline; <paramref name="Source"/> is "admin" or "config".</summary>
-public sealed record GuidelineSet(string Name, int Version, string Markdown, string Source, long AtMs) : IFeedbackEvent;
+internal sealed record GuidelineSet(string Name, int Version, string Markdown, string Source, long AtMs) : IFeedbackEvent;
 
-public sealed record GetGuidelines : IFeedbackMessage
+internal sealed record GetGuidelines : IFeedbackMessage
 {
     public static readonly GetGuidelines Instance = new();
 }
 
 /// <summary>Every version of every guideline, by name then version.</summary>
-public sealed record GuidelineList(IReadOnlyList<GuidelineVersion> Versions) : IFeedbackMessage;
+internal sealed record GuidelineList(IReadOnlyList<GuidelineVersion> Versions) : IFeedbackMessage;
 
 // ---- raters -----------------------------------------------------------------------------------------------------
 
-public enum RaterChange { Add, Revoke, IssueToken }
+internal enum RaterChange { Add, Revoke, IssueToken }
 
 /// <summary>Adds a rater, revokes one, or gives one a new token (which also lifts a revocation made here).</summary>
-public sealed record ChangeRater(RaterChange Change, string Name, string? TokenSha256) : IFeedbackMessage;
+internal sealed record ChangeRater(RaterChange Change, string Name, string? TokenSha256) : IFeedbackMessage;
 
-public sealed record RaterChanged(string Name, RaterChange Change) : IFeedbackMessage;
+internal sealed record RaterChanged(string Name, RaterChange Change) : IFeedbackMessage;
 
-public interface IRaterEvent : IFeedbackEvent
+internal interface IRaterEvent : IFeedbackEvent
 {
     string Name { get; }
 }
 
-public sealed record RaterAdded(string Name, string TokenSha256, long AtMs) : IRaterEvent;
+internal sealed record RaterAdded(string Name, string TokenSha256, long AtMs) : IRaterEvent;
 
-public sealed record RaterTokenIssued(string Name, string TokenSha256, long AtMs) : IRaterEvent;
+internal sealed record RaterTokenIssued(string Name, string TokenSha256, long AtMs) : IRaterEvent;
 
-public sealed record RaterRevoked(string Name, long AtMs) : IRaterEvent;
+internal sealed record RaterRevoked(string Name, long AtMs) : IRaterEvent;
 
 /// <summary>What the journal says about a rater (a null token: the configured one).</summary>
-public sealed record RaterState(string Name, string? TokenSha256, bool Revoked, long AddedAtMs, long ChangedAtMs);
+internal sealed record RaterState(string Name, string? TokenSha256, bool Revoked, long AddedAtMs, long ChangedAtMs);
 
 // ---- progress and the admin overview ----------------------------------------------------------------------------
 
 /// <summary>One rater's progress: ratings since <paramref name="SinceMs"/> (the start of their day) and what still waits for them.</summary>
-public sealed record GetRaterProgress(string Rater, long SinceMs) : IFeedbackMessage;
+internal sealed record GetRaterProgress(string Rater, long SinceMs) : IFeedbackMessage;
 
-public sealed record RaterProgress(
+internal sealed record RaterProgress(
     string Rater,
     int Rated,
     int RatedSince,
@@ -90,13 +90,13 @@ public sealed record RaterProgress(
     string? UndoRatingId,
     long? UndoUntilMs) : IFeedbackMessage;
 
-public sealed record GetOverview : IFeedbackMessage
+internal sealed record GetOverview : IFeedbackMessage
 {
     public static readonly GetOverview Instance = new();
 }
 
 /// <summary>The admin view, all of it a fold of the journal (see <see cref="FeedbackOverviewBuilder"/>).</summary>
-public sealed record FeedbackOverview(
+internal sealed record FeedbackOverview(
     long AtMs,
     int Pending,
     int Rated,
@@ -116,7 +116,7 @@ public sealed record FeedbackOverview(
 /// another rater) of answers to the same pair item or score cell, nominal and interval; <paramref name="Shared"/>:
 /// the items this rater answered that someone else answered too.
 /// </summary>
-public sealed record RaterOverview(
+internal sealed record RaterOverview(
     string Name,
     string Source,
     bool Revoked,
@@ -131,12 +131,12 @@ public sealed record RaterOverview(
     double? ScoreAlpha,
     int Shared);
 
-public sealed record HourCount(long HourMs, IReadOnlyDictionary<string, int> PerRater);
+internal sealed record HourCount(long HourMs, IReadOnlyDictionary<string, int> PerRater);
 
 /// <summary>
 /// Cohen's κ of two raters over what both answered: pair items (A, B, tie, both bad as categories) and score cells
 /// (1..7 as categories) separately; null where they share nothing or chance agreement is total.
 /// </summary>
-public sealed record PairAgreement(string A, string B, int SharedItems, double? CompareKappa, double? ScoreKappa);
+internal sealed record PairAgreement(string A, string B, int SharedItems, double? CompareKappa, double? ScoreKappa);
 
-public sealed record FlaggedItem(string ItemId, string Prompt, ResolutionOutcome? Outcome, IReadOnlyList<ItemSetAside> Flags);
+internal sealed record FlaggedItem(string ItemId, string Prompt, ResolutionOutcome? Outcome, IReadOnlyList<ItemSetAside> Flags);

@@ -5,7 +5,7 @@ namespace Rlft.Actors.Feedback;
 /// A configured text becomes a new version when it differs from the text last taken from the config (not from the
 /// current one), so an admin's edit survives restarts until the config itself changes.
 /// </summary>
-public sealed class GuidelineBook
+internal sealed class GuidelineBook
 {
     public const int MaxLength = 65_536;
     readonly Dictionary<string, List<GuidelineSet>> _versions = new(StringComparer.Ordinal);

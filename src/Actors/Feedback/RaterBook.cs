@@ -4,7 +4,7 @@ namespace Rlft.Actors.Feedback;
 /// The raters: those in the config (fixed until a restart) and what the journal says since (raters added through the
 /// admin API, revocations, new tokens). Only tokens' SHA-256 are kept. A rater revoked in the config stays revoked.
 /// </summary>
-public sealed class RaterBook(IReadOnlyList<RaterEntry> configured)
+internal sealed class RaterBook(IReadOnlyList<RaterEntry> configured)
 {
     readonly Dictionary<string, RaterEntry> _config = configured.ToDictionary(r => r.Name, StringComparer.Ordinal);
     readonly Dictionary<string, RaterState> _journal = new(StringComparer.Ordinal);

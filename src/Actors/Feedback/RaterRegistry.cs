@@ -6,7 +6,7 @@ namespace Rlft.Actors.Feedback;
 /// the admin's answer), so a revoked token is refused from the next request on. Lookups are lock-free (one immutable
 /// table swapped whole).
 /// </summary>
-public sealed class RaterRegistry
+internal sealed class RaterRegistry
 {
     public sealed record Rater(string Name, bool Revoked, string Source);
 

@@ -5,7 +5,7 @@ namespace Rlft.Actors.Feedback;
 /// item asks for one) or one of the item's verdicts; a score item a 1..7 score per completion, or per completion
 /// and criterion when it names criteria; a rationale as the item's policy says. Messages name the field.
 /// </summary>
-public static class RatingAnswers
+internal static class RatingAnswers
 {
     public static string? Problem(FeedbackItem item, SubmitRating cmd)
     {

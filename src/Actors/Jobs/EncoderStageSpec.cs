@@ -43,20 +43,20 @@ public sealed record EncoderStageSpec
     public bool WithPrompt { get; init; } = true;
 
     /// <summary>The attention projections of every encoder family: BERT and RoBERTa's query/key/value, DistilBERT's q_lin/k_lin/v_lin.</summary>
-    public static readonly IReadOnlyList<string> DefaultLoraTargets = ["query", "key", "value", "q_lin", "k_lin", "v_lin"];
+    internal static readonly IReadOnlyList<string> DefaultLoraTargets = ["query", "key", "value", "q_lin", "k_lin", "v_lin"];
 
     /// <summary>Where an encoder stage writes its model: <c>RUN/encoders/STAGE-NAME</c>.</summary>
-    public static string OutputDirectory(JobSpec job, StageSpec stage) => System.IO.Path.Combine(job.RunDirectory, "encoders", stage.Name);
+    internal static string OutputDirectory(JobSpec job, StageSpec stage) => System.IO.Path.Combine(job.RunDirectory, "encoders", stage.Name);
 
     /// <summary>The prefix by which a classifier reward source names an encoder stage's model: <c>model = "stage:NAME"</c>.</summary>
-    public const string StagePrefix = "stage:";
+    internal const string StagePrefix = "stage:";
 
     /// <summary>
     /// The encoder stage a <c>stage:NAME</c> model reference names (by its name, or its index), or null when
     /// <paramref name="model"/> is a directory; a reference to no stage, or to a stage that is not an encoder stage,
     /// is a <see cref="ConfigException"/> saying so.
     /// </summary>
-    public static StageSpec? Referenced(JobSpec job, string model)
+    internal static StageSpec? Referenced(JobSpec job, string model)
     {
         if (!model.StartsWith(StagePrefix, StringComparison.Ordinal)) return null;
         string name = model[StagePrefix.Length..];
@@ -69,5 +69,5 @@ public sealed record EncoderStageSpec
     }
 
     /// <summary>The model directory <paramref name="model"/> means: an encoder stage's output for <c>stage:NAME</c>, else itself.</summary>
-    public static string Resolve(JobSpec job, string model) => Referenced(job, model) is { } stage ? OutputDirectory(job, stage) : model;
+    internal static string Resolve(JobSpec job, string model) => Referenced(job, model) is { } stage ? OutputDirectory(job, stage) : model;
 }

@@ -43,7 +43,7 @@ public sealed record FederatedSpec
     public bool SecureAggregation { get; init; }
 
     /// <summary>The server optimizer of <see cref="Algorithm"/> at <see cref="ServerLr"/>.</summary>
-    public IServerOptimizer ServerOptimizer() => Algorithm switch
+    internal IServerOptimizer ServerOptimizer() => Algorithm switch
     {
         FederatedAlgorithm.FedAdam => new ServerAdam(ServerLr),
         FederatedAlgorithm.FedAdagrad => new ServerAdagrad(ServerLr),

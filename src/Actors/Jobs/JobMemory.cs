@@ -20,7 +20,7 @@ public static class JobMemory
     public static MemoryEstimate Estimate(JobSpec job, int? promptTokens = null, int? sequenceTokens = null) =>
         MemoryEstimator.Estimate(Describe(job, promptTokens, sequenceTokens));
 
-    public static MemoryJob Describe(JobSpec job, int? promptTokens = null, int? sequenceTokens = null)
+    internal static MemoryJob Describe(JobSpec job, int? promptTokens = null, int? sequenceTokens = null)
     {
         using var lengths = promptTokens is null || sequenceTokens is null ? new DataLengths(job) : null;
         return Describe(job, promptTokens ?? 64, sequenceTokens ?? 256,
@@ -70,7 +70,7 @@ public static class JobMemory
     };
 
     /// <summary>Whether the job's device is a GPU (auto: when CUDA is available here), without failing where it is not.</summary>
-    public static bool OnCuda(string device) => device.StartsWith("cuda", StringComparison.Ordinal)
+    internal static bool OnCuda(string device) => device.StartsWith("cuda", StringComparison.Ordinal)
         || (device == "auto" && TorchRuntime.ResolveDevice("auto").type == TorchSharp.DeviceType.CUDA);
 
     static ModelConfig ConfigOf(ModelSpec model, string? initDirectory)

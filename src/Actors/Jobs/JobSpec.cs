@@ -207,7 +207,7 @@ public sealed record JobSpec
     internal Rlft.Reward.Sources.RewardFunctionRegistry? RewardFunctions { get; init; }
 
     /// <summary>The template override in force for <paramref name="stage"/> (its own, else the job's), or null for the model's template.</summary>
-    public string? ChatTemplateFor(StageSpec stage) => stage.ChatTemplate ?? ChatTemplate;
+    internal string? ChatTemplateFor(StageSpec stage) => stage.ChatTemplate ?? ChatTemplate;
     /// <summary>True when a stage's reward pipeline asks human raters (<c>source = human</c>).</summary>
     public bool UsesHumanRatings => Stages.Any(s => s.Rewards?.Has("components") == true
         && s.Rewards.GetObjectList("components").Any(c => c.Has("source") && c.GetString("source") == "human"));
@@ -229,14 +229,14 @@ public sealed record JobSpec
     /// adapters attach, the frozen base needs no fp32 master, so it is held in bf16 (half its memory) and the adapters
     /// stay fp32 and train as they are, as PEFT keeps them (<c>autocast_adapter_dtype</c>).
     /// </summary>
-    public bool LoraInBf16(TorchSharp.torch.Device device) =>
+    internal bool LoraInBf16(TorchSharp.torch.Device device) =>
         Lora is not null && !QuantizedBase && MixedPrecisionModel.Wanted(Precision, device);
 
     /// <summary>
     /// The dtype of the policy's frozen copies on <paramref name="device"/> (rollout replicas, references, teachers):
     /// <c>model.frozen-dtype</c>, or bf16 under LoRA with bf16 compute, whose replicas share the learner's bf16 base.
     /// </summary>
-    public TorchSharp.torch.ScalarType PolicyFrozenDtype(TorchSharp.torch.Device device) =>
+    internal TorchSharp.torch.ScalarType PolicyFrozenDtype(TorchSharp.torch.Device device) =>
         LoraInBf16(device) ? TorchSharp.torch.ScalarType.BFloat16 : Model.FrozenDtype;
 
     /// <summary>Reads and validates a job file; <paramref name="overrides"/> are <c>key=value</c> pairs under rlft.job.</summary>

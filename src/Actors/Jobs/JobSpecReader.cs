@@ -416,7 +416,7 @@ internal static class JobSpecReader
         return new DpoOptions
         {
             Beta = p.GetDouble("beta", d.Beta),
-            LossType = p.GetEnum("loss", ["sigmoid", "ipo"], "sigmoid") == "ipo" ? Losses.DpoLossType.Ipo : Losses.DpoLossType.Sigmoid,
+            LossType = p.GetEnum("loss", ["sigmoid", "ipo"], "sigmoid") == "ipo" ? DpoLossType.Ipo : DpoLossType.Sigmoid,
             LabelSmoothing = p.GetDouble("label-smoothing", d.LabelSmoothing),
             PrecomputeReference = p.GetBool("precompute-reference", d.PrecomputeReference),
         };

@@ -64,7 +64,7 @@ public static partial class JobValidator
     /// Stage settings the job reader accepts and checks but the learner does not apply yet: each is refused, so that
     /// no job runs without what it asked for (SFT stages apply them all). Remove an entry when every stage kind applies it.
     /// </summary>
-    public static readonly IReadOnlyList<(string Key, Func<StageSpec, bool> Set)> NotRunYetKeys =
+    internal static readonly IReadOnlyList<(string Key, Func<StageSpec, bool> Set)> NotRunYetKeys =
     [
         ("replay", s => s.Replay > 0),
         ("l2-sp", s => s.L2Sp > 0),

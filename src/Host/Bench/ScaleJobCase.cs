@@ -35,7 +35,7 @@ namespace Rlft.Host.Bench;
 /// targets (the attention projections), <c>eval-prompts = 1</c> and small held-out files (the evaluations before and
 /// after a stage are not what is measured).
 /// </summary>
-public static class ScaleJobCase
+internal static class ScaleJobCase
 {
     public sealed record Settings(string ModelDir, string Kind, bool Lora, bool Checkpointing, int Steps = 3, int Batch = 8, int NewTokens = 32, int LoraRank = 16);
 

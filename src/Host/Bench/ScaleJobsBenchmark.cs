@@ -14,7 +14,7 @@ namespace Rlft.Host.Bench;
 /// A configuration the job reader refuses keeps its line, with the reader's message as <c>error</c>. Then
 /// <c>scale/jobs</c>: the grid's wall time. --large adds Qwen2-1.5B; --quick runs a tiny GPT-2 in this process, one step.
 /// </summary>
-public sealed class ScaleJobsBenchmark : IBenchmark
+internal sealed class ScaleJobsBenchmark : IBenchmark
 {
     public string Name => "scale-jobs";
     /// <summary>9–14 minutes on two cores (516 s idle, 832 s shared with other work), 2.4 GB of checkpoints in $TMPDIR and a 2 GB final checkpoint per Qwen2-0.5B job: only with --only.</summary>

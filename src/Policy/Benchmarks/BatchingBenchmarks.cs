@@ -13,7 +13,7 @@ namespace Rlft.Policy.Benchmarks;
 /// ends; continuous batching keeps 16 slots decoding, so both hold the same KV-cache rows. Both sample every prompt
 /// from its own seeded stream, so their completions must be identical; tokens/s counts generated tokens.
 /// </summary>
-public sealed class BatchingBenchmarks : IBenchmark
+internal sealed class BatchingBenchmarks : IBenchmark
 {
     public string Name => "batching";
     const int Slots = 16, MaxNewTokens = 128, StopTokens = 96;

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Benchmarks;
 /// <see cref="IBenchmark"/>) or a numeric field whose name says it is one (ratio, fraction, speedup, saving,
 /// utilisation, _over_, time_cost), so files written before the headline existed compare too.
 /// </summary>
-public static class BenchComparison
+internal static class BenchComparison
 {
     static readonly string[] RatioWords = ["ratio", "fraction", "speedup", "saving", "utilisation", "_over_", "time_cost"];
 

@@ -7,7 +7,7 @@ namespace Rlft.Policy.Benchmarks;
 /// Settings every benchmark receives: quick mode trims repetitions and sizes for a smoke run; <paramref name="Large"/>
 /// adds the largest shapes where a suite has them (they take the most time and memory).
 /// </summary>
-public sealed record BenchOptions(bool Quick, bool Large = false);
+internal sealed record BenchOptions(bool Quick, bool Large = false);
 
 /// <summary>
 /// A named group of measurements for <c>rlft bench</c>. Each yielded object is one JSON line and carries a
@@ -15,7 +15,7 @@ public sealed record BenchOptions(bool Quick, bool Large = false);
 /// (<see cref="BenchTiming.WithRatio"/>): the figure against a reference measured in the same process, which is what
 /// stays comparable across machines and loads (<c>rlft bench --compare</c>).
 /// </summary>
-public interface IBenchmark
+internal interface IBenchmark
 {
     string Name { get; }
     IEnumerable<JsonObject> Run(BenchOptions options);
@@ -24,7 +24,7 @@ public interface IBenchmark
 }
 
 /// <summary>Small timing helpers shared by benchmarks.</summary>
-public static class BenchTiming
+internal static class BenchTiming
 {
     /// <summary>Best (minimum) wall time in seconds over <paramref name="repeats"/> runs after one warm-up; 0 = one timed run, no warm-up.</summary>
     public static double Best(int repeats, Action action)

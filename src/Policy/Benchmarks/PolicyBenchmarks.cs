@@ -12,7 +12,7 @@ namespace Rlft.Policy.Benchmarks;
 /// one training step, and resident memory over many generation calls. Model: GPT-2 shape, 4 layers × d256,
 /// 8 heads, vocab 4096; batch 16, 64-token prompts, 64 new tokens.
 /// </summary>
-public sealed class PolicyBenchmarks : IBenchmark
+internal sealed class PolicyBenchmarks : IBenchmark
 {
     public string Name => "policy";
     const int Batch = 16, Prompt = 64, NewTokens = 64, TrainLength = 128;

@@ -22,7 +22,7 @@ namespace Rlft.Policy.Benchmarks;
 /// holds (one frozen base, adapters and their optimizer state, activations); the runtime's own copies (a rollout
 /// replica, weight blobs) come on top in <c>rlft run</c>.
 /// </summary>
-public static class QloraPpoCase
+internal static class QloraPpoCase
 {
     public sealed record Settings(string ModelDir, QuantizationOptions Quantization, int Batch, int NewTokens, int Steps, int Rank = 16, int PpoEpochs = 1, bool Checkpointing = false, bool AllProjections = false);
 

@@ -20,7 +20,7 @@ namespace Rlft.Policy.Benchmarks;
 /// the peak is reset through /proc/self/clear_refs before each pass, after the C heap has returned what earlier passes
 /// freed); quick mode shrinks the batches. The figures still move by ~100 MiB between runs.
 /// </summary>
-public sealed class ScaleBenchmarks : IBenchmark
+internal sealed class ScaleBenchmarks : IBenchmark
 {
     public string Name => "scale";
 

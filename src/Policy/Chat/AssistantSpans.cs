@@ -12,7 +12,7 @@ namespace Rlft.Policy.Chat;
 /// <c>&lt;|eot_id|&gt;</c>), not the whitespace the template writes after it, and nothing of other turns. A template
 /// with <c>{% generation %}</c> blocks gives its spans directly.
 /// </summary>
-public static class AssistantSpans
+internal static class AssistantSpans
 {
     /// <summary>
     /// The full text of <paramref name="messages"/> (no generation prompt) and the spans of the assistant messages

@@ -4,7 +4,7 @@ namespace Rlft.Policy.Chat;
 /// The chat templates RLFT ships, for the models it makes itself (<c>rlft init-model --chat-template chatml</c>) and
 /// for jobs that name one instead of a file (<c>chat-template = "builtin:chatml"</c>).
 /// </summary>
-public static class BuiltinChatTemplates
+internal static class BuiltinChatTemplates
 {
     public const string Prefix = "builtin:";
     public static readonly string[] Names = ["chatml"];

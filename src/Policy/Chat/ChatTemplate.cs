@@ -24,7 +24,7 @@ public sealed class ChatTemplate
 {
     static readonly string[] SpecialTokenKeys = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
 
-    public JinjaTemplate Template { get; }
+    internal JinjaTemplate Template { get; }
     /// <summary>Where the template came from, for messages (a file, or a file and key).</summary>
     public string Origin { get; }
     /// <summary>The special-token variables the template sees.</summary>
@@ -62,7 +62,7 @@ public sealed class ChatTemplate
     /// A template from <paramref name="source"/> with the special-token variables of <paramref name="tokenizerConfigJson"/>
     /// (the text of a tokenizer_config.json, or null for none).
     /// </summary>
-    public static ChatTemplate FromTokenizerConfig(string source, string? tokenizerConfigJson, string origin)
+    internal static ChatTemplate FromTokenizerConfig(string source, string? tokenizerConfigJson, string origin)
     {
         JsonObject? config;
         try { config = tokenizerConfigJson is null ? null : JsonNode.Parse(tokenizerConfigJson) as JsonObject; }
@@ -118,7 +118,7 @@ public sealed class ChatTemplate
     /// cls/mask_token that is set (a string, or an AddedToken's content), <c>additional_special_tokens</c> when not
     /// empty, and the names in <c>extra_special_tokens</c>.
     /// </summary>
-    public static IReadOnlyDictionary<string, object?> SpecialTokenVariables(JsonObject? config)
+    internal static IReadOnlyDictionary<string, object?> SpecialTokenVariables(JsonObject? config)
     {
         var vars = new Dictionary<string, object?>();
         if (config is null) return vars;
@@ -146,7 +146,7 @@ public sealed class ChatTemplate
     public string RenderJson(JsonArray messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extra = null) =>
         RenderWithGeneration(messages, addGenerationPrompt, extra).Text;
 
-    public (string Text, IReadOnlyList<(int Start, int End)> Generation) RenderWithGeneration(JsonArray messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extra = null)
+    internal (string Text, IReadOnlyList<(int Start, int End)> Generation) RenderWithGeneration(JsonArray messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extra = null)
     {
         var vars = new Dictionary<string, object?>(SpecialTokens)
         {

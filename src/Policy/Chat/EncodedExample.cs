@@ -7,7 +7,7 @@ namespace Rlft.Policy.Chat;
 /// <param name="Ids">(T) every token, prompt first; no BOS or other post-processor token inside.</param>
 /// <param name="PromptLength">Tokens before the first loss-carrying one (≥ 1, so every loss token has a context).</param>
 /// <param name="LossMask">(T) true on the tokens the loss covers; always false inside the prompt.</param>
-public sealed record EncodedExample(int[] Ids, int PromptLength, bool[] LossMask)
+internal sealed record EncodedExample(int[] Ids, int PromptLength, bool[] LossMask)
 {
     public int[] Prompt => Ids[..PromptLength];
     public int[] Completion => Ids[PromptLength..];
@@ -39,7 +39,7 @@ public sealed record EncodedExample(int[] Ids, int PromptLength, bool[] LossMask
 /// and <see cref="Weight"/> the pair's weight in the batch mean, as the feedback export's <c>label</c> and
 /// <c>weight</c> give them; the DPO and reward-model losses use them.
 /// </summary>
-public sealed record EncodedPair(EncodedExample Chosen, EncodedExample Rejected)
+internal sealed record EncodedPair(EncodedExample Chosen, EncodedExample Rejected)
 {
     public double Target { get; init; } = 1;
     public double Weight { get; init; } = 1;
@@ -49,4 +49,4 @@ public sealed record EncodedPair(EncodedExample Chosen, EncodedExample Rejected)
 }
 
 /// <summary>An example that cannot be encoded as asked (e.g. a template that is not prefix-stable); one line, no stack trace.</summary>
-public sealed class ExampleEncodingException(string message) : Exception(message);
+internal sealed class ExampleEncodingException(string message) : Exception(message);

@@ -6,7 +6,7 @@ using Rlft.Policy.Tokenization;
 namespace Rlft.Policy.Chat;
 
 /// <summary>The tokens a model ends a turn or a sequence with: what generation stops on and what closes an assistant span.</summary>
-public static class EndTokens
+internal static class EndTokens
 {
     const string Probe = "RLFT-probe-7f3a";
 

@@ -18,7 +18,7 @@ namespace Rlft.Policy.Chat;
 /// does; rendered conversations get nothing added, as <c>apply_chat_template(tokenize=True)</c>. EOS is appended
 /// (and learned) only when the text does not already end with an end token.</para>
 /// </remarks>
-public sealed class ExampleEncoder
+internal sealed class ExampleEncoder
 {
     readonly HashSet<int> _endIds;
 

@@ -5,7 +5,7 @@ namespace Rlft.Policy.Chat;
 /// assistant. For a conversation <see cref="Text"/> is what the chat template renders with the generation prompt —
 /// the text the model sees, shown in samples and sent to scorers as the prompt.
 /// </summary>
-public sealed record PromptInput(string Text, string? Answer = null, IReadOnlyList<ChatMessage>? Messages = null)
+internal sealed record PromptInput(string Text, string? Answer = null, IReadOnlyList<ChatMessage>? Messages = null)
 {
     /// <summary>A plain-text prompt.</summary>
     public static PromptInput Plain(string text, string? answer = null) => new(text, answer);

@@ -42,7 +42,7 @@ public static class Checkpoint
     }
 
     /// <summary>Reads every tensor of a checkpoint directory (single file or shards).</summary>
-    public static Dictionary<string, Tensor> ReadTensors(string dir)
+    internal static Dictionary<string, Tensor> ReadTensors(string dir)
     {
         var all = new Dictionary<string, Tensor>();
         foreach (var file in WeightFiles(dir))
@@ -51,7 +51,7 @@ public static class Checkpoint
     }
 
     /// <summary>The checkpoint names a model of this config does not hold as parameters (buffers, tied heads).</summary>
-    public static bool IsIgnorable(string key, ModelConfig config) =>
+    internal static bool IsIgnorable(string key, ModelConfig config) =>
         key.EndsWith(".attn.bias", StringComparison.Ordinal) && config.Family == ModelFamily.Gpt2
         || key.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
         || key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)
@@ -62,7 +62,7 @@ public static class Checkpoint
     /// safetensors headers (or the pickles of pytorch_model.bin) first (every problem reported before any data is read), then each tensor is read, copied
     /// (cast to the parameter's dtype) and released, so the load never holds more than the model and one tensor.
     /// </summary>
-    public static void LoadWeights(CausalLM model, string dir)
+    internal static void LoadWeights(CausalLM model, string dir)
     {
         var expected = model.state_dict().Where(kv => !kv.Key.Contains(".lora_")).ToDictionary(kv => kv.Key, kv => kv.Value);
         var matched = Match(expected.ToDictionary(kv => kv.Key, kv => kv.Value.shape), ReadShapes(dir), dir, key => IsIgnorable(key, model.Config));
@@ -78,14 +78,14 @@ public static class Checkpoint
     /// One weights file's tensors one at a time, in their stored dtype (<see cref="SafetensorsFile.ReadEach"/> or
     /// <see cref="TorchBinFile.ReadEach"/> by the file's kind); <paramref name="wanted"/> skips tensors unread.
     /// </summary>
-    public static IEnumerable<(string Name, Tensor Tensor)> ReadEach(string file, Func<string, bool>? wanted = null) =>
+    internal static IEnumerable<(string Name, Tensor Tensor)> ReadEach(string file, Func<string, bool>? wanted = null) =>
         IsSafetensors(file) ? SafetensorsFile.ReadEach(file, wanted) : TorchBinFile.ReadEach(file, wanted);
 
     /// <summary>
     /// Copies <paramref name="tensors"/> into <paramref name="module"/>'s parameters by name. Adapter tensors
     /// (<c>.lora_</c>) on the module are not expected. Throws listing missing, unexpected and mis-shaped names.
     /// </summary>
-    public static void CopyInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source, Func<string, bool>? ignore = null)
+    internal static void CopyInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source, Func<string, bool>? ignore = null)
     {
         var expected = module.state_dict().Where(kv => !kv.Key.Contains(".lora_")).ToDictionary(kv => kv.Key, kv => kv.Value);
         var matched = Match(expected.ToDictionary(kv => kv.Key, kv => kv.Value.shape), tensors.ToDictionary(kv => kv.Key, kv => kv.Value.shape), source, ignore);
@@ -99,7 +99,7 @@ public static class Checkpoint
     /// throws one message listing every missing, unexpected and mis-shaped tensor. <paramref name="prefixes"/> are the
     /// base-model prefixes a checkpoint may omit (default <c>transformer.</c> and <c>model.</c>; encoders pass theirs).
     /// </summary>
-    public static Dictionary<string, string> Match(IReadOnlyDictionary<string, long[]> expected, IReadOnlyDictionary<string, long[]> found, string source, Func<string, bool>? ignore = null,
+    internal static Dictionary<string, string> Match(IReadOnlyDictionary<string, long[]> expected, IReadOnlyDictionary<string, long[]> found, string source, Func<string, bool>? ignore = null,
         IReadOnlyList<string>? prefixes = null)
     {
         prefixes ??= ["transformer.", "model."];
@@ -128,7 +128,7 @@ public static class Checkpoint
     /// pytorch_model.bin pickles only (single file or shards): no tensor data is loaded. Throws naming the file for a
     /// missing, unreadable or truncated one.
     /// </summary>
-    public static Dictionary<string, long[]> ReadShapes(string dir)
+    internal static Dictionary<string, long[]> ReadShapes(string dir)
     {
         var shapes = new Dictionary<string, long[]>();
         foreach (var file in WeightFiles(dir))
@@ -141,7 +141,7 @@ public static class Checkpoint
     /// The weight files of a checkpoint, in transformers' from_pretrained precedence: model.safetensors, the shards
     /// of model.safetensors.index.json, pytorch_model.bin, the shards of pytorch_model.bin.index.json.
     /// </summary>
-    public static IReadOnlyList<string> WeightFiles(string dir)
+    internal static IReadOnlyList<string> WeightFiles(string dir)
     {
         foreach (var (single, index) in new[] { (WeightsFile, IndexFile), (BinWeightsFile, BinIndexFile) })
         {
@@ -176,7 +176,7 @@ public static class Checkpoint
     /// the largest tensor (the embedding matrix), not the model: writing Qwen2-0.5B's 2 GB peaked at 1.3 GB resident,
     /// of which about 0.2 GB is the runtime. Writes config.json (fp32) and copies tokenizer files.
     /// </summary>
-    public static void SaveInitialized(ModelConfig config, string dir, long seed, string? tokenizerDir = null)
+    internal static void SaveInitialized(ModelConfig config, string dir, long seed, string? tokenizerDir = null)
     {
         Directory.CreateDirectory(dir);
         List<(string Name, long[] Shape)> entries;

@@ -4,7 +4,7 @@ using Rlft.Policy.Tokenization;
 namespace Rlft.Policy.Checkpoints;
 
 /// <summary>Encoder directories (bert, roberta, distilbert), checked as thoroughly as decoders, before any weight loads.</summary>
-public static partial class ModelDirectory
+internal static partial class ModelDirectory
 {
     /// <summary>
     /// The problems of an encoder directory (empty when usable). With <paramref name="exactHead"/> the weights must hold

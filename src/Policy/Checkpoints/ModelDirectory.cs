@@ -9,7 +9,7 @@ namespace Rlft.Policy.Checkpoints;
 /// implies, read from the safetensors headers (or pytorch_model.bin's pickle) without loading any data; the tokenizer loads and its ids fit the
 /// model's vocabulary. Every problem is one line naming the file.
 /// </summary>
-public static partial class ModelDirectory
+internal static partial class ModelDirectory
 {
     /// <summary>The problems found (empty when the directory is usable); <paramref name="config"/> is set when config.json parsed.</summary>
     public static List<string> Check(string dir, out ModelConfig? config, bool needsTokenizer = true)

@@ -13,7 +13,7 @@ namespace Rlft.Policy.Checkpoints;
 /// is rewritten with that block added (the tensor bytes and their offsets are untouched; the header stays padded
 /// to a multiple of 8 bytes as the reference writer does).
 /// </summary>
-public static class SafetensorsFile
+internal static class SafetensorsFile
 {
     public static Dictionary<string, Tensor> Load(string path)
     {

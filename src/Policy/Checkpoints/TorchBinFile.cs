@@ -12,7 +12,7 @@ namespace Rlft.Policy.Checkpoints;
 /// <c>&lt;root&gt;/data/&lt;key&gt;</c> entry per storage. A tensor is a strided view of a storage, so tied weights
 /// (two tensors on one storage) and non-contiguous views come out as torch builds them. The pre-1.6 format is refused.
 /// </summary>
-public static class TorchBinFile
+internal static class TorchBinFile
 {
     /// <summary>One tensor of the file: its dtype and shape, and where its elements lie in which storage.</summary>
     public sealed record TensorInfo(ScalarType DType, long[] Shape, string Storage, long StorageNumel, long Offset, long[] Stride);

@@ -13,7 +13,7 @@ namespace Rlft.Policy.Collectives;
 /// Tensors of different dtypes are reduced in their own dtype, one round pair per dtype in order of first use.
 /// Frames go straight from and into the flattened tensor's memory; a list of one contiguous CPU tensor is reduced in place.
 /// </summary>
-public static class AllReduce
+internal static class AllReduce
 {
     /// <summary>The largest piece reduced in one round pair (frames stay well under 2 GiB).</summary>
     const long SegmentBytes = 1L << 30;

@@ -7,7 +7,7 @@ namespace Rlft.Policy.Collectives;
 /// needs from the wire. Frames from one peer arrive whole and in the order they were sent. Sends and receives to
 /// different peers may run concurrently; callers keep at most one send and one receive in flight per peer.
 /// </summary>
-public interface ICollectiveTransport : IDisposable
+internal interface ICollectiveTransport : IDisposable
 {
     int Rank { get; }
     int Size { get; }
@@ -24,7 +24,7 @@ public interface ICollectiveTransport : IDisposable
 /// A group whose members live in one process (threads): one unbounded channel per ordered pair of members.
 /// <see cref="Create"/> returns every member's end; a frame is copied on send, so senders may reuse their buffers.
 /// </summary>
-public sealed class InProcessTransport : ICollectiveTransport
+internal sealed class InProcessTransport : ICollectiveTransport
 {
     readonly Channel<byte[]>[,] _links;   // [from, to]
 

@@ -9,7 +9,7 @@ namespace Rlft.Policy.Collectives;
 /// learner would make on the whole batch. <see cref="Solo"/> is a group of one: every sum is the identity.
 /// The calls block: a trainer steps on its own thread, and every member makes the same calls in the same order.
 /// </summary>
-public sealed class LearnerGroup
+internal sealed class LearnerGroup
 {
     readonly ICollectiveTransport? _transport;
     long _communicationTicks;

@@ -10,7 +10,7 @@ namespace Rlft.Policy.Collectives;
 /// cluster's Akka connection: tensors never travel through actor messages, so a large gradient cannot block
 /// heartbeats (see PLATFORM.md on Akka frame sizes).
 /// </summary>
-public sealed class TcpTransport : ICollectiveTransport
+internal sealed class TcpTransport : ICollectiveTransport
 {
     const int SocketBuffer = 4 << 20;
     readonly TcpClient?[] _clients;

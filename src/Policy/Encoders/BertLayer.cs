@@ -7,7 +7,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Encoders;
 
 /// <summary>BertSelfAttention: query, key, value projections; bidirectional attention over the real keys.</summary>
-public sealed class BertSelfAttention : nn.Module
+internal sealed class BertSelfAttention : nn.Module
 {
     public Dense query, key, value;   // (H, H) each, with bias
     readonly int heads, headDim;
@@ -26,7 +26,7 @@ public sealed class BertSelfAttention : nn.Module
 }
 
 /// <summary>Scaled dot-product attention of an encoder: every query sees every real key, scores scaled by head_dim^-½.</summary>
-public static class EncoderAttention
+internal static class EncoderAttention
 {
     public static Tensor Attend(Tensor x, Dense q, Dense k, Dense v, Tensor keyMask, int heads, int headDim)
     {
@@ -47,7 +47,7 @@ public static class EncoderAttention
 }
 
 /// <summary>BertSelfOutput: dense, then LayerNorm over the residual sum.</summary>
-public sealed class BertSelfOutput : nn.Module
+internal sealed class BertSelfOutput : nn.Module
 {
     public Dense dense;        // (H, H)
     public LayerNorm LayerNorm;
@@ -63,7 +63,7 @@ public sealed class BertSelfOutput : nn.Module
 }
 
 /// <summary>BertAttention: self (the heads) and output (projection + post-LayerNorm).</summary>
-public sealed class BertAttention : nn.Module
+internal sealed class BertAttention : nn.Module
 {
     public BertSelfAttention @self;
     public BertSelfOutput output;
@@ -83,7 +83,7 @@ public sealed class BertAttention : nn.Module
 }
 
 /// <summary>BertIntermediate: dense up to intermediate_size and the activation.</summary>
-public sealed class BertIntermediate : nn.Module
+internal sealed class BertIntermediate : nn.Module
 {
     public Dense dense;        // (I, H)
     readonly EncoderActivation act;
@@ -99,7 +99,7 @@ public sealed class BertIntermediate : nn.Module
 }
 
 /// <summary>BertOutput: dense back to hidden_size, then LayerNorm over the residual sum.</summary>
-public sealed class BertOutput : nn.Module
+internal sealed class BertOutput : nn.Module
 {
     public Dense dense;        // (H, I)
     public LayerNorm LayerNorm;
@@ -115,7 +115,7 @@ public sealed class BertOutput : nn.Module
 }
 
 /// <summary>BertLayer (post-LayerNorm): x → LN(x + attn(x)) → LN(· + ffn(·)).</summary>
-public sealed class BertLayer : nn.Module
+internal sealed class BertLayer : nn.Module
 {
     public BertAttention attention;
     public BertIntermediate intermediate;

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Encoders;
 
 /// <summary>The body of an encoder: token ids → hidden states at every position; BERT's also pools [CLS].</summary>
-public abstract class EncoderBody : nn.Module
+internal abstract class EncoderBody : nn.Module
 {
     protected EncoderBody(string name) : base(name) { }
 
@@ -17,7 +17,7 @@ public abstract class EncoderBody : nn.Module
 }
 
 /// <summary>BertEncoder: the stack of layers (keys <c>encoder.layer.N.…</c>).</summary>
-public sealed class BertEncoder : nn.Module
+internal sealed class BertEncoder : nn.Module
 {
     public ModuleList<BertLayer> layer;
 
@@ -29,7 +29,7 @@ public sealed class BertEncoder : nn.Module
 }
 
 /// <summary>BertPooler: tanh(dense(hidden at the first token)).</summary>
-public sealed class BertPooler : nn.Module
+internal sealed class BertPooler : nn.Module
 {
     public Dense dense;   // (H, H)
 
@@ -47,7 +47,7 @@ public sealed class BertPooler : nn.Module
 /// BertModel / RobertaModel (the same modules; RoBERTa differs in its positions and special tokens): embeddings,
 /// encoder, and the pooler where the head reads it (BERT's sequence classifier).
 /// </summary>
-public sealed class BertModel : EncoderBody
+internal sealed class BertModel : EncoderBody
 {
     public EncoderEmbeddings embeddings;
     public BertEncoder encoder;

@@ -6,17 +6,17 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Encoders;
 
 /// <summary>What one classifier update did: the loss and the optimiser's report.</summary>
-public sealed record ClassifierStep(double Loss, StepReport Optimizer);
+internal sealed record ClassifierStep(double Loss, StepReport Optimizer);
 
 /// <summary>Held-out metrics: accuracy (exact label set for multi-label), macro F1 over labels, MSE for regression.</summary>
-public sealed record ClassifierMetrics(double Accuracy, double F1, double Mse, int Count);
+internal sealed record ClassifierMetrics(double Accuracy, double F1, double Mse, int Count);
 
 /// <summary>
 /// Fine-tunes a sequence-classification encoder on labelled texts with the loss transformers picks from
 /// <c>problem_type</c> (BertForSequenceClassification.forward): regression → MSE on the single logit; single-label →
 /// cross-entropy over the labels; multi-label → binary cross-entropy with logits, one target per label.
 /// </summary>
-public sealed class ClassifierTrainer : IDisposable
+internal sealed class ClassifierTrainer : IDisposable
 {
     readonly EncoderTextModel _model;
     readonly TrainingOptimizer _optimizer;

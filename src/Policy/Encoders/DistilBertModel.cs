@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Encoders;
 
 /// <summary>DistilBERT's MultiHeadSelfAttention: q_lin, k_lin, v_lin, out_lin.</summary>
-public sealed class DistilBertAttention : nn.Module
+internal sealed class DistilBertAttention : nn.Module
 {
     public Dense q_lin, k_lin, v_lin, out_lin;   // (H, H) each, with bias
     readonly int heads, headDim;
@@ -30,7 +30,7 @@ public sealed class DistilBertAttention : nn.Module
 }
 
 /// <summary>DistilBERT's FFN: lin1, activation, lin2.</summary>
-public sealed class DistilBertFfn : nn.Module
+internal sealed class DistilBertFfn : nn.Module
 {
     public Dense lin1;   // (I, H)
     public Dense lin2;   // (H, I)
@@ -48,7 +48,7 @@ public sealed class DistilBertFfn : nn.Module
 }
 
 /// <summary>DistilBERT's TransformerBlock (post-LayerNorm, ε 1e-12): LN(x + attn(x)), then LN(· + ffn(·)).</summary>
-public sealed class DistilBertBlock : nn.Module
+internal sealed class DistilBertBlock : nn.Module
 {
     public DistilBertAttention attention;
     public LayerNorm sa_layer_norm;
@@ -73,7 +73,7 @@ public sealed class DistilBertBlock : nn.Module
 }
 
 /// <summary>DistilBERT's Transformer: the stack (keys <c>transformer.layer.N.…</c>).</summary>
-public sealed class DistilBertTransformer : nn.Module
+internal sealed class DistilBertTransformer : nn.Module
 {
     public ModuleList<DistilBertBlock> layer;
 
@@ -85,7 +85,7 @@ public sealed class DistilBertTransformer : nn.Module
 }
 
 /// <summary>DistilBertModel: embeddings (no token types) and the transformer; no pooler.</summary>
-public sealed class DistilBertModel : EncoderBody
+internal sealed class DistilBertModel : EncoderBody
 {
     public EncoderEmbeddings embeddings;
     public DistilBertTransformer transformer;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Encoders;
 
 /// <summary>Encoder inputs right-padded into tensors: ids, attention mask (1 = real) and token types, each (B, T).</summary>
-public sealed class EncoderBatch : IDisposable
+internal sealed class EncoderBatch : IDisposable
 {
     public Tensor InputIds { get; }
     public Tensor AttentionMask { get; }

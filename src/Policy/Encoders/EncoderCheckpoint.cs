@@ -12,7 +12,7 @@ namespace Rlft.Policy.Encoders;
 /// the position/token-type id buffers older checkpoints carry, and a pooler the head does not read, are ignored as
 /// transformers ignores them. Anything else missing, unexpected or mis-shaped is refused, every such name listed.
 /// </summary>
-public static class EncoderCheckpoint
+internal static class EncoderCheckpoint
 {
     /// <summary>Pre-training and other heads a fine-tuning start may carry and transformers drops (MLM, NSP, another task's head).</summary>
     static readonly string[] ForeignHeads = ["cls.", "lm_head.", "vocab_transform.", "vocab_layer_norm.", "vocab_projector.", "classifier.", "pre_classifier.", "qa_outputs."];

@@ -5,7 +5,7 @@ using Rlft.Policy.Models;
 namespace Rlft.Policy.Encoders;
 
 /// <summary>What an encoder checkpoint's head does (its <c>architectures</c> entry).</summary>
-public enum EncoderTask
+internal enum EncoderTask
 {
     /// <summary>The body alone (BertModel, *ForMaskedLM, *ForPreTraining): a starting point for a task head.</summary>
     Base,
@@ -18,7 +18,7 @@ public enum EncoderTask
 }
 
 /// <summary>The feed-forward activation (<c>hidden_act</c>, DistilBERT's <c>activation</c>): gelu is the exact (erf) GELU.</summary>
-public enum EncoderActivation { Gelu, GeluTanh, Relu }
+internal enum EncoderActivation { Gelu, GeluTanh, Relu }
 
 /// <summary>transformers' <c>problem_type</c>: which loss a sequence classifier trains with.</summary>
 public enum ProblemType { SingleLabel, MultiLabel, Regression }
@@ -29,7 +29,7 @@ public enum ProblemType { SingleLabel, MultiLabel, Regression }
 /// <c>problem_type</c>. Options that change the mathematics and are not implemented are refused with the field's
 /// name. Defaults are those of transformers' BertConfig, RobertaConfig and DistilBertConfig.
 /// </summary>
-public sealed class EncoderConfig
+internal sealed class EncoderConfig
 {
     public static readonly string[] SupportedTypes = ["bert", "roberta", "distilbert"];
 

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Encoders;
 /// that are not padding (transformers' create_position_ids_from_input_ids: padding_idx + cumsum(ids ≠ pad) on real
 /// tokens, padding_idx on pad tokens). DistilBERT has no token-type table.
 /// </summary>
-public sealed class EncoderEmbeddings : nn.Module
+internal sealed class EncoderEmbeddings : nn.Module
 {
     public Embedding word_embeddings;          // (V, H)
     public Embedding position_embeddings;      // (P, H)

@@ -9,13 +9,13 @@ namespace Rlft.Policy.Encoders;
 /// answering (B, T, 2) with start logits in [..., 0] and end logits in [..., 1]; token classification (B, T, L);
 /// a base model has none (B, 0). <see cref="HiddenStates"/> is the last layer (B, T, H).
 /// </summary>
-public sealed record EncoderOutput(Tensor Logits, Tensor HiddenStates) : IDisposable
+internal sealed record EncoderOutput(Tensor Logits, Tensor HiddenStates) : IDisposable
 {
     public void Dispose() { Logits.Dispose(); HiddenStates.Dispose(); }
 }
 
 /// <summary>RoBERTa's sequence-classification head: dense → tanh → out_proj on the first token (&lt;s&gt;).</summary>
-public sealed class RobertaClassificationHead : nn.Module
+internal sealed class RobertaClassificationHead : nn.Module
 {
     public Dense dense;      // (H, H)
     public Dense out_proj;   // (L, H)
@@ -39,7 +39,7 @@ public sealed class RobertaClassificationHead : nn.Module
 /// <c>qa_outputs</c> (H → 2) at every token; token classification: <c>classifier</c> at every token.
 /// Dropout is not applied (as in RLFT's decoders): training and evaluation compute the same function.
 /// </summary>
-public sealed class EncoderModel : nn.Module
+internal sealed class EncoderModel : nn.Module
 {
     public EncoderConfig Config { get; }
     public EncoderBody Body { get; }

@@ -9,7 +9,7 @@ namespace Rlft.Policy.Encoders;
 /// (roberta) tokenizer trained on a corpus, a config of a known size and a task head. <c>tiny</c>: 2 layers × d64,
 /// 128 positions; <c>small</c>: 4 layers × d256, 512 positions.
 /// </summary>
-public static class EncoderPresets
+internal static class EncoderPresets
 {
     public static readonly string[] Architectures = ["bert", "roberta", "distilbert"];
     /// <summary>Encoder sizes (the causal LMs' presets may name more, published shapes among them).</summary>

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Encoders;
 /// the prompt as the text and the completion as text_pair (<paramref name="withPrompt"/>), or the completion alone;
 /// the classifier reward source must read it the same way (its <c>text</c> key).
 /// </summary>
-public sealed class EncoderRewardTrainer(EncoderTextModel model, RewardModelOptions options, OptimizerOptions optimizer, bool withPrompt) : IDisposable
+internal sealed class EncoderRewardTrainer(EncoderTextModel model, RewardModelOptions options, OptimizerOptions optimizer, bool withPrompt) : IDisposable
 {
     readonly RewardModelOptions _options = options.Validate();
     public TrainingOptimizer Optimizer { get; } = new(Checked(model).Model.parameters(), optimizer);

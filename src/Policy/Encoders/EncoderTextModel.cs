@@ -22,7 +22,7 @@ public sealed record QaOptions
 /// truncation=True))</c> computes them; question answering over windows. Inputs longer than
 /// <see cref="MaxLength"/> are truncated (longest_first).
 /// </summary>
-public sealed class EncoderTextModel : IDisposable
+internal sealed class EncoderTextModel : IDisposable
 {
     public EncoderModel Model { get; }
     public EncoderTokenizer Tokenizer { get; }

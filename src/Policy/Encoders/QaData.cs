@@ -4,7 +4,7 @@ namespace Rlft.Policy.Encoders;
 /// One extractive question-answering example in SQuAD's form: the gold answers as texts with their character
 /// offsets into <see cref="Context"/> (the first is what training labels).
 /// </summary>
-public sealed record QaExample(string Question, string Context, IReadOnlyList<string> Answers, IReadOnlyList<int> AnswerStarts);
+internal sealed record QaExample(string Question, string Context, IReadOnlyList<string> Answers, IReadOnlyList<int> AnswerStarts);
 
 /// <summary>
 /// The built-in question-answering data: short contexts of facts about people (where they live, what they work as,
@@ -13,7 +13,7 @@ public sealed record QaExample(string Question, string Context, IReadOnlyList<st
 /// about one person). Deterministic from a seed; a held-out set uses another seed. Contexts run to about 60 tokens, so with
 /// a short window a context spans several windows.
 /// </summary>
-public static class QaData
+internal static class QaData
 {
     static readonly string[] Names = ["Anna", "Bob", "Carl", "Dora", "Eve", "Finn", "Gina", "Hugo", "Ida", "Jack", "Kim", "Leo"];
 

@@ -5,10 +5,10 @@ namespace Rlft.Policy.Encoders;
 /// <summary>One window of a question and a slice of its context, as the model sees it.</summary>
 /// <param name="Input">Ids and token types: the question, then (as text_pair) the context slice.</param>
 /// <param name="Spans">Per token, its character span in the context; null for question and special tokens.</param>
-public sealed record QaWindow(EncoderInput Input, (int Start, int End)?[] Spans);
+internal sealed record QaWindow(EncoderInput Input, (int Start, int End)?[] Spans);
 
 /// <summary>A decoded answer: characters [Start, End) of the context, its tokens, and p(start)·p(end) within its window.</summary>
-public sealed record QaAnswer(string Text, int Start, int End, double Score, int StartToken, int EndToken);
+internal sealed record QaAnswer(string Text, int Start, int End, double Score, int StartToken, int EndToken);
 
 /// <summary>
 /// Extractive question answering around a model: long contexts split into overlapping windows
@@ -16,7 +16,7 @@ public sealed record QaAnswer(string Text, int Start, int End, double Score, int
 /// tokens for training (the [CLS] position, 0, when the window does not hold the whole answer), and the best span
 /// decoded back to characters: start ≤ end, at most <c>maxAnswerLength</c> tokens, both inside the context.
 /// </summary>
-public static class QaSpans
+internal static class QaSpans
 {
     /// <summary>
     /// The windows of one example. The question is cut to <paramref name="maxQueryLength"/> tokens; each window holds as

@@ -7,10 +7,10 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Encoders;
 
 /// <summary>One training window: the model's input and the answer's first and last token in it ((0, 0): not in this window).</summary>
-public sealed record QaFeature(EncoderInput Input, int Start, int End);
+internal sealed record QaFeature(EncoderInput Input, int Start, int End);
 
 /// <summary>Held-out question answering: SQuAD's exact match and token F1, averaged over examples.</summary>
-public sealed record QaMetrics(double ExactMatch, double F1, int Count);
+internal sealed record QaMetrics(double ExactMatch, double F1, int Count);
 
 /// <summary>
 /// Fine-tunes an extractive question-answering encoder as transformers' run_qa does: every example is split into
@@ -18,7 +18,7 @@ public sealed record QaMetrics(double ExactMatch, double F1, int Count);
 /// does not hold the whole answer, and the loss is the mean of the start and end cross-entropies
 /// (BertForQuestionAnswering.forward: (CE(start) + CE(end)) / 2 over the window's positions).
 /// </summary>
-public sealed class QaTrainer : IDisposable
+internal sealed class QaTrainer : IDisposable
 {
     readonly EncoderTextModel _model;
     readonly QaOptions _options;

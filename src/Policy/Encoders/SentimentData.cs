@@ -1,14 +1,14 @@
 namespace Rlft.Policy.Encoders;
 
 /// <summary>One labelled classification example: a text, an optional second text, and the label's name.</summary>
-public sealed record LabelledText(string Text, string? Pair, string Label);
+internal sealed record LabelledText(string Text, string? Pair, string Label);
 
 /// <summary>
 /// The built-in sentiment data: short reviews of the built-in review task's items whose adjectives are all positive or
 /// all negative, some of them negated ("was not great" is NEGATIVE), deterministic from a seed; held-out sets use
 /// another seed. Tiny encoders learn it in seconds, so presets and tests run without downloads.
 /// </summary>
-public static class SentimentData
+internal static class SentimentData
 {
     public static readonly string[] Labels = ["NEGATIVE", "POSITIVE"];
     static readonly string[] Items = ["movie", "book", "song", "game", "meal", "show", "album", "hotel", "park", "class", "trip", "film"];

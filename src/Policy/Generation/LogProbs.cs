@@ -11,7 +11,7 @@ namespace Rlft.Policy.Generation;
 /// exist at once, and with left padding only the C positions that predict completions of length ≤ C reach it.
 /// Everything is differentiable; call under no_grad for inference.
 /// </summary>
-public static class LogProbs
+internal static class LogProbs
 {
     /// <summary>log softmax(logits)[target]: logits (..., V), targets (...) int64 → (...) float32.</summary>
     /// <remarks>Naive equivalent: <c>logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)</c>.</remarks>
@@ -87,7 +87,7 @@ public static class LogProbs
 /// <param name="HiddenStates">(B, T, H) final hidden states of the whole sequence.</param>
 /// <param name="InputIds">(B, T) left-padded prompt+completion ids.</param>
 /// <param name="AttentionMask">(B, T) 1 = real token.</param>
-public sealed record CompletionLogProbs(Tensor LogProbs, Tensor Mask, Tensor HiddenStates, Tensor InputIds, Tensor AttentionMask) : IDisposable
+internal sealed record CompletionLogProbs(Tensor LogProbs, Tensor Mask, Tensor HiddenStates, Tensor InputIds, Tensor AttentionMask) : IDisposable
 {
     /// <summary>(B, C) entropy of the policy at each completion position, 0 where Mask is 0; only when asked for.</summary>
     public Tensor? Entropy { get; init; }

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Generation;
 
 /// <summary>Chooses the next token from last-position logits (B, V).</summary>
-public static class Sampler
+internal static class Sampler
 {
     /// <summary>
     /// Returns token (B,) int64, model log-prob (B,), sampled-distribution log-prob (B,). <paramref name="uniforms"/>

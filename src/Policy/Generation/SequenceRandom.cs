@@ -6,7 +6,7 @@ namespace Rlft.Policy.Generation;
 /// other prompts share its batch, on the order they finish, or on the batching strategy (static or continuous), and
 /// it is the same on every device (the uniforms are drawn on the host).
 /// </summary>
-public sealed class SequenceRandom
+internal sealed class SequenceRandom
 {
     ulong state;
 

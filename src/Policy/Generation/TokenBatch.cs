@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Generation;
 
 /// <summary>A left-padded batch: ids (B, T) int64 and attention mask (B, T) int64, 1 = real token.</summary>
-public sealed record TokenBatch(Tensor InputIds, Tensor AttentionMask) : IDisposable
+internal sealed record TokenBatch(Tensor InputIds, Tensor AttentionMask) : IDisposable
 {
     public long Batch => InputIds.shape[0];
     public long Length => InputIds.shape[1];

@@ -9,7 +9,7 @@ namespace Rlft.Policy.Heads;
 /// A scalar per sequence read at its last real token (transformers' *ForSequenceClassification with one label:
 /// key <c>score.weight</c>, no bias). Works for left or right padding.
 /// </summary>
-public sealed class RewardHead : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class RewardHead : nn.Module<Tensor, Tensor, Tensor>
 {
     public Linear score;   // (1, H)
 

@@ -9,7 +9,7 @@ namespace Rlft.Policy.Heads;
 /// A scalar per token from the policy's hidden states (PPO's critic). Key names follow TRL's
 /// AutoModelForCausalLMWithValueHead (<c>v_head.summary.weight</c> in its files; here saved without the prefix).
 /// </summary>
-public sealed class ValueHead : nn.Module<Tensor, Tensor>
+internal sealed class ValueHead : nn.Module<Tensor, Tensor>
 {
     public Linear summary;   // (1, H)
 

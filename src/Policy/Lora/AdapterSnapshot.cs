@@ -10,7 +10,7 @@ namespace Rlft.Policy.Lora;
 /// trained tensors (autograd keeps its saved copies valid). When every B was still zero the snapshot is the base
 /// itself and <see cref="Active"/> just switches the adapters off. Files: PEFT's layout, as the live adapters.
 /// </summary>
-public sealed class AdapterSnapshot : IDisposable
+internal sealed class AdapterSnapshot : IDisposable
 {
     readonly LoraAdapters _adapters;
     readonly Dictionary<string, Tensor> _tensors;

@@ -16,7 +16,7 @@ namespace Rlft.Policy.Lora;
 /// Files use PEFT's layout: adapter_config.json and adapter_model.safetensors with keys
 /// <c>base_model.model.{module}.lora_A.weight</c>.
 /// </summary>
-public sealed class LoraAdapters
+internal sealed class LoraAdapters
 {
     public const string ConfigFile = "adapter_config.json";
     public const string WeightsFile = "adapter_model.safetensors";

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Memory;
 /// 24/80 GiB. On a GPU the job runs with bf16 compute (precision = auto: mixed precision, or a bf16 base under LoRA), and only
 /// what is not host-only counts.
 /// </summary>
-public static class FitTable
+internal static class FitTable
 {
     public static readonly string[] Presets = ["gpt2-124m", "qwen2-0.5b", "llama3-1b", "qwen2-1.5b"];
 

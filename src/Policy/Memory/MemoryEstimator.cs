@@ -23,7 +23,7 @@ namespace Rlft.Policy.Memory;
 /// </list>
 /// Stages run one after another, so the total is the largest stage's; the items of that stage are reported.
 /// </summary>
-public static class MemoryEstimator
+internal static class MemoryEstimator
 {
     /// <summary>Resident memory of an <c>rlft run</c> process before it holds any model (measured: a one-step PPO job on the tiny preset peaks at 297 MiB).</summary>
     public const long RuntimeBytes = 300L << 20;
@@ -175,7 +175,7 @@ public static class MemoryEstimator
 }
 
 /// <summary>What the estimate needs of a model's shape: counts from the model built on the meta device.</summary>
-public sealed record ModelShape(long Parameters, long LoraParameters, long BaseBytes, int Layers, int Hidden, int Intermediate, int KvWidth, int Vocab, bool GatedMlp)
+internal sealed record ModelShape(long Parameters, long LoraParameters, long BaseBytes, int Layers, int Hidden, int Intermediate, int KvWidth, int Vocab, bool GatedMlp)
 {
     /// <summary>Parameter counts of <paramref name="config"/> (tied weights once), its LoRA adapters and its base's bytes.</summary>
     public static ModelShape Of(ModelConfig config, Lora.LoraConfig? lora, QuantizationOptions quantization)

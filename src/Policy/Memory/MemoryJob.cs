@@ -6,13 +6,13 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Memory;
 
 /// <summary>What a stage trains, as far as memory is concerned.</summary>
-public enum MemoryStageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo }
+internal enum MemoryStageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo }
 
 /// <summary>
 /// One stage of a job as the estimate sees it: how many sequences of how many tokens one training step holds
 /// activations for, and which extra models it keeps.
 /// </summary>
-public sealed record MemoryStage
+internal sealed record MemoryStage
 {
     public required string Name { get; init; }
     public required MemoryStageKind Kind { get; init; }
@@ -45,7 +45,7 @@ public sealed record MemoryStage
 /// A job as the memory estimate sees it: the model's shape (its config.json only, never its weights) and the
 /// settings that decide how many copies of it exist, in which dtype, and how large a step's activations are.
 /// </summary>
-public sealed record MemoryJob
+internal sealed record MemoryJob
 {
     public required ModelConfig Model { get; init; }
     public required IReadOnlyList<MemoryStage> Stages { get; init; }

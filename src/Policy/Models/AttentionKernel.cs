@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Models;
 
 /// <summary>Attention over projected heads, shared by the decoder families: grouped KV heads, mask, scale, soft-cap.</summary>
-public static class AttentionKernel
+internal static class AttentionKernel
 {
     /// <summary>
     /// softmax(scale · q kᵀ [soft-capped] + mask) v. q: (B, nh, T, D); k, v: (B, kv, S, D) with kv dividing nh

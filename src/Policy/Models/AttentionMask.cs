@@ -5,7 +5,7 @@ namespace Rlft.Policy.Models;
 /// <summary>How the T new queries may attend to the S keys (history plus themselves).</summary>
 /// <param name="Mask">(B, 1, T, S) bool, true = may attend; null when <see cref="Causal"/> alone suffices.</param>
 /// <param name="Causal">Let SDPA apply the plain causal mask itself (no padding, no history).</param>
-public readonly record struct AttentionMask(Tensor? Mask, bool Causal)
+internal readonly record struct AttentionMask(Tensor? Mask, bool Causal)
 {
     /// <summary>
     /// Builds the mask for T new tokens after <paramref name="history"/> filled slots. Key j is visible to query i

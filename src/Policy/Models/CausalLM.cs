@@ -10,7 +10,7 @@ namespace Rlft.Policy.Models;
 /// </summary>
 /// <param name="Logits">(B, T', V) float32, T' = T or logitsToKeep; empty (B, 0, V) when logits were skipped.</param>
 /// <param name="HiddenStates">(B, T, H).</param>
-public sealed record CausalLMOutput(Tensor Logits, Tensor HiddenStates) : IDisposable
+internal sealed record CausalLMOutput(Tensor Logits, Tensor HiddenStates) : IDisposable
 {
     public void Dispose() { Logits.Dispose(); HiddenStates.Dispose(); }
 }
@@ -19,7 +19,7 @@ public sealed record CausalLMOutput(Tensor Logits, Tensor HiddenStates) : IDispo
 /// Per-forward state every layer reads: the attention mask, the cache, rotary cos/sin. Models that mix sliding and
 /// full layers (Gemma) also pass the sliding layers' mask and, where their RoPE base differs, their cos/sin.
 /// </summary>
-public sealed record LayerContext(AttentionMask Mask, KvCache? Cache, Tensor? Cos, Tensor? Sin)
+internal sealed record LayerContext(AttentionMask Mask, KvCache? Cache, Tensor? Cos, Tensor? Sin)
 {
     public AttentionMask? SlidingMask { get; init; }
     public Tensor? LocalCos { get; init; }
@@ -35,7 +35,7 @@ public abstract class CausalLM : nn.Module
 {
     public ModelConfig Config { get; }
 
-    protected CausalLM(string name, ModelConfig config) : base(name) => Config = config;
+    private protected CausalLM(string name, ModelConfig config) : base(name) => Config = config;
 
     /// <summary>
     /// Recompute each transformer block's activations in the backward pass instead of keeping them from the forward
@@ -50,7 +50,7 @@ public abstract class CausalLM : nn.Module
     /// <paramref name="logitsToKeep"/> > 0 computes logits only for the last that many positions (decoding needs
     /// 1; completion log-probs need the completion's length + 1); negative skips the LM head entirely.
     /// </summary>
-    public CausalLMOutput Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, int logitsToKeep = 0)
+    internal CausalLMOutput Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, int logitsToKeep = 0)
     {
         using var scope = NewDisposeScope();
         long b = inputIds.shape[0], t = inputIds.shape[1];
@@ -102,7 +102,7 @@ public abstract class CausalLM : nn.Module
     /// advance independently, so a finished row can take a new prompt while the others decode; a row sees only its
     /// own columns (and, on sliding layers, the last window of them). Returns the new tokens' logits (B, V).
     /// </summary>
-    public Tensor DecodeSlots(Tensor tokens, KvCache cache, long[] columns)
+    internal Tensor DecodeSlots(Tensor tokens, KvCache cache, long[] columns)
     {
         if (tokens.shape[0] != columns.Length || tokens.shape[1] != 1) throw new ArgumentException($"tokens {string.Join('x', tokens.shape)} for {columns.Length} rows: one token per row");
         using var scope = NewDisposeScope();
@@ -132,32 +132,32 @@ public abstract class CausalLM : nn.Module
     /// <paramref name="slidingMask"/> is set only when the config slides some layers and not others; with
     /// <paramref name="checkpoint"/> the blocks run under <see cref="DecoderStack"/>'s gradient checkpointing.
     /// </summary>
-    protected abstract Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint);
+    private protected abstract Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint);
 
     /// <summary>hidden (B, T, H) → logits (B, T, V).</summary>
-    protected abstract Tensor LmHead(Tensor hidden);
+    private protected abstract Tensor LmHead(Tensor hidden);
 
     /// <summary>
     /// The LM head alone: final-norm hidden states (..., H) → logits (..., V) in the model's dtype (Gemma 2's soft-cap
     /// included). <see cref="ChunkedLmHead"/> applies it a chunk of positions at a time.
     /// </summary>
-    public Tensor LmHeadLogits(Tensor hidden) => LmHead(hidden);
+    internal Tensor LmHeadLogits(Tensor hidden) => LmHead(hidden);
 
     /// <summary>The parameters the LM head reads: the token embedding matrix when tied, else lm_head's (adapters included).</summary>
-    public abstract IEnumerable<Parameter> LmHeadParameters();
+    internal abstract IEnumerable<Parameter> LmHeadParameters();
 
     /// <summary>The token embedding matrix (V, H), shared with the LM head when tied.</summary>
-    public abstract Tensor WordEmbeddings { get; }
+    internal abstract Tensor WordEmbeddings { get; }
 
     /// <summary>A cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> tokens, on this model's device.</summary>
-    public KvCache CreateCache(int batch, int capacity)
+    internal KvCache CreateCache(int batch, int capacity)
     {
         var p = WordEmbeddings;
         return new KvCache(Config.NumLayers, batch, Config.NumKeyValueHeads, capacity, Config.HeadDim, p.device, p.dtype);
     }
 
     /// <summary>Every projection that can carry a LoRA adapter, by its state-dict name (e.g. model.layers.0.self_attn.q_proj).</summary>
-    public IEnumerable<(string Name, Dense Layer)> DenseLayers() =>
+    internal IEnumerable<(string Name, Dense Layer)> DenseLayers() =>
         named_modules().Where(m => m.module is Dense).Select(m => (m.name, (Dense)m.module));
 
     /// <summary>Parameter count (tied weights once).</summary>
@@ -171,7 +171,7 @@ public abstract class CausalLM : nn.Module
     }
 
     /// <summary>HF-style initialisation: normal(0, 0.02) weights, zero biases, unit norms (zero for Gemma's (1 + w) norms); seeded.</summary>
-    public void InitWeights(long seed, double std = 0.02)
+    internal void InitWeights(long seed, double std = 0.02)
     {
         using var _ = no_grad();
         var gen = new Generator((ulong)seed, WordEmbeddings.device);
@@ -184,7 +184,7 @@ public abstract class CausalLM : nn.Module
     /// normal(0, std) matrices drawing from <paramref name="gen"/>. Applied in <c>named_parameters()</c> order with one
     /// generator, it reproduces <see cref="InitWeights"/> tensor by tensor (what a streamed checkpoint writer needs).
     /// </summary>
-    public static void Initialize(ModelConfig config, string name, Tensor p, Generator gen, double std = 0.02)
+    internal static void Initialize(ModelConfig config, string name, Tensor p, Generator gen, double std = 0.02)
     {
         using var _ = no_grad();
         if (name.EndsWith("bias")) p.zero_();

@@ -16,7 +16,7 @@ namespace Rlft.Policy.Models;
 /// the whole batch's. Cost: the head's matmul runs once more in the backward pass. Logits of bf16/fp16 models are
 /// cast to fp32 per chunk (a float64 model stays float64).
 /// </remarks>
-public static class ChunkedLmHead
+internal static class ChunkedLmHead
 {
     /// <summary>
     /// Default budget of fp32 logits per chunk: 64 MiB, i.e. 110 positions at Qwen2's 151,936-token vocabulary. Each

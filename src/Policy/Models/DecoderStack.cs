@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Models;
 
 /// <summary>A transformer block: hidden states (B, T, H) → (B, T, H), given the per-forward context.</summary>
-public interface IDecoderBlock
+internal interface IDecoderBlock
 {
     Tensor Forward(Tensor x, LayerContext ctx);
 }
@@ -14,7 +14,7 @@ public interface IDecoderBlock
 /// <c>gradient_checkpointing_enable()</c>): each block keeps only its input for the backward pass and recomputes its
 /// activations there (<see cref="Recompute"/>), trading one more forward of every block for its activation memory.
 /// </summary>
-public static class DecoderStack
+internal static class DecoderStack
 {
     public static Tensor Run<TBlock>(IEnumerable<TBlock> blocks, Tensor x, LayerContext ctx, bool checkpoint) where TBlock : nn.Module, IDecoderBlock
     {

@@ -13,7 +13,7 @@ namespace Rlft.Policy.Models;
 /// A frozen base can be stored quantized (<see cref="Quantize"/>, QLoRA): the fp32 weight is dropped, the 4/8-bit
 /// tensors become buffers (<c>q_proj.weight_nf4</c>, <c>q_proj.weight_absmax</c>, …) and the forward dequantizes.
 /// </summary>
-public sealed class Dense : nn.Module<Tensor, Tensor>
+internal sealed class Dense : nn.Module<Tensor, Tensor>
 {
     public Parameter weight;           // (out, in), or (in, out) when Transposed
     public Parameter? bias;            // (out,)

@@ -8,7 +8,7 @@ namespace Rlft.Policy.Models;
 /// scores scaled by query_pre_attn_scalar^-½ and (Gemma 2) soft-capped at attn_logit_softcapping. A sliding layer
 /// uses the sliding-window mask and the local RoPE table; a full layer the causal mask and the global table.
 /// </summary>
-public sealed class GemmaAttention : DecoderAttention
+internal sealed class GemmaAttention : DecoderAttention
 {
     public Dense q_proj;   // (nh·D, H)
     public Dense k_proj;   // (kv·D, H)

@@ -7,7 +7,7 @@ namespace Rlft.Policy.Models;
 /// Gemma 2/3 decoder layer, with a norm on each side of both blocks:
 /// x + post_attention_layernorm(self_attn(input_layernorm(x))), then + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x))).
 /// </summary>
-public sealed class GemmaDecoderLayer : nn.Module, IDecoderBlock
+internal sealed class GemmaDecoderLayer : nn.Module, IDecoderBlock
 {
     public GemmaAttention self_attn;
     public LlamaMlp mlp;

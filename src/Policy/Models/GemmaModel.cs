@@ -10,7 +10,7 @@ namespace Rlft.Policy.Models;
 /// transformers does), layers.N, final (1 + w) RMSNorm. Full layers rotate with rope_theta (+ rope_scaling);
 /// gemma3's sliding layers with rope_local_base_freq.
 /// </summary>
-public sealed class GemmaModel : nn.Module
+internal sealed class GemmaModel : nn.Module
 {
     public Embedding embed_tokens;   // (V, H)
     public ModuleList<GemmaDecoderLayer> layers;
@@ -54,7 +54,7 @@ public sealed class GemmaModel : nn.Module
 /// <c>lm_head</c> exists only when tie_word_embeddings is false (Gemma ties by default). Logits are soft-capped at
 /// final_logit_softcapping when it is set (Gemma 2).
 /// </summary>
-public sealed class GemmaForCausalLM : CausalLM
+internal sealed class GemmaForCausalLM : CausalLM
 {
     public GemmaModel model;
     public Dense? lm_head;   // (V, H)
@@ -66,14 +66,14 @@ public sealed class GemmaForCausalLM : CausalLM
         RegisterComponents();
     }
 
-    public override Tensor WordEmbeddings => model.embed_tokens.weight!;
+    internal override Tensor WordEmbeddings => model.embed_tokens.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
+    private protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
         model.Forward(inputIds, positions, positionBound, mask, slidingMask, cache, checkpoint);
 
-    public override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [model.embed_tokens.weight!];
+    internal override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [model.embed_tokens.weight!];
 
-    protected override Tensor LmHead(Tensor hidden)
+    private protected override Tensor LmHead(Tensor hidden)
     {
         using var scope = NewDisposeScope();
         var logits = lm_head is null ? F.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);   // (B, T, V)

@@ -8,7 +8,7 @@ namespace Rlft.Policy.Models;
 /// Gemma's RMSNorm: x / sqrt(mean(x²) + eps) · (1 + weight), all in float32 and cast back to x's dtype only after
 /// the product (Llama casts before multiplying; transformers PR 29402). The weight starts at zero.
 /// </summary>
-public sealed class GemmaRmsNorm : nn.Module<Tensor, Tensor>
+internal sealed class GemmaRmsNorm : nn.Module<Tensor, Tensor>
 {
     public Parameter weight;   // (H,)
     readonly double eps;

@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Models;
 
 /// <summary>GPT-2 causal self-attention: one fused Conv1D for q, k, v (c_attn) and an output Conv1D (c_proj).</summary>
-public sealed class Gpt2Attention : nn.Module
+internal sealed class Gpt2Attention : nn.Module
 {
     public Dense c_attn;   // (C, 3C) Conv1D
     public Dense c_proj;   // (C, C) Conv1D

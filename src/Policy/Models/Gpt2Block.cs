@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Models;
 
 /// <summary>GPT-2 pre-norm block: x + attn(ln_1(x)), then + mlp(ln_2(x)).</summary>
-public sealed class Gpt2Block : nn.Module, IDecoderBlock
+internal sealed class Gpt2Block : nn.Module, IDecoderBlock
 {
     public LayerNorm ln_1;
     public Gpt2Attention attn;

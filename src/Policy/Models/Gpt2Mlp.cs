@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Models;
 
 /// <summary>GPT-2 MLP: Conv1D up (c_fc), gelu_new (tanh approximation), Conv1D down (c_proj).</summary>
-public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
 {
     public Dense c_fc;     // (C, 4C) Conv1D
     public Dense c_proj;   // (4C, C) Conv1D

@@ -6,7 +6,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Models;
 
 /// <summary>GPT2Model: token (wte) and learned position (wpe) embeddings, blocks h.N, final ln_f.</summary>
-public sealed class Gpt2Transformer : nn.Module
+internal sealed class Gpt2Transformer : nn.Module
 {
     public Embedding wte;    // (V, C)
     public Embedding wpe;    // (P, C)
@@ -36,7 +36,7 @@ public sealed class Gpt2Transformer : nn.Module
 /// the transposed token embedding when tied (GPT-2's default), a separate <c>lm_head</c> otherwise. Dropout is not
 /// applied: RL fine-tuning runs with dropout off so that sampled and recomputed log-probs agree.
 /// </summary>
-public sealed class Gpt2LMHeadModel : CausalLM
+internal sealed class Gpt2LMHeadModel : CausalLM
 {
     public Gpt2Transformer transformer;
     public Dense? lm_head;   // (V, C), only when tie_word_embeddings is false
@@ -48,13 +48,13 @@ public sealed class Gpt2LMHeadModel : CausalLM
         RegisterComponents();
     }
 
-    public override Tensor WordEmbeddings => transformer.wte.weight!;
+    internal override Tensor WordEmbeddings => transformer.wte.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
+    private protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
         transformer.Forward(inputIds, positions, new LayerContext(mask, cache, null, null), checkpoint);
 
-    protected override Tensor LmHead(Tensor hidden) =>
+    private protected override Tensor LmHead(Tensor hidden) =>
         lm_head is null ? F.linear(hidden, transformer.wte.weight!) : lm_head.forward(hidden);
 
-    public override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [transformer.wte.weight!];
+    internal override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [transformer.wte.weight!];
 }

@@ -6,7 +6,7 @@ namespace Rlft.Policy.Models;
 /// Preallocated keys and values for every layer, (B, KV, capacity, D), plus which slots hold real tokens and the
 /// next position id of each sequence. Writing a step is a copy into a slice; nothing grows or reallocates.
 /// </summary>
-public sealed class KvCache : IDisposable
+internal sealed class KvCache : IDisposable
 {
     readonly Tensor[] keys, values;    // per layer (B, KV, S, D)
     readonly Tensor valid;             // (B, S) bool: slot holds a real (non-padding) token

@@ -8,7 +8,7 @@ namespace Rlft.Policy.Models;
 /// attention where each of the KV heads serves NumHeads / KV consecutive query heads (transformers' repeat_kv).
 /// Qwen3 adds an RMSNorm over head_dim on each query and key head (q_norm, k_norm), applied before RoPE.
 /// </summary>
-public sealed class LlamaAttention : DecoderAttention
+internal sealed class LlamaAttention : DecoderAttention
 {
     public Dense q_proj;   // (nh·D, H)
     public Dense k_proj;   // (kv·D, H)

@@ -7,7 +7,7 @@ namespace Rlft.Policy.Models;
 /// Pre-norm decoder layer: x + self_attn(input_layernorm(x)), then + mlp(post_attention_layernorm(x)). The blocks
 /// follow the model type: phi3's fused qkv_proj / gate_up_proj, otherwise separate projections.
 /// </summary>
-public sealed class LlamaDecoderLayer : nn.Module, IDecoderBlock
+internal sealed class LlamaDecoderLayer : nn.Module, IDecoderBlock
 {
     public DecoderAttention self_attn;
     public nn.Module<Tensor, Tensor> mlp;

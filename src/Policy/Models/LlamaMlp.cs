@@ -6,7 +6,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Models;
 
 /// <summary>Gated MLP: down_proj(act(gate_proj(x)) * up_proj(x)); SwiGLU (silu) for Llama/Qwen, GeGLU (tanh GELU) for Gemma.</summary>
-public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
+internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 {
     public Dense gate_proj;   // (I, H)
     public Dense up_proj;     // (I, H)

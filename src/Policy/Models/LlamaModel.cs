@@ -6,7 +6,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Models;
 
 /// <summary>LlamaModel (also Mistral's, Qwen2's, Qwen3's and Phi-3's): embed_tokens, layers.N, final RMSNorm.</summary>
-public sealed class LlamaModel : nn.Module
+internal sealed class LlamaModel : nn.Module
 {
     public Embedding embed_tokens;   // (V, H)
     public ModuleList<LlamaDecoderLayer> layers;
@@ -49,7 +49,7 @@ public sealed class LlamaModel : nn.Module
 /// transformers' (<c>model.layers.0.self_attn.q_proj.weight</c>, phi3's <c>self_attn.qkv_proj</c>); <c>lm_head</c>
 /// exists unless tie_word_embeddings.
 /// </summary>
-public sealed class LlamaForCausalLM : CausalLM
+internal sealed class LlamaForCausalLM : CausalLM
 {
     public LlamaModel model;
     public Dense? lm_head;   // (V, H)
@@ -61,13 +61,13 @@ public sealed class LlamaForCausalLM : CausalLM
         RegisterComponents();
     }
 
-    public override Tensor WordEmbeddings => model.embed_tokens.weight!;
+    internal override Tensor WordEmbeddings => model.embed_tokens.weight!;
 
-    protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
+    private protected override Tensor Body(Tensor inputIds, Tensor positions, long positionBound, AttentionMask mask, AttentionMask? slidingMask, KvCache? cache, bool checkpoint) =>
         model.Forward(inputIds, positions, positionBound, mask, cache, checkpoint);
 
-    protected override Tensor LmHead(Tensor hidden) =>
+    private protected override Tensor LmHead(Tensor hidden) =>
         lm_head is null ? F.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);
 
-    public override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [model.embed_tokens.weight!];
+    internal override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [model.embed_tokens.weight!];
 }

@@ -66,7 +66,7 @@ public sealed class ModelConfig
     public JsonObject Raw { get; init; } = new();
 
     /// <summary>Whether layer <paramref name="layer"/> attends through the sliding window.</summary>
-    public bool IsSlidingLayer(int layer) => SlidingWindow is not null && (SlidingLayers is null || SlidingLayers[layer]);
+    internal bool IsSlidingLayer(int layer) => SlidingWindow is not null && (SlidingLayers is null || SlidingLayers[layer]);
 
     public static ModelConfig Load(string path)
     {

@@ -1,7 +1,7 @@
 namespace Rlft.Policy.Models;
 
 /// <summary>Builds the module for a config's <c>model_type</c>, with uninitialised (then seeded) weights.</summary>
-public static class ModelFactory
+internal static class ModelFactory
 {
     public static CausalLM Create(ModelConfig config) => config.Family switch
     {

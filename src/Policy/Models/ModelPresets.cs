@@ -10,7 +10,7 @@ namespace Rlft.Policy.Models;
 /// <c>small</c> is the benchmark shape (4 layers × d256); the published shapes (<see cref="PublishedShapes"/>:
 /// gpt2-124m, qwen2-0.5b, qwen2-1.5b, llama3-1b) are real models' sizes, written tensor by tensor.
 /// </summary>
-public static class ModelPresets
+internal static class ModelPresets
 {
     /// <summary>init-model's --arch names; gemma3 writes model_type gemma3_text.</summary>
     public static readonly string[] Architectures = ["gpt2", "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];

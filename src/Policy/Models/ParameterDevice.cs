@@ -10,7 +10,7 @@ namespace Rlft.Policy.Models;
 /// device — names and shapes, no memory — without touching <c>torch.set_default_device</c>, which is process-wide
 /// and would move every other thread's new tensors too.
 /// </summary>
-public static class ParameterDevice
+internal static class ParameterDevice
 {
     [ThreadStatic] static Device? _current;
 
@@ -32,7 +32,7 @@ public static class ParameterDevice
 }
 
 /// <summary>Embedding tables on <see cref="ParameterDevice.Current"/>.</summary>
-public static class Embeddings
+internal static class Embeddings
 {
     /// <summary>
     /// <c>nn.Embedding(count, dim, padding_idx)</c> on <paramref name="device"/> (null: libtorch's default). On the meta

@@ -14,7 +14,7 @@ namespace Rlft.Policy.Models;
 /// own autograd state). Where the source's dtype differs from the one wanted, the parameter is a cast copy instead.
 /// Quantized projections (<see cref="Dense.Quantized"/>) share their 4/8-bit storage the same way.
 /// </summary>
-public static class ParameterSharing
+internal static class ParameterSharing
 {
     /// <summary>
     /// Points every parameter of <paramref name="target"/> at the tensor of the same state-dict name in

@@ -8,7 +8,7 @@ namespace Rlft.Policy.Models;
 /// (kv·D), then the values (kv·D); rotary embeddings on the first RotaryDim dimensions of each head
 /// (partial_rotary_factor); grouped-query attention as Llama's; no biases.
 /// </summary>
-public sealed class Phi3Attention : DecoderAttention
+internal sealed class Phi3Attention : DecoderAttention
 {
     public Dense qkv_proj;   // ((nh + 2·kv)·D, H)
     public Dense o_proj;     // (H, nh·D)

@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Models;
 
 /// <summary>Phi-3 SwiGLU MLP with a fused <c>gate_up_proj</c>: its first I output rows are the gate, the next I the up projection.</summary>
-public sealed class Phi3Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Phi3Mlp : nn.Module<Tensor, Tensor>
 {
     public Dense gate_up_proj;   // (2I, H)
     public Dense down_proj;      // (H, I)

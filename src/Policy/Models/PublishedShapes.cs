@@ -9,7 +9,7 @@ namespace Rlft.Policy.Models;
 /// the project's own tokenizer, whose ids stay below the published vocabulary (the embedding keeps the published
 /// size, so the rows above the tokenizer's ids are never read).
 /// </summary>
-public static class PublishedShapes
+internal static class PublishedShapes
 {
     /// <summary>init-model's --preset names for real shapes.</summary>
     public static readonly string[] Names = ["gpt2-124m", "qwen2-0.5b", "qwen2-1.5b", "llama3-1b", "qwen3-0.6b", "gemma3-1b", "phi4-mini"];

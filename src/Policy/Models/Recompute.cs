@@ -22,7 +22,7 @@ namespace Rlft.Policy.Models;
 /// On CUDA, TorchSharp's custom functions also keep one uninitialised tensor per output (to materialise missing
 /// gradients), which doubles the bytes kept per checkpointed block; on CPU those pages are never touched.
 /// </remarks>
-public static class Recompute
+internal static class Recompute
 {
     /// <summary>
     /// <c>f(inputs)</c>, differentiable with respect to the inputs that require grad and to <paramref name="parameters"/>,

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Models;
 
 /// <summary>LlamaRMSNorm: x / sqrt(mean(x²) + eps) * weight, computed in float32 as transformers does.</summary>
-public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     public Parameter weight;   // (H,)
     readonly double eps;

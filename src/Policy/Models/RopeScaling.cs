@@ -19,7 +19,7 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
     /// config's <c>max_position_embeddings</c> and <c>original_max_position_embeddings</c> (Phi-3 keeps the latter at
     /// the top level), which longrope uses for its default factors; <paramref name="rotaryDim"/> checks the factor lists.
     /// </summary>
-    public static RopeScaling? Parse(JsonNode? node, int maxPositions = 0, int? originalMaxPositions = null, int rotaryDim = 0, bool phi3Names = false)
+    internal static RopeScaling? Parse(JsonNode? node, int maxPositions = 0, int? originalMaxPositions = null, int rotaryDim = 0, bool phi3Names = false)
     {
         if (node is null) return null;
         if (node is not JsonObject o) throw new InvalidDataException("field 'rope_scaling' must be an object or null");

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Models;
 /// longrope keeps two tables: the short factors while every position is below original_max_position_embeddings,
 /// the long ones once a position reaches it (transformers' longrope_frequency_update, on max(position_ids) + 1).
 /// </summary>
-public sealed class RotaryEmbedding
+internal sealed class RotaryEmbedding
 {
     sealed class Table(Tensor invFreq)
     {

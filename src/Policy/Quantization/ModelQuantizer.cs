@@ -11,7 +11,7 @@ namespace Rlft.Policy.Quantization;
 /// tensor at a time, so a model whose fp32 weights would not fit is never held in fp32: the peak is the quantized
 /// model, its full-precision parts (embeddings, norms, skipped projections) and one fp32 tensor.
 /// </summary>
-public static class ModelQuantizer
+internal static class ModelQuantizer
 {
     /// <summary>The projections <paramref name="options"/> quantizes, by module name.</summary>
     public static List<(string Name, Dense Layer)> Targets(CausalLM model, QuantizationOptions options) =>

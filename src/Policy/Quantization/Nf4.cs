@@ -10,7 +10,7 @@ namespace Rlft.Policy.Quantization;
 /// recomputes them from the quantile definition. Codes are packed two per byte, the first in the high nibble
 /// (bitsandbytes' order).
 /// </summary>
-public static class Nf4
+internal static class Nf4
 {
     /// <summary>The 16 levels, ascending; index 7 is 0, index 15 is 1.</summary>
     public static readonly float[] Levels =

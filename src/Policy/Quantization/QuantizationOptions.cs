@@ -29,16 +29,16 @@ public sealed record QuantizationOptions
 
     public bool Enabled => Kind != QuantizationKind.None;
 
-    public ScalarType ResolveComputeDtype(Device device) =>
+    internal ScalarType ResolveComputeDtype(Device device) =>
         ComputeDtype ?? (device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32);
 
     /// <summary>Whether the projection named <paramref name="module"/> (e.g. model.layers.0.self_attn.q_proj) is quantized.</summary>
-    public bool Quantizes(string module) =>
+    internal bool Quantizes(string module) =>
         Enabled && !SkipModules.Any(s => module == s || module.EndsWith("." + s, StringComparison.Ordinal));
 
-    public static string KindName(QuantizationKind kind) => kind switch { QuantizationKind.Nf4 => "nf4", QuantizationKind.Int8 => "int8", _ => "none" };
+    internal static string KindName(QuantizationKind kind) => kind switch { QuantizationKind.Nf4 => "nf4", QuantizationKind.Int8 => "int8", _ => "none" };
 
-    public static string DtypeName(ScalarType? dtype) => dtype switch { ScalarType.BFloat16 => "bf16", ScalarType.Float32 => "fp32", null => "auto", _ => dtype.ToString()! };
+    internal static string DtypeName(ScalarType? dtype) => dtype switch { ScalarType.BFloat16 => "bf16", ScalarType.Float32 => "fp32", null => "auto", _ => dtype.ToString()! };
 
     public JsonObject ToJson() => new()
     {

@@ -14,7 +14,7 @@ namespace Rlft.Policy.Quantization;
 /// bitsandbytes' gemv_4bit does on a GPU); elsewhere W is rebuilt with tensor operations, and on a GPU a fused
 /// dequantize-and-multiply kernel would save writing W out and reading it back.
 /// </summary>
-public static class QuantizedLinear
+internal static class QuantizedLinear
 {
     /// <summary>x (..., in) → (..., out) in x's dtype; <paramref name="computeDtype"/> is the dtype W is rebuilt in and the matmul runs in.</summary>
     public static Tensor Apply(Tensor x, QuantizedWeight weight, ScalarType computeDtype)

@@ -18,7 +18,7 @@ public enum QuantizationKind
 /// nearest NF4 level of w / absmax, two codes per byte. int8 stores round(w / s) with s = max|row| / 127 per row.
 /// <see cref="Dequantize"/> rebuilds W in a float dtype; nothing else ever holds W in full precision.
 /// </summary>
-public sealed class QuantizedWeight : IDisposable
+internal sealed class QuantizedWeight : IDisposable
 {
     public const int BlockSize = 64;
     /// <summary>Blocks dequantized per pass (16M weights): bounds the temporaries of the largest layers.</summary>

@@ -10,7 +10,7 @@ namespace Rlft.Policy.Quantization;
 /// map for this step; a linear int8 code is used here, and its error is bounded by half a step:
 /// |absmax − dequantized| ≤ groupScale / 254.
 /// </summary>
-public static class ScaleQuantizer
+internal static class ScaleQuantizer
 {
     /// <summary>Block scales per group of the second level.</summary>
     public const int GroupSize = 256;

@@ -8,7 +8,7 @@ namespace Rlft.Policy.Runtime;
 /// process holding memory it no longer uses (measured: 1.16 GB resident after quantizing Qwen2-0.5B at load, 0.87 GB
 /// after a trim). <see cref="Trim"/> hands those free pages back.
 /// </summary>
-public static partial class NativeHeap
+internal static partial class NativeHeap
 {
     /// <summary>Returns free heap memory to the system (glibc's malloc_trim); does nothing where that is not available.</summary>
     public static void Trim()

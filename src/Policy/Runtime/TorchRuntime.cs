@@ -4,7 +4,7 @@ using TorchSharp;
 namespace Rlft.Policy.Runtime;
 
 /// <summary>What a user reports when something goes wrong: versions, threads, devices, backend.</summary>
-public sealed record RuntimeReport(
+internal sealed record RuntimeReport(
     string RlftVersion,
     string DotNetVersion,
     string TorchSharpVersion,
@@ -16,7 +16,7 @@ public sealed record RuntimeReport(
     string Os);
 
 /// <summary>Device selection and a description of the libtorch runtime this process loaded.</summary>
-public static class TorchRuntime
+internal static class TorchRuntime
 {
     /// <summary>The libtorch backend this build was compiled against (MSBuild property RlftTorchBackend).</summary>
     public static string Backend =>

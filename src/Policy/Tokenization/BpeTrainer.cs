@@ -8,7 +8,7 @@ namespace Rlft.Policy.Tokenization;
 /// GPT-2's has: ByteLevel pre-tokenizer and decoder, a BPE model with vocab and merges, special tokens appended as
 /// added tokens. The 256 byte symbols are always in the vocabulary, so every string encodes.
 /// </summary>
-public static class BpeTrainer
+internal static class BpeTrainer
 {
     public static readonly string[] DefaultSpecialTokens = ["<|endoftext|>", "<|pad|>"];
 

@@ -7,7 +7,7 @@ namespace Rlft.Policy.Tokenization;
 /// GPT-2's byte-level alphabet: every byte maps to a printable character (printable Latin-1 bytes to themselves,
 /// the rest to U+0100 onwards), so BPE runs on strings and any UTF-8 text is representable.
 /// </summary>
-public static partial class ByteLevel
+internal static partial class ByteLevel
 {
     public static readonly char[] ByteToChar = BuildTable();
 

@@ -2,7 +2,7 @@ namespace Rlft.Policy.Tokenization;
 
 /// <summary>One encoder input: ids with the post-processor's special tokens, token type ids, and which text each token came from.</summary>
 /// <param name="SequenceIds">−1 for a special token, 0 for the first text, 1 for the second.</param>
-public sealed record EncoderInput(int[] Ids, int[] TypeIds, int[] SequenceIds)
+internal sealed record EncoderInput(int[] Ids, int[] TypeIds, int[] SequenceIds)
 {
     public int Length => Ids.Length;
 }
@@ -13,7 +13,7 @@ public sealed record EncoderInput(int[] Ids, int[] TypeIds, int[] SequenceIds)
 /// maximum length (<c>longest_first</c>: a token at a time from the longer text), and character offsets of each
 /// token for extractive question answering.
 /// </summary>
-public sealed class EncoderTokenizer : IDisposable
+internal sealed class EncoderTokenizer : IDisposable
 {
     public HfTokenizer Inner { get; }
     public PairTemplate Template { get; }

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Tokenization;
 /// <c>[CLS] A [SEP] B [SEP]</c> with B's part type 1) and RoBERTa's (byte-level BPE with &lt;s&gt;=0, &lt;pad&gt;=1,
 /// &lt;/s&gt;=2, &lt;unk&gt;=3, &lt;mask&gt;=4 and RobertaProcessing).
 /// </summary>
-public static class EncoderTokenizerBuilder
+internal static class EncoderTokenizerBuilder
 {
     public static readonly string[] BertSpecials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
     public static readonly string[] RobertaSpecials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"];

@@ -12,7 +12,7 @@ namespace Rlft.Policy.Tokenization;
 /// assembled here from the two texts encoded without special tokens — which is what the library does too: each
 /// sequence is pre-tokenized and modelled on its own, then the template joins them.
 /// </summary>
-public sealed class PairTemplate
+internal sealed class PairTemplate
 {
     /// <summary>One template piece: a special token's ids, or the sequence A (0) or B (1), with its type id.</summary>
     public sealed record Piece(int[]? SpecialIds, int Sequence, int TypeId);

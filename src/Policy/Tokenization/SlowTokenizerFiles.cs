@@ -10,7 +10,7 @@ namespace Rlft.Policy.Tokenization;
 /// with B's part type 1) and RoBERTa's <c>vocab.json</c> + <c>merges.txt</c> (RobertaConverter: byte-level BPE with
 /// RobertaProcessing). Many fine-tuned BERT-family checkpoints on the Hub have no tokenizer.json.
 /// </summary>
-public static class SlowTokenizerFiles
+internal static class SlowTokenizerFiles
 {
     /// <summary>
     /// The tokenizer.json to read for <paramref name="dir"/>: its own when present, else one converted from the slow

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training;
 
 /// <summary>Reward shaping and advantage estimation for PPO on language models.</summary>
-public static class Advantages
+internal static class Advantages
 {
     /// <summary>
     /// InstructGPT-style per-token rewards: r_t = −β·kl_t on every response token, plus the (clipped)

@@ -20,7 +20,7 @@ public sealed record EarlyStoppingOptions
 }
 
 /// <summary>What <see cref="EarlyStopping.Observe"/> concluded from one held-out evaluation.</summary>
-public sealed record EarlyStoppingReport(bool Improved, bool Stop, double BestLoss, int BestStep, int BadEvaluations)
+internal sealed record EarlyStoppingReport(bool Improved, bool Stop, double BestLoss, int BestStep, int BadEvaluations)
 {
     public IReadOnlyDictionary<string, double> Stats => new Dictionary<string, double>
     {
@@ -37,7 +37,7 @@ public sealed record EarlyStoppingReport(bool Improved, bool Stop, double BestLo
 /// back. Only trainable parameters are copied (frozen ones cannot have changed): LoRA adapters with adapters, the
 /// whole model's weights otherwise; under bf16 compute pass the fp32 masters and sync the compute copy after restoring.
 /// </summary>
-public sealed class EarlyStopping : IDisposable
+internal sealed class EarlyStopping : IDisposable
 {
     readonly EarlyStoppingOptions _options;
     readonly List<(string Name, Parameter Parameter)> _parameters;

@@ -1,7 +1,7 @@
 namespace Rlft.Policy.Training;
 
 /// <summary>The KL coefficient β used to shape rewards; adaptive or fixed.</summary>
-public interface IKlController
+internal interface IKlController
 {
     double Value { get; }
     /// <summary>Feeds the observed KL (nats per sequence) after a batch of <paramref name="steps"/> samples.</summary>
@@ -9,7 +9,7 @@ public interface IKlController
 }
 
 /// <summary>A constant β.</summary>
-public sealed class FixedKlController(double value) : IKlController
+internal sealed class FixedKlController(double value) : IKlController
 {
     public double Value { get; private set; } = value;
     public void Update(double observedKl, int steps) { }
@@ -19,7 +19,7 @@ public sealed class FixedKlController(double value) : IKlController
 /// Adaptive controller (Ziegler et al., 2019, "Fine-Tuning Language Models from Human Preferences"):
 /// e = clip(KL/target − 1, −0.2, 0.2); β ← β·(1 + e·n/horizon).
 /// </summary>
-public sealed class AdaptiveKlController : IKlController
+internal sealed class AdaptiveKlController : IKlController
 {
     public double Value { get; private set; }
     public double Target { get; }

@@ -13,7 +13,7 @@ public enum KlEstimator
     K3,
 }
 
-public static class Kl
+internal static class Kl
 {
     /// <summary>Clamp applied to k3 as veRL does, so one extreme token cannot dominate.</summary>
     public const double K3Clamp = 10.0;

@@ -5,14 +5,14 @@ using F = TorchSharp.torch.nn.functional;
 namespace Rlft.Policy.Training;
 
 /// <summary>A scalar loss to differentiate and the slash-named statistics that describe it.</summary>
-public sealed record LossResult(Tensor Loss, IReadOnlyDictionary<string, double> Stats);
+internal sealed record LossResult(Tensor Loss, IReadOnlyDictionary<string, double> Stats);
 
 /// <summary>
 /// The objectives as small functions of tensors (no model inside), each returning the loss and
 /// its statistics. Shapes: B batch, T response positions, V vocabulary. Masks are 1 on the tokens
 /// the loss covers.
 /// </summary>
-public static class Losses
+internal static class Losses
 {
     /// <summary>
     /// PPO clipped surrogate (Schulman et al., 2017): L = max(−A·ρ, −A·clip(ρ, 1−ε_low, 1+ε_high)),
@@ -78,15 +78,6 @@ public static class Losses
             ["loss/total"] = loss.ToDouble(),
         };
         return new LossResult(loss, stats);
-    }
-
-    /// <summary>Variants of the DPO objective.</summary>
-    public enum DpoLossType
-    {
-        /// <summary>−log σ(βh) (Rafailov et al., 2023); with label smoothing ε it is cDPO.</summary>
-        Sigmoid,
-        /// <summary>(h − 1/(2β))² (Azar et al., 2023).</summary>
-        Ipo,
     }
 
     /// <summary>

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training;
 
 /// <summary>Reductions over the response tokens only (mask = 1 on response tokens, 0 elsewhere).</summary>
-public static class Masked
+internal static class Masked
 {
     /// <summary>Mean of <paramref name="x"/> over positions where mask is 1; 0 when the mask is empty.</summary>
     public static Tensor Mean(Tensor x, Tensor mask) =>

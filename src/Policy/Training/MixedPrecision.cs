@@ -22,7 +22,7 @@ public enum Precision
 /// Hand the trainers <see cref="Compute"/> and the optimizer <see cref="Master"/>'s parameters with this
 /// object as its hook (see <see cref="TrainingOptimizer"/>).
 /// </summary>
-public sealed class MixedPrecisionModel : IDisposable
+internal sealed class MixedPrecisionModel : IDisposable
 {
     readonly List<(Parameter Master, Parameter Compute)> _pairs;
 

@@ -12,7 +12,7 @@ namespace Rlft.Policy.Training;
 /// unpacking are bit-exact, unless packed with bf16 (a bf16 weight sync: floating-point tensors rounded to bf16,
 /// widened back to float32 on unpacking); a header without dtypes (an older blob) is all float32.
 /// </summary>
-public static class ModelBlob
+internal static class ModelBlob
 {
     public sealed record Contents(IReadOnlyDictionary<string, string> Files, IReadOnlyDictionary<string, Tensor> Tensors);
 

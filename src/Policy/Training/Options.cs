@@ -36,7 +36,7 @@ public sealed record OptimizerOptions
     /// <summary>AdamW with fp32 or 8-bit block-wise moments. Default AdamW (fp32 moments).</summary>
     public OptimizerKind Kind { get; init; } = OptimizerKind.AdamW;
     /// <summary>The config name of <paramref name="kind"/>: adamw, adamw-8bit.</summary>
-    public static string KindName(OptimizerKind kind) => kind == OptimizerKind.AdamW8bit ? "adamw-8bit" : "adamw";
+    internal static string KindName(OptimizerKind kind) => kind == OptimizerKind.AdamW8bit ? "adamw-8bit" : "adamw";
     /// <summary>AdamW learning rate. Default 1e-4 (tiny models; TRL uses 1e-5…1e-6 for large ones).</summary>
     public double LearningRate { get; init; } = 1e-4;
     /// <summary>AdamW β1. Default 0.9 (Loshchilov &amp; Hutter; PyTorch default).</summary>
@@ -174,7 +174,7 @@ public sealed record DpoOptions
     /// <summary>β, the strength of the implicit KL constraint. Default 0.1 (Rafailov et al.; TRL).</summary>
     public double Beta { get; init; } = 0.1;
     /// <summary>Loss variant. Default sigmoid (TRL loss_type).</summary>
-    public Losses.DpoLossType LossType { get; init; } = Losses.DpoLossType.Sigmoid;
+    public DpoLossType LossType { get; init; } = DpoLossType.Sigmoid;
     /// <summary>cDPO label smoothing ε in [0, 0.5). Default 0 (TRL).</summary>
     public double LabelSmoothing { get; init; }
     /// <summary>Compute reference log-probs once for the whole dataset before training. Default false (TRL precompute_ref_log_probs).</summary>
@@ -184,7 +184,7 @@ public sealed record DpoOptions
     {
         Check.Range($"{prefix}.beta", Beta, 0, 1e3, minExclusive: true);
         if (LabelSmoothing < 0 || LabelSmoothing >= 0.5) throw new OptionException($"{prefix}.label-smoothing: {LabelSmoothing} is outside [0, 0.5)");
-        if (LossType == Losses.DpoLossType.Ipo && LabelSmoothing != 0) throw new OptionException($"{prefix}.label-smoothing: applies to the sigmoid loss only, not ipo");
+        if (LossType == DpoLossType.Ipo && LabelSmoothing != 0) throw new OptionException($"{prefix}.label-smoothing: applies to the sigmoid loss only, not ipo");
         return this;
     }
 }
@@ -219,4 +219,13 @@ public sealed record DistillOptions
         Check.Range($"{prefix}.on-policy-fraction", OnPolicyFraction, 0, 1);
         return this;
     }
+}
+
+/// <summary>Variants of the DPO objective.</summary>
+public enum DpoLossType
+{
+    /// <summary>−log σ(βh) (Rafailov et al., 2023); with label smoothing ε it is cDPO.</summary>
+    Sigmoid,
+    /// <summary>(h − 1/(2β))² (Azar et al., 2023).</summary>
+    Ipo,
 }

@@ -40,7 +40,7 @@ public sealed record PlateauOptions
 /// <see cref="TrainingOptimizer"/> applies it with <c>schedule = plateau</c> (after any warmup); its state is part of
 /// the optimizer's saved state.
 /// </summary>
-public sealed class PlateauSchedule
+internal sealed class PlateauSchedule
 {
     readonly PlateauOptions _options;
 

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training;
 
 /// <summary>What one call to <see cref="TrainingOptimizer.Step"/> did.</summary>
-public sealed record StepReport(bool Applied, bool Skipped, double GradNorm, double LearningRate, int OptimizerStep)
+internal sealed record StepReport(bool Applied, bool Skipped, double GradNorm, double LearningRate, int OptimizerStep)
 {
     public IReadOnlyDictionary<string, double> Stats => new Dictionary<string, double>
     {
@@ -24,7 +24,7 @@ public sealed record StepReport(bool Applied, bool Skipped, double GradNorm, dou
 /// Usage per micro-batch: <c>Backward(loss)</c>, then <c>Step()</c>; the update happens on every
 /// <see cref="OptimizerOptions.GradientAccumulationSteps"/>-th call.
 /// </summary>
-public sealed class TrainingOptimizer : IDisposable
+internal sealed class TrainingOptimizer : IDisposable
 {
     readonly IReadOnlyList<Parameter> _parameters;
     readonly OptimizerOptions _options;

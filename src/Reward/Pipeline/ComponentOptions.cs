@@ -25,4 +25,4 @@ public sealed record ComponentOptions(string Name, double Weight = 1)
 }
 
 /// <summary>A source and how its scores enter the total.</summary>
-public sealed record RewardComponent(IRewardSource Source, ComponentOptions Options);
+internal sealed record RewardComponent(IRewardSource Source, ComponentOptions Options);

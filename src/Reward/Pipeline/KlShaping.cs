@@ -4,9 +4,9 @@ namespace Rlft.Reward.Pipeline;
 /// Sample estimators of KL(π‖π_ref) per token, with δ = logp_ref − logp (Schulman, "Approximating KL
 /// divergence", 2020): k1 = −δ (unbiased, can be negative), k2 = δ²/2, k3 = exp(δ) − δ − 1 (unbiased, ≥ 0).
 /// </summary>
-public enum KlEstimator { K1, K2, K3 }
+internal enum KlEstimator { K1, K2, K3 }
 
-public static class KlShaping
+internal static class KlShaping
 {
     /// <summary>k3 is clamped to this bound, as veRL does, so one wild token cannot swamp the batch.</summary>
     public const double K3Clamp = 10;

@@ -23,10 +23,10 @@ public readonly record struct ClipRange(double Min, double Max)
     }
 
     /// <summary>Idempotent, within [Min, Max], the identity inside; NaN is not clipped (callers filter it first).</summary>
-    public double Apply(double x) => x < Min ? Min : x > Max ? Max : x;
+    internal double Apply(double x) => x < Min ? Min : x > Max ? Max : x;
 }
 
-public static class Whitening
+internal static class Whitening
 {
     /// <summary>Below this relative spread a batch counts as constant: whitening it would amplify rounding noise.</summary>
     const double ConstantTolerance = 1e-9;

@@ -7,7 +7,7 @@ namespace Rlft.Reward.Pipeline;
 /// a pure function of the batch. The output never holds NaN or ∞: such samples are dropped or substituted.
 /// Not thread-safe: one owner (a reward actor) calls it, and ships <see cref="Moments"/> to others to merge.
 /// </summary>
-public sealed class RewardCombiner
+internal sealed class RewardCombiner
 {
     readonly Dictionary<string, RunningMoments> moments = new(StringComparer.Ordinal);
 

@@ -4,7 +4,7 @@ namespace Rlft.Reward.Pipeline;
 /// Sources scored concurrently, then combined (<see cref="RewardCombiner"/>). What a reward actor hosts:
 /// <c>await pipeline.ScoreAsync(batch, ct)</c> gives the total and every component for each sample.
 /// </summary>
-public sealed class RewardPipeline
+internal sealed class RewardPipeline
 {
     public IReadOnlyList<RewardComponent> Components { get; }
     public RewardCombiner Combiner { get; }

@@ -5,7 +5,7 @@ namespace Rlft.Reward.Pipeline;
 /// with the parallel update of Chan, Golub and LeVeque (1979); a single value is Welford's update.
 /// Immutable, so a node can ship its moments in a message and the receiver merges them.
 /// </summary>
-public readonly record struct RunningMoments(long Count, double Mean, double M2)
+internal readonly record struct RunningMoments(long Count, double Mean, double M2)
 {
     public static readonly RunningMoments Empty = default;
 

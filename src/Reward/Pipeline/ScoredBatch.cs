@@ -5,16 +5,16 @@ namespace Rlft.Reward.Pipeline;
 /// <paramref name="Value"/>: after substitution, normalisation and clipping (null if the sample was dropped);
 /// <paramref name="Weighted"/>: Weight · Value, the amount it adds to the total.
 /// </summary>
-public sealed record ComponentScore(string Name, double? Raw, double? Value, double? Weighted, string? Failure);
+internal sealed record ComponentScore(string Name, double? Raw, double? Value, double? Weighted, string? Failure);
 
 /// <summary>A sample's reward: <paramref name="Total"/> is finite, or null when the sample was dropped (with the reason).</summary>
-public sealed record ScoredSample(double? Total, IReadOnlyList<ComponentScore> Components, string? DroppedReason)
+internal sealed record ScoredSample(double? Total, IReadOnlyList<ComponentScore> Components, string? DroppedReason)
 {
     public bool Dropped => Total is null;
 }
 
 /// <summary>Scores for a batch, in batch order. Plain data: safe to put in a message.</summary>
-public sealed record ScoredBatch(IReadOnlyList<ScoredSample> Samples)
+internal sealed record ScoredBatch(IReadOnlyList<ScoredSample> Samples)
 {
     /// <summary>Slash-named figures for the batch: <c>reward/total/mean</c>, <c>reward/NAME/mean</c>, <c>reward/dropped</c>, …</summary>
     public IReadOnlyDictionary<string, double> Metrics()

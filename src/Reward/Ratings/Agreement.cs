@@ -1,13 +1,13 @@
 namespace Rlft.Reward.Ratings;
 
-public enum AlphaMetric { Interval, Ordinal }
+internal enum AlphaMetric { Interval, Ordinal }
 
 /// <summary>
 /// Inter-rater agreement. Krippendorff's α (Krippendorff 2011, "Computing Krippendorff's alpha-reliability")
 /// handles any number of raters and missing ratings; Cohen's κ compares two raters on the items both rated.
 /// Both use one vote per rater per item (<see cref="RatingAggregation.PerRater"/>).
 /// </summary>
-public static class Agreement
+internal static class Agreement
 {
     /// <summary>
     /// α = 1 − D_o / D_e over items with at least two raters; 1 when every pairable value agrees

@@ -5,7 +5,7 @@ namespace Rlft.Reward.Ratings;
 /// Hunter's (2004) MM iterations. A prior of <c>prior</c> virtual wins and losses against an anchor
 /// of strength 1 keeps every strength finite (an item that always wins still converges) and fixes the scale.
 /// </summary>
-public static class BradleyTerry
+internal static class BradleyTerry
 {
     /// <summary>Item → log-strength (anchor = 0). Votes are one per rater per pair, as in <see cref="RatingAggregation.PairVotes"/>.</summary>
     public static IReadOnlyDictionary<string, double> Fit(IEnumerable<PairwiseChoice> choices, double prior = 0.1, int maxIterations = 10_000, double tolerance = 1e-12)

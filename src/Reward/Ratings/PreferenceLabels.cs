@@ -1,13 +1,13 @@
 namespace Rlft.Reward.Ratings;
 
 /// <summary>A rater's answer to "which of A and B is better?".</summary>
-public enum PairAnswer { A, B, Tie, BothBad }
+internal enum PairAnswer { A, B, Tie, BothBad }
 
 /// <summary>How much better the chosen side is, when the rater said.</summary>
-public enum PreferenceStrength { Unstated, Slightly, Much }
+internal enum PreferenceStrength { Unstated, Slightly, Much }
 
 /// <summary>What a tie (or a "both bad") becomes: no training pair, or a pair with target ½.</summary>
-public enum TieHandling { Drop, Half }
+internal enum TieHandling { Drop, Half }
 
 /// <summary>
 /// How pair answers become training targets. A target is the probability that the chosen completion is preferred,
@@ -15,7 +15,7 @@ public enum TieHandling { Drop, Half }
 /// (or implicit-reward) margin of chosen over rejected. p = 1 is the usual hard preference; p = ½ (a tie) pulls the
 /// margin to 0. Defaults: "slightly better" 0.75, "much better" and an unstated strength 1; ties and "both bad" dropped.
 /// </summary>
-public sealed record PreferenceWeighting
+internal sealed record PreferenceWeighting
 {
     public TieHandling Ties { get; init; } = TieHandling.Drop;
     public TieHandling BothBad { get; init; } = TieHandling.Drop;
@@ -35,14 +35,14 @@ public sealed record PreferenceWeighting
 /// One training pair from pair answers: whether the first completion (A) is the chosen one, the target probability
 /// that the chosen one is preferred, and a weight (the number of answers it stands for).
 /// </summary>
-public sealed record PreferenceLabel(bool FirstIsChosen, double Target, double Weight);
+internal sealed record PreferenceLabel(bool FirstIsChosen, double Target, double Weight);
 
 /// <summary>
 /// Ties and strengths to preference targets. For one answer, <see cref="Label"/>; for several raters of one pair,
 /// <see cref="Combine"/> averages their P(A ≻ B) and weighs the result by how many answers it stands for, which gives
 /// the same soft-label loss as training on each answer separately (the loss is linear in its target).
 /// </summary>
-public static class PreferenceLabels
+internal static class PreferenceLabels
 {
     /// <summary>P(A ≻ B) implied by one answer: A much 1, A slightly 0.75, tie or both bad ½, B slightly 0.25, B much 0 (defaults).</summary>
     public static double ProbabilityFirst(PairAnswer answer, PreferenceStrength strength, PreferenceWeighting w) => answer switch

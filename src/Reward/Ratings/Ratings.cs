@@ -4,15 +4,15 @@ namespace Rlft.Reward.Ratings;
 public sealed record ScoreRating(string ItemId, string RaterId, double Score);
 
 /// <summary>One rater's choice between two items; <paramref name="Winner"/> is <paramref name="A"/> or <paramref name="B"/>.</summary>
-public sealed record PairwiseChoice(string RaterId, string A, string B, string Winner);
+internal sealed record PairwiseChoice(string RaterId, string A, string B, string Winner);
 
 public enum ScoreAggregate { Mean, Median }
 
 /// <summary>An item's aggregated score and how many distinct raters it rests on.</summary>
-public sealed record ItemScore(double Score, int Raters);
+internal sealed record ItemScore(double Score, int Raters);
 
 /// <summary>How a pair was judged: votes for each side (one per rater) and the majority, or null on a tie.</summary>
-public sealed record PairOutcome(string First, string Second, double FirstVotes, double SecondVotes)
+internal sealed record PairOutcome(string First, string Second, double FirstVotes, double SecondVotes)
 {
     public string? Winner => FirstVotes > SecondVotes ? First : SecondVotes > FirstVotes ? Second : null;
 }
@@ -22,7 +22,7 @@ public sealed record PairOutcome(string First, string Second, double FirstVotes,
 /// ratings of an item collapse to their mean (repeated choices on a pair to fractions of one vote), so
 /// resubmissions count once and the result does not depend on the order votes arrived in.
 /// </summary>
-public static class RatingAggregation
+internal static class RatingAggregation
 {
     /// <summary>Per item: the mean or median over raters of each rater's (collapsed) score.</summary>
     public static IReadOnlyDictionary<string, ItemScore> Scores(IEnumerable<ScoreRating> ratings, ScoreAggregate aggregate = ScoreAggregate.Mean) =>

@@ -65,7 +65,7 @@ public sealed class ClassifierRewardSource : IRewardSource, IDisposable
     }
 
     /// <summary>The index of <paramref name="label"/> by name (id2label), or as a number; -1 when neither.</summary>
-    public static int LabelIndex(EncoderConfig config, string label)
+    internal static int LabelIndex(EncoderConfig config, string label)
     {
         for (int i = 0; i < config.Labels.Count; i++) if (config.Labels[i] == label) return i;
         return int.TryParse(label, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n < config.NumLabels ? n : -1;

@@ -115,7 +115,7 @@ public sealed class HttpRewardSource(string name, HttpClient http, HttpScorerOpt
     /// Python's <c>json.dumps</c> writes <c>NaN</c>, <c>Infinity</c> and <c>-Infinity</c> as bare words, which are not
     /// JSON; outside strings they are quoted here so the reply parses and those scores read as non-finite numbers.
     /// </summary>
-    public static string QuoteNonFiniteLiterals(string text)
+    internal static string QuoteNonFiniteLiterals(string text)
     {
         if (!text.Contains("NaN", StringComparison.Ordinal) && !text.Contains("Infinity", StringComparison.Ordinal)) return text;
         var sb = new System.Text.StringBuilder(text.Length + 16);

@@ -8,7 +8,7 @@ namespace Rlft.Reward.Sources;
 /// The normalisations answer matching claims, and nothing more: surrounding and repeated whitespace,
 /// letter case, and number formats ("1,000" = "1000" = "1000.0" = "+1000"; "-0" = "0").
 /// </summary>
-public static partial class TextNormalization
+internal static partial class TextNormalization
 {
     // A number not glued to a word: optional sign, digits with optional thousands groups, optional fraction.
     [GeneratedRegex(@"(?<![\w.,])[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w]|[.,]\d)", RegexOptions.CultureInvariant)]

@@ -25,13 +25,13 @@ public sealed record SftLoss(bool CompletionOnly = true, bool AssistantOnly = tr
 /// </summary>
 public abstract record SftRecord(string Where)
 {
-    public EncodedExample Encode(ExampleEncoder encoder) => Encode(encoder, SftLoss.Default);
-    public EncodedExample Encode(ExampleEncoder encoder, SftLoss loss) => Guard(Where, () => EncodeWith(encoder, loss));
-    protected abstract EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss);
+    internal EncodedExample Encode(ExampleEncoder encoder) => Encode(encoder, SftLoss.Default);
+    internal EncodedExample Encode(ExampleEncoder encoder, SftLoss loss) => Guard(Where, () => EncodeWith(encoder, loss));
+    private protected abstract EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss);
 
     /// <summary>The prompt a held-out evaluation samples from (null when the example has none, e.g. a conversation that opens with the assistant).</summary>
-    public PromptInput? EvalPrompt(ExampleEncoder encoder) => Guard(Where, () => PromptWith(encoder));
-    protected abstract PromptInput? PromptWith(ExampleEncoder encoder);
+    internal PromptInput? EvalPrompt(ExampleEncoder encoder) => Guard(Where, () => PromptWith(encoder));
+    private protected abstract PromptInput? PromptWith(ExampleEncoder encoder);
 
     internal static T Guard<T>(string where, Func<T> encode)
     {
@@ -44,20 +44,20 @@ public abstract record SftRecord(string Where)
 /// <summary><c>{"prompt": "…", "completion": "…"}</c>: completion-only loss.</summary>
 public sealed record TextSftRecord(string Where, string Prompt, string Completion) : SftRecord(Where)
 {
-    protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
+    private protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
         loss.CompletionOnly ? encoder.PromptCompletion(Prompt, Completion) : encoder.PromptCompletion(Prompt, Completion).WithLossOnAll();
 
-    protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt);
+    private protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt);
 }
 
 /// <summary><c>{"messages": [...]}</c>: loss on every assistant turn (content and end-of-turn token).</summary>
 public sealed record MessagesSftRecord(string Where, IReadOnlyList<ChatMessage> Messages) : SftRecord(Where)
 {
-    protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
+    private protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
         loss.AssistantOnly ? encoder.Conversation(Messages) : encoder.Conversation(Messages).WithLossOnAll();
 
     /// <summary>The messages before the first assistant turn.</summary>
-    protected override PromptInput? PromptWith(ExampleEncoder encoder)
+    private protected override PromptInput? PromptWith(ExampleEncoder encoder)
     {
         var before = Messages.TakeWhile(m => m.Role != "assistant").ToList();
         return before.Count == 0 ? null : PromptInput.Chat(before, encoder);
@@ -67,12 +67,12 @@ public sealed record MessagesSftRecord(string Where, IReadOnlyList<ChatMessage> 
 /// <summary><c>{"prompt": [...], "completion": [...]}</c>: loss on the completion's assistant turns.</summary>
 public sealed record ChatSftRecord(string Where, IReadOnlyList<ChatMessage> Prompt, IReadOnlyList<ChatMessage> Completion) : SftRecord(Where)
 {
-    protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
+    private protected override EncodedExample EncodeWith(ExampleEncoder encoder, SftLoss loss) =>
         loss.CompletionOnly ? encoder.Conversation(Prompt, Completion)
         : loss.AssistantOnly ? encoder.Conversation([.. Prompt, .. Completion])
         : encoder.Conversation(Prompt, Completion).WithLossOnAll();
 
-    protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Chat(Prompt, encoder);
+    private protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Chat(Prompt, encoder);
 }
 
 /// <summary>A preference pair in one of TRL's formats; <see cref="Encode"/> gives both sides as the model sees them.</summary>
@@ -83,19 +83,19 @@ public abstract record PreferenceRecord(string Where)
     /// <summary>The optional <c>weight</c> field: the pair's weight, &gt; 0 (default 1).</summary>
     public double Weight { get; init; } = 1;
 
-    public EncodedPair Encode(ExampleEncoder encoder) => SftRecord.Guard(Where, () => EncodeWith(encoder) with { Target = Target, Weight = Weight });
-    protected abstract EncodedPair EncodeWith(ExampleEncoder encoder);
+    internal EncodedPair Encode(ExampleEncoder encoder) => SftRecord.Guard(Where, () => EncodeWith(encoder) with { Target = Target, Weight = Weight });
+    private protected abstract EncodedPair EncodeWith(ExampleEncoder encoder);
 
     /// <summary>The shared prompt, for sampling (null for a conversation whose sides share no leading message).</summary>
-    public PromptInput? EvalPrompt(ExampleEncoder encoder) => SftRecord.Guard(Where, () => PromptWith(encoder));
-    protected abstract PromptInput? PromptWith(ExampleEncoder encoder);
+    internal PromptInput? EvalPrompt(ExampleEncoder encoder) => SftRecord.Guard(Where, () => PromptWith(encoder));
+    private protected abstract PromptInput? PromptWith(ExampleEncoder encoder);
 }
 
 /// <summary><c>{"prompt": "…", "chosen": "…", "rejected": "…"}</c>.</summary>
 public sealed record TextPreferenceRecord(string Where, string Prompt, string Chosen, string Rejected) : PreferenceRecord(Where)
 {
-    protected override EncodedPair EncodeWith(ExampleEncoder encoder) => new(encoder.PromptCompletion(Prompt, Chosen), encoder.PromptCompletion(Prompt, Rejected));
-    protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt);
+    private protected override EncodedPair EncodeWith(ExampleEncoder encoder) => new(encoder.PromptCompletion(Prompt, Chosen), encoder.PromptCompletion(Prompt, Rejected));
+    private protected override PromptInput? PromptWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt);
 }
 
 /// <summary>
@@ -104,32 +104,32 @@ public sealed record TextPreferenceRecord(string Where, string Prompt, string Ch
 /// </summary>
 public sealed record ChatPreferenceRecord(string Where, IReadOnlyList<ChatMessage> Prompt, IReadOnlyList<ChatMessage> Chosen, IReadOnlyList<ChatMessage> Rejected) : PreferenceRecord(Where)
 {
-    protected override EncodedPair EncodeWith(ExampleEncoder encoder) => new(encoder.Conversation(Prompt, Chosen), encoder.Conversation(Prompt, Rejected));
-    protected override PromptInput? PromptWith(ExampleEncoder encoder) => Prompt.Count == 0 ? null : PromptInput.Chat(Prompt, encoder);
+    private protected override EncodedPair EncodeWith(ExampleEncoder encoder) => new(encoder.Conversation(Prompt, Chosen), encoder.Conversation(Prompt, Rejected));
+    private protected override PromptInput? PromptWith(ExampleEncoder encoder) => Prompt.Count == 0 ? null : PromptInput.Chat(Prompt, encoder);
 }
 
 /// <summary>A prompt for the online stages, with the reference answer of verifiable tasks.</summary>
 public abstract record PromptRecord(string Where, string? Answer)
 {
     /// <summary>Prompt ids for generation (a conversation is rendered with the generation prompt).</summary>
-    public int[] Encode(ExampleEncoder encoder) => SftRecord.Guard(Where, () => EncodeWith(encoder));
-    protected abstract int[] EncodeWith(ExampleEncoder encoder);
+    internal int[] Encode(ExampleEncoder encoder) => SftRecord.Guard(Where, () => EncodeWith(encoder));
+    private protected abstract int[] EncodeWith(ExampleEncoder encoder);
 
     /// <summary>The prompt with its answer, as the evaluator and rollout workers take it (the text of a conversation rendered).</summary>
-    public PromptInput Input(ExampleEncoder encoder) => SftRecord.Guard(Where, () => InputWith(encoder));
-    protected abstract PromptInput InputWith(ExampleEncoder encoder);
+    internal PromptInput Input(ExampleEncoder encoder) => SftRecord.Guard(Where, () => InputWith(encoder));
+    private protected abstract PromptInput InputWith(ExampleEncoder encoder);
 }
 
 /// <summary><c>{"prompt": "…"}</c>.</summary>
 public sealed record TextPromptRecord(string Where, string Prompt, string? Answer = null) : PromptRecord(Where, Answer)
 {
-    protected override int[] EncodeWith(ExampleEncoder encoder) => encoder.Prompt(Prompt);
-    protected override PromptInput InputWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt, Answer);
+    private protected override int[] EncodeWith(ExampleEncoder encoder) => encoder.Prompt(Prompt);
+    private protected override PromptInput InputWith(ExampleEncoder encoder) => PromptInput.Plain(Prompt, Answer);
 }
 
 /// <summary><c>{"prompt": [...]}</c>: a conversation the policy continues as the assistant.</summary>
 public sealed record ChatPromptRecord(string Where, IReadOnlyList<ChatMessage> Prompt, string? Answer = null) : PromptRecord(Where, Answer)
 {
-    protected override int[] EncodeWith(ExampleEncoder encoder) => encoder.ChatPrompt(Prompt);
-    protected override PromptInput InputWith(ExampleEncoder encoder) => PromptInput.Chat(Prompt, encoder, Answer);
+    private protected override int[] EncodeWith(ExampleEncoder encoder) => encoder.ChatPrompt(Prompt);
+    private protected override PromptInput InputWith(ExampleEncoder encoder) => PromptInput.Chat(Prompt, encoder, Answer);
 }

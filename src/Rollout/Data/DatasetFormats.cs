@@ -28,7 +28,7 @@ public static class DatasetFormats
     /// <see cref="Check"/>, and whether any record is conversational (a list of messages somewhere): such a file needs
     /// a chat template.
     /// </summary>
-    public static (IReadOnlyList<string> Errors, bool Conversational) Scan(string path, DataKind kind, int limit = int.MaxValue)
+    internal static (IReadOnlyList<string> Errors, bool Conversational) Scan(string path, DataKind kind, int limit = int.MaxValue)
     {
         var (records, errors) = Parse(path, kind);
         var shown = errors.Count > limit ? [.. errors.Take(limit), $"{path}: ... and {errors.Count - limit} more problems"] : errors;
@@ -36,7 +36,7 @@ public static class DatasetFormats
     }
 
     /// <summary>True for a record whose prompt, completion or sides are messages (it is rendered by a chat template).</summary>
-    public static bool IsConversational(object record) => record is MessagesSftRecord or ChatSftRecord or ChatPreferenceRecord or ChatPromptRecord;
+    internal static bool IsConversational(object record) => record is MessagesSftRecord or ChatSftRecord or ChatPreferenceRecord or ChatPromptRecord;
 
     /// <summary>The SFT examples of a file; the first problems are a <see cref="DatasetException"/>.</summary>
     public static List<SftRecord> ReadSft(string path) => Read<SftRecord>(path, DataKind.Sft);

@@ -6,10 +6,10 @@ using Rlft.Policy.Encoders;
 namespace Rlft.Rollout.Data;
 
 /// <summary>A labelled text with the line it came from (<c>file:line</c>).</summary>
-public sealed record LabelledRecord(string Where, LabelledText Item);
+internal sealed record LabelledRecord(string Where, LabelledText Item);
 
 /// <summary>A question-answering example with the line it came from.</summary>
-public sealed record QaRecord(string Where, QaExample Example);
+internal sealed record QaRecord(string Where, QaExample Example);
 
 /// <summary>
 /// The encoder stages' JSONL formats, read and checked without any model; every problem is one line
@@ -21,7 +21,7 @@ public sealed record QaRecord(string Where, QaExample Example);
 /// answer found in the context at its offset.</item>
 /// </list>
 /// </summary>
-public static class EncoderDatasets
+internal static class EncoderDatasets
 {
     /// <summary>The built-in encoder datasets, written from the job seed like the built-in task's.</summary>
     public static readonly string[] ClassificationBuiltins = ["sentiment", "eval-sentiment"];

@@ -160,5 +160,5 @@ public static class Jsonl
     }
 
     /// <summary>A temporary name beside <paramref name="path"/> that no other writer uses.</summary>
-    public static string TemporaryBeside(string path) => $"{path}.{Guid.NewGuid():N}.tmp";
+    internal static string TemporaryBeside(string path) => $"{path}.{Guid.NewGuid():N}.tmp";
 }

@@ -1,7 +1,7 @@
 namespace Rlft.Rollout.Data;
 
 /// <summary>A batch from <see cref="ReplayMixer{T}"/>: the current stage's examples first, then the replayed ones.</summary>
-public sealed record MixedBatch<T>(IReadOnlyList<T> Items, int Replayed)
+internal sealed record MixedBatch<T>(IReadOnlyList<T> Items, int Replayed)
 {
     /// <summary>Examples of the current stage (the first <c>Items.Count − Replayed</c>).</summary>
     public int Current => Items.Count - Replayed;
@@ -19,7 +19,7 @@ public sealed record MixedBatch<T>(IReadOnlyList<T> Items, int Replayed)
 /// its size), then an example of it drawn uniformly, from a generator seeded by (seed, k).</item>
 /// </list>
 /// </summary>
-public sealed class ReplayMixer<T>
+internal sealed class ReplayMixer<T>
 {
     readonly IReadOnlyList<T> _current;
     readonly IReadOnlyList<IReadOnlyList<T>> _earlier;

@@ -16,7 +16,7 @@ namespace Rlft.Rollout.Tasks;
 /// <item><c>chat-prompts</c>, <c>chat-eval-prompts</c>: <c>{"prompt": [...]}</c> review requests for the online stages.</item>
 /// </list>
 /// </summary>
-public static class ChatTask
+internal static class ChatTask
 {
     public const string System = "You answer in one short sentence.";
 

@@ -8,7 +8,7 @@ namespace Rlft.Rollout.Tasks;
 /// (<c>client-i/preferences.jsonl</c>); beside them held-out sets of every item (<c>eval-sft.jsonl</c>,
 /// <c>eval-preferences.jsonl</c>) drawn with other seeds, for the server's before/after figures.
 /// </summary>
-public static class FederatedShards
+internal static class FederatedShards
 {
     /// <summary>Which client holds <paramref name="prompt"/> (by its item; prompts without one go to client 0).</summary>
     public static int ShardOf(string prompt, int clients)

@@ -14,7 +14,7 @@ namespace Rlft.Rollout.Tasks;
 /// of the completion's first sentence must equal it.</item>
 /// </list>
 /// </summary>
-public static class ReviewTask
+internal static class ReviewTask
 {
     public static readonly string[] Items = ["movie", "book", "song", "game", "meal", "show", "album", "hotel", "park", "class", "trip", "film"];
     public static readonly string[] Positive = ["great", "good", "fun", "lovely", "superb", "nice", "bright", "warm"];

@@ -7,7 +7,7 @@ namespace Rlft.Rollout.Tasks;
 /// One task of the <see cref="TaskFamily"/>: an operation on two digits, asked as "<c>{Verb} {a} and {b}:</c>" and
 /// answered " {result}.". Every task has the same prompt shape and answer format; only the operation differs.
 /// </summary>
-public sealed record FamilyTask(string Name, string Verb, string Description, Func<int, int, int> Apply)
+internal sealed record FamilyTask(string Name, string Verb, string Description, Func<int, int, int> Apply)
 {
     public string Prompt(int a, int b) => $"{Verb} {a} and {b}:";
 
@@ -36,7 +36,7 @@ public sealed record FamilyTask(string Name, string Verb, string Description, Fu
 /// sums are): with 100 pairs in all they measure whether a task was learnt, not generalisation to unseen pairs.
 /// <c>builtin:family/&lt;task&gt;</c> names a task's data in a job (<see cref="DatasetNames"/>).
 /// </summary>
-public static class TaskFamily
+internal static class TaskFamily
 {
     /// <summary>The family's tasks, in a fixed order (an index into it is a task id).</summary>
     public static readonly IReadOnlyList<FamilyTask> Tasks =

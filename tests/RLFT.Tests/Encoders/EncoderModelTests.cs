@@ -11,14 +11,15 @@ public class EncoderModelTests
         EncoderPresets.Config(arch, "tiny", 100, task, task == EncoderTask.QuestionAnswering ? ["start", "end"] : Enumerable.Range(0, labels).Select(i => $"L{i}").ToList());
 
     [Theory]
-    [InlineData("bert", EncoderTask.SequenceClassification)]
-    [InlineData("roberta", EncoderTask.SequenceClassification)]
-    [InlineData("distilbert", EncoderTask.SequenceClassification)]
-    [InlineData("bert", EncoderTask.QuestionAnswering)]
-    [InlineData("roberta", EncoderTask.TokenClassification)]
-    [InlineData("distilbert", EncoderTask.QuestionAnswering)]
-    public void Parameter_names_and_shapes_are_the_HF_layout(string arch, EncoderTask task)
+    [InlineData("bert", nameof(EncoderTask.SequenceClassification))]
+    [InlineData("roberta", nameof(EncoderTask.SequenceClassification))]
+    [InlineData("distilbert", nameof(EncoderTask.SequenceClassification))]
+    [InlineData("bert", nameof(EncoderTask.QuestionAnswering))]
+    [InlineData("roberta", nameof(EncoderTask.TokenClassification))]
+    [InlineData("distilbert", nameof(EncoderTask.QuestionAnswering))]
+    public void Parameter_names_and_shapes_are_the_HF_layout(string arch, string taskName)
     {
+        var task = Enum.Parse<EncoderTask>(taskName);
         var c = Config(arch, task);
         using var model = EncoderCheckpoint.CreateMeta(c);
         var shapes = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
@@ -142,17 +143,18 @@ public class EncoderModelTests
     }
 
     [Theory]
-    [InlineData("bert", EncoderTask.SequenceClassification)]
-    [InlineData("bert", EncoderTask.QuestionAnswering)]
-    [InlineData("bert", EncoderTask.TokenClassification)]
-    [InlineData("roberta", EncoderTask.SequenceClassification)]
-    [InlineData("roberta", EncoderTask.QuestionAnswering)]
-    [InlineData("roberta", EncoderTask.TokenClassification)]
-    [InlineData("distilbert", EncoderTask.SequenceClassification)]
-    [InlineData("distilbert", EncoderTask.QuestionAnswering)]
-    [InlineData("distilbert", EncoderTask.TokenClassification)]
-    public void Logits_match_an_independent_float64_forward_of_transformers(string arch, EncoderTask task)
+    [InlineData("bert", nameof(EncoderTask.SequenceClassification))]
+    [InlineData("bert", nameof(EncoderTask.QuestionAnswering))]
+    [InlineData("bert", nameof(EncoderTask.TokenClassification))]
+    [InlineData("roberta", nameof(EncoderTask.SequenceClassification))]
+    [InlineData("roberta", nameof(EncoderTask.QuestionAnswering))]
+    [InlineData("roberta", nameof(EncoderTask.TokenClassification))]
+    [InlineData("distilbert", nameof(EncoderTask.SequenceClassification))]
+    [InlineData("distilbert", nameof(EncoderTask.QuestionAnswering))]
+    [InlineData("distilbert", nameof(EncoderTask.TokenClassification))]
+    public void Logits_match_an_independent_float64_forward_of_transformers(string arch, string taskName)
     {
+        var task = Enum.Parse<EncoderTask>(taskName);
         string dir = TinyEncoders.Directory(arch, task);
         using var tm = EncoderTextModel.Load(dir);
         var cfg = TinyEncoders.Config(dir);

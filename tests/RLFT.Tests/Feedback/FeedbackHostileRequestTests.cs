@@ -10,7 +10,7 @@ namespace Rlft.Tests.Feedback;
 /// </summary>
 public sealed class HostileNode : IAsyncLifetime
 {
-    public FeedbackTestNode Node { get; private set; } = null!;
+    internal FeedbackTestNode Node { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
     {

@@ -6,7 +6,7 @@ using Rlft.Actors.Feedback;
 namespace Rlft.Tests.Feedback;
 
 /// <summary>A real feedback node in this process: Kestrel on 127.0.0.1 (port 0), a SQLite journal in a temp folder.</summary>
-public sealed class FeedbackTestNode : IAsyncDisposable
+internal sealed class FeedbackTestNode : IAsyncDisposable
 {
     public static readonly string[] RaterNames = ["alice", "bob", "carol", "dave"];
     public Dictionary<string, string> Tokens { get; } = RaterNames.ToDictionary(n => n, _ => RaterTokens.NewToken());

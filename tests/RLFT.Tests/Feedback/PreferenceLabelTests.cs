@@ -8,13 +8,14 @@ public class PreferenceLabelTests
     static readonly PreferenceWeighting Keep = new() { Ties = TieHandling.Half, BothBad = TieHandling.Half };
 
     [Theory]
-    [InlineData(PairAnswer.A, PreferenceStrength.Unstated, true, 1.0)]
-    [InlineData(PairAnswer.A, PreferenceStrength.Much, true, 1.0)]
-    [InlineData(PairAnswer.A, PreferenceStrength.Slightly, true, 0.75)]
-    [InlineData(PairAnswer.B, PreferenceStrength.Slightly, false, 0.75)]
-    [InlineData(PairAnswer.B, PreferenceStrength.Much, false, 1.0)]
-    public void A_choice_is_a_pair_with_its_strength_as_the_target(PairAnswer answer, PreferenceStrength strength, bool firstChosen, double target) =>
-        Assert.Equal(new PreferenceLabel(firstChosen, target, 1), PreferenceLabels.Label(answer, strength, PreferenceWeighting.Default));
+    [InlineData(nameof(PairAnswer.A), nameof(PreferenceStrength.Unstated), true, 1.0)]
+    [InlineData(nameof(PairAnswer.A), nameof(PreferenceStrength.Much), true, 1.0)]
+    [InlineData(nameof(PairAnswer.A), nameof(PreferenceStrength.Slightly), true, 0.75)]
+    [InlineData(nameof(PairAnswer.B), nameof(PreferenceStrength.Slightly), false, 0.75)]
+    [InlineData(nameof(PairAnswer.B), nameof(PreferenceStrength.Much), false, 1.0)]
+    public void A_choice_is_a_pair_with_its_strength_as_the_target(string answer, string strength, bool firstChosen, double target) =>
+        Assert.Equal(new PreferenceLabel(firstChosen, target, 1),
+            PreferenceLabels.Label(Enum.Parse<PairAnswer>(answer), Enum.Parse<PreferenceStrength>(strength), PreferenceWeighting.Default));
 
     [Fact]
     public void Ties_and_both_bad_are_dropped_by_default_and_half_targets_when_asked()

@@ -15,11 +15,11 @@ public class PreferenceLossTests
     {
         using var _ = NewDisposeScope();
         // h1 = (−4 − (−5)) − (−6 − (−6)) = 1; h2 = (−10 − (−10)) − (−9 − (−10)) = −1; β = 0.1.
-        var r = Losses.DpoLoss(T(-4, -10), T(-6, -9), T(-5, -10), T(-6, -10), 0.1, Losses.DpoLossType.Sigmoid, target: T(1, 0.5f), weight: T(1, 3));
+        var r = Losses.DpoLoss(T(-4, -10), T(-6, -9), T(-5, -10), T(-6, -10), 0.1, DpoLossType.Sigmoid, target: T(1, 0.5f), weight: T(1, 3));
         double l1 = -LogSig(0.1), l2 = -0.5 * LogSig(-0.1) - 0.5 * LogSig(0.1);
         Assert.Equal((l1 + 3 * l2) / 4, r.Loss.item<float>(), 6);
         // With label smoothing ε = 0.1 a ¾ target becomes t' = ¾·0.8 + 0.1 = 0.7.
-        var smooth = Losses.DpoLoss(T(-4), T(-6), T(-5), T(-6), 0.1, Losses.DpoLossType.Sigmoid, labelSmoothing: 0.1, target: T(0.75f));
+        var smooth = Losses.DpoLoss(T(-4), T(-6), T(-5), T(-6), 0.1, DpoLossType.Sigmoid, labelSmoothing: 0.1, target: T(0.75f));
         Assert.Equal(-0.7 * LogSig(0.1) - 0.3 * LogSig(-0.1), smooth.Loss.item<float>(), 6);
     }
 
@@ -28,10 +28,10 @@ public class PreferenceLossTests
     {
         using var _ = NewDisposeScope();
         // h = 1, β = 0.1: t = ¾ → (1 − 0.25/0.1)² = 2.25; t = ½ → 1² = 1; mean 1.625.
-        var r = Losses.DpoLoss(T(-4, -4), T(-6, -6), T(-5, -5), T(-6, -6), 0.1, Losses.DpoLossType.Ipo, target: T(0.75f, 0.5f));
+        var r = Losses.DpoLoss(T(-4, -4), T(-6, -6), T(-5, -5), T(-6, -6), 0.1, DpoLossType.Ipo, target: T(0.75f, 0.5f));
         Assert.Equal(1.625, r.Loss.item<float>(), 5);
         // t = 1 is the usual IPO target 1/(2β).
-        var hard = Losses.DpoLoss(T(-4), T(-6), T(-5), T(-6), 0.1, Losses.DpoLossType.Ipo, target: T(1f));
+        var hard = Losses.DpoLoss(T(-4), T(-6), T(-5), T(-6), 0.1, DpoLossType.Ipo, target: T(1f));
         Assert.Equal(Math.Pow(1 - 5, 2), hard.Loss.item<float>(), 4);
     }
 
@@ -40,7 +40,7 @@ public class PreferenceLossTests
     {
         using var _ = NewDisposeScope();
         var c = T(-4, -10, -3); var rj = T(-6, -9, -3.5f); var rc = T(-5, -10, -3.2f); var rr = T(-6, -10, -3);
-        foreach (var type in new[] { Losses.DpoLossType.Sigmoid, Losses.DpoLossType.Ipo })
+        foreach (var type in new[] { DpoLossType.Sigmoid, DpoLossType.Ipo })
             Assert.Equal(Losses.DpoLoss(c, rj, rc, rr, 0.2, type, 0.05).Loss.item<float>(),
                 Losses.DpoLoss(c, rj, rc, rr, 0.2, type, 0.05, target: ones(3), weight: ones(3)).Loss.item<float>(), 6);
         Assert.Equal(Losses.RewardModelLoss(T(2, 0), T(1, 1), T(0.5f, 0)).Loss.item<float>(),

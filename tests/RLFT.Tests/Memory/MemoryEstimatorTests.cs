@@ -49,12 +49,13 @@ public class MemoryEstimatorTests
     }
 
     [Theory]
-    [InlineData(MemoryStageKind.Grpo, 8, 4, 8)]        // two prompts, each sampled four times
-    [InlineData(MemoryStageKind.Grpo, 10, 4, 8)]       // whole groups only: two prompts
-    [InlineData(MemoryStageKind.Grpo, 2, 4, 4)]        // fewer completions than a group: one prompt's group
-    [InlineData(MemoryStageKind.OnlineDpo, 8, 2, 8)]   // four prompts, a pair each
-    public void A_grouped_stage_generates_and_trains_on_batch_size_completions_as_the_prompt_source_draws_them(MemoryStageKind kind, int batch, int group, int completions)
+    [InlineData(nameof(MemoryStageKind.Grpo), 8, 4, 8)]        // two prompts, each sampled four times
+    [InlineData(nameof(MemoryStageKind.Grpo), 10, 4, 8)]       // whole groups only: two prompts
+    [InlineData(nameof(MemoryStageKind.Grpo), 2, 4, 4)]        // fewer completions than a group: one prompt's group
+    [InlineData(nameof(MemoryStageKind.OnlineDpo), 8, 2, 8)]   // four prompts, a pair each
+    public void A_grouped_stage_generates_and_trains_on_batch_size_completions_as_the_prompt_source_draws_them(string kindName, int batch, int group, int completions)
     {
+        var kind = Enum.Parse<MemoryStageKind>(kindName);
         // batch-size counts completions (OnlineStageData.NextBatch draws batch-size / group prompts), so the KV cache
         // and a training forward hold as many sequences as a PPO stage of that many prompts.
         var grouped = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), Ppo(batch) with { Kind = kind, SamplesPerPrompt = group }) with { MaxPolicyLag = 0, EvalPrompts = 0 });

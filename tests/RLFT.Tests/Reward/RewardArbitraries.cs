@@ -55,8 +55,10 @@ public sealed record RatingSet(ScoreRating[] Ratings)
 }
 
 /// <summary>Pairwise choices among items i0..iN (never an item against itself).</summary>
-public sealed record Comparisons(PairwiseChoice[] Choices)
+public sealed record Comparisons
 {
+    internal Comparisons(PairwiseChoice[] choices) => Choices = choices;
+    internal PairwiseChoice[] Choices { get; }
     public override string ToString() => $"Comparisons [{string.Join(", ", Choices.Select(c => $"{c.RaterId}:{c.A}v{c.B}→{c.Winner}"))}]";
 }
 

@@ -118,7 +118,7 @@ public class ObjectiveMathTests
     {
         using var _ = NewDisposeScope();
         var c = T(-5, -7); var rj = T(-6, -4);
-        var r = Losses.DpoLoss(c, rj, c, rj, beta: 0.1, Losses.DpoLossType.Sigmoid);
+        var r = Losses.DpoLoss(c, rj, c, rj, beta: 0.1, DpoLossType.Sigmoid);
         Assert.Equal(MathF.Log(2), r.Loss.item<float>(), 6);
         Assert.Equal(0.0, r.Stats["rewards/margins"], 6);
     }
@@ -130,9 +130,9 @@ public class ObjectiveMathTests
         // h = (−4 − (−5)) − (−6 − (−6)) = 1
         var c = T(-4f); var rj = T(-6f); var rc = T(-5f); var rr = T(-6f);
         double beta = 0.1;
-        var ipo = Losses.DpoLoss(c, rj, rc, rr, beta, Losses.DpoLossType.Ipo);
+        var ipo = Losses.DpoLoss(c, rj, rc, rr, beta, DpoLossType.Ipo);
         Assert.Equal(Math.Pow(1 - 1 / (2 * beta), 2), ipo.Loss.item<float>(), 4);
-        var cdpo = Losses.DpoLoss(c, rj, rc, rr, beta, Losses.DpoLossType.Sigmoid, labelSmoothing: 0.1);
+        var cdpo = Losses.DpoLoss(c, rj, rc, rr, beta, DpoLossType.Sigmoid, labelSmoothing: 0.1);
         double logSig(double x) => -Math.Log(1 + Math.Exp(-x));
         Assert.Equal(-0.9 * logSig(0.1) - 0.1 * logSig(-0.1), cdpo.Loss.item<float>(), 5);
         Assert.Equal(1.0, cdpo.Stats["rewards/accuracies"]);

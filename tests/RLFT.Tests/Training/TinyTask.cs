@@ -7,7 +7,7 @@ using Rlft.Rollout.Tasks;
 namespace Rlft.Tests.Training;
 
 /// <summary>A tiny GPT-2 with a tokenizer trained on the built-in task's text, made once per test run.</summary>
-public static class TinyTask
+internal static class TinyTask
 {
     static readonly Lazy<string> Dir = new(() =>
     {

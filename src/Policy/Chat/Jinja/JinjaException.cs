@@ -4,7 +4,7 @@ namespace Rlft.Policy.Chat.Jinja;
 /// A template that cannot be parsed or rendered. The message names the template line
 /// (<c>line 12: 'dict object' has no attribute 'role'</c>); <see cref="Reason"/> is the message without it.
 /// </summary>
-public class JinjaException : Exception
+internal class JinjaException : Exception
 {
     public int Line { get; }
     public string Reason { get; }
@@ -16,7 +16,7 @@ public class JinjaException : Exception
 /// The template called <c>raise_exception(message)</c>: the data breaks a rule the template states
 /// (e.g. roles must alternate). <see cref="Exception.Message"/> is the template's own message, as transformers reports it.
 /// </summary>
-public sealed class TemplateRaisedException(int line, string message) : JinjaException(0, message)
+internal sealed class TemplateRaisedException(int line, string message) : JinjaException(0, message)
 {
     public int RaisedAtLine { get; } = line;
 }

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Chat.Jinja;
 /// and runtime errors are <see cref="JinjaException"/>s naming the template line; <c>raise_exception</c> is a
 /// <see cref="TemplateRaisedException"/> carrying the template's message.
 /// </summary>
-public sealed class JinjaTemplate
+internal sealed class JinjaTemplate
 {
     readonly List<Stmt> _body;
 

@@ -10,7 +10,7 @@ namespace Rlft.Policy.Chat.Jinja;
 /// (integers stay ints, key order kept), and <see cref="Dumps"/> is <c>json.dumps</c>, the function behind
 /// transformers' <c>tojson</c> filter (<c>ensure_ascii=False</c> by default; separators ", " and ": ").
 /// </summary>
-public static class PyJson
+internal static class PyJson
 {
     /// <summary>A template value from parsed JSON.</summary>
     public static object? FromJson(JsonNode? node) => node switch

@@ -12,7 +12,7 @@ namespace Rlft.Policy.Training.Optimizers;
 /// (let alone all of them) exists at once. As in bitsandbytes, parameters with fewer than <see cref="MinQuantizedSize"/>
 /// values (biases, norms) keep fp32 moments: they are a sliver of the memory and the most sensitive to rounding.
 /// </summary>
-public sealed class AdamW8bit : IDisposable
+internal sealed class AdamW8bit : IDisposable
 {
     /// <summary>Parameters smaller than this keep fp32 moments (bitsandbytes' <c>min_8bit_size</c>).</summary>
     public const int MinQuantizedSize = 4096;

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Training.Optimizers;
 /// fraction steps in the larger decades, so small values keep their relative precision — what the second moment
 /// needs, whose entries span many orders of magnitude within a block.
 /// </summary>
-public sealed class BlockwiseQuantizer : IDisposable
+internal sealed class BlockwiseQuantizer : IDisposable
 {
     /// <summary>Values per block sharing one fp32 absmax (bitsandbytes' blockwise optimizers used 2048, later 256).</summary>
     public int BlockSize { get; }

@@ -26,10 +26,10 @@ public sealed record ClientPrivacy
     }
 
     /// <summary>Scales <paramref name="update"/> in place to norm at most <see cref="ClipNorm"/>; returns its norm before clipping.</summary>
-    public double Clip(WeightSet update) => Clip(update, ClipNorm);
+    internal double Clip(WeightSet update) => Clip(update, ClipNorm);
 
     /// <summary>Scales <paramref name="update"/> in place to norm at most <paramref name="clipNorm"/> (a client clipping before it sends); returns its norm before.</summary>
-    public static double Clip(WeightSet update, double clipNorm)
+    internal static double Clip(WeightSet update, double clipNorm)
     {
         double norm = update.Norm();
         if (norm > clipNorm) update.Scale(clipNorm / norm);
@@ -40,7 +40,7 @@ public sealed record ClientPrivacy
     /// Adds N(0, (σ·C·<paramref name="scale"/>)²) to every element of <paramref name="sum"/>, drawn on the CPU from
     /// <paramref name="generator"/>: scale 1 on a sum, 1/n on the mean of n clipped updates.
     /// </summary>
-    public void AddNoise(WeightSet sum, Generator generator, double scale = 1)
+    internal void AddNoise(WeightSet sum, Generator generator, double scale = 1)
     {
         if (NoiseMultiplier == 0) return;
         using var _ = no_grad();

@@ -6,7 +6,7 @@ namespace Rlft.Policy.Training;
 /// the order they were listed in (they are sorted first), so a server that restarts or sees members join in another
 /// order draws the same sample; a retried round (attempt + 1) draws a fresh one.
 /// </summary>
-public sealed class ClientSampler(int clientsPerRound, int seed)
+internal sealed class ClientSampler(int clientsPerRound, int seed)
 {
     public int ClientsPerRound { get; } = clientsPerRound > 0
         ? clientsPerRound

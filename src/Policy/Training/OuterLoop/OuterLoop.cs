@@ -3,13 +3,13 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training;
 
 /// <summary>What one participant did in a round: its update from the round's global weights, how much it counts, and its figures.</summary>
-public sealed record ParticipantUpdate(string Id, WeightSet Delta, double Weight, IReadOnlyDictionary<string, double> Metrics) : IDisposable
+internal sealed record ParticipantUpdate(string Id, WeightSet Delta, double Weight, IReadOnlyDictionary<string, double> Metrics) : IDisposable
 {
     public void Dispose() => Delta.Dispose();
 }
 
 /// <summary>A participant of an outer loop: a federated client, or a task in meta-learning.</summary>
-public interface IParticipant
+internal interface IParticipant
 {
     string Id { get; }
     /// <summary>Trains from <paramref name="global"/> (inner steps) and returns the update <c>adapted − global</c>.</summary>
@@ -17,7 +17,7 @@ public interface IParticipant
 }
 
 /// <summary>How participants' updates become one pseudo-gradient.</summary>
-public enum Aggregation
+internal enum Aggregation
 {
     /// <summary>Every participant counts the same (Reptile; FedAvg with equal clients).</summary>
     Mean,
@@ -36,7 +36,7 @@ public enum Aggregation
 /// from the operating system's cryptographic generator). Updates are summed in the order of the participants' ids, so
 /// that a round's result does not depend on the order in which they finished.
 /// </summary>
-public sealed class OuterLoop(Aggregation aggregation, IServerOptimizer server, ClientPrivacy? privacy = null, long? noiseSeed = null) : IDisposable
+internal sealed class OuterLoop(Aggregation aggregation, IServerOptimizer server, ClientPrivacy? privacy = null, long? noiseSeed = null) : IDisposable
 {
     TorchSharp.torch.Generator? _noise;
 

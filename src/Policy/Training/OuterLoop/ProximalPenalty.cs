@@ -10,7 +10,7 @@ namespace Rlft.Policy.Training;
 /// Its gradient <c>μ · (w − w_global)</c> pulls each local step back toward where the round started, which bounds how
 /// far a client with unusual data drifts in <c>local-steps</c> steps. μ = 0 is FedAvg.
 /// </summary>
-public sealed class ProximalPenalty : IParameterPenalty
+internal sealed class ProximalPenalty : IParameterPenalty
 {
     readonly List<(string Name, Parameter Parameter)> _parameters;
     readonly Dictionary<string, Tensor> _global;

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Training;
 /// dp_accounting sums their magnitudes, a slightly looser bound: 6.71e-4 instead of 6.50e-4 at q = 0.01, σ = 2.5,
 /// 50 steps, order 1.5).
 /// </summary>
-public sealed class RdpAccountant
+internal sealed class RdpAccountant
 {
     /// <summary>The orders Opacus uses by default: 1.1, 1.2, …, 10.9, then 12, 13, …, 63.</summary>
     public static readonly IReadOnlyList<double> DefaultOrders =

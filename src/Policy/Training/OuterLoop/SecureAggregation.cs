@@ -15,7 +15,7 @@ namespace Rlft.Policy.Training;
 /// client's masks from Shamir shares instead; that is left out).
 /// The curve is NIST P-256: .NET's ECDiffieHellman has no X25519 on Linux.
 /// </summary>
-public static class SecureAggregation
+internal static class SecureAggregation
 {
     /// <summary>Fixed-point fractional bits: a resolution of 2⁻²⁴ ≈ 6e-8, below fp32's for values near 1.</summary>
     public const int FractionBits = 24;

@@ -3,13 +3,13 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training;
 
 /// <summary>How the server moves the global weights along the aggregated update Δ (a pseudo-gradient pointing downhill).</summary>
-public interface IServerOptimizer
+internal interface IServerOptimizer
 {
     void Step(WeightSet global, WeightSet update);
 }
 
 /// <summary>x ← x + lr · Δ: FedAvg at lr = 1, Reptile's outer step at lr = ε.</summary>
-public sealed class ServerSgd(double learningRate) : IServerOptimizer
+internal sealed class ServerSgd(double learningRate) : IServerOptimizer
 {
     public void Step(WeightSet global, WeightSet update) => global.AddScaled(update, learningRate);
 }
@@ -19,7 +19,7 @@ public sealed class ServerSgd(double learningRate) : IServerOptimizer
 /// moment m ← β₁m + (1−β₁)Δ, a second moment v that each rule updates its own way, and x ← x + lr · m / (√v + τ).
 /// No bias correction, as in the paper; m and v start at zero; τ (default 1e-3) bounds the adaptivity.
 /// </summary>
-public abstract class AdaptiveServer(double learningRate, double beta1, double tau) : IServerOptimizer, IDisposable
+internal abstract class AdaptiveServer(double learningRate, double beta1, double tau) : IServerOptimizer, IDisposable
 {
     WeightSet? _m, _v;
 
@@ -46,21 +46,21 @@ public abstract class AdaptiveServer(double learningRate, double beta1, double t
 }
 
 /// <summary>FedAdam: v ← β₂v + (1−β₂)Δ².</summary>
-public sealed class ServerAdam(double learningRate, double beta1 = 0.9, double beta2 = 0.99, double tau = 1e-3)
+internal sealed class ServerAdam(double learningRate, double beta1 = 0.9, double beta2 = 0.99, double tau = 1e-3)
     : AdaptiveServer(learningRate, beta1, tau)
 {
     protected override void UpdateSecondMoment(Tensor v, Tensor squared) => v.mul_(beta2).add_(squared, alpha: 1 - beta2);
 }
 
 /// <summary>FedAdagrad: v ← v + Δ² (the sum of every round's squared update).</summary>
-public sealed class ServerAdagrad(double learningRate, double beta1 = 0.9, double tau = 1e-3)
+internal sealed class ServerAdagrad(double learningRate, double beta1 = 0.9, double tau = 1e-3)
     : AdaptiveServer(learningRate, beta1, tau)
 {
     protected override void UpdateSecondMoment(Tensor v, Tensor squared) => v.add_(squared);
 }
 
 /// <summary>FedYogi: v ← v − (1−β₂) · Δ² · sign(v − Δ²) (Zaheer et al., 2018): v moves toward Δ² by a step proportional to Δ², not to their difference.</summary>
-public sealed class ServerYogi(double learningRate, double beta1 = 0.9, double beta2 = 0.99, double tau = 1e-3)
+internal sealed class ServerYogi(double learningRate, double beta1 = 0.9, double beta2 = 0.99, double tau = 1e-3)
     : AdaptiveServer(learningRate, beta1, tau)
 {
     protected override void UpdateSecondMoment(Tensor v, Tensor squared)

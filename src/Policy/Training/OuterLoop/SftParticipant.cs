@@ -13,7 +13,7 @@ namespace Rlft.Policy.Training;
 /// wrapping around — and returns <c>adapted − global</c>, weighted by its number of examples. With <see cref="Mu"/> &gt; 0
 /// every inner step's loss carries FedProx's proximal term toward the round's global weights (<see cref="ProximalPenalty"/>).
 /// </summary>
-public abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IReadOnlyList<T> examples, int steps, int batchSize) : IParticipant
+internal abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IReadOnlyList<T> examples, int steps, int batchSize) : IParticipant
 {
     int _cursor;
 
@@ -66,7 +66,7 @@ public abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IRe
 
 /// <summary>Inner steps of supervised fine-tuning (next-token loss on the loss-carrying tokens).</summary>
 /// <param name="policy">The model the participant trains in place; the global weights are written into its trainable parameters first.</param>
-public sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedExample> examples, OptimizerOptions optimizer, int steps, int batchSize)
+internal sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedExample> examples, OptimizerOptions optimizer, int steps, int batchSize)
     : InnerLoopParticipant<EncodedExample>(id, policy, examples, steps, batchSize)
 {
     protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties) =>
@@ -83,7 +83,7 @@ public sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<
 /// Inner steps of DPO on preference pairs, against the round's global weights as the reference (a frozen copy made at
 /// the start of each round: the participant's policy starts equal to its reference, as a DPO stage does).
 /// </summary>
-public sealed class DpoParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedPair> pairs, DpoOptions dpo, OptimizerOptions optimizer, int steps, int batchSize)
+internal sealed class DpoParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedPair> pairs, DpoOptions dpo, OptimizerOptions optimizer, int steps, int batchSize)
     : InnerLoopParticipant<EncodedPair>(id, policy, pairs, steps, batchSize)
 {
     protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties)

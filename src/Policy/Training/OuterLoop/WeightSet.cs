@@ -8,7 +8,7 @@ namespace Rlft.Policy.Training;
 /// participant's update, or an optimizer's moments. Kept in fp32 on the tensors' device, in the order they were given,
 /// so that every sum over them runs in one fixed order.
 /// </summary>
-public sealed class WeightSet : IDisposable
+internal sealed class WeightSet : IDisposable
 {
     readonly List<(string Name, Tensor Value)> _items;
 

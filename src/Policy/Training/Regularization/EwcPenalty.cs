@@ -11,7 +11,7 @@ namespace Rlft.Policy.Training.Regularization;
 /// With several earlier stages, sum their Fisher diagonals (<see cref="FisherDiagonal.Add"/>) and anchor at the
 /// latest weights (online EWC, Schwarz et al., 2018, with γ = 1).
 /// </summary>
-public sealed class EwcPenalty : IParameterPenalty
+internal sealed class EwcPenalty : IParameterPenalty
 {
     readonly List<(string Name, Parameter Parameter)> _parameters;
     readonly Dictionary<string, Tensor> _fisher;

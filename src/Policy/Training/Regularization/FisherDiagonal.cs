@@ -11,7 +11,7 @@ namespace Rlft.Policy.Training.Regularization;
 /// log-likelihood gradient. Examples are differentiated one at a time (the square of a batch's summed gradient is
 /// not the sum of the squares); <c>torch.autograd.grad</c> is used, so the parameters' <c>.grad</c> are untouched.
 /// </summary>
-public static class FisherDiagonal
+internal static class FisherDiagonal
 {
     /// <summary>
     /// The Fisher diagonal over <paramref name="count"/> examples; <paramref name="logLikelihood"/>(n) is example n's

@@ -7,7 +7,7 @@ namespace Rlft.Policy.Training.Regularization;
 /// gradient reaches the parameters with the loss's. Computed on the parameters the optimizer steps (the fp32 masters
 /// under bf16 compute: <see cref="MixedPrecisionModel.SyncGradients"/> adds the compute copy's gradients to theirs).
 /// </summary>
-public interface IParameterPenalty : IDisposable
+internal interface IParameterPenalty : IDisposable
 {
     /// <summary>The slash-named metric the penalty's value is reported under (<c>loss/l2_sp</c>, <c>loss/ewc</c>).</summary>
     string Metric { get; }
@@ -17,7 +17,7 @@ public interface IParameterPenalty : IDisposable
 }
 
 /// <summary>Named trainable parameters: what a penalty covers and what its snapshots are keyed by.</summary>
-public static class TrainableParameters
+internal static class TrainableParameters
 {
     /// <summary>The parameters of <paramref name="module"/> that require gradients, by their state-dict names.</summary>
     public static List<(string Name, TorchSharp.Modules.Parameter Parameter)> Of(nn.Module module) =>
@@ -32,7 +32,7 @@ public static class TrainableParameters
 }
 
 /// <summary>Adds a trainer's penalties to its loss.</summary>
-public static class Penalties
+internal static class Penalties
 {
     /// <summary>
     /// <paramref name="loss"/> plus every penalty, and each penalty's value under its metric name (empty when there

@@ -10,7 +10,7 @@ namespace Rlft.Policy.Training.Regularization;
 /// (the stage's start). Its gradient is <c>2 · weight · (θ − θ₀)</c>. (The paper writes α/2 · ‖θ − θ₀‖²: its α is
 /// 2 · weight.)
 /// </summary>
-public sealed class L2SpPenalty : IParameterPenalty
+internal sealed class L2SpPenalty : IParameterPenalty
 {
     readonly List<(string Name, Parameter Parameter)> _parameters;
     readonly Dictionary<string, Tensor> _start;

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// (Hinton et al., 2015; GKD, Agarwal et al., 2024). Teacher and student share a tokenizer; the teacher
 /// may be larger. Sequences come from a dataset or from the student's own samples.
 /// </summary>
-public sealed class DistillTrainer : IDisposable
+internal sealed class DistillTrainer : IDisposable
 {
     readonly PolicyModel _student;
     readonly PolicyModel _teacher;

@@ -8,7 +8,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// Reference log-probs come from the frozen reference per batch, or from a table computed once
 /// (<c>PrecomputeReference</c>) so the reference model can be freed.
 /// </summary>
-public sealed class DpoTrainer : IDisposable
+internal sealed class DpoTrainer : IDisposable
 {
     readonly PolicyModel _policy;
     readonly IReferencePolicy _reference;

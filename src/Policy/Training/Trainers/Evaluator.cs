@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training.Trainers;
 
 /// <summary>Held-out figures for a policy, with the completions they came from.</summary>
-public sealed record EvalResult(Dictionary<string, double> Metrics, string[] Prompts, string[] Completions, double[] Rewards);
+internal sealed record EvalResult(Dictionary<string, double> Metrics, string[] Prompts, string[] Completions, double[] Rewards);
 
 /// <summary>
 /// Evaluation on held-out prompts: the task reward of sampled completions (<c>eval/reward</c>, when the task has
@@ -13,7 +13,7 @@ public sealed record EvalResult(Dictionary<string, double> Metrics, string[] Pro
 /// the win rate against the reference's own completions as judged by <c>judge</c> — a reward model, or the task
 /// reward (<c>eval/win_rate</c>, ties count half) — and the response length.
 /// </summary>
-public static class Evaluator
+internal static class Evaluator
 {
     /// <summary>Plain-text prompts (see the <see cref="PromptInput"/> overload).</summary>
     public static EvalResult Run(

@@ -4,7 +4,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// One sampled completion for the learner: token ids, the log-prob the sampler gave each completion
 /// token (temperature 1, untruncated), the sequence score, and the GRPO group it belongs to.
 /// </summary>
-public sealed record Experience(int[] PromptTokens, int[] CompletionTokens, float[] SamplerLogprobs, float Score, int Group = 0);
+internal sealed record Experience(int[] PromptTokens, int[] CompletionTokens, float[] SamplerLogprobs, float Score, int Group = 0);
 
 /// <summary>Small helpers shared by the on-policy trainers.</summary>
 internal static class ExperienceTensors

@@ -8,7 +8,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// surrogate, and a k3 KL penalty to the reference inside the loss. No value model.
 /// Experience must come grouped: consecutive runs of <see cref="GrpoOptions.GroupSize"/> samples.
 /// </summary>
-public sealed class GrpoTrainer : IDisposable
+internal sealed class GrpoTrainer : IDisposable
 {
     readonly PolicyModel _policy;
     readonly IReferencePolicy _reference;

@@ -11,7 +11,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// A causal LM with its tokenizer (and chat template, when it has one): what every trainer and the rollout worker
 /// hold. Training text goes through <see cref="Encoder"/>, so a prompt and its completion are encoded as one text.
 /// </summary>
-public sealed class PolicyModel
+internal sealed class PolicyModel
 {
     public CausalLM Model { get; }
     public ITokenizer Tokenizer { get; }

@@ -10,7 +10,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// value losses, several epochs over minibatches, and a fixed or adaptive KL coefficient. Behaviour
 /// log-probs are recomputed here (the field's practice) and their mismatch with the sampler's reported.
 /// </summary>
-public sealed class PpoTrainer : IDisposable
+internal sealed class PpoTrainer : IDisposable
 {
     readonly PolicyModel _policy;
     readonly ValueHead _value;

@@ -4,14 +4,14 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Training.Trainers;
 
 /// <summary>The frozen reference policy π_ref that KL terms are measured against.</summary>
-public interface IReferencePolicy
+internal interface IReferencePolicy
 {
     /// <summary>(B, C) end-aligned log π_ref of each completion token (no gradient).</summary>
     Tensor LogProbs(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions);
 }
 
 /// <summary>A separate frozen copy of the starting policy.</summary>
-public sealed class FrozenReference(PolicyModel frozen) : IReferencePolicy
+internal sealed class FrozenReference(PolicyModel frozen) : IReferencePolicy
 {
     public PolicyModel Model { get; } = frozen;
 
@@ -24,7 +24,7 @@ public sealed class FrozenReference(PolicyModel frozen) : IReferencePolicy
 }
 
 /// <summary>With LoRA, the reference is the base model: the same weights with adapters switched off.</summary>
-public sealed class AdapterReference(PolicyModel policy, LoraAdapters adapters) : IReferencePolicy
+internal sealed class AdapterReference(PolicyModel policy, LoraAdapters adapters) : IReferencePolicy
 {
     public Tensor LogProbs(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions)
     {
@@ -39,7 +39,7 @@ public sealed class AdapterReference(PolicyModel policy, LoraAdapters adapters) 
 /// With a quantized base the adapters train in every stage; a stage's reference is the policy it started from: the
 /// base plus the adapters' values at the stage's start (the bare base while they were still zero).
 /// </summary>
-public sealed class SnapshotReference(PolicyModel policy, AdapterSnapshot snapshot) : IReferencePolicy
+internal sealed class SnapshotReference(PolicyModel policy, AdapterSnapshot snapshot) : IReferencePolicy
 {
     public AdapterSnapshot Snapshot { get; } = snapshot;
 

@@ -10,7 +10,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// A reward model: a causal-LM trunk with a scalar head read at the last real token
 /// (transformers' *ForSequenceClassification), trained with the Bradley–Terry loss on preference pairs.
 /// </summary>
-public sealed class RewardModel
+internal sealed class RewardModel
 {
     public PolicyModel Trunk { get; }
     public RewardHead Head { get; }
@@ -59,7 +59,7 @@ public sealed class RewardModel
 }
 
 /// <summary>Bradley–Terry training of a <see cref="RewardModel"/> on (prompt, chosen, rejected) triples.</summary>
-public sealed class RewardModelTrainer : IDisposable
+internal sealed class RewardModelTrainer : IDisposable
 {
     readonly RewardModel _model;
     readonly RewardModelOptions _options;

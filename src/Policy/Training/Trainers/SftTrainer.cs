@@ -8,7 +8,7 @@ namespace Rlft.Policy.Training.Trainers;
 /// Supervised fine-tuning: next-token loss on the loss-carrying tokens only — the completion of a prompt/completion
 /// pair, or every assistant turn of a conversation (see <see cref="ExampleEncoder"/>); prompt tokens are masked out.
 /// </summary>
-public sealed class SftTrainer : IDisposable
+internal sealed class SftTrainer : IDisposable
 {
     readonly PolicyModel _policy;
     public TrainingOptimizer Optimizer { get; }
