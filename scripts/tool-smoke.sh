@@ -97,8 +97,11 @@ printf '%s\n' \
   '  </ItemGroup>' \
   '</Project>' > "$outside/MyDpo.csproj"
 NUGET_PACKAGES="$work/nuget" dotnet build "$outside/MyDpo.csproj" -c Release -o "$outside/out" -v quiet -nologo
-(cd "$outside" && timeout 300 dotnet out/MyDpo.dll "$outside/runs" | tail -n 2)
+(cd "$outside" && timeout 300 dotnet out/MyDpo.dll "$outside/runs" > "$outside/run.log")
+tail -n 2 "$outside/run.log"
 grep -q '"succeeded": *true' "$outside/runs/dpo-from-jsonl/summary.json"
+# It ends by loading the trained policy through Rlft.Policy's supported surface (Checkpoint, HfTokenizer, TextGenerator).
+grep -q '^completion (' "$outside/run.log"
 rm -rf "$outside/out"
 
 mkdir "$work/empty"

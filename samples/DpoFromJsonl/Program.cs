@@ -1,11 +1,15 @@
 // DPO on the program's own preference data: it writes a JSONL file of {"prompt", "chosen", "rejected"} pairs (your data
-// would already be one), builds a DPO job on it in code, and follows the job's events with await foreach.
+// would already be one), builds a DPO job on it in code, follows the job's events with await foreach, then loads the
+// trained policy (a Hugging Face checkpoint) with Rlft.Policy and answers one prompt with it.
 // Usage: Rlft.Samples.DpoFromJsonl [OUTPUT_DIR] [STEPS]
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Rlft.Hosting;
+using Rlft.Policy.Checkpoints;
+using Rlft.Policy.Generation;
+using Rlft.Policy.Tokenization;
 
 string output = Path.GetFullPath(args.Length > 0 ? args[0] : "runs");
 int steps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10;
@@ -46,8 +50,23 @@ await foreach (var e in runner.RunAsync(job, cancel.Token))
         case JobEnded end:
             Console.WriteLine($"job {end.Outcome}: {end.Message}");
             Console.WriteLine($"run directory: {end.RunDirectory}");
-            return end.Succeeded ? 0 : 1;
+            if (!end.Succeeded) return 1;
+            var (tokens, text) = Answer(end.RunDirectory, "Tell me about the sea.");
+            Console.WriteLine($"completion ({tokens} tokens): {text}");
+            return 0;
     }
 }
 return 1;
 
+// The last checkpoint's policy directory holds config.json, model.safetensors and the tokenizer, as transformers saves them.
+static (int Tokens, string Text) Answer(string runDirectory, string prompt)
+{
+    string policy = Directory.GetDirectories(Path.Combine(runDirectory, "checkpoints"), "step-*")
+        .OrderBy(d => int.Parse(Path.GetFileName(d)["step-".Length..], CultureInfo.InvariantCulture)).Last();
+    policy = Path.Combine(policy, "policy");
+    using var tokenizer = HfTokenizer.Load(policy);
+    using var model = Checkpoint.Load(policy);
+    var result = TextGenerator.Generate(model, [tokenizer.Encode(prompt)], new GenerationOptions { MaxNewTokens = 8, Temperature = 0 },
+        tokenizer.PadId, tokenizer.EosId);
+    return (result.Tokens[0].Length, tokenizer.Decode(result.Tokens[0]));
+}

@@ -67,6 +67,8 @@ public partial class SampleTests(ITestOutputHelper output)
         Assert.Contains($"run directory: {runDir}", log);
         Assert.Contains("\"succeeded\": true", File.ReadAllText(Path.Combine(runDir, "summary.json")));
         Assert.Contains(Path.Combine(dir, "my-preferences.jsonl"), File.ReadAllText(Path.Combine(runDir, "run.json")));
+        // The trained policy, loaded back through Rlft.Policy's supported surface, answers greedily.
+        Assert.Matches(@"completion \([1-8] tokens\): ", log);
     }
 
     [Fact]
