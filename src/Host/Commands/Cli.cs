@@ -20,7 +20,7 @@ internal static class Cli
             LogprobsCommand.Create(),
             ChatTemplateCommand.Create(),
             InspectDataCommand.Create(),
-            BenchCommand.Create(), BenchCaseCommand.Create(),
+            BenchCommand.Create(), BenchCaseCommand.Create(), DeviceCheckCommand.Create(),
             ScoreCommand.Create(),
             ClassifyCommand.Create(),
             RunCommand.Create(), EstimateCommand.Create(),
