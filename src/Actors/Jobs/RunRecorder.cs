@@ -116,9 +116,14 @@ internal sealed class RunRecorder : IDisposable
 
     public const string SummaryFile = "summary.json", CurveFile = "reward_kl.png", AdaptationFile = "adaptation.png";
 
-    /// <summary>Writes summary.json atomically and the reward/KL curve (when some step reported either).</summary>
+    /// <summary>
+    /// Writes summary.json atomically (with the zero-/few-shot table as <c>adaptation</c> when the job has adapt stages),
+    /// the reward/KL curve (when some step reported either) and the adaptation curves.
+    /// </summary>
     public void Finish(IReadOnlyDictionary<string, object> summary, string rewardKey = "reward/mean", string klKey = "objective/kl")
     {
+        var adaptation = AdaptationTable.From(summary);
+        if (adaptation.Count > 0) summary = new Dictionary<string, object>(summary) { ["adaptation"] = AdaptationTable.ToJson(adaptation) };
         string path = Path.Combine(Directory, SummaryFile);
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(summary, new JsonSerializerOptions(Json) { WriteIndented = true }));
         File.Move(path + ".tmp", path, overwrite: true);

@@ -41,6 +41,10 @@ internal static class RunCommand
     {
         foreach (var (k, v) in summary.OrderBy(kv => kv.Key))
             output.WriteLine($"  {k,-44} {v.ToString("0.####", CultureInfo.InvariantCulture)}");
+        var adaptation = AdaptationTable.From(summary);
+        if (adaptation.Count == 0) return;
+        output.WriteLine("  k-shot adaptation to the held-out tasks, from each adapt stage's starting weights (held-out loss, greedy reward):");
+        foreach (var line in AdaptationTable.Lines(adaptation)) output.WriteLine("    " + line);
     }
 
     static int RunPlain(string jobPath, string[] overrides, bool force, TextWriter output)

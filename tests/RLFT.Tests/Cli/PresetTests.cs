@@ -110,7 +110,12 @@ public class PresetTests(ITestOutputHelper output)
             foreach (var later in job.Stages.Skip(1))
                 Assert.True(Get($"{later.Name}/after/retention/{job.Stages[0].Name}/reward_kept") >= 0.9,
                     $"after {later.Name}, {job.Stages[0].Name} keeps {Get($"{later.Name}/after/retention/{job.Stages[0].Name}/reward_kept"):F3} of its held-out reward");
-        if (job.Stages.Any(s => s.Kind == StageKind.Adapt)) Assert.True(File.Exists(Path.Combine(job.RunDirectory, RunRecorder.AdaptationFile)));
+        if (job.Stages.Any(s => s.Kind == StageKind.Adapt))
+        {
+            Assert.True(File.Exists(Path.Combine(job.RunDirectory, RunRecorder.AdaptationFile)));
+            Assert.Equal(job.Stages.Where(s => s.Kind == StageKind.Adapt).Select(s => s.Name),
+                summary.RootElement.GetProperty("adaptation").EnumerateArray().Select(r => r.GetProperty("stage").GetString()));
+        }
     }
 
     /// <summary>hocon/classify.conf reaches 0.9 held-out accuracy and macro F1; hocon/qa.conf the exact match stated in <see cref="AssertLearned"/>.</summary>

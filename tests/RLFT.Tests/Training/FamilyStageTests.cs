@@ -92,6 +92,34 @@ public class AdaptationPlotTests
         RunRecorder.PlotAdaptation(path, summary);
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(path)[..4]);
     }
+
+    [Fact]
+    public void The_zero_and_few_shot_table_has_one_row_per_adapt_stage_in_job_order_and_lands_in_the_summary()
+    {
+        var summary = new Dictionary<string, object> { ["job"] = "meta", ["sft/after/eval/loss"] = 0.5 };
+        foreach (var (stage, zero, after) in new[] { ("adapt-sft", 1.6, 1.1), ("adapt-meta", 1.9, 0.7) })
+        {
+            summary[$"{stage}/before/eval/loss"] = zero;
+            summary[$"{stage}/before/eval/reward"] = 0.25;
+            summary[$"{stage}/after/eval/loss"] = after;
+            summary[$"{stage}/after/eval/reward"] = 0.5;
+            for (int k = 0; k <= 10; k++) summary[$"{stage}/after/adapt/loss@{k}"] = zero + (after - zero) * k / 10;
+        }
+        var rows = AdaptationTable.From(summary);
+        Assert.Equal([new AdaptationTable.Row("adapt-sft", 10, 1.6, 0.25, 1.1, 0.5), new AdaptationTable.Row("adapt-meta", 10, 1.9, 0.25, 0.7, 0.5)], rows);
+        var lines = AdaptationTable.Lines(rows).ToList();
+        Assert.Equal(3, lines.Count);
+        Assert.Matches(@"^adapt-meta\s+10\s+1\.900\s+0\.250\s+0\.700\s+0\.500$", lines[2]);
+        Assert.Empty(AdaptationTable.From(new Dictionary<string, object> { ["sft/after/eval/loss"] = 0.5 }));
+
+        string dir = Directory.CreateTempSubdirectory("rlft-table").FullName;
+        using (var recorder = new RunRecorder(dir)) recorder.Finish(summary);
+        using var written = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, RunRecorder.SummaryFile)));
+        var table = written.RootElement.GetProperty("adaptation");
+        Assert.Equal(["adapt-sft", "adapt-meta"], table.EnumerateArray().Select(r => r.GetProperty("stage").GetString()));
+        Assert.Equal(0.7, table[1].GetProperty("adapted").GetProperty("loss").GetDouble());
+        Assert.Equal(1.9, table[1].GetProperty("zero_shot").GetProperty("loss").GetDouble());
+    }
 }
 
 public class RetentionTests
