@@ -57,9 +57,11 @@ export LD_LIBRARY_PATH="$torchlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # What the dynamic loader says about libLibTorchSharp.so against this libtorch: unresolved libraries and symbols.
 ldd -r "$work/libLibTorchSharp.so" > "$out/ldd.txt" 2>&1
-missing_libs=$(grep -c "not found" "$out/ldd.txt" || true)
+missing_libs=$(grep -c "=> not found" "$out/ldd.txt" || true)
+missing_versions=$(grep -c "version .* not found" "$out/ldd.txt" || true)
 missing_syms=$(grep -c "undefined symbol" "$out/ldd.txt" || true)
-say "libLibTorchSharp.so: $missing_libs libraries not found, $missing_syms undefined symbols (ldd.txt)"
+# (A weak GLIBCXX_3.4.32 requirement is expected on older libstdc++: RLFT's build marks it weak, and the loader accepts it.)
+say "libLibTorchSharp.so: $missing_libs libraries not found, $missing_versions symbol versions not found, $missing_syms undefined symbols (ldd.txt)"
 grep -E "not found|undefined symbol" "$out/ldd.txt" | head -n 15 | sed 's/^/  /' | tee -a "$summary"
 
 timeout 60 "$rlft" info > "$out/info.txt" 2>&1
