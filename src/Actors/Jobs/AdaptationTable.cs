@@ -14,30 +14,42 @@ internal static class AdaptationTable
 
     const string CurveMarker = "/after/adapt/loss@";
 
-    /// <summary>Rows in the order the stages appear in <paramref name="summary"/>; empty when the job has no adapt stage.</summary>
-    public static IReadOnlyList<Row> From(IEnumerable<KeyValuePair<string, double>> summary)
+    /// <summary>
+    /// Each adapt stage's curve (<c>STAGE/after/adapt/loss@K</c>): its held-out loss after K steps, K ascending, stages in
+    /// the order they appear in <paramref name="summary"/>.
+    /// </summary>
+    public static List<(string Stage, List<(int Step, double Loss)> Points)> Curves(IEnumerable<KeyValuePair<string, double>> summary)
     {
-        var values = new Dictionary<string, double>();
-        var stages = new List<string>();
-        var steps = new Dictionary<string, int>();
+        var curves = new List<(string Stage, List<(int Step, double Loss)> Points)>();
         foreach (var (key, value) in summary)
         {
-            values[key] = value;
             int at = key.IndexOf(CurveMarker, StringComparison.Ordinal);
             if (at <= 0 || !int.TryParse(key.AsSpan(at + CurveMarker.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int k)) continue;
             string stage = key[..at];
-            if (!steps.TryGetValue(stage, out int seen)) stages.Add(stage);
-            steps[stage] = Math.Max(seen, k);
+            int index = curves.FindIndex(c => c.Stage == stage);
+            if (index < 0) curves.Add((stage, []));
+            curves[index < 0 ? ^1 : index].Points.Add((k, value));
         }
+        foreach (var (_, points) in curves) points.Sort();
+        return curves;
+    }
+
+    /// <summary>Rows in the order the stages appear in <paramref name="summary"/>; empty when the job has no adapt stage.</summary>
+    public static IReadOnlyList<Row> From(IEnumerable<KeyValuePair<string, double>> summary)
+    {
+        var values = summary.ToDictionary(kv => kv.Key, kv => kv.Value);
         double Get(string key) => values.TryGetValue(key, out var v) ? v : double.NaN;
-        return stages.Select(s => new Row(s, steps[s],
-            Get($"{s}/before/eval/loss"), Get($"{s}/before/eval/reward"),
-            Get($"{s}/after/eval/loss"), Get($"{s}/after/eval/reward"))).ToList();
+        return Curves(values).Select(c => new Row(c.Stage, c.Points[^1].Step,
+            Get($"{c.Stage}/before/eval/loss"), Get($"{c.Stage}/before/eval/reward"),
+            Get($"{c.Stage}/after/eval/loss"), Get($"{c.Stage}/after/eval/reward"))).ToList();
     }
 
     /// <summary><see cref="From(IEnumerable{KeyValuePair{string, double}})"/> over a written summary (numeric values only).</summary>
-    public static IReadOnlyList<Row> From(IReadOnlyDictionary<string, object> summary) =>
-        From(summary.Where(kv => kv.Value is double).Select(kv => KeyValuePair.Create(kv.Key, (double)kv.Value)));
+    public static IReadOnlyList<Row> From(IReadOnlyDictionary<string, object> summary) => From(Numeric(summary));
+
+    /// <summary>The numeric entries of a written summary.</summary>
+    public static IEnumerable<KeyValuePair<string, double>> Numeric(IReadOnlyDictionary<string, object> summary) =>
+        summary.Where(kv => kv.Value is double).Select(kv => KeyValuePair.Create(kv.Key, (double)kv.Value));
 
     /// <summary>The rows as summary.json carries them.</summary>
     public static List<Dictionary<string, object>> ToJson(IReadOnlyList<Row> rows) =>

@@ -137,20 +137,16 @@ internal sealed class RunRecorder : IDisposable
     /// </summary>
     public static void PlotAdaptation(string path, IReadOnlyDictionary<string, object> summary)
     {
-        const string marker = "/after/adapt/loss@";
-        var curves = summary.Where(kv => kv.Key.Contains(marker, StringComparison.Ordinal) && kv.Value is double)
-            .Select(kv => (Stage: kv.Key[..kv.Key.IndexOf(marker, StringComparison.Ordinal)], Step: int.Parse(kv.Key[(kv.Key.IndexOf(marker, StringComparison.Ordinal) + marker.Length)..], CultureInfo.InvariantCulture), Loss: (double)kv.Value))
-            .GroupBy(x => x.Stage).ToList();
+        var curves = AdaptationTable.Curves(AdaptationTable.Numeric(summary));
         if (curves.Count == 0) return;
         var plot = new ScottPlot.Plot();
         plot.Title("RLFT: k-shot adaptation to held-out tasks");
         plot.XLabel("adaptation steps");
         plot.YLabel("held-out loss");
-        foreach (var curve in curves)
+        foreach (var (stage, points) in curves)
         {
-            var points = curve.OrderBy(x => x.Step).ToList();
             var line = plot.Add.Scatter(points.Select(x => (double)x.Step).ToArray(), points.Select(x => x.Loss).ToArray());
-            line.LegendText = curve.Key;
+            line.LegendText = stage;
         }
         plot.ShowLegend();
         plot.SavePng(path, 900, 500);

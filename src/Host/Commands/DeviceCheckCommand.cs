@@ -28,7 +28,7 @@ internal static class DeviceCheckCommand
             var o = new DeviceCheck.Options(result.GetValue(device)!,
                 result.GetValue(shapes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 result.GetValue(peak), result.GetValue(batch), result.GetValue(length), result.GetValue(steps));
-            var write = result.GetValue(output) is { } path ? new StreamWriter(path) : null;
+            using var write = result.GetValue(output) is { } path ? new StreamWriter(path) : null;
             var lines = new List<JsonObject>();
             foreach (var line in DeviceCheck.Run(o))
             {
@@ -46,7 +46,6 @@ internal static class DeviceCheckCommand
             };
             result.InvocationConfiguration.Output.WriteLine(summary.ToJsonString());
             write?.WriteLine(summary.ToJsonString());
-            write?.Dispose();
             return failed.Count == 0 ? 0 : 1;
         });
         return command;
