@@ -264,7 +264,7 @@ internal static class JobSpecReader
         foreach (var dataKey in new[] { "data", "eval-data" }.Where(k => familyStage && s.Has(k)))
             errors.Add($"{at}.{dataKey}: a {kindName} stage trains and evaluates on its tasks' data ({kindName}.tasks), not on a dataset");
 
-        return new StageSpec
+        var stage = new StageSpec
         {
             Index = index,
             Kind = kind,
@@ -309,6 +309,25 @@ internal static class JobSpecReader
             Encoder = Read(() => EncoderStageReader.Read(s, kind, kindName), EncoderStageReader.IsEncoderStage(s, kind) ? new EncoderStageSpec() : null),
             Federated = federatedSpec,
         };
+        return stage with { Optimizer = stage.Optimizer with { TotalSteps = OptimizerUpdates(stage) } };
+    }
+
+    /// <summary>
+    /// The optimizer updates a stage makes, which the learning-rate schedule spans (warmup and decay count updates, as
+    /// in transformers): a PPO step makes epochs × mini-batches of them, a GRPO step one per epoch, every other step
+    /// one; gradient accumulation makes one update of that many micro-batches.
+    /// </summary>
+    internal static int OptimizerUpdates(StageSpec stage)
+    {
+        long perStep = stage.Kind switch
+        {
+            StageKind.Ppo => (long)stage.Ppo.Epochs * stage.Ppo.MiniBatches,
+            StageKind.Grpo => stage.Grpo.Epochs,
+            _ => 1,
+        };
+        long microSteps = stage.Steps * perStep;
+        int accumulation = Math.Max(1, stage.Optimizer.GradientAccumulationSteps);
+        return (int)Math.Clamp((microSteps + accumulation - 1) / accumulation, 1, int.MaxValue);
     }
 
     static T Wrap<T>(string at, Func<T> read)

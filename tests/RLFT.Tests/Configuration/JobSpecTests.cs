@@ -15,6 +15,24 @@ public class JobSpecTests
         }
         """;
 
+    /// <summary>
+    /// The learning-rate schedule spans the stage's optimizer updates, not its steps: a PPO step makes epochs ×
+    /// mini-batches updates and a GRPO step one per epoch (a schedule over steps would reach zero a quarter of the way
+    /// through a PPO stage of 4 epochs); accumulation makes one update of several steps.
+    /// </summary>
+    [Theory]
+    [InlineData("{ kind = ppo, data = x, steps = 16, batch-size = 8, ppo { epochs = 2, mini-batches = 2 } }", 64)]
+    [InlineData("{ kind = ppo, data = x, steps = 10 }", 40)]
+    [InlineData("{ kind = grpo, data = x, steps = 12, batch-size = 8, grpo { group-size = 4, epochs = 3 } }", 36)]
+    [InlineData("{ kind = sft, data = x, steps = 15, optimizer { gradient-accumulation-steps = 4 } }", 4)]
+    [InlineData("{ kind = ppo, data = x, steps = 3\n ppo { epochs = 2 }\n optimizer { gradient-accumulation-steps = 4 } }", 2)]
+    [InlineData("{ kind = dpo, data = x, steps = 7 }", 7)]
+    public void The_schedule_spans_the_stages_optimizer_updates(string stage, int updates)
+    {
+        var job = Parse($"rlft.job {{ name = t\n stages = [\n{stage}\n] }}");
+        Assert.Equal(updates, job.Stages[0].Optimizer.TotalSteps);
+    }
+
     [Fact]
     public void The_shipped_presets_parse()
     {
