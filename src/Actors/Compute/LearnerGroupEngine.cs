@@ -30,7 +30,7 @@ internal sealed class LearnerGroupEngine : ILearnerEngine
     {
         if (job.Learners < 2) throw new ArgumentException($"a learner group has at least two learners, not {job.Learners}", nameof(job));
         _transports = InProcessTransport.Create(job.Learners);
-        _groups = _transports.Select(t => new LearnerGroup(t)).ToArray();
+        _groups = _transports.Select(t => new LearnerGroup(t) { CheckEvery = job.GroupCheckEvery }).ToArray();
         var members = new List<ILearnerEngine>();
         try
         {

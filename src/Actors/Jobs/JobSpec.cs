@@ -152,6 +152,11 @@ public sealed record JobSpec
     /// </summary>
     public int Learners { get; init; } = 1;
     /// <summary>
+    /// Every how many optimizer steps a learner group's members compare a hash of their trainable weights
+    /// (<c>rlft.job.group-check-every</c>, default 50; 0 never); replicas that differ stop the job with a message.
+    /// </summary>
+    public int GroupCheckEvery { get; init; } = LearnersReader.DefaultCheckEvery;
+    /// <summary>
     /// Sequences a rollout worker decodes at once with continuous batching (<c>rlft.job.rollout.slots</c>, default 16):
     /// a batch of more prompts than this keeps that many decoding, each finished sequence's slot going to the next
     /// prompt. 0 (<c>continuous-batching = off</c>) decodes each batch as one static batch.

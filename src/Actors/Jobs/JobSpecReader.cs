@@ -16,7 +16,7 @@ internal static class JobSpecReader
     /// <summary>rlft.job.rollout.slots when unset: see <see cref="JobSpec.RolloutSlots"/>.</summary>
     public const int DefaultRolloutSlots = 16;
 
-    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing", "rollout", "learners", "weight-sync"];
+    static readonly string[] JobKeys = ["name", "seed", "device", "precision", "output-dir", "model", "max-policy-lag", "rollout-workers", "checkpoint-every", "keep-checkpoints", "eval-prompts", "stages", "lora", "max-consecutive-reward-failures", "chat-template", "gradient-checkpointing", "rollout", "learners", "group-check-every", "weight-sync"];
     static readonly string[] RolloutKeys = ["continuous-batching", "slots"];
     static readonly string[] WeightSyncKeys = ["stream-port", "sync-dtype"];
     static readonly string[] LoraKeys = ["rank", "alpha", "dropout", "target-modules"];
@@ -87,6 +87,7 @@ internal static class JobSpecReader
             MaxPolicyLag = errors.Read(() => c.GetInt($"{Root}.max-policy-lag", 1, min: 0, max: 16), 1),
             RolloutWorkers = errors.Read(() => c.GetInt($"{Root}.rollout-workers", 1, min: 1, max: 64), 1),
             Learners = errors.Read(() => LearnersReader.Read(c), 1),
+            GroupCheckEvery = errors.Read(() => c.GetInt($"{Root}.group-check-every", LearnersReader.DefaultCheckEvery, min: 0), LearnersReader.DefaultCheckEvery),
             RolloutSlots = errors.Read(() => c.GetBool($"{Root}.rollout.continuous-batching", true)
                 ? c.GetInt($"{Root}.rollout.slots", DefaultRolloutSlots, min: 1, max: 4096) : 0, DefaultRolloutSlots),
             WeightStreamPort = errors.Read(() => c.GetInt($"{Root}.weight-sync.stream-port", 0, min: -1, max: 65535), 0),

@@ -9,6 +9,8 @@ namespace Rlft.Actors.Jobs;
 internal static class LearnersReader
 {
     const string Key = JobSpecReader.Root + ".learners";
+    /// <summary>The default of <c>rlft.job.group-check-every</c>: a hash of the trainable weights every 50 optimizer steps.</summary>
+    public const int DefaultCheckEvery = 50;
 
     /// <summary>The number of learners (1 when unset); 0 or a negative number is refused.</summary>
     public static int Read(RlftConfig c)

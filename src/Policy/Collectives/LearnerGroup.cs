@@ -27,6 +27,12 @@ internal sealed class LearnerGroup
     /// <summary>Wall time spent in this member's sums so far (waiting for the slowest member included): a step's <c>timing/all_reduce</c>.</summary>
     public TimeSpan CommunicationTime => TimeSpan.FromTicks(Interlocked.Read(ref _communicationTicks));
 
+    /// <summary>
+    /// Every how many optimizer steps the members compare a hash of their trainable weights
+    /// (<c>rlft.job.group-check-every</c>; 0 never): replicas that drifted apart stop the group with a message.
+    /// </summary>
+    public int CheckEvery { get; init; }
+
     /// <summary>Replaces each tensor by its sum over the group (bitwise the same on every member).</summary>
     public void Sum(IReadOnlyList<Tensor> tensors)
     {
@@ -44,6 +50,52 @@ internal sealed class LearnerGroup
         var sums = AllReduce.SumAsync(t, values).GetAwaiter().GetResult();
         Interlocked.Add(ref _communicationTicks, System.Diagnostics.Stopwatch.GetElapsedTime(start).Ticks);
         return sums;
+    }
+
+    /// <summary>
+    /// Every member's <paramref name="value"/>, by rank (the same array on every member): each member places its value,
+    /// cut into 16-bit pieces, in its own slots of a zero vector, and the group's sum of those vectors is exact.
+    /// </summary>
+    public ulong[] Gather(ulong value)
+    {
+        if (IsSolo) return [value];
+        var slots = new double[Size * 4];
+        for (int i = 0; i < 4; i++) slots[Rank * 4 + i] = (value >> (16 * i)) & 0xFFFF;
+        var sums = Sum(slots);
+        var values = new ulong[Size];
+        for (int r = 0; r < Size; r++)
+            for (int i = 0; i < 4; i++) values[r] |= (ulong)sums[r * 4 + i] << (16 * i);
+        return values;
+    }
+
+    /// <summary>
+    /// After optimizer step <paramref name="step"/> (0: before the first), every <see cref="CheckEvery"/> steps: the members compare an XxHash3
+    /// of <paramref name="weights"/> (their bytes, in order) and every member throws <see cref="LearnersDivergedException"/>
+    /// when they differ. Every member makes the call after the same step, so the comparison is itself a group sum.
+    /// </summary>
+    public void CheckAgreement(int step, IEnumerable<Tensor> weights)
+    {
+        if (IsSolo || CheckEvery <= 0 || step % CheckEvery != 0) return;
+        var hashes = Gather(WeightHash(weights));
+        if (hashes.Distinct().Count() == 1) return;
+        var byHash = hashes.Select((h, r) => (h, r)).GroupBy(x => x.h)
+            .Select(g => $"{g.Key:x16} on learner(s) {string.Join(", ", g.Select(x => x.r))}");
+        throw new LearnersDivergedException(step == 0
+            ? $"the learners start from different weights (hash {string.Join("; ", byHash)}): every learner must load the same model (and checkpoint, when resuming)"
+            : $"the learners' weights differ after optimizer step {step} (hash {string.Join("; ", byHash)}): the replicas diverged, and the group stops (checked every {CheckEvery} step(s), rlft.job.group-check-every)");
+    }
+
+    /// <summary>XxHash3 of the tensors' bytes in order (CPU copies of device tensors), the same for bitwise equal weights.</summary>
+    public static ulong WeightHash(IEnumerable<Tensor> weights)
+    {
+        var hash = new System.IO.Hashing.XxHash3();
+        foreach (var w in weights)
+        {
+            using var scope = NewDisposeScope();
+            var cpu = w.detach().cpu().contiguous();
+            hash.Append(cpu.bytes);
+        }
+        return hash.GetCurrentHashAsUInt64();
     }
 
     /// <summary>
@@ -73,3 +125,6 @@ internal sealed class LearnerGroup
         return keys.Select((k, i) => (k, sums[i])).ToDictionary(x => x.k, x => x.Item2);
     }
 }
+
+/// <summary>The members of a learner group no longer hold the same weights (see <see cref="LearnerGroup.CheckAgreement"/>).</summary>
+internal sealed class LearnersDivergedException(string message) : Exception(message);

@@ -132,6 +132,7 @@ internal sealed class TrainingOptimizer : IDisposable
         ZeroGrad();
         _mixed?.SyncWeights();
         OptimizerStep++;
+        Group.CheckAgreement(OptimizerStep, _parameters);
         return new StepReport(true, false, norm, lr, OptimizerStep);
     }
 

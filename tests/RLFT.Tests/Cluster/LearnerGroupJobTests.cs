@@ -33,6 +33,8 @@ public class LearnerGroupJobTests(ITestOutputHelper output)
     sealed class Capture : IEngineFactory
     {
         readonly TorchEngineFactory _inner = new();
+        /// <summary>Moves one weight of the last replica by this much as the learner is made (0: none): the replicas then differ.</summary>
+        public float Perturb { get; init; }
         public List<List<(string Name, Tensor Value)>> Members { get; } = [];
         public List<(string Name, Tensor Value)> Start { get; private set; } = [];
         public List<(string Name, Tensor Value)>? RewardModel { get; private set; }
@@ -44,6 +46,8 @@ public class LearnerGroupJobTests(ITestOutputHelper output)
         {
             var engine = _inner.CreateLearner(job, resumeFrom);
             Start = Weights(Learners(engine)[0]);
+            if (Perturb != 0)
+                using (no_grad()) Learners(engine)[^1].Policy.Model.parameters().First().view(-1)[0].add_(Perturb);
             return new Decorated(engine, this);
         }
 
@@ -217,5 +221,17 @@ public class LearnerGroupJobTests(ITestOutputHelper output)
             Assert.True(capture.Members[0][i].Value.bytes.SequenceEqual(capture.Members[1][i].Value.bytes), $"{capture.Members[0][i].Name} differs between the replicas");
         // The leader's steps carry the group's figures.
         Assert.Contains(JobHarness.TrainingSteps(job.RunDirectory), l => l.Contains("\"learners/size\":2", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Replicas_that_drift_apart_stop_the_job_at_the_next_weight_check()
+    {
+        var job = JobHarness.Job(Sft.Replace("steps = 3", "steps = 4"), extra: "learners = 2\n group-check-every = 2");
+        var e = Assert.ThrowsAny<Exception>(() => PlainLoop.Run(job, new Capture { Perturb = 1e-4f }));
+        output.WriteLine(e.Message);
+        Assert.Contains("the learners' weights differ after optimizer step 2", e.Message);
+        // Equal replicas pass the same checks (every step here).
+        var fine = JobHarness.Job(Sft, extra: "learners = 2\n group-check-every = 1");
+        PlainLoop.Run(fine, new Capture());
     }
 }

@@ -122,6 +122,75 @@ public class ResumeTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A checkpoint is the leader's and every replica loads it, so a run of two learners resumes with one or three
+    /// (<c>--set learners=N</c>) and ends where the straight run of two does, up to the summation order of the
+    /// group's sums: within 1e-5 of the weights' norm, each tensor within 1% of the way the steps after the resume point
+    /// moved it, and with the same number of steps.
+    /// </summary>
+    [Fact]
+    public async Task A_run_of_two_learners_resumes_with_one_or_three_and_ends_with_the_straight_runs_weights()
+    {
+        string extra = ResumeHarness.Extra + "\n learners = 2";
+        string straight = JobHarness.JobFile(ResumeHarness.Stages, extra);
+        Assert.Equal(0, await RunToEnd("run", straight));
+        string killed = JobHarness.JobFile(ResumeHarness.Stages, extra);
+        string runDir = RunDirectoryOf(killed);
+        using (var p = await RlftProcess.StartAsync(["run", killed], "rlft: job", Ct))
+        {
+            await ResumeHarness.WaitForMidStageCheckpoint(runDir, p);
+            p.Kill();
+            await p.Process.WaitForExitAsync(Ct);
+        }
+        Assert.False(File.Exists(Path.Combine(runDir, "summary.json")), "the run finished before it was killed; the test needs a longer stage");
+        string resumePoint = ResumePoint.Latest(runDir).Directory;
+        output.WriteLine($"resuming from {resumePoint}");
+        var atResume = Rlft.Policy.Checkpoints.SafetensorsFile.Load(Path.Combine(resumePoint, "policy", "model.safetensors"));
+        // The same stopped run, twice: once as it is, once copied under another output folder.
+        string copy = Path.Combine(Directory.CreateTempSubdirectory("rlft-job").FullName, Path.GetFileName(runDir));
+        CopyDirectory(runDir, copy);
+
+        Assert.Equal(0, await RunToEnd("run", "--resume", runDir, "--set", "learners=1"));
+        Assert.Equal(0, await RunToEnd("run", "--resume", copy, "--set", "learners=3"));
+
+        string a = RunDirectoryOf(straight);
+        var expected = Rlft.Policy.Checkpoints.SafetensorsFile.Load(Path.Combine(ResumeHarness.FinalCheckpoint(a), "policy", "model.safetensors"));
+        foreach (var (dir, n) in new[] { (runDir, 1), (copy, 3) })
+        {
+            Assert.Equal(Metrics(a).Count, Metrics(dir).Count);
+            // The steps after the resume point were trained by the new group (one learner reports no group size).
+            var last = File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Last(l => l.Contains("\"objective/", StringComparison.Ordinal));
+            if (n > 1) Assert.Contains($"\"learners/size\":{n}", last);
+            else Assert.DoesNotContain("\"learners/size\"", last);
+            var weights = Rlft.Policy.Checkpoints.SafetensorsFile.Load(Path.Combine(ResumeHarness.FinalCheckpoint(dir), "policy", "model.safetensors"));
+            Assert.Equal(expected.Keys.Order(), weights.Keys.Order());
+            // Over a dozen PPO steps the summation order's 1e-7 differences grow: compared over the whole model, and
+            // per tensor against how far the steps after the resume point moved it.
+            double total = 0, norm = 0, worst = 0, moved = 0;
+            foreach (var (name, w) in expected)
+            {
+                double diff = (weights[name] - w).norm().item<float>(), update = (w - atResume[name]).norm().item<float>();
+                total += diff * diff;
+                norm += Math.Pow(w.norm().item<float>(), 2);
+                moved += update * update;
+                worst = Math.Max(worst, diff / Math.Max(update, 1e-12));
+                Assert.True(diff <= 1e-2 * update, $"{name}: resumed with {n} learner(s), {diff:g3} from the straight run of 2 (which moved it by {update:g3} after the resume point)");
+            }
+            output.WriteLine($"resumed with {n} learner(s): ‖w − w_straight‖/‖w_straight‖ = {Math.Sqrt(total / norm):g3}, worst per-tensor ‖w − w_straight‖/‖w_straight − w_resume‖ = {worst:g3}; the steps after the resume point moved the weights by {Math.Sqrt(moved / norm):g3} of their norm");
+            Assert.True(Math.Sqrt(total) <= 1e-5 * Math.Sqrt(norm), $"resumed with {n} learner(s): {Math.Sqrt(total):g3} from the straight run of 2 (‖w‖ {Math.Sqrt(norm):g3})");
+            Assert.True(Math.Sqrt(moved / norm) > 1e-4, $"the steps after the resume point barely moved the weights ({Math.Sqrt(moved / norm):g3} of their norm)");
+        }
+    }
+
+    static void CopyDirectory(string from, string to)
+    {
+        foreach (var dir in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+    }
+
     static (int Code, string Err) Cli(params string[] args)
     {
         var (o, e) = (new StringWriter(), new StringWriter());

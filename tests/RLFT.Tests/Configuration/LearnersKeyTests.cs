@@ -20,6 +20,14 @@ public class LearnersKeyTests
         Assert.Equal(1, Parse("{ kind = sft, data = x, steps = 5, batch-size = 1 }\n{ kind = online-dpo, data = x, steps = 5, batch-size = 2 }").Learners);
     }
 
+    [Fact]
+    public void The_group_check_defaults_to_every_50_steps_and_is_read()
+    {
+        Assert.Equal(50, Parse(Sft).GroupCheckEvery);
+        Assert.Equal(7, Parse(Sft, "learners = 2\n group-check-every = 7").GroupCheckEvery);
+        Assert.Equal(0, Parse(Sft, "learners = 2\n group-check-every = 0").GroupCheckEvery);
+    }
+
     [Theory]
     [InlineData("learners = 0", Sft, "rlft.job.learners: 0 learners cannot train; a job has at least one learner")]
     [InlineData("learners = -2", Sft, "rlft.job.learners: -2 learners cannot train")]
@@ -37,6 +45,8 @@ public class LearnersKeyTests
     [InlineData("learners = 2", "{ kind = meta, steps = 5, meta { tasks = [add] } }", "rlft.job.stages[0].kind: meta is not supported with rlft.job.learners = 2")]
     [InlineData("learners = 2", "{ kind = classify, data = x, steps = 5 }", "rlft.job.stages[0].kind: classify is not supported with rlft.job.learners = 2: encoder stages")]
     [InlineData("learners = 2", "{ kind = sft, federated { rounds = 3 } }", "rlft.job.stages[0].federated: a federated stage does not train in a learner group (with rlft.job.learners = 2)")]
+    [InlineData("learners = 2\n group-check-every = -1", Sft, "rlft.job.group-check-every:")]
+    [InlineData("learners = 2\n group-check-every = often", Sft, "rlft.job.group-check-every: expected an integer, got 'often'")]
     [InlineData("learners = 2\n lora { rank = 4, dropout = 0.1 }", "{ kind = ppo, data = x, steps = 5, batch-size = 8 }", "rlft.job.lora.dropout: 0.1 is not supported with rlft.job.learners = 2")]
     public void What_a_group_cannot_run_is_refused_naming_the_key(string job, string stages, string expected)
     {
