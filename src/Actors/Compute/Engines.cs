@@ -89,4 +89,9 @@ internal interface ILearnerEngine : IDisposable
     StageCompleted EndFederated(StageSpec stage) => throw new NotSupportedException("this learner does not run federated stages");
     /// <summary>Writes the models and the training state (trainer/) that exact resume needs.</summary>
     void SaveCheckpoint(string directory);
+    /// <summary>
+    /// In a learner group, before the first step: the members compare a hash of the weights they start from (every member
+    /// calls it at once; see <see cref="Rlft.Policy.Collectives.LearnerGroup.CheckAgreement"/>). Alone: nothing.
+    /// </summary>
+    void CheckGroupStart() { }
 }

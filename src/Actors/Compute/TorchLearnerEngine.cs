@@ -361,6 +361,8 @@ internal sealed partial class TorchLearnerEngine : ILearnerEngine
         : taskReward is not null ? items => items.Select(x => (float)taskReward(x.Prompt.TaskText, x.Completion, null)).ToArray()
         : null;
 
+    public void CheckGroupStart() => Group.CheckAgreement(0, _policy.Model.parameters());
+
     public void SaveCheckpoint(string directory)
     {
         // policy/ holds the base weights (adapter tensors are not part of a checkpoint); with LoRA, the
@@ -404,6 +406,7 @@ internal sealed class TorchEngineFactory : Runtime.IEngineFactory
 {
     public ILearnerEngine CreateLearner(JobSpec job, string? resumeFrom = null) =>
         job.Learners > 1 ? new LearnerGroupEngine(job, group => new TorchLearnerEngine(job, resumeFrom, group)) : new TorchLearnerEngine(job, resumeFrom);
+    public ILearnerEngine CreateGroupMember(JobSpec job, string? resumeFrom, LearnerGroup group) => new TorchLearnerEngine(job, resumeFrom, group);
     public IRolloutEngine CreateRollout(JobSpec job, int index) => new TorchRolloutEngine(job);
     public IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings) => new TorchRewardEngine(job, humanRatings);
 }

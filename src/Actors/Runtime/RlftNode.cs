@@ -23,6 +23,9 @@ internal interface IEngineFactory
     IRolloutEngine CreateRollout(JobSpec job, int index);
     /// <summary><paramref name="humanRatings"/> reaches the feedback actor when the job's rewards ask raters (else null).</summary>
     IRewardEngine CreateReward(JobSpec job, int index, Rlft.Reward.Sources.IHumanRatingPort? humanRatings);
+    /// <summary>One member's learner in a learner group whose members live in separate processes (the leader's, or a replica's).</summary>
+    ILearnerEngine CreateGroupMember(JobSpec job, string? resumeFrom, Rlft.Policy.Collectives.LearnerGroup group) =>
+        throw new NotSupportedException("these engines do not train in a learner group across nodes");
 }
 
 /// <summary>How one node joins the cluster and what it hosts.</summary>
@@ -30,8 +33,9 @@ internal sealed record NodeOptions
 {
     public required JobSpec Job { get; init; }
     /// <summary>
-    /// Any of learner, rollout, reward, feedback (the job's rater endpoint, from its rlft.feedback section), client (a
-    /// member of the federation, training federated stages on <see cref="ClientData"/>).
+    /// Any of learner, learner-replica (a member of the learner's data-parallel group, see <see cref="ClusterLearnerGroup"/>),
+    /// rollout, reward, feedback (the job's rater endpoint, from its rlft.feedback section), client (a member of the
+    /// federation, training federated stages on <see cref="ClientData"/>).
     /// </summary>
     public required IReadOnlyList<string> Roles { get; init; }
     public string Hostname { get; init; } = "127.0.0.1";
@@ -51,6 +55,11 @@ internal sealed record NodeOptions
     /// <summary>For a learner node: continue the run from this checkpoint (<c>--resume</c>) instead of starting it.</summary>
     public ResumePoint? Resume { get; init; }
     public TimeSpan WorkTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>
+    /// With <c>learners = N</c>: true (<c>rlft run</c>, tests) hosts the N − 1 replicas in this learner's process; false
+    /// (<c>rlft node</c>) forms the group from N − 1 learner-replica nodes, waiting up to <see cref="WorkTimeout"/> for them.
+    /// </summary>
+    public bool LearnerReplicasInProcess { get; init; } = true;
     public Action<JobStatus>? OnStatus { get; init; }
     public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
     /// <summary>Where the node's logs (Akka's included) go; the console when null.</summary>
@@ -99,8 +108,12 @@ internal sealed class RlftNode : IAsyncDisposable
     {
         var roles = options.Roles.Select(r => r.Trim().ToLowerInvariant()).ToArray();
         foreach (var r in roles)
-            if (r is not ("learner" or "rollout" or "reward" or "feedback" or "client"))
-                throw new ConfigException($"--roles: unknown role '{r}' (expected learner, rollout, reward, feedback, client)");
+            if (r is not ("learner" or "learner-replica" or "rollout" or "reward" or "feedback" or "client"))
+                throw new ConfigException($"--roles: unknown role '{r}' (expected learner, learner-replica, rollout, reward, feedback, client)");
+        if (roles.Contains("learner-replica") && roles.Contains("learner"))
+            throw new ConfigException("--roles: a node is the learner (the group's leader) or a learner-replica, not both");
+        if (roles.Contains("learner-replica") && options.Job.Learners < 2)
+            throw new ConfigException($"--roles learner-replica: the job trains with one learner (rlft.job.learners = {options.Job.Learners}); a replica joins a group of learners = 2 or more");
         if (roles.Contains("client") && options.ClientData is null)
             throw new ConfigException("--data: a client node trains on its own data: rlft node --roles client --data PATH");
         var finished = new TaskCompletionSource<JobFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -160,10 +173,13 @@ internal sealed class RlftNode : IAsyncDisposable
                 });
             }
 
+            // A learner group across nodes: the learner node takes the learner-replica nodes' offers here.
+            var roster = roles.Contains("learner") && job.Learners > 1 && !options.LearnerReplicasInProcess ? new LearnerRoster() : null;
             if (roles.Contains("learner"))
             {
                 akka.WithActors((system, registry) =>
                 {
+                    if (roster is not null) system.ActorOf(Props.Create(() => new LearnerRosterActor(roster)), LearnerRosterActor.Name);
                     registry.Register<JobWatcherActor>(system.ActorOf(JobWatcherActor.Props(finished, options.OnStatus), "job-watcher"));
                     // Downed by the split-brain resolver (or shut down some other way) before the job ended: say so
                     // instead of waiting forever.
@@ -176,7 +192,10 @@ internal sealed class RlftNode : IAsyncDisposable
                     return CoordinatorActor.Props(job, (ctx, interrupt) =>
                     {
                         var server = ctx.ActorOf(WeightServerActor.Props(WeightSync.WeightStreamServer.TryStart(options.Hostname, job.WeightStreamPort, system.Log), job.SyncBf16), "weights");
-                        var learner = ctx.ActorOf(LearnerActor.Props(() => engines.CreateLearner(job, resume?.Directory), job, server, interrupt), "learner");
+                        Func<ILearnerEngine> create = roster is null
+                            ? () => engines.CreateLearner(job, resume?.Directory)
+                            : () => ClusterLearnerGroup.Create(job, resume?.Directory, system, roster, engines, options.Hostname, options.WorkTimeout, TimeSpan.FromMinutes(10));
+                        var learner = ctx.ActorOf(LearnerActor.Props(create, job, server, interrupt), "learner");
                         return (learner, server);
                     }, recorder, registry.Get<JobWatcherActor>(), options.WorkTimeout, resume?.State);
                 }, new ClusterSingletonOptions { Role = "learner" });
@@ -197,6 +216,8 @@ internal sealed class RlftNode : IAsyncDisposable
                     var humans = job.UsesHumanRatings ? FeedbackRatingPort.InCluster(system, TimeSpan.FromSeconds(60)) : null;
                     system.ActorOf(RewardActor.Props(engines.CreateReward(job, 0, humans), coordinator, $"reward@{node}"), "reward");
                 }
+                if (roles.Contains("learner-replica"))
+                    system.ActorOf(LearnerReplicaActor.Props(job, engines, options.Hostname), LearnerReplicaActor.Name);
                 if (roles.Contains("client"))
                 {
                     string id = $"client@{node}";

@@ -20,7 +20,7 @@ internal static class NodeCommand
     public static Command Create()
     {
         var config = new Option<string>("--config") { Description = "Job file (HOCON); every node of a cluster uses the same one", Required = true };
-        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: learner, rollout, reward, feedback, client", Required = true };
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: learner, learner-replica, rollout, reward, feedback, client", Required = true };
         var data = new Option<string?>("--data") { Description = "Client node: its own training data for the federated stages (a JSONL file, or a directory with sft.jsonl and preferences.jsonl); never sent" };
         var host = new Option<string>("--host") { Description = "Address to bind and advertise", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 0 };
@@ -51,7 +51,7 @@ internal static class NodeCommand
         var roles = roleList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         // What this node will read and build is checked before it joins anything: the learner's models, datasets and
         // output directory, a reward node's reward specs.
-        var parts = (roles.Contains("learner") ? JobParts.Learner : JobParts.None) | (roles.Contains("reward") ? JobParts.Rewards : JobParts.None);
+        var parts = (roles.Contains("learner") || roles.Contains("learner-replica") ? JobParts.Learner : JobParts.None) | (roles.Contains("reward") ? JobParts.Rewards : JobParts.None);
         configPath = RlftConfig.ResolvePath(configPath);
         var job = JobSpec.LoadChecked(configPath, overrides, parts);
         if (dataPath is not null && !roles.Contains("client")) throw new CliException("--data: only a node with role client holds training data of its own");
@@ -92,6 +92,7 @@ internal static class NodeCommand
             var learner = RlftNode.Create(new NodeOptions
             {
                 Job = job, Roles = roles, Hostname = host, Port = port, SeedNodes = seedNodes, Discovery = discovery, RolloutWorkers = workers, Resume = resumePoint,
+                LearnerReplicasInProcess = false,
                 OnStatus = s => { progress.Update(s); page?.Update(s); },
             }, new TorchEngineFactory());
             await using (learner)

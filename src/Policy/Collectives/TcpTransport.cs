@@ -127,6 +127,7 @@ internal sealed class TcpTransport : ICollectiveTransport
             await stream.WriteAsync(header, ct);
             await stream.WriteAsync(frame, ct);
         }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { throw Lost(peer, e); }
         finally { _sending[peer].Release(); }
     }
 
@@ -144,8 +145,13 @@ internal sealed class TcpTransport : ICollectiveTransport
             else await stream.ReadExactlyAsync(new byte[length], ct);   // consumed so the stream stays framed; the caller refuses it
             return (int)length;
         }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { throw Lost(peer, e); }
         finally { _receiving[peer].Release(); }
     }
+
+    /// <summary>A link that closed (the peer's process ended, or the group was stopped), named for the job's message.</summary>
+    IOException Lost(int peer, Exception e) =>
+        new($"member {Rank} of a group of {Size}: the link to member {peer} was lost ({(e is EndOfStreamException ? "the peer closed it" : e.Message)})", e);
 
     NetworkStream Stream(int peer) => peer >= 0 && peer < Size && _streams[peer] is { } s
         ? s

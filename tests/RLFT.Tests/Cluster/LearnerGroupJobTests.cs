@@ -234,4 +234,19 @@ public class LearnerGroupJobTests(ITestOutputHelper output)
         var fine = JobHarness.Job(Sft, extra: "learners = 2\n group-check-every = 1");
         PlainLoop.Run(fine, new Capture());
     }
+
+    [Fact]
+    public void Replicas_that_start_from_different_weights_are_refused_before_the_first_step()
+    {
+        var job = JobHarness.Job(Sft, extra: "learners = 2");
+        var e = Assert.ThrowsAny<Exception>(() => new LearnerGroupEngine(job, g =>
+        {
+            var engine = new TorchLearnerEngine(job, null, g);
+            if (g.Rank == 1)
+                using (no_grad()) engine.Policy.Model.parameters().First().view(-1)[0].add_(1e-4f);
+            return engine;
+        }));
+        output.WriteLine(e.Message);
+        Assert.Contains("the learners start from different weights", e.Message);
+    }
 }

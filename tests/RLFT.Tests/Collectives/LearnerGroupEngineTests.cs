@@ -85,4 +85,12 @@ public class LearnerGroupEngineTests
             Assert.Equal(new byte[] { 0 }, engine.ExportWeights(WeightKind.Policy));   // the leader still exports
         }
     }
+
+    [Fact]
+    public void A_leader_waiting_for_replica_nodes_that_do_not_come_says_how_many_came_and_how_to_start_them()
+    {
+        var e = Assert.Throws<TimeoutException>(() => new Rlft.Actors.Runtime.LearnerRoster().WaitFor(2, TimeSpan.FromMilliseconds(50)));
+        Assert.StartsWith("rlft.job.learners = 3: 0 of the 2 learner-replica node(s) the group needs joined within 0 s", e.Message);
+        Assert.Contains("rlft node JOB --roles learner-replica --seed-nodes", e.Message);
+    }
 }
