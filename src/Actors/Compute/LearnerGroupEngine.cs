@@ -26,6 +26,7 @@ internal sealed class LearnerGroupEngine : ILearnerEngine
     readonly Action _closeLinks;
     readonly IDisposable[] _links;
     Exception? _broken;
+    bool[] _answered = [];
 
     /// <summary>N members in this process over the in-process transport.</summary>
     /// <param name="create">Makes the learner of one member, training with the given group (called N times, rank 0 first).</param>
@@ -124,8 +125,10 @@ internal sealed class LearnerGroupEngine : ILearnerEngine
             firstRank = rank;
             _closeLinks();
         }
+        var answered = _answered = new bool[_replicas.Count];
         var replicas = _replicas.Select((r, i) => r.Run(call).ContinueWith(t =>
         {
+            answered[i] = !t.IsCanceled && t.Exception?.InnerException is not ReplicaLostException;
             if (t.Exception is { } e) Fail(i + 1, e.InnerException ?? e);
             else if (t.IsCanceled) Fail(i + 1, new OperationCanceledException($"learner {i + 1} of the group of {Size} did not finish its work"));
         }, TaskScheduler.Default)).ToArray();
@@ -141,6 +144,23 @@ internal sealed class LearnerGroupEngine : ILearnerEngine
         _broken = first;
         if (firstRank == 0) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
         throw new InvalidOperationException($"learner {firstRank} of the group of {Size} failed: {first.Message}", first);
+    }
+
+    /// <summary>
+    /// After a failed call: the replicas (by rank − 1) that answered it, failed or not; one that did not answer in time
+    /// (its process died, or its node left the cluster) is lost.
+    /// </summary>
+    public IReadOnlyList<bool> Answered => _answered;
+
+    /// <summary>
+    /// Gives the group up without ending the replicas' part in the job (an elastic group forms a new one with them): the
+    /// links close and the replicas are let go; the leader's engine is not disposed (the caller keeps it).
+    /// </summary>
+    public void Abandon()
+    {
+        _broken ??= new InvalidOperationException("the learner group was re-formed");
+        foreach (var l in _links) l.Dispose();
+        foreach (var r in _replicas) r.Release();
     }
 
     public void Dispose()
@@ -208,7 +228,12 @@ internal interface IGroupReplica : IDisposable
     Task Run(ReplicaCall call);
     /// <summary>How long the group waits for this replica's answer once another member failed (infinite: until it answers).</summary>
     TimeSpan WaitAfterFailure => Timeout.InfiniteTimeSpan;
+    /// <summary>Lets the replica go without ending its part in the job (its group is being re-formed).</summary>
+    void Release() => Dispose();
 }
+
+/// <summary>A replica whose process died or whose node left the cluster: it will not answer.</summary>
+internal sealed class ReplicaLostException(string message) : Exception(message);
 
 /// <summary>What the leader asks of every replica: the call it makes on its own engine.</summary>
 internal abstract record ReplicaCall

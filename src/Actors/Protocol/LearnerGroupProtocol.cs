@@ -23,3 +23,6 @@ internal sealed record BuildLearnerReplica(string? ResumeFrom) : IRlftMessage;
 
 /// <summary>A replica finished a call of the leader's (building, an offline stage, an online stage's start, a step); <paramref name="Error"/> when it failed.</summary>
 internal sealed record LearnerReplicaDone(int Rank, string? Error) : IRlftMessage;
+
+/// <summary>The leader re-forms its group (a replica joined, or one was lost): leave the current one and offer yourself again.</summary>
+internal sealed record LeaveLearnerGroup : IRlftMessage;

@@ -25,8 +25,22 @@ internal static class ClusterLearnerGroup
     public static ILearnerEngine Create(JobSpec job, string? resumeFrom, ActorSystem system, LearnerRoster roster, IEngineFactory engines, string hostname,
         TimeSpan waitForReplicas, TimeSpan build)
     {
-        int size = job.Learners;
-        var offers = roster.WaitFor(size - 1, waitForReplicas);
+        var offers = roster.WaitFor(job.Learners - 1, waitForReplicas);
+        var context = new FormContext(job, system, roster, engines, hostname, build);
+        return new ElasticLearnerGroup(context, Form(context, resumeFrom, offers));
+    }
+
+    /// <summary>What forming a group (again) needs besides its members.</summary>
+    internal sealed record FormContext(JobSpec Job, ActorSystem System, LearnerRoster Roster, IEngineFactory Engines, string Hostname, TimeSpan Build);
+
+    /// <summary>
+    /// Forms a group of the leader and <paramref name="offers"/> (ranks in that order): connects the bulk channel, builds the
+    /// leader's learner and every replica's from <paramref name="resumeFrom"/> (when set) and compares their weights.
+    /// </summary>
+    internal static LearnerGroupEngine Form(FormContext c, string? resumeFrom, IReadOnlyList<LearnerRoster.Offer> offers)
+    {
+        var (job, build) = (c.Job, c.Build);
+        int size = offers.Count + 1;
         string fingerprint = LearnerRoster.Fingerprint(job);
         foreach (var o in offers)
             if (o.Ready.Fingerprint != fingerprint)
@@ -36,7 +50,7 @@ internal static class ClusterLearnerGroup
         TcpTransport transport;
         try
         {
-            var endpoints = new[] { $"{hostname}:{((IPEndPoint)listener.LocalEndpoint).Port}" }.Concat(offers.Select(o => o.Ready.Endpoint)).ToArray();
+            var endpoints = new[] { $"{c.Hostname}:{((IPEndPoint)listener.LocalEndpoint).Port}" }.Concat(offers.Select(o => o.Ready.Endpoint)).ToArray();
             var resolved = endpoints.Select(Resolve).ToList();
             var connecting = TcpTransport.ConnectAsync(0, resolved, listener, build);
             var answers = offers.Select((o, i) => o.Replica.Ask<object>(new FormLearnerGroup(i + 1, size, endpoints), build)).ToArray();
@@ -57,14 +71,14 @@ internal static class ClusterLearnerGroup
 
         ILearnerEngine leader;
         var group = new LearnerGroup(transport) { CheckEvery = job.GroupCheckEvery };
-        try { leader = engines.CreateGroupMember(job, resumeFrom, group); }
+        try { leader = c.Engines.CreateGroupMember(job, resumeFrom, group); }
         catch
         {
             transport.Dispose();
             foreach (var o in offers) o.Replica.Tell(new NoMoreWork("the learner group's leader could not load its models"));
             throw;
         }
-        var replicas = offers.Select((o, i) => (IGroupReplica)new RemoteReplica(system, o.Replica, i + 1, o.Ready.Node)).ToList();
+        var replicas = offers.Select((o, i) => (IGroupReplica)new RemoteReplica(c.System, o.Replica, i + 1, o.Ready.Node)).ToList();
         var engine = new LearnerGroupEngine(leader, group, transport, replicas);
         try { engine.CheckStart(resumeFrom); }
         catch
@@ -72,6 +86,7 @@ internal static class ClusterLearnerGroup
             engine.Dispose();
             throw;
         }
+        c.Roster.Members = offers.Select(o => o.Replica).ToList();
         return engine;
     }
 
@@ -119,15 +134,17 @@ internal static class ClusterLearnerGroup
             };
             LearnerReplicaDone done;
             try { done = await _replica.Ask<LearnerReplicaDone>(message, Timeout.InfiniteTimeSpan, _lost.Token); }
-            catch (OperationCanceledException) { throw new InvalidOperationException($"the learner replica on {_node} left the cluster"); }
+            catch (OperationCanceledException) { throw new ReplicaLostException($"the learner replica on {_node} left the cluster"); }
             if (done.Error is { } error) throw new InvalidOperationException(error);
         }
 
         public void Dispose()
         {
             _replica.Tell(new NoMoreWork("the job ended"));
-            _watch.Tell(PoisonPill.Instance);
+            Release();
         }
+
+        public void Release() => _watch.Tell(PoisonPill.Instance);
 
         /// <summary>Watches the replica's actor: its node leaving the cluster ends the wait for its answer.</summary>
         sealed class Watch : ReceiveActor
@@ -150,32 +167,58 @@ internal sealed class LearnerRoster
     public sealed record Offer(LearnerReplicaReady Ready, IActorRef Replica);
 
     readonly List<Offer> _offers = [];
+    IReadOnlyList<IActorRef> _members = [];
+
+    /// <summary>The replicas in the leader's current group: their offers (late ones, sent before they were formed) are ignored.</summary>
+    public IReadOnlyList<IActorRef> Members
+    {
+        get { lock (_offers) return _members; }
+        set { lock (_offers) { _members = value; _offers.RemoveAll(o => value.Contains(o.Replica)); } }
+    }
+
+    /// <summary>Offers waiting to be taken.</summary>
+    public int Pending { get { lock (_offers) return _offers.Count; } }
 
     public void Add(LearnerReplicaReady ready, IActorRef replica)
     {
         lock (_offers)
         {
-            if (_offers.Any(o => o.Replica.Equals(replica))) return;
+            if (_members.Contains(replica)) return;
+            // A replica that left a group offers again from a new endpoint: the newest offer counts.
+            _offers.RemoveAll(o => o.Replica.Equals(replica));
             _offers.Add(new Offer(ready, replica));
             Monitor.PulseAll(_offers);
         }
     }
 
-    /// <summary>The first <paramref name="count"/> offers, waiting up to <paramref name="timeout"/> for them; refuses with what came.</summary>
+    /// <summary>Takes the first <paramref name="count"/> offers, waiting up to <paramref name="timeout"/> for them; refuses with what came.</summary>
     public IReadOnlyList<Offer> WaitFor(int count, TimeSpan timeout)
+    {
+        var taken = TakeUpTo(count, count, timeout);
+        if (taken.Count < count)
+        {
+            lock (_offers) _offers.InsertRange(0, taken);
+            throw new TimeoutException($"rlft.job.learners = {count + 1}: {taken.Count} of the {count} learner-replica node(s) the group needs joined within {timeout.TotalSeconds:0} s "
+                + "(start each with: rlft node JOB --roles learner-replica --seed-nodes LEARNER_ADDRESS)");
+        }
+        return taken;
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for <paramref name="expected"/> offers, then takes what there is, at most <paramref name="max"/>.</summary>
+    public IReadOnlyList<Offer> TakeUpTo(int max, int expected, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         lock (_offers)
         {
-            while (_offers.Count < count)
+            while (_offers.Count < expected)
             {
                 var left = deadline - DateTime.UtcNow;
-                if (left <= TimeSpan.Zero)
-                    throw new TimeoutException($"rlft.job.learners = {count + 1}: {_offers.Count} of the {count} learner-replica node(s) the group needs joined within {timeout.TotalSeconds:0} s "
-                        + "(start each with: rlft node JOB --roles learner-replica --seed-nodes LEARNER_ADDRESS)");
+                if (left <= TimeSpan.Zero) break;
                 Monitor.Wait(_offers, left);
             }
-            return _offers.Take(count).ToList();
+            var taken = _offers.Take(max).ToList();
+            _offers.RemoveRange(0, taken.Count);
+            return taken;
         }
     }
 

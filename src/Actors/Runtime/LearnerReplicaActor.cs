@@ -22,14 +22,16 @@ internal sealed class LearnerReplicaActor : ReceiveActor, IWithTimers
     public const string Name = "learner-replica";
     readonly JobSpec _job;
     readonly IEngineFactory _engines;
-    readonly TcpListener _listener;
-    readonly LearnerReplicaReady _ready;
+    readonly string _hostname;
+    TcpListener _listener = null!;
+    LearnerReplicaReady _ready = null!;
     readonly HashSet<Address> _learners = [];
     readonly ILoggingAdapter _log = Context.GetLogger();
     TcpTransport? _transport;
     LearnerGroup? _group;
     ILearnerEngine? _engine;
     int _rank = -1;
+    bool _formed;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -38,15 +40,18 @@ internal sealed class LearnerReplicaActor : ReceiveActor, IWithTimers
 
     public LearnerReplicaActor(JobSpec job, IEngineFactory engines, string hostname)
     {
-        (_job, _engines) = (job, engines);
-        _listener = new TcpListener(IPAddress.Any, 0);
-        _listener.Start();
-        var self = Cluster.Get(Context.System).SelfAddress;
-        _ready = new LearnerReplicaReady($"{hostname}:{((IPEndPoint)_listener.LocalEndpoint).Port}", LearnerRoster.Fingerprint(job), self.ToString());
+        (_job, _engines, _hostname) = (job, engines, hostname);
+        Listen();
 
         Receive<ClusterEvent.CurrentClusterState>(s => { foreach (var m in s.Members) Track(m); Offer(); });
         Receive<ClusterEvent.MemberUp>(m => { Track(m.Member); Offer(); });
-        Receive<ClusterEvent.MemberRemoved>(m => _learners.Remove(m.Member.Address));
+        Receive<ClusterEvent.MemberRemoved>(m =>
+        {
+            // The learner node (the group's leader) is gone: this node's part in the job is over.
+            if (_learners.Remove(m.Member.Address) && _learners.Count == 0 && _formed)
+                Context.System.EventStream.Publish(new NoMoreWork("the learner node left the cluster"));
+        });
+        Receive<LeaveLearnerGroup>(_ => { if (_rank >= 0) Reset(); });
         Receive<OfferAgain>(_ => Offer());
         Receive<FormLearnerGroup>(Form);
         Receive<BuildLearnerReplica>(m => Answer(() =>
@@ -92,7 +97,7 @@ internal sealed class LearnerReplicaActor : ReceiveActor, IWithTimers
             var endpoints = m.Endpoints.Select(ClusterLearnerGroup.Resolve).ToList();
             _transport = TcpTransport.ConnectAsync(m.Rank, endpoints, _listener, TimeSpan.FromMinutes(2)).GetAwaiter().GetResult();
             _group = new LearnerGroup(_transport) { CheckEvery = _job.GroupCheckEvery };
-            _rank = m.Rank;
+            (_rank, _formed) = (m.Rank, true);
             Timers.Cancel("offer");
             _listener.Stop();
             Sender.Tell(new LearnerReplicaConnected(m.Rank));
@@ -114,10 +119,34 @@ internal sealed class LearnerReplicaActor : ReceiveActor, IWithTimers
         }
         catch (Exception e)
         {
-            Failures.Log(_log, e, $"learner replica {_rank} failed");
+            _log.Warning("learner replica {0}: {1}", _rank, e.Message);
             Sender.Tell(new LearnerReplicaDone(_rank, e.Message));
-            Context.System.EventStream.Publish(new NoMoreWork($"learner replica {_rank} stopped: {e.Message}"));
+            // The group is over: the leader fails the job (then says so), or forms a new group, to which this replica offers itself.
+            Reset();
         }
+    }
+
+    /// <summary>A new bulk-channel listener and the offer that names it.</summary>
+    void Listen()
+    {
+        _listener = new TcpListener(IPAddress.Any, 0);
+        _listener.Start();
+        _ready = new LearnerReplicaReady($"{_hostname}:{((IPEndPoint)_listener.LocalEndpoint).Port}", LearnerRoster.Fingerprint(_job), Cluster.Get(Context.System).SelfAddress.ToString());
+    }
+
+    /// <summary>Leaves the group: the learner and the links go, and the replica offers itself again from a new endpoint.</summary>
+    void Reset()
+    {
+        _engine?.Dispose();
+        _engine = null;
+        _transport?.Dispose();
+        _transport = null;
+        _group = null;
+        _rank = -1;
+        _listener.Stop();
+        Listen();
+        Timers.StartPeriodicTimer("offer", OfferAgain.Instance, TimeSpan.FromSeconds(1));
+        Offer();
     }
 
     protected override void PostStop()
