@@ -12,6 +12,20 @@ internal static class CheckpointLayout
     /// <summary>trainer/reference-adapter: with a quantized base, the adapters as the current stage found them (its reference).</summary>
     public const string ReferenceAdapter = "reference-adapter";
 
+    /// <summary>
+    /// Writes a checkpoint beside its final name (<c>DIR.partial</c>) and renames it when complete: a process killed
+    /// mid-write leaves no half checkpoint at <paramref name="directory"/> for anyone to read.
+    /// </summary>
+    public static void WriteAtomically(string directory, Action<string> write)
+    {
+        string partial = directory + ".partial";
+        if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
+        Directory.CreateDirectory(partial);
+        write(partial);
+        if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        Directory.Move(partial, directory);
+    }
+
     public static void SaveRng(Generator generator, string path)
     {
         using var state = generator.get_state();

@@ -81,16 +81,8 @@ internal sealed class ElasticLearnerGroup : ILearnerEngine
         }
     }
 
-    /// <summary>The state before this step, where the group (re-formed) starts again: written beside, then renamed.</summary>
-    void Snapshot()
-    {
-        string partial = _snapshot + ".partial";
-        if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
-        Directory.CreateDirectory(partial);
-        _group.SaveCheckpoint(partial);
-        if (Directory.Exists(_snapshot)) Directory.Delete(_snapshot, recursive: true);
-        Directory.Move(partial, _snapshot);
-    }
+    /// <summary>The state before this step, where the group (re-formed) starts again.</summary>
+    void Snapshot() => CheckpointLayout.WriteAtomically(_snapshot, _group.SaveCheckpoint);
 
     /// <summary>
     /// A new group from the replicas that offer themselves within <see cref="Regroup"/> (waiting for <paramref name="expected"/>),

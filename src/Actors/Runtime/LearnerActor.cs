@@ -96,15 +96,12 @@ internal sealed class LearnerActor : ReceiveActor
             Sender.Tell(engine.Evaluate(m.Stage >= 0 ? _job.Stages[m.Stage] : null, m.Label, m.Prompts))));
         Receive<SaveCheckpoint>(m => Guard(-1, () =>
         {
-            // Written beside the final name and renamed when complete: a process killed mid-write leaves no
-            // half checkpoint for --resume to find.
-            string partial = m.Directory + ".partial";
-            if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
-            Directory.CreateDirectory(partial);
-            engine.SaveCheckpoint(partial);
-            if (m.ResumeState is { } state) File.WriteAllText(Path.Combine(partial, ResumeState.FileName), state);
-            if (Directory.Exists(m.Directory)) Directory.Delete(m.Directory, recursive: true);
-            Directory.Move(partial, m.Directory);
+            // A process killed mid-write leaves no half checkpoint for --resume to find.
+            CheckpointLayout.WriteAtomically(m.Directory, partial =>
+            {
+                engine.SaveCheckpoint(partial);
+                if (m.ResumeState is { } state) File.WriteAllText(Path.Combine(partial, ResumeState.FileName), state);
+            });
             if (_job.KeepCheckpoints > 0) Prune(Path.GetDirectoryName(m.Directory)!, _job.KeepCheckpoints);
             Sender.Tell(new CheckpointSaved(m.Directory));
         }));
