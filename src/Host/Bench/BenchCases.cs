@@ -27,14 +27,19 @@ internal static class BenchCases
         return dir;
     }
 
+    /// <summary>True when <c>taskset</c> can pin child processes to CPUs here.</summary>
+    public static bool CanPin => File.Exists("/usr/bin/taskset") || File.Exists("/bin/taskset");
+
     /// <summary>
     /// Runs <c>rlft <paramref name="args"/></c> as a child process and returns the last JSON line it printed, or a line
     /// with <c>error</c> (its exit code and the last line of its stderr) when it failed.
     /// </summary>
-    public static JsonObject RunChild(IEnumerable<string> args)
+    /// <param name="cpus">Pins the process (every thread it starts) to these CPUs with taskset; null: not pinned.</param>
+    public static JsonObject RunChild(IEnumerable<string> args, string? cpus = null)
     {
         string self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the rlft executable to start a benchmark process");
-        var start = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(cpus is null ? self : "taskset") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (cpus is not null) foreach (var a in new[] { "-c", cpus, self }) start.ArgumentList.Add(a);
         // Run through `dotnet rlft.dll`: the entry assembly comes first.
         if (Path.GetFileNameWithoutExtension(self) == "dotnet") start.ArgumentList.Add(typeof(BenchCases).Assembly.Location);
         foreach (var a in args) start.ArgumentList.Add(a);

@@ -43,7 +43,7 @@ internal static class BenchCaseCommand
             result.InvocationConfiguration.Output.WriteLine(line.ToJsonString());
             return 0;
         });
-        return new Command("bench-case", "One benchmark configuration in its own process (used by rlft bench).") { Hidden = true, Subcommands = { qlora, Job() } };
+        return new Command("bench-case", "One benchmark configuration in its own process (used by rlft bench).") { Hidden = true, Subcommands = { qlora, Job(), Learner() } };
     }
 
     /// <summary>`rlft bench-case job`: one configuration of the scale-jobs bench as `rlft run` runs it (<see cref="Bench.ScaleJobCase"/>).</summary>
@@ -69,5 +69,22 @@ internal static class BenchCaseCommand
             return line.ContainsKey("error") ? 1 : 0;
         });
         return job;
+    }
+
+    /// <summary>`rlft bench-case learner`: one member of a learner group in a process of its own (<see cref="Bench.LearnersBenchmark"/>).</summary>
+    static Command Learner()
+    {
+        var rank = new Option<int>("--rank") { Required = true };
+        var endpoints = new Option<string>("--endpoints") { Required = true, Description = "host:port of every member, by rank" };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 1 };
+        var quick = new Option<bool>("--quick");
+        var learner = new Command("learner", "One member of the learners bench's process group.") { rank, endpoints, threads, quick };
+        learner.SetAction(result =>
+        {
+            var line = Bench.LearnersBenchmark.ProcessMember(result.GetValue(rank), result.GetValue(endpoints)!.Split(','), result.GetValue(threads), result.GetValue(quick));
+            result.InvocationConfiguration.Output.WriteLine(line.ToJsonString());
+            return 0;
+        });
+        return learner;
     }
 }

@@ -10,6 +10,8 @@ public class BenchSmokeTests
     [InlineData("weight-sync", "weight-sync/full-loopback:megabytes_per_second", "weight-sync/adapter-loopback:p50_ms", "weight-sync/full-stream:megabytes_per_second", "weight-sync/adapter-stream:p90_ms")]
     [InlineData("actors", "actors/ppo-job-lag0:steady_state_ratio", "actors/ppo-job-lag1:throughput_ratio")]
     [InlineData("feedback", "feedback/ratings:ratings_per_s")]
+    [InlineData("learners", "learners/all-reduce/tcp/2:mb_per_s", "learners/all-reduce/in-process/3:bus_mb_per_s", "learners/train-step/2:samples_per_s",
+        "learners/process-step/1-on-1-cpu:samples_per_s", "learners/process-step/2:all_reduce_mb_per_s", "learners/process-step/3:samples_per_s")]
     [InlineData("qlora", "qlora/quantization-error:nf4_over_uniform_int4", "qlora/logprob-drift/nf4:mean_abs_token_logprob_diff", "qlora/ppo/small/nf4:bytes_per_quantized_weight",
         "qlora/ppo/small/nf4-checkpointed:train_s_median", "qlora/ppo/small/compared:nf4_over_fp32_base_mib")]
     [InlineData("scale-jobs", "scale/job/tiny/ppo-full:generate_s", "scale/job/tiny/ppo-full:train_gflops", "scale/job/tiny/grpo-lora:peak_rss_mib",
@@ -24,7 +26,10 @@ public class BenchSmokeTests
             .Select(l => JsonDocument.Parse(l).RootElement).ToList();
         foreach (var (name, figure) in expected.Select(x => (x.Split(':')[0], x.Split(':')[1])))
         {
-            var line = Assert.Single(lines, l => l.GetProperty("name").GetString() == name);
+            var named = lines.Where(l => l.GetProperty("name").GetString() == name).ToList();
+            Assert.True(named.Count == 1, $"{named.Count} lines named {name} among: "
+                + string.Join(", ", lines.Select(l => l.GetProperty("name").GetString() + (l.TryGetProperty("error", out var error) ? $" ({error})" : ""))));
+            var line = named[0];
             Assert.True(line.GetProperty(figure).GetDouble() > 0, $"{name}.{figure}");
         }
         // Every line carries its headline ratio beside its absolute figures (the qlora case lines compare in their summary line).
