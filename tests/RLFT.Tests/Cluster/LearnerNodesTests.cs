@@ -9,9 +9,9 @@ namespace Rlft.Tests.Cluster;
 /// <summary>
 /// A learner group across processes: `rlft node --roles learner` (the leader, with rollout and reward) and
 /// `rlft node --roles learner-replica` as separate processes of the built executable, training data-parallel over the
-/// TCP bulk channel. The group ends where one learner does; a replica that read another job is refused; within an online
-/// stage the group goes on without a replica killed with SIGKILL and takes in one that joins; a replica killed in an
-/// offline stage fails the job at once with a message that names the lost member (no hang).
+/// TCP bulk channel. The group ends where one learner does; a replica that read another job is refused; the group goes
+/// on without a replica killed with SIGKILL (an online step trained again, an offline stage from its start) and takes in
+/// one that joins; the replicas' weights are compared every 5 steps.
 /// </summary>
 [Collection(ProcessTests.Name)]
 public class LearnerNodesTests(ITestOutputHelper output)
@@ -79,23 +79,38 @@ public class LearnerNodesTests(ITestOutputHelper output)
         Assert.True(distance <= 1e-5, $"the group of two processes ended {distance:g3} (relative) from one learner");
     }
 
-    /// <summary>An offline stage is one call to the group: a replica lost in it fails the job at once, naming the lost member (no hang).</summary>
+    /// <summary>
+    /// An offline stage is one call to the group: a replica killed in it makes the leader train the stage again from its
+    /// start, alone; the stage's steps are recorded once each, and the job ends with one learner's weights.
+    /// </summary>
     [Fact]
-    public async Task A_replica_killed_in_an_offline_stage_fails_the_job_at_once_naming_the_lost_member()
+    public async Task A_replica_killed_in_an_offline_stage_makes_the_survivors_train_the_stage_again_from_its_start()
     {
-        using var group = await StartGroup(Job(3, 2, sftSteps: 5000));
+        const int sft = 60;
+        string solo = Job(3, 1, "checkpoint-every = 1000", sftSteps: sft);
+        using (var p = await RlftProcess.StartAsync(["run", solo], "rlft: job", Ct))
+            Assert.Equal(0, await Exit(p, "rlft run, one learner"));
+
+        using var group = await StartGroup(Job(3, 2, "checkpoint-every = 1000\n group-check-every = 5", sftSteps: sft));
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
         while (!group.Leader.Log.Contains("[Sft ", StringComparison.Ordinal))
         {
             Assert.True(DateTime.UtcNow < deadline && !group.Leader.Process.HasExited, $"no SFT step within 3 minutes:\n{group.Leader.Log}\n{group.Replica.Log}");
-            await Task.Delay(20, Ct);
+            await Task.Delay(5, Ct);
         }
-        var killed = Stopwatch.StartNew();
         group.Replica.Kill();
-        Assert.Equal(1, await Exit(group.Leader, "learner node", minutes: 2));
-        output.WriteLine($"from the kill to the leader's exit: {killed.Elapsed.TotalSeconds:0.0} s");
-        Assert.Contains("the link to member 1 was lost", group.Leader.Log);
-        Assert.Contains("FAILED", group.Leader.Log);
+        Assert.Equal(0, await Exit(group.Leader, "learner node"));
+        Assert.Contains("replica(s) lost during stage 0-sft", group.Leader.Log);
+        // Every SFT step recorded once: the steps trained again after the loss are not recorded twice.
+        var sftSteps = File.ReadLines(Path.Combine(group.RunDirectory, "metrics.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Where(m => m.GetProperty("stage").GetString() == "0-sft" && !m.TryGetProperty("eval", out _))
+            .Select(m => m.GetProperty("step").GetInt32()).ToList();
+        Assert.Equal(sft, sftSteps.Count);
+        Assert.Equal(sft, sftSteps.Distinct().Count());
+        double distance = Distance(FinalPolicy(JobSpec.Load(solo).RunDirectory), FinalPolicy(group.RunDirectory));
+        output.WriteLine($"‖w_group − w_one‖/‖w_one‖ = {distance:g3}");
+        Assert.True(distance <= 1e-5, $"the group that lost its replica in SFT ended {distance:g3} (relative) from one learner");
     }
 
     [Fact]
@@ -133,7 +148,7 @@ public class LearnerNodesTests(ITestOutputHelper output)
         using (var p = await RlftProcess.StartAsync(["run", solo], "rlft: job", Ct))
             Assert.Equal(0, await Exit(p, "rlft run, one learner"));
 
-        string job = Job(steps, 3, "checkpoint-every = 1000");
+        string job = Job(steps, 3, "checkpoint-every = 1000\n group-check-every = 5");
         var (port, seed) = JobHarness.NewSeed();
         using var leader = await RlftProcess.StartAsync(["node", "--config", job, "--roles", "learner,rollout,reward", "--port", port.ToString()], "up with roles", Ct);
         using var a = await RlftProcess.StartAsync(["node", "--config", job, "--roles", "learner-replica", "--port", JobHarness.FreePort().ToString(), "--seed-nodes", seed], "up with roles", Ct);
