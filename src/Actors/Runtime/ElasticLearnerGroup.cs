@@ -64,7 +64,7 @@ internal sealed class ElasticLearnerGroup : ILearnerEngine
         while (true)
         {
             try { return _group.RunOfflineStage(stage, Progress, cancellationToken); }
-            catch (Exception e) when (Lost(e, $"stage {stage.Name}", "the stage from its start"))
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested && Lost(e, $"stage {stage.Name}", "the stage from its start"))
             {
                 Reform(stage, expected: _group.Answered.Count(a => a), online: false);
             }

@@ -22,8 +22,17 @@ public class LearnerNodesTests(ITestOutputHelper output)
         + "{ kind = ppo, data = \"builtin:prompts\", eval-data = \"builtin:eval-prompts\", steps = STEPS, batch-size = 6\n sampling { max-new-tokens = 8 }\n ppo { epochs = 2, mini-batches = 1 }\n"
         + " rewards { components = [ { name = task, source = function, function = review-task }\n { name = length, source = length, unit = characters, target = 12, weight = 0.5 } ] }\n " + Optimizer + "\n}";
 
-    static string Job(int ppoSteps, int learners, string extra = "", int sftSteps = 4) =>
-        JobHarness.JobFile(Stages.Replace("STEPS", ppoSteps.ToString()).Replace("SFT", sftSteps.ToString()), $"learners = {learners}\n max-policy-lag = 0\n {extra}");
+    /// <param name="online">ppo, or grpo-lora: GRPO (groups of 2) training LoRA adapters.</param>
+    static string Job(int ppoSteps, int learners, string extra = "", int sftSteps = 4, string online = "ppo")
+    {
+        string stages = Stages.Replace("STEPS", ppoSteps.ToString()).Replace("SFT", sftSteps.ToString());
+        if (online == "grpo-lora")
+        {
+            stages = stages.Replace("kind = ppo", "kind = grpo").Replace("ppo { epochs = 2, mini-batches = 1 }", "grpo { group-size = 2, epochs = 2 }");
+            extra += "\n lora { rank = 4, alpha = 8, target-modules = [c_attn, c_proj] }";
+        }
+        return JobHarness.JobFile(stages, $"learners = {learners}\n max-policy-lag = 0\n {extra}");
+    }
 
     sealed record Group(RlftProcess Leader, RlftProcess Replica, string RunDirectory) : IDisposable
     {
@@ -45,8 +54,16 @@ public class LearnerNodesTests(ITestOutputHelper output)
         return p.Process.ExitCode;
     }
 
-    static Dictionary<string, TorchSharp.torch.Tensor> FinalPolicy(string runDir) =>
-        SafetensorsFile.Load(Path.Combine(ResumeHarness.FinalCheckpoint(runDir), "policy", "model.safetensors"));
+    /// <summary>The final checkpoint's policy weights and, with LoRA, its adapters (as "adapter/NAME").</summary>
+    static Dictionary<string, TorchSharp.torch.Tensor> FinalPolicy(string runDir)
+    {
+        string final = ResumeHarness.FinalCheckpoint(runDir);
+        var weights = SafetensorsFile.Load(Path.Combine(final, "policy", "model.safetensors"));
+        string adapters = Path.Combine(final, "policy-adapter", "adapter_model.safetensors");
+        if (File.Exists(adapters))
+            foreach (var (name, t) in SafetensorsFile.Load(adapters)) weights["adapter/" + name] = t;
+        return weights;
+    }
 
     /// <summary>‖actual − expected‖ / ‖expected‖ over all the weights.</summary>
     static double Distance(Dictionary<string, TorchSharp.torch.Tensor> expected, Dictionary<string, TorchSharp.torch.Tensor> actual)
@@ -136,19 +153,21 @@ public class LearnerNodesTests(ITestOutputHelper output)
 
     /// <summary>
     /// The elastic group: three learners (the leader and two replica processes); one replica is killed with SIGKILL
-    /// mid-PPO, the two survivors train the step again from the state before it and go on; a new replica process then
+    /// mid-stage (PPO on the full weights, GRPO on LoRA adapters), the two survivors train the step again from the state before it and go on; a new replica process then
     /// joins and takes a share from the next step. The job completes with every batch trained once, and its weights are
     /// one learner's (within 1e-5 relative): the lost step was neither lost nor applied twice.
     /// </summary>
-    [Fact]
-    public async Task A_group_of_three_loses_a_replica_mid_ppo_goes_on_with_the_survivors_and_takes_a_new_one()
+    [Theory]
+    [InlineData("ppo")]
+    [InlineData("grpo-lora")]
+    public async Task A_group_of_three_loses_a_replica_mid_step_goes_on_with_the_survivors_and_takes_a_new_one(string online)
     {
         const int steps = 40;
-        string solo = Job(steps, 1, "checkpoint-every = 1000");
+        string solo = Job(steps, 1, "checkpoint-every = 1000", online: online);
         using (var p = await RlftProcess.StartAsync(["run", solo], "rlft: job", Ct))
             Assert.Equal(0, await Exit(p, "rlft run, one learner"));
 
-        string job = Job(steps, 3, "checkpoint-every = 1000\n group-check-every = 5");
+        string job = Job(steps, 3, "checkpoint-every = 1000\n group-check-every = 5", online: online);
         var (port, seed) = JobHarness.NewSeed();
         using var leader = await RlftProcess.StartAsync(["node", "--config", job, "--roles", "learner,rollout,reward", "--port", port.ToString()], "up with roles", Ct);
         using var a = await RlftProcess.StartAsync(["node", "--config", job, "--roles", "learner-replica", "--port", JobHarness.FreePort().ToString(), "--seed-nodes", seed], "up with roles", Ct);
@@ -185,6 +204,15 @@ public class LearnerNodesTests(ITestOutputHelper output)
 
         double distance = Distance(FinalPolicy(JobSpec.Load(solo).RunDirectory), FinalPolicy(runDir));
         output.WriteLine($"‖w_elastic − w_one‖/‖w_one‖ = {distance:g3}");
+        if (online == "grpo-lora")
+        {
+            // The adapters (GRPO's training) on their own: the base holds only the SFT stage's.
+            static Dictionary<string, TorchSharp.torch.Tensor> Adapters(Dictionary<string, TorchSharp.torch.Tensor> w) =>
+                w.Where(kv => kv.Key.StartsWith("adapter/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value);
+            double adapters = Distance(Adapters(FinalPolicy(JobSpec.Load(solo).RunDirectory)), Adapters(FinalPolicy(runDir)));
+            output.WriteLine($"adapters: ‖a_elastic − a_one‖/‖a_one‖ = {adapters:g3}");
+            Assert.True(adapters <= 1e-5, $"the elastic group's adapters ended {adapters:g3} (relative) from one learner's");
+        }
         Assert.True(distance <= 1e-5, $"the elastic group ended {distance:g3} (relative) from one learner");
     }
 }
