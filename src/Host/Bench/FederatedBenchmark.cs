@@ -59,17 +59,21 @@ internal sealed class FederatedBenchmark : IBenchmark
         // clients) moves them by about the sum, closer to the centralized run's sequential steps.
         List<double> fedCurve = [];
         long bytesPerRound = 0;
+        var curves = new List<(string Label, List<double> Curve)> { ("centralized", centralCurve) };
         foreach (double serverLr in new[] { 1.0, Clients })
         {
             (fedCurve, bytesPerRound) = Federate(Load, shards, heldOut, optimizer, rounds, localSteps, privacy: null, serverLr);
             double share = (before - fedCurve[^1]) / (before - centralCurve[^1]);
-            yield return new JsonObject
+            curves.Add(($"FedAvg, server lr {serverLr} ({share:P0} of the centralized improvement)", fedCurve));
+            var line = new JsonObject
             {
                 ["name"] = $"federated/fedavg-server-lr-{serverLr}-vs-central", ["clients"] = Clients, ["rounds"] = rounds, ["local_steps"] = localSteps, ["batch"] = Batch,
                 ["server_lr"] = serverLr, ["examples_seen"] = rounds * Clients * localSteps * Batch, ["held_out_before"] = Round(before, 4),
                 ["central_curve"] = Curve(centralCurve), ["federated_curve"] = Curve(fedCurve),
                 ["federated_share_of_central_improvement"] = Round(share, 3),
             }.WithRatio(share, "federated held-out improvement / centralized");
+            if (serverLr == Clients) line["plot"] = PlotCurves(curves, rounds * Clients * localSteps * Batch / rounds);
+            yield return line;
         }
         (fedCurve, _) = Federate(Load, shards, heldOut, optimizer, rounds, localSteps, privacy: null);
 
@@ -140,4 +144,26 @@ internal sealed class FederatedBenchmark : IBenchmark
 
     static JsonArray Curve(IEnumerable<double> values) => new(values.Select(v => (JsonNode)JsonValue.Create(Round(v, 4))!).ToArray());
     static double Round(double v, int digits) => Math.Round(v, digits);
+
+    /// <summary>
+    /// The held-out loss of the centralized and the federated runs against examples seen, in one PNG
+    /// ($TMPDIR/rlft-bench/federated-vs-central.png); returns its path.
+    /// </summary>
+    static string PlotCurves(IReadOnlyList<(string Label, List<double> Curve)> curves, int examplesPerRound)
+    {
+        string path = Path.Combine(Path.GetTempPath(), "rlft-bench", "federated-vs-central.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var plot = new ScottPlot.Plot();
+        plot.Title($"RLFT: federated SFT on non-IID shards ({Clients} clients) against centralized SFT on their union");
+        plot.XLabel("examples seen");
+        plot.YLabel("held-out loss");
+        foreach (var (label, curve) in curves)
+        {
+            var line = plot.Add.Scatter(curve.Select((_, r) => (double)r * examplesPerRound).ToArray(), curve.ToArray());
+            line.LegendText = label;
+        }
+        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
+        plot.SavePng(path, 1000, 550);
+        return path;
+    }
 }
