@@ -119,8 +119,11 @@ internal static class ClusterLearnerGroup
             _watch = system.ActorOf(Props.Create(() => new Watch(replica, _lost)));
         }
 
-        /// <summary>A live replica leaves its sums as soon as the leader closes the links; one whose process died never answers.</summary>
-        public TimeSpan WaitAfterFailure => TimeSpan.FromSeconds(2);
+        /// <summary>
+        /// A live replica answers once it reaches its next sum after the leader closed the links (at once when it is in
+        /// one, after its forward and backward when it is not); one whose process died never answers.
+        /// </summary>
+        public TimeSpan WaitAfterFailure => TimeSpan.FromSeconds(5);
 
         public async Task Run(ReplicaCall call)
         {
