@@ -53,6 +53,23 @@ internal sealed class DataLengths : IDisposable
         _ => null,
     };
 
+    /// <summary>
+    /// An encoder stage's longest input, bounded by its data's longest line in bytes (a WordPiece or BPE token covers at
+    /// least one byte; the line's other fields only raise the bound) plus the special tokens; null when not measured.
+    /// </summary>
+    public int? LongestEncoderInput(StageSpec stage)
+    {
+        if (!stage.TrainsEncoder) return null;
+        try
+        {
+            int longest = 0;
+            foreach (var data in new[] { stage.Data, stage.EvalData }.OfType<string>().Where(d => d.Length > 0))
+                longest = Math.Max(longest, LongestLineBytes(Resolve(data, stage)));
+            return longest > 0 ? longest + 3 : null;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or ConfigException or UnauthorizedAccessException) { return null; }
+    }
+
     /// <summary>The longest prompt of an online stage's data (with its eval-data), or null when not measured.</summary>
     public int? LongestPrompt(StageSpec stage) =>
         stage.IsOnline ? Longest(stage, DatasetFormats.ReadPrompts, (r, e) => r.Encode(e).Length) : null;

@@ -25,16 +25,18 @@ public static class JobMemory
         using var lengths = promptTokens is null || sequenceTokens is null ? new DataLengths(job) : null;
         return Describe(job, promptTokens ?? 64, sequenceTokens ?? 256,
             s => promptTokens is null ? lengths!.LongestPrompt(s) : null,
-            s => sequenceTokens is null ? lengths!.LongestExample(s) : null);
+            s => sequenceTokens is null ? lengths!.LongestExample(s) : null,
+            s => sequenceTokens is null ? lengths!.LongestEncoderInput(s) : sequenceTokens);
     }
 
-    static MemoryJob Describe(JobSpec job, int promptTokens, int sequenceTokens, Func<StageSpec, int?> prompt, Func<StageSpec, int?> sequence) => new()
+    static MemoryJob Describe(JobSpec job, int promptTokens, int sequenceTokens, Func<StageSpec, int?> prompt, Func<StageSpec, int?> sequence,
+        Func<StageSpec, int?> encoderInput) => new()
     {
         Model = ConfigOf(job.Model, Path.Combine(job.RunDirectory, "init-model")),
         Stages = job.Stages.Select(s => new MemoryStage
         {
             Name = s.Name,
-            Kind = s.Kind switch
+            Kind = s.TrainsEncoder ? MemoryStageKind.Encoder : s.Kind switch
             {
                 StageKind.Sft => MemoryStageKind.Sft,
                 StageKind.RewardModel => MemoryStageKind.RewardModel,
@@ -53,7 +55,10 @@ public static class JobMemory
             ScoredByRewardModel = s.IsOnline && TorchRewardEngine.UsesRewardModel(s),
             Teacher = s.Kind == StageKind.Distill && s.Teacher is { } t ? ConfigOf(t, null) : null,
             PromptTokens = prompt(s),
-            SequenceTokens = sequence(s),
+            SequenceTokens = s.TrainsEncoder ? Math.Min(s.Encoder!.MaxLength, encoderInput(s) ?? s.Encoder.MaxLength) : sequence(s),
+            Encoder = s.TrainsEncoder ? EncoderConfigOf(s.Encoder!) : null,
+            EncoderLora = s.Encoder?.Lora,
+            EncoderSequencesPerExample = s.Kind == StageKind.RewardModel ? 2 : 1,
         }).ToList(),
         Lora = job.Lora,
         Quantization = job.Model.Quantization,
@@ -72,6 +77,11 @@ public static class JobMemory
     /// <summary>Whether the job's device is a GPU (auto: when CUDA is available here), without failing where it is not.</summary>
     internal static bool OnCuda(string device) => device.StartsWith("cuda", StringComparison.Ordinal)
         || (device == "auto" && TorchRuntime.ResolveDevice("auto").type == TorchSharp.DeviceType.CUDA);
+
+    /// <summary>An encoder stage's encoder: its checkpoint's config.json, or the preset's shape (the tokenizer's vocabulary at its default).</summary>
+    static Rlft.Policy.Encoders.EncoderConfig EncoderConfigOf(EncoderStageSpec e) => e.Path is { } path
+        ? Rlft.Policy.Encoders.EncoderConfig.Load(Path.Combine(path, "config.json"))
+        : Rlft.Policy.Encoders.EncoderPresets.Config(e.Arch, e.Preset, e.VocabSize ?? Rlft.Policy.Encoders.EncoderPresets.DefaultVocabSize(e.Preset));
 
     static ModelConfig ConfigOf(ModelSpec model, string? initDirectory)
     {

@@ -65,6 +65,13 @@ internal static class MemoryEstimator
         int promptTokens = stage.PromptTokens ?? job.PromptTokens;
         string frozenName = job.FrozenDtype == ScalarType.BFloat16 ? "bf16" : "fp32";
         yield return new(MemoryRole.Process, "runtime (.NET, libtorch)", RuntimeBytes, HostOnly: true);
+        if (stage.Kind == MemoryStageKind.Encoder)
+        {
+            // The learner keeps the policy loaded; the stage trains its own encoder beside it.
+            yield return new(L, "policy weights (held, not trained by this stage)", shape.BaseBytes);
+            foreach (var item in EncoderItems(stage)) yield return item;
+            yield break;
+        }
 
         // The learner's models and training state; with learners = N every replica holds them too.
         var learner = new List<MemoryItem>();
@@ -145,6 +152,39 @@ internal static class MemoryEstimator
         // nothing scores); only a bf16 copy for an fp32 reward model is its own.
         if (stage.ScoredByRewardModel && frozenBytes != 4)
             yield return new(W, $"reward model for scoring (its own {frozenName} copy)", frozenBytes * shape.Parameters);
+    }
+
+    /// <summary>
+    /// An encoder stage (classify, qa, an encoder reward model): the encoder's fp32 weights, its adapters with LoRA, the
+    /// gradients and AdamW moments of what it trains, and one step's activations over the stage's batch at the encoder's
+    /// longest input (an upper bound: batches are padded to their longest text).
+    /// </summary>
+    static IEnumerable<MemoryItem> EncoderItems(MemoryStage stage)
+    {
+        const string L = MemoryRole.Learner;
+        var e = stage.Encoder!;
+        long parameters = EncoderParameters(e);
+        // LoRA on the attention's query, key and value (the default targets): rank × (in + out) each; the head trains in full.
+        long adapters = stage.EncoderLora is { } lora ? (long)e.NumLayers * 3 * lora.Rank * 2 * e.HiddenSize : 0;
+        long head = (long)e.HiddenSize * e.HiddenSize + e.HiddenSize + (e.HiddenSize + 1L) * Math.Max(2, e.NumLabels);
+        long trained = stage.EncoderLora is null ? parameters : adapters + head;
+        yield return new(L, $"encoder weights ({e.ModelType}, {e.NumLayers} × d{e.HiddenSize}, fp32)", 4 * parameters);
+        if (adapters > 0) yield return new(L, $"encoder LoRA adapters (r{stage.EncoderLora!.Rank}, fp32)", 4 * adapters);
+        yield return new(L, "encoder gradients (fp32)", 4 * trained);
+        yield return stage.Optimizer == Training.OptimizerKind.AdamW8bit
+            ? new(L, "encoder AdamW moments (8-bit block-wise)", 2 * trained + 2 * 4 * Ceil(trained, 2048))
+            : new(L, "encoder AdamW moments (fp32, 2 per weight)", 8 * trained);
+        long sequences = (long)stage.BatchSize * stage.EncoderSequencesPerExample;
+        long tokens = Math.Min(stage.SequenceTokens ?? e.MaxSequenceLength, e.MaxSequenceLength);
+        var encoderShape = new ModelShape(parameters, adapters, 4 * parameters, e.NumLayers, e.HiddenSize, e.IntermediateSize, e.HiddenSize, Vocab: 2, GatedMlp: false);
+        yield return new(L, $"encoder activations ({sequences} × {tokens} tokens)", Activations(encoderShape, sequences * tokens, checkpointed: false));
+    }
+
+    /// <summary>An encoder's parameters with its head, counted on a model made on the meta device (no memory).</summary>
+    internal static long EncoderParameters(Encoders.EncoderConfig e)
+    {
+        using var model = Encoders.EncoderCheckpoint.CreateMeta(e);
+        return model.parameters().Sum(p => p.numel());
     }
 
     /// <summary>

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Rlft.Policy.Memory;
 
 /// <summary>What a stage trains, as far as memory is concerned.</summary>
-internal enum MemoryStageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo }
+internal enum MemoryStageKind { Sft, RewardModel, Ppo, Dpo, Grpo, Distill, OnlineDpo, Encoder }
 
 /// <summary>
 /// One stage of a job as the estimate sees it: how many sequences of how many tokens one training step holds
@@ -37,6 +37,12 @@ internal sealed record MemoryStage
     public int? SequenceTokens { get; init; }
     /// <summary>Distillation's teacher (read from its config.json), held beside the student.</summary>
     public ModelConfig? Teacher { get; init; }
+    /// <summary>An encoder stage (<see cref="MemoryStageKind.Encoder"/>): the encoder it trains beside the policy.</summary>
+    public Encoders.EncoderConfig? Encoder { get; init; }
+    /// <summary>An encoder stage's LoRA adapters (null: the encoder trained in full).</summary>
+    public LoraConfig? EncoderLora { get; init; }
+    /// <summary>An encoder stage: sequences per training step (a reward model's pairs count twice).</summary>
+    public int EncoderSequencesPerExample { get; init; } = 1;
 
     public bool IsOnline => Kind is MemoryStageKind.Ppo or MemoryStageKind.Grpo or MemoryStageKind.OnlineDpo;
 }

@@ -202,4 +202,32 @@ public class MemoryEstimatorTests
     [InlineData(823L << 20, "823 MiB")]
     [InlineData(2_100_000_000, "1.96 GiB")]
     public void Byte_counts_print_in_binary_units(long bytes, string text) => Assert.Equal(text, MemoryEstimate.Human(bytes));
+
+    /// <summary>
+    /// An encoder stage (classify, qa, an encoder reward model) is estimated on its own encoder: the policy is only held,
+    /// the encoder's weights, gradients and moments count 16 bytes per parameter of the model itself (LoRA: the adapters
+    /// and the head train), and its activations grow with batch × tokens.
+    /// </summary>
+    [Theory]
+    [InlineData("bert")]
+    [InlineData("roberta")]
+    [InlineData("distilbert")]
+    public void An_encoder_stage_holds_its_encoders_training_state_beside_the_policy_weights(string arch)
+    {
+        var encoder = Rlft.Policy.Encoders.EncoderPresets.Config(arch, "small", 2048);
+        long parameters;
+        using (var model = Rlft.Policy.Encoders.EncoderCheckpoint.CreateInitialized(encoder, seed: 1)) parameters = model.parameters().Sum(p => p.numel());
+        var stage = new MemoryStage { Name = "classify", Kind = MemoryStageKind.Encoder, BatchSize = 16, SequenceTokens = 64, Encoder = encoder };
+        var e = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), stage));
+        Assert.Equal(4 * Gpt2Parameters, Item(e, "policy weights"));
+        Assert.Equal(4 * parameters, Item(e, "encoder weights"));
+        Assert.Equal(4 * parameters, Item(e, "encoder gradients"));
+        Assert.Equal(8 * parameters, Item(e, "encoder AdamW"));
+        Assert.DoesNotContain(e.Items, i => i.What.StartsWith("gradients", StringComparison.Ordinal) || i.What.StartsWith("frozen", StringComparison.Ordinal));
+        var twice = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), stage with { BatchSize = 32 }));
+        Assert.Equal(2 * Item(e, "encoder activations"), Item(twice, "encoder activations"), tolerance: 2);
+        var lora = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), stage with { EncoderLora = new LoraConfig { Rank = 8 } }));
+        Assert.True(Item(lora, "encoder gradients") < Item(e, "encoder gradients") / 5, "with LoRA the encoder's body does not train");
+        Assert.True(Item(lora, "encoder LoRA adapters") > 0);
+    }
 }
