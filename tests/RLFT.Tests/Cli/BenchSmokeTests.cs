@@ -10,13 +10,14 @@ public class BenchSmokeTests
     [InlineData("weight-sync", "weight-sync/full-loopback:megabytes_per_second", "weight-sync/adapter-loopback:p50_ms", "weight-sync/full-stream:megabytes_per_second", "weight-sync/adapter-stream:p90_ms")]
     [InlineData("actors", "actors/ppo-job-lag0:steady_state_ratio", "actors/ppo-job-lag1:throughput_ratio")]
     [InlineData("feedback", "feedback/ratings:ratings_per_s")]
-    [InlineData("learners", "learners/all-reduce/tcp/2:mb_per_s", "learners/all-reduce/in-process/3:bus_mb_per_s", "learners/train-step/2:samples_per_s",
-        "learners/process-step/1-on-1-cpu:samples_per_s", "learners/process-step/2:all_reduce_mb_per_s", "learners/process-step/3:samples_per_s")]
     [InlineData("qlora", "qlora/quantization-error:nf4_over_uniform_int4", "qlora/logprob-drift/nf4:mean_abs_token_logprob_diff", "qlora/ppo/small/nf4:bytes_per_quantized_weight",
         "qlora/ppo/small/nf4-checkpointed:train_s_median", "qlora/ppo/small/compared:nf4_over_fp32_base_mib")]
     [InlineData("scale-jobs", "scale/job/tiny/ppo-full:generate_s", "scale/job/tiny/ppo-full:train_gflops", "scale/job/tiny/grpo-lora:peak_rss_mib",
         "scale/job/tiny/dpo-full:train_tokens_per_s", "scale/job/tiny/sft-full-checkpointed:bytes_per_parameter", "scale/jobs:total_s")]
-    public void Quick_runtime_benchmarks_print_a_json_line_with_their_figure(string suite, params string[] expected)
+    public void Quick_runtime_benchmarks_print_a_json_line_with_their_figure(string suite, params string[] expected) => Check(suite, expected);
+
+    /// <summary>Runs <c>rlft bench --quick --only <paramref name="suite"/></c> and checks its lines ("line-name:figure" each positive).</summary>
+    internal static void Check(string suite, params string[] expected)
     {
         var o = new StringWriter();
         var e = new StringWriter();
@@ -62,4 +63,17 @@ public class BenchSmokeTests
         }
         finally { Directory.Delete(dir, true); }
     }
+}
+
+/// <summary>
+/// The learners suite sets libtorch's thread count while its members run (one per member), which changes how other tests'
+/// kernels split their sums: it runs apart from every other test.
+/// </summary>
+[Collection(Cluster.ProcessTests.Name)]
+public class LearnersBenchSmokeTests
+{
+    [Fact]
+    public void The_learners_bench_prints_its_all_reduce_train_step_and_process_lines() =>
+        BenchSmokeTests.Check("learners", "learners/all-reduce/tcp/2:mb_per_s", "learners/all-reduce/in-process/3:bus_mb_per_s", "learners/train-step/2:samples_per_s",
+            "learners/process-step/1-on-1-cpu:samples_per_s", "learners/process-step/2:all_reduce_mb_per_s", "learners/process-step/3:samples_per_s");
 }

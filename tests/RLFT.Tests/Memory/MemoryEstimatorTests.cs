@@ -216,7 +216,8 @@ public class MemoryEstimatorTests
     {
         var encoder = Rlft.Policy.Encoders.EncoderPresets.Config(arch, "small", 2048);
         long parameters;
-        using (var model = Rlft.Policy.Encoders.EncoderCheckpoint.CreateInitialized(encoder, seed: 1)) parameters = model.parameters().Sum(p => p.numel());
+        // Counted on the meta device: making the model's weights would draw from the process-wide generator other tests use.
+        using (var model = Rlft.Policy.Encoders.EncoderCheckpoint.CreateMeta(encoder)) parameters = model.parameters().Sum(p => p.numel());
         var stage = new MemoryStage { Name = "classify", Kind = MemoryStageKind.Encoder, BatchSize = 16, SequenceTokens = 64, Encoder = encoder };
         var e = MemoryEstimator.Estimate(Job(TinyModels.Config("gpt2"), stage));
         Assert.Equal(4 * Gpt2Parameters, Item(e, "policy weights"));
