@@ -28,7 +28,7 @@ internal static partial class ModelDirectory
             var expected = model.state_dict().Where(kv => exactHead || !model.IsHeadParameter(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value.shape);
             Func<string, bool> ignore = exactHead
                 ? key => EncoderCheckpoint.IsIgnorable(key, parsed)
-                : key => EncoderCheckpoint.IsIgnorable(key, parsed) || !key.StartsWith(parsed.Prefix + ".", StringComparison.Ordinal) && !key.StartsWith("embeddings.", StringComparison.Ordinal)
+                : key => EncoderCheckpoint.IsIgnorable(key, parsed) || EncoderCheckpoint.IsPooler(key) || !key.StartsWith(parsed.Prefix + ".", StringComparison.Ordinal) && !key.StartsWith("embeddings.", StringComparison.Ordinal)
                          && !key.StartsWith("encoder.", StringComparison.Ordinal) && !key.StartsWith("transformer.", StringComparison.Ordinal);
             Try(problems, () => Checkpoint.Match(expected, shapes, dir, ignore, [parsed.Prefix + "."]));
         }

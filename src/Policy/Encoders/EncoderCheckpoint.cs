@@ -17,6 +17,12 @@ internal static class EncoderCheckpoint
     /// <summary>Pre-training and other heads a fine-tuning start may carry and transformers drops (MLM, NSP, another task's head).</summary>
     static readonly string[] ForeignHeads = ["cls.", "lm_head.", "vocab_transform.", "vocab_layer_norm.", "vocab_projector.", "classifier.", "pre_classifier.", "qa_outputs."];
 
+    /// <summary>
+    /// BERT's pooler, which a sequence classifier's checkpoint carries: part of the head the model makes for its task, so
+    /// a start that brings a new head (or only its body) ignores it, as it ignores a foreign head.
+    /// </summary>
+    public static bool IsPooler(string key) => key.StartsWith("pooler.", StringComparison.Ordinal) || key.Contains(".pooler.", StringComparison.Ordinal);
+
     /// <summary>Checkpoint names the model does not hold as parameters.</summary>
     public static bool IsIgnorable(string key, EncoderConfig config) =>
         key.EndsWith("embeddings.position_ids", StringComparison.Ordinal)
@@ -91,7 +97,7 @@ internal static class EncoderCheckpoint
         var tensors = Checkpoint.ReadTensors(dir);
         try
         {
-            Copy(model, tensors, dir, key => IsIgnorable(key, config) || ForeignHeads.Any(h => key.StartsWith(h, StringComparison.Ordinal)),
+            Copy(model, tensors, dir, key => IsIgnorable(key, config) || IsPooler(key) || ForeignHeads.Any(h => key.StartsWith(h, StringComparison.Ordinal)),
                  name => !model.IsHeadParameter(name));
         }
         finally { foreach (var t in tensors.Values) t.Dispose(); }

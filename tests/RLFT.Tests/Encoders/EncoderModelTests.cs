@@ -74,6 +74,21 @@ public class EncoderModelTests
         Assert.Equal(c.ArchitectureName, c.ToJson()["architectures"]![0]!.GetValue<string>());
     }
 
+    /// <summary>
+    /// A BERT sequence classifier (what `rlft init-model --arch bert` and a fine-tuned HF classifier hold: pooler and
+    /// classifier) is a start for a classify stage: its pooler is part of the head, not an unexpected tensor.
+    /// </summary>
+    [Fact]
+    public void A_bert_classifier_with_its_pooler_starts_a_stage_with_the_same_or_a_new_head()
+    {
+        string dir = TinyEncoders.Directory("bert");
+        Assert.Contains(EncoderCheckpoint.Load(dir).state_dict().Keys, k => k.Contains(".pooler.", StringComparison.Ordinal));
+        Assert.Empty(ModelDirectory.CheckEncoder(dir, out _, exactHead: false));
+        using var model = EncoderCheckpoint.LoadForTask(dir, EncoderTask.SequenceClassification, ["a", "b", "c", "d", "e"], null, seed: 3, out bool newHead);
+        Assert.True(newHead);
+        Assert.Equal(5, model.Config.NumLabels);
+    }
+
     [Theory]
     [InlineData("bert")]
     [InlineData("roberta")]
