@@ -123,7 +123,7 @@ public class FederatedAlgorithmTests
         double norm = privacy.Clip(update);
         Assert.True(update.Norm() <= privacy.ClipNorm * (1 + 1e-6), $"norm {update.Norm()} above the clip {privacy.ClipNorm}");
         if (norm <= privacy.ClipNorm) Assert.Equal(before, Values(update));
-        else Assert.Equal(privacy.ClipNorm, update.Norm(), 5);
+        else Assert.Equal(privacy.ClipNorm, update.Norm(), tolerance: 1e-6 * privacy.ClipNorm);   // float32 sums: a relative bound, not rounding to places
     }
 
     static ParticipantUpdate Update(string id, double weight, params float[] delta) => new(id, Set(delta), weight, new Dictionary<string, double>());
