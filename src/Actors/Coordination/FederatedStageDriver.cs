@@ -12,6 +12,13 @@ internal sealed record StartRound(int Round, int Attempt, IReadOnlyList<string> 
 /// <summary>Aggregate these updates into the global weights (the learner does it), then call <see cref="FederatedStageDriver.Aggregated"/>.</summary>
 internal sealed record AggregateRound(int Round, int Attempt, IReadOnlyList<ClientUpdate> Updates, Dictionary<string, double> Figures) : FederatedCommand;
 
+/// <summary>
+/// Secure aggregation: every sampled client sent its round key; send each of them all the keys and the weights' total
+/// (<see cref="Protocol.FederatedRoundPeers"/>), after which they mask and send their updates.
+/// </summary>
+internal sealed record ExchangeKeys(int Round, int Attempt, IReadOnlyList<string> Clients, IReadOnlyDictionary<string, byte[]> PublicKeys, double TotalWeight)
+    : FederatedCommand;
+
 /// <summary>Not enough clients are Up to start a round; the reason says how many are and how many are needed.</summary>
 internal sealed record WaitForClients(string Reason) : FederatedCommand;
 
@@ -32,7 +39,9 @@ internal sealed record ClientUpdate(string ClientId, int Round, int Attempt, flo
 /// A federated stage as a state machine without actors. Each round samples <c>clients-per-round</c> of the clients
 /// that are Up (<see cref="ClientSampler"/>), waits until each sampled client answered or <c>round-deadline</c>
 /// passed, and aggregates when at least <c>min-clients</c> updates arrived; otherwise the round is retried with a new
-/// sample, up to <c>round-retries</c> times. An update for another round or attempt, from a client not sampled, or a
+/// sample, up to <c>round-retries</c> times. Under secure aggregation a round has two phases: each sampled client
+/// sends a fresh public key and its weight, and once every key is in the clients get them all
+/// (<see cref="ExchangeKeys"/>) and send masked updates, which only sum to something when every sampled client's is in. An update for another round or attempt, from a client not sampled, or a
 /// second one from the same client is discarded and counted — never aggregated. A client that leaves mid-round is no
 /// longer waited for; under secure aggregation its masks would not cancel, so the round restarts without it. A client
 /// that comes back is sampled again in later rounds. Under privacy, ε (RDP accountant) is reported after every round.
@@ -43,6 +52,9 @@ internal sealed class FederatedStageDriver
     readonly ClientSampler _sampler;
     readonly SortedSet<string> _up = new(StringComparer.Ordinal);
     readonly Dictionary<string, ClientUpdate> _received = new();
+    readonly Dictionary<string, (byte[] Key, double Weight)> _keys = new(StringComparer.Ordinal);
+    bool _keysSent;
+    long _keyBytes;
     readonly HashSet<string> _gone = new();
     readonly RdpAccountant? _accountant;
     IReadOnlyList<string> _sample = [];
@@ -95,12 +107,40 @@ internal sealed class FederatedStageDriver
         return Done ? new FinishStage() : TryStart(now);
     }
 
+    /// <summary>
+    /// Secure aggregation: a sampled client's key for the current round and attempt (<paramref name="bytes"/> on the
+    /// wire). Once every sampled client's key is in: <see cref="ExchangeKeys"/>.
+    /// </summary>
+    public FederatedCommand? Key(string id, int round, int attempt, byte[] publicKey, double weight, long bytes)
+    {
+        if (!_spec.SecureAggregation || !InRound || _keysSent || round != Round || attempt != Attempt || !_sample.Contains(id) || _gone.Contains(id))
+        {
+            LateDiscarded++;
+            return null;
+        }
+        if (!(weight > 0) || double.IsInfinity(weight) || publicKey.Length == 0) { Malformed++; return null; }
+        if (!_keys.TryAdd(id, (publicKey, weight))) { Duplicates++; return null; }
+        _keyBytes += bytes;
+        if (_keys.Count < _sample.Count) return null;
+        _keysSent = true;
+        return new ExchangeKeys(Round, Attempt, _sample, _keys.ToDictionary(k => k.Key, k => k.Value.Key, StringComparer.Ordinal), _keys.Values.Sum(k => k.Weight));
+    }
+
+    /// <summary>Updates of the wrong form: plain under secure aggregation (or before the keys went out), masked without it, or a key with no weight.</summary>
+    public long Malformed { get; private set; }
+
     /// <summary>An update arrived: kept if it is the first from a sampled client for the current round and attempt.</summary>
     public FederatedCommand? Update(ClientUpdate update, DateTime now)
     {
         if (!InRound || update.Round != Round || update.Attempt != Attempt || !_sample.Contains(update.ClientId) || _gone.Contains(update.ClientId))
         {
             LateDiscarded++;
+            return null;
+        }
+        bool masked = update.Masked is not null;
+        if (masked != _spec.SecureAggregation || (masked && (!_keysSent || update.Delta is { Length: > 0 })) || (!masked && update.Delta is null))
+        {
+            Malformed++;
             return null;
         }
         if (!_received.TryAdd(update.ClientId, update)) { Duplicates++; return null; }
@@ -137,27 +177,35 @@ internal sealed class FederatedStageDriver
             ["federated/participants"] = updates.Count,
             ["federated/sampled"] = _sample.Count,
             ["federated/samples"] = updates.Sum(u => u.Samples),
-            ["federated/bytes_received"] = updates.Sum(u => u.Bytes),
+            ["federated/bytes_received"] = updates.Sum(u => u.Bytes) + _keyBytes,
             ["federated/late_discarded"] = LateDiscarded,
             ["federated/duplicates"] = Duplicates,
+            ["federated/malformed"] = Malformed,
             ["federated/retries"] = Retries,
         };
         foreach (var key in updates.SelectMany(u => u.Metrics.Keys).Distinct().Order(StringComparer.Ordinal))
             figures[key] = updates.Where(u => u.Metrics.ContainsKey(key)).Average(u => u.Metrics[key]);
         if (Epsilon is { } eps) figures["privacy/epsilon"] = eps;
-        _received.Clear();
+        ClearRound();
         return new AggregateRound(Round, Attempt, updates, figures);
     }
 
     FederatedCommand Retry(DateTime now, string why)
     {
         InRound = false;
-        _received.Clear();
+        ClearRound();
         if (Attempt >= _spec.RoundRetries)
             return new FailStage($"federated round {Round} failed {Attempt + 1} times; the last: {why}");
         Attempt++;
         Retries++;
         return TryStart(now);
+    }
+
+    void ClearRound()
+    {
+        _received.Clear();
+        _keys.Clear();
+        (_keysSent, _keyBytes) = (false, 0);
     }
 
     FederatedCommand TryStart(DateTime now)
@@ -166,7 +214,7 @@ internal sealed class FederatedStageDriver
             return new WaitForClients($"round {Round}: {_up.Count} client(s) Up, min-clients = {_spec.MinClients} needed; waiting for more to join");
         _sample = _sampler.Sample(_up, Round, Attempt);
         _gone.Clear();
-        _received.Clear();
+        ClearRound();
         _deadline = now + _spec.RoundDeadline;
         InRound = true;
         return new StartRound(Round, Attempt, _sample, _deadline);

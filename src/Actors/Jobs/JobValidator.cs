@@ -95,8 +95,6 @@ public static partial class JobValidator
     {
         string at = $"{Root}.stages[{stage.Index}]";
         var spec = stage.Federated!;
-        if (spec.SecureAggregation)
-            yield return $"{at}.federated.secure-aggregation: the pairwise key agreement and masked updates are not carried through the cluster yet (the masking itself is tested in one process); set secure-aggregation = off";
         if (stage.Kind == StageKind.RewardModel)
             yield return $"{at}.federated: federated reward-model stages are not run by the cluster yet (client nodes train sft and dpo stages)";
         if (stage.EvalData is null)

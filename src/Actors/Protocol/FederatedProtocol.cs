@@ -16,9 +16,24 @@ internal sealed record FederationRefused(string ClientId, string Reason) : IRlft
 /// <summary>
 /// One round's work for a client: the global weights (the trainable tensors in the policy's order, flattened: LoRA
 /// adapters, or all weights of a small model). <see cref="ClipNorm"/> &gt; 0: clip the update before sending it
-/// (client-level DP; the server clips again).
+/// (client-level DP; the server clips again, except under secure aggregation, where it cannot). <see cref="Secure"/>:
+/// the round runs under secure aggregation — the client answers at once with <see cref="FederatedRoundKey"/>, and sends
+/// its update only masked, once <see cref="FederatedRoundPeers"/> named the round's other clients.
 /// </summary>
-internal sealed record FederatedRoundRequest(int Stage, int Round, int Attempt, float[] Global, double ClipNorm) : IRlftMessage;
+internal sealed record FederatedRoundRequest(int Stage, int Round, int Attempt, float[] Global, double ClipNorm, bool Secure = false) : IRlftMessage;
+
+/// <summary>
+/// Secure aggregation, a client's first answer: a fresh public key for this round and attempt (ECDH, SubjectPublicKeyInfo
+/// bytes) and the weight its update will carry in the mean (its number of examples; 1 under privacy).
+/// </summary>
+internal sealed record FederatedRoundKey(string ClientId, int Stage, int Round, int Attempt, byte[] PublicKey, double Weight) : IRlftMessage;
+
+/// <summary>
+/// Secure aggregation: every sampled client's public key (client id → key), sent to each of them once all are in, and
+/// the weights' total. Each client masks <c>weight / total · update</c> against every other key, so that the masked
+/// updates sum to the weighted mean.
+/// </summary>
+internal sealed record FederatedRoundPeers(int Stage, int Round, int Attempt, Dictionary<string, byte[]> PublicKeys, double TotalWeight) : IRlftMessage;
 
 /// <summary>
 /// A client's answer: its update from the round's global weights (<see cref="Delta"/>, or under secure aggregation the

@@ -47,6 +47,7 @@ internal sealed partial class CoordinatorActor
         });
         Receive<FederatedReady>(OnFederatedReady);
         Receive<FederatedRoundUpdate>(OnRoundUpdate);
+        Receive<FederatedRoundKey>(OnRoundKey);
         Receive<FederatedRoundApplied>(OnRoundApplied);
     }
 
@@ -119,6 +120,16 @@ internal sealed partial class CoordinatorActor
         Carry(_federated.Update(update, DateTime.UtcNow));
     }
 
+    void OnRoundKey(FederatedRoundKey k)
+    {
+        if (_federated is null || k.Stage != _stageIndex || !_clients.TryGetValue(k.ClientId, out var client) || !client.Equals(Sender))
+        {
+            _foreignUpdates++;
+            return;
+        }
+        Carry(_federated.Key(k.ClientId, k.Round, k.Attempt, k.PublicKey, k.Weight, WireBytes(k)));
+    }
+
     void OnRoundApplied(FederatedRoundApplied applied)
     {
         if (_federated is null || applied.Stage != _stageIndex) return;
@@ -146,7 +157,8 @@ internal sealed partial class CoordinatorActor
             case StartRound start:
                 _waitingFor = null;
                 if (_bytesRound != start.Round) (_bytesRound, _roundBytesSent) = (start.Round, 0);
-                var request = new FederatedRoundRequest(_stageIndex, start.Round, start.Attempt, _global, stage.Federated!.Privacy?.ClipNorm ?? 0);
+                var request = new FederatedRoundRequest(_stageIndex, start.Round, start.Attempt, _global, stage.Federated!.Privacy?.ClipNorm ?? 0,
+                    stage.Federated.SecureAggregation);
                 long size = WireBytes(request);
                 foreach (var id in start.Clients)
                     if (_clients.TryGetValue(id, out var client))
@@ -156,6 +168,16 @@ internal sealed partial class CoordinatorActor
                     }
                 _log.Info("federated round {0} of {1}{2}: sent the global weights to {3}", start.Round + 1, stage.Federated.Rounds,
                     start.Attempt > 0 ? $" (attempt {start.Attempt + 1})" : "", string.Join(", ", start.Clients));
+                return;
+            case ExchangeKeys keys:
+                var peers = new FederatedRoundPeers(_stageIndex, keys.Round, keys.Attempt, new(keys.PublicKeys, StringComparer.Ordinal), keys.TotalWeight);
+                long peersSize = WireBytes(peers);
+                foreach (var id in keys.Clients)
+                    if (_clients.TryGetValue(id, out var client))
+                    {
+                        client.Tell(peers);
+                        _roundBytesSent += peersSize;
+                    }
                 return;
             case AggregateRound round:
                 _aggregating = round.Figures;
@@ -195,6 +217,7 @@ internal sealed partial class CoordinatorActor
         _summary[$"{name}/federated/retries"] = driver.Retries;
         _summary[$"{name}/federated/late_discarded"] = driver.LateDiscarded;
         _summary[$"{name}/federated/duplicates"] = driver.Duplicates;
+        _summary[$"{name}/federated/malformed"] = driver.Malformed;
         _summary[$"{name}/federated/bytes_sent"] = _stageBytesSent;
         _summary[$"{name}/federated/bytes_received"] = _stageBytesReceived;
         if (driver.Epsilon is { } eps) _summary[$"{name}/privacy/epsilon"] = eps;

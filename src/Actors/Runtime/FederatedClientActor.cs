@@ -1,14 +1,17 @@
+using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
 using Rlft.Actors.Compute.Federated;
 using Rlft.Actors.Protocol;
+using Rlft.Policy.Training;
 
 namespace Rlft.Actors.Runtime;
 
 /// <summary>
 /// A client node's member of the federation: offers itself to the coordinator (<see cref="JoinFederation"/>, every few
 /// seconds until <see cref="FederationJoined"/>), and answers each <see cref="FederatedRoundRequest"/> with the update
-/// its engine trained on this node's data. Runs on a pinned dispatcher: a round's training blocks only this actor.
+/// its engine trained on this node's data — under secure aggregation, first a fresh public key, then, once
+/// <see cref="FederatedRoundPeers"/> brings the round's keys, the update masked. Runs on a pinned dispatcher: a round's training blocks only this actor.
 /// The coordinator refusing it (another model) or its engine failing to load stops the node with the reason.
 /// </summary>
 internal sealed class FederatedClientActor : ReceiveActor, IWithTimers
@@ -20,6 +23,7 @@ internal sealed class FederatedClientActor : ReceiveActor, IWithTimers
     readonly ILoggingAdapter _log = Context.GetLogger();
     readonly FederatedClientEngine? _engine;
     bool _joined;
+    Pending? _pending;
     string? _failure;
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -49,19 +53,38 @@ internal sealed class FederatedClientActor : ReceiveActor, IWithTimers
         Receive<FederationRefused>(m => Stop($"the coordinator refused client {m.ClientId}: {m.Reason}"));
         Receive<FederatedRoundRequest>(request =>
         {
+            ForgetPending();
             try
             {
+                ECDiffieHellman? key = null;
+                double weight = 0;
+                if (request.Secure)
+                {
+                    // The key goes out before the training, so that the other clients' keys arrive while this one trains.
+                    weight = engine.WeightFor(request);
+                    key = SecureAggregation.NewKey();
+                    Sender.Tell(new FederatedRoundKey(engine.Id, request.Stage, request.Round, request.Attempt, SecureAggregation.PublicKey(key), weight));
+                }
                 var started = DateTime.UtcNow;
                 var update = engine.Train(request);
                 _log.Info("federated round {0} (attempt {1}) of stage {2}: trained in {3:F1}s on {4} examples", request.Round + 1, request.Attempt + 1,
                     request.Stage, (DateTime.UtcNow - started).TotalSeconds, update.Samples);
-                Sender.Tell(update);
+                if (key is null) Sender.Tell(update);
+                else _pending = new Pending(update, key, weight);   // sent masked once the round's keys are in
             }
             catch (Exception e)
             {
                 // Not answered: the round goes on without this client (deadline, min-clients) and the node stays.
                 _log.Error("federated round {0} of stage {1} failed on this client: {2}", request.Round + 1, request.Stage, e.Message);
             }
+        });
+        Receive<FederatedRoundPeers>(peers =>
+        {
+            if (_pending is not { } pending || pending.Update.Round != peers.Round || pending.Update.Attempt != peers.Attempt || pending.Update.Stage != peers.Stage)
+                return;   // for a round this client did not train (or no longer holds)
+            try { Sender.Tell(FederatedClient.Mask(pending.Update, pending.Key, pending.Weight, peers)); }
+            catch (Exception e) { _log.Error("federated round {0} of stage {1}: not sent: {2}", peers.Round + 1, peers.Stage, e.Message); }
+            finally { ForgetPending(); }
         });
         Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
     }
@@ -86,7 +109,20 @@ internal sealed class FederatedClientActor : ReceiveActor, IWithTimers
         Become(() => ReceiveAny(_ => { }));
     }
 
-    protected override void PostStop() => _engine?.Dispose();
+    /// <summary>Drops a trained update still waiting for its round's keys (a new request, or the keys came): its key is used once.</summary>
+    void ForgetPending()
+    {
+        _pending?.Key.Dispose();
+        _pending = null;
+    }
+
+    protected override void PostStop()
+    {
+        ForgetPending();
+        _engine?.Dispose();
+    }
+
+    sealed record Pending(FederatedRoundUpdate Update, ECDiffieHellman Key, double Weight);
 
     sealed record Join : INoSerializationVerificationNeeded { public static readonly Join Instance = new(); }
 }

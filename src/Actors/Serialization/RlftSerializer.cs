@@ -34,7 +34,7 @@ internal sealed class RlftSerializer(ExtendedActorSystem system) : SerializerWit
         ScoreBatch m => Bulk(w => { w.Write(m.BatchId); w.Write(m.RewardModelVersion); Codecs.Write(w, m.Batch); }),
         TrainOn m => Bulk(w => { w.Write(m.BatchId); w.Write(m.Stage); Codecs.Write(w, m.Batch); Codecs.Write(w, m.Scores); }),
         WeightChunk m => Bulk(w => { w.Write((int)m.Kind); w.Write(m.Version); w.Write(m.Index); w.Write(m.Count); w.Write(m.Data); w.Write(m.Sha256); }),
-        FederatedRoundRequest m => Bulk(w => { w.Write(m.Stage); w.Write(m.Round); w.Write(m.Attempt); w.Write(m.Global); w.Write(m.ClipNorm); }),
+        FederatedRoundRequest m => Bulk(w => { w.Write(m.Stage); w.Write(m.Round); w.Write(m.Attempt); w.Write(m.Global); w.Write(m.ClipNorm); w.Write(m.Secure); }),
         FederatedRoundUpdate m => Bulk(w =>
         {
             w.Write(m.ClientId); w.Write(m.Stage); w.Write(m.Round); w.Write(m.Attempt);
@@ -57,7 +57,7 @@ internal sealed class RlftSerializer(ExtendedActorSystem system) : SerializerWit
             nameof(ScoreBatch) => new ScoreBatch(r.Long(), r.Long(), Codecs.ReadRolloutBatch(r)),
             nameof(TrainOn) => new TrainOn(r.Long(), r.Int(), Codecs.ReadRolloutBatch(r), Codecs.ReadScoredBatch(r)),
             nameof(WeightChunk) => new WeightChunk((WeightKind)r.Int(), r.Long(), r.Int(), r.Int(), r.Bytes(), r.Bytes()),
-            nameof(FederatedRoundRequest) => new FederatedRoundRequest(r.Int(), r.Int(), r.Int(), r.Floats(), r.Double()),
+            nameof(FederatedRoundRequest) => new FederatedRoundRequest(r.Int(), r.Int(), r.Int(), r.Floats(), r.Double(), r.Bool()),
             nameof(FederatedRoundUpdate) => new FederatedRoundUpdate(r.Str(), r.Int(), r.Int(), r.Int(), r.Floats(), r.Longs(), r.Double(), r.Dict()),
             _ => JsonSerializer.Deserialize(bytes, type, Json) ?? throw new SerializationException($"empty {manifest}"),
         };

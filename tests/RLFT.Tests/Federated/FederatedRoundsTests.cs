@@ -151,6 +151,129 @@ public sealed class FederatedRoundsTests : IDisposable
         Assert.Equal(12, clipped.Samples);
     }
 
+    /// <summary>A participant whose update is always the same vector (its own), with a loss figure.</summary>
+    sealed class FixedDelta(string id, float[] delta) : IParticipant
+    {
+        public string Id => id;
+        public ParticipantUpdate Run(WeightSet global, int round) =>
+            new(id, WeightSet.FromFloats(global, delta), 1, new Dictionary<string, double> { ["inner/loss_last"] = delta[0] });
+    }
+
+    /// <summary>
+    /// Two rounds of three clients with fixed updates and weights 2, 3 and 5 examples, every message through the
+    /// serializer: plainly, or under secure aggregation (keys, the roster, masked updates). The server's final weights.
+    /// </summary>
+    float[] Rounds(bool secure, ClientPrivacy? privacy, List<FederatedRoundUpdate> sent)
+    {
+        string[] ids = ["client-a", "client-b", "client-c"];
+        double[] samples = [2, 3, 5];
+        var rng = new Random(11);
+        var spec = new FederatedSpec
+        {
+            Rounds = 2, ClientsPerRound = 3, MinClients = 2, LocalSteps = 1, RoundDeadline = TimeSpan.FromSeconds(60),
+            SecureAggregation = secure, Privacy = privacy, Clients = privacy is null ? 0 : 3,
+        };
+        var clients = ids.Select((id, i) => new FederatedClient(id,
+            new FixedDelta(id, Enumerable.Range(0, 301).Select(_ => (float)((rng.NextDouble() - 0.5) * 4)).ToArray()),
+            [("theta", new TorchSharp.Modules.Parameter(zeros(301)))], samples[i])).ToDictionary(c => c.Id);
+        using var theta = new TorchSharp.Modules.Parameter(zeros(301));
+        using var fed = new FederatedServer(spec, [("theta", theta)], noiseSeed: 5);
+        var driver = new FederatedStageDriver(spec, seed: 3);
+        var now = DateTime.UnixEpoch;
+        foreach (var id in ids) driver.ClientUp(id, now);
+        var pending = new Dictionary<string, (FederatedRoundUpdate Update, System.Security.Cryptography.ECDiffieHellman Key, double Weight)>();
+        ClientUpdate Received(FederatedRoundUpdate u)
+        {
+            sent.Add(u);
+            return new(u.ClientId, u.Round, u.Attempt, u.Delta, u.Masked.Length > 0 ? u.Masked : null, u.Samples, u.Metrics, 0);
+        }
+        FederatedCommand? command = driver.Begin(now);
+        while (command is not FinishStage)
+        {
+            switch (command)
+            {
+                case StartRound start:
+                    command = null;
+                    foreach (var id in start.Clients)
+                    {
+                        var request = Cross(new FederatedRoundRequest(0, start.Round, start.Attempt, fed.Global(), privacy?.ClipNorm ?? 0, secure));
+                        if (!request.Secure)
+                        {
+                            command = driver.Update(Received(Cross(clients[id].Train(request))), now) ?? command;
+                            continue;
+                        }
+                        var key = SecureAggregation.NewKey();
+                        var k = Cross(new FederatedRoundKey(id, 0, request.Round, request.Attempt, SecureAggregation.PublicKey(key), clients[id].WeightFor(request)));
+                        pending[id] = (clients[id].Train(request), key, k.Weight);
+                        command = driver.Key(k.ClientId, k.Round, k.Attempt, k.PublicKey, k.Weight, 0) ?? command;
+                    }
+                    break;
+                case ExchangeKeys keys:
+                    command = null;
+                    var peers = Cross(new FederatedRoundPeers(0, keys.Round, keys.Attempt, new(keys.PublicKeys), keys.TotalWeight));
+                    foreach (var id in keys.Clients)
+                    {
+                        var (plain, key, weight) = pending[id];
+                        using (key) command = driver.Update(Received(Cross(FederatedClient.Mask(plain, key, weight, peers))), now) ?? command;
+                    }
+                    break;
+                case AggregateRound round:
+                    fed.Apply(round);
+                    command = driver.Aggregated(now);
+                    break;
+                default:
+                    Assert.Fail($"unexpected {command}");
+                    break;
+            }
+        }
+        return fed.Global();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Secure_aggregation_gives_the_plain_rounds_result_and_no_update_leaves_a_client_unmasked(bool privacy)
+    {
+        var dp = privacy ? new ClientPrivacy(clipNorm: 5, noiseMultiplier: 0.3, delta: 1e-5) : null;
+        var plainSent = new List<FederatedRoundUpdate>();
+        var secureSent = new List<FederatedRoundUpdate>();
+        var plain = Rounds(secure: false, dp, plainSent);
+        var secure = Rounds(secure: true, dp, secureSent);
+
+        // The same weights, up to the fixed point's resolution (2^-24 per client and round) and fp32 rounding.
+        double worst = plain.Zip(secure).Max(p => Math.Abs(p.Item1 - p.Item2));
+        Assert.True(worst < 4e-6, $"secure and plain rounds differ by {worst}");
+        Assert.True(plain.Max(Math.Abs) > 0.1, "the rounds moved the weights");
+        // No update under secure aggregation carried its values: no plain delta, and the masked words show none of them.
+        Assert.Equal(6, secureSent.Count);
+        foreach (var (m, p) in secureSent.Zip(plainSent))
+        {
+            Assert.Empty(m.Delta);
+            var alone = SecureAggregation.Decode(m.Masked);
+            Assert.True(alone.Zip(p.Delta).Count(x => Math.Abs(x.Item1 - x.Item2) < 0.5) < p.Delta.Length / 2,
+                $"{m.ClientId}'s masked update is close to its plain update");
+        }
+    }
+
+    [Fact]
+    public void A_client_masks_only_against_a_roster_that_carries_its_own_key_and_another()
+    {
+        using var theta = new TorchSharp.Modules.Parameter(zeros(2));
+        var client = new FederatedClient("c", new FixedUpdate(), [("theta", theta)], samples: 4);
+        var request = new FederatedRoundRequest(0, 0, 0, [0, 0], ClipNorm: 0, Secure: true);
+        var update = client.Train(request);
+        using var mine = SecureAggregation.NewKey();
+        using var other = SecureAggregation.NewKey();
+        byte[] Pub(System.Security.Cryptography.ECDiffieHellman k) => SecureAggregation.PublicKey(k);
+        var swapped = new FederatedRoundPeers(0, 0, 0, new() { ["c"] = Pub(other), ["d"] = Pub(other) }, 8);
+        Assert.Contains("own key", Assert.Throws<InvalidOperationException>(() => FederatedClient.Mask(update, mine, 4, swapped)).Message);
+        var alone = new FederatedRoundPeers(0, 0, 0, new() { ["c"] = Pub(mine) }, 4);
+        Assert.Contains("no other client", Assert.Throws<InvalidOperationException>(() => FederatedClient.Mask(update, mine, 4, alone)).Message);
+        var ok = FederatedClient.Mask(update, mine, 4, new FederatedRoundPeers(0, 0, 0, new() { ["c"] = Pub(mine), ["d"] = Pub(other) }, 8));
+        Assert.Equal(2, ok.Masked.Length);
+        Assert.Throws<ArgumentException>(() => FederatedClient.Mask(update, mine, 4, new FederatedRoundPeers(0, 1, 0, new() { ["c"] = Pub(mine), ["d"] = Pub(other) }, 8)));
+    }
+
     static int ShardOf(string prompt)
     {
         int item = Array.FindIndex(ReviewTask.Items, it => prompt.Contains(it, StringComparison.Ordinal));

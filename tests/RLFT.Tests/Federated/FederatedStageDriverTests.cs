@@ -126,16 +126,74 @@ public class FederatedStageDriverTests
         Assert.Equal(["a", "b"], r1.Clients);
     }
 
+    static ClientUpdate Masked(string id, StartRound r) =>
+        new(id, r.Round, r.Attempt, [], [1L, 2L], 10, new Dictionary<string, double>(), 100);
+
+    /// <summary>Every sampled client of <paramref name="r"/> sends its key; the last one's answer is returned.</summary>
+    static FederatedCommand? Keys(FederatedStageDriver d, StartRound r)
+    {
+        FederatedCommand? last = null;
+        foreach (var id in r.Clients) last = d.Key(id, r.Round, r.Attempt, [(byte)id[0]], weight: id[0] - 'a' + 1, bytes: 50);
+        return last;
+    }
+
+    [Fact]
+    public void Under_secure_aggregation_the_keys_go_out_once_all_are_in_and_only_masked_updates_count()
+    {
+        var d = Up(Spec(perRound: 3, min: 2, secure: true), "a", "b", "c", "d");
+        var r0 = Assert.IsType<StartRound>(d.Begin(T0));
+        string outsider = new[] { "a", "b", "c", "d" }.Except(r0.Clients).Single();
+        Assert.Null(d.Update(Masked(r0.Clients[0], r0), T0));                             // masked before the keys went out
+        Assert.Null(d.Key(outsider, 0, 0, [9], 1, 50));                                    // not sampled
+        Assert.Null(d.Key(r0.Clients[0], 0, 0, [1], 0, 50));                               // no weight
+        Assert.Null(d.Key(r0.Clients[0], 0, 0, [1], 1, 50));
+        Assert.Null(d.Key(r0.Clients[0], 0, 0, [2], 5, 50));                               // a second key from the same client
+        Assert.Null(d.Key(r0.Clients[1], 0, 1, [1], 1, 50));                               // another attempt
+        Assert.Null(d.Key(r0.Clients[1], 0, 0, [(byte)'x'], 2, 50));
+        var keys = Assert.IsType<ExchangeKeys>(d.Key(r0.Clients[2], 0, 0, [(byte)'y'], 3, 50));
+        Assert.Equal(r0.Clients, keys.Clients);
+        Assert.Equal(r0.Clients.Order(StringComparer.Ordinal), keys.PublicKeys.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal([1], keys.PublicKeys[r0.Clients[0]]);                                 // the first key kept
+        Assert.Equal(6.0, keys.TotalWeight);
+        Assert.Null(d.Key(r0.Clients[2], 0, 0, [1], 1, 50));                               // after the exchange: late
+        Assert.Null(d.Update(U(r0.Clients[0], r0), T0));                                   // plain under secure aggregation
+        Assert.Equal(3L, d.Malformed);
+        Assert.Null(d.Update(Masked(r0.Clients[0], r0), T0));
+        Assert.Null(d.Update(Masked(r0.Clients[1], r0), T0));
+        var agg = Assert.IsType<AggregateRound>(d.Update(Masked(r0.Clients[2], r0), T0));
+        Assert.Equal(3, agg.Updates.Count);
+        Assert.Equal(3 * 100 + 3 * 50, agg.Figures["federated/bytes_received"]);           // the keys' bytes count too
+        // The next round needs fresh keys: the last round's exchange is not carried over.
+        var r1 = Assert.IsType<StartRound>(d.Aggregated(T0));
+        Assert.Null(d.Update(Masked(r1.Clients[0], r1), T0));
+        Assert.IsType<ExchangeKeys>(Keys(d, r1));
+    }
+
+    [Fact]
+    public void Without_secure_aggregation_keys_and_masked_updates_are_not_taken()
+    {
+        var d = Up(Spec(), "a", "b");
+        var r0 = Assert.IsType<StartRound>(d.Begin(T0));
+        Assert.Null(Keys(d, r0));
+        Assert.Null(d.Update(Masked("a", r0), T0));
+        Assert.Equal(1L, d.Malformed);
+        Assert.Null(d.Update(U("a", r0), T0));
+        Assert.IsType<AggregateRound>(d.Update(U("b", r0), T0));
+    }
+
     [Fact]
     public void Under_secure_aggregation_a_client_lost_after_masking_restarts_the_round_without_it()
     {
         var d = Up(Spec(perRound: 3, min: 2, secure: true), "a", "b", "c");
         var r0 = Assert.IsType<StartRound>(d.Begin(T0));
-        d.Update(U("a", r0), T0);
+        Assert.IsType<ExchangeKeys>(Keys(d, r0));
+        d.Update(Masked("a", r0), T0);
         var retry = Assert.IsType<StartRound>(d.ClientDown("b", T0));
         Assert.Equal((0, 1), (retry.Round, retry.Attempt));
         Assert.Equal(["a", "c"], retry.Clients);
-        d.Update(U("a", retry), T0);
+        Assert.Null(d.Update(Masked("a", retry), T0));                                      // the old exchange does not hold for the new attempt
+        Assert.IsType<ExchangeKeys>(Keys(d, retry));
+        d.Update(Masked("a", retry), T0);
         // At the deadline, with one masked update missing, nothing can be unmasked: another attempt.
         Assert.IsType<StartRound>(d.Tick(retry.Deadline));
     }

@@ -53,6 +53,13 @@ internal sealed class FederatedClientEngine : IDisposable
         ModelHash = ModelStructure.Hash(_policy.Model);
     }
 
+    /// <summary>The weight this client's update carries in the round's mean (its examples; 1 under privacy). Begins the stage if it is new.</summary>
+    public double WeightFor(FederatedRoundRequest request)
+    {
+        if (request.Stage != _stage) Begin(request.Stage);
+        return _client!.WeightFor(request);
+    }
+
     /// <summary>One round: the global weights in, this client's update out.</summary>
     public FederatedRoundUpdate Train(FederatedRoundRequest request)
     {

@@ -34,6 +34,7 @@ internal sealed class FederatedServer : IDisposable
     /// <summary>Aggregates a round's updates into the global weights and writes them into the policy; returns the outer loop's figures.</summary>
     public Dictionary<string, double> Apply(AggregateRound round)
     {
+        if (round.Updates.Any(u => u.Masked is not null)) return ApplyMasked(round);
         var updates = round.Updates.Select(u => new ParticipantUpdate(u.ClientId,
             WeightSet.FromFloats(_global, u.Delta ?? throw new InvalidOperationException($"client {u.ClientId} sent no update")),
             u.Samples, u.Metrics)).ToList();
@@ -44,6 +45,22 @@ internal sealed class FederatedServer : IDisposable
             return metrics;
         }
         finally { foreach (var u in updates) u.Dispose(); }
+    }
+
+    /// <summary>
+    /// Secure aggregation: the masked updates' sum modulo 2⁶⁴, in which every pair's masks cancel, is the fixed-point
+    /// weighted mean (each client scaled its update by its share of the round's weight); the outer loop takes it as is.
+    /// The server never holds one client's update, so it cannot clip one: under privacy the clients' clipping is trusted.
+    /// </summary>
+    Dictionary<string, double> ApplyMasked(AggregateRound round)
+    {
+        var missing = round.Updates.FirstOrDefault(u => u.Masked is null);
+        if (missing is not null) throw new InvalidOperationException($"secure aggregation: client {missing.ClientId} sent a plain update in a masked round");
+        var mean = SecureAggregation.Decode(SecureAggregation.Sum(round.Updates.Select(u => u.Masked!)));
+        using var sum = WeightSet.FromFloats(_global, mean);
+        var metrics = _loop.ApplySum(_global, sum, totalWeight: 1, round.Updates.Count);
+        _global.CopyTo(_trainable);
+        return metrics;
     }
 
     public void Dispose()
