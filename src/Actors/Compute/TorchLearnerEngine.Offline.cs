@@ -51,14 +51,19 @@ internal sealed partial class TorchLearnerEngine
     {
         var session = Federated(stage);
         var metrics = session.Apply(round);
-        PolicyVersion++;
+        if (stage.Kind != StageKind.RewardModel) PolicyVersion++;
         return (session.Global(), metrics);
     }
 
     public StageCompleted EndFederated(StageSpec stage)
     {
         var figures = Federated(stage).End();
-        _federated!.Dispose();
+        if (_federated!.TakeRewardModel() is { } rm)
+        {
+            ReplaceRewardModel(rm, Job.ChatTemplateFor(stage));
+            RewardModelVersion = RewardModelVersion < 0 ? 1 : RewardModelVersion + 1;
+        }
+        _federated.Dispose();
         _federated = null;
         return new StageCompleted(stage.Index, PolicyVersion, RewardModelVersion, figures);
     }

@@ -95,8 +95,8 @@ public static partial class JobValidator
     {
         string at = $"{Root}.stages[{stage.Index}]";
         var spec = stage.Federated!;
-        if (stage.Kind == StageKind.RewardModel)
-            yield return $"{at}.federated: federated reward-model stages are not run by the cluster yet (client nodes train sft and dpo stages)";
+        if (stage.Kind == StageKind.RewardModel && stage.TrainsEncoder)
+            yield return $"{at}.federated: a federated reward-model stage trains the causal-LM reward model (a scalar head on a copy of the policy); an encoder reward model (encoder {{ … }}) is not federated";
         if (stage.EvalData is null)
             yield return $"{at}.eval-data: a federated stage measures its held-out figures before and after on eval-data (its training data is on the clients); name a held-out file or a builtin: dataset";
         // Clients load the job's model as it is on disk and attach the adapters to it: the server's base must be that model.

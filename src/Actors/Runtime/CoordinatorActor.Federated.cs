@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Rlft.Actors.Compute.Federated;
 using Rlft.Actors.Coordination;
+using Rlft.Actors.Jobs;
 using Rlft.Actors.Protocol;
 
 namespace Rlft.Actors.Runtime;
@@ -134,7 +135,7 @@ internal sealed partial class CoordinatorActor
     {
         if (_federated is null || applied.Stage != _stageIndex) return;
         _global = applied.Global;
-        _policyVersion++;   // the learner made a new version of the policy
+        if (_stage!.Kind != StageKind.RewardModel) _policyVersion++;   // the learner made a new version of the policy (a reward model's version counts at the stage's end)
         var metrics = new Dictionary<string, double>(_aggregating);
         foreach (var (k, v) in applied.Metrics) metrics.TryAdd(k, v);
         metrics["federated/bytes_sent"] = _roundBytesSent;

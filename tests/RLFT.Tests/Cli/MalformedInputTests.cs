@@ -254,8 +254,6 @@ public class MalformedInputTests(MalformedInputFixture fixture) : IClassFixture<
             "rlft.job.stages[0].federated.privacy.noise-multiplier: -0.5 is outside");
         yield return new("federated stage without held-out data", d => d.Run("{ kind = sft, federated { rounds = 2 } }"),
             "rlft.job.stages[0].eval-data: a federated stage measures its held-out figures");
-        yield return new("federated reward-model stage", d => d.Run($"{{ kind = reward-model, eval-data = \"{d.Prefs}\", federated {{ rounds = 2 }} }}"),
-            "rlft.job.stages[0].federated: federated reward-model stages are not run by the cluster yet");
         yield return new("ewc after a dpo stage", d => d.Run(string.Join("\n", d.SftStage(), d.Stage("dpo", d.Prefs), d.Stage("sft", d.Sft, "ewc = 5"))),
             "rlft.job.stages[2].ewc: the previous policy stage (1, Dpo) is not an SFT stage");
         // ---- quantized base (QLoRA) ----

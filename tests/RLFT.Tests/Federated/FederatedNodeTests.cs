@@ -136,6 +136,49 @@ public sealed class FederatedNodeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_federated_reward_model_stage_trains_on_the_clients_pairs_and_becomes_the_jobs_reward_model()
+    {
+        var job = JobHarness.Job("""
+            { kind = reward-model, eval-data = "builtin:preferences", batch-size = 8
+              optimizer { lr = 2e-3 }
+              federated { rounds = 3, clients = 2, clients-per-round = 2, min-clients = 2, local-steps = 3, round-deadline = 60s, secure-aggregation = on }
+            }
+            """);
+        var (port, seed) = JobHarness.NewSeed();
+        string dataDir = Directory.CreateTempSubdirectory("rlft-fed-rm").FullName;
+        var shards = Enumerable.Range(0, 2).Select(i =>
+        {
+            string dir = Directory.CreateDirectory(Path.Combine(dataDir, $"client-{i}")).FullName;
+            Jsonl.Write(Path.Combine(dir, ClientData.PreferencesFile), ReviewTask.Preferences(48, seed: 20 + i));
+            return dir;
+        }).ToList();
+        await using var learner = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = JobHarness.NodeLossHocon,
+            MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
+        }, new TorchEngineFactory());
+        await learner.StartAsync(Ct);
+        await using var c0 = Client(job, seed, shards[0], JobHarness.NodeLossHocon);
+        await using var c1 = Client(job, seed, shards[1], JobHarness.NodeLossHocon);
+        await Task.WhenAll(c0.StartAsync(Ct), c1.StartAsync(Ct));
+        var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(4), Ct);
+        Assert.True(finished.Succeeded, finished.Message);
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(job.RunDirectory, "summary.json")));
+        var root = summary.RootElement;
+        output.WriteLine(root.ToString());
+        double F(string key) => root.GetProperty(key).GetDouble();
+        Assert.Equal(3, F("0-reward-model/federated/rounds"));
+        Assert.True(F("0-reward-model/after/eval/accuracy") > F("0-reward-model/before/eval/accuracy"), "the federated reward model ranks more held-out pairs right");
+        // It is the job's reward model now: version 1, saved with the run's checkpoint beside the (unchanged) policy.
+        var checkpoint = Directory.GetDirectories(Path.Combine(job.RunDirectory, "checkpoints")).Single();
+        Assert.True(File.Exists(Path.Combine(checkpoint, CheckpointLayout.RewardModel, CheckpointLayout.RewardHead)), "no reward head in the checkpoint");
+        using var resume = JsonDocument.Parse(File.ReadAllText(Path.Combine(checkpoint, "resume.json")));
+        Assert.Equal(1, resume.RootElement.GetProperty("reward_model_version").GetInt64());
+        Assert.Equal(0, F("job/policy_version"));
+    }
+
+    [Fact]
     public async Task A_client_with_another_model_is_refused_and_stops()
     {
         var job = JobHarness.Job(Stage(rounds: 1, clients: 1));

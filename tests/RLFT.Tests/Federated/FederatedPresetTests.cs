@@ -9,7 +9,8 @@ namespace Rlft.Tests.Federated;
 /// <summary>
 /// hocon/federated.conf as scripts/federated-demo.sh runs it, every node a process: the server (`rlft node --roles
 /// learner`) and 4 clients (`rlft node --roles client --data SHARD`) on non-IID shards. Federated SFT must cut the
-/// held-out loss, federated DPO must not lose held-out preference accuracy, and only LoRA adapters travel.
+/// held-out loss, the federated reward model must rank more held-out pairs right, federated DPO must not lose held-out
+/// preference accuracy, and only LoRA adapters (and the reward head) travel.
 /// </summary>
 [Collection(ProcessTests.Name)]
 public sealed class FederatedPresetTests(ITestOutputHelper output)
@@ -43,13 +44,15 @@ public sealed class FederatedPresetTests(ITestOutputHelper output)
             double F(string key) => s.GetProperty(key).GetDouble();
             output.WriteLine(s.ToString());
             Assert.True(F("0-sft/after/eval/loss") < F("0-sft/before/eval/loss") - 1.0, "federated SFT cut the held-out loss by at least 1 nat");
-            Assert.True(F("1-dpo/after/eval/accuracy") >= F("1-dpo/before/eval/accuracy"), "federated DPO kept or raised the held-out preference accuracy");
+            Assert.True(F("1-reward-model/after/eval/accuracy") > F("1-reward-model/before/eval/accuracy"), "the federated reward model ranks more held-out pairs right");
+            Assert.True(F("2-dpo/after/eval/accuracy") >= F("2-dpo/before/eval/accuracy"), "federated DPO kept or raised the held-out preference accuracy");
             Assert.Equal(8, F("0-sft/federated/rounds"));
-            Assert.Equal(4, F("1-dpo/federated/rounds"));
+            Assert.Equal(4, F("1-reward-model/federated/rounds"));
+            Assert.Equal(4, F("2-dpo/federated/rounds"));
             // Only the adapters travel: each message holds well under 1 MB (the small model's weights are ~17 MB).
             var rounds = File.ReadLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
                 .Where(e => e.TryGetProperty("federated/sampled", out _)).ToList();
-            Assert.Equal(12, rounds.Count);
+            Assert.Equal(16, rounds.Count);
             Assert.All(rounds, r => Assert.True(r.GetProperty("federated/bytes_sent").GetDouble() / r.GetProperty("federated/sampled").GetDouble() < 1_000_000));
         }
         finally

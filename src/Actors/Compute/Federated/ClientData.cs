@@ -7,7 +7,7 @@ namespace Rlft.Actors.Compute.Federated;
 /// <summary>
 /// A client node's own training data (<c>rlft node --roles client --data PATH</c>), never named in the job and never
 /// sent: a JSONL file that every federated stage of the job trains on (SFT records for sft stages, preference pairs for
-/// dpo), or a directory holding <c>sft.jsonl</c> and/or <c>preferences.jsonl</c>, each for the stages of its kind.
+/// dpo and reward-model stages), or a directory holding <c>sft.jsonl</c> and/or <c>preferences.jsonl</c>, each for the stages of its kind.
 /// <see cref="Check"/> reads everything the job's federated stages will train on before the node joins anything.
 /// </summary>
 internal sealed class ClientData
@@ -41,8 +41,8 @@ internal sealed class ClientData
             try
             {
                 count = stage.Kind == StageKind.Sft ? DatasetFormats.ReadSft(file).Count : DatasetFormats.ReadPreferences(file).Count;
-                if (stage.Kind is not (StageKind.Sft or StageKind.Dpo))
-                    throw new ConfigException($"rlft.job.stages[{stage.Index}].federated: client nodes train sft and dpo stages, not {stage.Kind}");
+                if (stage.Kind is not (StageKind.Sft or StageKind.Dpo or StageKind.RewardModel))
+                    throw new ConfigException($"rlft.job.stages[{stage.Index}].federated: client nodes train sft, reward-model and dpo stages, not {stage.Kind}");
             }
             catch (DatasetException e) { throw new ConfigException($"--data: {e.Message}"); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ConfigException($"--data {file}: cannot be read: {e.Message}"); }

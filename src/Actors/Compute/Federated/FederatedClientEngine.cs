@@ -29,6 +29,7 @@ internal sealed class FederatedClientEngine : IDisposable
     readonly string _modelDir;
     readonly PolicyModel _policy;
     LoraAdapters? _adapters;
+    FederatedRewardModel? _rewardModel;
     int _stage = -1;
     FederatedClient? _client;
     long _trainableValues;
@@ -94,12 +95,24 @@ internal sealed class FederatedClientEngine : IDisposable
             var pairs = DatasetFormats.ReadPreferences(file).Select(r => r.Encode(encoder)).ToList();
             (participant, count) = (new DpoParticipant(Id, policy, pairs, stage.Dpo, inner, spec.LocalSteps, stage.BatchSize) { Mu = spec.Mu }, pairs.Count);
         }
-        else throw new ConfigException($"rlft.job.stages[{index}].federated: client nodes train sft and dpo stages, not {stage.Kind}");
-        var trainable = TrainableParameters.Of(_policy.Model);
-        _trainableValues = trainable.Sum(p => p.Parameter.NumberOfElements);
+        else if (stage.Kind == StageKind.RewardModel)
+        {
+            var pairs = DatasetFormats.ReadPreferences(file).Select(r => r.Encode(encoder)).ToList();
+            _rewardModel?.Dispose();
+            _rewardModel = new FederatedRewardModel(_policy, encoder, _job.Lora, _job.Seed);
+            (participant, count) = (new RewardModelParticipant(Id, _rewardModel.Model, pairs, stage.RewardModel, inner, spec.LocalSteps, stage.BatchSize) { Mu = spec.Mu }, pairs.Count);
+        }
+        else throw new ConfigException($"rlft.job.stages[{index}].federated: client nodes train sft, reward-model and dpo stages, not {stage.Kind}");
+        var trainable = participant is RewardModelParticipant rm ? rm.Trainable()
+            : TrainableParameters.Of(_policy.Model).Select(p => (p.Name, p.Parameter)).ToList();
+        _trainableValues = trainable.Sum(p => p.Value.NumberOfElements);
         _client = new FederatedClient(Id, participant, trainable, count);
         _stage = index;
     }
 
-    public void Dispose() => _policy.Model.Dispose();
+    public void Dispose()
+    {
+        _rewardModel?.Dispose();
+        _policy.Model.Dispose();
+    }
 }

@@ -24,13 +24,15 @@ internal sealed class FederatedSession : IDisposable
     readonly Func<Dictionary<string, double>> _measure;
     readonly IDisposable? _evaluator;
     readonly PolicyModel? _start;
+    readonly FederatedRewardModel? _rewardModel;
     readonly Dictionary<string, double> _figures = new();
 
     public int Stage { get; }
 
-    FederatedSession(int stage, FederatedServer server, Func<Dictionary<string, double>> measure, IDisposable? evaluator, PolicyModel? start)
+    FederatedSession(int stage, FederatedServer server, Func<Dictionary<string, double>> measure, IDisposable? evaluator, PolicyModel? start,
+        FederatedRewardModel? rewardModel = null)
     {
-        (Stage, _server, _measure, _evaluator, _start) = (stage, server, measure, evaluator, start);
+        (Stage, _server, _measure, _evaluator, _start, _rewardModel) = (stage, server, measure, evaluator, start, rewardModel);
         Record("before");
     }
 
@@ -43,6 +45,7 @@ internal sealed class FederatedSession : IDisposable
         var encoder = engine.EncoderFor(stage);
         var policy = engine.Policy.WithEncoder(encoder);
         string? heldOut = stage.EvalData is { } eval ? DataResolver.Resolve(eval, engine.Job.RunDirectory, engine.Job.Seed, $"rlft.job.stages[{stage.Index}].eval-data") : null;
+        if (stage.Kind == StageKind.RewardModel) return RewardModel(engine, stage, spec, encoder, heldOut);
         var server = new FederatedServer(spec, TrainableParameters.Of(engine.Policy.Model), noiseSeed: engine.Job.Seed + stage.Index);
         try
         {
@@ -67,6 +70,32 @@ internal sealed class FederatedSession : IDisposable
         }
     }
 
+    /// <summary>
+    /// A federated reward-model stage: the global weights are the reward model's trainable ones (<see cref="FederatedRewardModel"/>),
+    /// its held-out figures the pairs' accuracy and margin; at the end it becomes the job's reward model.
+    /// </summary>
+    static FederatedSession RewardModel(TorchLearnerEngine engine, StageSpec stage, FederatedSpec spec, ExampleEncoder encoder, string? heldOut)
+    {
+        var rm = new FederatedRewardModel(engine.Policy, encoder, engine.Job.Lora, engine.Job.Seed);
+        FederatedServer? server = null;
+        try
+        {
+            server = new FederatedServer(spec, rm.Model.Trainable(), noiseSeed: engine.Job.Seed + stage.Index);
+            var trainer = new RewardModelTrainer(rm.Model, stage.RewardModel, stage.Optimizer);
+            var pairs = heldOut is null ? [] : DatasetFormats.ReadPreferences(heldOut).Select(r => r.Encode(encoder)).ToList();
+            return new FederatedSession(stage.Index, server, () => pairs.Count == 0 ? [] : trainer.Evaluate(pairs), trainer, null, rm);
+        }
+        catch
+        {
+            server?.Dispose();
+            rm.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A reward-model stage's trained model, once <see cref="End"/> measured it (null for other stages); the caller owns it.</summary>
+    public Policy.Training.Trainers.RewardModel? TakeRewardModel() => _rewardModel?.Finish();
+
     void Record(string label) { foreach (var (k, v) in _measure()) _figures[$"{label}/{k}"] = v; }
 
     /// <summary>The global weights as the clients receive them.</summary>
@@ -87,5 +116,6 @@ internal sealed class FederatedSession : IDisposable
         _server.Dispose();
         _evaluator?.Dispose();
         _start?.Model.Dispose();
+        _rewardModel?.Dispose();
     }
 }

@@ -35,10 +35,14 @@ internal abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, I
         double Step(List<T> batch);
     }
 
+    /// <summary>What the participant trains and the global weights are, by name (by default the policy's trainable parameters).</summary>
+    public virtual IReadOnlyList<(string Name, Parameter Value)> Trainable() =>
+        TrainableParameters.Of(policy.Model).Select(p => (p.Name, p.Parameter)).ToList();
+
     public ParticipantUpdate Run(WeightSet global, int round)
     {
         if (examples.Count == 0) throw new InvalidOperationException($"participant {id} has no examples");
-        var trainable = TrainableParameters.Of(policy.Model);
+        var trainable = Trainable();
         global.CopyTo(trainable);
         var losses = new List<double>();
         using var proximal = Mu > 0 ? new ProximalPenalty(trainable, global, Mu) : null;
@@ -97,5 +101,24 @@ internal sealed class DpoParticipant(string id, PolicyModel policy, IReadOnlyLis
     {
         public double Step(List<EncodedPair> batch) => trainer.Step(batch)["loss/dpo"];
         public void Dispose() { trainer.Dispose(); reference.Model.Dispose(); }
+    }
+}
+
+/// <summary>
+/// Inner steps of reward-model training (Bradley–Terry on preference pairs): the trunk's trainable parameters (all of
+/// them, or its LoRA adapters) and the scalar head are the global weights.
+/// </summary>
+internal sealed class RewardModelParticipant(string id, RewardModel model, IReadOnlyList<EncodedPair> pairs, RewardModelOptions options, OptimizerOptions optimizer, int steps, int batchSize)
+    : InnerLoopParticipant<EncodedPair>(id, model.Trunk, pairs, steps, batchSize)
+{
+    public override IReadOnlyList<(string Name, Parameter Value)> Trainable() => model.Trainable();
+
+    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties) =>
+        new Inner(new RewardModelTrainer(model, options, optimizer) { Penalties = penalties });
+
+    sealed class Inner(RewardModelTrainer trainer) : IInnerTrainer
+    {
+        public double Step(List<EncodedPair> batch) => trainer.Step(batch)["loss/reward_model"];
+        public void Dispose() => trainer.Dispose();
     }
 }

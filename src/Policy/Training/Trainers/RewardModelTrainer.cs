@@ -19,6 +19,11 @@ internal sealed class RewardModel
 
     public IEnumerable<TorchSharp.Modules.Parameter> Parameters() => Trunk.Model.parameters().Concat(Head.parameters());
 
+    /// <summary>The parameters that train, by name: the trunk's (all of it, or its LoRA adapters), then the head's as <c>head.…</c>.</summary>
+    public List<(string Name, TorchSharp.Modules.Parameter Value)> Trainable() =>
+        Regularization.TrainableParameters.Of(Trunk.Model).Select(p => (p.Name, p.Parameter))
+            .Concat(Head.named_parameters().Where(p => p.parameter.requires_grad).Select(p => ("head." + p.name, p.parameter))).ToList();
+
     /// <summary>Scores (B,) for prompt+completion texts, each encoded as one text ending in EOS; differentiable.</summary>
     public Tensor Score(IReadOnlyList<(string Prompt, string Completion)> items) =>
         Score(items.Select(i => Trunk.Encoder.PromptCompletion(i.Prompt, i.Completion)).ToList());
@@ -64,6 +69,8 @@ internal sealed class RewardModelTrainer : IDisposable
     readonly RewardModel _model;
     readonly RewardModelOptions _options;
     public TrainingOptimizer Optimizer { get; }
+    /// <summary>Penalties on the parameters added to every step's loss (FedProx's proximal term); none by default.</summary>
+    public IReadOnlyList<Regularization.IParameterPenalty> Penalties { get; set; } = [];
     /// <summary>The data-parallel group this trainer steps with (solo by default): each member trains on its share of the pairs.</summary>
     public Collectives.LearnerGroup Group { get => Optimizer.Group; set => Optimizer.Group = value; }
 
@@ -98,11 +105,12 @@ internal sealed class RewardModelTrainer : IDisposable
         double lossShare = whole.All(p => p.IsPlain) ? pairShare : batch.Sum(p => p.Weight) / whole.Sum(p => p.Weight);
         var loss = GroupShare.Scale(result.Loss, lossShare);
         if (_options.CenterRewardsCoef > 0) loss = loss + GroupShare.Scale(_options.CenterRewardsCoef * (chosen + rejected).square().mean(), pairShare);
-        Optimizer.Backward(loss);
+        var (total, penalties) = Regularization.Penalties.Add(loss, GroupShare.Penalties(Group, Penalties));
+        Optimizer.Backward(total);
         var report = Optimizer.Step();
         var stats = Group.Weighted(result.Stats.Where(s => s.Key != "loss/reward_model").ToDictionary(), pairShare);
         if (result.Stats.TryGetValue("loss/reward_model", out var l)) stats["loss/reward_model"] = Group.IsSolo ? l : Group.Sum(l * lossShare)[0];
-        return SftTrainer.Merge(stats, report.Stats);
+        return SftTrainer.Merge(stats, penalties, report.Stats);
     }
 
     /// <summary>Share of held-out pairs where the chosen completion scores higher.</summary>
