@@ -55,6 +55,11 @@ public sealed record OptimizerOptions
     public int TotalSteps { get; init; } = 1000;
     /// <summary>Final learning rate as a fraction of the peak. Default 0.0 (transformers' linear/cosine).</summary>
     public double MinLrRatio { get; init; }
+    /// <summary>
+    /// Updates of the schedule already behind this optimizer: its first update takes the rate of update
+    /// <c>ScheduleOffset</c> (a federated client's round r of s local steps starts at r·s). Default 0.
+    /// </summary>
+    public int ScheduleOffset { get; init; }
     /// <summary>Micro-batches whose gradients are summed before one update. Default 1.</summary>
     public int GradientAccumulationSteps { get; init; } = 1;
     /// <summary>Global gradient-norm clip; 0 disables. Default 1.0 (TRL, OpenRLHF).</summary>
@@ -72,6 +77,7 @@ public sealed record OptimizerOptions
         Check.Range($"{prefix}.eps", Epsilon, 0, 1, minExclusive: true);
         Check.Range($"{prefix}.weight-decay", WeightDecay, 0, 10);
         if (WarmupSteps < 0) throw new OptionException($"{prefix}.warmup-steps: must be >= 0, got {WarmupSteps}");
+        if (ScheduleOffset < 0) throw new OptionException($"{prefix}: the schedule offset must be >= 0, got {ScheduleOffset}");
         Check.Positive($"{prefix}.total-steps", TotalSteps);
         Check.Range($"{prefix}.min-lr-ratio", MinLrRatio, 0, 1);
         Check.Positive($"{prefix}.gradient-accumulation-steps", GradientAccumulationSteps);

@@ -70,6 +70,12 @@ internal sealed class TrainingOptimizer : IDisposable
         var o = _options;
         if (Plateau is { } plateau)
             return o.WarmupSteps > 0 && step < o.WarmupSteps ? plateau.LearningRate * (step + 1) / o.WarmupSteps : plateau.LearningRate;
+        return ScheduledRate(o, step + o.ScheduleOffset);
+    }
+
+    /// <summary>The learning rate a constant, linear or cosine schedule of <paramref name="o"/> gives before update <paramref name="step"/> (0-based), warmup included.</summary>
+    static double ScheduledRate(OptimizerOptions o, int step)
+    {
         if (o.WarmupSteps > 0 && step < o.WarmupSteps) return o.LearningRate * (step + 1) / o.WarmupSteps;
         double span = Math.Max(1, o.TotalSteps - o.WarmupSteps);
         double progress = Math.Clamp((step - o.WarmupSteps) / span, 0, 1);

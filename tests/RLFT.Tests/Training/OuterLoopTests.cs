@@ -133,4 +133,34 @@ public class OuterLoopTests
         using var start = WeightSet.Snapshot(Rlft.Policy.Training.Regularization.TrainableParameters.Of(TinyTask.Load().Model));
         Assert.True(start.DeltaTo(global).Norm() > 1e-3);
     }
+    [Theory]
+    [InlineData("Linear", 0)]
+    [InlineData("Linear", 3)]
+    [InlineData("Cosine", 2)]
+    public void A_federated_clients_schedule_spans_the_rounds_and_a_meta_tasks_restarts_every_round(string schedule, int warmup)
+    {
+        var options = new Rlft.Policy.Training.OptimizerOptions
+        {
+            LearningRate = 1e-3, Schedule = Enum.Parse<Rlft.Policy.Training.LrSchedule>(schedule), WarmupSteps = warmup, MinLrRatio = 0.1,
+        };
+        var policy = TinyTask.Load();
+        var client = new SftParticipant("c", policy, [], options, steps: 4, batchSize: 8) { ScheduleRounds = 5 };
+        var task = new SftParticipant("t", policy, [], options, steps: 4, batchSize: 8);
+        using var probe = new TorchSharp.Modules.Parameter(zeros(1));
+        double Rate(Rlft.Policy.Training.OptimizerOptions o, int step)
+        {
+            using var optimizer = new TrainingOptimizer([probe], o);
+            return optimizer.LearningRateAt(step);
+        }
+        var central = options with { TotalSteps = 20 };
+        for (int round = 0; round < 5; round++)
+            for (int k = 0; k < 4; k++)
+            {
+                // The client's k-th local update of a round is the central run's update 4·round + k.
+                Assert.Equal(Rate(central, 4 * round + k), Rate(client.OptimizerFor(round), k), 12);
+                // A meta-learning task's inner loop runs the schedule over its own 4 steps, the same every round.
+                Assert.Equal(Rate(options with { TotalSteps = 4, WarmupSteps = Math.Min(warmup, 3) }, k), Rate(task.OptimizerFor(round), k), 12);
+            }
+        Assert.True(Rate(client.OptimizerFor(4), 3) < Rate(client.OptimizerFor(0), Math.Max(warmup, 1) - 1) * 0.5, "the rate decays over the rounds");
+    }
 }

@@ -80,7 +80,8 @@ internal sealed class FederatedClientEngine : IDisposable
         string? key = _job.ChatTemplateFor(stage);
         var encoder = key is null ? _policy.Encoder : new ExampleEncoder(_policy.Tokenizer, ChatTemplate.Load(_modelDir, key), _policy.Encoder.EndIds);
         var policy = _policy.WithEncoder(encoder);
-        var inner = stage.Optimizer with { TotalSteps = spec.LocalSteps, WarmupSteps = Math.Min(stage.Optimizer.WarmupSteps, spec.LocalSteps - 1) };
+        // The stage's schedule spans the federation's rounds (each round at its scheduled rate), not each round's steps.
+        var inner = stage.Optimizer;
         string file = _data.FileFor(stage);
         IParticipant participant;
         int count;
@@ -88,19 +89,19 @@ internal sealed class FederatedClientEngine : IDisposable
         {
             var loss = new SftLoss(stage.CompletionOnlyLoss, stage.AssistantOnlyLoss);
             var examples = DatasetFormats.ReadSft(file).Select(r => r.Encode(encoder, loss)).ToList();
-            (participant, count) = (new SftParticipant(Id, policy, examples, inner, spec.LocalSteps, stage.BatchSize) { Mu = spec.Mu }, examples.Count);
+            (participant, count) = (new SftParticipant(Id, policy, examples, inner, spec.LocalSteps, stage.BatchSize) { Mu = spec.Mu, ScheduleRounds = spec.Rounds }, examples.Count);
         }
         else if (stage.Kind == StageKind.Dpo)
         {
             var pairs = DatasetFormats.ReadPreferences(file).Select(r => r.Encode(encoder)).ToList();
-            (participant, count) = (new DpoParticipant(Id, policy, pairs, stage.Dpo, inner, spec.LocalSteps, stage.BatchSize) { Mu = spec.Mu }, pairs.Count);
+            (participant, count) = (new DpoParticipant(Id, policy, pairs, stage.Dpo, inner, spec.LocalSteps, stage.BatchSize) { Mu = spec.Mu, ScheduleRounds = spec.Rounds }, pairs.Count);
         }
         else if (stage.Kind == StageKind.RewardModel)
         {
             var pairs = DatasetFormats.ReadPreferences(file).Select(r => r.Encode(encoder)).ToList();
             _rewardModel?.Dispose();
             _rewardModel = new FederatedRewardModel(_policy, encoder, _job.Lora, _job.Seed);
-            (participant, count) = (new RewardModelParticipant(Id, _rewardModel.Model, pairs, stage.RewardModel, inner, spec.LocalSteps, stage.BatchSize) { Mu = spec.Mu }, pairs.Count);
+            (participant, count) = (new RewardModelParticipant(Id, _rewardModel.Model, pairs, stage.RewardModel, inner, spec.LocalSteps, stage.BatchSize) { Mu = spec.Mu, ScheduleRounds = spec.Rounds }, pairs.Count);
         }
         else throw new ConfigException($"rlft.job.stages[{index}].federated: client nodes train sft, reward-model and dpo stages, not {stage.Kind}");
         var trainable = participant is RewardModelParticipant rm ? rm.Trainable()

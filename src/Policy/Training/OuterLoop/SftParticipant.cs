@@ -12,8 +12,9 @@ namespace Rlft.Policy.Training;
 /// takes <c>steps</c> batches of <c>batchSize</c> examples — continuing through its examples round after round,
 /// wrapping around — and returns <c>adapted − global</c>, weighted by its number of examples. With <see cref="Mu"/> &gt; 0
 /// every inner step's loss carries FedProx's proximal term toward the round's global weights (<see cref="ProximalPenalty"/>).
+/// The learning rate follows <see cref="ScheduleRounds"/>: over the whole run of rounds, or within each round.
 /// </summary>
-internal abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IReadOnlyList<T> examples, int steps, int batchSize) : IParticipant
+internal abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, IReadOnlyList<T> examples, OptimizerOptions optimizer, int steps, int batchSize) : IParticipant
 {
     int _cursor;
 
@@ -24,10 +25,23 @@ internal abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, I
     protected PolicyModel Policy => policy;
 
     /// <summary>
+    /// With a value (a federated stage's rounds), the optimizer's schedule spans that many rounds of <c>steps</c> local
+    /// updates — the stage's warmup and decay run over the federation as they would over a central run of as many
+    /// updates — and round r's optimizer starts at update r·steps of it. Without one (meta-learning's inner loops),
+    /// every round runs the schedule over its own steps.
+    /// </summary>
+    public int? ScheduleRounds { get; init; }
+
+    /// <summary>The inner optimizer's settings in <paramref name="round"/> (see <see cref="ScheduleRounds"/>).</summary>
+    public OptimizerOptions OptimizerFor(int round) => ScheduleRounds is { } rounds
+        ? optimizer with { TotalSteps = rounds * steps, ScheduleOffset = Math.Clamp(round, 0, rounds - 1) * steps }
+        : optimizer with { TotalSteps = steps, WarmupSteps = Math.Min(optimizer.WarmupSteps, steps - 1) };
+
+    /// <summary>
     /// The inner loop's trainer over <paramref name="trainable"/> (the global weights are in them already): one step per
     /// batch, returning its loss; <paramref name="penalties"/> go on every step's loss.
     /// </summary>
-    protected abstract IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties);
+    protected abstract IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties, OptimizerOptions optimizer);
 
     /// <summary>A round's trainer: <see cref="Step"/> gives the batch's training loss.</summary>
     protected interface IInnerTrainer : IDisposable
@@ -46,7 +60,7 @@ internal abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, I
         global.CopyTo(trainable);
         var losses = new List<double>();
         using var proximal = Mu > 0 ? new ProximalPenalty(trainable, global, Mu) : null;
-        using (var trainer = Begin(trainable, proximal is null ? [] : [proximal]))
+        using (var trainer = Begin(trainable, proximal is null ? [] : [proximal], OptimizerFor(round)))
             foreach (var batch in NextBatches())
                 losses.Add(trainer.Step(batch));
         using var adapted = WeightSet.Snapshot(trainable);
@@ -71,9 +85,9 @@ internal abstract class InnerLoopParticipant<T>(string id, PolicyModel policy, I
 /// <summary>Inner steps of supervised fine-tuning (next-token loss on the loss-carrying tokens).</summary>
 /// <param name="policy">The model the participant trains in place; the global weights are written into its trainable parameters first.</param>
 internal sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedExample> examples, OptimizerOptions optimizer, int steps, int batchSize)
-    : InnerLoopParticipant<EncodedExample>(id, policy, examples, steps, batchSize)
+    : InnerLoopParticipant<EncodedExample>(id, policy, examples, optimizer, steps, batchSize)
 {
-    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties) =>
+    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties, OptimizerOptions optimizer) =>
         new Inner(new SftTrainer(Policy, optimizer, trainable.Select(p => p.Value)) { Penalties = penalties });
 
     sealed class Inner(SftTrainer trainer) : IInnerTrainer
@@ -88,9 +102,9 @@ internal sealed class SftParticipant(string id, PolicyModel policy, IReadOnlyLis
 /// the start of each round: the participant's policy starts equal to its reference, as a DPO stage does).
 /// </summary>
 internal sealed class DpoParticipant(string id, PolicyModel policy, IReadOnlyList<EncodedPair> pairs, DpoOptions dpo, OptimizerOptions optimizer, int steps, int batchSize)
-    : InnerLoopParticipant<EncodedPair>(id, policy, pairs, steps, batchSize)
+    : InnerLoopParticipant<EncodedPair>(id, policy, pairs, optimizer, steps, batchSize)
 {
-    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties)
+    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties, OptimizerOptions optimizer)
     {
         var reference = Policy.FrozenCopy();
         try { return new Inner(new DpoTrainer(Policy, new FrozenReference(reference), dpo, optimizer, trainable.Select(p => p.Value)) { Penalties = penalties }, reference); }
@@ -109,11 +123,11 @@ internal sealed class DpoParticipant(string id, PolicyModel policy, IReadOnlyLis
 /// them, or its LoRA adapters) and the scalar head are the global weights.
 /// </summary>
 internal sealed class RewardModelParticipant(string id, RewardModel model, IReadOnlyList<EncodedPair> pairs, RewardModelOptions options, OptimizerOptions optimizer, int steps, int batchSize)
-    : InnerLoopParticipant<EncodedPair>(id, model.Trunk, pairs, steps, batchSize)
+    : InnerLoopParticipant<EncodedPair>(id, model.Trunk, pairs, optimizer, steps, batchSize)
 {
     public override IReadOnlyList<(string Name, Parameter Value)> Trainable() => model.Trainable();
 
-    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties) =>
+    protected override IInnerTrainer Begin(IReadOnlyList<(string Name, Parameter Value)> trainable, IReadOnlyList<IParameterPenalty> penalties, OptimizerOptions optimizer) =>
         new Inner(new RewardModelTrainer(model, options, optimizer) { Penalties = penalties });
 
     sealed class Inner(RewardModelTrainer trainer) : IInnerTrainer
