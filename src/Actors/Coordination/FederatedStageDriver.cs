@@ -59,7 +59,7 @@ internal sealed class FederatedStageDriver
     readonly RdpAccountant? _accountant;
     IReadOnlyList<string> _sample = [];
     DateTime _deadline;
-    bool _aggregating, _begun;
+    bool _aggregating, _begun, _started;
 
     public int Round { get; private set; }
     public int Attempt { get; private set; }
@@ -210,8 +210,11 @@ internal sealed class FederatedStageDriver
 
     FederatedCommand TryStart(DateTime now)
     {
+        if (!_started && _up.Count < _spec.StartClients)
+            return new WaitForClients($"round {Round}: {_up.Count} client(s) Up, start-clients = {_spec.StartClients} needed before the first round; waiting for more to join");
         if (_up.Count < _spec.MinClients)
             return new WaitForClients($"round {Round}: {_up.Count} client(s) Up, min-clients = {_spec.MinClients} needed; waiting for more to join");
+        _started = true;
         _sample = _sampler.Sample(_up, Round, Attempt);
         _gone.Clear();
         ClearRound();

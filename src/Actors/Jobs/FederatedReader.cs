@@ -8,7 +8,7 @@ namespace Rlft.Actors.Jobs;
 internal static class FederatedReader
 {
     public static readonly string[] Keys = ["rounds", "clients-per-round", "min-clients", "clients", "local-steps", "round-deadline", "round-retries",
-        "algorithm", "mu", "server-lr", "privacy", "secure-aggregation"];
+        "algorithm", "mu", "server-lr", "privacy", "secure-aggregation", "start-clients"];
     public static readonly string[] PrivacyKeys = ["clip-norm", "noise-multiplier", "delta"];
     static readonly string[] Algorithms = ["fedavg", "fedprox", "fedadam", "fedadagrad", "fedyogi"];
 
@@ -28,6 +28,7 @@ internal static class FederatedReader
         if (clients > 0 && perRound > clients)
             throw new ConfigException($"federated.clients-per-round: {perRound} is more than the {clients} clients the federation has (federated.clients)");
         int minClients = s.GetInt("federated.min-clients", perRound, min: 1, max: perRound);
+        int startClients = s.GetInt("federated.start-clients", minClients, min: minClients, max: clients > 0 ? clients : 1_000_000);
         var algorithm = s.GetEnum("federated.algorithm", Algorithms, "fedavg") switch
         {
             "fedprox" => FederatedAlgorithm.FedProx,
@@ -55,6 +56,7 @@ internal static class FederatedReader
             Rounds = rounds,
             ClientsPerRound = perRound,
             MinClients = minClients,
+            StartClients = startClients,
             Clients = clients,
             LocalSteps = s.GetInt("federated.local-steps", 5, min: 1, max: 1_000_000),
             RoundDeadline = Duration(s, "federated.round-deadline", TimeSpan.FromMinutes(2)),

@@ -20,6 +20,8 @@ public sealed record FederatedSpec
     public int ClientsPerRound { get; init; } = 2;
     /// <summary><c>federated.min-clients</c>: updates a round needs to aggregate, in [1, clients-per-round]. Default clients-per-round.</summary>
     public int MinClients { get; init; } = 2;
+    /// <summary>How many clients must be Up before the first round starts (<c>start-clients</c>; Flower's min_available_clients). Default min-clients.</summary>
+    public int StartClients { get; init; }
     /// <summary>
     /// <c>federated.clients</c>: how many clients the federation has (the population the sample is drawn from); with
     /// privacy it sets the sampling rate q = clients-per-round / clients of the accountant. Default 0: not stated.

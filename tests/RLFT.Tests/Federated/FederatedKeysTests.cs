@@ -15,13 +15,14 @@ public class FederatedKeysTests
     {
         var job = Parse("""
             { kind = sft, federated { rounds = 12 } }
-            { kind = dpo, eval-data = "builtin:preferences", federated { rounds = 5, clients = 8, clients-per-round = 4, min-clients = 3, local-steps = 7, round-deadline = 90s, algorithm = fedyogi, secure-aggregation = on, privacy { clip-norm = 0.5, noise-multiplier = 1.1 } } }
+            { kind = dpo, eval-data = "builtin:preferences", federated { rounds = 5, clients = 8, clients-per-round = 4, min-clients = 3, start-clients = 8, local-steps = 7, round-deadline = 90s, algorithm = fedyogi, secure-aggregation = on, privacy { clip-norm = 0.5, noise-multiplier = 1.1 } } }
             { kind = sft, federated { rounds = 2, algorithm = fedprox, mu = 0.01, server-lr = 0.5, round-deadline = 2m } }
             """);
         var (a, b, c) = (job.Stages[0].Federated!, job.Stages[1].Federated!, job.Stages[2].Federated!);
         Assert.Equal(12, job.Stages[0].Steps);                                   // a federated stage's steps are its rounds
         Assert.Equal((12, 2, 2, 5, FederatedAlgorithm.FedAvg, 1.0, false), (a.Rounds, a.ClientsPerRound, a.MinClients, a.LocalSteps, a.Algorithm, a.ServerLr, a.SecureAggregation));
         Assert.Null(a.Privacy);
+        Assert.Equal((2, 8), (a.StartClients, b.StartClients));                 // by default the first round waits for min-clients
         Assert.Equal(TimeSpan.FromMinutes(2), a.RoundDeadline);
         Assert.Equal((4, 3, 7, FederatedAlgorithm.FedYogi, 0.01, true), (b.ClientsPerRound, b.MinClients, b.LocalSteps, b.Algorithm, b.ServerLr, b.SecureAggregation));
         Assert.Equal(TimeSpan.FromSeconds(90), b.RoundDeadline);
@@ -39,6 +40,8 @@ public class FederatedKeysTests
     [InlineData("kind = sft, federated { }", "stages[0].federated.rounds: missing required key")]
     [InlineData("kind = sft, federated { rounds = 2, clients = 3, clients-per-round = 5 }", "stages[0].federated.clients-per-round: 5 is more than the 3 clients")]
     [InlineData("kind = sft, federated { rounds = 2, clients-per-round = 2, min-clients = 3 }", "stages[0].federated.min-clients: 3 is outside [1, 2]")]
+    [InlineData("kind = sft, federated { rounds = 2, clients = 4, clients-per-round = 3, start-clients = 5 }", "stages[0].federated.start-clients: 5 is outside [3, 4]")]
+    [InlineData("kind = sft, federated { rounds = 2, clients-per-round = 3, min-clients = 2, start-clients = 1 }", "stages[0].federated.start-clients: 1 is outside [2, ")]
     [InlineData("kind = sft, federated { rounds = 2, algorithm = fedsgd }", "stages[0].federated.algorithm: 'fedsgd' is not one of")]
     [InlineData("kind = sft, federated { rounds = 2, algorithm = fedprox }", "stages[0].federated.mu: missing required key")]
     [InlineData("kind = sft, federated { rounds = 2, mu = 0.1 }", "stages[0].federated.mu: the proximal weight belongs to fedprox")]

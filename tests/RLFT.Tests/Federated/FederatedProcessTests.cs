@@ -14,7 +14,8 @@ namespace Rlft.Tests.Federated;
 /// A federated SFT stage with its clients as separate `rlft node --roles client --data …` processes, each on its own
 /// non-IID shard, the learner (the server) in the test process. One client is SIGKILLed while it trains in a round:
 /// the round completes with the others (min-clients), the job completes, every round's figures (participants,
-/// samples, bytes) are in metrics.jsonl, no client is counted twice, and the global model's held-out loss fell.
+/// samples, bytes) are in metrics.jsonl, no client is counted twice, and the global model's held-out loss fell. Under
+/// secure aggregation the same holds: the round the client died in is masked against its key and restarts without it.
 /// </summary>
 [Collection(ProcessTests.Name)]
 public sealed class FederatedProcessTests(ITestOutputHelper output)
@@ -31,8 +32,10 @@ public sealed class FederatedProcessTests(ITestOutputHelper output)
         catch (JsonException) { return null; }
     }
 
-    [Fact]
-    public async Task Client_processes_train_a_federated_stage_and_a_killed_client_is_not_waited_for_nor_counted_twice()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Client_processes_train_a_federated_stage_and_a_killed_client_is_not_waited_for_nor_counted_twice(bool secure)
     {
         string dir = Directory.CreateTempSubdirectory("rlft-fed").FullName;
         var shards = new List<string>();
@@ -48,7 +51,8 @@ public sealed class FederatedProcessTests(ITestOutputHelper output)
             $$"""
             { kind = sft, eval-data = "builtin:sft", batch-size = 8
               optimizer { lr = 2e-3 }
-              federated { rounds = {{RoundCount}}, clients = 3, clients-per-round = 3, min-clients = 2, local-steps = 40, round-deadline = 90s, round-retries = 2 }
+              federated { rounds = {{RoundCount}}, clients = 3, clients-per-round = 3, min-clients = 2, start-clients = 3, local-steps = 40, round-deadline = 90s, round-retries = 2,
+                          secure-aggregation = {{(secure ? "on" : "off")}} }
             }
             """,
             around: """
@@ -108,7 +112,10 @@ public sealed class FederatedProcessTests(ITestOutputHelper output)
             using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(job.RunDirectory, "summary.json")));
             var root = summary.RootElement;
             double before = root.GetProperty("0-sft/before/eval/loss").GetDouble(), after = root.GetProperty("0-sft/after/eval/loss").GetDouble();
-            output.WriteLine($"held-out loss {before:F3} -> {after:F3}; summary bytes sent {root.GetProperty("0-sft/federated/bytes_sent").GetDouble()}");
+            output.WriteLine($"held-out loss {before:F3} -> {after:F3}; summary bytes sent {root.GetProperty("0-sft/federated/bytes_sent").GetDouble()}, " +
+                $"retries {root.GetProperty("0-sft/federated/retries").GetDouble()}");
+            // Under secure aggregation a round the killed client had the keys of but did not answer restarts without it.
+            Assert.Equal(0, root.GetProperty("0-sft/federated/malformed").GetDouble());
             Assert.True(after < before - 0.3, $"held-out loss {before:F3} -> {after:F3}");
 
             // The surviving clients hear that the job ended and leave.

@@ -10,9 +10,9 @@ public class FederatedStageDriverTests
 {
     static readonly DateTime T0 = new(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
 
-    static FederatedSpec Spec(int rounds = 2, int perRound = 2, int min = 2, bool secure = false, ClientPrivacy? privacy = null, int clients = 0) => new()
+    static FederatedSpec Spec(int rounds = 2, int perRound = 2, int min = 2, bool secure = false, ClientPrivacy? privacy = null, int clients = 0, int start = 0) => new()
     {
-        Rounds = rounds, ClientsPerRound = perRound, MinClients = min, RoundDeadline = TimeSpan.FromSeconds(30), RoundRetries = 2,
+        Rounds = rounds, ClientsPerRound = perRound, MinClients = min, StartClients = start, RoundDeadline = TimeSpan.FromSeconds(30), RoundRetries = 2,
         SecureAggregation = secure, Privacy = privacy, Clients = clients,
     };
 
@@ -43,6 +43,21 @@ public class FederatedStageDriverTests
         Assert.IsType<AggregateRound>(d.Update(U(r1.Clients[^1], r1), T0));
         Assert.IsType<FinishStage>(d.Aggregated(T0));
         Assert.True(d.Done);
+    }
+
+    [Fact]
+    public void The_first_round_waits_for_start_clients_and_later_rounds_go_on_with_min_clients()
+    {
+        var d = Up(Spec(rounds: 3, perRound: 3, min: 2, start: 3), "a", "b");
+        var wait = Assert.IsType<WaitForClients>(d.Begin(T0));
+        Assert.Contains("start-clients = 3", wait.Reason);
+        var r0 = Assert.IsType<StartRound>(d.ClientUp("c", T0));
+        Assert.Equal(["a", "b", "c"], r0.Clients.Order());
+        foreach (var id in r0.Clients.SkipLast(1)) d.Update(U(id, r0), T0);
+        Assert.IsType<AggregateRound>(d.Update(U(r0.Clients[^1], r0), T0));
+        Assert.Null(d.ClientDown("c", T0));                                       // between rounds
+        var r1 = Assert.IsType<StartRound>(d.Aggregated(T0));                     // two are enough from now on
+        Assert.Equal(["a", "b"], r1.Clients.Order());
     }
 
     [Fact]
