@@ -120,6 +120,20 @@ internal sealed class Dense : nn.Module<Tensor, Tensor>
 
     static Tensor InDtype(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
 
+    /// <summary>
+    /// What the adapter branch adds to the weight in the forward as the layer stands (in its storage layout), or null
+    /// when no adapter is active (none, merged into the weight already, or switched off); a reference's snapshot in
+    /// place of the adapters counts as them.
+    /// </summary>
+    internal Tensor? ActiveAdapterDelta()
+    {
+        if (lora_A is null || LoraMerged || LoraDisabled) return null;
+        if (LoraOverride is not var (a, b)) return AdapterDelta();
+        using var _ = no_grad();
+        var delta = b.matmul(a) * LoraScale;                                           // (out, in)
+        return Transposed ? delta.t() : delta;
+    }
+
     /// <summary>The adapter's update as a weight delta in this layer's storage layout.</summary>
     internal Tensor AdapterDelta()
     {

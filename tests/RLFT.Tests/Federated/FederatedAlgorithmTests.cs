@@ -180,4 +180,20 @@ public class FederatedAlgorithmTests
         Assert.Contains("privacy.noise-multiplier", Assert.Throws<ArgumentOutOfRangeException>(() => new ClientPrivacy(1, -1, 1e-5)).Message);
         Assert.Contains("privacy.delta", Assert.Throws<ArgumentOutOfRangeException>(() => new ClientPrivacy(1, 1, 1)).Message);
     }
+    [Fact]
+    public void A_dpo_participants_reference_is_its_policy_at_the_rounds_start_adapters_included()
+    {
+        using var scope = NewDisposeScope();
+        var policy = TinyTask.Load();
+        var adapters = Rlft.Policy.Lora.LoraAdapters.Apply(policy.Model, new Rlft.Policy.Lora.LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["c_attn"] }, seed: 2);
+        using (var g = new Generator(5))
+        using (no_grad())
+            foreach (var (_, layer) in adapters.Layers) layer.lora_B!.weight!.normal_(0, 0.05, generator: g);   // adapters away from zero, as after an SFT stage
+        var pairs = TinyTask.Prefs(8, seed: 3).Select(p => new Rlft.Policy.Chat.EncodedPair(policy.Encoder.PromptCompletion(p.Item1, p.Item2), policy.Encoder.PromptCompletion(p.Item1, p.Item3))).ToList();
+        var participant = new DpoParticipant("c", policy, pairs, new DpoOptions(), new Rlft.Policy.Training.OptimizerOptions { LearningRate = 1e-3 }, steps: 2, batchSize: 4);
+        using var global = WeightSet.Snapshot(TrainableParameters.Of(policy.Model));
+        using var update = participant.Run(global, 0);
+        // Policy = reference at the first step: every pair's implicit reward margin is 0, the sigmoid loss ln 2.
+        Assert.Equal(Math.Log(2), update.Metrics["inner/loss_first"], 5);
+    }
 }

@@ -126,4 +126,31 @@ public class LoraTests
         // The base stays bf16 and untouched by the backward.
         Assert.All(bf16.named_parameters().Where(p => !p.name.Contains(".lora_")), p => { Assert.Equal(ScalarType.BFloat16, p.parameter.dtype); Assert.Null(p.parameter.grad); });
     }
+    [Fact]
+    public void A_frozen_copy_computes_what_the_adapted_model_computes_and_the_base_alone_on_request()
+    {
+        using var scope = NewDisposeScope();
+        var policy = Rlft.Tests.Training.TinyTask.Load();                    // GPT-2: its Conv1D layers hold W transposed
+        var model = policy.Model;
+        var baseLogits = Logits(model);
+        var adapters = LoraAdapters.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = ["c_attn", "c_fc"] }, seed: 2);
+        Train(model, adapters, 3);
+        var adapted = Logits(model);
+        var copy = policy.FrozenCopy();
+        var plain = policy.FrozenCopy(adapters: false);
+        try
+        {
+            Assert.DoesNotContain(copy.Model.state_dict().Keys, k => k.Contains("lora_"));
+            Assert.True(Logits(copy.Model).allclose(adapted, 1e-4, 1e-5), "the copy does not compute what the adapted model does");
+            Assert.False(adapted.allclose(baseLogits, 1e-3, 1e-3));
+            Assert.True(Logits(plain.Model).allclose(baseLogits, 1e-6, 1e-6), "the base-only copy is not the base");
+            using (adapters.Disabled())
+            {
+                var off = policy.FrozenCopy();
+                Assert.True(Logits(off.Model).allclose(baseLogits, 1e-6, 1e-6), "adapters switched off are folded in");
+                off.Model.Dispose();
+            }
+        }
+        finally { copy.Model.Dispose(); plain.Model.Dispose(); model.Dispose(); }
+    }
 }

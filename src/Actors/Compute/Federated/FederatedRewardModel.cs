@@ -21,7 +21,8 @@ internal sealed class FederatedRewardModel : IDisposable
 
     public FederatedRewardModel(PolicyModel policy, ExampleEncoder encoder, LoraConfig? lora, long seed)
     {
-        var trunk = policy.FrozenCopy().WithEncoder(encoder);
+        // The base alone: a client's own adapters hold the last global weights it trained, not the server's final ones.
+        var trunk = policy.FrozenCopy(adapters: false).WithEncoder(encoder);
         if (lora is null) foreach (var p in trunk.Model.parameters()) p.requires_grad = true;
         else _adapters = LoraAdapters.Apply(trunk.Model, lora, seed);
         var head = new RewardHead(trunk.Model.Config.HiddenSize, seed);

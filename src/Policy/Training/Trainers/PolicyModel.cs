@@ -48,8 +48,11 @@ internal sealed class PolicyModel
     /// A frozen deep copy (the reference model when no LoRA adapters are used), with the same gradient-checkpointing
     /// setting, its weights held in <paramref name="dtype"/>: fp32, or bf16 for half the memory (<c>model.frozen-dtype</c>).
     /// A bf16 copy computes its matmuls in bf16; log-softmax, sampling and the reward head run in fp32 (see README).
+    /// The copy computes what the model computes now: LoRA adapters that are active (not merged, not switched off) are
+    /// folded into the copy's plain weights (W + α/r·B·A, or the snapshot a reference holds in their place). With
+    /// <paramref name="adapters"/> false, the copy is the base alone.
     /// </summary>
-    public PolicyModel FrozenCopy(ScalarType dtype = ScalarType.Float32)
+    public PolicyModel FrozenCopy(ScalarType dtype = ScalarType.Float32, bool adapters = true)
     {
         if (Quantization.ModelQuantizer.IsQuantized(Model))
             throw new InvalidOperationException("a quantized base is not copied: it is frozen already, so the reference is the same model (adapters off, or a snapshot of them)");
@@ -63,6 +66,15 @@ internal sealed class PolicyModel
             var source = Model.state_dict();
             foreach (var (name, p) in copy.state_dict())
                 if (source.TryGetValue(name, out var s)) p.copy_(s);
+            if (adapters)
+            {
+                var layers = copy.DenseLayers().ToDictionary(l => l.Name, l => l.Layer);
+                foreach (var (name, layer) in Model.DenseLayers())
+                {
+                    using var delta = layer.ActiveAdapterDelta();
+                    if (delta is not null) layers[name].weight!.add_(delta.to(layers[name].weight!.dtype));
+                }
+            }
         }
         return new PolicyModel(Freeze(copy, dtype), Tokenizer, Encoder);
     }
