@@ -56,6 +56,8 @@ internal sealed class FederatedStageDriver
     bool _keysSent;
     long _keyBytes;
     readonly HashSet<string> _gone = new();
+    // Why sampled clients of the current attempt could not take part (FederatedRoundFailed), by client.
+    readonly SortedDictionary<string, string> _failed = new(StringComparer.Ordinal);
     readonly RdpAccountant? _accountant;
     IReadOnlyList<string> _sample = [];
     DateTime _deadline;
@@ -126,6 +128,24 @@ internal sealed class FederatedStageDriver
         return new ExchangeKeys(Round, Attempt, _sample, _keys.ToDictionary(k => k.Key, k => k.Value.Key, StringComparer.Ordinal), _keys.Values.Sum(k => k.Weight));
     }
 
+    /// <summary>
+    /// A sampled client of the current round and attempt could not take part (<paramref name="reason"/>): it is not
+    /// waited for; under secure aggregation the round restarts without it. The reason goes into the stage's failure
+    /// message should the round not complete.
+    /// </summary>
+    public FederatedCommand? Failed(string id, int round, int attempt, string reason, DateTime now)
+    {
+        if (!InRound || round != Round || attempt != Attempt || !_sample.Contains(id) || _received.ContainsKey(id) || _gone.Contains(id))
+        {
+            LateDiscarded++;
+            return null;
+        }
+        _gone.Add(id);
+        _failed[id] = reason;
+        if (_spec.SecureAggregation) return Retry(now, $"client {id} failed: {reason}");
+        return AllAnswered() ? Close(now) : null;
+    }
+
     /// <summary>Updates of the wrong form: plain under secure aggregation (or before the keys went out), masked without it, or a key with no weight.</summary>
     public long Malformed { get; private set; }
 
@@ -165,7 +185,8 @@ internal sealed class FederatedStageDriver
     {
         bool enough = _received.Count >= _spec.MinClients && (!_spec.SecureAggregation || _received.Count == _sample.Count);
         if (!enough)
-            return Retry(now, $"{_received.Count} of {_sample.Count} sampled clients answered in time (min-clients = {_spec.MinClients})");
+            return Retry(now, $"{_received.Count} of {_sample.Count} sampled clients answered in time (min-clients = {_spec.MinClients})"
+                + (_failed.Count == 0 ? "" : "; " + string.Join("; ", _failed.Select(f => $"client {f.Key} failed: {f.Value}"))));
         InRound = false;
         _aggregating = true;
         var updates = _received.Values.OrderBy(u => u.ClientId, StringComparer.Ordinal).ToList();
@@ -204,6 +225,7 @@ internal sealed class FederatedStageDriver
     void ClearRound()
     {
         _received.Clear();
+        _failed.Clear();
         _keys.Clear();
         (_keysSent, _keyBytes) = (false, 0);
     }

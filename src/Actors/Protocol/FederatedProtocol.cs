@@ -43,6 +43,13 @@ internal sealed record FederatedRoundPeers(int Stage, int Round, int Attempt, Di
 internal sealed record FederatedRoundUpdate(string ClientId, int Stage, int Round, int Attempt, float[] Delta, long[] Masked, double Samples,
     Dictionary<string, double> Metrics) : IRlftMessage;
 
+/// <summary>
+/// A client could not do its part of a round (its training or its masking threw): said at once, so that the round
+/// neither waits for it until the deadline nor fails without a reason. Carries the kind of error only: its message
+/// stays in the client's log, since it may quote the client's data.
+/// </summary>
+internal sealed record FederatedRoundFailed(string ClientId, int Stage, int Round, int Attempt, string Reason) : IRlftMessage;
+
 // ---- between the coordinator and its learner (a child of the coordinator, always in the same process) ----------
 
 /// <summary>A federated stage begins in the learner: it measures the held-out figures and answers <see cref="FederatedReady"/>.</summary>

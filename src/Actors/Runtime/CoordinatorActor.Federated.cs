@@ -49,6 +49,7 @@ internal sealed partial class CoordinatorActor
         Receive<FederatedReady>(OnFederatedReady);
         Receive<FederatedRoundUpdate>(OnRoundUpdate);
         Receive<FederatedRoundKey>(OnRoundKey);
+        Receive<FederatedRoundFailed>(OnRoundFailed);
         Receive<FederatedRoundApplied>(OnRoundApplied);
     }
 
@@ -129,6 +130,17 @@ internal sealed partial class CoordinatorActor
             return;
         }
         Carry(_federated.Key(k.ClientId, k.Round, k.Attempt, k.PublicKey, k.Weight, WireBytes(k)));
+    }
+
+    void OnRoundFailed(FederatedRoundFailed f)
+    {
+        if (_federated is null || f.Stage != _stageIndex || !_clients.TryGetValue(f.ClientId, out var client) || !client.Equals(Sender))
+        {
+            _foreignUpdates++;
+            return;
+        }
+        _log.Warning("federated round {0} (attempt {1}): client {2} failed: {3}", f.Round + 1, f.Attempt + 1, f.ClientId, f.Reason);
+        Carry(_federated.Failed(f.ClientId, f.Round, f.Attempt, f.Reason, DateTime.UtcNow));
     }
 
     void OnRoundApplied(FederatedRoundApplied applied)

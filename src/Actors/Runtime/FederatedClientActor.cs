@@ -74,8 +74,11 @@ internal sealed class FederatedClientActor : ReceiveActor, IWithTimers
             }
             catch (Exception e)
             {
-                // Not answered: the round goes on without this client (deadline, min-clients) and the node stays.
+                // The round goes on without this client (min-clients; under secure aggregation it restarts), told why;
+                // the node stays for later rounds.
+                ForgetPending();
                 _log.Error("federated round {0} of stage {1} failed on this client: {2}", request.Round + 1, request.Stage, e.Message);
+                Sender.Tell(new FederatedRoundFailed(engine.Id, request.Stage, request.Round, request.Attempt, Reason(e)));
             }
         });
         Receive<FederatedRoundPeers>(peers =>
@@ -83,7 +86,11 @@ internal sealed class FederatedClientActor : ReceiveActor, IWithTimers
             if (_pending is not { } pending || pending.Update.Round != peers.Round || pending.Update.Attempt != peers.Attempt || pending.Update.Stage != peers.Stage)
                 return;   // for a round this client did not train (or no longer holds)
             try { Sender.Tell(FederatedClient.Mask(pending.Update, pending.Key, pending.Weight, peers)); }
-            catch (Exception e) { _log.Error("federated round {0} of stage {1}: not sent: {2}", peers.Round + 1, peers.Stage, e.Message); }
+            catch (Exception e)
+            {
+                _log.Error("federated round {0} of stage {1}: not sent: {2}", peers.Round + 1, peers.Stage, e.Message);
+                Sender.Tell(new FederatedRoundFailed(pending.Update.ClientId, peers.Stage, peers.Round, peers.Attempt, Reason(e)));
+            }
             finally { ForgetPending(); }
         });
         Receive<NoMoreWork>(m => Context.System.EventStream.Publish(m));   // the node learns the job ended
@@ -108,6 +115,12 @@ internal sealed class FederatedClientActor : ReceiveActor, IWithTimers
         Timers.CancelAll();
         Become(() => ReceiveAny(_ => { }));
     }
+
+    /// <summary>
+    /// What a failure tells the server: the kind of error only. Its message stays in this node's log, since it may quote
+    /// the node's data (a file's path and line, a field's value), and nothing of the data leaves a client.
+    /// </summary>
+    static string Reason(Exception e) => $"{e.GetType().Name} (the message is in the client's log; it is not sent, as it may quote the client's data)";
 
     /// <summary>Drops a trained update still waiting for its round's keys (a new request, or the keys came): its key is used once.</summary>
     void ForgetPending()

@@ -57,6 +57,7 @@ public sealed class SerializationTests : IDisposable
         new FederatedRoundRequest(1, 3, 0, [0.5f, -1f, float.Epsilon], 0.75),
         new FederatedRoundRequest(1, 3, 2, [1f], 0, Secure: true),
         new FederatedRoundKey("client-2", 1, 3, 2, [48, 89, 0, 255], 41),
+        new FederatedRoundFailed("client-2", 1, 3, 2, "secure aggregation: element 7 of the update is NaN"),
         new FederatedRoundPeers(1, 3, 2, new Dictionary<string, byte[]> { ["client-1"] = [1, 2], ["client-2"] = [48, 89, 0, 255] }, 63),
         new FederatedRoundUpdate("client-2", 1, 3, 1, [0.25f, -2f], [long.MinValue, 7], 41, new Dictionary<string, double> { ["inner/loss_last"] = 1.5 }),
     ];

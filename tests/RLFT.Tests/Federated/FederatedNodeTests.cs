@@ -179,6 +179,40 @@ public sealed class FederatedNodeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_client_that_cannot_train_says_why_and_the_stage_fails_with_its_reason_before_any_deadline()
+    {
+        var job = JobHarness.Job("""
+            { kind = sft, eval-data = "builtin:sft", batch-size = 8
+              federated { rounds = 2, clients = 2, clients-per-round = 2, min-clients = 2, local-steps = 2, round-deadline = 10m, round-retries = 1 }
+            }
+            """);
+        var (port, seed) = JobHarness.NewSeed();
+        string dir = Directory.CreateTempSubdirectory("rlft-fed-bad").FullName;
+        string good = Path.Combine(dir, "good.jsonl"), bad = Path.Combine(dir, "bad.jsonl");
+        Jsonl.Write(good, ReviewTask.SftCorpus(20, seed: 1));
+        // Well-formed, so the node starts; but a conversation needs a chat template, which the job's model has none of.
+        File.WriteAllText(bad, """{"messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi."}]}""" + "\n");
+        await using var learner = RlftNode.Create(new NodeOptions
+        {
+            Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = JobHarness.NodeLossHocon,
+            MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
+        }, new TorchEngineFactory());
+        await learner.StartAsync(Ct);
+        await using var c0 = Client(job, seed, good, JobHarness.NodeLossHocon);
+        await using var c1 = Client(job, seed, bad, JobHarness.NodeLossHocon);
+        await Task.WhenAll(c0.StartAsync(Ct), c1.StartAsync(Ct));
+        var started = DateTime.UtcNow;
+        var finished = await learner.Finished.WaitAsync(TimeSpan.FromMinutes(3), Ct);
+        Assert.False(finished.Succeeded);
+        Assert.Contains("failed 2 times", finished.Message);
+        Assert.Contains("failed: ", finished.Message);                              // the client said so, not a timeout
+        Assert.Contains("the message is in the client's log", finished.Message);
+        Assert.DoesNotContain("bad.jsonl", finished.Message);                       // nothing of the client's data, not even its file
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromMinutes(2), "the stage waited for a deadline");
+        output.WriteLine(finished.Message);
+    }
+
+    [Fact]
     public async Task A_client_with_another_model_is_refused_and_stops()
     {
         var job = JobHarness.Job(Stage(rounds: 1, clients: 1));

@@ -185,6 +185,32 @@ public class FederatedStageDriverTests
     }
 
     [Fact]
+    public void A_client_that_says_it_failed_is_not_waited_for_and_its_reason_names_the_failure()
+    {
+        var d = Up(Spec(perRound: 3, min: 3), "a", "b", "c");
+        var r0 = Assert.IsType<StartRound>(d.Begin(T0));
+        d.Update(U("a", r0), T0);
+        Assert.Null(d.Failed("a", 0, 0, "answered already", T0));                  // ignored: its update is in
+        Assert.Null(d.Failed("b", 0, 1, "another attempt", T0));                   // ignored: not this attempt
+        Assert.Null(d.Failed("b", 0, 0, "out of memory", T0));
+        // The last one answers and the round closes at once, not at the deadline: too few, so another attempt.
+        var r1 = Assert.IsType<StartRound>(d.Update(U("c", r0), T0));
+        Assert.Equal(1, r1.Attempt);
+        FederatedCommand? last = null;
+        foreach (var id in r1.Clients) last = d.Failed(id, 0, 1, $"{id} is broken", T0) ?? last;
+        var r2 = Assert.IsType<StartRound>(last);
+        foreach (var id in r2.Clients) last = d.Failed(id, 0, 2, $"{id} is broken", T0) ?? last;
+        var fail = Assert.IsType<FailStage>(last);
+        Assert.Contains("0 of 3 sampled clients answered in time", fail.Reason);
+        Assert.Contains("client a failed: a is broken; client b failed: b is broken", fail.Reason);
+
+        // Under secure aggregation a failure restarts the round at once.
+        var s = Up(Spec(perRound: 2, min: 2, secure: true), "a", "b", "c");
+        var s0 = Assert.IsType<StartRound>(s.Begin(T0));
+        Assert.Equal(1, Assert.IsType<StartRound>(s.Failed(s0.Clients[0], 0, 0, "masking failed", T0)).Attempt);
+    }
+
+    [Fact]
     public void Without_secure_aggregation_keys_and_masked_updates_are_not_taken()
     {
         var d = Up(Spec(), "a", "b");
