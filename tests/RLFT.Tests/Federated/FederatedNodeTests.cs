@@ -57,6 +57,13 @@ public sealed class FederatedNodeTests(ITestOutputHelper output)
         }
         """;
 
+    /// <summary>The server: a learner node that forms the cluster at <paramref name="seed"/>, logging to the test's output.</summary>
+    RlftNode Learner(JobSpec job, int port, string seed, string hocon) => RlftNode.Create(new NodeOptions
+    {
+        Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = hocon,
+        MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
+    }, new TorchEngineFactory());
+
     static RlftNode Client(JobSpec job, string seed, string data, string hocon) => RlftNode.Create(new NodeOptions
     {
         Job = job, Roles = ["client"], SeedNodes = [seed], ExtraHocon = hocon, ClientData = ClientData.Check(data, job),
@@ -84,11 +91,7 @@ public sealed class FederatedNodeTests(ITestOutputHelper output)
         }
         CapturingSerializer.Written.Clear();
         string hocon = JobHarness.NodeLossHocon + "\n" + Capturing;
-        await using var learner = RlftNode.Create(new NodeOptions
-        {
-            Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = hocon,
-            MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
-        }, new TorchEngineFactory());
+        await using var learner = Learner(job, port, seed, hocon);
         await learner.StartAsync(Ct);
         await using var c0 = Client(job, seed, shards[0], hocon);
         await using var c1 = Client(job, seed, shards[1], hocon);
@@ -152,11 +155,7 @@ public sealed class FederatedNodeTests(ITestOutputHelper output)
             Jsonl.Write(Path.Combine(dir, ClientData.PreferencesFile), ReviewTask.Preferences(48, seed: 20 + i));
             return dir;
         }).ToList();
-        await using var learner = RlftNode.Create(new NodeOptions
-        {
-            Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = JobHarness.NodeLossHocon,
-            MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
-        }, new TorchEngineFactory());
+        await using var learner = Learner(job, port, seed, JobHarness.NodeLossHocon);
         await learner.StartAsync(Ct);
         await using var c0 = Client(job, seed, shards[0], JobHarness.NodeLossHocon);
         await using var c1 = Client(job, seed, shards[1], JobHarness.NodeLossHocon);
@@ -192,11 +191,7 @@ public sealed class FederatedNodeTests(ITestOutputHelper output)
         Jsonl.Write(good, ReviewTask.SftCorpus(20, seed: 1));
         // Well-formed, so the node starts; but a conversation needs a chat template, which the job's model has none of.
         File.WriteAllText(bad, """{"messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi."}]}""" + "\n");
-        await using var learner = RlftNode.Create(new NodeOptions
-        {
-            Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = JobHarness.NodeLossHocon,
-            MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
-        }, new TorchEngineFactory());
+        await using var learner = Learner(job, port, seed, JobHarness.NodeLossHocon);
         await learner.StartAsync(Ct);
         await using var c0 = Client(job, seed, good, JobHarness.NodeLossHocon);
         await using var c1 = Client(job, seed, bad, JobHarness.NodeLossHocon);
@@ -220,11 +215,7 @@ public sealed class FederatedNodeTests(ITestOutputHelper output)
         var (port, seed) = JobHarness.NewSeed();
         string data = Path.Combine(Directory.CreateTempSubdirectory("rlft-fed-data").FullName, "mine.jsonl");
         Jsonl.Write(data, ReviewTask.SftCorpus(20, seed: 1));
-        await using var learner = RlftNode.Create(new NodeOptions
-        {
-            Job = job, Roles = ["learner"], Port = port, SeedNodes = [seed], ExtraHocon = JobHarness.NodeLossHocon,
-            MinimumLogLevel = Microsoft.Extensions.Logging.LogLevel.Information, LoggerProvider = new TestOutputLogger(output),
-        }, new TorchEngineFactory());
+        await using var learner = Learner(job, port, seed, JobHarness.NodeLossHocon);
         await learner.StartAsync(Ct);
         await using var client = Client(other, seed, data, JobHarness.NodeLossHocon);
         await client.StartAsync(Ct);
