@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
 using Akka.Event;
 using Rlft.Actors.Compute.Federated;
@@ -113,32 +114,32 @@ internal sealed partial class CoordinatorActor
     void OnRoundUpdate(FederatedRoundUpdate u)
     {
         // Only a joined client's own update for this stage reaches the driver (which discards late and repeated ones).
-        if (_federated is null || u.Stage != _stageIndex || !_clients.TryGetValue(u.ClientId, out var client) || !client.Equals(Sender))
-        {
-            _foreignUpdates++;
-            return;
-        }
+        if (!FromJoinedClient(u.ClientId, u.Stage)) return;
         var update = new ClientUpdate(u.ClientId, u.Round, u.Attempt, u.Delta, u.Masked.Length > 0 ? u.Masked : null, u.Samples, u.Metrics, WireBytes(u));
         Carry(_federated.Update(update, DateTime.UtcNow));
     }
 
+    /// <summary>
+    /// Whether a client's round message is its own (the sender is the actor that joined under that id) and for the
+    /// running federated stage; anything else is counted as foreign and dropped.
+    /// </summary>
+    [MemberNotNullWhen(true, nameof(_federated))]
+    bool FromJoinedClient(string id, int stage)
+    {
+        if (_federated is not null && stage == _stageIndex && _clients.TryGetValue(id, out var client) && client.Equals(Sender)) return true;
+        _foreignUpdates++;
+        return false;
+    }
+
     void OnRoundKey(FederatedRoundKey k)
     {
-        if (_federated is null || k.Stage != _stageIndex || !_clients.TryGetValue(k.ClientId, out var client) || !client.Equals(Sender))
-        {
-            _foreignUpdates++;
-            return;
-        }
+        if (!FromJoinedClient(k.ClientId, k.Stage)) return;
         Carry(_federated.Key(k.ClientId, k.Round, k.Attempt, k.PublicKey, k.Weight, WireBytes(k)));
     }
 
     void OnRoundFailed(FederatedRoundFailed f)
     {
-        if (_federated is null || f.Stage != _stageIndex || !_clients.TryGetValue(f.ClientId, out var client) || !client.Equals(Sender))
-        {
-            _foreignUpdates++;
-            return;
-        }
+        if (!FromJoinedClient(f.ClientId, f.Stage)) return;
         _log.Warning("federated round {0} (attempt {1}): client {2} failed: {3}", f.Round + 1, f.Attempt + 1, f.ClientId, f.Reason);
         Carry(_federated.Failed(f.ClientId, f.Round, f.Attempt, f.Reason, DateTime.UtcNow));
     }

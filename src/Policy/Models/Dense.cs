@@ -130,15 +130,20 @@ internal sealed class Dense : nn.Module<Tensor, Tensor>
         if (lora_A is null || LoraMerged || LoraDisabled) return null;
         if (LoraOverride is not var (a, b)) return AdapterDelta();
         using var _ = no_grad();
-        var delta = b.matmul(a) * LoraScale;                                           // (out, in)
-        return Transposed ? delta.t() : delta;
+        return Delta(a, b);
     }
 
     /// <summary>The adapter's update as a weight delta in this layer's storage layout.</summary>
     internal Tensor AdapterDelta()
     {
         if (_quantized is not null) throw new InvalidOperationException("a LoRA update cannot be folded into a quantized base weight");
-        var delta = lora_B!.weight.matmul(lora_A!.weight) * LoraScale;              // (out, in)
+        return Delta(lora_A!.weight!, lora_B!.weight!);
+    }
+
+    /// <summary>(α/r)·B·A for A (r, in) and B (out, r), in this layer's storage layout.</summary>
+    Tensor Delta(Tensor a, Tensor b)
+    {
+        var delta = b.matmul(a) * LoraScale;                                           // (out, in)
         return Transposed ? delta.t() : delta;
     }
 }

@@ -31,16 +31,15 @@ internal sealed class FederatedRewardModel : IDisposable
     }
 
     /// <summary>
-    /// The trained reward model as the job keeps it: with adapters, merged into a plain copy of the trunk (what the
-    /// checkpoint's <c>reward-model/</c> and the reward workers take); the caller owns it from here.
+    /// The trained reward model as the job keeps it: with adapters, a plain copy of the trunk with them folded in (what
+    /// the checkpoint's <c>reward-model/</c> and the reward workers take); the caller owns it from here.
     /// </summary>
     public RewardModel Finish()
     {
         var model = Model;
-        if (_adapters is { } adapters)
+        if (_adapters is not null)
         {
-            adapters.Merge();
-            var plain = model.Trunk.FrozenCopy().WithEncoder(model.Trunk.Encoder);
+            var plain = model.Trunk.FrozenCopy().WithEncoder(model.Trunk.Encoder);   // folds the active adapters
             model.Trunk.Model.Dispose();
             model = new RewardModel(plain, model.Head);
             _adapters = null;
