@@ -38,6 +38,6 @@ internal static class DecoderStack
             return [block.Forward(t[0]!, context)];
         }
         bool random = block.modules().OfType<Dense>().Any(d => d.DrawsRandom);
-        return Recompute.Apply(Run, inputs, block.parameters().ToList(), preserveRng: random)[0];
+        return Recompute.Apply(Run, inputs, block.parameters().ToList(), preserveRng: random, trimHeap: true)[0];
     }
 }
