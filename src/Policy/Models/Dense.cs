@@ -81,7 +81,10 @@ internal sealed class Dense : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Whether a forward pass draws random numbers (adapter dropout in training): a recomputation must replay them.</summary>
-    internal bool DrawsRandom => lora_A is not null && !LoraMerged && !LoraDisabled && LoraDropout > 0 && training;
+    internal bool DrawsRandom => HasDropout && training;
+
+    /// <summary>Whether the adapter applies dropout in training mode (so a training-mode pass differs from an eval-mode one).</summary>
+    internal bool HasDropout => lora_A is not null && !LoraMerged && !LoraDisabled && LoraDropout > 0;
 
     public override Tensor forward(Tensor x)
     {

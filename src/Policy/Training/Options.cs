@@ -124,6 +124,8 @@ public sealed record PpoOptions
     public int MiniBatches { get; init; } = 1;
     /// <summary>Whiten advantages over the masked batch. Default true (TRL, OpenRLHF).</summary>
     public bool WhitenAdvantages { get; init; } = true;
+    /// <summary>Whether the first minibatch's training pass gives the behaviour quantities where it can (see <see cref="Trainers.PpoTrainer"/>); off only to compare.</summary>
+    internal bool ReuseBehaviourPass { get; init; } = true;
 
     public PpoOptions Validate(string prefix = "ppo")
     {
@@ -162,6 +164,8 @@ public sealed record GrpoOptions
     /// otherwise solved group from getting a large negative advantage. Default on.
     /// </summary>
     public bool ScaleRewards { get; init; } = true;
+    /// <summary>Whether the first epoch's training pass gives log π_old where it can (see <see cref="Trainers.GrpoTrainer"/>); off only to compare.</summary>
+    internal bool ReuseBehaviourPass { get; init; } = true;
 
     public GrpoOptions Validate(string prefix = "grpo")
     {

@@ -1,3 +1,4 @@
+using Rlft.Policy.Generation;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -38,23 +39,28 @@ internal sealed class GrpoTrainer : IDisposable
         var prompts = batch.Select(e => e.PromptTokens).ToList();
         var completions = batch.Select(e => ExperienceTensors.NonEmpty(e.CompletionTokens, eos)).ToList();
         var adv = Advantages.GroupNormalized(scores, _o.GroupSize, scale: _o.ScaleRewards).narrow(0, start, count);  // (b) of (B)
-        Tensor logpOld, logRef;
-        double weight;
+        // The first epoch trains at the weights log π_old is taken at. Where a training-mode pass computes what an
+        // eval-mode pass does (no adapter dropout), that pass's log-probs, detached, are log π_old, and one forward pass
+        // of the policy is saved (TRL does the same with one iteration per batch). Otherwise a separate eval-mode pass.
+        bool reuse = _o.ReuseBehaviourPass && _policy.TrainsDeterministically;
+        if (reuse) _policy.Model.train(); else _policy.Model.eval();
+        Tensor logpOld, logRef, mask;
+        using (no_grad()) logRef = _reference.LogProbs(prompts, completions);   // first: the training pass's activations are not held yet
+        CompletionLogProbs? first = reuse ? _policy.LogProbsOf(prompts, completions) : null;
         using (no_grad())
         {
-            _policy.Model.eval();
-            using var lp = _policy.LogProbsOf(prompts, completions);
-            logpOld = lp.LogProbs.detach().clone();
-            logRef = _reference.LogProbs(prompts, completions);
-            weight = GroupShare.TokenWeight(Group, lp.Mask);
+            using var own = reuse ? null : _policy.LogProbsOf(prompts, completions);
+            var lp = first ?? own!;
+            (logpOld, mask) = (lp.LogProbs.detach().clone(), lp.Mask.detach().clone());
         }
+        double weight = GroupShare.TokenWeight(Group, mask);
         adv = adv.to(logpOld.device);
         _policy.Model.train();
         var sums = new Dictionary<string, double>();
         for (int epoch = 0; epoch < _o.Epochs; epoch++)
         {
             using var epochScope = NewDisposeScope();
-            using var lp = _policy.LogProbsOf(prompts, completions);
+            using var lp = epoch == 0 && first is not null ? first : _policy.LogProbsOf(prompts, completions);
             var r = Losses.GrpoLoss(lp.LogProbs, logpOld, logRef, adv, lp.Mask, _o.ClipLow, _o.ClipHigh, _o.KlCoef);
             Optimizer.Backward(GroupShare.Scale(r.Loss, weight));
             var report = Optimizer.Step();

@@ -39,6 +39,13 @@ internal sealed class PolicyModel
     public CompletionLogProbs LogProbsOf(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions, bool entropy = false) =>
         LogProbs.OfCompletions(Model, prompts, completions, Tokenizer.PadId, entropy: entropy);
 
+    /// <summary>
+    /// Whether a forward pass in training mode computes what an eval-mode pass computes (nothing in the model draws
+    /// random numbers: no active adapter dropout; the decoders apply no dropout). Then a trainer's behaviour log-probs
+    /// may come from its first training pass (<see cref="PpoTrainer"/>, <see cref="GrpoTrainer"/>).
+    /// </summary>
+    public bool TrainsDeterministically => !Model.modules().OfType<Dense>().Any(d => d.HasDropout);
+
     /// <summary>Log-probs of the loss-carrying tokens of encoded examples; the mask is the examples' loss mask.</summary>
     public CompletionLogProbs LogProbsOf(IReadOnlyList<EncodedExample> examples) =>
         LogProbs.OfCompletions(Model, examples.Select(e => e.Prompt).ToList(), examples.Select(e => e.Completion).ToList(), Tokenizer.PadId,

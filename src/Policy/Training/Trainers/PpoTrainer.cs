@@ -1,3 +1,4 @@
+using Rlft.Policy.Generation;
 using Rlft.Policy.Heads;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -49,22 +50,30 @@ internal sealed class PpoTrainer : IDisposable
         var stats = new Dictionary<string, double>();
         var (lo, b) = Group.IsSolo ? (0, B) : Group.Share(B);
 
-        // 1. Behaviour quantities under the current weights (no gradient): log π_old, V_old, log π_ref.
+        // 1. Behaviour quantities under the current weights (no gradient): log π_old, V_old, log π_ref. With one
+        // minibatch, the first update trains at these weights on the whole batch: where a training-mode pass computes what
+        // an eval-mode pass does (no adapter dropout), that pass gives them, detached, and one forward pass of the policy
+        // is saved. Otherwise (several minibatches, a learner group, dropout) a separate eval-mode pass.
+        bool reuse = _o.ReuseBehaviourPass && _o.MiniBatches == 1 && Group.IsSolo && _policy.TrainsDeterministically;
+        if (reuse) _policy.Model.train(); else _policy.Model.eval();
+        var (myPrompts, myCompletions) = (prompts.Skip(lo).Take(b).ToList(), completions.Skip(lo).Take(b).ToList());
+        Tensor logRefLocal;
+        using (no_grad()) logRefLocal = _reference.LogProbs(myPrompts, myCompletions);    // first: the training pass's activations are not held yet
+        CompletionLogProbs? first = reuse ? _policy.LogProbsOf(prompts, completions, entropy: true) : null;
         Tensor logpOld, valuesOld, logRef, mask, advantages, returns, kl;
         double beta = Kl.Value;
         using (no_grad())
         {
-            _policy.Model.eval();
-            var (myPrompts, myCompletions) = (prompts.Skip(lo).Take(b).ToList(), completions.Skip(lo).Take(b).ToList());
-            using var lp = _policy.LogProbsOf(myPrompts, myCompletions, entropy: _o.EntropyCoef == 0);
+            using var own = reuse ? null : _policy.LogProbsOf(myPrompts, myCompletions, entropy: _o.EntropyCoef == 0);
+            var lp = first ?? own!;
             var local = new List<Tensor>
             {
                 lp.LogProbs.detach().clone(),                                                  // (b, c) log π_old
                 lp.Mask.detach().clone(),                                                      // (b, c)
             };
-            local.Add((_value.forward(PolicyModel.CompletionHidden(lp).to(ScalarType.Float32)) * local[1]).detach()); // (b, c) V_old
-            local.Add(_reference.LogProbs(myPrompts, myCompletions) * local[1]);              // (b, c) log π_ref
-            if (_o.EntropyCoef == 0) local.Add(lp.Entropy!);                                   // (b, c)
+            local.Add((_value.forward(PolicyModel.CompletionHidden(lp).detach().to(ScalarType.Float32)) * local[1]).detach()); // (b, c) V_old
+            local.Add(logRefLocal * local[1]);                                                 // (b, c) log π_ref
+            if (_o.EntropyCoef == 0) local.Add(lp.Entropy!.detach());                          // (b, c)
             var all = Gather(local, B, C, lo);                                                 // each (B, C)
             (logpOld, mask, valuesOld, logRef) = (all[0], all[1], all[2], all[3]);
             var sampler = tensor(ExperienceTensors.EndAligned(batch.Select(e => e.SamplerLogprobs).ToList(), C), [B, C], device: mask.device);
@@ -95,14 +104,16 @@ internal sealed class PpoTrainer : IDisposable
             for (int start = 0; start < B; start += mbSize)
             {
                 using var mbScope = NewDisposeScope();
-                var global = order.Skip(start).Take(mbSize).Select(i => (int)i).ToArray();
+                // The pass kept from step 1 holds the batch in its own order; the loss is a mean over all its tokens.
+                bool kept = epoch == 0 && start == 0 && first is not null;
+                var global = kept ? Enumerable.Range(0, B).ToArray() : order.Skip(start).Take(mbSize).Select(i => (int)i).ToArray();
                 var (from, count) = Group.IsSolo ? (0, global.Length) : Group.Share(global.Length);
                 var idx = global.Skip(from).Take(count).ToArray();
                 var mbCompletions = idx.Select(i => completions[i]).ToList();
                 int c = mbCompletions.Max(x => x.Length);
                 var rows = tensor(idx.Select(i => (long)i).ToArray(), device: mask.device);
                 Tensor Cut(Tensor full) => full.index_select(0, rows).narrow(1, C - c, c);   // end-aligned columns
-                using var lp = _policy.LogProbsOf(idx.Select(i => prompts[i]).ToList(), mbCompletions, entropy: _o.EntropyCoef > 0);
+                using var lp = kept ? first! : _policy.LogProbsOf(idx.Select(i => prompts[i]).ToList(), mbCompletions, entropy: _o.EntropyCoef > 0);
                 var mbMask = Cut(mask);
                 double weight = Group.IsSolo ? 1 : mbMask.sum().ToDouble() / Math.Max(1, mask.index_select(0, tensor(global.Select(i => (long)i).ToArray(), device: mask.device)).sum().ToDouble());
                 var values = _value.forward(PolicyModel.CompletionHidden(lp).to(ScalarType.Float32));               // (b, c)
