@@ -24,6 +24,7 @@ internal static class BenchCommand
         new Bench.QloraBenchmark(),
         new Bench.LearnersBenchmark(),
         new Bench.FederatedBenchmark(),
+        new Bench.BehaviourPassBenchmark(),
     ];
 
     public static Command Create()

@@ -9,7 +9,8 @@ namespace Rlft.Policy.Training.Trainers;
 /// PPO for language models (Ouyang et al., 2022; TRL/OpenRLHF structure): per-token KL shaping against
 /// the frozen reference with the score at the last token, GAE, whitened advantages, clipped policy and
 /// value losses, several epochs over minibatches, and a fixed or adaptive KL coefficient. Behaviour
-/// log-probs are recomputed here (the field's practice) and their mismatch with the sampler's reported.
+/// log-probs are recomputed here (the field's practice) and their mismatch with the sampler's reported; with one
+/// minibatch they come from the first update's own forward pass (see <see cref="Step"/>).
 /// </summary>
 internal sealed class PpoTrainer : IDisposable
 {
