@@ -15,6 +15,7 @@ internal static class BenchCommand
     [
         new PolicyBenchmarks(),
         new PolicyBenchmarks.Memory(),
+        new DecodeBenchmark(),
         new BatchingBenchmarks(),
         new ScaleBenchmarks(),
         new Bench.ScaleJobsBenchmark(),

@@ -95,15 +95,9 @@ internal sealed class Dense : nn.Module<Tensor, Tensor>
             y = QuantizedLinear.Apply(x, _quantized, _computeDtype);                     // (..., out)
             if (bias is not null) y = y + bias;
         }
-        else if (Transposed)
-        {
-            var flat = x.reshape(-1, InFeatures);                                     // (N, in)
-            var outShape = x.shape[..^1].Append(OutFeatures).ToArray();
-            y = (bias is null ? flat.matmul(weight) : addmm(bias, flat, weight, 1, 1)).view(outShape); // (..., out)
-        }
         else
         {
-            y = F.linear(x, weight, bias);                                            // (..., out)
+            y = DecodeLinear.Forward(x, weight, bias, Transposed);                       // (..., out)
         }
         if (lora_A is not null && !LoraMerged && !LoraDisabled)
         {

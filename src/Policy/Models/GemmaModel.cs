@@ -76,7 +76,7 @@ internal sealed class GemmaForCausalLM : CausalLM
     private protected override Tensor LmHead(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        var logits = lm_head is null ? F.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);   // (B, T, V)
+        var logits = lm_head is null ? DecodeLinear.Forward(hidden, model.embed_tokens.weight!, null) : lm_head.forward(hidden);   // (B, T, V)
         if (Config.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
         return logits.MoveToOuterDisposeScope();
     }

@@ -54,7 +54,7 @@ internal sealed class Gpt2LMHeadModel : CausalLM
         transformer.Forward(inputIds, positions, new LayerContext(mask, cache, null, null), checkpoint);
 
     private protected override Tensor LmHead(Tensor hidden) =>
-        lm_head is null ? F.linear(hidden, transformer.wte.weight!) : lm_head.forward(hidden);
+        lm_head is null ? DecodeLinear.Forward(hidden, transformer.wte.weight!, null) : lm_head.forward(hidden);
 
     internal override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [transformer.wte.weight!];
 }

@@ -67,7 +67,7 @@ internal sealed class LlamaForCausalLM : CausalLM
         model.Forward(inputIds, positions, positionBound, mask, cache, checkpoint);
 
     private protected override Tensor LmHead(Tensor hidden) =>
-        lm_head is null ? F.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);
+        lm_head is null ? DecodeLinear.Forward(hidden, model.embed_tokens.weight!, null) : lm_head.forward(hidden);
 
     internal override IEnumerable<Parameter> LmHeadParameters() => lm_head?.parameters() ?? [model.embed_tokens.weight!];
 }

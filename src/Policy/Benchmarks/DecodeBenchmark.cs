@@ -1,0 +1,71 @@
+using System.Text.Json.Nodes;
+using Rlft.Policy.Generation;
+using Rlft.Policy.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using static Rlft.Policy.Benchmarks.BenchTiming;
+
+namespace Rlft.Policy.Benchmarks;
+
+/// <summary>
+/// Decoding at real shapes, where the step is memory-bound: every weight is read once a step for the whole batch.
+/// <c>decode/gpt2-124m</c> (GPT-2's (in, out) Conv1D layout, tied head) and <c>decode/qwen2-0.5b</c> (nn.Linear's
+/// (out, in) layout, the 151,936-row tied head; cut to 4 layers, so the head is most of the bytes), random weights,
+/// batch 8, KV cache, sampled. Each is timed with the small-batch projection (<see cref="DecodeLinear"/>) and with
+/// libtorch's matmul, alternately in this process; the line gives the weight bytes a step reads, their GB/s against
+/// the same process's large-copy bandwidth, and the speed-up.
+/// </summary>
+internal sealed class DecodeBenchmark : IBenchmark
+{
+    public string Name => "decode";
+    const int Batch = 8;
+
+    public IEnumerable<JsonObject> Run(BenchOptions options)
+    {
+        int prompt = options.Quick ? 8 : 32, newTokens = options.Quick ? 8 : 32, repeats = options.Quick ? 1 : 2;
+        double bandwidth = PolicyBenchmarks.CopyGBps(repeats + 2);
+        yield return Decode("gpt2-124m", null, prompt, newTokens, repeats, bandwidth);
+        yield return Decode("qwen2-0.5b", 4, prompt, newTokens, repeats, bandwidth);
+    }
+
+    static JsonObject Decode(string preset, int? layers, int prompt, int newTokens, int repeats, double bandwidth)
+    {
+        var json = PublishedShapes.Config(preset, 1, 2, 0).ToJson();
+        if (layers is int n) json[preset.StartsWith("gpt2", StringComparison.Ordinal) ? "n_layer" : "num_hidden_layers"] = n;
+        var config = ModelConfig.Parse(json);
+        using var model = ModelFactory.CreateInitialized(config, seed: 0);
+        model.eval();
+        var random = new Random(1);
+        var prompts = Enumerable.Range(0, Batch).Select(_ => Enumerable.Range(0, prompt).Select(_ => random.Next(1, config.VocabSize)).ToArray()).ToList();
+        var sampling = new GenerationOptions { MaxNewTokens = newTokens, Temperature = 1.0, Seed = 5, StopTokenIds = [-1] };
+        // Prefill is timed alone and taken off, so the figures are the decoding steps'.
+        double Steps()
+        {
+            double all = Best(0, () => TextGenerator.Generate(model, prompts, sampling, 0, 0));
+            double prefill = Best(0, () => TextGenerator.Generate(model, prompts, sampling with { MaxNewTokens = 1 }, 0, 0));
+            return Math.Max(1e-9, all - prefill) / (newTokens - 1);
+        }
+        double fast = double.MaxValue, plain = double.MaxValue;
+        try
+        {
+            TextGenerator.Generate(model, prompts, sampling with { MaxNewTokens = 2 }, 0, 0);   // warm-up
+            for (int r = 0; r < repeats; r++)
+            {
+                DecodeLinear.Disabled = false; fast = Math.Min(fast, Steps());
+                DecodeLinear.Disabled = true; plain = Math.Min(plain, Steps());
+            }
+        }
+        finally { DecodeLinear.Disabled = false; }
+        double weightBytes = 4.0 * model.parameters().Where(p => p.dim() == 2).Sum(p => p.numel());
+        double gbps = weightBytes / fast / 1e9, plainGbps = weightBytes / plain / 1e9;
+        return new JsonObject
+        {
+            ["name"] = $"decode/{preset}", ["layers"] = config.NumLayers, ["batch"] = Batch, ["prompt_tokens"] = prompt, ["new_tokens"] = newTokens,
+            ["weights_mb_per_step"] = Round(weightBytes / 1e6, 0), ["copy_gb_per_s"] = Round(bandwidth, 2),
+            ["ms_per_step"] = Round(fast * 1000, 1), ["tokens_per_s"] = Round(Batch / fast, 1),
+            ["gb_per_s"] = Round(gbps, 2), ["fraction_of_bandwidth"] = Round(gbps / bandwidth, 3),
+            ["libtorch_ms_per_step"] = Round(plain * 1000, 1), ["libtorch_gb_per_s"] = Round(plainGbps, 2),
+            ["libtorch_fraction_of_bandwidth"] = Round(plainGbps / bandwidth, 3), ["speedup"] = Round(plain / fast, 2),
+        }.WithRatio(plain / fast, "libtorch matmul step seconds / small-batch projection step seconds");
+    }
+}
