@@ -13,7 +13,8 @@ namespace Rlft.Policy.Benchmarks;
 /// (out, in) layout, the 151,936-row tied head; cut to 4 layers, so the head is most of the bytes), random weights,
 /// batch 8, KV cache, sampled. Each is timed with the small-batch projection (<see cref="DecodeLinear"/>) and with
 /// libtorch's matmul, alternately in this process; the line gives the weight bytes a step reads, their GB/s against
-/// the same process's large-copy bandwidth, and the speed-up.
+/// the same process's large-copy bandwidth, and the speed-up. <c>decode/qwen2-0.5b-nf4</c> is the same with the
+/// projections' base quantized to NF4 (QLoRA's rollout).
 /// </summary>
 internal sealed class DecodeBenchmark : IBenchmark
 {
@@ -24,16 +25,23 @@ internal sealed class DecodeBenchmark : IBenchmark
     {
         int prompt = options.Quick ? 8 : 32, newTokens = options.Quick ? 8 : 32, repeats = options.Quick ? 1 : 2;
         double bandwidth = PolicyBenchmarks.CopyGBps(repeats + 2);
-        yield return Decode("gpt2-124m", null, prompt, newTokens, repeats, bandwidth);
-        yield return Decode("qwen2-0.5b", 4, prompt, newTokens, repeats, bandwidth);
+        // Quick mode (a smoke run): one or two layers and, for Qwen2, an 8,192-token vocabulary.
+        bool quick = options.Quick;
+        yield return Decode("gpt2-124m", quick ? 2 : null, null, prompt, newTokens, repeats, bandwidth);
+        yield return Decode("qwen2-0.5b", quick ? 1 : 4, quick ? 8192 : null, prompt, newTokens, repeats, bandwidth);
+        yield return Decode("qwen2-0.5b", quick ? 1 : 4, quick ? 8192 : null, prompt, newTokens, repeats, bandwidth, nf4: true);
     }
 
-    static JsonObject Decode(string preset, int? layers, int prompt, int newTokens, int repeats, double bandwidth)
+    static JsonObject Decode(string preset, int? layers, int? vocab, int prompt, int newTokens, int repeats, double bandwidth, bool nf4 = false)
     {
         var json = PublishedShapes.Config(preset, 1, 2, 0).ToJson();
         if (layers is int n) json[preset.StartsWith("gpt2", StringComparison.Ordinal) ? "n_layer" : "num_hidden_layers"] = n;
+        if (vocab is int v) json["vocab_size"] = v;
         var config = ModelConfig.Parse(json);
         using var model = ModelFactory.CreateInitialized(config, seed: 0);
+        // QLoRA's rollout: the projections' base in NF4, rebuilt layer by layer each step (where there is no AVX-512 kernel
+        // that multiplies from the codes); the embeddings and the tied head stay fp32.
+        if (nf4) Quantization.ModelQuantizer.Quantize(model, new Quantization.QuantizationOptions { Kind = Quantization.QuantizationKind.Nf4 });
         model.eval();
         var random = new Random(1);
         var prompts = Enumerable.Range(0, Batch).Select(_ => Enumerable.Range(0, prompt).Select(_ => random.Next(1, config.VocabSize)).ToArray()).ToList();
@@ -56,11 +64,13 @@ internal sealed class DecodeBenchmark : IBenchmark
             }
         }
         finally { DecodeLinear.Disabled = false; }
-        double weightBytes = 4.0 * model.parameters().Where(p => p.dim() == 2).Sum(p => p.numel());
+        // fp32 bytes of the matrices; the NF4 line counts its projections as the fp32 weights they are rebuilt into.
+        double weightBytes = 4.0 * model.parameters().Where(p => p.dim() == 2 && p.device_type != DeviceType.META).Sum(p => p.numel())
+            + 4.0 * model.DenseLayers().Where(d => d.Layer.Quantized is not null).Sum(d => d.Layer.InFeatures * d.Layer.OutFeatures);
         double gbps = weightBytes / fast / 1e9, plainGbps = weightBytes / plain / 1e9;
         return new JsonObject
         {
-            ["name"] = $"decode/{preset}", ["layers"] = config.NumLayers, ["batch"] = Batch, ["prompt_tokens"] = prompt, ["new_tokens"] = newTokens,
+            ["name"] = nf4 ? $"decode/{preset}-nf4" : $"decode/{preset}", ["layers"] = config.NumLayers, ["batch"] = Batch, ["prompt_tokens"] = prompt, ["new_tokens"] = newTokens,
             ["weights_mb_per_step"] = Round(weightBytes / 1e6, 0), ["copy_gb_per_s"] = Round(bandwidth, 2),
             ["ms_per_step"] = Round(fast * 1000, 1), ["tokens_per_s"] = Round(Batch / fast, 1),
             ["gb_per_s"] = Round(gbps, 2), ["fraction_of_bandwidth"] = Round(gbps / bandwidth, 3),

@@ -27,8 +27,9 @@ internal static unsafe class DecodeLinear
     const int ColumnTile = 24;           // output columns per tile, (in, out) layout
     const int Prefetch = 16;             // weight rows ahead, (in, out) layout
 
-    /// <summary>Off only for benchmarks that time libtorch's path against this one in one process.</summary>
-    internal static bool Disabled { get; set; }
+    /// <summary>Off, on the calling thread only: for benchmarks that time libtorch's path against this one in one process.</summary>
+    internal static bool Disabled { get => t_disabled; set => t_disabled = value; }
+    [ThreadStatic] static bool t_disabled;
 
     /// <summary>
     /// <paramref name="x"/> (..., in); <paramref name="weight"/> (out, in), or (in, out) when <paramref name="transposed"/>;

@@ -1,3 +1,4 @@
+using Rlft.Policy.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
@@ -35,7 +36,8 @@ internal static class QuantizedLinear
             return y.view([.. x.shape[..^1], weight.OutFeatures]).MoveToOuterDisposeScope();   // (..., out)
         }
         using var w = weight.Dequantize(computeDtype);                                      // (out, in)
-        return x.dtype == computeDtype ? F.linear(x, w) : F.linear(x.to(computeDtype), w).to(x.dtype);
+        // Decoding without the AVX-512 kernel: the rebuilt W goes through the small-batch projection (MKL would pack it again).
+        return x.dtype == computeDtype ? DecodeLinear.Forward(x, w, null) : F.linear(x.to(computeDtype), w).to(x.dtype);
     }
 
     /// <summary>The custom autograd node: the input is the only differentiable argument.</summary>

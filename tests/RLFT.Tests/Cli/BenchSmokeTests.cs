@@ -10,6 +10,7 @@ public class BenchSmokeTests
     [InlineData("weight-sync", "weight-sync/full-loopback:megabytes_per_second", "weight-sync/adapter-loopback:p50_ms", "weight-sync/full-stream:megabytes_per_second", "weight-sync/adapter-stream:p90_ms")]
     [InlineData("actors", "actors/ppo-job-lag0:steady_state_ratio", "actors/ppo-job-lag1:throughput_ratio")]
     [InlineData("feedback", "feedback/ratings:ratings_per_s")]
+    [InlineData("decode", "decode/gpt2-124m:speedup", "decode/qwen2-0.5b:gb_per_s", "decode/qwen2-0.5b-nf4:libtorch_ms_per_step")]
     [InlineData("qlora", "qlora/quantization-error:nf4_over_uniform_int4", "qlora/logprob-drift/nf4:mean_abs_token_logprob_diff", "qlora/ppo/small/nf4:bytes_per_quantized_weight",
         "qlora/ppo/small/nf4-checkpointed:train_s_median", "qlora/ppo/small/compared:nf4_over_fp32_base_mib")]
     [InlineData("scale-jobs", "scale/job/tiny/ppo-full:generate_s", "scale/job/tiny/ppo-full:train_gflops", "scale/job/tiny/grpo-lora:peak_rss_mib",
