@@ -16,6 +16,7 @@ namespace Rlft.Policy.Benchmarks;
 /// per-block gradient checkpointing (with <c>--large</c> also the whole 12 layers at batch 4 × 1,024). <c>scale/bf16-prefill</c>: a frozen bf16 Qwen2-0.5B shape cut to one layer
 /// prefilling batch 8 and keeping the last position's logits (what generation does), against the size of its bf16
 /// vocabulary matrix: a strided slice into the LM head once made matmul copy that matrix per batch row (ratio ≈ 8).
+/// <c>scale/train-step</c>: a whole training step of the GPT-2 124M shape (batch 2 × 512) against the matmul roofline.
 /// Memory is the rise of the process's peak resident set over the pass (Linux:
 /// the peak is reset through /proc/self/clear_refs before each pass, after the C heap has returned what earlier passes
 /// freed); quick mode shrinks the batches. The figures still move by ~100 MiB between runs.
@@ -31,6 +32,42 @@ internal sealed class ScaleBenchmarks : IBenchmark
         // The whole 12-layer shape at batch 4 × 1,024 (several GB of activations and minutes of CPU): with --large only.
         if (options.Large && !options.Quick) yield return Checkpointing(4, 1024, 12);
         yield return Bf16Prefill(8, options.Quick ? 16 : 64);
+        yield return TrainStep(options.Quick ? 2 : 12, options.Quick ? 1 : 2, options.Quick ? 128 : 512, options.Quick ? 1 : 2);
+    }
+
+    /// <summary>
+    /// <c>scale/train-step</c>: one full training step (forward, backward through the chunked LM head, AdamW) of the GPT-2
+    /// 124M shape on batch × length tokens, its GFLOP/s by the policy bench's count (6 per matmul weight and token, plus
+    /// 12 · layers · T · d for attention; the chunked head's second pass in the backward is not counted) against this
+    /// process's fp32 matmul, measured right before and after.
+    /// </summary>
+    static JsonObject TrainStep(int layers, int batch, int length, int repeats)
+    {
+        using var model = ModelFactory.CreateInitialized(Shape("gpt2-124m", layers), seed: 0);
+        model.train();
+        using var ids = randint(model.Config.VocabSize, [batch, length], generator: new Generator(5));   // (B, T)
+        var optimizer = optim.AdamW(model.parameters(), lr: 1e-5);
+        var c = model.Config;
+        long blockWeights = c.NumLayers * 12L * c.HiddenSize * c.HiddenSize, headWeights = (long)c.VocabSize * c.HiddenSize;
+        double flopsPerToken = 6.0 * (blockWeights + headWeights) + 12.0 * c.NumLayers * length * c.HiddenSize;
+        double roofline = PolicyBenchmarks.MatmulGflops(2048, 2);
+        double seconds = Best(repeats, () =>
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            var loss = -LogProbs.OfSequences(model, ids, null).mean();
+            loss.backward();
+            optimizer.step();
+            loss.item<float>();
+        });
+        roofline = Math.Max(roofline, PolicyBenchmarks.MatmulGflops(2048, 2));
+        double tokens = batch * (length - 1), gflops = tokens * flopsPerToken / seconds / 1e9;
+        return new JsonObject
+        {
+            ["name"] = "scale/train-step", ["shape"] = "gpt2-124m", ["layers"] = layers, ["batch"] = batch, ["length"] = length,
+            ["step_s"] = Round(seconds, 2), ["tokens_per_s"] = Round(tokens / seconds, 0), ["gflops"] = Round(gflops, 1),
+            ["matmul_gflops"] = Round(roofline, 1), ["fraction_of_matmul"] = Round(gflops / roofline, 3),
+        }.WithRatio(gflops / roofline, "train GFLOP/s / matmul GFLOP/s");
     }
 
     static JsonObject Bf16Prefill(int batch, int length)
