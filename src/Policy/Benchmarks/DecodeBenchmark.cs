@@ -34,10 +34,7 @@ internal sealed class DecodeBenchmark : IBenchmark
 
     static JsonObject Decode(string preset, int? layers, int? vocab, int prompt, int newTokens, int repeats, double bandwidth, bool nf4 = false)
     {
-        var json = PublishedShapes.Config(preset, 1, 2, 0).ToJson();
-        if (layers is int n) json[preset.StartsWith("gpt2", StringComparison.Ordinal) ? "n_layer" : "num_hidden_layers"] = n;
-        if (vocab is int v) json["vocab_size"] = v;
-        var config = ModelConfig.Parse(json);
+        var config = ScaleBenchmarks.Shape(preset, layers, vocab);
         using var model = ModelFactory.CreateInitialized(config, seed: 0);
         // QLoRA's rollout: the projections' base in NF4, rebuilt layer by layer each step (where there is no AVX-512 kernel
         // that multiplies from the codes); the embeddings and the tied head stay fp32.

@@ -94,10 +94,12 @@ internal sealed class ScaleBenchmarks : IBenchmark
         }.WithRatio(mib / vocabMib, "prefill peak rise MiB / bf16 vocabulary matrix MiB");
     }
 
-    static ModelConfig Shape(string preset, int? layers = null)
+    /// <summary>A published shape, optionally cut to <paramref name="layers"/> layers or given another vocabulary size.</summary>
+    internal static ModelConfig Shape(string preset, int? layers = null, int? vocab = null)
     {
         var json = PublishedShapes.Config(preset, 1, 2, 0).ToJson();
-        if (layers is int n) json[preset.StartsWith("gpt2") ? "n_layer" : "num_hidden_layers"] = n;
+        if (layers is int n) json[preset.StartsWith("gpt2", StringComparison.Ordinal) ? "n_layer" : "num_hidden_layers"] = n;
+        if (vocab is int v) json["vocab_size"] = v;
         return ModelConfig.Parse(json);
     }
 
