@@ -28,11 +28,24 @@ internal static class BenchCommand
         new Bench.BehaviourPassBenchmark(),
     ];
 
+    /// <summary>
+    /// The suites <c>--only <paramref name="filter"/></c> runs: the one named exactly so where there is one (<c>scale</c> is
+    /// not also <c>scale-jobs</c>), otherwise every suite whose name contains the text; without a filter, all but the
+    /// suites that run only when named.
+    /// </summary>
+    internal static List<IBenchmark> Select(IEnumerable<IBenchmark> all, string? filter)
+    {
+        var suites = all.ToList();
+        if (filter is null) return suites.Where(b => !b.OnlyWhenNamed).ToList();
+        var exact = suites.Where(b => b.Name.Equals(filter, StringComparison.OrdinalIgnoreCase)).ToList();
+        return exact.Count > 0 ? exact : suites.Where(b => b.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
+    }
+
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and smaller sizes (a smoke run)." };
         var large = new Option<bool>("--large") { Description = "Also the largest shapes where a suite has them (scale-jobs: Qwen2-1.5B; scale: checkpointing at GPT-2 124M, 4 × 1,024)." };
-        var only = new Option<string?>("--only") { Description = "Run only the suites whose name contains this text." };
+        var only = new Option<string?>("--only") { Description = "Run only the suite of this name, or where none has it, the suites whose name contains this text." };
         var output = new Option<FileInfo?>("--output") { Description = "Also write the JSON lines to this file." };
         var compare = new Option<FileInfo?>("--compare") { Description = "An earlier run's JSON lines: print each ratio's change from it." };
         var against = new Option<FileInfo?>("--against") { Description = "With --compare: compare with this saved run instead of running the benchmarks." };
@@ -49,7 +62,7 @@ internal static class BenchCommand
             }
             var options = new BenchOptions(result.GetValue(quick), result.GetValue(large));
             string? filter = result.GetValue(only);
-            var suites = Benchmarks().Where(b => filter is null ? !b.OnlyWhenNamed : b.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
+            var suites = Select(Benchmarks(), filter);
             if (suites.Count == 0) throw new CliException($"no benchmark suite matches --only '{filter}'");
             using var file = result.GetValue(output) is { } path ? new StreamWriter(path.FullName) : null;
             var lines = new List<string>();

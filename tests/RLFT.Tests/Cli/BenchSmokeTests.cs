@@ -45,6 +45,22 @@ public class BenchSmokeTests
             Assert.Equal(0, line.GetProperty("error_log_lines").GetInt32());
     }
 
+    [Theory]
+    [InlineData("scale", "scale")]                        // not also scale-jobs, which contains the text
+    [InlineData("scale-jobs", "scale-jobs")]
+    [InlineData("POLICY", "policy")]                      // exact, case-insensitive: not also policy-memory
+    [InlineData("polic", "policy,policy-memory")]         // no suite of that name: every suite containing it
+    [InlineData("pass", "behaviour-pass")]                // a suite that runs only when named, named by part
+    public void Only_runs_the_suite_of_that_name_or_else_every_suite_containing_the_text(string filter, string expected)
+    {
+        var names = Rlft.Host.Commands.BenchCommand.Select(Rlft.Host.Commands.BenchCommand.Benchmarks(), filter).Select(b => b.Name);
+        Assert.Equal(expected.Split(','), names);
+        // Without --only: every suite but those that run only when named.
+        var all = Rlft.Host.Commands.BenchCommand.Select(Rlft.Host.Commands.BenchCommand.Benchmarks(), null).Select(b => b.Name).ToList();
+        Assert.Contains("decode", all);
+        Assert.DoesNotContain("scale-jobs", all);
+    }
+
     [Fact]
     public void Compare_prints_the_change_of_every_ratio_between_two_saved_runs()
     {
