@@ -81,21 +81,41 @@ public class DiscoveryProcessTests(ITestOutputHelper output)
         }
 
         using var b = await StartNode(jobFile, "rollout", management[2]);
-        // The job starts as soon as the cluster has its roles, and the rollout processes exit when it ends: every node is
-        // polled in each round (not one after the other), so each is seen ready while the job is still running.
+        // The job starts as soon as the cluster has its roles, and a rollout process exits when it ends: all nodes are
+        // probed at once in each round, and a rollout process that has already exited cleanly, having heard the job end
+        // from the learner, counts as a member (the learner's view, which must be seen, then lists it Up).
         var view = new Dictionary<Node, JsonObject>();
+        var heardTheEnd = new List<Node>();
         deadline = DateTime.UtcNow.AddSeconds(90);
-        while (view.Count < 3)
+        while (view.Count + heardTheEnd.Count < 3)
         {
-            foreach (var n in new[] { learner, a, b }.Where(n => !view.ContainsKey(n)))
+            var pending = new[] { learner, a, b }.Where(n => !view.ContainsKey(n) && !heardTheEnd.Contains(n)).ToList();
+            var probes = await Task.WhenAll(pending.Select(async n =>
             {
-                var (code, body) = await ProbeNode(n, "/ready");
+                if (n == learner) return (Node: n, Result: ((HttpStatusCode, JsonObject)?)await ProbeNode(n, "/ready"));
+                try { return (Node: n, Result: await Probe(n.HealthPort, "/ready")); }
+                catch (HttpRequestException) when (n.Process.Process.WaitForExit(TimeSpan.FromSeconds(5)) && n.Process.Process.ExitCode == 0)
+                {
+                    n.Process.Process.WaitForExit();   // its output read to the end
+                    return (Node: n, Result: null);
+                }
+            }));
+            foreach (var (n, result) in probes)
+            {
+                if (result is not var (code, body))
+                {
+                    Assert.True(n.Process.Log.Contains("the job ended (job completed)"), $"the {n.Roles} node exited before it was seen ready:\n{n.Process.Log}");
+                    heardTheEnd.Add(n);
+                    continue;
+                }
                 if (code == HttpStatusCode.OK && body["members"]!.AsArray() is { Count: 3 } all && all.All(m => (string)m!["status"]! == "Up")) view[n] = body;
                 else Assert.True(DateTime.UtcNow < deadline, $"{n.Roles} node not ready: {body.ToJsonString()}\n{n.Process.Log}");
             }
-            if (view.Count < 3) await Task.Delay(100, Ct);
+            if (view.Count + heardTheEnd.Count < 3) await Task.Delay(100, Ct);
         }
-        // Every node saw all three Up; the learner's view names the roles.
+        Assert.True(view.ContainsKey(learner), "the learner was never seen ready");
+        output.WriteLine($"seen ready: {view.Count}; exited having heard the job end before a probe saw them ready: {heardTheEnd.Count}");
+        // The learner saw all three Up and names their roles.
         output.WriteLine($"learner's view: {view[learner].ToJsonString()}");
         var members = view[learner]["members"]!.AsArray().Select(m => (Roles: string.Join(",", m!["roles"]!.AsArray().Select(r => (string)r!)), Status: (string)m["status"]!)).ToList();
         Assert.All(members, m => Assert.Equal("Up", m.Status));
