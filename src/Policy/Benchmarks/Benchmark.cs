@@ -26,6 +26,13 @@ internal interface IBenchmark
 /// <summary>Small timing helpers shared by benchmarks.</summary>
 internal static class BenchTiming
 {
+    /// <summary>
+    /// Seconds a decoding step takes: a whole generation call (<paramref name="whole"/>) less the same call stopped after
+    /// its first token (<paramref name="prefill"/>: the prompts' forward pass), over the <paramref name="newTokens"/> − 1
+    /// steps left.
+    /// </summary>
+    public static double DecodeStepSeconds(double whole, double prefill, int newTokens) => Math.Max(1e-9, whole - prefill) / (newTokens - 1);
+
     /// <summary>Best (minimum) wall time in seconds over <paramref name="repeats"/> runs after one warm-up; 0 = one timed run, no warm-up.</summary>
     public static double Best(int repeats, Action action)
     {

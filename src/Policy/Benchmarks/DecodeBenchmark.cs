@@ -48,7 +48,7 @@ internal sealed class DecodeBenchmark : IBenchmark
         {
             double all = Best(0, () => TextGenerator.Generate(model, prompts, sampling, 0, 0));
             double prefill = Best(0, () => TextGenerator.Generate(model, prompts, sampling with { MaxNewTokens = 1 }, 0, 0));
-            return Math.Max(1e-9, all - prefill) / (newTokens - 1);
+            return DecodeStepSeconds(all, prefill, newTokens);
         }
         double fast = double.MaxValue, plain = double.MaxValue;
         try

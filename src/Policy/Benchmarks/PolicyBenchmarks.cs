@@ -56,7 +56,7 @@ internal sealed class PolicyBenchmarks : IBenchmark
         // The call above includes the prompts' prefill (16 × 64 tokens, compute-bound); timed alone and taken off, what
         // is left is the decoding steps' own time (the decode suite reports the same way at real shapes).
         double prefill = Best(repeats, () => TextGenerator.Generate(model, prompts, sampling with { MaxNewTokens = 1 }, 0, 0));
-        double perStep = Math.Max(1e-9, cached - prefill) / (NewTokens - 1);
+        double perStep = DecodeStepSeconds(cached, prefill, NewTokens);
         double cachedTps = Batch * NewTokens / cached;
         double decodeGflops = cachedTps * decodeFlopsPerToken / 1e9;
         roofline = Math.Max(roofline, Roofline());
