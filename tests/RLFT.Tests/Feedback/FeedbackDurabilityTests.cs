@@ -13,6 +13,13 @@ public class FeedbackDurabilityTests
 {
     static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    /// <summary>
+    /// How a request in flight when the node is SIGKILLed fails: mostly an HttpRequestException, but a connection the
+    /// kill breaks between connect and first use surfaces as a bare SocketException ("Transport endpoint is not
+    /// connected", from reading the socket's remote end point) or an IOException.
+    /// </summary>
+    static bool NodeDied(Exception e) => e is HttpRequestException or System.Net.Sockets.SocketException or IOException;
+
     /// <summary>`rlft feedback` as its own process, and the address it listens on.</summary>
     static async Task<(RlftProcess Node, Uri Url)> StartNodeAsync(string config)
     {
@@ -71,7 +78,7 @@ public class FeedbackDurabilityTests
                             if (confirmed.Count >= 150) enough.Cancel();
                         }
                     }
-                    catch (HttpRequestException) { /* the node died under us: in-flight requests have no answer */ }
+                    catch (Exception e) when (NodeDied(e)) { /* the node died under us: in-flight requests have no answer */ }
                 }, CancellationToken.None)).ToList();
                 // Kill mid-stream: as soon as enough ratings were confirmed, while the workers keep posting.
                 await Task.WhenAny(Task.Delay(Timeout.Infinite, enough.Token).ContinueWith(_ => { }, TaskScheduler.Default), Task.WhenAll(workers));
@@ -200,7 +207,7 @@ public class FeedbackDurabilityTests
                             if (rated.Count >= 200) enough.Cancel();
                         }
                     }
-                    catch (HttpRequestException) { /* the node died under us: in-flight requests have no answer */ }
+                    catch (Exception e) when (NodeDied(e)) { /* the node died under us: in-flight requests have no answer */ }
                 }, CancellationToken.None)).ToList();
                 var adminWork = Task.Run(async () =>
                 {
@@ -226,7 +233,7 @@ public class FeedbackDurabilityTests
                             await Task.Delay(20, CancellationToken.None);
                         }
                     }
-                    catch (HttpRequestException) { }
+                    catch (Exception e) when (NodeDied(e)) { }
                 }, CancellationToken.None);
                 await Task.WhenAny(Task.Delay(Timeout.Infinite, enough.Token).ContinueWith(_ => { }, TaskScheduler.Default), Task.WhenAll(workers));
                 first.Process.Kill();
