@@ -12,6 +12,7 @@ namespace Rlft.Policy.Collectives;
 /// in two rounds instead of 2(N−1), and without a ring's rotating partial sums (whose order differs by chunk).
 /// Tensors of different dtypes are reduced in their own dtype, one round pair per dtype in order of first use.
 /// Frames go straight from and into the flattened tensor's memory; a list of one contiguous CPU tensor is reduced in place.
+/// A sum that fails (a member lost, a frame refused) closes the transport, whose members are then out of step.
 /// </summary>
 internal static class AllReduce
 {
@@ -74,9 +75,9 @@ internal static class AllReduce
         using var parts = empty([size, mine.Count], dtype: flat.dtype);                   // (N, n) the peers' copies
         var partsMemory = new TensorMemory(parts).Memory;
         int partBytes = (int)(mine.Count * elementSize);
-        var sends = peers.Select(p => transport.SendAsync(p, Bytes(Chunk(p)), ct)).ToList();
-        await Task.WhenAll(peers.Select(p => ReceiveExactly(transport, p, partsMemory.Slice(p * partBytes, partBytes), "its share of my chunk", ct)));
-        await Task.WhenAll(sends);
+        await Round(transport,
+            peers.Select(p => transport.SendAsync(p, Bytes(Chunk(p)), ct)).ToList(),
+            peers.Select(p => ReceiveExactly(transport, p, partsMemory.Slice(p * partBytes, partBytes), "its share of my chunk", ct)).ToList());
         using (var scope = NewDisposeScope())
         {
             Tensor Part(int r) => r == rank ? own : parts[r];
@@ -90,9 +91,32 @@ internal static class AllReduce
         }
 
         // 2. All-gather: my summed chunk goes to every peer; theirs land in place.
-        sends = peers.Select(p => transport.SendAsync(p, Bytes(mine), ct)).ToList();
-        await Task.WhenAll(peers.Select(p => ReceiveExactly(transport, p, Bytes(Chunk(p)), "its summed chunk", ct)));
-        await Task.WhenAll(sends);
+        await Round(transport,
+            peers.Select(p => transport.SendAsync(p, Bytes(mine), ct)).ToList(),
+            peers.Select(p => ReceiveExactly(transport, p, Bytes(Chunk(p)), "its summed chunk", ct)).ToList());
+    }
+
+    /// <summary>
+    /// Waits for one round's sends and receives, which read and write the caller's tensors in place. When one fails (a
+    /// peer lost, a frame refused), the members are out of step and the transport is no longer usable: it is closed, so
+    /// that the others end at once, and all of them have ended before the failure is thrown — a send still reading, or a
+    /// receive still writing, a tensor its caller frees on the way out would touch freed memory.
+    /// </summary>
+    static async Task Round(ICollectiveTransport transport, List<Task> sends, List<Task> receives)
+    {
+        var pending = sends.Concat(receives).ToList();
+        Task? failed = null;
+        while (pending.Count > 0 && failed is null)
+        {
+            var done = await Task.WhenAny(pending);
+            pending.Remove(done);
+            if (!done.IsCompletedSuccessfully) failed = done;
+        }
+        if (failed is null) return;
+        transport.Dispose();
+        try { await Task.WhenAll(pending); }
+        catch (Exception) { }   // the operations the close ended; the first failure is the one reported
+        await failed;
     }
 
     static async Task ReceiveExactly(ICollectiveTransport transport, int peer, Memory<byte> into, string what, CancellationToken ct)

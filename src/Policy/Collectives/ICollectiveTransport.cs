@@ -6,6 +6,7 @@ namespace Rlft.Policy.Collectives;
 /// Point-to-point frames between the members of a group of <see cref="Size"/>, ranks 0…Size−1: what a collective
 /// needs from the wire. Frames from one peer arrive whole and in the order they were sent. Sends and receives to
 /// different peers may run concurrently; callers keep at most one send and one receive in flight per peer.
+/// Disposing closes this member's links and ends its sends and receives in flight (they fail or are cancelled).
 /// </summary>
 internal interface ICollectiveTransport : IDisposable
 {
@@ -27,6 +28,7 @@ internal interface ICollectiveTransport : IDisposable
 internal sealed class InProcessTransport : ICollectiveTransport
 {
     readonly Channel<byte[]>[,] _links;   // [from, to]
+    readonly CancellationTokenSource _closed = new();
 
     InProcessTransport(int rank, Channel<byte[]>[,] links) => (Rank, _links) = (rank, links);
 
@@ -44,12 +46,18 @@ internal sealed class InProcessTransport : ICollectiveTransport
         return Enumerable.Range(0, size).Select(r => new InProcessTransport(r, links)).ToArray();
     }
 
-    public Task SendAsync(int peer, ReadOnlyMemory<byte> frame, CancellationToken ct = default) =>
-        _links[Rank, Check(peer)].Writer.WriteAsync(frame.ToArray(), ct).AsTask();
+    public async Task SendAsync(int peer, ReadOnlyMemory<byte> frame, CancellationToken ct = default)
+    {
+        var writer = _links[Rank, Check(peer)].Writer;
+        using var closed = CancellationTokenSource.CreateLinkedTokenSource(ct, _closed.Token);
+        await writer.WriteAsync(frame.ToArray(), closed.Token);
+    }
 
     public async Task<int> ReceiveAsync(int peer, Memory<byte> into, CancellationToken ct = default)
     {
-        var frame = await _links[Check(peer), Rank].Reader.ReadAsync(ct);
+        var reader = _links[Check(peer), Rank].Reader;
+        using var closed = CancellationTokenSource.CreateLinkedTokenSource(ct, _closed.Token);
+        var frame = await reader.ReadAsync(closed.Token);
         if (frame.Length == into.Length) frame.CopyTo(into);
         return frame.Length;
     }
@@ -61,5 +69,6 @@ internal sealed class InProcessTransport : ICollectiveTransport
     public void Dispose()
     {
         for (int p = 0; p < Size; p++) _links[Rank, p].Writer.TryComplete();
+        _closed.Cancel();   // a receive waiting for a peer ends too (it would otherwise write into its buffer later)
     }
 }

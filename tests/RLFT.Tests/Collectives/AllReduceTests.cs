@@ -142,4 +142,63 @@ public class AllReduceTests
             finally { foreach (var t in transports) t.Dispose(); }
         }
     }
+
+    /// <summary>
+    /// Member 0 of three: member 2's link fails at once, member 1's frames arrive but a send to it only ends when the
+    /// transport is closed (a peer slow to read). Counts the sends and receives in flight.
+    /// </summary>
+    static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    sealed class OneLostTransport : ICollectiveTransport
+    {
+        readonly CancellationTokenSource _closed = new();
+        int _inFlight;
+        public int Rank => 0;
+        public int Size => 3;
+        public int InFlight => Volatile.Read(ref _inFlight);
+        public bool Closed => _closed.IsCancellationRequested;
+
+        public async Task SendAsync(int peer, ReadOnlyMemory<byte> frame, CancellationToken ct = default)
+        {
+            Interlocked.Increment(ref _inFlight);
+            try { await Task.Delay(Timeout.Infinite, _closed.Token); }
+            catch (OperationCanceledException) { throw new IOException($"the link to member {peer} was closed"); }
+            finally { Interlocked.Decrement(ref _inFlight); }
+        }
+
+        public async Task<int> ReceiveAsync(int peer, Memory<byte> into, CancellationToken ct = default)
+        {
+            await Task.Yield();
+            if (peer == 2) throw new IOException("member 2 was lost");
+            into.Span.Clear();
+            return into.Length;
+        }
+
+        public void Dispose() => _closed.Cancel();
+    }
+
+    [Fact]
+    public async Task A_sum_that_loses_a_member_closes_the_links_and_ends_its_sends_before_it_throws()
+    {
+        var transport = new OneLostTransport();
+        using var gradient = ones(1000);
+        var error = await Assert.ThrowsAsync<IOException>(() => AllReduce.SumAsync(transport, [gradient], Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct));
+        Assert.Equal("member 2 was lost", error.Message);
+        // A send still in flight here would read the tensor's memory after the caller frees it.
+        Assert.Equal(0, transport.InFlight);
+        Assert.True(transport.Closed);
+    }
+
+    [Fact]
+    public async Task Closing_an_in_process_member_ends_its_receive_in_flight()
+    {
+        var group = InProcessTransport.Create(2);
+        var buffer = new byte[8];
+        var receive = group[0].ReceiveAsync(1, buffer, Ct);
+        group[0].Dispose();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => receive.WaitAsync(TimeSpan.FromSeconds(30), Ct));
+        // The peer's frame, sent after the close, is never written into the buffer.
+        await group[1].SendAsync(0, new byte[] { 1, 2, 3, 4, 5, 6, 7, 8 }, Ct);
+        Assert.All(buffer, b => Assert.Equal(0, b));
+    }
 }
