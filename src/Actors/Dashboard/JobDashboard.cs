@@ -56,7 +56,7 @@ internal sealed class JobDashboard : IAsyncDisposable
     {
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || uri.AbsolutePath != "/")
             throw new ArgumentException($"--dashboard: '{url}' is not an address like http://127.0.0.1:8090");
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = WebApplication.CreateSlimBuilder(Runtime.OwnHosts.Web());
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls(url);
         var app = builder.Build();

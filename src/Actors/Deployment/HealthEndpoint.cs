@@ -25,7 +25,7 @@ internal sealed class HealthEndpoint : IAsyncDisposable
     /// <summary>Binds <paramref name="host"/>:<paramref name="port"/>; an <see cref="IOException"/> when the port is taken.</summary>
     public static async Task<HealthEndpoint> StartAsync(string host, int port, NodeHealth health, CancellationToken ct)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = WebApplication.CreateSlimBuilder(Runtime.OwnHosts.Web());
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{(host.Contains(':') ? $"[{host}]" : host)}:{port}");
         var app = builder.Build();

@@ -31,7 +31,7 @@ internal sealed class ManagementEndpoint : IAsyncDisposable
     /// <summary>Serves the contact point, tells the bootstrap where it is, and starts the bootstrap.</summary>
     public static async Task<ManagementEndpoint> StartAsync(ActorSystem system, ClusterDiscovery discovery, CancellationToken ct)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = WebApplication.CreateSlimBuilder(Runtime.OwnHosts.Web());
         builder.Logging.ClearProviders();
         string host = discovery.ManagementHost.Contains(':') ? $"[{discovery.ManagementHost}]" : discovery.ManagementHost;
         builder.WebHost.UseUrls($"http://{host}:{discovery.ManagementPort}");

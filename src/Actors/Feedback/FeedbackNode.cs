@@ -58,12 +58,7 @@ internal static class FeedbackNode
     /// </summary>
     public static WebApplicationBuilder CreateBuilder(FeedbackOptions options, IEnumerable<string> urls)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
-        {
-            EnvironmentName = Environments.Production,
-            ApplicationName = typeof(FeedbackNode).Assembly.GetName().Name,
-            ContentRootPath = AppContext.BaseDirectory,
-        });
+        var builder = WebApplication.CreateBuilder(Runtime.OwnHosts.Web(Environments.Production, typeof(FeedbackNode).Assembly.GetName().Name));
         builder.Logging.ClearProviders();
         // ASP.NET Core's own request lines would repeat ours, and below Warning Kestrel logs rejected request lines and
         // headers verbatim (an Authorization header included): its categories stay at Warning whatever the level.

@@ -145,7 +145,7 @@ internal sealed class RlftNode : IAsyncDisposable
 
         // A feedback node is a web application (Kestrel serves the rater page); the others are plain hosts.
         var web = feedback is null ? null : FeedbackNode.CreateBuilder(feedback, feedback.Urls);
-        IHostApplicationBuilder builder = web is not null ? web : Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        IHostApplicationBuilder builder = web is not null ? web : Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(OwnHosts.Plain());
         builder.Logging.ClearProviders();
         if (options.LoggerProvider is { } provider) builder.Logging.AddProvider(provider);
         else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
