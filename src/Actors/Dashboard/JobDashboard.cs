@@ -31,8 +31,14 @@ internal sealed class JobDashboard : IAsyncDisposable
         ("throughput", ["rollout/tokens_per_second"]),
     ];
 
-    /// <summary>How long the page is still served after the job's end, so open pages fetch the final state (and keep it).</summary>
+    /// <summary>How long the page is still served after the job's end when no page has polled (one may be opening).</summary>
     public static readonly TimeSpan Linger = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// How long at most the page is still served after the job's end when a page has polled during the job: until a page
+    /// has fetched the final state (it then keeps it), so a page slow to poll on a loaded machine does not miss it.
+    /// </summary>
+    public static readonly TimeSpan MaxLinger = TimeSpan.FromSeconds(15);
 
     /// <summary>At most this many points per curve (the newest; metrics.jsonl keeps them all).</summary>
     public const int MaxPoints = 2000;
@@ -45,6 +51,8 @@ internal sealed class JobDashboard : IAsyncDisposable
     JobStatus? _status;
     (int Stage, DateTime At, int Step)? _stageStart;
     JobFinished? _finished;
+    readonly TaskCompletionSource _finalServed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    int _polls;
 
     JobDashboard(WebApplication app, JobSpec job, Func<IReadOnlyList<MemberView>> members) => (_app, _job, _members) = (app, job, members);
 
@@ -62,7 +70,7 @@ internal sealed class JobDashboard : IAsyncDisposable
         var app = builder.Build();
         var dashboard = new JobDashboard(app, job, members);
         app.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8"));
-        app.MapGet("/api/state", () => Results.Text(dashboard.State().ToJsonString(), "application/json"));
+        app.MapGet("/api/state", () => Results.Text(dashboard.Serve(), "application/json"));
         await app.StartAsync(ct);
         return dashboard;
     }
@@ -88,6 +96,22 @@ internal sealed class JobDashboard : IAsyncDisposable
     public void Finished(JobFinished finished)
     {
         lock (_gate) _finished = finished;
+    }
+
+    /// <summary>
+    /// After <see cref="Finished"/>: completes once a page has fetched the final state, or after <see cref="MaxLinger"/>
+    /// when a page polled during the job, or after <see cref="Linger"/> when none did.
+    /// </summary>
+    public Task LingerAsync() =>
+        Task.WhenAny(_finalServed.Task, Task.Delay(Volatile.Read(ref _polls) > 0 ? MaxLinger : Linger));
+
+    /// <summary>One answer of /api/state, counted; an answer that says the job finished is the final state.</summary>
+    string Serve()
+    {
+        var state = State();
+        Interlocked.Increment(ref _polls);
+        if (state["finished"]!.GetValue<bool>()) _finalServed.TrySetResult();
+        return state.ToJsonString();
     }
 
     /// <summary>What /api/state answers.</summary>

@@ -104,7 +104,7 @@ internal static class NodeCommand
                 {
                     var finished = await learner.Finished.WaitAsync(ct);
                     dashboard?.Finished(finished);
-                    if (dashboard is not null) await Task.Delay(JobDashboard.Linger, CancellationToken.None);
+                    if (dashboard is not null) await dashboard.LingerAsync();
                     output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message}");
                     RunCommand.PrintSummary(output, finished.Summary);
                     return finished.Succeeded ? 0 : 1;

@@ -70,6 +70,23 @@ public sealed class DashboardPageTests(BrowserFixture browser) : IClassFixture<B
     }
 
     [Fact]
+    public async Task After_the_end_a_page_that_polled_is_served_until_it_has_fetched_the_final_state()
+    {
+        string dir = Directory.CreateTempSubdirectory("rlft-dash").FullName;
+        var job = Rlft.Actors.Jobs.JobSpec.Parse(Rlft.Actors.Configuration.RlftConfig.ParseText($"rlft.job.output-dir = \"{dir}\"", "test-overrides")
+            .WithFallback(Rlft.Actors.Configuration.RlftConfig.LoadFile(Path.Combine(Rlft.Actors.Configuration.RlftConfig.HoconDirectory, "quickstart.conf"))));
+        await using var dashboard = await JobDashboard.StartAsync("http://127.0.0.1:0/", job, () => [], Ct);
+        using var http = new HttpClient { BaseAddress = new Uri(dashboard.Urls[0]) };
+        Assert.Contains("\"finished\":false", await http.GetStringAsync("api/state", Ct));   // a page polls during the job
+        dashboard.Finished(new Rlft.Actors.Protocol.JobFinished(true, "job completed", []));
+        var linger = dashboard.LingerAsync();
+        Assert.False(linger.IsCompleted);
+        Assert.Contains("\"finished\":true", await http.GetStringAsync("api/state", Ct));    // it fetches the final state
+        // Served: the linger ends now, well before JobDashboard.MaxLinger (15 s).
+        await linger.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+    }
+
+    [Fact]
     public void A_dashboard_address_that_is_not_an_http_url_is_refused_before_the_job_runs()
     {
         string jobFile = JobHarness.JobFile(JobHarness.Ppo(2));
