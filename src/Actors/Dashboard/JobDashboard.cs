@@ -92,18 +92,16 @@ internal sealed class JobDashboard : IAsyncDisposable
         }
     }
 
-    /// <summary>The job's end: the page says so (and why) and keeps its curves.</summary>
-    public void Finished(JobFinished finished)
+    /// <summary>
+    /// The job's end: the page says so (and why) and keeps its curves. Completes once a page has fetched that final
+    /// state, or after <see cref="MaxLinger"/> when a page polled during the job, or after <see cref="Linger"/> when none did;
+    /// the caller stops serving then.
+    /// </summary>
+    public Task FinishAsync(JobFinished finished)
     {
         lock (_gate) _finished = finished;
+        return Task.WhenAny(_finalServed.Task, Task.Delay(Volatile.Read(ref _polls) > 0 ? MaxLinger : Linger));
     }
-
-    /// <summary>
-    /// After <see cref="Finished"/>: completes once a page has fetched the final state, or after <see cref="MaxLinger"/>
-    /// when a page polled during the job, or after <see cref="Linger"/> when none did.
-    /// </summary>
-    public Task LingerAsync() =>
-        Task.WhenAny(_finalServed.Task, Task.Delay(Volatile.Read(ref _polls) > 0 ? MaxLinger : Linger));
 
     /// <summary>One answer of /api/state, counted; an answer that says the job finished is the final state.</summary>
     string Serve()

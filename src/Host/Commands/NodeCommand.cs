@@ -103,8 +103,7 @@ internal static class NodeCommand
                 try
                 {
                     var finished = await learner.Finished.WaitAsync(ct);
-                    dashboard?.Finished(finished);
-                    if (dashboard is not null) await dashboard.LingerAsync();
+                    if (dashboard is not null) await dashboard.FinishAsync(finished);
                     output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message}");
                     RunCommand.PrintSummary(output, finished.Summary);
                     return finished.Succeeded ? 0 : 1;

@@ -138,8 +138,7 @@ internal static class RunCommand
             return 130;
         }
         display.End();
-        dashboard?.Finished(finished);
-        if (dashboard is not null) await dashboard.LingerAsync();   // open pages fetch the final state
+        if (dashboard is not null) await dashboard.FinishAsync(finished);   // open pages fetch the final state
         var seconds = (DateTime.UtcNow - started).TotalSeconds;
         output.WriteLine($"rlft: {(finished.Succeeded ? "finished" : "FAILED")}: {finished.Message} in {seconds:F0}s");
         PrintSummary(output, finished.Summary);

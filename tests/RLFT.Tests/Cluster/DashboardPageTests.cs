@@ -78,8 +78,7 @@ public sealed class DashboardPageTests(BrowserFixture browser) : IClassFixture<B
         await using var dashboard = await JobDashboard.StartAsync("http://127.0.0.1:0/", job, () => [], Ct);
         using var http = new HttpClient { BaseAddress = new Uri(dashboard.Urls[0]) };
         Assert.Contains("\"finished\":false", await http.GetStringAsync("api/state", Ct));   // a page polls during the job
-        dashboard.Finished(new Rlft.Actors.Protocol.JobFinished(true, "job completed", []));
-        var linger = dashboard.LingerAsync();
+        var linger = dashboard.FinishAsync(new Rlft.Actors.Protocol.JobFinished(true, "job completed", []));
         Assert.False(linger.IsCompleted);
         Assert.Contains("\"finished\":true", await http.GetStringAsync("api/state", Ct));    // it fetches the final state
         // Served: the linger ends now, well before JobDashboard.MaxLinger (15 s).
