@@ -1,4 +1,5 @@
 using Rlft.Policy.Models;
+using Rlft.Policy.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -54,6 +55,8 @@ static class ContinuousGenerator
                     next += rows.Length; active += rows.Length;
                 }
 
+                // The step's libtorch ops are too small to split over threads; prefills (above) and the projections do.
+                using var inline = DecodeThreads.Inline(device);
                 var uniforms = greedy ? [] : owner.Select(p => p < 0 ? 0.5f : random[p].NextFloat()).ToArray();
                 var (tok, lp, slp) = Sampler.Next(logits, o, uniforms);
                 var hostTok = tok.cpu().data<long>().ToArray();

@@ -1,4 +1,5 @@
 using Rlft.Policy.Models;
+using Rlft.Policy.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -49,6 +50,8 @@ public static class TextGenerator
         Tensor logits;
         using (var prefill = model.Forward(ids, mask, cache, logitsToKeep: 1))
             logits = prefill.Logits.squeeze(1).DetachFromDisposeScope();                // (B, V)
+        // With the cache, the steps' libtorch ops are too small to split over threads; the projections still split.
+        using var inline = cache is not null ? DecodeThreads.Inline(device) : default;
         int steps = 0;
         for (int step = 0; step < n; step++)
         {

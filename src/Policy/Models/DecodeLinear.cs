@@ -71,7 +71,7 @@ internal static unsafe class DecodeLinear
         fixed (byte* ys = y.bytes)
         {
             nint px = (nint)xs, pw = (nint)ws, py = (nint)ys;
-            int parts = Math.Max(1, get_num_threads());
+            int parts = Runtime.DecodeThreads.KernelParts;
             if (transposed)
             {
                 int tiles = n / ColumnTile, per = (tiles + parts - 1) / parts;

@@ -49,7 +49,7 @@ internal static unsafe class Nf4Kernel
             nint px = (nint)xs, pc = (nint)codes, ps = (nint)scales, py = (nint)ys;
             const long rowsPerTask = 64;
             long tasks = (outFeatures + rowsPerTask - 1) / rowsPerTask;
-            var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) };
+            var options = new ParallelOptions { MaxDegreeOfParallelism = Runtime.DecodeThreads.KernelParts };
             Parallel.For(0, tasks, options, t =>
             {
                 long from = t * rowsPerTask;
@@ -116,7 +116,7 @@ internal static unsafe class Nf4Kernel
     static void Run(byte* codes, float* scales, float* target, long blocks)
     {
         long tasks = (blocks + BlocksPerTask - 1) / BlocksPerTask;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) };
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Runtime.DecodeThreads.KernelParts };
         nint c = (nint)codes, s = (nint)scales, o = (nint)target;
         if (tasks == 1) Range(codes, scales, target, 0, blocks);
         else Parallel.For(0, tasks, options, t =>
