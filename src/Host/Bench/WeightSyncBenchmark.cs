@@ -36,7 +36,7 @@ internal sealed class WeightSyncBenchmark : IBenchmark
     public IEnumerable<JsonObject> Run(BenchOptions options)
     {
         long parameters = options.Quick ? 2_500_000 : 25_000_000;
-        var config = ConfigurationFactory.ParseString("akka.actor.provider = remote\nakka.loglevel = WARNING")
+        var config = ConfigurationFactory.ParseString("akka.actor.provider = remote\nakka.loglevel = WARNING\n" + BenchAkkaLogger.Config)
             .WithFallback(RlftConfig.BaseAkka().Config);
         using var a = ActorSystem.Create("bench", config);
         using var b = ActorSystem.Create("bench", config);
@@ -98,6 +98,7 @@ internal sealed class WeightSyncBenchmark : IBenchmark
             ["megabytes_per_second"] = Math.Round(blob.Length / 1e6 / best, 1),
             ["publish_seconds"] = Math.Round(prepare, 3),
             ["memory_copy_megabytes_per_second"] = Math.Round(blob.Length / 1e6 / copySeconds, 0),
+            ["error_log_lines"] = BenchAkkaLogger.Errors(a) + BenchAkkaLogger.Errors(b),
         }.WithRatio(copySeconds / best, "sync MB/s / in-process memory copy MB/s");
 
         // What verifying the whole blob would cost the fetcher, single-threaded: XxHash128 (done while the bytes arrive)
@@ -115,6 +116,7 @@ internal sealed class WeightSyncBenchmark : IBenchmark
             ["memory_copy_megabytes_per_second"] = Math.Round(blob.Length / 1e6 / copySeconds, 0),
             ["xxhash128_megabytes_per_second"] = Math.Round(blob.Length / 1e6 / xxhashSeconds, 0),
             ["sha256_megabytes_per_second"] = Math.Round(blob.Length / 1e6 / sha256Seconds, 0),
+            ["error_log_lines"] = BenchAkkaLogger.Errors(a) + BenchAkkaLogger.Errors(b),
         }.WithRatio(copySeconds / bestStream, "streamed sync MB/s / in-process memory copy MB/s");
 
         long adapterParameters = 12L * 4 * 8 * (512 + 512);
@@ -130,6 +132,7 @@ internal sealed class WeightSyncBenchmark : IBenchmark
             ["p50_ms"] = Math.Round(latencies[latencies.Count / 2], 1),
             ["p90_ms"] = Math.Round(latencies[(int)(latencies.Count * 0.9)], 1),
             ["full_sync_ms"] = Math.Round(best * 1000, 1),
+            ["error_log_lines"] = BenchAkkaLogger.Errors(a) + BenchAkkaLogger.Errors(b),
         }.WithRatio(latencies[(int)(latencies.Count * 0.9)] / (best * 1000), "adapter p90 ms / full-weight sync ms");
         var streamed = TimeStreams(options.Quick ? 5 : 30, adapterBlob.Length).Select(t => t * 1000).ToList();
         double streamP90 = streamed[(int)(streamed.Count * 0.9)];
@@ -142,8 +145,12 @@ internal sealed class WeightSyncBenchmark : IBenchmark
             ["p90_ms"] = Math.Round(streamP90, 1),
             ["chunked_p90_ms"] = Math.Round(latencies[(int)(latencies.Count * 0.9)], 1),
             ["full_sync_ms"] = Math.Round(bestStream * 1000, 1),
+            ["error_log_lines"] = BenchAkkaLogger.Errors(a) + BenchAkkaLogger.Errors(b),
         }.WithRatio(streamP90 / (bestStream * 1000), "adapter p90 ms / streamed full-weight sync ms");
-        // The fetching side leaves first: the serving side then sees an orderly disassociation, not a failed association.
+        // The fetching side leaves first, so the serving side usually sees an orderly disassociation; the figures are
+        // taken, so neither side's log of the association's end (BenchAkkaLogger) is printed.
+        BenchAkkaLogger.Quiet(a);
+        BenchAkkaLogger.Quiet(b);
         b.Terminate().Wait(TimeSpan.FromSeconds(10));
         a.Terminate().Wait(TimeSpan.FromSeconds(10));
     }
