@@ -11,8 +11,10 @@ namespace Rlft.Policy.Benchmarks;
 /// Decoding at real shapes, where the step is memory-bound: every weight is read once a step for the whole batch.
 /// <c>decode/gpt2-124m</c> (GPT-2's (in, out) Conv1D layout, tied head) and <c>decode/qwen2-0.5b</c> (nn.Linear's
 /// (out, in) layout, the 151,936-row tied head; cut to 4 layers, so the head is most of the bytes), random weights,
-/// batch 8, KV cache, sampled. Each is timed with the small-batch projection (<see cref="DecodeLinear"/>) and with
-/// libtorch's matmul, alternately in this process; the line gives the weight bytes a step reads, their GB/s against
+/// batch 8, KV cache, sampled. Each is timed with RLFT's decoding kernels (the small-batch projection
+/// <see cref="DecodeLinear"/>, the single-query attention <see cref="DecodeAttention"/>, libtorch's own ops inline,
+/// <see cref="Runtime.DecodeThreads"/>) and with libtorch's path for all three, alternately in this process; the line
+/// gives the weight bytes a step reads, their GB/s against
 /// the same process's large-copy bandwidth, and the speed-up. <c>decode/qwen2-0.5b-nf4</c> is the same with the
 /// projections' base quantized to NF4 (QLoRA's rollout).
 /// </summary>
@@ -56,11 +58,11 @@ internal sealed class DecodeBenchmark : IBenchmark
             TextGenerator.Generate(model, prompts, sampling with { MaxNewTokens = 2 }, 0, 0);   // warm-up
             for (int r = 0; r < repeats; r++)
             {
-                DecodeLinear.Disabled = false; fast = Math.Min(fast, Steps());
-                DecodeLinear.Disabled = true; plain = Math.Min(plain, Steps());
+                Libtorch(false); fast = Math.Min(fast, Steps());
+                Libtorch(true); plain = Math.Min(plain, Steps());
             }
         }
-        finally { DecodeLinear.Disabled = false; }
+        finally { Libtorch(false); }
         // fp32 bytes of the matrices; the NF4 line counts its projections as the fp32 weights they are rebuilt into.
         double weightBytes = 4.0 * model.parameters().Where(p => p.dim() == 2 && p.device_type != DeviceType.META).Sum(p => p.numel())
             + 4.0 * model.DenseLayers().Where(d => d.Layer.Quantized is not null).Sum(d => d.Layer.InFeatures * d.Layer.OutFeatures);
@@ -73,6 +75,8 @@ internal sealed class DecodeBenchmark : IBenchmark
             ["gb_per_s"] = Round(gbps, 2), ["fraction_of_bandwidth"] = Round(gbps / bandwidth, 3),
             ["libtorch_ms_per_step"] = Round(plain * 1000, 1), ["libtorch_gb_per_s"] = Round(plainGbps, 2),
             ["libtorch_fraction_of_bandwidth"] = Round(plainGbps / bandwidth, 3), ["speedup"] = Round(plain / fast, 2),
-        }.WithRatio(plain / fast, "libtorch matmul step seconds / small-batch projection step seconds");
+        }.WithRatio(plain / fast, "libtorch's step seconds / RLFT's decoding kernels' step seconds");
     }
+
+    static void Libtorch(bool on) => DecodeLinear.Disabled = DecodeAttention.Disabled = Runtime.DecodeThreads.Disabled = on;
 }

@@ -17,6 +17,8 @@ internal static class AttentionKernel
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, AttentionMask mask, double? scale = null, double? softcap = null)
     {
         using var scope = NewDisposeScope();
+        // A decoding step's single query per sequence: RLFT's kernel reads the cache's views in place.
+        if (DecodeAttention.Applies(q, k, v, mask)) return DecodeAttention.Apply(q, k, v, mask, scale, softcap).MoveToOuterDisposeScope();
         int groups = (int)(q.shape[1] / k.shape[1]);
         k = RepeatKv(k, groups);                                                     // (B, nh, S, D)
         v = RepeatKv(v, groups);

@@ -26,7 +26,7 @@ internal sealed class Gpt2Attention : nn.Module
         var qkv = c_attn.forward(x).view(b, t, 3, heads, headDim).permute(2, 0, 3, 1, 4); // (3, B, nh, T, hs)
         Tensor q = qkv[0], k = qkv[1], v = qkv[2];                                        // (B, nh, T, hs)
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(layer, k, v);               // (B, nh, S, hs)
-        var y = F.scaled_dot_product_attention(q, k, v, ctx.Mask.Mask, is_casual: ctx.Mask.Causal); // (B, nh, T, hs)
+        var y = AttentionKernel.Attend(q, k, v, ctx.Mask);                                // (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(b, t, c);                                           // (B, T, C)
         return c_proj.forward(y).MoveToOuterDisposeScope();
     }
