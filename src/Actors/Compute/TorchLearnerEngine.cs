@@ -108,9 +108,7 @@ internal sealed partial class TorchLearnerEngine : ILearnerEngine
         }
         else
         {
-            _modelDir = Path.Combine(job.RunDirectory, "init-model");
-            if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
-                ModelPresets.Write(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed), chatTemplate: job.Model.ChatTemplate);
+            _modelDir = InitModel.Ensure(Path.Combine(job.RunDirectory, "init-model"), job.Model, job.Seed);
         }
         string weights = resumeFrom is null ? _modelDir : Path.Combine(resumeFrom, CheckpointLayout.Policy);
         var quantization = job.Model.Quantization;

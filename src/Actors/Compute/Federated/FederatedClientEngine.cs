@@ -43,12 +43,7 @@ internal sealed class FederatedClientEngine : IDisposable
         manual_seed(job.Seed);
         var device = TorchRuntime.ResolveDevice(job.Device);
         if (job.Model.Path is { } path) _modelDir = path;
-        else
-        {
-            _modelDir = Path.Combine(workDirectory, "init-model");
-            if (!File.Exists(Path.Combine(_modelDir, Checkpoint.ConfigFile)))
-                ModelPresets.Write(job.Model.Arch, job.Model.Preset, _modelDir, job.Seed, ReviewTask.TokenizerCorpus(job.Seed), chatTemplate: job.Model.ChatTemplate);
-        }
+        else _modelDir = InitModel.Ensure(Path.Combine(workDirectory, "init-model"), job.Model, job.Seed);
         var tokenizer = HfTokenizer.Load(_modelDir);
         _policy = new PolicyModel(Checkpoint.Load(_modelDir, device, ScalarType.Float32), tokenizer, ModelFiles.Encoder(_modelDir, tokenizer));
         ModelHash = ModelStructure.Hash(_policy.Model);
