@@ -30,6 +30,8 @@ internal sealed partial class CoordinatorActor
     int _bytesRound = -1;
     long _roundBytesSent, _stageBytesSent, _stageBytesReceived, _foreignUpdates;
     string? _waitingFor;
+    // Clients refused (their model differs), by id, until one joins under that id: a wait for clients names them.
+    readonly SortedDictionary<string, string> _refused = new(StringComparer.Ordinal);
     DateTime _waitLogged;
 
     static readonly TimeSpan WaitLogEvery = TimeSpan.FromSeconds(30);
@@ -60,10 +62,12 @@ internal sealed partial class CoordinatorActor
         if (ModelStructure.Mismatch(join.ModelHash, _modelHash!) is { } why)
         {
             _log.Warning("federated client {0} refused: {1}", id, why);
+            _refused[id] = why;
             client.Tell(new FederationRefused(id, why));
             return;
         }
         client.Tell(new FederationJoined(id));
+        _refused.Remove(id);
         if (_clients.TryGetValue(id, out var known) && known.Equals(client)) return;   // a repeated join
         if (known is not null) { _clientIds.Remove(known); Context.Unwatch(known); }   // the same node, restarted
         _clients[id] = client;
@@ -200,7 +204,7 @@ internal sealed partial class CoordinatorActor
             case WaitForClients wait:
                 if (_waitingFor == wait.Reason) return;
                 (_waitingFor, _waitLogged) = (wait.Reason, DateTime.UtcNow);
-                _log.Warning("federated stage {0} waits for clients: {1} (start them with: rlft node --roles client --data PATH --seed-nodes …)", stage.Name, wait.Reason);
+                _log.Warning("federated stage {0} waits for clients: {1}{2} (start them with: rlft node --roles client --data PATH --seed-nodes …)", stage.Name, wait.Reason, Refused());
                 return;
             case FailStage fail:
                 Finish(false, $"stage {stage.Name}: {fail.Reason}");
@@ -218,9 +222,13 @@ internal sealed partial class CoordinatorActor
         if (_waitingFor is not null && now - _waitLogged >= WaitLogEvery)
         {
             _waitLogged = now;
-            _log.Warning("federated stage {0} still waits for clients: {1}", _stage!.Name, _waitingFor);
+            _log.Warning("federated stage {0} still waits for clients: {1}{2}", _stage!.Name, _waitingFor, Refused());
         }
     }
+
+    /// <summary>The clients refused so far, for a wait's message (empty when none was).</summary>
+    string Refused() => _refused.Count == 0 ? ""
+        : $"; refused {_refused.Count} client(s): {string.Join("; ", _refused.Select(r => $"{r.Key} ({r.Value})"))}";
 
     /// <summary>The federated stage's totals into the summary, once its held-out figures are in.</summary>
     void FederatedStageEnded()

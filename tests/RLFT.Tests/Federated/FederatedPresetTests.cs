@@ -34,7 +34,19 @@ public sealed class FederatedPresetTests(ITestOutputHelper output)
         {
             foreach (var shard in shards)
                 clients.Add(await RlftProcess.StartAsync(["node", "--config", job, "--roles", "client", "--data", shard, "--port", JobHarness.FreePort().ToString(), "--seed-nodes", seed], "up with roles", Ct));
-            await server.Process.WaitForExitAsync(Ct).WaitAsync(TimeSpan.FromMinutes(12), Ct);
+            // The server ends the job; a client that stops on its own first (refused, or failed to load its model) would
+            // leave it waiting for start-clients, so that is a failure now, with every node's output.
+            var deadline = Task.Delay(TimeSpan.FromMinutes(12), Ct);
+            var exits = clients.Select(c => c.Process.WaitForExitAsync(Ct)).ToList();
+            while (!server.Process.HasExited)
+            {
+                var first = await Task.WhenAny([server.Process.WaitForExitAsync(Ct), deadline, .. exits]);
+                if (first == deadline) Assert.Fail($"the server did not exit in 12 minutes.\n{Logs(server, clients)}");
+                if (clients.FirstOrDefault(c => c.Process.HasExited && c.Process.ExitCode != 0) is { } failed && !server.Process.HasExited)
+                    Assert.Fail($"client {clients.IndexOf(failed)} exited with {failed.Process.ExitCode} before the server.\n{Logs(server, clients)}");
+                exits = exits.Where(e => !e.IsCompleted).ToList();
+            }
+            await server.Process.WaitForExitAsync(Ct);
             output.WriteLine(server.Log[^Math.Min(3000, server.Log.Length)..]);
             Assert.Equal(0, server.Process.ExitCode);
 
@@ -60,4 +72,10 @@ public sealed class FederatedPresetTests(ITestOutputHelper output)
             foreach (var c in clients) c.Dispose();
         }
     }
+
+    /// <summary>The end of what every node printed.</summary>
+    static string Logs(RlftProcess server, List<RlftProcess> clients) => $"server:\n{Tail(server.Log)}\n"
+        + string.Join("\n", clients.Select((c, i) => $"client {i}{(c.Process.HasExited ? $" (exited {c.Process.ExitCode})" : "")}:\n{Tail(c.Log)}"));
+
+    static string Tail(string log) => log[^Math.Min(6000, log.Length)..];
 }
