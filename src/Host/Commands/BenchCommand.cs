@@ -29,23 +29,28 @@ internal static class BenchCommand
     ];
 
     /// <summary>
-    /// The suites <c>--only <paramref name="filter"/></c> runs: the one named exactly so where there is one (<c>scale</c> is
-    /// not also <c>scale-jobs</c>), otherwise every suite whose name contains the text; without a filter, all but the
-    /// suites that run only when named.
+    /// The suites <c>--only <paramref name="filter"/></c> runs, in run order: for each comma-separated name, the suite
+    /// named exactly so where there is one (<c>scale</c> is not also <c>scale-jobs</c>), otherwise every suite whose name
+    /// contains the text; without a filter, all but the suites that run only when named.
     /// </summary>
     internal static List<IBenchmark> Select(IEnumerable<IBenchmark> all, string? filter)
     {
         var suites = all.ToList();
         if (filter is null) return suites.Where(b => !b.OnlyWhenNamed).ToList();
-        var exact = suites.Where(b => b.Name.Equals(filter, StringComparison.OrdinalIgnoreCase)).ToList();
-        return exact.Count > 0 ? exact : suites.Where(b => b.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
+        var chosen = new HashSet<IBenchmark>();
+        foreach (var name in filter.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var exact = suites.Where(b => b.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).ToList();
+            chosen.UnionWith(exact.Count > 0 ? exact : suites.Where(b => b.Name.Contains(name, StringComparison.OrdinalIgnoreCase)));
+        }
+        return suites.Where(chosen.Contains).ToList();
     }
 
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions and smaller sizes (a smoke run)." };
         var large = new Option<bool>("--large") { Description = "Also the largest shapes where a suite has them (scale-jobs: Qwen2-1.5B; scale: checkpointing at GPT-2 124M, 4 × 1,024)." };
-        var only = new Option<string?>("--only") { Description = "Run only the suite of this name, or where none has it, the suites whose name contains this text." };
+        var only = new Option<string?>("--only") { Description = "Run only the suite of this name, or where none has it, the suites whose name contains this text; several, comma-separated, run in the usual order." };
         var output = new Option<FileInfo?>("--output") { Description = "Also write the JSON lines to this file." };
         var compare = new Option<FileInfo?>("--compare") { Description = "An earlier run's JSON lines: print each ratio's change from it." };
         var against = new Option<FileInfo?>("--against") { Description = "With --compare: compare with this saved run instead of running the benchmarks." };

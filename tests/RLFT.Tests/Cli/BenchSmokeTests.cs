@@ -51,7 +51,9 @@ public class BenchSmokeTests
     [InlineData("POLICY", "policy")]                      // exact, case-insensitive: not also policy-memory
     [InlineData("polic", "policy,policy-memory")]         // no suite of that name: every suite containing it
     [InlineData("pass", "behaviour-pass")]                // a suite that runs only when named, named by part
-    public void Only_runs_the_suite_of_that_name_or_else_every_suite_containing_the_text(string filter, string expected)
+    [InlineData("actors,scale", "scale,actors")]          // several: in run order, each exact where it can be
+    [InlineData("scale, polic,decode", "policy,policy-memory,decode,scale")]
+    public void Only_runs_the_suites_of_those_names_or_else_every_suite_containing_the_text(string filter, string expected)
     {
         var names = Rlft.Host.Commands.BenchCommand.Select(Rlft.Host.Commands.BenchCommand.Benchmarks(), filter).Select(b => b.Name);
         Assert.Equal(expected.Split(','), names);
