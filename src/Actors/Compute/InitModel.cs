@@ -25,9 +25,8 @@ internal static class InitModel
     /// <summary>The preset model of <paramref name="model"/> in <paramref name="dir"/>, written there unless it already is.</summary>
     public static string Ensure(string dir, ModelSpec model, int seed)
     {
+        if (Existing(dir, model, seed) is not null) return dir;
         string identity = Identity(model, seed);
-        string marker = Path.Combine(dir, IdentityFile);
-        if (File.Exists(Path.Combine(dir, Checkpoint.ConfigFile)) && File.Exists(marker) && File.ReadAllText(marker) == identity) return dir;
         string full = Path.GetFullPath(dir);
         string parent = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(parent);
@@ -44,6 +43,17 @@ internal static class InitModel
             if (Directory.Exists(writing)) Directory.Delete(writing, recursive: true);
         }
         return dir;
+    }
+
+    /// <summary>
+    /// <paramref name="dir"/> when it holds the preset model of <paramref name="model"/> written whole by
+    /// <see cref="Ensure"/>; null when it holds none, another, or one of another RLFT version (what reads a run's model
+    /// before the job writes it — memory estimate, data lengths — then goes by the preset instead).
+    /// </summary>
+    public static string? Existing(string dir, ModelSpec model, int seed)
+    {
+        string marker = Path.Combine(dir, IdentityFile);
+        return File.Exists(Path.Combine(dir, Checkpoint.ConfigFile)) && File.Exists(marker) && File.ReadAllText(marker) == Identity(model, seed) ? dir : null;
     }
 
     /// <summary>What the directory was written for, as the text of <see cref="IdentityFile"/>.</summary>

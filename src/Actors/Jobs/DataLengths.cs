@@ -32,8 +32,7 @@ internal sealed class DataLengths : IDisposable
     public DataLengths(JobSpec job)
     {
         _job = job;
-        string init = Path.Combine(job.RunDirectory, "init-model");
-        _modelDir = job.Model.Path ?? (File.Exists(Path.Combine(init, "tokenizer.json")) ? init : null);
+        _modelDir = job.Model.Path ?? Compute.InitModel.Existing(Path.Combine(job.RunDirectory, "init-model"), job.Model, job.Seed);
         if (_modelDir is not null)
         {
             try { _tokenizer = HfTokenizer.Load(_modelDir); }

@@ -32,7 +32,7 @@ public static class JobMemory
     static MemoryJob Describe(JobSpec job, int promptTokens, int sequenceTokens, Func<StageSpec, int?> prompt, Func<StageSpec, int?> sequence,
         Func<StageSpec, int?> encoderInput) => new()
     {
-        Model = ConfigOf(job.Model, Path.Combine(job.RunDirectory, "init-model")),
+        Model = ConfigOf(job.Model, Compute.InitModel.Existing(Path.Combine(job.RunDirectory, "init-model"), job.Model, job.Seed)),
         Stages = job.Stages.Select(s => new MemoryStage
         {
             Name = s.Name,
@@ -86,8 +86,7 @@ public static class JobMemory
     static ModelConfig ConfigOf(ModelSpec model, string? initDirectory)
     {
         if (model.Path is { } path) return ModelConfig.Load(Path.Combine(path, "config.json"));
-        if (initDirectory is not null && File.Exists(Path.Combine(initDirectory, "config.json")))
-            return ModelConfig.Load(Path.Combine(initDirectory, "config.json"));
+        if (initDirectory is not null) return ModelConfig.Load(Path.Combine(initDirectory, "config.json"));
         return ModelPresets.Shape(model.Arch, model.Preset);
     }
 }

@@ -137,14 +137,13 @@ internal static class InspectDataCommand
     };
 
     /// <summary>
-    /// A directory with the model's tokenizer files: the checkpoint's, the run's init-model when it exists, else the
+    /// A directory with the model's tokenizer files: the checkpoint's, the run's init-model when it holds the job's model, else the
     /// tokenizer the job's init model will have, made into <paramref name="scratch"/>.
     /// </summary>
     static string TokenizerDirectory(JobSpec job, string scratch)
     {
         if (job.Model.Path is { } path) return path;
-        string init = Path.Combine(job.RunDirectory, "init-model");
-        if (File.Exists(Path.Combine(init, Checkpoint.ConfigFile))) return init;
+        if (InitModel.Existing(Path.Combine(job.RunDirectory, "init-model"), job.Model, job.Seed) is { } init) return init;
         string dir = Path.Combine(scratch, "tokenizer");
         ModelPresets.InitTokenizer(job.Model.Preset, dir, ReviewTask.TokenizerCorpus(job.Seed), chatTemplate: job.Model.ChatTemplate);
         return dir;

@@ -39,6 +39,11 @@ public sealed class InitModelTests
         Assert.Equal(256, Width(dir));
         Assert.NotEqual(seed1, Weights(dir));
         Assert.Equal(InitModel.Identity(Small, 2), File.ReadAllText(Path.Combine(dir, InitModel.IdentityFile)));
+        // What reads a run's model before the job writes it (memory estimate, data lengths) takes only the job's own.
+        Assert.Equal(dir, InitModel.Existing(dir, Small, 2));
+        Assert.Null(InitModel.Existing(dir, Small, 1));
+        Assert.Null(InitModel.Existing(dir, Tiny, 2));
+        Assert.Null(InitModel.Existing(Path.Combine(parent, "none"), Small, 2));
 
         // Nothing but the model itself is left beside it.
         Assert.Equal(["init-model"], Directory.GetFileSystemEntries(parent).Select(Path.GetFileName));
