@@ -20,8 +20,8 @@ internal static class ChunkedLmHead
 {
     /// <summary>
     /// Default budget of fp32 logits per chunk: 64 MiB, i.e. 110 positions at Qwen2's 151,936-token vocabulary. Each
-    /// chunk reads the whole head matrix, so fewer, larger chunks cost less time; a chunk's backward holds about five
-    /// such tensors. Above glibc's largest mmap threshold (32 MiB) every chunk buffer is mapped and unmapped on its own:
+    /// chunk reads the whole head matrix, so fewer, larger chunks cost less time; a chunk's backward holds one such
+    /// tensor for log-probs (<see cref="LogProbGradient"/>) and about five when the entropy or a KL is differentiated. Above glibc's largest mmap threshold (32 MiB) every chunk buffer is mapped and unmapped on its own:
     /// measured with 32 MiB chunks, which the heap kept, the no-grad pass at 8 × 512 rose by 1.6 GiB instead of 0.1.
     /// </summary>
     public const long DefaultChunkBytes = 64L << 20;
@@ -43,7 +43,11 @@ internal static class ChunkedLmHead
         var flatTargets = targets.reshape(b * c);                                  // (N)
         var head = model.LmHeadParameters().ToList();
         var chunks = Chunks(hidden, chunkRows > 0 ? chunkRows : RowsPerChunk(model.Config.VocabSize))
-            .Select(r => Recompute.Apply(x => Stats(model, x[0]!, x[1]!, entropy), [r.Rows, flatTargets.narrow(0, r.Start, r.Count)], head))
+            .Select(r => Recompute.Apply(x => Stats(model, x[0]!, x[1]!, entropy), [r.Rows, flatTargets.narrow(0, r.Start, r.Count)], head,
+                // An entropy that only feeds a metric gets no gradient: then only log p's is needed, and that one is by hand.
+                new Recompute.Seed((inputs, grads) => entropy && grads[1] is not null
+                    ? (Stats(model, inputs[0]!, inputs[1]!, entropy: true), grads.ToArray())
+                    : LogProbGradient(model, inputs[0]!, inputs[1]!, grads[0]))))
             .ToList();
         var lp = Join(chunks.Select(o => o[0]), b, c, hidden);
         var ent = entropy ? Join(chunks.Select(o => o[1]), b, c, hidden) : null;
@@ -107,6 +111,30 @@ internal static class ChunkedLmHead
         var p = (logits - lse).exp_();                                             // (k, V)
         var ent = lse.squeeze(-1) - (p * logits).sum(-1);                          // (k)
         return [lp.MoveToOuterDisposeScope(), ent.MoveToOuterDisposeScope()];
+    }
+
+    /// <summary>
+    /// The backward of one chunk's log p(target) with the gradient of the log-softmax worked out by hand in the
+    /// recomputed logits' own buffer: d log softmax(z)[t] / dz = onehot(t) − softmax(z), times the incoming gradient
+    /// <paramref name="grad"/> (k). Autograd made three more chunk-sized tensors for it (the gather's scatter, the
+    /// logsumexp's softmax, their scaled sum), each above glibc's mmap threshold and so freshly mapped, zeroed and
+    /// unmapped every chunk; here only logsumexp's own temporary remains. The head's own backward (hidden states and
+    /// weights, LoRA, soft-cap) stays autograd's.
+    /// </summary>
+    static (Tensor[] Outputs, Tensor?[] Grads) LogProbGradient(CausalLM model, Tensor rows, Tensor targets, Tensor? grad)
+    {
+        if (grad is null) return ([], []);
+        var logits = Logits(model, rows);                                          // (k, V), recorded: the head's backward runs from here
+        var d = logits.detach();                                                   // the same buffer: nothing saved the head's output
+        using (no_grad())
+        {
+            // Autograd's own arithmetic, in place: softmax as exp(z − logsumexp z), times −g, plus g at the target,
+            // so the gradients are bit for bit those of differentiating Stats.
+            d.sub_(d.logsumexp(-1, keepdim: true)).exp_();                        // softmax(z)
+            var g = grad.to(d.dtype).unsqueeze(-1);                                // (k, 1)
+            d.mul_(g.neg()).scatter_add_(-1, targets.unsqueeze(-1), g);           // g · (onehot(t) − softmax(z))
+        }
+        return ([logits], [d]);
     }
 
     /// <summary>One chunk of forward KL: Σ_v p_t (log p_t − log p_s) (k).</summary>

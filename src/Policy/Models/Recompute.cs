@@ -32,7 +32,22 @@ internal static class Recompute
     /// pages back once the recomputation's temporaries are freed (a transformer block's: see the backward).
     /// </summary>
     public static Tensor[] Apply(Func<Tensor?[], Tensor[]> f, IReadOnlyList<Tensor?> inputs, IReadOnlyList<Parameter> parameters, bool preserveRng = false,
-        bool trimHeap = false)
+        bool trimHeap = false) => Apply(f, inputs, parameters, null, preserveRng, trimHeap);
+
+    /// <summary>
+    /// What a backward pass differentiates instead of <c>f</c>'s outputs: given the inputs (those that need a gradient
+    /// require one) and the gradients of <c>f</c>'s outputs (null where an output got none), it recomputes, with
+    /// autograd on, some tensors inside <c>f</c> and returns them with their gradients, which it works out itself. For
+    /// a step whose gradient is cheaper by hand than through autograd's temporaries (the LM head's log-softmax).
+    /// </summary>
+    public delegate (Tensor[] Outputs, Tensor?[] Grads) Seed(Tensor?[] inputs, IReadOnlyList<Tensor?> gradOutputs);
+
+    /// <summary>
+    /// <see cref="Apply(Func{Tensor?[], Tensor[]}, IReadOnlyList{Tensor?}, IReadOnlyList{Parameter}, bool, bool)"/> whose
+    /// backward differentiates what <paramref name="seed"/> returns (when given) rather than <paramref name="f"/>'s outputs.
+    /// </summary>
+    public static Tensor[] Apply(Func<Tensor?[], Tensor[]> f, IReadOnlyList<Tensor?> inputs, IReadOnlyList<Parameter> parameters, Seed? seed,
+        bool preserveRng = false, bool trimHeap = false)
     {
         var trainable = parameters.Where(p => p.requires_grad).ToArray();
         // A native module's parameter getter (Embedding.weight) makes a new wrapper in the caller's dispose scope,
@@ -42,7 +57,7 @@ internal static class Recompute
         if (!records) return f(inputs.ToArray());
         ReleaseHandedBack();   // a new graph: the previous backward pass is over
         bool onCpu = inputs.FirstOrDefault(x => x is not null) is not { } first || first.device.type == DeviceType.CPU;   // a GPU's memory is not the C heap
-        var call = new Call(f, inputs.Count, trainable, preserveRng, trimHeap && onCpu);
+        var call = new Call(f, inputs.Count, trainable, preserveRng, trimHeap && onCpu) { Seed = seed };
         var args = new object?[inputs.Count + trainable.Length + 1];
         for (int i = 0; i < inputs.Count; i++) args[i] = inputs[i];
         for (int j = 0; j < trainable.Length; j++) args[inputs.Count + j] = trainable[j];
@@ -74,6 +89,7 @@ internal static class Recompute
         public readonly int Inputs = inputs;
         public readonly Parameter[] Parameters = parameters;
         public readonly bool PreserveRng = preserveRng;
+        public Seed? Seed { get; init; }
         public int ParameterCount => Parameters.Length;
         public bool[] InputNeedsGrad = [];
         public Tensor? CpuRngState;   // the default generator before the forward run (5 KB)
@@ -117,7 +133,12 @@ internal static class Recompute
                 for (int i = 0; i < call.Inputs; i++)
                     inputs[i] = saved[i] is not { IsInvalid: false } s ? null : call.InputNeedsGrad[i] ? s.detach().requires_grad_(true) : s.detach();
                 Tensor[] outputs;
-                if (call.PreserveRng)
+                if (call.Seed is { } seed)
+                {
+                    var (seeded, seedGrads) = seed(inputs, gradOutputs.Select(g => g is { IsInvalid: false } ? g : null).ToList());
+                    (outputs, gradOutputs) = (seeded, seedGrads.ToList()!);   // null: no gradient (skipped below)
+                }
+                else if (call.PreserveRng)
                 {
                     using var now = Generator.Default.get_state();
                     ReplayRng(call);

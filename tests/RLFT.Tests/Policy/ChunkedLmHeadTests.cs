@@ -41,10 +41,15 @@ public class ChunkedLmHeadTests
     }
 
     [Theory]
-    [InlineData("gpt2")]     // tied head, learned positions
-    [InlineData("llama")]    // separate lm_head
-    [InlineData("gemma2")]   // final logit soft-cap inside the head
-    public void Log_probs_and_entropy_and_their_gradients_equal_the_unchunked_head(string arch)
+    [InlineData("gpt2", true, true)]     // tied head, learned positions
+    [InlineData("llama", true, true)]    // separate lm_head
+    [InlineData("gemma2", true, true)]   // final logit soft-cap inside the head
+    [InlineData("gpt2", false, false)]   // log-probs alone: the log-softmax's gradient by hand (ChunkedLmHead.LogProbGradient)
+    [InlineData("llama", false, false)]
+    [InlineData("gemma2", false, false)]
+    [InlineData("gpt2", true, false)]    // an entropy for a metric only: by hand too
+    [InlineData("gemma2", true, false)]
+    public void Log_probs_and_entropy_and_their_gradients_equal_the_unchunked_head(string arch, bool entropy, bool entropyInLoss)
     {
         using var chunked = TinyModels.Create(arch, std: 0.05);
         using var plain = Twin(chunked);
@@ -53,20 +58,42 @@ public class ChunkedLmHeadTests
 
         // Chunked: 5 rows per chunk over 3 × 8 = 24 positions (the last chunk partial, chunks crossing rows).
         using var outC = chunked.Forward(ids, logitsToKeep: -1);
-        var (lpC, entC) = ChunkedLmHead.TokenStats(chunked, outC.HiddenStates.narrow(1, 0, 8), ids.narrow(1, 1, 8), entropy: true, chunkRows: 5);
-        ((lpC * weights).sum() + 0.3f * (entC! * weights).sum()).backward();
+        var (lpC, entC) = ChunkedLmHead.TokenStats(chunked, outC.HiddenStates.narrow(1, 0, 8), ids.narrow(1, 1, 8), entropy, chunkRows: 5);
+        ((lpC * weights).sum() + (entropyInLoss ? 0.3f * (entC! * weights).sum() : 0f)).backward();
 
         // Plain: full (B, T, V) logits, the naive log-softmax and entropy.
         using var outP = plain.Forward(ids);
         var logp = outP.Logits.narrow(1, 0, 8).log_softmax(-1);                                           // (B, T, V)
         var lpP = logp.gather(-1, ids.narrow(1, 1, 8).unsqueeze(-1)).squeeze(-1);                         // (B, T)
         var entP = -(logp.exp() * logp).sum(-1);
-        ((lpP * weights).sum() + 0.3f * (entP * weights).sum()).backward();
+        ((lpP * weights).sum() + (entropyInLoss ? 0.3f * (entP * weights).sum() : 0f)).backward();
 
         Assert.True(lpC.allclose(lpP, 1e-5, 1e-5), "log-probs differ");
-        Assert.True(entC!.allclose(entP, 1e-5, 1e-5), "entropies differ");
+        Assert.Equal(entropy, entC is not null);
+        if (entropy) Assert.True(entC!.allclose(entP, 1e-5, 1e-5), "entropies differ");
         double worst = WorstRelativeGradientError(chunked, plain);
         Assert.True(worst < 1e-6, $"relative gradient error {worst:E2}");
+    }
+
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("gemma2")]
+    public void The_hand_written_log_softmax_gradient_is_bit_for_bit_autograds(string arch)
+    {
+        using var byHand = TinyModels.Create(arch, std: 0.05);
+        using var byAutograd = Twin(byHand);
+        using var ids = randint(3, TinyModels.Vocab, [3, 9], generator: new Generator(7));
+        using var weights = randn([3, 8], generator: new Generator(8));
+        foreach (var (model, viaAutograd) in new[] { (byHand, false), (byAutograd, true) })
+        {
+            using var output = model.Forward(ids, logitsToKeep: -1);
+            // An entropy in the loss (times zero) makes the chunk differentiate Stats through autograd.
+            var (lp, ent) = ChunkedLmHead.TokenStats(model, output.HiddenStates.narrow(1, 0, 8), ids.narrow(1, 1, 8), entropy: viaAutograd, chunkRows: 5);
+            ((lp * weights).sum() + (viaAutograd ? 0f * ent!.sum() : 0f)).backward();
+        }
+        var other = byAutograd.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+        foreach (var (name, p) in byHand.named_parameters())
+            Assert.True(p.grad!.allclose(other[name].grad!, rtol: 0, atol: 0), $"{name}: the gradients differ");
     }
 
     [Fact]
