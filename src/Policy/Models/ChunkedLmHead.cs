@@ -21,8 +21,8 @@ internal static class ChunkedLmHead
     /// <summary>
     /// Default budget of fp32 logits per chunk: 64 MiB, i.e. 110 positions at Qwen2's 151,936-token vocabulary. Each
     /// chunk reads the whole head matrix, so fewer, larger chunks cost less time; a chunk's backward holds one such
-    /// tensor for log-probs (<see cref="LogProbGradient"/>) and about five when the entropy or a KL is differentiated. Above glibc's largest mmap threshold (32 MiB) every chunk buffer is mapped and unmapped on its own:
-    /// measured with 32 MiB chunks, which the heap kept, the no-grad pass at 8 × 512 rose by 1.6 GiB instead of 0.1.
+    /// tensor for log-probs (<see cref="LogProbGradient"/>) and about five when the entropy or a KL is differentiated.
+    /// Above glibc's largest mmap threshold (32 MiB) every chunk buffer is mapped and unmapped on its own: measured with 32 MiB chunks, which the heap kept, the no-grad pass at 8 × 512 rose by 1.6 GiB instead of 0.1.
     /// </summary>
     public const long DefaultChunkBytes = 64L << 20;
 
@@ -45,9 +45,9 @@ internal static class ChunkedLmHead
         var chunks = Chunks(hidden, chunkRows > 0 ? chunkRows : RowsPerChunk(model.Config.VocabSize))
             .Select(r => Recompute.Apply(x => Stats(model, x[0]!, x[1]!, entropy), [r.Rows, flatTargets.narrow(0, r.Start, r.Count)], head,
                 // An entropy that only feeds a metric gets no gradient: then only log p's is needed, and that one is by hand.
-                new Recompute.Seed((inputs, grads) => entropy && grads[1] is not null
+                seed: (inputs, grads) => entropy && grads[1] is not null
                     ? (Stats(model, inputs[0]!, inputs[1]!, entropy: true), grads.ToArray())
-                    : LogProbGradient(model, inputs[0]!, inputs[1]!, grads[0]))))
+                    : LogProbGradient(model, inputs[0]!, inputs[1]!, grads[0])))
             .ToList();
         var lp = Join(chunks.Select(o => o[0]), b, c, hidden);
         var ent = entropy ? Join(chunks.Select(o => o[1]), b, c, hidden) : null;

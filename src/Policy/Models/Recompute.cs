@@ -31,23 +31,9 @@ internal static class Recompute
     /// recording this is plain <c>f(inputs)</c>. With <paramref name="trimHeap"/> the backward hands the C heap's free
     /// pages back once the recomputation's temporaries are freed (a transformer block's: see the backward).
     /// </summary>
+    /// <param name="seed">When given, what the backward differentiates instead of <paramref name="f"/>'s outputs (no RNG replay then).</param>
     public static Tensor[] Apply(Func<Tensor?[], Tensor[]> f, IReadOnlyList<Tensor?> inputs, IReadOnlyList<Parameter> parameters, bool preserveRng = false,
-        bool trimHeap = false) => Apply(f, inputs, parameters, null, preserveRng, trimHeap);
-
-    /// <summary>
-    /// What a backward pass differentiates instead of <c>f</c>'s outputs: given the inputs (those that need a gradient
-    /// require one) and the gradients of <c>f</c>'s outputs (null where an output got none), it recomputes, with
-    /// autograd on, some tensors inside <c>f</c> and returns them with their gradients, which it works out itself. For
-    /// a step whose gradient is cheaper by hand than through autograd's temporaries (the LM head's log-softmax).
-    /// </summary>
-    public delegate (Tensor[] Outputs, Tensor?[] Grads) Seed(Tensor?[] inputs, IReadOnlyList<Tensor?> gradOutputs);
-
-    /// <summary>
-    /// <see cref="Apply(Func{Tensor?[], Tensor[]}, IReadOnlyList{Tensor?}, IReadOnlyList{Parameter}, bool, bool)"/> whose
-    /// backward differentiates what <paramref name="seed"/> returns (when given) rather than <paramref name="f"/>'s outputs.
-    /// </summary>
-    public static Tensor[] Apply(Func<Tensor?[], Tensor[]> f, IReadOnlyList<Tensor?> inputs, IReadOnlyList<Parameter> parameters, Seed? seed,
-        bool preserveRng = false, bool trimHeap = false)
+        bool trimHeap = false, Seed? seed = null)
     {
         var trainable = parameters.Where(p => p.requires_grad).ToArray();
         // A native module's parameter getter (Embedding.weight) makes a new wrapper in the caller's dispose scope,
@@ -64,6 +50,14 @@ internal static class Recompute
         args[^1] = call;
         return RecomputeFunction.apply(args!).ToArray();
     }
+
+    /// <summary>
+    /// What a backward pass differentiates instead of <c>f</c>'s outputs: given the inputs (those that need a gradient
+    /// require one) and the gradients of <c>f</c>'s outputs (null where an output got none), it recomputes, with
+    /// autograd on, some tensors inside <c>f</c> and returns them with their gradients, which it works out itself. For
+    /// a step whose gradient is cheaper by hand than through autograd's temporaries (the LM head's log-softmax).
+    /// </summary>
+    public delegate (Tensor[] Outputs, Tensor?[] Grads) Seed(Tensor?[] inputs, IReadOnlyList<Tensor?> gradOutputs);
 
     /// <summary>
     /// The gradients the last backward call on this thread handed to the autograd engine. The engine holds its own
